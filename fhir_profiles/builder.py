@@ -1,0 +1,211 @@
+"""Reading -> FHIR R4 Observation(s), after the HL7 PHD IG 2.0.0 and the FHIR vital-signs profiles.
+
+The builder makes plain FHIR JSON (dicts with Decimal values), correct by construction: its tests
+validate every shape it makes with ``fhir.resources.R4B``. On the ingest hot path only the cheap
+profile rules run on its output.
+
+Ids are derived from the dedup identifier, so the same reading always gets the same id and the
+status Observation can point at its measurement (``derivedFrom``) before either is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from homediag.adapters.devices.ieee11073 import Number
+from homediag.adapters.devices.readings import DeviceTime, Measured, Reading
+
+from . import terminology as t
+
+CANONICAL = "https://homediag.example.org/fhir"
+DEDUP_SYSTEM = f"{CANONICAL}/sid/reading"
+PROFILE_BASE = f"{CANONICAL}/StructureDefinition"
+EXT_DEVICE_TIME = f"{PROFILE_BASE}/device-time"
+EXT_GATEWAY_RECEIVED = f"{PROFILE_BASE}/gateway-received-time"
+EXT_USER_ID = f"{PROFILE_BASE}/device-user-id"
+EXT_GATEWAY_DEVICE = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
+PHD_PROFILE = "http://hl7.org/fhir/uv/phd/StructureDefinition"
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
+VITAL_SIGNS_CATEGORY = {
+    "coding": [{"system": t.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
+    "text": "Vital Signs",
+}
+PHD_CATEGORY = {"coding": [{"system": t.PHD_CATEGORY, "code": "phd"}]}
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """Where a reading came from and whom it belongs to (by reference and pseudonym only)."""
+
+    patient_id: str
+    patient_key: str  # the internal pseudonym: part of the dedup identifier, never shown
+    device_id: str
+    gateway_received_at: datetime  # aware
+    gateway_device_id: str | None = None
+    local_zone: ZoneInfo = COPENHAGEN
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """An Observation with what the store indexes beside it."""
+
+    resource: dict[str, object]
+    dedup: str
+    measurement: str
+    effective: datetime  # aware
+    value: Decimal | None
+    unit: str | None
+
+
+def effective_time(device_time: DeviceTime | None, ctx: BuildContext) -> tuple[datetime, bool]:
+    """The time the reading was taken, and whether it came from the device's own clock.
+
+    A device time without an offset is local time in ``ctx.local_zone``; a time with an unknown
+    year (or none at all) cannot date the reading, so the gateway's receive time stands in for it.
+    """
+    naive = device_time.as_naive_datetime() if device_time is not None else None
+    if naive is None:
+        return ctx.gateway_received_at, False
+    assert device_time is not None
+    if device_time.utc_offset is not None:
+        return naive.replace(tzinfo=timezone(device_time.utc_offset)), True
+    return naive.replace(tzinfo=ctx.local_zone), True
+
+
+def fhir_datetime(value: datetime) -> str:
+    """An instant with its UTC offset, to the second (``2026-11-26T08:01:02+01:00``)."""
+    return value.isoformat(timespec="seconds")
+
+
+def _canonical_value(number: Number, from_unit: str, m: t.Measurement) -> tuple[Decimal | None, str]:
+    """Convert to the canonical UCUM unit. Whole-unit precision after a conversion such as kPa -> mm[Hg]."""
+    assert m.unit is not None
+    if number.value is None:
+        return None, m.unit
+    if from_unit not in m.conversions:
+        raise ValueError(f"{m.key}: unit '{from_unit}' has no conversion to '{m.unit}'")
+    factor = m.conversions[from_unit]
+    value = number.value
+    if factor != 1:
+        exponent = min(value.as_tuple().exponent, 0)  # type: ignore[operator]
+        # a conversion keeps the device's resolution, at least whole units (cuffs show whole mmHg)
+        places = Decimal(1).scaleb(min(exponent + 1, 0))
+        value = (value * factor).quantize(places, rounding=ROUND_HALF_UP)
+    elif value.as_tuple().exponent > 0:  # type: ignore[operator]
+        value = value.quantize(Decimal(1))  # 2E+1 is written 20
+    return value, m.unit
+
+
+def _quantity(value: Decimal, unit: str, m: t.Measurement) -> dict[str, object]:
+    return {"value": value, "unit": m.unit_display or unit, "system": t.UCUM, "code": unit}
+
+
+def _data_absent(number: Number) -> dict[str, object]:
+    assert number.special is not None
+    return {
+        "coding": [{"system": t.DATA_ABSENT_REASON, "code": number.special.data_absent_reason}],
+        "text": number.special.label,
+    }
+
+
+def _value_elements(measured: Measured) -> tuple[dict[str, object], Decimal | None, str]:
+    m = t.measurement(measured.measurement)
+    value, unit = _canonical_value(measured.number, measured.unit, m)
+    if value is None:
+        return {"dataAbsentReason": _data_absent(measured.number)}, None, unit
+    return {"valueQuantity": _quantity(value, unit, m)}, value, unit
+
+
+def dedup_identifier(ctx: BuildContext, code: str, reading: Reading, effective: datetime, from_device: bool) -> str:
+    """The PHD-style dedup key: device, patient, code, time, values, hashed.
+
+    PHD IG concatenates device id, patient id, code and time; here the patient part is the internal
+    pseudonym, and the whole is hashed so that the identifier shown to readers carries none of it.
+    When the device's clock cannot date the reading, the gateway's receive time is part of the key:
+    otherwise equal readings from a cuff with an unset clock on different days would merge.
+    """
+    parts = [ctx.device_id, ctx.patient_key, code, str(reading.user_id)]
+    if reading.device_time is not None:
+        parts.append(reading.device_time.text())
+    if not from_device:
+        parts.append(f"gateway:{fhir_datetime(effective)}")
+    values = [reading.value] if reading.value is not None else list(reading.components)
+    parts += [f"{v.measurement}={v.number.value if v.number.value is not None else v.number.special}{v.unit}" for v in values]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, reading: Reading, from_device: bool, profiles: list[str]) -> dict[str, object]:
+    resource: dict[str, object] = {
+        "resourceType": "Observation",
+        "id": dedup[:32],
+        "meta": {"profile": profiles},
+    }
+    extensions: list[dict[str, object]] = []
+    if ctx.gateway_device_id:
+        extensions.append({"url": EXT_GATEWAY_DEVICE, "valueReference": {"reference": f"Device/{ctx.gateway_device_id}"}})
+    if reading.device_time is not None and not from_device:
+        extensions.append({"url": EXT_DEVICE_TIME, "valueString": reading.device_time.text()})
+    if not from_device:
+        extensions.append({"url": EXT_GATEWAY_RECEIVED, "valueDateTime": fhir_datetime(ctx.gateway_received_at)})
+    if reading.user_id is not None:
+        extensions.append({"url": EXT_USER_ID, "valueInteger": reading.user_id})
+    if extensions:
+        resource["extension"] = extensions
+    resource["identifier"] = [{"system": DEDUP_SYSTEM, "value": dedup}]
+    resource["status"] = "final"
+    resource["category"] = [VITAL_SIGNS_CATEGORY, PHD_CATEGORY] if m.vital_signs else [PHD_CATEGORY]
+    resource["code"] = m.code_fhir()
+    resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
+    resource["effectiveDateTime"] = fhir_datetime(effective)
+    resource["device"] = {"reference": f"Device/{ctx.device_id}"}
+    return resource
+
+
+def build(reading: Reading, ctx: BuildContext) -> list[Built]:
+    """The Observations for one reading: the measurement, and its status when the device sent any bit set."""
+    m = t.measurement(reading.measurement)
+    effective, from_device = effective_time(reading.device_time, ctx)
+    dedup = dedup_identifier(ctx, m.mdc_code, reading, effective, from_device)
+    out: list[Built] = []
+    if m.components:
+        resource = _base(m, dedup, ctx, effective, reading, from_device, [f"{PROFILE_BASE}/homediag-{m.key}", f"{PHD_PROFILE}/PhdCompoundNumericObservation"])
+        components = []
+        for measured in reading.components:
+            cm = t.measurement(measured.measurement)
+            elements, _, _ = _value_elements(measured)
+            components.append({"code": cm.code_fhir(), **elements})
+        resource["component"] = components
+        out.append(Built(resource, dedup, m.key, effective, None, None))
+    else:
+        assert reading.value is not None
+        resource = _base(m, dedup, ctx, effective, reading, from_device, [f"{PROFILE_BASE}/homediag-{m.key}", f"{PHD_PROFILE}/PhdNumericObservation"])
+        elements, value, unit = _value_elements(reading.value)
+        resource.update(elements)
+        out.append(Built(resource, dedup, m.key, effective, value, unit))
+    status_key = t.STATUS_MEASUREMENT_OF.get(m.key)
+    if status_key and reading.flags_set:
+        out.append(_status_observation(status_key, reading, ctx, effective, from_device, derived_from=str(resource["id"])))
+    return out
+
+
+def _status_observation(key: str, reading: Reading, ctx: BuildContext, effective: datetime, from_device: bool, derived_from: str) -> Built:
+    """The PHD BITs Observation: one boolean component per status bit that the device set."""
+    m = t.measurement(key)
+    code = m.mdc_code
+    dedup = dedup_identifier(ctx, code, reading, effective, from_device)
+    resource = _base(m, dedup, ctx, effective, reading, from_device, [f"{PROFILE_BASE}/homediag-{m.key}", f"{PHD_PROFILE}/PhdBitsEnumerationObservation"])
+    resource["derivedFrom"] = [{"reference": f"Observation/{derived_from}"}]
+    bit_of = t.STATUS_BITS[key]
+    resource["component"] = [
+        {
+            "code": {"coding": [{"system": t.ASN1_TO_HL7, "code": f"{code}.{bit_of[name]}", "display": name}]},
+            "valueBoolean": True,
+        }
+        for name in reading.flags_set
+    ]
+    return Built(resource, dedup, m.key, effective, None, None)

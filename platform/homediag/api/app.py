@@ -1,0 +1,42 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from homediag import __version__
+from homediag.fhir_profiles import Issue, operation_outcome
+from homediag.runtime import Runtime
+
+from . import fhir, ingest
+from .responses import FhirError, FhirResponse
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """The app over ``runtime`` (default: from the HOMEDIAG_* settings)."""
+    app = FastAPI(
+        title="homediag",
+        version=__version__,
+        description="Home-diagnostics pilot platform: device readings in, consent-checked FHIR R4 out.",
+    )
+    app.state.runtime = runtime or Runtime.from_settings()
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_request: Request, exc: FhirError) -> FhirResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> FhirResponse:
+        issues = [Issue("error", "invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ()))) for e in exc.errors()]
+        return FhirResponse(operation_outcome(issues), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> FhirResponse:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return FhirResponse(operation_outcome([Issue("error", code, str(exc.detail))]), status_code=exc.status_code)
+
+    app.include_router(ingest.router)
+    app.include_router(fhir.router)
+    return app

@@ -1,0 +1,176 @@
+"""The FHIR API (base ``/fhir``): metadata, Observation, Patient, Consent, Device."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+
+from homediag import enrolment
+from homediag.access import AccessService, Forbidden, NotFound
+from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
+from homediag.search_params import SearchError, parse_observation_query, parse_reference
+from homediag.store import models as m
+from homediag.users import Principal
+
+from .capability import capability_statement
+from .deps import BaseDep, PrincipalDep, RuntimeDep, require_role
+from .responses import FhirError, FhirResponse
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+
+async def _resource(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    try:
+        resource = fhirjson.loads(body)
+    except ValueError as exc:
+        raise FhirError(400, "structure", f"the body is not JSON: {exc}") from None
+    if not isinstance(resource, dict) or "resourceType" not in resource:
+        raise FhirError(400, "structure", "the body must be a FHIR resource (a JSON object with resourceType)")
+    return resource
+
+
+def _invalid(exc: enrolment.Invalid) -> FhirError:
+    return FhirError(422, "invalid", str(exc), issues=exc.issues)
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+def metadata(base: BaseDep) -> FhirResponse:
+    return FhirResponse(capability_statement(base))
+
+
+# -- Observation -----------------------------------------------------------------------------
+@router.get("/Observation", summary="Search Observations the caller may see")
+def search_observations(request: Request, rt: RuntimeDep, principal: PrincipalDep, base: BaseDep) -> FhirResponse:
+    items = list(request.query_params.multi_items())
+    try:
+        query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
+    except SearchError as exc:
+        raise FhirError(400, "invalid", str(exc), exc.parameter) from None
+    try:
+        return FhirResponse(AccessService(rt).search_observations(principal, query, base, items))
+    except Forbidden as exc:
+        raise FhirError(403, "forbidden", str(exc)) from None
+
+
+@router.get("/Observation/{observation_id}", summary="Read an Observation")
+def read_observation(observation_id: str, rt: RuntimeDep, principal: PrincipalDep) -> FhirResponse:
+    try:
+        return FhirResponse(AccessService(rt).read_observation(principal, observation_id))
+    except Forbidden as exc:
+        raise FhirError(403, "forbidden", str(exc)) from None
+    except NotFound as exc:
+        raise FhirError(404, "not-found", str(exc)) from None
+
+
+# -- Patient ---------------------------------------------------------------------------------
+@router.post("/Patient", summary="Enrol a patient (admin)")
+async def create_patient(request: Request, rt: RuntimeDep, admin: AdminDep, base: BaseDep) -> FhirResponse:
+    resource = await _resource(request)
+    try:
+        enrolled = enrolment.enrol_patient(rt, admin, resource)
+    except enrolment.Invalid as exc:
+        raise _invalid(exc) from None
+    body = {"resourceType": "Patient", "id": enrolled.patient.id, "active": enrolled.patient.active}
+    headers = {"Location": f"{base}/Patient/{enrolled.patient.id}"}
+    if enrolled.warnings:
+        headers["X-Warning"] = "; ".join(enrolled.warnings)
+    return FhirResponse(body, status_code=201 if enrolled.created else 200, headers=headers)
+
+
+@router.get("/Patient/{patient_id}", summary="Read a patient (identity for a treating clinician only)")
+def read_patient(patient_id: str, rt: RuntimeDep, principal: PrincipalDep) -> FhirResponse:
+    try:
+        return FhirResponse(AccessService(rt).read_patient(principal, patient_id))
+    except Forbidden as exc:
+        raise FhirError(403, "forbidden", str(exc)) from None
+    except NotFound as exc:
+        raise FhirError(404, "not-found", str(exc)) from None
+
+
+# -- Consent ---------------------------------------------------------------------------------
+@router.post("/Consent", summary="Record a consent (admin)")
+async def create_consent(request: Request, rt: RuntimeDep, admin: AdminDep, base: BaseDep) -> FhirResponse:
+    resource = await _resource(request)
+    try:
+        stored = enrolment.record_consent(rt, admin, resource)
+    except enrolment.Invalid as exc:
+        raise _invalid(exc) from None
+    return FhirResponse(stored, status_code=201, headers={"Location": f"{base}/Consent/{stored['id']}/_history/1"})
+
+
+@router.put("/Consent/{consent_id}", summary="Update a consent, e.g. set it inactive to withdraw (admin)")
+async def update_consent(consent_id: str, request: Request, rt: RuntimeDep, admin: AdminDep) -> FhirResponse:
+    resource = await _resource(request)
+    try:
+        return FhirResponse(enrolment.record_consent(rt, admin, resource, consent_id))
+    except enrolment.Invalid as exc:
+        raise _invalid(exc) from None
+    except enrolment.Missing as exc:
+        raise FhirError(404, "not-found", str(exc)) from None
+
+
+@router.get("/Consent/{consent_id}", summary="Read a consent (admin)")
+def read_consent(consent_id: str, rt: RuntimeDep, admin: AdminDep) -> FhirResponse:
+    try:
+        return FhirResponse(enrolment.read_consent(rt, consent_id))
+    except enrolment.Missing as exc:
+        raise FhirError(404, "not-found", str(exc)) from None
+
+
+@router.get("/Consent/{consent_id}/_history", summary="Every version of a consent (admin)")
+def consent_history(consent_id: str, rt: RuntimeDep, admin: AdminDep, base: BaseDep) -> FhirResponse:
+    try:
+        versions = enrolment.consent_history(rt, consent_id)
+    except enrolment.Missing as exc:
+        raise FhirError(404, "not-found", str(exc)) from None
+    return FhirResponse({
+        "resourceType": "Bundle", "type": "history", "total": len(versions),
+        "entry": [{"fullUrl": f"{base}/Consent/{consent_id}", "resource": v} for v in versions],
+    })
+
+
+@router.get("/Consent", summary="Search consents by patient (admin)")
+def search_consents(request: Request, rt: RuntimeDep, admin: AdminDep, base: BaseDep) -> FhirResponse:
+    patient_id = None
+    for name, value in request.query_params.multi_items():
+        if name not in ("patient",):
+            raise FhirError(400, "invalid", f"unknown search parameter '{name}'; supported: patient", name)
+        try:
+            patient_id = parse_reference(value, "Patient", name)
+        except SearchError as exc:
+            raise FhirError(400, "invalid", str(exc), name) from None
+    found = enrolment.consents_of(rt, patient_id)
+    return FhirResponse({
+        "resourceType": "Bundle", "type": "searchset", "total": len(found),
+        "entry": [{"fullUrl": f"{base}/Consent/{c['id']}", "resource": c, "search": {"mode": "match"}} for c in found],
+    })
+
+
+# -- Device ----------------------------------------------------------------------------------
+@router.get("/Device/{device_id}", summary="Read a device (clinician, admin)")
+def read_device(device_id: str, rt: RuntimeDep, principal: Annotated[Principal, Depends(require_role("clinician", "admin"))]) -> FhirResponse:
+    with rt.sessions() as session:
+        device = session.get(m.Device, device_id)
+    if device is None:
+        raise FhirError(404, "not-found", f"Device/{device_id} is not known")
+    resource: dict[str, Any] = {"resourceType": "Device", "id": device.id}
+    if device.manufacturer:
+        resource["manufacturer"] = device.manufacturer
+    if device.serial:
+        resource["serialNumber"] = device.serial
+    if device.model:
+        resource["modelNumber"] = device.model
+    if device.address:
+        resource["identifier"] = [{"system": "urn:ietf:rfc:7042", "value": device.address}]
+    return FhirResponse(resource)
+
+
+def outcome_response(status: int, issues: list[Issue]) -> FhirResponse:
+    return FhirResponse(operation_outcome(issues), status_code=status)
+
+
+__all__ = ["router", "select"]

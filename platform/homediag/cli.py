@@ -1,0 +1,183 @@
+"""The ``homediag`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from homediag.fhir_profiles import fhirjson
+
+app = typer.Typer(help="homediag: the home-diagnostics pilot platform.", no_args_is_help=True, add_completion=False)
+adapters_app = typer.Typer(help="Device adapters: list them, convert a payload.", no_args_is_help=True)
+keys_app = typer.Typer(help="The key file (pseudonym, vault and audit keys).", no_args_is_help=True)
+users_app = typer.Typer(help="Users, gateways and their API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from homediag.keys import KeyError_
+    from homediag.runtime import Runtime
+
+    try:
+        return Runtime.from_settings()
+    except KeyError_ as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="address to listen on (default HOMEDIAG_HOST or 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default HOMEDIAG_PORT or 8000)")] = None,
+) -> None:
+    """Serve the API (settings from HOMEDIAG_* environment variables)."""
+    import uvicorn
+
+    from homediag.api.app import create_app
+    from homediag.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(create_app(_runtime()), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@app.command()
+def demo(
+    seed_only: Annotated[bool, typer.Option("--seed-only", help="seed the demo database and exit without serving")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the database, tokens and patients as JSON")] = False,
+    directory: Annotated[Path, typer.Option(help="where the demo database and key file go (wiped first)")] = Path(".homediag-demo"),
+    patients: Annotated[int, typer.Option(help="how many synthetic patients")] = 20,
+    days: Annotated[int, typer.Option(help="how many days of readings")] = 30,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Fresh demo pilot on SQLite: keys, synthetic patients, consents and cuff readings sent through POST /ingest; then serve."""
+    from homediag.demo import build_demo, print_summary, serve_demo
+
+    result = build_demo(directory, patients=patients, days=days)
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        print_summary(result, f"http://{host}:{port}")
+    if not seed_only:
+        serve_demo(result, host, port)
+
+
+@adapters_app.command("list")
+def adapters_list() -> None:
+    """The adapter ids, with what each reads."""
+    from homediag.adapters.devices import all_adapters
+
+    for adapter in all_adapters():
+        typer.echo(f"{adapter.id:24} {adapter.description} [reads: {', '.join(adapter.reads)}]")
+
+
+@adapters_app.command("convert")
+def adapters_convert(
+    adapter: Annotated[str, typer.Argument(help="adapter id, e.g. ble-blood-pressure")],
+    hex_payload: Annotated[Optional[str], typer.Option("--hex", help="the payload as hexadecimal")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="a file holding the payload bytes")] = None,
+) -> None:
+    """Decode one payload and print a FHIR Bundle (collection) of its Observations. Stores nothing.
+
+    A payload the adapter must refuse: exit 1, and an OperationOutcome on stdout saying what is wrong and where.
+    """
+    from homediag.convert import convert
+    from homediag.fhir_profiles import Issue, operation_outcome
+
+    if (hex_payload is None) == (file is None):
+        raise _fail("give exactly one of --hex or --file", 2)
+    if file is not None:
+        try:
+            payload = file.read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read {file}: {exc.strerror}", 2) from None
+    else:
+        try:
+            payload = bytes.fromhex(str(hex_payload).replace(" ", "").replace(":", ""))
+        except ValueError:
+            typer.echo(fhirjson.dumps_pretty(operation_outcome([Issue("error", "structure", "--hex is not valid hexadecimal (an even number of 0-9/a-f digits)", "--hex")])))
+            raise typer.Exit(1) from None
+    ok, document = convert(adapter, payload)
+    typer.echo(fhirjson.dumps_pretty(document))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@keys_app.command("init")
+def keys_init(
+    path: Annotated[Optional[Path], typer.Option(help="where to write it (default HOMEDIAG_KEY_FILE)")] = None,
+) -> None:
+    """Create the key file (pseudonym, vault and audit keys), mode 0600, outside the database."""
+    from homediag.keys import KeyError_, KeyRing, write_key_file
+    from homediag.settings import get_settings
+
+    target = path or get_settings().key_file
+    try:
+        write_key_file(target, KeyRing.generate())
+    except KeyError_ as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {target} (mode 600). Keep a copy somewhere safe: without it the vault cannot be read.")
+
+
+@users_app.command("add")
+def users_add(
+    role: Annotated[str, typer.Option(help="clinician, gateway, admin, evaluator or vendor")],
+    name: Annotated[str, typer.Option(help="who or what the user is")],
+    organisation: Annotated[Optional[str], typer.Option(help="organisation (for vendors, the device maker)")] = None,
+) -> None:
+    """Create a user or gateway and print its token, once."""
+    from homediag.users import create_user
+
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            user, token = create_user(session, name=name, role=role, organisation=organisation)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(f"{user.id}\t{user.role}\t{token}")
+    typer.echo("The token is shown only now; the platform keeps only its hash.", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit hash chain; report the first broken link (exit 1 if any)."""
+    from homediag import audit
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        result = audit.verify(session, rt.keys)
+    typer.echo(result.message)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Create or migrate the database schema (Alembic) at HOMEDIAG_DATABASE_URL."""
+    from homediag.settings import get_settings
+    from homediag.store.database import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    typer.echo(f"database at revision {revision}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

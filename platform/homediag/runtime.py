@@ -1,0 +1,34 @@
+"""What every entry point needs: settings, keys, the engine and a session factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .keys import KeyRing, load_keys
+from .settings import Settings, get_settings
+from .store.database import make_engine, session_factory
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    keys: KeyRing
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def local_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.local_timezone)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "Runtime":
+        settings = settings or get_settings()
+        engine = make_engine(settings.database_url)
+        return cls(settings, load_keys(settings), engine, session_factory(engine))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,156 @@
+"""FHIR search parameter parsing: dates with prefixes and precision, tokens, paging, sorting.
+
+Parsing only; the access layer turns the result into SQL. Errors say which parameter is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
+_DATE = re.compile(
+    r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+class SearchError(ValueError):
+    """A search parameter that cannot be understood (HTTP 400)."""
+
+    def __init__(self, message: str, parameter: str) -> None:
+        self.parameter = parameter
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A date parameter: prefix and the half-open range [low, high) its precision covers."""
+
+    prefix: str
+    low: datetime
+    high: datetime
+
+
+def _add_months(value: datetime, months: int) -> datetime:
+    month = value.month - 1 + months
+    return value.replace(year=value.year + month // 12, month=month % 12 + 1)
+
+
+def parse_date(raw: str, zone: ZoneInfo, parameter: str = "date") -> DateRange:
+    prefix = raw[:2] if raw[:2].isalpha() else "eq"
+    text = raw[2:] if raw[:2].isalpha() else raw
+    if prefix not in DATE_PREFIXES:
+        raise SearchError(f"{parameter}: prefix '{prefix}' is not supported (use one of {', '.join(DATE_PREFIXES)})", parameter)
+    match = _DATE.match(text)
+    if not match:
+        raise SearchError(f"{parameter}: '{text}' is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])", parameter)
+    g = match.groupdict()
+    tz = zone
+    if g["tz"]:
+        tz = ZoneInfo("UTC") if g["tz"] == "Z" else None  # type: ignore[assignment]
+    try:
+        low = datetime(int(g["y"]), int(g["m"] or 1), int(g["d"] or 1), int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0), int(float(g["f"] or 0) * 1_000_000))
+    except ValueError as exc:
+        raise SearchError(f"{parameter}: '{text}' is not a valid date ({exc})", parameter) from None
+    if g["tz"] and g["tz"] != "Z":
+        low = datetime.fromisoformat(f"{low.isoformat()}{g['tz']}")
+    else:
+        low = low.replace(tzinfo=tz)
+    if g["f"] or g["S"]:
+        high = low + timedelta(seconds=1) if not g["f"] else low + timedelta(microseconds=1)
+    elif g["M"]:
+        high = low + timedelta(minutes=1)
+    elif g["d"]:
+        high = (low.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=low.tzinfo)
+    elif g["m"]:
+        high = _add_months(low, 1)
+    else:
+        high = low.replace(year=low.year + 1)
+    return DateRange(prefix, low, high)
+
+
+@dataclass(frozen=True)
+class Token:
+    system: str | None  # None: any system
+    code: str
+
+
+def parse_tokens(raw: str, parameter: str) -> list[Token]:
+    """``system|code``, ``|code`` (no system), or bare ``code``; a comma means OR."""
+    tokens = []
+    for part in raw.split(","):
+        if not part:
+            raise SearchError(f"{parameter}: empty value", parameter)
+        if "|" in part:
+            system, code = part.split("|", 1)
+            if not code:
+                raise SearchError(f"{parameter}: '{part}' names a system but no code", parameter)
+            tokens.append(Token(system or None, code))
+        else:
+            tokens.append(Token(None, part))
+    return tokens
+
+
+def parse_reference(raw: str, resource_type: str, parameter: str) -> str:
+    """``Patient/123`` or ``123`` -> ``123``."""
+    value = raw
+    if "/" in raw:
+        kind, _, value = raw.rpartition("/")
+        if kind.split("/")[-1] != resource_type:
+            raise SearchError(f"{parameter}: expected a {resource_type} reference, got '{raw}'", parameter)
+    if not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", value):
+        raise SearchError(f"{parameter}: '{raw}' is not a valid resource id", parameter)
+    return value
+
+
+@dataclass
+class ObservationQuery:
+    patient_ids: list[str] = field(default_factory=list)
+    codes: list[list[Token]] = field(default_factory=list)  # AND of ORs
+    categories: list[list[Token]] = field(default_factory=list)
+    dates: list[DateRange] = field(default_factory=list)
+    device_ids: list[str] = field(default_factory=list)
+    count: int = 50
+    offset: int = 0
+    descending: bool = True
+
+
+OBSERVATION_PARAMETERS = ("patient", "subject", "code", "category", "date", "device", "_count", "_sort", "_offset", "_format")
+
+
+def parse_observation_query(items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int) -> ObservationQuery:
+    q = ObservationQuery(count=default_count)
+    for name, value in items:
+        if name in ("patient", "subject"):
+            q.patient_ids.append(parse_reference(value, "Patient", name))
+        elif name == "code":
+            q.codes.append(parse_tokens(value, name))
+        elif name == "category":
+            q.categories.append(parse_tokens(value, name))
+        elif name == "date":
+            q.dates.append(parse_date(value, zone))
+        elif name == "device":
+            q.device_ids.append(parse_reference(value, "Device", name))
+        elif name == "_count":
+            if not value.isdigit():
+                raise SearchError(f"_count: '{value}' is not a whole number", name)
+            q.count = min(int(value), max_count)
+        elif name == "_offset":
+            if not value.isdigit():
+                raise SearchError(f"_offset: '{value}' is not a whole number", name)
+            q.offset = int(value)
+        elif name == "_sort":
+            if value not in ("date", "-date"):
+                raise SearchError(f"_sort: only 'date' and '-date' are supported, not '{value}'", name)
+            q.descending = value == "-date"
+        elif name == "_format":
+            if value not in ("json", "application/json", "application/fhir+json"):
+                raise SearchError(f"_format: only JSON is served, not '{value}'", name)
+        else:
+            hint = " (_include, chained and _has searches are not supported)" if name.startswith(("_include", "_revinclude", "_has")) or "." in name or ":" in name else ""
+            raise SearchError(f"unknown search parameter '{name}'{hint}; supported: {', '.join(OBSERVATION_PARAMETERS)}", name)
+    if len(set(q.patient_ids)) > 1:
+        raise SearchError("patient: more than one patient given; repeat the search per patient", "patient")
+    return q

@@ -1,0 +1,33 @@
+"""Settings, all from ``HOMEDIAG_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOMEDIAG_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///homediag.sqlite3",
+        description="SQLAlchemy URL: the embedded SQLite file by default; postgresql+psycopg://... in production",
+    )
+    key_file: Path = Field(default=Path("homediag-keys.json"), description="the key file made by `homediag keys init`")
+    keys_json: str | None = Field(default=None, description="the key file's content, for deployments that pass secrets as environment")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = Field(default=None, description="base URL used in Bundle links; default: from the request")
+    local_timezone: str = Field(default="Europe/Copenhagen", description="how device times without an offset are read")
+    pilot: str = Field(default="nykobing-f-home-diagnostics", description="the pilot that enrolments are made for")
+    max_page_size: int = 500
+    default_page_size: int = 50
+    future_tolerance_minutes: int = Field(default=10, description="how far ahead of the server's clock a reading may be dated")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

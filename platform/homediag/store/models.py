@@ -1,0 +1,172 @@
+"""Tables. Times are stored as naive UTC so that SQLite and PostgreSQL compare them alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Patient(Base):
+    """An enrolled patient: public FHIR id and internal pseudonym (patient key); no identity here."""
+
+    __tablename__ = "patient"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), unique=True)
+    pilot: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime)
+    enrolled_by: Mapped[str] = mapped_column(String(64))
+
+
+class Identity(Base):
+    """The vault: CPR and name encrypted with AES-256-GCM; ``kid`` names the key."""
+
+    __tablename__ = "identity"
+
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Device(Base):
+    __tablename__ = "device"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manufacturer: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200))
+    serial: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Consent(Base):
+    """The current version of a consent; every version is also in ``consent_version``."""
+
+    __tablename__ = "consent"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentVersion(Base):
+    __tablename__ = "consent_version"
+
+    consent_id: Mapped[str] = mapped_column(String(64), ForeignKey("consent.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Upload(Base):
+    """Every envelope a gateway sent, with its outcome, even when refused.
+
+    The envelope as sent is kept sealed (AES-256-GCM under the vault key: it holds a CPR);
+    ``redacted`` is the same envelope with the CPR replaced, for vendors and operators.
+    """
+
+    __tablename__ = "upload"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    adapter: Mapped[str | None] = mapped_column(String(100))
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_key: Mapped[str | None] = mapped_column(String(64))
+    kid: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    redacted: Mapped[Any] = mapped_column(JsonDoc, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    issues: Mapped[Any] = mapped_column(JsonDoc, nullable=True)
+
+
+class Observation(Base):
+    __tablename__ = "observation"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))  # primary (MDC) code
+    category: Mapped[str] = mapped_column(String(200))  # space-separated category codes
+    codes: Mapped[str] = mapped_column(Text)  # space-separated system|code tokens of every coding
+    effective_start: Mapped[datetime] = mapped_column(DateTime)
+    effective_end: Mapped[datetime] = mapped_column(DateTime)
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    dedup: Mapped[str] = mapped_column(String(128), unique=True)
+    resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    adapter: Mapped[str | None] = mapped_column(String(100))
+    upload_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
+
+
+class User(Base):
+    """A person or machine with an API token (stored hashed) and a role."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEvent(Base):
+    """One audited event; ``hash`` = HMAC(audit key, previous hash + this record), a chain."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    kid: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the chain's last hash, locked while appending so that concurrent writers queue."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

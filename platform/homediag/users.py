@@ -1,0 +1,64 @@
+"""Users, gateways and their API tokens.
+
+A token is 32 random bytes, shown once when made; the store keeps only its SHA-256 (a fast hash
+is right for a high-entropy random token, unlike a password).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .clock import utcnow
+from .store.models import User
+
+ROLES = ("clinician", "gateway", "admin", "evaluator", "vendor")
+# The purpose of use each role acts under (HL7 v3-ActReason).
+ROLE_PURPOSE = {"clinician": "TREAT", "evaluator": "HRESCH", "vendor": "HTEST", "gateway": None, "admin": None}
+TOKEN_PREFIX = "hd_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the authenticated user, its role and the purpose of use it acts under."""
+
+    id: str
+    name: str
+    role: str
+    organisation: str | None
+
+    @property
+    def purpose(self) -> str | None:
+        return ROLE_PURPOSE.get(self.role)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(session: Session, *, name: str, role: str, organisation: str | None = None, expires_at: datetime | None = None) -> tuple[User, str]:
+    """Make a user and return it with its token (the only time the token exists in clear)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user = User(
+        id=f"{role}-{secrets.token_hex(6)}", name=name, role=role, organisation=organisation,
+        token_hash=hash_token(token), created_at=utcnow(), expires_at=expires_at,
+    )
+    session.add(user)
+    session.flush()
+    return user, token
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    user = session.execute(select(User).where(User.token_hash == hash_token(token))).scalar_one_or_none()
+    if user is None or user.revoked_at is not None:
+        return None
+    if user.expires_at is not None and user.expires_at <= utcnow():
+        return None
+    return Principal(user.id, user.name, user.role, user.organisation)

@@ -1,0 +1,151 @@
+"""Test fixtures: each run gets its own databases (a SQLite file and a PostgreSQL database), removed after.
+
+Tests that use ``runtime`` (or ``client``) run once per engine. PostgreSQL is the server at
+``HOMEDIAG_TEST_POSTGRES`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432``); when it is
+not reachable those runs are skipped, unless ``CI`` or ``HOMEDIAG_REQUIRE_POSTGRES`` is set, when they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from homediag.api.app import create_app
+from homediag.keys import KeyRing
+from homediag.runtime import Runtime
+from homediag.settings import Settings
+from homediag.store.database import make_engine, session_factory, upgrade
+from homediag.store.models import Base
+from homediag.users import create_user
+
+FIXTURES = Path(__file__).parent / "fixtures"
+POSTGRES_SERVER = os.environ.get("HOMEDIAG_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+def _postgres_required() -> bool:
+    return bool(os.environ.get("CI") or os.environ.get("HOMEDIAG_REQUIRE_POSTGRES"))
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    admin_url = f"{POSTGRES_SERVER}/postgres"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+        admin.dispose()
+        message = f"PostgreSQL not reachable at {POSTGRES_SERVER}: {exc.__class__.__name__}"
+        if _postgres_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"homediag_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'homediag.sqlite3'}"
+
+
+_migrated: set[str] = set()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    if url not in _migrated:
+        upgrade(url)  # the real migrations, as `homediag db upgrade` runs them
+        _migrated.add(url)
+    return url
+
+
+@pytest.fixture
+def runtime(database_url: str) -> Iterator[Runtime]:
+    """A runtime over a migrated, empty database, with fresh keys."""
+    keys = KeyRing.generate()
+    settings = Settings(database_url=database_url, keys_json=keys.to_json(), _env_file=None)  # type: ignore[call-arg]
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    rt = Runtime(settings, keys, engine, session_factory(engine))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime)) as test_client:
+        yield test_client
+
+
+@dataclass
+class Tokens:
+    admin: str
+    clinician: str
+    gateway: str
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, role)}"}
+
+
+@pytest.fixture
+def tokens(runtime: Runtime) -> Tokens:
+    with runtime.sessions.begin() as session:
+        made = {role: create_user(session, name=f"test {role}", role=role)[1] for role in ("admin", "clinician", "gateway")}
+    return Tokens(**made)
+
+
+class Pilot:
+    """Enrols synthetic patients and records consents through the real API."""
+
+    def __init__(self, client: TestClient, tokens: Tokens) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def enrol(self, cpr: str, family: str = "Testesen", given: str = "Test") -> str:
+        response = self.client.post(
+            "/fhir/Patient",
+            json={"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": cpr}], "name": [{"family": family, "given": [given]}]},
+            headers=self.tokens.auth("admin"),
+        )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
+
+    def consent(self, patient_id: str, *, status: str = "active", purposes: tuple[str, ...] = ("TREAT",), start: date | datetime | None = None, end: date | datetime | None = None) -> dict[str, Any]:
+        from homediag.consent import treatment_consent
+
+        resource = treatment_consent(f"Patient/{patient_id}", purposes=purposes, status=status, start=start, end=end)
+        response = self.client.post("/fhir/Consent", json=resource, headers=self.tokens.auth("admin"))
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def withdraw(self, consent: dict[str, Any]) -> dict[str, Any]:
+        changed = {**consent, "status": "inactive"}
+        response = self.client.put(f"/fhir/Consent/{consent['id']}", json=changed, headers=self.tokens.auth("admin"))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+@pytest.fixture
+def pilot(client: TestClient, tokens: Tokens) -> Pilot:
+    return Pilot(client, tokens)
