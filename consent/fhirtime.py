@@ -80,7 +80,10 @@ def _midnight(year: int, month: int, day: int) -> datetime:
         return _END_OF_TIME
     # Results are kept in UTC: Python compares two datetimes sharing one ZoneInfo by wall clock,
     # which is wrong across a DST change; datetimes in different zones compare as instants.
-    return datetime(year, month, day, tzinfo=COPENHAGEN).astimezone(UTC)
+    try:
+        return datetime(year, month, day, tzinfo=COPENHAGEN).astimezone(UTC)
+    except OverflowError:  # 0001-01-01 00:00 Copenhagen is before datetime.min in UTC
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _match(text: str) -> re.Match[str]:
