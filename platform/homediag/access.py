@@ -110,16 +110,20 @@ class AccessService:
     # -- Observation -----------------------------------------------------------------------
     def read_observation(self, principal: Principal, observation_id: str) -> dict[str, Any]:
         purpose = self._purpose(principal)
+        # NotFound is raised after the transaction commits: raised inside it, the deny audit would roll back.
+        seen: dict[str, Any] | None = None
         with self.rt.sessions.begin() as session:
             row = session.get(m.Observation, observation_id)
             if row is None:
                 audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "deny", purpose=purpose, entity=f"Observation/{observation_id}", detail="no such resource")])
-                raise NotFound("Observation", observation_id)
-            decision = self.decide(session, purpose, row.patient_key, from_store(row.effective_start))
-            audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if decision.permit else "deny", purpose=purpose, patient_key=row.patient_key, entity=f"Observation/{observation_id}", detail=decision.reason)])
-            if not decision.permit:
-                raise NotFound("Observation", observation_id)
-            return row.resource
+            else:
+                decision = self.decide(session, purpose, row.patient_key, from_store(row.effective_start))
+                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if decision.permit else "deny", purpose=purpose, patient_key=row.patient_key, entity=f"Observation/{observation_id}", detail=decision.reason)])
+                if decision.permit:
+                    seen = row.resource
+        if seen is None:
+            raise NotFound("Observation", observation_id)
+        return seen
 
     def search_observations(self, principal: Principal, q: ObservationQuery, base_url: str, query_items: list[tuple[str, str]]) -> dict[str, Any]:
         purpose = self._purpose(principal)
@@ -186,27 +190,27 @@ class AccessService:
         """Clinicians with a permitting treatment consent get identity; admins get the record without it."""
         if principal.role not in ("clinician", "admin"):
             raise Forbidden(f"the role '{principal.role}' may not read patients")
+        # NotFound is raised after the transaction commits: raised inside it, the deny audit would roll back.
         with self.rt.sessions.begin() as session:
             patient = session.execute(select(m.Patient).where(m.Patient.id == patient_id)).scalar_one_or_none()
             resource: dict[str, Any] = {"resourceType": "Patient", "id": patient_id, "active": bool(patient and patient.active)}
             if principal.role == "admin":
                 audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if patient else "deny", patient_key=patient.patient_key if patient else None, entity=f"Patient/{patient_id}", detail="no identity disclosed")])
-                if patient is None:
-                    raise NotFound("Patient", patient_id)
-                return resource
-            purpose = self._purpose(principal)
-            decision = self.decide(session, purpose, patient.patient_key, None) if patient else None
-            permit = bool(decision and decision.permit)
-            audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "re-identify", "permit" if permit else "deny", purpose=purpose, patient_key=patient.patient_key if patient else None, entity=f"Patient/{patient_id}", detail=decision.reason if decision else "no such patient")])
-            if patient is None or not permit:
-                raise NotFound("Patient", patient_id)
-            vault = session.get(m.Identity, patient.patient_key)
-            if vault is not None:
-                ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), patient.patient_key, self.rt.keys)
-                resource["identifier"] = [{"system": CPR_SYSTEM, "value": ident.cpr}]
-                if ident.name:
-                    resource["name"] = [ident.name]
-            return resource
+                permit = patient is not None
+            else:
+                purpose = self._purpose(principal)
+                decision = self.decide(session, purpose, patient.patient_key, None) if patient else None
+                permit = bool(decision and decision.permit)
+                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "re-identify", "permit" if permit else "deny", purpose=purpose, patient_key=patient.patient_key if patient else None, entity=f"Patient/{patient_id}", detail=decision.reason if decision else "no such patient")])
+                vault = session.get(m.Identity, patient.patient_key) if patient is not None and permit else None
+                if vault is not None:
+                    ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), patient.patient_key, self.rt.keys)
+                    resource["identifier"] = [{"system": CPR_SYSTEM, "value": ident.cpr}]
+                    if ident.name:
+                        resource["name"] = [ident.name]
+        if patient is None or not permit:
+            raise NotFound("Patient", patient_id)
+        return resource
 
 
 def _has_word(column: Any, word: str) -> ColumnElement[bool]:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 with warnings.catch_warnings():
     # starlette's in-process client warns about its httpx dependency; it is the supported way to
     # drive an ASGI app synchronously, and the demo only uses it to talk to its own app
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 from homediag.consent import treatment_consent

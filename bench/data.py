@@ -1,0 +1,91 @@
+"""Synthetic cuff readings: twice a day per patient, and bulk seeding of the older ones.
+
+Seeding bypasses HTTP on purpose (100,000 Observations through POST /ingest would take minutes):
+it decodes each envelope with the real adapter, builds with ``homediag.fhir_profiles.build`` and
+makes rows exactly as ``homediag.ingest.IngestService`` does, then inserts them in bulk. It writes
+no upload log or audit records. Searches are always measured through HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+
+from homediag.adapters.devices import get as get_adapter
+from homediag.clock import to_store, utcnow
+from homediag.envelope import Envelope
+from homediag.fhir_profiles import BuildContext, Built, build
+from homediag.identity import patient_key
+from homediag.ingest import device_id
+from homediag.runtime import Runtime
+from homediag.store import models as m
+from homediag.synthetic import SyntheticPatient, cuff_payload, envelope
+
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+HOURS = (7, 20)  # morning and evening; never in the 02:00-03:00 DST gap
+SEED_CHUNK = 2_000
+
+
+def cuff_envelopes(patients: list[SyntheticPatient], days: int, seed: int = 2026) -> list[dict[str, Any]]:
+    """Two 0x2A35 envelopes a day per patient for ``days`` days up to yesterday, newest first.
+
+    About 3% carry the irregular-pulse status bit, so they make a third Observation.
+    """
+    rng = random.Random(seed)
+    today = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
+    dated: list[tuple[datetime, dict[str, Any]]] = []
+    for n, person in enumerate(patients):
+        for day in range(1, days + 1):
+            for hour in HOURS:
+                taken = (today - timedelta(days=day)).replace(hour=hour, minute=rng.randint(0, 50))
+                payload = cuff_payload(rng, taken.replace(tzinfo=None), hypertensive=n % 4 == 1, irregular=rng.random() < 0.03)
+                dated.append((taken, envelope(person, payload, taken + timedelta(minutes=2))))
+    dated.sort(key=lambda item: item[0], reverse=True)
+    return [env for _, env in dated]
+
+
+def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, str]) -> list[dict[str, Any]]:
+    """The observation rows POST /ingest would store for one valid envelope (as IngestService builds them)."""
+    env = Envelope.model_validate(raw)
+    adapter = get_adapter(env.adapter)
+    pkey = patient_key(env.patient.value, rt.keys.pseudonym)
+    dev_id = device_id(env.device)
+    ctx = BuildContext(patient_id=patient_ids[pkey], patient_key=pkey, device_id=dev_id, gateway_received_at=env.received_at, local_zone=rt.local_zone)
+    built: list[Built] = [b for reading in adapter.decode(env.payload_bytes()) for b in build(reading, ctx)]
+    now = utcnow()
+    return [
+        {
+            "id": b.resource["id"], "patient_key": pkey, "code": str(b.resource["code"]["coding"][0]["code"]),  # type: ignore[index]
+            "category": " ".join(c["coding"][0]["code"] for c in b.resource["category"]),  # type: ignore[attr-defined]
+            "codes": " ".join(f"{c['system']}|{c['code']}" for c in b.resource["code"]["coding"]),  # type: ignore[index]
+            "effective_start": to_store(b.effective), "effective_end": to_store(b.effective),
+            "device_id": dev_id, "value": float(b.value) if b.value is not None else None, "unit": b.unit,
+            "status": b.resource["status"], "dedup": b.dedup, "resource": b.resource, "received_at": now,
+            "adapter": adapter.id, "upload_id": None,
+        }
+        for b in built
+    ]
+
+
+def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:
+    """Insert the Observations of ``envelopes`` directly, in chunks; returns how many."""
+    with rt.sessions() as session:
+        patient_ids = dict(session.execute(select(m.Patient.patient_key, m.Patient.id)).tuples().all())
+    total = 0
+    rows: list[dict[str, Any]] = []
+    for raw in envelopes:
+        rows += observation_rows(rt, raw, patient_ids)
+        if len(rows) >= SEED_CHUNK:
+            total += _insert(rt, rows)
+            rows = []
+    return total + (_insert(rt, rows) if rows else 0)
+
+
+def _insert(rt: Runtime, rows: list[dict[str, Any]]) -> int:
+    with rt.sessions.begin() as session:
+        session.execute(insert(m.Observation), rows)
+    return len(rows)

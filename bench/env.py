@@ -1,0 +1,63 @@
+"""A fresh, migrated database per run, and a Runtime over it built as tests/conftest.py does."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from homediag.keys import KeyRing
+from homediag.runtime import Runtime
+from homediag.settings import Settings
+from homediag.store.database import make_engine, session_factory, upgrade
+
+POSTGRES_SERVER = os.environ.get("HOMEDIAG_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="homediag-bench-") as directory:
+        yield f"sqlite:///{Path(directory) / 'homediag.sqlite3'}"
+
+
+@contextmanager
+def postgresql_database(server: str = POSTGRES_SERVER) -> Iterator[str]:
+    """A database ``homediag_bench_<random>`` on ``server``, dropped at the end, even on failure."""
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"homediag_bench_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield f"{server}/{name}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def fresh_database(engine: str) -> Iterator[str]:
+    make = {"sqlite": sqlite_database, "postgresql": postgresql_database}[engine]
+    with make() as url:
+        upgrade(url)  # the real migrations
+        yield url
+
+
+@contextmanager
+def runtime(url: str) -> Iterator[Runtime]:
+    """A Runtime with fresh keys over ``url``."""
+    keys = KeyRing.generate()
+    settings = Settings(database_url=url, keys_json=keys.to_json(), _env_file=None)  # type: ignore[call-arg]
+    engine = make_engine(url)
+    rt = Runtime(settings, keys, engine, session_factory(engine))
+    try:
+        yield rt
+    finally:
+        rt.close()

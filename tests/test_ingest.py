@@ -1,0 +1,279 @@
+"""POST /ingest through the real ASGI app, on SQLite and PostgreSQL: outcomes, the upload log,
+idempotency under concurrency, one transaction per envelope, CPRs kept out of the store, audit chain."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select, text
+
+from homediag import audit
+from homediag.adapters.devices import DeviceTime
+from homediag.adapters.devices.blood_pressure import encode
+from homediag.ingest import IngestService, open_upload
+from homediag.store import models as m
+from homediag.synthetic import cuff_payload, envelope, synthetic_patients
+from homediag.users import Principal, create_user
+
+VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+BP_VECTORS = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A35"}
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+PATIENTS = synthetic_patients(3, seed=7)  # synthetic CPRs only
+BP_CODE, PULSE_CODE = "150020", "149546"
+
+
+def _received(minutes_ago: int = 1) -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
+
+
+def cuff_envelope(patient=PATIENTS[0], *, taken_minutes_ago: int = 30, seed: int = 1) -> dict:
+    taken = datetime.now(COPENHAGEN).replace(microsecond=0, tzinfo=None) - timedelta(minutes=taken_minutes_ago)
+    return envelope(patient, cuff_payload(random.Random(seed), taken), _received())
+
+
+def bp_envelope(payload: bytes, patient=PATIENTS[0]) -> dict:
+    return {**envelope(patient, b"", _received()), "payload_hex": payload.hex()}
+
+
+def device_time(at: datetime) -> DeviceTime:
+    return DeviceTime(at.year, at.month, at.day, at.hour, at.minute, at.second)
+
+
+def post(client, tokens, body, role: str = "gateway"):
+    return client.post("/ingest", json=body, headers=tokens.auth(role))
+
+
+def count(runtime, model) -> int:
+    with runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def upload(runtime, upload_id: str) -> m.Upload:
+    with runtime.sessions() as session:
+        return session.get(m.Upload, upload_id)
+
+
+def diagnostics(outcome: dict) -> str:
+    return " | ".join(i["diagnostics"] for i in outcome["issue"])
+
+
+@pytest.fixture
+def enrolled(pilot) -> str:
+    return pilot.enrol(PATIENTS[0].cpr)
+
+
+def test_one_envelope_is_created_then_duplicate(client, tokens, runtime, enrolled):
+    env = cuff_envelope()
+    first = post(client, tokens, env)
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert body["outcome"] == "created"
+    assert {o["code"] for o in body["observations"]} == {BP_CODE, PULSE_CODE}
+    assert all(o["outcome"] == "created" for o in body["observations"])
+    with runtime.sessions() as session:
+        stored = {o.id: o for o in session.scalars(select(m.Observation))}
+    assert set(stored) == {o["id"] for o in body["observations"]}
+    assert all(o.resource["subject"]["reference"] == f"Patient/{enrolled}" for o in stored.values())
+
+    again = post(client, tokens, env)
+    assert again.status_code == 200, again.text
+    assert again.json()["outcome"] == "duplicate"
+    assert [(o["id"], o["outcome"]) for o in again.json()["observations"]] == [(o["id"], "duplicate") for o in body["observations"]]
+    assert count(runtime, m.Observation) == 2
+    assert count(runtime, m.Upload) == 2  # both sends are in the upload log
+
+
+def test_a_list_gets_a_result_per_envelope(client, tokens, runtime, enrolled):
+    good = cuff_envelope()
+    garbled = {**cuff_envelope(seed=2), "payload_hex": good["payload_hex"][:-2]}
+    not_enrolled = cuff_envelope(PATIENTS[1])
+    bad_cpr_date = cuff_envelope(seed=3)
+    bad_cpr_date["patient"] = {**bad_cpr_date["patient"], "value": "3213901234"}  # day 32, month 13
+
+    response = post(client, tokens, [good, garbled, not_enrolled, bad_cpr_date])
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert [r["outcome"] for r in results] == ["created", "rejected", "rejected", "rejected"]
+    assert "measurement_status" in diagnostics(results[1]["issues"])
+    assert "not enrolled" in diagnostics(results[2]["issues"])
+    assert "not a valid date" in diagnostics(results[3]["issues"])
+    with runtime.sessions() as session:
+        rows = session.scalars(select(m.Observation)).all()
+        outcomes = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
+        audited = {e.entity: e.outcome for e in session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "ingest"))}
+    assert {o.upload_id for o in rows} == {results[0]["upload"]}
+    assert {o.id for o in rows} == {o["id"] for o in results[0]["observations"]}
+    assert outcomes == {r["upload"]: r["outcome"] for r in results}
+    assert audited == {f"upload/{r['upload']}": r["outcome"] for r in results}
+
+
+def test_garbled_payload_is_rejected_and_kept_without_the_cpr_in_clear(client, tokens, runtime, enrolled):
+    cpr = PATIENTS[0].cpr
+    sent = cuff_envelope()
+    sent["payload_hex"] = sent["payload_hex"][:-2]  # the measurement status loses its last byte
+
+    response = post(client, tokens, sent)
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["outcome"] == "rejected" and body["observations"] == []
+    issue = body["issues"]["issue"][0]
+    assert "measurement_status" in issue["diagnostics"] and "byte offset 17" in issue["diagnostics"]
+    assert issue["expression"] == ["envelope.payload (measurement_status@17)"]
+
+    kept = upload(runtime, body["upload"])
+    assert kept.outcome == "rejected" and kept.rejected == 1
+    assert kept.issues["issue"][0]["diagnostics"] == issue["diagnostics"]
+    assert json.loads(open_upload(runtime, kept)) == sent
+    assert kept.redacted["payload_hex"] == sent["payload_hex"]
+    assert kept.redacted["patient"]["value"] == "[redacted]"
+    assert cpr.encode() not in kept.sealed
+    assert cpr not in json.dumps(kept.redacted) and cpr not in json.dumps(kept.issues)
+
+    post(client, tokens, cuff_envelope(seed=9))  # a stored reading too, to look for the CPR in
+    with runtime.engine.connect() as conn:
+        observations = [str(r) for r in conn.execute(text("select resource from observation"))]
+        audit_rows = [str(r) for r in conn.execute(text("select * from audit_event"))]
+    assert observations and audit_rows
+    assert not [r for r in observations + audit_rows if cpr in r]
+
+
+def test_body_that_is_not_json_is_400_and_kept(client, tokens, runtime):
+    raw = b'{"adapter": "ble-blood-pressure", "payload_hex": "1e8a'
+    response = client.post("/ingest", content=raw, headers={**tokens.auth("gateway"), "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "not JSON" in diagnostics(response.json()["issues"])
+    kept = upload(runtime, response.json()["upload"])
+    assert kept.outcome == "rejected"
+    assert open_upload(runtime, kept) == raw
+
+
+def test_not_enrolled_patient_is_rejected_and_kept(client, tokens, runtime, enrolled):
+    sent = cuff_envelope(PATIENTS[2])
+    response = post(client, tokens, sent)
+    assert response.status_code == 422, response.text
+    assert "not enrolled" in diagnostics(response.json()["issues"])
+    kept = upload(runtime, response.json()["upload"])
+    assert kept.outcome == "rejected"
+    assert json.loads(open_upload(runtime, kept)) == sent
+    assert count(runtime, m.Observation) == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer hd_not-a-real-token"}, {"Authorization": "Basic Zm9vOmJhcg=="}])
+def test_missing_or_bad_token_is_401(client, runtime, headers):
+    response = client.post("/ingest", json=cuff_envelope(), headers=headers)
+    assert response.status_code == 401
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert count(runtime, m.Upload) == 0
+
+
+@pytest.mark.parametrize("role", ["clinician", "admin"])
+def test_only_gateways_may_ingest(client, tokens, runtime, role):
+    response = post(client, tokens, cuff_envelope(), role=role)
+    assert response.status_code == 403
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert count(runtime, m.Upload) == 0
+
+
+def test_concurrent_uploads_of_one_envelope_store_it_once(runtime, enrolled):
+    with runtime.sessions.begin() as session:
+        user, _ = create_user(session, name="tablet", role="gateway")
+        gateway = Principal(user.id, user.name, user.role, user.organisation)
+    env = cuff_envelope()
+    service = IngestService(runtime)
+    threads_n = 8
+    barrier = threading.Barrier(threads_n)
+    results: list = [None] * threads_n
+
+    def send(i: int) -> None:
+        barrier.wait()
+        results[i] = service.ingest_one(gateway, env)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes == ["created"] + ["duplicate"] * (threads_n - 1), [i.diagnostics for r in results for i in r.issues]
+    with runtime.sessions() as session:
+        per_dedup = session.execute(select(m.Observation.dedup, func.count()).group_by(m.Observation.dedup)).all()
+        assert len(per_dedup) == 2 and all(n == 1 for _, n in per_dedup)
+        assert audit.verify(session, runtime.keys).ok
+
+
+def test_a_reading_that_breaks_a_rule_stores_nothing_of_its_envelope(client, tokens, runtime, enrolled):
+    taken = datetime.now(COPENHAGEN) - timedelta(minutes=20)
+    payload = encode((400, 90, 190), timestamp=device_time(taken), pulse_rate=70, user_id=1)
+    response = post(client, tokens, bp_envelope(payload))
+    assert response.status_code == 422, response.text
+    assert "Systolic blood pressure 400" in diagnostics(response.json()["issues"])
+    assert "20-300" in diagnostics(response.json()["issues"])
+    assert count(runtime, m.Observation) == 0  # not even the (valid) pulse rate
+    assert count(runtime, m.Device) == 0
+    assert upload(runtime, response.json()["upload"]).outcome == "rejected"
+
+
+@pytest.mark.parametrize(("minutes_ahead", "status"), [(60, 422), (5, 201)])
+def test_readings_dated_in_the_future(client, tokens, runtime, enrolled, minutes_ahead, status):
+    taken = datetime.now(COPENHAGEN) + timedelta(minutes=minutes_ahead)
+    payload = encode((120, 80, 93), timestamp=device_time(taken), pulse_rate=70)
+    response = post(client, tokens, bp_envelope(payload))
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert "device clock" in diagnostics(response.json()["issues"])
+        assert count(runtime, m.Observation) == 0
+
+
+def test_kpa_payload_is_stored_in_mmhg(client, tokens, runtime, enrolled):
+    response = post(client, tokens, bp_envelope(bytes.fromhex(BP_VECTORS["nordic-bp-kpa"]["hex"])))
+    assert response.status_code == 201, response.text
+    with runtime.sessions() as session:
+        bp = session.scalars(select(m.Observation).where(m.Observation.code == BP_CODE)).one()
+    quantities = [c["valueQuantity"] for c in bp.resource["component"]]
+    assert [q["code"] for q in quantities] == ["mm[Hg]"] * 3
+    # 18.9 / 11 / 15.9 kPa at 133.322 Pa per mm[Hg], to whole mm[Hg]
+    assert [Decimal(str(q["value"])) for q in quantities] == [142, 83, 119]
+
+
+@pytest.fixture
+def audited(client, tokens, runtime, enrolled) -> int:
+    """A few ingests on top of the enrolment; returns the last audit seq."""
+    post(client, tokens, cuff_envelope(seed=1))
+    post(client, tokens, cuff_envelope(seed=1))
+    post(client, tokens, cuff_envelope(PATIENTS[1]))
+    with runtime.sessions() as session:
+        result = audit.verify(session, runtime.keys)
+        assert result.ok, result.message
+        last = session.scalar(select(func.max(m.AuditEvent.seq)))
+    assert result.checked == last >= 4
+    return last
+
+
+@pytest.mark.parametrize(
+    ("tamper", "which", "says"),
+    [
+        ("update audit_event set detail = 'nothing to see' where seq = :seq", "middle", "record {seq} was altered"),
+        ("delete from audit_event where seq = :seq", "middle", "record {seq} is missing"),
+        ("delete from audit_event where seq = :seq", "last", "its head says {seq}"),
+    ],
+)
+def test_audit_chain_detects_tampering(runtime, audited, tamper, which, says):
+    seq = 2 if which == "middle" else audited
+    with runtime.engine.begin() as conn:
+        assert conn.execute(text(tamper), {"seq": seq}).rowcount == 1
+    with runtime.sessions() as session:
+        result = audit.verify(session, runtime.keys)
+    assert not result.ok
+    assert result.broken_at == seq
+    assert says.format(seq=seq) in result.message
