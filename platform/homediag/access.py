@@ -220,6 +220,8 @@ def _has_word(column: Any, word: str) -> ColumnElement[bool]:
 
 def _code_clause(token: Token) -> ColumnElement[bool]:
     """A code token: through the terminology to the indexed primary code where it can, else on all codings."""
+    if token.system == "":
+        return false()  # every coding the platform stores has a system
     if token.system:
         measurement = terminology.by_code(token.system, token.code)
     else:
@@ -238,9 +240,10 @@ def _bundle(base_url: str, resource_type: str, query_items: list[tuple[str, str]
         return f"{base_url}/{resource_type}?{urlencode(items)}"
 
     links = [{"relation": "self", "url": link(q.offset)}]
-    if q.offset + q.count < total:
+    # _count=0 asks for the total only: a next/previous link would point at this page again, forever.
+    if q.count > 0 and q.offset + q.count < total:
         links.append({"relation": "next", "url": link(q.offset + q.count)})
-    if q.offset > 0:
+    if q.count > 0 and q.offset > 0:
         links.append({"relation": "previous", "url": link(max(q.offset - q.count, 0))})
     return {
         "resourceType": "Bundle",

@@ -59,6 +59,10 @@ class Envelope(BaseModel):
             raise ValueError(f"an envelope carries exactly one of payload_hex, payload_base64 or data; got {given or 'none'}")
         return self
 
+    @property
+    def payload_field(self) -> str:
+        return next(n for n in ("payload_hex", "payload_base64", "data") if getattr(self, n) is not None)
+
     def payload_bytes(self) -> bytes:
         """The payload as bytes; a DecodeError names the field when it is not valid hex or base64."""
         if self.payload_hex is not None:
@@ -82,7 +86,8 @@ def redact(raw: Any) -> Any:
     out = dict(raw)
     patient = out.get("patient")
     if isinstance(patient, dict):
-        out["patient"] = {k: ("[redacted]" if k == "value" else v) for k, v in patient.items()}
+        # only the system is kept: a gateway that misnames the key ("valeu", "cpr") still sent a CPR
+        out["patient"] = {k: (v if k == "system" else "[redacted]") for k, v in patient.items()}
     elif "patient" in out:
         out["patient"] = "[redacted]"
     return out

@@ -171,8 +171,10 @@ class IngestService:
         try:
             readings = adapter.decode(env.payload_bytes())
         except DecodeError as exc:
-            where = f"envelope.{exc.field}" if exc.field in ("payload_hex", "payload_base64", "data") else f"envelope.payload ({exc.location})" if exc.location else "envelope.payload"
-            raise Rejected(Issue("error", "structure", f"{adapter.id}: {exc}", where)) from None
+            # the expression names the envelope field that carried the payload; the diagnostics name
+            # the field inside the payload and its byte offset
+            carrier = exc.field if exc.field in ("payload_hex", "payload_base64", "data") else env.payload_field
+            raise Rejected(Issue("error", "structure", f"{adapter.id}: {exc}", f"envelope.{carrier}")) from None
 
         received = env.received_at
         ctx = BuildContext(patient_id=patient.id, patient_key=pkey, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone)

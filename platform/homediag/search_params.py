@@ -73,7 +73,7 @@ def parse_date(raw: str, zone: ZoneInfo, parameter: str = "date") -> DateRange:
 
 @dataclass(frozen=True)
 class Token:
-    system: str | None  # None: any system
+    system: str | None  # None: any system; "": no system
     code: str
 
 
@@ -87,7 +87,7 @@ def parse_tokens(raw: str, parameter: str) -> list[Token]:
             system, code = part.split("|", 1)
             if not code:
                 raise SearchError(f"{parameter}: '{part}' names a system but no code", parameter)
-            tokens.append(Token(system or None, code))
+            tokens.append(Token(system, code))  # "" (from "|code"): only codings without a system
         else:
             tokens.append(Token(None, part))
     return tokens

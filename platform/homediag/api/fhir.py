@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 
 from homediag import enrolment
 from homediag.access import AccessService, Forbidden, NotFound
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
+from homediag.fhir_profiles import fhirjson
 from homediag.search_params import SearchError, parse_observation_query, parse_reference
 from homediag.store import models as m
 from homediag.users import Principal
@@ -129,7 +128,15 @@ def consent_history(consent_id: str, rt: RuntimeDep, admin: AdminDep, base: Base
         raise FhirError(404, "not-found", str(exc)) from None
     return FhirResponse({
         "resourceType": "Bundle", "type": "history", "total": len(versions),
-        "entry": [{"fullUrl": f"{base}/Consent/{consent_id}", "resource": v} for v in versions],
+        "entry": [
+            {
+                "fullUrl": f"{base}/Consent/{consent_id}",
+                "resource": v,
+                "request": {"method": "POST", "url": "Consent"} if v["meta"]["versionId"] == "1" else {"method": "PUT", "url": f"Consent/{consent_id}"},
+                "response": {"status": "201 Created" if v["meta"]["versionId"] == "1" else "200 OK", "etag": f'W/"{v["meta"]["versionId"]}"', "lastModified": v["meta"]["lastUpdated"]},
+            }
+            for v in versions
+        ],
     })
 
 
@@ -168,9 +175,3 @@ def read_device(device_id: str, rt: RuntimeDep, principal: Annotated[Principal, 
         resource["identifier"] = [{"system": "urn:ietf:rfc:7042", "value": device.address}]
     return FhirResponse(resource)
 
-
-def outcome_response(status: int, issues: list[Issue]) -> FhirResponse:
-    return FhirResponse(operation_outcome(issues), status_code=status)
-
-
-__all__ = ["router", "select"]
