@@ -46,6 +46,10 @@ class IntervalSet:
         return any(start <= instant < end for start, end in self.spans)
 
     def __or__(self, other: IntervalSet) -> IntervalSet:
+        if not other.spans:
+            return self
+        if not self.spans:
+            return other
         return IntervalSet._normalised(self.spans + other.spans)
 
     def __and__(self, other: IntervalSet) -> IntervalSet:
@@ -54,6 +58,8 @@ class IntervalSet:
         )
 
     def __sub__(self, other: IntervalSet) -> IntervalSet:
+        if not other.spans or not self.spans:
+            return self
         remaining = list(self.spans)
         for cut_start, cut_end in other.spans:
             next_remaining: list[Span] = []

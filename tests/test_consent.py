@@ -548,18 +548,13 @@ def fhir_times(draw: st.DrawFn) -> str:
 
 @st.composite
 def periods(draw: st.DrawFn) -> dict[str, str] | None:
-    bounds = sorted(draw(st.lists(fhir_times(), min_size=2, max_size=2)), key=lambda text: (Period.from_fhir(text, None).start, text))
-    start, end = bounds
+    # Ordered by first instant, an end never lies before its start, whatever the precisions.
+    start, end = sorted(draw(st.lists(fhir_times(), min_size=2, max_size=2)), key=lambda text: Period.from_fhir(text, None).start)
     period: dict[str, str] = {}
     if draw(st.booleans()):
         period["start"] = start
     if draw(st.booleans()):
         period["end"] = end
-    try:
-        Period.from_fhir(period.get("start"), period.get("end"))
-        parse_consent(resource(period=period))
-    except ConsentError:
-        return None
     return period or None
 
 
@@ -574,7 +569,7 @@ def provisions(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
         if value:
             provision[key] = value
     if depth < 2:
-        children = draw(st.lists(provisions(depth + 1), max_size=2))
+        children = draw(st.lists(provisions(depth + 1), max_size=2 - depth))
         if children:
             provision["provision"] = children
     return provision
@@ -601,9 +596,9 @@ def expired_consent_resources(draw: st.DrawFn) -> tuple[dict[str, Any], datetime
     return raw, after + timedelta(minutes=draw(st.integers(min_value=0, max_value=3 * 365 * 24 * 60)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
-    withdrawn=st.lists(consent_resources(status="inactive"), min_size=1, max_size=3),
+    withdrawn=st.lists(consent_resources(status="inactive"), min_size=1, max_size=2),
     asked=st.sampled_from(PURPOSES),
     data_time=st.none() | aware_instants(),
     as_of=aware_instants(),
@@ -614,7 +609,7 @@ def test_property_withdrawn_consent_never_permits(withdrawn: list[dict[str, Any]
     assert permitted_data_window(records, purpose=asked, as_of=as_of) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(expired=expired_consent_resources(), asked=st.sampled_from(PURPOSES), data_time=st.none() | aware_instants(), zone=some_timezone)
 def test_property_expired_consent_never_permits(expired: tuple[dict[str, Any], datetime], asked: str, data_time: datetime | None, zone: ZoneInfo) -> None:
     raw, as_of = expired
@@ -623,7 +618,7 @@ def test_property_expired_consent_never_permits(expired: tuple[dict[str, Any], d
     assert permitted_data_window(records, purpose=asked, as_of=as_of) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     raws=st.lists(consent_resources(), max_size=3),
     asked=st.sampled_from(PURPOSES),
@@ -646,7 +641,9 @@ def test_property_decide_and_window_agree(raws: list[dict[str, Any]], asked: str
 def test_property_adding_an_explicit_deny_never_permits_more(
     raw: dict[str, Any], extra: dict[str, Any], asked: str, data_time: datetime, as_of: datetime
 ) -> None:
+    # a current deny: no period, and not given after as_of (a later consent cannot apply earlier)
     extra["provision"] = {"type": "deny", "purpose": [purpose(asked)]}
+    extra.pop("dateTime", None)
     records = [parse_consent(raw)]
     assert not decide([*records, parse_consent(extra)], purpose=asked, data_time=data_time, as_of=as_of).permit
 
