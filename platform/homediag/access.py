@@ -85,12 +85,26 @@ class AccessService:
         return purpose
 
     def _records(self, session: Session, patient_keys: list[str] | None = None) -> dict[str, list[Any]]:
-        stmt = select(m.Consent.patient_key, m.Consent.resource)
+        """Each patient's consents, parsed. A (consent id, version) never changes, so its parse is cached;
+        a withdrawal is a new version and is read fresh on the next request."""
+        stmt = select(m.Consent.id, m.Consent.version, m.Consent.patient_key)
         if patient_keys is not None:
             stmt = stmt.where(m.Consent.patient_key.in_(patient_keys))
+        current = session.execute(stmt).all()
+        cache = self.rt.consent_cache
+        missing = [row.id for row in current if (row.id, row.version) not in cache]
+        if missing:
+            if len(cache) > 50_000:
+                cache.clear()
+            for cid, version, resource in session.execute(select(m.Consent.id, m.Consent.version, m.Consent.resource).where(m.Consent.id.in_(missing))):
+                cache[(cid, version)] = consent_model.parse_consent(resource)
         out: dict[str, list[Any]] = {}
-        for pkey, resource in session.execute(stmt):
-            out.setdefault(pkey, []).append(consent_model.parse_consent(resource))
+        for row in current:
+            record = cache.get((row.id, row.version))
+            if record is None:  # changed between the two reads: parse it now
+                resource = session.execute(select(m.Consent.resource).where(m.Consent.id == row.id)).scalar_one()
+                record = consent_model.parse_consent(resource)
+            out.setdefault(row.patient_key, []).append(record)
         return out
 
     def permitted_windows(self, session: Session, purpose: str, patient_keys: list[str] | None = None) -> dict[str, Window]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -19,6 +20,8 @@ class Runtime:
     keys: KeyRing
     engine: Engine
     sessions: sessionmaker[Session]
+    # parsed consents by (consent id, version): a version never changes (see access.AccessService._records)
+    consent_cache: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     @property
     def local_zone(self) -> ZoneInfo:
