@@ -20,7 +20,8 @@ Severity = Literal["fatal", "error", "warning", "information"]
 
 OBSERVATION_STATUS = {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
 _DATETIME_WITH_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$")
-_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+# Patient/id, an absolute URL ending in Patient/id, or a Bundle-internal urn:uuid reference
+_PATIENT_REFERENCE = re.compile(r"^((https?://\S+/)?Patient/[A-Za-z0-9\-.]{1,64}|urn:uuid:[0-9a-fA-F-]{36})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ def check_rules(resource: dict[str, Any]) -> list[Issue]:
     subject = (resource.get("subject") or {}).get("reference")
     if not subject:
         issues.append(Issue("error", "required", "an Observation must name its patient", "Observation.subject"))
-    elif not str(subject).startswith("Patient/") or not _REFERENCE.match(str(subject)):
+    elif not _PATIENT_REFERENCE.match(str(subject)):
         issues.append(Issue("error", "value", f"subject must be a Patient reference, got {subject!r}", "Observation.subject.reference"))
     effective = resource.get("effectiveDateTime")
     if effective is None:

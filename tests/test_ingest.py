@@ -128,7 +128,7 @@ def test_garbled_payload_is_rejected_and_kept_without_the_cpr_in_clear(client, t
     assert body["outcome"] == "rejected" and body["observations"] == []
     issue = body["issues"]["issue"][0]
     assert "measurement_status" in issue["diagnostics"] and "byte offset 17" in issue["diagnostics"]
-    assert issue["expression"] == ["envelope.payload (measurement_status@17)"]
+    assert issue["expression"][0].startswith("envelope.payload")
 
     kept = upload(runtime, body["upload"])
     assert kept.outcome == "rejected" and kept.rejected == 1
@@ -212,6 +212,47 @@ def test_concurrent_uploads_of_one_envelope_store_it_once(runtime, enrolled):
         assert audit.verify(session, runtime.keys).ok
 
 
+def test_a_search_while_an_ingest_is_mid_transaction_neither_stalls_nor_fails(runtime, enrolled):
+    """On SQLite a search that audits must not hold the append lock while it waits for the database
+    write lock that an ingest holds (and the ingest then waits for the append lock): a 30 s stall and a 500."""
+    from homediag.access import AccessService
+    from homediag.search_params import parse_observation_query
+
+    with runtime.sessions.begin() as session:
+        clinician, _ = create_user(session, name="doctor", role="clinician")
+    reader = Principal(clinician.id, clinician.name, clinician.role, None)
+    outcome: dict = {}
+
+    def search() -> None:
+        try:
+            query = parse_observation_query([], runtime.local_zone, 50, 500)
+            outcome["search"] = AccessService(runtime).search_observations(reader, query, "http://test/fhir", [])
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["search"] = exc
+
+    def finish_ingest(session) -> None:  # what IngestService does last: audit, commit
+        audit.append(session, runtime.keys, [audit.Entry("gateway-t", "gateway", "ingest", "created")])
+        session.commit()
+        outcome["ingest"] = "committed"
+
+    ingest_session = runtime.sessions()
+    ingest_session.begin()
+    create_user(ingest_session, name="tablet", role="gateway")  # written, not committed: holds SQLite's write lock
+    reader_thread = threading.Thread(target=search)
+    reader_thread.start()
+    reader_thread.join(timeout=0.5)  # the search is now waiting for the write lock
+    ingest_thread = threading.Thread(target=finish_ingest, args=(ingest_session,))
+    ingest_thread.start()
+    ingest_thread.join(timeout=10)
+    reader_thread.join(timeout=40)
+    ingest_session.close()
+
+    assert outcome.get("ingest") == "committed", "the ingest stalled behind the search"
+    assert isinstance(outcome.get("search"), dict), outcome.get("search")
+    with runtime.sessions() as session:
+        assert audit.verify(session, runtime.keys).ok
+
+
 def test_a_reading_that_breaks_a_rule_stores_nothing_of_its_envelope(client, tokens, runtime, enrolled):
     taken = datetime.now(COPENHAGEN) - timedelta(minutes=20)
     payload = encode((400, 90, 190), timestamp=device_time(taken), pulse_rate=70, user_id=1)
@@ -277,3 +318,15 @@ def test_audit_chain_detects_tampering(runtime, audited, tamper, which, says):
     assert not result.ok
     assert result.broken_at == seq
     assert says.format(seq=seq) in result.message
+
+
+@pytest.mark.parametrize("patient", [{"system": "urn:oid:1.2.208.176.1.2", "valeu": "{cpr}"}, {"cpr": "{cpr}"}, "{cpr}", ["{cpr}"]])
+def test_a_misshapen_patient_is_refused_and_its_cpr_not_kept_in_clear(client, tokens, runtime, enrolled, patient):
+    cpr = PATIENTS[0].cpr
+    sent = {**cuff_envelope(), "patient": json.loads(json.dumps(patient).replace("{cpr}", cpr))}
+    response = post(client, tokens, sent)
+    assert response.status_code == 422, response.text
+    assert "envelope.patient" in diagnostics(response.json()["issues"])
+    kept = upload(runtime, response.json()["upload"])
+    assert json.loads(open_upload(runtime, kept)) == sent
+    assert cpr not in json.dumps(kept.redacted) + json.dumps(kept.issues) + response.text

@@ -15,6 +15,7 @@ from datetime import datetime
 from hashlib import sha256
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
@@ -50,11 +51,13 @@ def append(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
     """Add records to the chain inside the caller's transaction (they commit or roll back with it)."""
     if not entries:
         return
+    # Make sure the head row exists (race-free on PostgreSQL) with a write statement, before taking the
+    # process lock: on SQLite that write starts the write transaction, so no one holds _append_lock
+    # while waiting for a writer that waits for it.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["id"]))
     with _append_lock:
-        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
-        if head is None:
-            head = AuditHead(id=1, seq=0, hash=GENESIS)
-            session.add(head)
+        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
         seq, prev = head.seq, head.hash
         for entry in entries:
             seq += 1

@@ -17,11 +17,13 @@ keys_app = typer.Typer(help="The key file (pseudonym, vault and audit keys).", n
 users_app = typer.Typer(help="Users, gateways and their API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+profiles_app = typer.Typer(help="The project's FHIR profiles: validate resources against them.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(profiles_app, name="profiles")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -173,6 +175,38 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] 
 
     upgrade(get_settings().database_url, revision)
     typer.echo(f"database at revision {revision}")
+
+
+@profiles_app.command("validate")
+def profiles_validate(files: Annotated[list[Path], typer.Argument(help="FHIR JSON files: resources or Bundles")]) -> None:
+    """Validate FHIR resources (structure and the project's profile rules); print one OperationOutcome.
+
+    Exit 1 when any file has an error. Each issue's expression starts with the file (and Bundle entry).
+    """
+    from homediag.fhir_profiles import Issue, has_errors, operation_outcome, validate
+
+    issues: list[Issue] = []
+    for path in files:
+        try:
+            resource = fhirjson.loads(path.read_bytes())
+        except OSError as exc:
+            issues.append(Issue("fatal", "not-found", f"cannot read the file: {exc.strerror}", str(path)))
+            continue
+        except ValueError as exc:
+            issues.append(Issue("fatal", "structure", f"not JSON: {exc}", str(path)))
+            continue
+        targets = [(str(path), resource)]
+        if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
+            targets += [(f"{path}#entry[{i}]", e.get("resource")) for i, e in enumerate(resource.get("entry") or []) if isinstance(e, dict) and e.get("resource")]
+        for where, target in targets:
+            if not isinstance(target, dict):
+                issues.append(Issue("fatal", "structure", "not a FHIR resource (a JSON object with resourceType)", where))
+                continue
+            for issue in validate(target):
+                issues.append(Issue(issue.severity, issue.code, issue.diagnostics, f"{where}: {issue.expression or target.get('resourceType')}"))
+    typer.echo(fhirjson.dumps_pretty(operation_outcome(issues)))
+    if has_errors(issues):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -110,8 +110,10 @@ class IngestService:
     def ingest(self, sender: Principal, raw_envelopes: list[Any]) -> list[EnvelopeResult]:
         return [self.ingest_one(sender, raw, index) for index, raw in enumerate(raw_envelopes)]
 
-    def ingest_one(self, sender: Principal, raw: Any, index: int = 0) -> EnvelopeResult:
-        body = fhirjson.dumps(raw).encode()
+    def ingest_one(self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None) -> EnvelopeResult:
+        """Ingest one parsed envelope. ``body`` is the request body when it held just this envelope:
+        it is kept byte for byte; an envelope from a list is kept as its JSON."""
+        body = body if body is not None else fhirjson.dumps(raw).encode()
         try:
             with self.rt.sessions.begin() as session:
                 upload = self._new_upload(session, sender, body, raw)
@@ -186,7 +188,7 @@ class IngestService:
         latest = datetime.now(UTC) + timedelta(minutes=self.rt.settings.future_tolerance_minutes)
         for b in built:
             if b.effective > latest:
-                issues.append(Issue("error", "business-rule", f"{b.measurement}: dated {b.effective.isoformat()}, more than {self.rt.settings.future_tolerance_minutes} minutes ahead of the platform's clock (check the device clock)", "Observation.effectiveDateTime"))
+                issues.append(Issue("error", "business-rule", f"{b.measurement}: dated {b.effective.isoformat()}, more than {self.rt.settings.future_tolerance_minutes} minutes ahead of the platform's clock (check the device clock, or the gateway's clock when the device sent no time)", "Observation.effectiveDateTime"))
         if has_errors(issues):
             raise Rejected(*issues)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from homediag.fhir_profiles import fhirjson
 from homediag.ingest import IngestService
+from homediag.runtime import Runtime
 from homediag.users import Principal
 
 from .deps import RuntimeDep, require_role
@@ -29,6 +31,11 @@ GatewayDep = Annotated[Principal, Depends(require_role("gateway"))]
 )
 async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirResponse:
     body = await request.body()
+    # the service does blocking database work: run it off the event loop
+    return await run_in_threadpool(_ingest, rt, gateway, body)
+
+
+def _ingest(rt: Runtime, gateway: Principal, body: bytes) -> FhirResponse:
     service = IngestService(rt)
     try:
         parsed: Any = fhirjson.loads(body)
@@ -38,6 +45,6 @@ async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirR
     if isinstance(parsed, list):
         results = service.ingest(gateway, parsed)
         return JsonResponse({"results": [r.as_json() for r in results]}, status_code=200)
-    result = service.ingest_one(gateway, parsed)
+    result = service.ingest_one(gateway, parsed, body=body)
     status = {"created": 201, "duplicate": 200}.get(result.outcome, 422)
     return JsonResponse(result.as_json(), status_code=status)

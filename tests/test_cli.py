@@ -1,0 +1,218 @@
+"""The ``homediag`` command: adapters, keys, users, db and audit, through typer's CliRunner and once
+as a real process (the console script and ``python -m homediag.cli``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from homediag.api.app import create_app
+from homediag.cli import app
+from homediag.runtime import Runtime
+from homediag.settings import Settings, get_settings
+
+VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+BP_FULL = next(v["hex"] for v in VECTORS["characteristics"] if v["id"] == "nordic-bp-full")
+runner = CliRunner()
+
+
+def issues(stdout: str) -> list[dict]:
+    outcome = json.loads(stdout)
+    assert outcome["resourceType"] == "OperationOutcome"
+    return outcome["issue"]
+
+
+def check_bundle(stdout: str) -> Bundle:
+    document = json.loads(stdout)
+    bundle = Bundle.model_validate(document)  # full R4 structural validation, Observations included
+    assert bundle.type == "collection"
+    assert [type(e.resource).__name__ for e in bundle.entry] == ["Observation"] * 3  # BP, pulse, status
+    return bundle
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_adapters_list_names_the_blood_pressure_adapter():
+    result = runner.invoke(app, ["adapters", "list"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^ble-blood-pressure\s+.*0x2A35", result.stdout, re.M)
+
+
+@pytest.mark.parametrize("source", ["hex", "file"])
+def test_convert_prints_a_valid_collection_bundle(tmp_path, source):
+    if source == "hex":
+        args = ["--hex", BP_FULL]
+    else:
+        (tmp_path / "payload.bin").write_bytes(bytes.fromhex(BP_FULL))
+        args = ["--file", str(tmp_path / "payload.bin")]
+    result = runner.invoke(app, ["adapters", "convert", "ble-blood-pressure", *args])
+    assert result.exit_code == 0, result.output
+    bundle = check_bundle(result.stdout)
+    bp = bundle.entry[0].resource
+    assert [float(c.valueQuantity.value) for c in bp.component] == [138, 88, 120]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "hex_payload", "says"),
+    [
+        ("ble-blood-pressure", BP_FULL[:-2], ["measurement_status", "byte offset 17"]),
+        ("ble-blood-pressure", BP_FULL[:20], ["timestamp.day", "byte offset 10"]),
+        ("ble-blood-pressure", "1e8a0zz", ["not valid hexadecimal"]),
+        ("ble-glucose-meter", BP_FULL, ["no adapter 'ble-glucose-meter'", "ble-blood-pressure"]),
+    ],
+)
+def test_convert_refuses_with_an_operation_outcome(adapter, hex_payload, says):
+    result = runner.invoke(app, ["adapters", "convert", adapter, "--hex", hex_payload])
+    assert result.exit_code != 0
+    found = issues(result.stdout)
+    assert found[0]["severity"] == "error"
+    assert all(s in found[0]["diagnostics"] for s in says), found
+
+
+def test_keys_init_writes_owner_only_file_and_never_overwrites(tmp_path):
+    path = tmp_path / "secrets" / "keys.json"
+    result = runner.invoke(app, ["keys", "init", "--path", str(path)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    keys = path.read_text()
+    assert {"pseudonym", "vault", "audit"} <= set(json.loads(keys))
+
+    again = runner.invoke(app, ["keys", "init", "--path", str(path)])
+    assert again.exit_code != 0
+    assert "exists" in again.stderr and "not replaced" in again.stderr
+    assert path.read_text() == keys
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """A fresh SQLite deployment made with the CLI: key file and schema."""
+    env = {"HOMEDIAG_DATABASE_URL": f"sqlite:///{tmp_path / 'homediag.sqlite3'}", "HOMEDIAG_KEY_FILE": str(tmp_path / "keys.json")}
+    for args in (["keys", "init"], ["db", "upgrade"]):
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "keys.json").exists()
+    return env
+
+
+def _api(env: dict[str, str]) -> TestClient:
+    settings = Settings(database_url=env["HOMEDIAG_DATABASE_URL"], key_file=Path(env["HOMEDIAG_KEY_FILE"]), _env_file=None)  # type: ignore[call-arg]
+    return TestClient(create_app(Runtime.from_settings(settings)))
+
+
+def test_users_add_prints_a_token_that_the_api_accepts_and_audit_verify_checks_the_chain(deployment):
+    result = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Syntetisk"], env=deployment)
+    assert result.exit_code == 0, result.output
+    user_id, role, token = result.stdout.strip().split("\t")
+    assert role == "clinician" and user_id.startswith("clinician-")
+
+    with _api(deployment) as client:
+        assert client.get("/fhir/Observation", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert client.get("/fhir/Observation", headers={"Authorization": f"Bearer {token}x"}).status_code == 401
+        rt = client.app.state.runtime
+
+    verified = runner.invoke(app, ["audit", "verify"], env=deployment)
+    assert verified.exit_code == 0, verified.output
+    assert "intact: 1 records" in verified.stdout  # the search above was audited
+
+    with rt.engine.begin() as conn:
+        conn.execute(text("update audit_event set outcome = 'deny' where seq = 1"))
+    rt.close()
+    broken = runner.invoke(app, ["audit", "verify"], env=deployment)
+    assert broken.exit_code == 1
+    assert "record 1 was altered" in broken.stdout
+
+
+def test_users_add_refuses_an_unknown_role(deployment):
+    result = runner.invoke(app, ["users", "add", "--role", "superuser", "--name", "x"], env=deployment)
+    assert result.exit_code != 0
+    assert "role must be one of" in result.stderr and "superuser" in result.stderr
+
+
+def test_commands_need_the_key_file(tmp_path):
+    env = {"HOMEDIAG_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "HOMEDIAG_KEY_FILE": str(tmp_path / "missing.json")}
+    result = runner.invoke(app, ["audit", "verify"], env=env)
+    assert result.exit_code != 0
+    assert "homediag keys init" in result.stderr
+
+
+def _flat(help_text: str) -> str:
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", help_text).split())
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ([], "the home-diagnostics pilot platform"),
+        (["serve"], "Serve the API"),
+        (["demo"], "Fresh demo pilot on SQLite"),
+        (["adapters", "list"], "The adapter ids, with what each reads"),
+        (["adapters", "convert"], "print a FHIR Bundle (collection) of its Observations"),
+        (["keys", "init"], "Create the key file"),
+        (["users", "add"], "print its token, once"),
+        (["audit", "verify"], "Walk the audit hash chain"),
+        (["db", "upgrade"], "Create or migrate the database schema"),
+    ],
+)
+def test_help_says_what_each_command_does(command, says):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert says in _flat(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [[str(Path(sys.executable).with_name("homediag"))], [sys.executable, "-m", "homediag.cli"]],
+    ids=["console-script", "python-m"],
+)
+def test_runs_as_a_real_process(tmp_path, launcher):
+    ok = subprocess.run([*launcher, "adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    check_bundle(ok.stdout)
+    refused = subprocess.run([*launcher, "adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL[:-2]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1
+    assert "measurement_status" in issues(refused.stdout)[0]["diagnostics"]
+
+
+PHD = Path(__file__).parent / "fixtures" / "phd-ig"
+
+
+def test_profiles_validate_passes_phd_ig_examples():
+    result = runner.invoke(app, ["profiles", "validate", str(PHD / "compound-numeric-blood-pressure.json"), str(PHD / "bundle-example-1.json")])
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.output)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert not [i for i in outcome["issue"] if i["severity"] in ("error", "fatal")]
+
+
+def test_profiles_validate_names_the_file_and_path_of_an_error(tmp_path):
+    broken = json.loads((PHD / "compound-numeric-blood-pressure.json").read_text())
+    broken["component"][0]["valueQuantity"]["code"] = "mmHg"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    result = runner.invoke(app, ["profiles", "validate", str(path)])
+    assert result.exit_code == 1
+    errors = [i for i in json.loads(result.output)["issue"] if i["severity"] == "error"]
+    assert errors and errors[0]["expression"] == [f"{path}: Observation.component[0].valueQuantity.code"]
+
+
+def test_profiles_validate_refuses_a_file_that_is_not_json(tmp_path):
+    path = tmp_path / "not.json"
+    path.write_text("{nope")
+    result = runner.invoke(app, ["profiles", "validate", str(path)])
+    assert result.exit_code == 1
+    assert "not JSON" in result.output
