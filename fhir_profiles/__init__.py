@@ -5,6 +5,7 @@ the web framework.
 """
 
 from .builder import BuildContext, Built, build
-from .validation import Issue, check_rules, check_structure, has_errors, operation_outcome, validate
+from .issues import Issue, has_errors, operation_outcome
+from .validation import check_rules, check_structure, validate
 
 __all__ = ["BuildContext", "Built", "Issue", "build", "check_rules", "check_structure", "has_errors", "operation_outcome", "validate"]

@@ -20,10 +20,9 @@ from homediag.adapters.devices.ieee11073 import Number
 from homediag.adapters.devices.readings import DeviceTime, Measured, Reading
 
 from . import terminology as t
+from .profiles import CANONICAL, PROFILE_BASE, PROFILES
 
-CANONICAL = "https://homediag.example.org/fhir"
 DEDUP_SYSTEM = f"{CANONICAL}/sid/reading"
-PROFILE_BASE = f"{CANONICAL}/StructureDefinition"
 EXT_DEVICE_TIME = f"{PROFILE_BASE}/device-time"
 EXT_GATEWAY_RECEIVED = f"{PROFILE_BASE}/gateway-received-time"
 EXT_USER_ID = f"{PROFILE_BASE}/device-user-id"
@@ -48,6 +47,7 @@ class BuildContext:
     gateway_received_at: datetime  # aware
     gateway_device_id: str | None = None
     local_zone: ZoneInfo = COPENHAGEN
+    npu_system: str = t.NPU_DK_CORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,22 +83,26 @@ def fhir_datetime(value: datetime) -> str:
 
 
 def _canonical_value(number: Number, from_unit: str, m: t.Measurement) -> tuple[Decimal | None, str]:
-    """Convert to the canonical UCUM unit. Whole-unit precision after a conversion such as kPa -> mm[Hg]."""
+    """The value in the canonical UCUM unit, keeping the device's precision.
+
+    A converted value keeps as many significant digits as the device sent (18.9 kPa -> 142 mm[Hg],
+    98.6 [degF] -> 37.0 Cel), never more decimals than that; an unconverted one is kept exactly.
+    """
     assert m.unit is not None
     if number.value is None:
         return None, m.unit
-    if from_unit not in m.conversions:
+    conversion = m.conversions.get(from_unit)
+    if conversion is None:
         raise ValueError(f"{m.key}: unit '{from_unit}' has no conversion to '{m.unit}'")
-    factor = m.conversions[from_unit]
     value = number.value
-    if factor != 1:
-        exponent = min(value.as_tuple().exponent, 0)  # type: ignore[operator]
-        # a conversion keeps the device's resolution, at least whole units (cuffs show whole mmHg)
-        places = Decimal(1).scaleb(min(exponent + 1, 0))
-        value = (value * factor).quantize(places, rounding=ROUND_HALF_UP)
-    elif value.as_tuple().exponent > 0:  # type: ignore[operator]
-        value = value.quantize(Decimal(1))  # 2E+1 is written 20
-    return value, m.unit
+    if conversion.is_identity:
+        return (value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value), m.unit  # type: ignore[operator]
+    significant = len(value.as_tuple().digits)
+    converted = conversion.apply(value)
+    if converted == 0:
+        return Decimal(0), m.unit
+    exponent = min(converted.adjusted() - significant + 1, 0)
+    return converted.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP), m.unit
 
 
 def _quantity(value: Decimal, unit: str, m: t.Measurement) -> dict[str, object]:
@@ -159,7 +163,7 @@ def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, 
     resource["identifier"] = [{"system": DEDUP_SYSTEM, "value": dedup}]
     resource["status"] = "final"
     resource["category"] = [VITAL_SIGNS_CATEGORY, PHD_CATEGORY] if m.vital_signs else [PHD_CATEGORY]
-    resource["code"] = m.code_fhir()
+    resource["code"] = m.code_fhir(ctx.npu_system)
     resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
     resource["effectiveDateTime"] = fhir_datetime(effective)
     resource["device"] = {"reference": f"Device/{ctx.device_id}"}
@@ -170,20 +174,20 @@ def build(reading: Reading, ctx: BuildContext) -> list[Built]:
     """The Observations for one reading: the measurement, and its status when the device sent any bit set."""
     m = t.measurement(reading.measurement)
     effective, from_device = effective_time(reading.device_time, ctx)
-    dedup = dedup_identifier(ctx, m.mdc_code, reading, effective, from_device)
+    dedup = dedup_identifier(ctx, m.primary_code, reading, effective, from_device)
     out: list[Built] = []
     if m.components:
-        resource = _base(m, dedup, ctx, effective, reading, from_device, [f"{PROFILE_BASE}/homediag-{m.key}", f"{PHD_PROFILE}/PhdCompoundNumericObservation"])
+        resource = _base(m, dedup, ctx, effective, reading, from_device, [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdCompoundNumericObservation"])
         components = []
         for measured in reading.components:
             cm = t.measurement(measured.measurement)
             elements, _, _ = _value_elements(measured)
-            components.append({"code": cm.code_fhir(), **elements})
+            components.append({"code": cm.code_fhir(ctx.npu_system), **elements})
         resource["component"] = components
         out.append(Built(resource, dedup, m.key, effective, None, None))
     else:
         assert reading.value is not None
-        resource = _base(m, dedup, ctx, effective, reading, from_device, [f"{PROFILE_BASE}/homediag-{m.key}", f"{PHD_PROFILE}/PhdNumericObservation"])
+        resource = _base(m, dedup, ctx, effective, reading, from_device, [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdNumericObservation"])
         elements, value, unit = _value_elements(reading.value)
         resource.update(elements)
         out.append(Built(resource, dedup, m.key, effective, value, unit))
@@ -196,9 +200,9 @@ def build(reading: Reading, ctx: BuildContext) -> list[Built]:
 def _status_observation(key: str, reading: Reading, ctx: BuildContext, effective: datetime, from_device: bool, derived_from: str) -> Built:
     """The PHD BITs Observation: one boolean component per status bit that the device set."""
     m = t.measurement(key)
-    code = m.mdc_code
+    code = m.primary_code
     dedup = dedup_identifier(ctx, code, reading, effective, from_device)
-    resource = _base(m, dedup, ctx, effective, reading, from_device, [f"{PROFILE_BASE}/homediag-{m.key}", f"{PHD_PROFILE}/PhdBitsEnumerationObservation"])
+    resource = _base(m, dedup, ctx, effective, reading, from_device, [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdBitsEnumerationObservation"])
     resource["derivedFrom"] = [{"reference": f"Observation/{derived_from}"}]
     bit_of = t.STATUS_BITS[key]
     resource["component"] = [

@@ -1,23 +1,37 @@
-"""Codes and units of the home measurements: MDC, LOINC and UCUM.
+"""Codes and units of the home measurements, loaded from ``measurements.toml`` (the one source).
 
-Sources: ISO/IEEE 11073-10101 nomenclature as used by the HL7 PHD IG 2.0.0 examples
-(compound-numeric-blood-pressure, bpm-status); LOINC codes required by the FHIR R4 vital-signs
-profiles (85354-9 panel, 8480-6, 8462-4, 8867-4); 8478-0 (mean blood pressure) from LOINC.
+The table names, per measurement, its MDC, LOINC and NPU codes, canonical UCUM unit, accepted
+alternative units with exact conversions, physiologic limits, and the source of each row. The
+builders, the validator, the published StructureDefinitions and ``docs/profiles.md`` all read it.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
 
 MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+NPU_DK_CORE = "http://npu-terminology.org"
+NPU_MEDCOM = "urn:oid:1.2.208.176.2.1"
+NPU_SYSTEMS = (NPU_DK_CORE, NPU_MEDCOM)
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 PHD_CATEGORY = "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories"
 ASN1_TO_HL7 = "http://terminology.hl7.org/CodeSystem/ASN1ToHL7"
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
-SECURITY_LABEL = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+
+
+def exact(text: str) -> Decimal:
+    """A decimal string or a fraction ``a/b`` of two, as an exact Decimal (to 28 digits for a fraction)."""
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return Decimal(num) / Decimal(den)
+    return Decimal(text)
 
 
 @dataclass(frozen=True)
@@ -34,109 +48,133 @@ class Coding:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """One kind of measurement: its codings, text, canonical UCUM unit and exact conversions to it."""
+class Conversion:
+    """``canonical = (value + offset) * factor``."""
 
-    key: str
-    text: str
-    codings: tuple[Coding, ...]
-    unit: str | None = None
-    unit_display: str | None = None
-    # unit code as a device may send it -> factor to the canonical unit
-    conversions: dict[str, Decimal] = field(default_factory=dict)
-    vital_signs: bool = True
-    components: tuple[str, ...] = ()
-    # physiologic limits in the canonical unit: a value outside them is a device or upload fault
-    limits: tuple[Decimal, Decimal] | None = None
+    factor: Decimal
+    offset: Decimal = Decimal(0)
+
+    def apply(self, value: Decimal) -> Decimal:
+        return (value + self.offset) * self.factor
 
     @property
-    def mdc_code(self) -> str:
-        return next(c.code for c in self.codings if c.system == MDC)
-
-    def code_fhir(self) -> dict[str, object]:
-        return {"coding": [c.as_fhir() for c in self.codings], "text": self.text}
+    def is_identity(self) -> bool:
+        return self.factor == 1 and self.offset == 0
 
 
-# UCUM defines m[Hg] as 133.3220 kPa, so 1 mm[Hg] = 133.3220 Pa exactly and 1 kPa = 1000/133.3220 mm[Hg].
-KPA_TO_MMHG = Decimal(1000) / Decimal("133.3220")
+@dataclass(frozen=True)
+class Measurement:
+    key: str
+    text: str
+    kind: str  # panel | component | quantity | status
+    category: str  # vital-signs | laboratory | procedure | phd
+    mdc: Coding | None = None
+    loinc: Coding | None = None
+    npu: Coding | None = None  # system is the DK Core one; see code_fhir for the configured one
+    npu_unit: str | None = None
+    unit: str | None = None
+    unit_display: str | None = None
+    conversions: dict[str, Conversion] = field(default_factory=dict)  # includes the canonical unit
+    limits: tuple[Decimal, Decimal] | None = None
+    components: tuple[str, ...] = ()
+    required_components: tuple[str, ...] = ()
+    part_of: str | None = None
+    status_of: str | None = None
+    bits: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    note: str = ""
 
-MEASUREMENTS: dict[str, Measurement] = {
-    m.key: m
-    for m in (
-        Measurement(
-            key="blood-pressure",
-            text="Blood pressure",
-            codings=(Coding(MDC, "150020", "MDC_PRESS_BLD_NONINV"), Coding(LOINC, "85354-9", "Blood pressure panel with all children optional")),
-            components=("systolic", "diastolic", "mean-arterial-pressure"),
-        ),
-        Measurement(
-            key="systolic",
-            text="Systolic blood pressure",
-            codings=(Coding(MDC, "150021", "MDC_PRESS_BLD_NONINV_SYS"), Coding(LOINC, "8480-6", "Systolic blood pressure")),
-            unit="mm[Hg]",
-            unit_display="mmHg",
-            conversions={"mm[Hg]": Decimal(1), "kPa": KPA_TO_MMHG},
-            limits=(Decimal("20"), Decimal("300")),
-        ),
-        Measurement(
-            key="diastolic",
-            text="Diastolic blood pressure",
-            codings=(Coding(MDC, "150022", "MDC_PRESS_BLD_NONINV_DIA"), Coding(LOINC, "8462-4", "Diastolic blood pressure")),
-            unit="mm[Hg]",
-            unit_display="mmHg",
-            conversions={"mm[Hg]": Decimal(1), "kPa": KPA_TO_MMHG},
-            limits=(Decimal("10"), Decimal("250")),
-        ),
-        Measurement(
-            key="mean-arterial-pressure",
-            text="Mean blood pressure",
-            codings=(Coding(MDC, "150023", "MDC_PRESS_BLD_NONINV_MEAN"), Coding(LOINC, "8478-0", "Mean blood pressure")),
-            unit="mm[Hg]",
-            unit_display="mmHg",
-            conversions={"mm[Hg]": Decimal(1), "kPa": KPA_TO_MMHG},
-            limits=(Decimal("10"), Decimal("280")),
-        ),
-        Measurement(
-            key="pulse-rate",
-            text="Pulse rate",
-            codings=(Coding(MDC, "149546", "MDC_PULS_RATE_NONINV"), Coding(LOINC, "8867-4", "Heart rate")),
-            unit="/min",
-            unit_display="beats/minute",
-            conversions={"/min": Decimal(1)},
-            limits=(Decimal("20"), Decimal("300")),
-        ),
-        Measurement(
-            key="blood-pressure-status",
-            text="Blood pressure measurement status",
-            codings=(Coding(MDC, "8410608", "MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS"),),
-            vital_signs=False,
-        ),
+    @property
+    def codings(self) -> tuple[Coding, ...]:
+        return tuple(c for c in (self.mdc, self.loinc, self.npu) if c is not None)
+
+    @property
+    def primary_code(self) -> str:
+        """The code the store indexes: MDC where there is one, else LOINC."""
+        coding = self.mdc or self.loinc
+        assert coding is not None, self.key
+        return coding.code
+
+    @property
+    def vital_signs(self) -> bool:
+        return self.category == "vital-signs"
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return tuple(self.conversions)
+
+    def code_fhir(self, npu_system: str = NPU_DK_CORE) -> dict[str, Any]:
+        codings = [c.as_fhir() for c in (self.mdc, self.loinc) if c is not None]
+        if self.npu is not None and (self.npu_unit is None or self.npu_unit == self.unit):
+            codings.append(Coding(npu_system, self.npu.code, self.npu.display).as_fhir())
+        return {"coding": codings, "text": self.text}
+
+    def matches(self, system: str, code: str) -> bool:
+        if system in NPU_SYSTEMS:
+            return self.npu is not None and self.npu.code == code
+        return any(c.system == system and c.code == code for c in (self.mdc, self.loinc) if c is not None)
+
+
+def _coding(system: str, row: dict[str, Any] | None) -> Coding | None:
+    return Coding(system, str(row["code"]), row.get("display")) if row else None
+
+
+def _measurement(row: dict[str, Any]) -> Measurement:
+    unit = row.get("unit")
+    conversions: dict[str, Conversion] = {unit: Conversion(Decimal(1))} if unit else {}
+    for alt, conv in (row.get("alternatives") or {}).items():
+        conversions[alt] = Conversion(exact(conv["factor"]), exact(conv.get("offset", "0")))
+    limits = row.get("limits")
+    return Measurement(
+        key=row["key"], text=row["text"], kind=row["kind"], category=row["category"],
+        mdc=_coding(MDC, row.get("mdc")), loinc=_coding(LOINC, row.get("loinc")), npu=_coding(NPU_DK_CORE, row.get("npu")),
+        npu_unit=row.get("npu_unit"), unit=unit, unit_display=row.get("unit_display"), conversions=conversions,
+        limits=(exact(limits[0]), exact(limits[1])) if limits else None,
+        components=tuple(row.get("components", ())), required_components=tuple(row.get("required_components", ())),
+        part_of=row.get("part_of"), status_of=row.get("status_of"), bits=dict(row.get("bits", {})),
+        source=row.get("source", ""), note=row.get("note", ""),
     )
-}
 
-# The status observation that carries a measurement's status bits.
-STATUS_MEASUREMENT_OF = {"blood-pressure": "blood-pressure-status"}
 
-# Bit number of each status flag, for the ASN1ToHL7 code "<MDC code>.<bit>" (PHD IG bpm-status example:
-# 8410608.0 body-movement, 8410608.5 improper-body-position; the Bluetooth 0x2A35 status uses the same bits).
-STATUS_BITS: dict[str, dict[str, int]] = {
-    "blood-pressure-status": {
-        "body-movement": 0,
-        "cuff-too-loose": 1,
-        "irregular-pulse": 2,
-        "pulse-rate-exceeds-upper-limit": 3,
-        "pulse-rate-less-than-lower-limit": 4,
-        "improper-body-position": 5,
-    }
-}
+@cache
+def _load() -> dict[str, Measurement]:
+    data = tomllib.loads(resources.files(__package__).joinpath("measurements.toml").read_text(encoding="utf-8"))
+    table = {row["key"]: _measurement(row) for row in data["measurement"]}
+    for m in table.values():
+        for ref in (*m.components, m.part_of, m.status_of):
+            if ref is not None and ref not in table:
+                raise ValueError(f"measurements.toml: {m.key} refers to unknown measurement {ref!r}")
+    return table
+
+
+MEASUREMENTS: dict[str, Measurement] = _load()
+
+# measurement key -> the status observation that carries its status bits
+STATUS_MEASUREMENT_OF = {m.status_of: m.key for m in MEASUREMENTS.values() if m.status_of}
+STATUS_BITS = {m.key: m.bits for m in MEASUREMENTS.values() if m.bits}
 
 
 def measurement(key: str) -> Measurement:
     return MEASUREMENTS[key]
 
 
+def matching(system: str | None, code: str) -> list[Measurement]:
+    """Every measurement with this coding (``system`` None: any system). LOINC 8867-4 names three."""
+    return [m for m in MEASUREMENTS.values() if (m.matches(system, code) if system else any(c.code == code for c in m.codings))]
+
+
 def by_code(system: str, code: str) -> Measurement | None:
-    for m in MEASUREMENTS.values():
-        if any(c.system == system and c.code == code for c in m.codings):
-            return m
+    found = matching(system, code)
+    return found[0] if found else None
+
+
+def identify(concept: Any) -> Measurement | None:
+    """The measurement a CodeableConcept names, MDC first (it is the most specific), then LOINC, then NPU."""
+    codings = [c for c in (concept or {}).get("coding", []) or [] if isinstance(c, dict)]
+    for system in (MDC, LOINC, *NPU_SYSTEMS):
+        for c in codings:
+            if c.get("system") == system:
+                found = matching(system, str(c.get("code")))
+                if found:
+                    return found[0]
     return None

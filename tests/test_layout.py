@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ("adapters", "fhir_profiles", "consent")
 # what a pure component may import besides the standard library
-ALLOWED_THIRD_PARTY = {"pydantic", "fhir", "simplejson"}
+ALLOWED_THIRD_PARTY = {"pydantic", "fhir", "simplejson", "ucumvert"}
 ALLOWED_HOMEDIAG = ("homediag.adapters", "homediag.fhir_profiles", "homediag.consent")
 
 

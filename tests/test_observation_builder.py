@@ -24,6 +24,7 @@ IG_STATUS = json.loads((FIXTURES / "phd-ig" / "bpm-status.json").read_text())
 MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+NPU = "http://npu-terminology.org"
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
 CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="cuff-1", gateway_received_at=RECEIVED, gateway_device_id="gw-1")
 
@@ -69,15 +70,16 @@ def test_blood_pressure_coded_like_the_phd_ig_example(vector_id):
         assert ours["valueQuantity"]["system"] == theirs["valueQuantity"]["system"] == UCUM
         assert ours["valueQuantity"]["code"] == theirs["valueQuantity"]["code"] == "mm[Hg]"
     systolic, diastolic, mean = (codes(c["code"]) for c in bp["component"])
-    assert systolic == {(MDC, "150021"), (LOINC, "8480-6")}
-    assert diastolic == {(MDC, "150022"), (LOINC, "8462-4")}
+    # PHD IG codings, plus the Danish codes of home blood pressure (DK Core's default NPU system)
+    assert systolic == {(MDC, "150021"), (LOINC, "8480-6"), (NPU, "DNK05472")}
+    assert diastolic == {(MDC, "150022"), (LOINC, "8462-4"), (NPU, "DNK05473")}
     assert (MDC, "150023") in mean
     assert not any(key.startswith("value") for key in bp)  # the values live in the components
 
 
 def test_pulse_rate_is_its_own_observation():
     pulse = vector("nordic-bp-full")["pulse-rate"].resource
-    assert codes(pulse["code"]) == {(MDC, "149546"), (LOINC, "8867-4")}
+    assert codes(pulse["code"]) == {(MDC, "149546"), (LOINC, "8867-4"), (NPU, "NPU21692")}
     assert pulse["valueQuantity"]["value"] == Decimal(60)
     assert (pulse["valueQuantity"]["system"], pulse["valueQuantity"]["code"]) == (UCUM, "/min")
     assert [codes(c) for c in pulse["category"]] == [

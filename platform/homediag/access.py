@@ -233,15 +233,12 @@ def _has_word(column: Any, word: str) -> ColumnElement[bool]:
 
 
 def _code_clause(token: Token) -> ColumnElement[bool]:
-    """A code token: through the terminology to the indexed primary code where it can, else on all codings."""
+    """A code token: through the terminology to the indexed primary codes where it can, else on all codings."""
     if token.system == "":
         return false()  # every coding the platform stores has a system
-    if token.system:
-        measurement = terminology.by_code(token.system, token.code)
-    else:
-        measurement = next((mm for mm in terminology.MEASUREMENTS.values() if any(c.code == token.code for c in mm.codings)), None)
-    if measurement is not None:
-        return m.Observation.code == measurement.mdc_code
+    found = terminology.matching(token.system, token.code)
+    if found:
+        return m.Observation.code.in_(sorted({mm.primary_code for mm in found}))
     if token.system:
         return _has_word(m.Observation.codes, f"{token.system}|{token.code}")
     return or_(m.Observation.codes.like(f"%|{token.code} %"), m.Observation.codes.like(f"%|{token.code}"))

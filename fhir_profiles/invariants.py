@@ -1,0 +1,88 @@
+"""Base FHIR R4 rules that fhir.resources does not check on an Observation.
+
+- the required binding of ``Observation.status``;
+- obs-6: ``dataAbsentReason`` only when there is no ``value[x]``;
+- obs-7: a component with the same code as the Observation carries no value when the Observation does;
+- reference format: ``Type/id``, an absolute URL, ``urn:uuid:``/``urn:oid:``, or ``#contained``;
+- every Quantity that says it is UCUM has a valid UCUM code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from .issues import Issue
+from .ucum import UCUM, is_valid_ucum
+
+OBSERVATION_STATUS = ("registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown")
+_REFERENCE = re.compile(
+    r"^(#[A-Za-z0-9\-.]{1,64}"
+    r"|([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?)"
+    r"|https?://\S+/[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?"
+    r"|urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|urn:oid:[0-2](\.(0|[1-9][0-9]*))+)$"
+)
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
+    """(path, key, value) for every member of every object, depth first, with FHIRPath-style indexes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path, key, value
+            yield from _walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _walk(item, f"{path}[{i}]")
+
+
+def _has_value(element: dict[str, Any]) -> bool:
+    return any(k.startswith("value") and k != "value" for k in element)
+
+
+def _codes(concept: Any) -> set[tuple[Any, Any]]:
+    return {(c.get("system"), c.get("code")) for c in (concept or {}).get("coding", []) or [] if isinstance(c, dict)}
+
+
+def check_invariants(resource: dict[str, Any]) -> list[Issue]:
+    issues: list[Issue] = []
+    rtype = str(resource.get("resourceType"))
+    if rtype == "Observation":
+        status = resource.get("status")
+        if status is None:
+            issues.append(Issue("error", "required", "Observation.status is required", "Observation.status"))
+        elif status not in OBSERVATION_STATUS:
+            issues.append(Issue("error", "code-invalid", f"status {status!r} is not in the required value set {', '.join(OBSERVATION_STATUS)}", "Observation.status"))
+        if _has_value(resource) and "dataAbsentReason" in resource:
+            issues.append(Issue("error", "invariant", "obs-6: dataAbsentReason SHALL only be present if value[x] is not present", "Observation.dataAbsentReason"))
+        own = _codes(resource.get("code"))
+        for i, component in enumerate(resource.get("component") or []):
+            if not isinstance(component, dict):
+                continue
+            path = f"Observation.component[{i}]"
+            if _has_value(component) and "dataAbsentReason" in component:
+                issues.append(Issue("error", "invariant", "obs-6: dataAbsentReason SHALL only be present if value[x] is not present", f"{path}.dataAbsentReason"))
+            if _has_value(resource) and _has_value(component) and own & _codes(component.get("code")):
+                issues.append(Issue("error", "invariant", "obs-7: a component with the Observation's own code SHALL NOT carry a value when the Observation does", f"{path}.value[x]"))
+    for path, key, value in _walk(resource, rtype):
+        if key == "reference" and isinstance(value, str) and not _REFERENCE.match(value):
+            issues.append(Issue("error", "value", f"{value!r} is not a valid reference (Type/id, an absolute URL, urn:uuid: or #id)", f"{path}.reference"))
+    for path, quantity in _quantities(resource, rtype):
+        code = quantity.get("code")
+        if code is None:
+            issues.append(Issue("error", "required", "a UCUM quantity needs a unit code", f"{path}.code"))
+        elif not is_valid_ucum(str(code)):
+            issues.append(Issue("error", "code-invalid", f"{code!r} is not a valid UCUM code (e.g. 'mm[Hg]', not 'mmHg')", f"{path}.code"))
+    return issues
+
+
+def _quantities(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        if node.get("system") == UCUM and ("value" in node or "code" in node):
+            yield path, node
+        for key, value in node.items():
+            yield from _quantities(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _quantities(item, f"{path}[{i}]")
