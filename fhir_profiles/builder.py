@@ -30,10 +30,7 @@ EXT_GATEWAY_DEVICE = "http://hl7.org/fhir/StructureDefinition/observation-gatewa
 PHD_PROFILE = "http://hl7.org/fhir/uv/phd/StructureDefinition"
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
-VITAL_SIGNS_CATEGORY = {
-    "coding": [{"system": t.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}],
-    "text": "Vital Signs",
-}
+_CATEGORY_DISPLAY = {"vital-signs": "Vital Signs", "laboratory": "Laboratory", "procedure": "Procedure"}
 PHD_CATEGORY = {"coding": [{"system": t.PHD_CATEGORY, "code": "phd"}]}
 
 
@@ -143,6 +140,15 @@ def dedup_identifier(ctx: BuildContext, code: str, reading: Reading, effective: 
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+def _categories(m: t.Measurement) -> list[dict[str, object]]:
+    """The measurement's observation category (vital-signs, laboratory, procedure), then PHD's own."""
+    if m.category == "phd":
+        return [PHD_CATEGORY]
+    display = _CATEGORY_DISPLAY.get(m.category, m.category)
+    own = {"coding": [{"system": t.OBSERVATION_CATEGORY, "code": m.category, "display": display}], "text": display}
+    return [own, PHD_CATEGORY]
+
+
 def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, reading: Reading, from_device: bool, profiles: list[str]) -> dict[str, object]:
     resource: dict[str, object] = {
         "resourceType": "Observation",
@@ -162,7 +168,7 @@ def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, 
         resource["extension"] = extensions
     resource["identifier"] = [{"system": DEDUP_SYSTEM, "value": dedup}]
     resource["status"] = "final"
-    resource["category"] = [VITAL_SIGNS_CATEGORY, PHD_CATEGORY] if m.vital_signs else [PHD_CATEGORY]
+    resource["category"] = _categories(m)
     resource["code"] = m.code_fhir(ctx.npu_system)
     resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
     resource["effectiveDateTime"] = fhir_datetime(effective)

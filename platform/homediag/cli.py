@@ -209,6 +209,28 @@ def profiles_validate(files: Annotated[list[Path], typer.Argument(help="FHIR JSO
         raise typer.Exit(1)
 
 
+@profiles_app.command("list")
+def profiles_list() -> None:
+    """The profiles: id, canonical URL, codes and canonical unit of each."""
+    from homediag.fhir_profiles.profiles import PROFILES
+
+    for profile in PROFILES.values():
+        m = profile.measurement
+        codes = " ".join(f"{c.code}" for c in m.codings)
+        typer.echo(f"{profile.id:42} {m.kind:8} {m.unit or '-':9} {codes:32} {profile.url}")
+
+
+@profiles_app.command("publish")
+def profiles_publish(
+    root: Annotated[Path, typer.Option(help="the repository root")] = Path("."),
+) -> None:
+    """Regenerate the StructureDefinitions and docs/profiles.md from fhir_profiles/measurements.toml."""
+    from homediag.fhir_profiles.publish import write_published
+
+    for path in write_published(root / "fhir_profiles" / "structuredefinitions", root / "docs" / "profiles.md"):
+        typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     app()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homediag import __version__
+from homediag.fhir_profiles.profiles import PROFILES
 from homediag.search_params import OBSERVATION_PARAMETERS
 
 _PARAM_TYPES = {"patient": "reference", "subject": "reference", "code": "token", "category": "token", "date": "date", "device": "reference"}
@@ -31,9 +32,12 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Observation",
+                        "supportedProfile": [p.url for p in PROFILES.values()],
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": observation_params,
+                        "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
                     },
+                    {"type": "StructureDefinition", "interaction": [{"code": "read"}, {"code": "search-type"}]},
                     {"type": "Patient", "interaction": [{"code": "read"}, {"code": "create"}]},
                     {
                         "type": "Consent",

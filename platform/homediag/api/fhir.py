@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Request
 
 from homediag import enrolment
 from homediag.access import AccessService, Forbidden, NotFound
-from homediag.fhir_profiles import fhirjson
+from homediag.fhir_profiles import fhirjson, operation_outcome, validate
+from homediag.fhir_profiles.profiles import PROFILES
+from homediag.fhir_profiles.publish import published_structure_definition
 from homediag.search_params import SearchError, parse_observation_query, parse_reference
 from homediag.store import models as m
 from homediag.users import Principal
@@ -42,6 +44,19 @@ def metadata(base: BaseDep) -> FhirResponse:
 
 
 # -- Observation -----------------------------------------------------------------------------
+@router.post("/Observation/$validate", summary="Validate an Observation against the profiles; stores nothing")
+async def validate_observation(request: Request, principal: PrincipalDep) -> FhirResponse:
+    """Accepts the resource itself, or a Parameters resource with a ``resource`` parameter.
+    Answers 200 with the OperationOutcome (errors included); 400 only when there is nothing to validate."""
+    resource = await _resource(request)
+    if resource.get("resourceType") == "Parameters":
+        found = [p.get("resource") for p in resource.get("parameter") or [] if isinstance(p, dict) and p.get("name") == "resource"]
+        if len(found) != 1 or not isinstance(found[0], dict):
+            raise FhirError(400, "required", "a Parameters body needs exactly one 'resource' parameter", "Parameters.parameter")
+        resource = found[0]
+    return FhirResponse(operation_outcome(validate(resource)))
+
+
 @router.get("/Observation", summary="Search Observations the caller may see")
 def search_observations(request: Request, rt: RuntimeDep, principal: PrincipalDep, base: BaseDep) -> FhirResponse:
     items = list(request.query_params.multi_items())
@@ -175,3 +190,21 @@ def read_device(device_id: str, rt: RuntimeDep, principal: Annotated[Principal, 
         resource["identifier"] = [{"system": "urn:ietf:rfc:7042", "value": device.address}]
     return FhirResponse(resource)
 
+
+
+# -- StructureDefinition ---------------------------------------------------------------------
+@router.get("/StructureDefinition/{profile_id}", summary="A published profile (no token needed)")
+def read_structure_definition(profile_id: str) -> FhirResponse:
+    sd = published_structure_definition(profile_id)
+    if sd is None:
+        raise FhirError(404, "not-found", f"StructureDefinition/{profile_id} is not known; see GET /fhir/StructureDefinition")
+    return FhirResponse(sd)
+
+
+@router.get("/StructureDefinition", summary="All published profiles (no token needed)")
+def list_structure_definitions(base: BaseDep) -> FhirResponse:
+    entries = []
+    for profile in PROFILES.values():
+        sd = published_structure_definition(profile.id)
+        entries.append({"fullUrl": f"{base}/StructureDefinition/{profile.id}", "resource": sd, "search": {"mode": "match"}})
+    return FhirResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})

@@ -1,0 +1,69 @@
+"""The profiles through the API and the CLI: $validate, StructureDefinition reads, the CapabilityStatement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from homediag.cli import app
+from homediag.fhir_profiles.profiles import PROFILES
+
+from conftest import Tokens
+
+PHD = Path(__file__).parent / "fixtures" / "phd-ig"
+BP = json.loads((PHD / "compound-numeric-blood-pressure.json").read_text())
+
+
+def test_validate_operation_returns_the_outcome_and_stores_nothing(client: TestClient, tokens: Tokens) -> None:
+    ok = client.post("/fhir/Observation/$validate", json=BP, headers=tokens.auth("gateway"))
+    assert ok.status_code == 200
+    assert ok.headers["content-type"].startswith("application/fhir+json")
+    assert not [i for i in ok.json()["issue"] if i["severity"] == "error"]
+
+    broken = json.loads(json.dumps(BP))
+    broken["component"][1]["valueQuantity"]["code"] = "mmHg"
+    outcome = client.post("/fhir/Observation/$validate", json={"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": broken}]}, headers=tokens.auth("clinician")).json()
+    errors = [i for i in outcome["issue"] if i["severity"] == "error"]
+    assert ["Observation.component[1].valueQuantity.code"] in [e["expression"] for e in errors]
+
+    search = client.get("/fhir/Observation", headers=tokens.auth("clinician")).json()
+    assert search["total"] == 0
+
+
+def test_validate_needs_a_token_and_a_resource(client: TestClient, tokens: Tokens) -> None:
+    assert client.post("/fhir/Observation/$validate", json=BP).status_code == 401
+    empty = client.post("/fhir/Observation/$validate", json={"resourceType": "Parameters"}, headers=tokens.auth("gateway"))
+    assert empty.status_code == 400
+    assert empty.json()["resourceType"] == "OperationOutcome"
+
+
+def test_structure_definitions_are_served_and_listed_in_the_capability_statement(client: TestClient) -> None:
+    capability = client.get("/fhir/metadata").json()
+    observation = next(r for r in capability["rest"][0]["resource"] if r["type"] == "Observation")
+    assert set(observation["supportedProfile"]) == {p.url for p in PROFILES.values()}
+    for url in observation["supportedProfile"]:
+        sd = client.get(f"/fhir/StructureDefinition/{url.rsplit('/', 1)[1]}")
+        assert sd.status_code == 200
+        assert sd.json()["url"] == url
+    listed = client.get("/fhir/StructureDefinition").json()
+    assert listed["total"] == len(PROFILES)
+    missing = client.get("/fhir/StructureDefinition/homediag-unicorn")
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_cli_lists_the_profiles() -> None:
+    result = CliRunner().invoke(app, ["profiles", "list"])
+    assert result.exit_code == 0
+    assert "homediag-body-temperature" in result.output and "8310-5" in result.output
+
+
+def test_cli_publish_writes_what_the_repository_holds(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["profiles", "publish", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    root = Path(__file__).resolve().parents[1]
+    assert (tmp_path / "docs" / "profiles.md").read_text() == (root / "docs" / "profiles.md").read_text()
+    assert len(list((tmp_path / "fhir_profiles" / "structuredefinitions").glob("*.json"))) == len(PROFILES)
