@@ -74,7 +74,7 @@ def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, st
 def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:
     """Insert the Observations of ``envelopes`` directly, in chunks; returns how many."""
     with rt.sessions() as session:
-        patient_ids = dict(session.execute(select(m.Patient.patient_key, m.Patient.id)).tuples().all())
+        patient_ids = {pkey: pid for pkey, pid in session.execute(select(m.Patient.patient_key, m.Patient.id))}
     total = 0
     rows: list[dict[str, Any]] = []
     for raw in envelopes:
@@ -86,6 +86,6 @@ def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:
 
 
 def _insert(rt: Runtime, rows: list[dict[str, Any]]) -> int:
-    with rt.sessions.begin() as session:
-        session.execute(insert(m.Observation), rows)
+    with rt.engine.begin() as conn:  # Core executemany: one statement for the chunk
+        conn.execute(insert(m.Base.metadata.tables["observation"]), rows)
     return len(rows)

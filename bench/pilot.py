@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from starlette.testclient import TestClient
-
 from homediag.consent import treatment_consent
 from homediag.identity import CPR_SYSTEM
 from homediag.runtime import Runtime
 from homediag.synthetic import SyntheticPatient
 from homediag.users import create_user
+
+from .client import TestClient
 
 ROLES = ("admin", "clinician", "gateway")
 

@@ -1,0 +1,70 @@
+"""``python -m bench``: ingest throughput and search latency on SQLite and/or PostgreSQL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from homediag.synthetic import synthetic_patients
+
+from . import data, machine, report
+from .latency import clinician_queries
+from .scenario import FULL, QUICK, EngineResult, run_engine
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--quick", action="store_true", help="a small smoke size (about 5,000 Observations)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--profile", action="store_true", help="also cProfile one 100-envelope ingest and the search path")
+    return parser.parse_args(argv)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)  # unwinds, so the benchmark database is still dropped
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    sizes = QUICK if args.quick else FULL
+    engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
+    people = synthetic_patients(sizes.patients)
+    envelopes = sizes.patients * sizes.days * len(data.HOURS)
+    print(f"homediag bench ({'quick' if args.quick else 'full'}): {len(people)} patients x {sizes.days} days x 2 cuff readings = "
+          f"{envelopes} envelopes; newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
+          f"the rest seeded directly (bypassing HTTP). {sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
+          file=sys.stderr, flush=True)
+    host = machine.describe()
+    results: list[EngineResult] = []
+    for engine in engines:
+        started = time.perf_counter()
+        result = run_engine(engine, sizes, people, profile=args.profile)
+        print(f"  {engine}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        results.append(result)
+        print(report.render(result), flush=True)
+    if args.out:
+        since = "<90 days ago>"
+        payload = {
+            "machine": host | {"load_average_at_end": machine.describe()["load_average_1_5_15"]},
+            "source": machine.source(),
+            "sizes": vars(sizes) | {"mode": "quick" if args.quick else "full", "envelopes": envelopes},
+            "queries": {q.kind: f"GET /fhir/Observation?{q.describe}" for q in clinician_queries(since)},
+            "engines": {r.engine: r.as_json() for r in results},
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"results written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""Clinician search latency through GET /fhir/Observation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import cycle
+from typing import Any
+
+from .client import TestClient
+from .stats import Latency
+
+BP_LOINC = "http://loinc.org|85354-9"
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str
+    describe: str
+    params: Callable[[str], dict[str, str]]  # patient id -> query parameters
+
+
+def clinician_queries(since: str) -> list[Query]:
+    """The two searches a clinician's view makes: a 90-day blood-pressure series and the latest value."""
+    return [
+        Query("bp-90-days", f"patient=ID&code={BP_LOINC}&date=ge{since}&_count=200",
+              lambda pid: {"patient": pid, "code": BP_LOINC, "date": f"ge{since}", "_count": "200"}),
+        Query("bp-latest", f"patient=ID&code={BP_LOINC}&_sort=-date&_count=1",
+              lambda pid: {"patient": pid, "code": BP_LOINC, "_sort": "-date", "_count": "1"}),
+    ]
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    query: Query
+    latency: Latency
+    mean_entries: float
+    mean_total: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.query.kind, "query": f"GET /fhir/Observation?{self.query.describe}", "latency": self.latency.as_json(),
+                "mean_entries": round(self.mean_entries, 1), "mean_total": round(self.mean_total, 1)}
+
+
+def search(client: TestClient, headers: dict[str, str], query: Query, patient_ids: list[str], count: int, warmup: int) -> SearchRun:
+    """``warmup`` untimed searches, then ``count`` timed ones, cycling through the patients."""
+    patients = cycle(patient_ids)
+    for _ in range(warmup):
+        client.get("/fhir/Observation", params=query.params(next(patients)), headers=headers).raise_for_status()
+    times: list[float] = []
+    entries = totals = 0
+    for _ in range(count):
+        params = query.params(next(patients))
+        t0 = time.perf_counter()
+        response = client.get("/fhir/Observation", params=params, headers=headers)
+        times.append(time.perf_counter() - t0)
+        response.raise_for_status()
+        bundle = response.json()
+        entries += len(bundle.get("entry", []))
+        totals += bundle["total"]
+    if not entries:
+        raise RuntimeError(f"{query.kind}: every search came back empty; consent or seeding is wrong")
+    return SearchRun(query, Latency.of(times), entries / count, totals / count)
