@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 
 from homediag.adapters.devices import get as get_adapter
-from homediag.clock import to_store, utcnow
+from homediag.clock import utcnow
 from homediag.envelope import Envelope
 from homediag.fhir_profiles import BuildContext, Built, build
 from homediag.identity import patient_key
-from homediag.ingest import device_id
+from homediag.ingest import device_id, observation_row
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.synthetic import SyntheticPatient, cuff_payload, envelope
@@ -49,7 +49,7 @@ def cuff_envelopes(patients: list[SyntheticPatient], days: int, seed: int = 2026
 
 
 def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, str]) -> list[dict[str, Any]]:
-    """The observation rows POST /ingest would store for one valid envelope (as IngestService builds them)."""
+    """The observation rows POST /ingest would store for one valid envelope (the ingest service's own row builder)."""
     env = Envelope.model_validate(raw)
     adapter = get_adapter(env.adapter)
     pkey = patient_key(env.patient.value, rt.keys.pseudonym)
@@ -57,18 +57,7 @@ def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, st
     ctx = BuildContext(patient_id=patient_ids[pkey], patient_key=pkey, device_id=dev_id, gateway_received_at=env.received_at, local_zone=rt.local_zone)
     built: list[Built] = [b for reading in adapter.decode(env.payload_bytes()) for b in build(reading, ctx)]
     now = utcnow()
-    return [
-        {
-            "id": b.resource["id"], "patient_key": pkey, "code": str(b.resource["code"]["coding"][0]["code"]),  # type: ignore[index]
-            "category": " ".join(c["coding"][0]["code"] for c in b.resource["category"]),  # type: ignore[attr-defined]
-            "codes": " ".join(f"{c['system']}|{c['code']}" for c in b.resource["code"]["coding"]),  # type: ignore[index]
-            "effective_start": to_store(b.effective), "effective_end": to_store(b.effective),
-            "device_id": dev_id, "value": float(b.value) if b.value is not None else None, "unit": b.unit,
-            "status": b.resource["status"], "dedup": b.dedup, "resource": b.resource, "received_at": now,
-            "adapter": adapter.id, "upload_id": None,
-        }
-        for b in built
-    ]
+    return [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=None, received_at=now) for b in built]
 
 
 def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:

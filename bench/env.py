@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 
 from homediag.keys import KeyRing
 from homediag.runtime import Runtime
 from homediag.settings import Settings
 from homediag.store.database import make_engine, session_factory, upgrade
+from homediag.store.scratch import scratch_postgres_database
 
 POSTGRES_SERVER = os.environ.get("HOMEDIAG_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -28,18 +27,8 @@ def sqlite_database() -> Iterator[str]:
 @contextmanager
 def postgresql_database(server: str = POSTGRES_SERVER) -> Iterator[str]:
     """A database ``homediag_bench_<random>`` on ``server``, dropped at the end, even on failure."""
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    name = f"homediag_bench_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield f"{server}/{name}"
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_postgres_database(server, "homediag_bench") as url:
+        yield url
 
 
 @contextmanager

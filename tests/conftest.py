@@ -8,7 +8,6 @@ not reachable those runs are skipped, unless ``CI`` or ``HOMEDIAG_REQUIRE_POSTGR
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from homediag.api.app import create_app
@@ -26,6 +24,7 @@ from homediag.runtime import Runtime
 from homediag.settings import Settings
 from homediag.store.database import make_engine, session_factory, upgrade
 from homediag.store.models import Base
+from homediag.store.scratch import postgres_reachable, scratch_postgres_database
 from homediag.users import create_user
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -39,26 +38,13 @@ def _postgres_required() -> bool:
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""
-    admin_url = f"{POSTGRES_SERVER}/postgres"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {POSTGRES_SERVER}: {exc.__class__.__name__}"
+    problem = postgres_reachable(POSTGRES_SERVER)
+    if problem is not None:
         if _postgres_required():
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"homediag_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES_SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with scratch_postgres_database(POSTGRES_SERVER, f"homediag_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -47,13 +47,12 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="port (default HOMEDIAG_PORT or 8000)")] = None,
 ) -> None:
     """Serve the API (settings from HOMEDIAG_* environment variables)."""
-    import uvicorn
-
     from homediag.api.app import create_app
+    from homediag.server import serve as run
     from homediag.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(create_app(_runtime()), host=host or settings.host, port=port or settings.port, log_level="info")
+    run(create_app(_runtime()), host or settings.host, port or settings.port)
 
 
 @app.command()

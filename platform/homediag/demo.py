@@ -146,7 +146,7 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
 
 
 def serve_demo(pilot: DemoPilot, host: str, port: int) -> None:
-    import uvicorn
+    from .server import serve
 
     assert pilot.runtime is not None
-    uvicorn.run(create_app(pilot.runtime), host=host, port=port, log_level="info")
+    serve(create_app(pilot.runtime), host, port)

@@ -12,12 +12,13 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,7 @@ from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.fhir_profiles import BuildContext, Built, Issue, build, check_rules, has_errors, operation_outcome
 from homediag.fhir_profiles import fhirjson
+from homediag.fhir_profiles import terminology as t
 
 from . import audit
 from .clock import to_store, utcnow
@@ -95,10 +97,34 @@ def _envelope_issues(exc: ValidationError) -> list[Issue]:
     return issues
 
 
+def observation_row(b: Built, *, patient_key: str, device_id: str, adapter: str, upload_id: str | None, received_at: datetime) -> dict[str, Any]:
+    """The ``observation`` row for a built Observation: the resource and the columns searches use."""
+    resource: dict[str, Any] = b.resource
+    return {
+        "id": resource["id"], "patient_key": patient_key, "code": t.measurement(b.measurement).primary_code,
+        "category": " ".join(c["coding"][0]["code"] for c in resource["category"]),
+        "codes": " ".join(f"{c['system']}|{c['code']}" for c in resource["code"]["coding"]),
+        "effective_start": to_store(b.effective), "effective_end": to_store(b.effective),
+        "device_id": device_id, "value": float(b.value) if b.value is not None else None, "unit": b.unit,
+        "status": resource["status"], "dedup": b.dedup, "resource": resource, "received_at": received_at,
+        "adapter": adapter, "upload_id": upload_id,
+    }
+
+
+@lru_cache(maxsize=None)
+def _statements(dialect: str) -> tuple[Any, Any]:
+    """The two writes of an ingest, built once per dialect so that SQLAlchemy compiles them once
+    (a ``.values(rows)`` statement is new every time and misses the compiled cache)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    observations = insert(m.Observation).on_conflict_do_nothing(index_elements=["dedup"]).returning(m.Observation.id)
+    device = insert(m.Device)
+    return observations, device.on_conflict_do_update(index_elements=["id"], set_={"last_seen": device.excluded.last_seen})
+
+
 class IngestService:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._insert = postgresql.insert if rt.engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_observations, self._upsert_device_stmt = _statements(rt.engine.dialect.name)
 
     def ingest_unreadable(self, sender: Principal, body: bytes, problem: str) -> EnvelopeResult:
         """A body that is not JSON at all: keep it, refuse it."""
@@ -194,20 +220,8 @@ class IngestService:
 
         now = utcnow()
         self._upsert_device(session, dev_id, env, now)
-        rows = [
-            {
-                "id": b.resource["id"], "patient_key": pkey, "code": str(b.resource["code"]["coding"][0]["code"]),  # type: ignore[index]
-                "category": " ".join(c["coding"][0]["code"] for c in b.resource["category"]),  # type: ignore[attr-defined]
-                "codes": " ".join(f"{c['system']}|{c['code']}" for c in b.resource["code"]["coding"]),  # type: ignore[index]
-                "effective_start": to_store(b.effective), "effective_end": to_store(b.effective),
-                "device_id": dev_id, "value": float(b.value) if b.value is not None else None, "unit": b.unit,
-                "status": b.resource["status"], "dedup": b.dedup, "resource": b.resource, "received_at": now,
-                "adapter": adapter.id, "upload_id": upload.id,
-            }
-            for b in built
-        ]
-        stmt = self._insert(m.Observation).values(rows).on_conflict_do_nothing(index_elements=["dedup"]).returning(m.Observation.id)
-        created_ids = set(session.execute(stmt).scalars())
+        rows = [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=upload.id, received_at=now) for b in built]
+        created_ids = set(session.execute(self._insert_observations, rows).scalars())
         results = [ObservationResult(str(r["id"]), str(r["code"]), "created" if r["id"] in created_ids else "duplicate") for r in rows]
         outcome = "created" if created_ids else "duplicate"
         upload.outcome = outcome
@@ -218,5 +232,4 @@ class IngestService:
 
     def _upsert_device(self, session: Session, dev_id: str, env: Envelope, now: datetime) -> None:
         values = {"id": dev_id, "manufacturer": env.device.manufacturer, "model": env.device.model, "serial": env.device.serial, "address": env.device.address, "first_seen": now, "last_seen": now}
-        stmt = self._insert(m.Device).values(values)
-        session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"last_seen": now}))
+        session.execute(self._upsert_device_stmt, values)
