@@ -67,3 +67,22 @@ def test_cli_publish_writes_what_the_repository_holds(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     assert (tmp_path / "docs" / "profiles.md").read_text() == (root / "docs" / "profiles.md").read_text()
     assert len(list((tmp_path / "fhir_profiles" / "structuredefinitions").glob("*.json"))) == len(PROFILES)
+
+
+def test_ingest_writes_npu_codings_with_the_configured_system(runtime, client: TestClient, tokens: Tokens, pilot) -> None:  # type: ignore[no-untyped-def]
+    import random
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from homediag.fhir_profiles.terminology import NPU_MEDCOM
+    from homediag.synthetic import cuff_payload, envelope, synthetic_patients
+
+    runtime.settings = runtime.settings.model_copy(update={"npu_system": NPU_MEDCOM})
+    person = synthetic_patients(1, seed=7)[0]
+    patient_id = pilot.enrol(person.cpr)
+    pilot.consent(patient_id)
+    taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=1)
+    sent = client.post("/ingest", json=envelope(person, cuff_payload(random.Random(1), taken.replace(tzinfo=None)), taken), headers=tokens.auth("gateway"))
+    assert sent.status_code == 201, sent.text
+    pulse = client.get("/fhir/Observation", params={"patient": patient_id, "code": "8867-4"}, headers=tokens.auth("clinician")).json()["entry"][0]["resource"]
+    assert {"system": NPU_MEDCOM, "code": "NPU21692"} in [{k: c[k] for k in ("system", "code")} for c in pulse["code"]["coding"]]

@@ -205,7 +205,7 @@ class IngestService:
             raise Rejected(Issue("error", "structure", f"{adapter.id}: {exc}", f"envelope.{carrier}")) from None
 
         received = env.received_at
-        ctx = BuildContext(patient_id=patient.id, patient_key=pkey, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone)
+        ctx = BuildContext(patient_id=patient.id, patient_key=pkey, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone, npu_system=self.rt.settings.npu_system)
         built: list[Built] = [b for reading in readings for b in build(reading, ctx)]
         issues: list[Issue] = []
         for b in built:

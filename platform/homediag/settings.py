@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     pilot: str = Field(default="nykobing-f-home-diagnostics", description="the pilot that enrolments are made for")
     max_page_size: int = 500
     default_page_size: int = 50
+    npu_system: Literal["http://npu-terminology.org", "urn:oid:1.2.208.176.2.1"] = Field(
+        default="http://npu-terminology.org",
+        description="system URI of NPU codings the platform writes: DK Core's, or MedCom's and the national telemedicine infrastructure's OID",
+    )
     future_tolerance_minutes: int = Field(default=10, description="how far ahead of the server's clock a reading may be dated")
 
 
