@@ -59,13 +59,13 @@ class Built:
     unit: str | None
 
 
-def effective_time(device_time: DeviceTime | None, ctx: BuildContext) -> tuple[datetime, bool]:
+def effective_time(device_time: DeviceTime | None, ctx: BuildContext, clock_set: bool = True) -> tuple[datetime, bool]:
     """The time the reading was taken, and whether it came from the device's own clock.
 
     A device time without an offset is local time in ``ctx.local_zone``; a time with an unknown
     year (or none at all) cannot date the reading, so the gateway's receive time stands in for it.
     """
-    naive = device_time.as_naive_datetime() if device_time is not None else None
+    naive = device_time.as_naive_datetime() if device_time is not None and clock_set else None
     if naive is None:
         return ctx.gateway_received_at, False
     assert device_time is not None
@@ -166,12 +166,16 @@ def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, 
         extensions.append({"url": EXT_USER_ID, "valueInteger": reading.user_id})
     if extensions:
         resource["extension"] = extensions
+    if reading.test_data:
+        resource["meta"]["security"] = [{"system": t.ACT_REASON, "code": "HTEST", "display": "test health data"}]  # type: ignore[index]
     resource["identifier"] = [{"system": DEDUP_SYSTEM, "value": dedup}]
     resource["status"] = "final"
     resource["category"] = _categories(m)
     resource["code"] = m.code_fhir(ctx.npu_system)
     resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
     resource["effectiveDateTime"] = fhir_datetime(effective)
+    if reading.body_site is not None:
+        resource["bodySite"] = {"coding": [{"system": t.SNOMED, "code": reading.body_site[0], "display": reading.body_site[1]}], "text": reading.body_site[1]}
     resource["device"] = {"reference": f"Device/{ctx.device_id}"}
     return resource
 
@@ -179,7 +183,7 @@ def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, 
 def build(reading: Reading, ctx: BuildContext) -> list[Built]:
     """The Observations for one reading: the measurement, and its status when the device sent any bit set."""
     m = t.measurement(reading.measurement)
-    effective, from_device = effective_time(reading.device_time, ctx)
+    effective, from_device = effective_time(reading.device_time, ctx, reading.clock_set)
     dedup = dedup_identifier(ctx, m.primary_code, reading, effective, from_device)
     out: list[Built] = []
     if m.components:

@@ -24,6 +24,8 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 PHD_CATEGORY = "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories"
 ASN1_TO_HL7 = "http://terminology.hl7.org/CodeSystem/ASN1ToHL7"
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+SNOMED = "http://snomed.info/sct"
 
 
 def exact(text: str) -> Decimal:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from .ieee11073 import Number
 
@@ -66,6 +67,7 @@ class Reading:
 
     ``flags`` is the device's measurement status, every bit it reported by name (``None`` when the
     device sent no status). ``device_time`` is ``None`` when the payload carried no time at all.
+    ``measurement`` and every ``Measured.measurement`` are keys of ``fhir_profiles/measurements.toml``.
     """
 
     measurement: str
@@ -75,6 +77,17 @@ class Reading:
     flags: Mapping[str, bool] | None = None
     user_id: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # the device says its clock is not set: its time is kept but cannot date the reading
+    clock_set: bool = True
+    # the device marked the reading demo/test data: the Observation gets the security label HTEST
+    test_data: bool = False
+    # where on the body it was measured, as a SNOMED CT code and display
+    body_site: tuple[str, str] | None = None
+    # what the platform does with it: "store" (a patient's reading), "hold" (not assigned to the
+    # patient automatically; kept in the upload log for review), "discard" (never a patient's
+    # reading, e.g. a control-solution test); ``disposition_reason`` says why for hold and discard
+    disposition: Literal["store", "hold", "discard"] = "store"
+    disposition_reason: str | None = None
 
     @property
     def flags_set(self) -> tuple[str, ...]:

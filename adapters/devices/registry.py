@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .blood_pressure import BleBloodPressureAdapter
 from .readings import Reading
@@ -11,7 +11,9 @@ from .readings import Reading
 class Adapter(Protocol):
     """What an adapter is: an id, a description, what it reads, and ``decode``.
 
-    ``decode`` takes the payload (bytes for Bluetooth adapters) and returns readings, or raises
+    ``input_kind`` is ``"bytes"`` (the envelope's ``payload_hex`` or ``payload_base64``; Bluetooth
+    characteristics, HL7 v2 messages) or ``"json"`` (the envelope's ``data`` object; vendor cloud
+    JSON). ``decode`` takes that payload and returns readings, or raises
     :class:`~homediag.adapters.devices.errors.DecodeError` saying what is wrong and where.
     """
 
@@ -20,7 +22,7 @@ class Adapter(Protocol):
     input_kind: str
     reads: tuple[str, ...]
 
-    def decode(self, payload: bytes) -> list[Reading]: ...
+    def decode(self, payload: Any) -> list[Reading]: ...
 
 
 class UnknownAdapter(LookupError):

@@ -63,6 +63,12 @@ class Envelope(BaseModel):
     def payload_field(self) -> str:
         return next(n for n in ("payload_hex", "payload_base64", "data") if getattr(self, n) is not None)
 
+    def payload_json(self) -> dict[str, Any]:
+        """The ``data`` object, for adapters that read vendor JSON."""
+        if self.data is None:
+            raise DecodeError("this adapter reads a JSON object: send it as data", field="data")
+        return self.data
+
     def payload_bytes(self) -> bytes:
         """The payload as bytes; a DecodeError names the field when it is not valid hex or base64."""
         if self.payload_hex is not None:

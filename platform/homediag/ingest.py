@@ -48,7 +48,7 @@ class ObservationResult:
 class EnvelopeResult:
     index: int
     upload: str
-    outcome: str  # created | duplicate | rejected
+    outcome: str  # created | duplicate | rejected | held | discarded
     observations: list[ObservationResult] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
 
@@ -197,7 +197,7 @@ class IngestService:
         except UnknownAdapter as exc:
             raise Rejected(Issue("error", "not-supported", str(exc), "envelope.adapter")) from None
         try:
-            readings = adapter.decode(env.payload_bytes())
+            readings = adapter.decode(env.payload_json() if adapter.input_kind == "json" else env.payload_bytes())
         except DecodeError as exc:
             # the expression names the envelope field that carried the payload; the diagnostics name
             # the field inside the payload and its byte offset
@@ -206,8 +206,18 @@ class IngestService:
 
         received = env.received_at
         ctx = BuildContext(patient_id=patient.id, patient_key=pkey, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone, npu_system=self.rt.settings.npu_system)
-        built: list[Built] = [b for reading in readings for b in build(reading, ctx)]
         issues: list[Issue] = []
+        for reading in readings:
+            if reading.disposition != "store":
+                what = "held for review, not assigned to the patient" if reading.disposition == "hold" else "not a patient's reading; not stored"
+                issues.append(Issue("information", "informational", f"{reading.measurement}: {what} ({reading.disposition_reason or 'the adapter says so'}); kept in the upload log", "envelope.payload"))
+        kept = [r for r in readings if r.disposition == "store"]
+        if not kept and readings:
+            outcome = "held" if any(r.disposition == "hold" for r in readings) else "discarded"
+            upload.outcome, upload.issues = outcome, operation_outcome(issues)
+            audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", outcome, patient_key=pkey, entity=f"upload/{upload.id}", detail=issues[0].diagnostics[:500])])
+            return EnvelopeResult(index, upload.id, outcome, [], issues)
+        built: list[Built] = [b for reading in kept for b in build(reading, ctx)]
         for b in built:
             for issue in check_rules(b.resource):
                 issues.append(Issue(issue.severity, issue.code, f"{b.measurement}: {issue.diagnostics}", issue.expression))

@@ -25,8 +25,10 @@ GatewayDep = Annotated[Principal, Depends(require_role("gateway"))]
     summary="Upload readings: one envelope or a list",
     description=(
         "Every envelope is kept in the upload log with its outcome. A single envelope answers 201 "
-        "(created), 200 (duplicate) or 422 (rejected); a list answers 200 with a result per envelope. "
-        "Each result has `outcome` (created | duplicate | rejected), the Observations, and an OperationOutcome."
+        "(created), 200 (duplicate), 202 (held for review: not assigned to the patient automatically), "
+        "200 (discarded: not a patient's reading, e.g. a control-solution test) or 422 (rejected); "
+        "a list answers 200 with a result per envelope. Each result has `outcome`, the Observations, "
+        "and an OperationOutcome."
     ),
 )
 async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirResponse:
@@ -46,5 +48,5 @@ def _ingest(rt: Runtime, gateway: Principal, body: bytes) -> FhirResponse:
         results = service.ingest(gateway, parsed)
         return JsonResponse({"results": [r.as_json() for r in results]}, status_code=200)
     result = service.ingest_one(gateway, parsed, body=body)
-    status = {"created": 201, "duplicate": 200}.get(result.outcome, 422)
+    status = {"created": 201, "duplicate": 200, "held": 202, "discarded": 200}.get(result.outcome, 422)
     return JsonResponse(result.as_json(), status_code=status)
