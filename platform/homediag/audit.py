@@ -7,6 +7,7 @@ without the key nobody can forge a replacement chain. ``verify`` walks it.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import threading
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha256
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -101,3 +106,59 @@ def verify(session: Session, keys: KeyRing) -> VerifyResult:
     if head is not None and (head.seq != checked or head.hash != prev):
         return VerifyResult(False, checked, f"the chain ends at record {checked} but its head says {head.seq}: records were removed from the end", checked + 1)
     return VerifyResult(True, checked, f"audit chain intact: {checked} records")
+
+
+# -- signed checkpoints ------------------------------------------------------------------------
+# A checkpoint records the chain's last record (seq and hash), signed with Ed25519. Kept outside
+# the database, it shows a truncated tail: records removed from the end leave a consistent chain,
+# but not one that reaches the checkpoint. The signing key is derived from the audit key (HKDF), so
+# it lives where the audit key lives; the public key goes with each checkpoint for third parties.
+_CHECKPOINT_INFO = b"homediag audit checkpoint signing key v1"
+
+
+def _signing_key(keys: KeyRing) -> Ed25519PrivateKey:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_CHECKPOINT_INFO).derive(keys.audit.secret)
+    return Ed25519PrivateKey.from_private_bytes(derived)
+
+
+def _canonical(payload: dict[str, object]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def checkpoint(session: Session, keys: KeyRing) -> dict[str, object]:
+    """A signed statement of where the chain ends now (``homediag audit checkpoint``)."""
+    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, digest = (last.seq, last.hash) if last else (0, GENESIS)
+    payload: dict[str, object] = {"seq": seq, "hash": digest, "at": utcnow().isoformat() + "Z", "kid": keys.audit.kid}
+    key = _signing_key(keys)
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {
+        "checkpoint": payload,
+        "signature": base64.b64encode(key.sign(_canonical(payload))).decode(),
+        "algorithm": "Ed25519",
+        "public_key": base64.b64encode(public).decode(),
+    }
+
+
+def verify_checkpoint(session: Session, keys: KeyRing, document: dict[str, object]) -> VerifyResult:
+    """Whether the chain still reaches a checkpoint made earlier, unchanged. Run after ``verify``."""
+    try:
+        payload = document["checkpoint"]
+        signature = base64.b64decode(str(document["signature"]), validate=True)
+        assert isinstance(payload, dict)
+        seq, digest = int(payload["seq"]), str(payload["hash"])
+    except (KeyError, ValueError, TypeError, AssertionError):
+        return VerifyResult(False, 0, "the checkpoint file is not a homediag audit checkpoint")
+    try:
+        _signing_key(keys).public_key().verify(signature, _canonical(payload))
+    except InvalidSignature:
+        return VerifyResult(False, 0, "the checkpoint's signature does not verify with this installation's audit key: it was altered or made elsewhere")
+    if seq == 0:
+        return VerifyResult(True, 0, "checkpoint of an empty chain: nothing to compare")
+    row = session.get(AuditEvent, seq)
+    if row is None:
+        last = session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one_or_none() or 0
+        return VerifyResult(False, last, f"the chain was truncated: the checkpoint of {payload.get('at')} saw record {seq}, the chain now ends at record {last}", last + 1)
+    if not hmac.compare_digest(row.hash, digest):
+        return VerifyResult(False, seq, f"record {seq} is not the one the checkpoint of {payload.get('at')} saw: the chain was rewritten", seq)
+    return VerifyResult(True, seq, f"the chain reaches the checkpoint of {payload.get('at')} (record {seq}) unchanged")

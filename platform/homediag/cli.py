@@ -154,16 +154,45 @@ def users_add(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    checkpoint: Annotated[Optional[Path], typer.Option(help="a checkpoint file from `homediag audit checkpoint`: also detect a truncated tail")] = None,
+) -> None:
     """Walk the audit hash chain; report the first broken link (exit 1 if any)."""
     from homediag import audit
 
     rt = _runtime()
+    document = None
+    if checkpoint is not None:
+        try:
+            document = json.loads(checkpoint.read_text())
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot read the checkpoint {checkpoint}: {exc}", 2) from None
     with rt.sessions() as session:
-        result = audit.verify(session, rt.keys)
-    typer.echo(result.message)
-    if not result.ok:
+        results = [audit.verify(session, rt.keys)]
+        if document is not None and results[0].ok:
+            results.append(audit.verify_checkpoint(session, rt.keys, document))
+    for result in results:
+        typer.echo(result.message)
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Optional[Path], typer.Option(help="write it to this file (default: print it)")] = None,
+) -> None:
+    """Export a signed checkpoint of where the audit chain ends now; keep it outside the database."""
+    from homediag import audit
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        document = audit.checkpoint(session, rt.keys)
+    text = json.dumps(document, indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n")
+        typer.echo(f"wrote {out}: record {document['checkpoint']['seq']}")  # type: ignore[index]
 
 
 @db_app.command("upgrade")

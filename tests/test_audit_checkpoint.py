@@ -1,0 +1,58 @@
+"""Signed audit checkpoints: a truncated or rewritten tail is found; a forged checkpoint is refused."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import delete, func, select, update
+
+from homediag import audit
+from homediag.keys import KeyRing
+from homediag.runtime import Runtime
+from homediag.store.models import AuditEvent, AuditHead
+
+
+def _log(runtime: Runtime, n: int) -> None:
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [audit.Entry(f"user-{i}", "clinician", "read", "permit") for i in range(n)])
+
+
+def test_checkpoint_verifies_while_the_chain_grows(runtime: Runtime) -> None:
+    _log(runtime, 3)
+    with runtime.sessions() as session:
+        doc = audit.checkpoint(session, runtime.keys)
+    _log(runtime, 2)
+    with runtime.sessions() as session:
+        assert audit.verify(session, runtime.keys).ok
+        result = audit.verify_checkpoint(session, runtime.keys, json.loads(json.dumps(doc)))
+    assert result.ok, result.message
+    assert doc["checkpoint"]["seq"] == 3  # type: ignore[index]
+
+
+def test_a_truncated_tail_with_a_patched_head_is_found_only_with_the_checkpoint(runtime: Runtime) -> None:
+    _log(runtime, 5)
+    with runtime.sessions() as session:
+        doc = audit.checkpoint(session, runtime.keys)
+    # someone with database access removes the last two records and makes the head agree
+    with runtime.sessions.begin() as session:
+        session.execute(delete(AuditEvent).where(AuditEvent.seq > 3))
+        third = session.execute(select(AuditEvent.hash).where(AuditEvent.seq == 3)).scalar_one()
+        session.execute(update(AuditHead).values(seq=3, hash=third))
+    with runtime.sessions() as session:
+        assert audit.verify(session, runtime.keys).ok  # the chain alone looks intact
+        result = audit.verify_checkpoint(session, runtime.keys, doc)
+    assert not result.ok
+    assert "truncated" in result.message and "record 5" in result.message
+
+
+def test_a_forged_or_foreign_checkpoint_is_refused(runtime: Runtime) -> None:
+    _log(runtime, 2)
+    with runtime.sessions() as session:
+        doc = audit.checkpoint(session, runtime.keys)
+        forged = json.loads(json.dumps(doc))
+        forged["checkpoint"]["seq"] = 1
+        assert "signature" in audit.verify_checkpoint(session, runtime.keys, forged).message
+        other = audit.checkpoint(session, KeyRing.generate())
+        assert not audit.verify_checkpoint(session, runtime.keys, other).ok
+        assert not audit.verify_checkpoint(session, runtime.keys, {"nonsense": True}).ok
+        assert session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 2
