@@ -125,12 +125,13 @@ def _value_elements(measured: Measured) -> tuple[dict[str, object], Decimal | No
 def dedup_identifier(ctx: BuildContext, code: str, reading: Reading, effective: datetime, from_device: bool) -> str:
     """The PHD-style dedup key: device, patient, code, time, values, hashed.
 
-    PHD IG concatenates device id, patient id, code and time; here the patient part is the internal
-    pseudonym, and the whole is hashed so that the identifier shown to readers carries none of it.
+    PHD IG concatenates device id, patient id, code and time; here the patient part is the patient's
+    platform id (stable across pseudonym-key rotations, unlike the patient key), and the whole is
+    hashed so that the identifier shown to readers carries none of it.
     When the device's clock cannot date the reading, the gateway's receive time is part of the key:
     otherwise equal readings from a cuff with an unset clock on different days would merge.
     """
-    parts = [ctx.device_id, ctx.patient_key, code, str(reading.user_id)]
+    parts = [ctx.device_id, ctx.patient_id, code, str(reading.user_id)]
     if reading.device_time is not None:
         parts.append(reading.device_time.text())
     if not from_device:

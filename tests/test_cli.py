@@ -239,3 +239,16 @@ def test_audit_checkpoint_then_verify_finds_a_truncated_tail(deployment, tmp_pat
     caught = runner.invoke(app, ["audit", "verify", "--checkpoint", str(tmp_path / "cp.json")], env=deployment)
     assert caught.exit_code == 1
     assert "truncated" in caught.stdout
+
+
+def test_keys_rotate_replaces_the_key_file_and_needs_a_choice(deployment, tmp_path):
+    before = json.loads((tmp_path / "keys.json").read_text())
+    refused = runner.invoke(app, ["keys", "rotate"], env=deployment)
+    assert refused.exit_code == 2 and "--vault" in refused.stderr
+    rotated = runner.invoke(app, ["keys", "rotate", "--vault", "--pseudonym"], env=deployment)
+    assert rotated.exit_code == 0, rotated.output
+    after = json.loads((tmp_path / "keys.json").read_text())
+    assert after["vault"]["kid"] != before["vault"]["kid"] and after["pseudonym"]["kid"] != before["pseudonym"]["kid"]
+    assert after["vault_previous"][0]["kid"] == before["vault"]["kid"]
+    assert stat.S_IMODE((tmp_path / "keys.json").stat().st_mode) == 0o600
+    assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0

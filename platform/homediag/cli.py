@@ -134,6 +134,27 @@ def keys_init(
     typer.echo(f"wrote {target} (mode 600). Keep a copy somewhere safe: without it the vault cannot be read.")
 
 
+@keys_app.command("rotate")
+def keys_rotate(
+    vault: Annotated[bool, typer.Option("--vault", help="re-encrypt the identity vault and the upload log under a new vault key")] = False,
+    pseudonym: Annotated[bool, typer.Option("--pseudonym", help="move every patient to a new patient key (new pseudonym key)")] = False,
+) -> None:
+    """Rotate keys in the key file (HOMEDIAG_KEY_FILE) and re-key the stored data, in one transaction."""
+    from homediag.rotation import rotate
+    from homediag.settings import get_settings
+    from homediag.users import Principal
+
+    settings = get_settings()
+    if settings.keys_json:
+        raise _fail("keys come from HOMEDIAG_KEYS_JSON: rotate them where they are kept; this command rewrites a key file", 2)
+    rt = _runtime()
+    try:
+        report = rotate(rt, Principal("cli", "homediag keys rotate", "admin", None), settings.key_file, vault=vault, pseudonym=pseudonym)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(f"rotated (vault={vault}, pseudonym={pseudonym}): {report.identities} identities, {report.uploads} uploads re-sealed; {report.patients} patient keys moved; key file {settings.key_file} replaced")
+
+
 @users_app.command("add")
 def users_add(
     role: Annotated[str, typer.Option(help="clinician, gateway, admin, evaluator or vendor")],

@@ -32,6 +32,7 @@ from . import audit
 from .clock import to_store, utcnow
 from .envelope import Envelope, redact
 from .identity import CPR_SYSTEM, InvalidCpr, check_cpr, patient_key
+from .keys import KeyRing
 from .runtime import Runtime
 from .store import models as m
 from .users import Principal
@@ -76,9 +77,10 @@ def device_id(device: Any) -> str:
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
-def _seal(rt: Runtime, raw: bytes, upload_id: str) -> tuple[str, bytes, bytes]:
+def seal_upload(keys: KeyRing, raw: bytes, upload_id: str) -> tuple[str, bytes, bytes]:
+    """Encrypt what a gateway sent under the vault key (it holds a CPR), bound to its upload id."""
     nonce = os.urandom(12)
-    return rt.keys.vault.kid, nonce, AESGCM(rt.keys.vault.secret).encrypt(nonce, raw, upload_id.encode())
+    return keys.vault.kid, nonce, AESGCM(keys.vault.secret).encrypt(nonce, raw, upload_id.encode())
 
 
 def open_upload(rt: Runtime, upload: m.Upload) -> bytes:
@@ -156,7 +158,7 @@ class IngestService:
 
     def _new_upload(self, session: Session, sender: Principal, body: bytes, raw: Any) -> m.Upload:
         upload_id = str(uuid.uuid4())
-        kid, nonce, sealed = _seal(self.rt, body, upload_id)
+        kid, nonce, sealed = seal_upload(self.rt.keys, body, upload_id)
         upload = m.Upload(
             id=upload_id, received_at=utcnow(), sender=sender.id,
             adapter=str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None,

@@ -74,10 +74,12 @@ class KeyRing:
 
     @classmethod
     def generate(cls) -> "KeyRing":
-        def new(kind: str) -> Key:
-            return Key(f"{kind}-{secrets.token_hex(4)}", secrets.token_bytes(KEY_BYTES))
+        return cls(pseudonym=new_key("pseudonym"), vault=new_key("vault"), audit=new_key("audit"))
 
-        return cls(pseudonym=new("pseudonym"), vault=new("vault"), audit=new("audit"))
+
+def new_key(kind: str) -> Key:
+    """A fresh random key with an id that names its kind."""
+    return Key(f"{kind}-{secrets.token_hex(4)}", secrets.token_bytes(KEY_BYTES))
 
 
 def write_key_file(path: Path, ring: KeyRing, *, overwrite: bool = False) -> None:
