@@ -252,3 +252,21 @@ def test_keys_rotate_replaces_the_key_file_and_needs_a_choice(deployment, tmp_pa
     assert after["vault_previous"][0]["kid"] == before["vault"]["kid"]
     assert stat.S_IMODE((tmp_path / "keys.json").stat().st_mode) == 0o600
     assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0
+
+
+def test_revoked_and_expired_tokens_stop_working(deployment):
+    made = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Revoke"], env=deployment)
+    user_id, _, token = made.stdout.strip().split("\t")
+    expired = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Expired", "--expires-days", "0"], env=deployment)
+    expired_token = expired.stdout.strip().split("\t")[2]
+    with _api(deployment) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.get("/fhir/Observation", headers=auth).status_code == 200
+        assert client.get("/fhir/Observation", headers={"Authorization": f"Bearer {expired_token}"}).status_code == 401
+        revoked = runner.invoke(app, ["users", "revoke", user_id], env=deployment)
+        assert revoked.exit_code == 0, revoked.output
+        assert client.get("/fhir/Observation", headers=auth).status_code == 401
+        client.app.state.runtime.close()
+    listing = runner.invoke(app, ["users", "list"], env=deployment).stdout
+    assert f"{user_id}\tclinician" in listing and "revoked" in listing and "expired" in listing
+    assert runner.invoke(app, ["users", "revoke", "nobody"], env=deployment).exit_code == 1

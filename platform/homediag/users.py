@@ -62,3 +62,31 @@ def authenticate(session: Session, token: str) -> Principal | None:
     if user.expires_at is not None and user.expires_at <= utcnow():
         return None
     return Principal(user.id, user.name, user.role, user.organisation)
+
+
+def revoke_user(session: Session, user_id: str) -> bool:
+    """Revoke a token (effective on the next request); False when there is no such user."""
+    user = session.get(User, user_id)
+    if user is None:
+        return False
+    if user.revoked_at is None:
+        user.revoked_at = utcnow()
+    return True
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    id: str
+    role: str
+    organisation: str | None
+    name: str
+    state: str  # active | revoked | expired
+
+
+def list_users(session: Session) -> list[UserSummary]:
+    now = utcnow()
+    out = []
+    for user in session.execute(select(User).order_by(User.created_at)).scalars():
+        state = "revoked" if user.revoked_at else "expired" if user.expires_at and user.expires_at <= now else "active"
+        out.append(UserSummary(user.id, user.role, user.organisation, user.name, state))
+    return out
