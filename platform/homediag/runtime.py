@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .keys import KeyRing, load_keys
+from .oidc import OidcVerifier
 from .settings import Settings, get_settings
 from .store.database import make_engine, session_factory
 
@@ -22,6 +23,14 @@ class Runtime:
     sessions: sessionmaker[Session]
     # parsed consents by (consent id, version): a version never changes (see access.AccessService._records)
     consent_cache: dict[tuple[str, int], Any] = field(default_factory=dict)
+    oidc: OidcVerifier | None = None
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        if self.oidc is None and s.oidc_issuer:
+            if not s.oidc_audience or not (s.oidc_jwks_url or s.oidc_jwks_file):
+                raise ValueError("OpenID Connect needs HOMEDIAG_OIDC_AUDIENCE and HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE besides the issuer")
+            self.oidc = OidcVerifier(s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_jwks_file, s.oidc_role_claim)
 
     @property
     def local_zone(self) -> ZoneInfo:

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default="http://npu-terminology.org",
         description="system URI of NPU codings the platform writes: DK Core's, or MedCom's and the national telemedicine infrastructure's OID",
     )
+    oidc_issuer: str | None = Field(default=None, description="the identity provider's issuer; set to let people sign in with OpenID Connect tokens")
+    oidc_audience: str | None = Field(default=None, description="the audience (client id) the tokens must be for")
+    oidc_jwks_url: str | None = Field(default=None, description="where the provider publishes its signing keys")
+    oidc_jwks_file: Path | None = Field(default=None, description="the provider's signing keys as a JWKS file, for a closed network")
+    oidc_role_claim: str = Field(default="homediag_role", description="the claim that names the person's role")
     future_tolerance_minutes: int = Field(default=10, description="how far ahead of the server's clock a reading may be dated")
 
 

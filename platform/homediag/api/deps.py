@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from homediag.oidc import OidcError, looks_like_jwt
 from homediag.runtime import Runtime
 from homediag.users import Principal, authenticate
 
@@ -21,8 +22,14 @@ def get_principal(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise FhirError(401, "login", "an Authorization: Bearer <token> header is required")
+    token = token.strip()
+    if rt.oidc is not None and looks_like_jwt(token):
+        try:
+            return rt.oidc.principal(token)
+        except OidcError as exc:
+            raise FhirError(401, "login", str(exc)) from None
     with rt.sessions() as session:
-        principal = authenticate(session, token.strip())
+        principal = authenticate(session, token)
     if principal is None:
         raise FhirError(401, "login", "the bearer token is unknown, expired or revoked")
     return principal
