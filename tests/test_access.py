@@ -131,12 +131,24 @@ def test_patient_read_discloses_identity_only_to_a_clinician_with_consent(client
     assert client.get(f"/fhir/Patient/{pid}", headers=tokens.auth("gateway")).status_code == 403
 
     pilot.consent(pid)
-    clinician = client.get(f"/fhir/Patient/{pid}", headers=tokens.auth("clinician"))
+    # identity only with a stated reason (a re-identification, audited with the reason)
+    withheld = client.get(f"/fhir/Patient/{pid}", headers=tokens.auth("clinician"))
+    assert withheld.status_code == 200
+    assert patient.cpr not in withheld.text and "identity-withheld" in withheld.text
+    reason = {**tokens.auth("clinician"), "X-Reidentification-Reason": "home BP review before consultation"}
+    clinician = client.get(f"/fhir/Patient/{pid}", headers=reason)
     assert clinician.status_code == 200
     body = clinician.json()
     assert body["identifier"] == [{"system": CPR_SYSTEM, "value": patient.cpr}]
     assert body["name"][0]["family"] == patient.family
     assert body["name"][0]["given"] == [patient.given]
+    with client.app.state.runtime.sessions() as session:
+        from sqlalchemy import select
+
+        from homediag.store.models import AuditEvent
+
+        reidentified = session.execute(select(AuditEvent.detail).where(AuditEvent.action == "re-identify")).scalars().all()
+    assert len(reidentified) == 1 and "home BP review before consultation" in reidentified[0]
 
 
 def test_enrolment_response_does_not_echo_the_cpr(client, tokens):
@@ -190,7 +202,7 @@ def test_permitted_and_denied_reads_are_audited(client, tokens, pilot, runtime):
 
 def test_denied_patient_read_is_audited(client, tokens, pilot, runtime):
     _, pid, _ = enrolled_with_readings(client, tokens, pilot)
-    assert client.get(f"/fhir/Patient/{pid}", headers=tokens.auth("clinician")).status_code == 404
+    assert client.get(f"/fhir/Patient/{pid}", headers={**tokens.auth("clinician"), "X-Reidentification-Reason": "review"}).status_code == 404
     with runtime.sessions() as session:
         clinician = authenticate(session, tokens.clinician)
         pkey = session.execute(select(Patient.patient_key).where(Patient.id == pid)).scalar_one()

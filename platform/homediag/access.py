@@ -9,6 +9,7 @@ decision, permit and deny, is audited.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,17 +20,64 @@ from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
 from homediag.fhir_profiles import terminology
+from homediag.fhir_profiles.profiles import CANONICAL
 
 from . import audit
 from .clock import from_store, to_store
+from .domains import Domain, NotAPseudonym, domain_for
 from .identity import CPR_SYSTEM, SealedIdentity, open_identity
 from .runtime import Runtime
 from .search_params import ObservationQuery, Token
 from .store import models as m
 from .users import Principal
 
-# Roles that may read clinical values, and the purpose of use each reads under.
-READ_PURPOSE = {"clinician": "TREAT"}
+# Roles that may read clinical values, and the purposes of use (v3-ActReason) each may state; the first is the default.
+ROLE_PURPOSES: dict[str, tuple[str, ...]] = {"clinician": ("TREAT",), "evaluator": ("HRESCH",), "vendor": ("HTEST",)}
+_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+
+
+@dataclass(frozen=True)
+class View:
+    """Who reads, under which purpose, and in which pseudonym domain (None: care, the platform's own ids)."""
+
+    principal: Principal
+    purpose: str
+    domain: Domain | None
+
+    def real_id(self, kind: str, shown: str) -> str | None:
+        """The platform id behind an id the reader gave (its pseudonym outside care); None if it is none."""
+        if self.domain is None:
+            return shown
+        try:
+            return self.domain.resolve(kind, shown)
+        except NotAPseudonym:
+            return None
+
+    def shown(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The resource as this reader may see it: outside care every id becomes a domain pseudonym and
+        identifiers (which would link domains) are left out."""
+        if self.domain is None:
+            return resource
+        domain = self.domain
+
+        def walk(node: Any) -> Any:
+            if isinstance(node, dict):
+                out = {}
+                for key, value in node.items():
+                    if key == "identifier":
+                        continue
+                    if key == "reference" and isinstance(value, str) and (match := _REFERENCE.match(value)):
+                        out[key] = f"{match[1]}/{domain.pseudonym(match[1], match[2])}"
+                    else:
+                        out[key] = walk(value)
+                return out
+            if isinstance(node, list):
+                return [walk(item) for item in node]
+            return node
+
+        out = walk(resource)
+        out["id"] = domain.pseudonym(str(resource["resourceType"]), str(resource["id"]))
+        return dict(out)
 
 
 class NotFound(Exception):
@@ -78,11 +126,22 @@ class AccessService:
         self.rt = rt
 
     # -- decisions -------------------------------------------------------------------------
-    def _purpose(self, principal: Principal) -> str:
-        purpose = READ_PURPOSE.get(principal.role)
-        if purpose is None:
+    def view(self, principal: Principal, requested_purpose: str | None = None) -> View:
+        """The reader's view; the purpose of use stated with the request must be one the role may use."""
+        allowed = ROLE_PURPOSES.get(principal.role)
+        if not allowed:
             raise Forbidden(f"the role '{principal.role}' may not read clinical data")
-        return purpose
+        purpose = requested_purpose or allowed[0]
+        if purpose not in allowed:
+            raise Forbidden(f"the role '{principal.role}' may not act for purpose of use {purpose!r} (allowed: {', '.join(allowed)})")
+        domain = None if principal.role == "clinician" else domain_for(self.rt.keys, f"{principal.role}:{principal.organisation or principal.id}")
+        return View(principal, purpose, domain)
+
+    def _vendor_scope(self, view: View) -> ColumnElement[bool]:
+        """A vendor sees only readings of its own organisation's devices."""
+        if view.principal.role != "vendor":
+            return true()
+        return m.Observation.device_id.in_(select(m.Device.id).where(m.Device.manufacturer == view.principal.organisation))
 
     def _records(self, session: Session, patient_keys: list[str] | None = None) -> dict[str, list[Any]]:
         """Each patient's consents, parsed. A (consent id, version) never changes, so its parse is cached;
@@ -122,39 +181,42 @@ class AccessService:
         return consent_model.decide(records, purpose=purpose, data_time=data_time, as_of=datetime.now(UTC))
 
     # -- Observation -----------------------------------------------------------------------
-    def read_observation(self, principal: Principal, observation_id: str) -> dict[str, Any]:
-        purpose = self._purpose(principal)
+    def read_observation(self, principal: Principal, observation_id: str, purpose: str | None = None) -> dict[str, Any]:
+        view = self.view(principal, purpose)
+        real_id = view.real_id("Observation", observation_id)
         # NotFound is raised after the transaction commits: raised inside it, the deny audit would roll back.
         seen: dict[str, Any] | None = None
         with self.rt.sessions.begin() as session:
-            row = session.get(m.Observation, observation_id)
+            row = None
+            if real_id is not None:
+                row = session.execute(select(m.Observation).where(m.Observation.id == real_id, self._vendor_scope(view))).scalar_one_or_none()
             if row is None:
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "deny", purpose=purpose, entity=f"Observation/{observation_id}", detail="no such resource")])
+                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "deny", purpose=view.purpose, entity=f"Observation/{observation_id}", detail="no such resource")])
             else:
-                decision = self.decide(session, purpose, row.patient_key, from_store(row.effective_start))
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if decision.permit else "deny", purpose=purpose, patient_key=row.patient_key, entity=f"Observation/{observation_id}", detail=decision.reason)])
+                decision = self.decide(session, view.purpose, row.patient_key, from_store(row.effective_start))
+                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if decision.permit else "deny", purpose=view.purpose, patient_key=row.patient_key, entity=f"Observation/{row.id}", detail=decision.reason)])
                 if decision.permit:
                     seen = row.resource
         if seen is None:
             raise NotFound("Observation", observation_id)
-        return seen
+        return view.shown(seen)
 
-    def search_observations(self, principal: Principal, q: ObservationQuery, base_url: str, query_items: list[tuple[str, str]]) -> dict[str, Any]:
-        purpose = self._purpose(principal)
+    def search_observations(self, principal: Principal, q: ObservationQuery, base_url: str, query_items: list[tuple[str, str]], purpose: str | None = None) -> dict[str, Any]:
+        view = self.view(principal, purpose)
         with self.rt.sessions.begin() as session:
             entries: list[audit.Entry] = []
-            named_key: str | None = None
             if q.patient_ids:
-                named_key = session.execute(select(m.Patient.patient_key).where(m.Patient.id == q.patient_ids[0])).scalar_one_or_none()
-                windows = self.permitted_windows(session, purpose, [named_key]) if named_key else {}
+                patient_id = view.real_id("Patient", q.patient_ids[0])
+                named_key = session.execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id)).scalar_one_or_none() if patient_id else None
+                windows = self.permitted_windows(session, view.purpose, [named_key]) if named_key else {}
                 if named_key is not None and named_key not in windows:
-                    reason = self.decide(session, purpose, named_key, None).reason
-                    entries.append(audit.Entry(principal.id, principal.role, "search", "deny", purpose=purpose, patient_key=named_key, entity="Observation", detail=reason))
+                    reason = self.decide(session, view.purpose, named_key, None).reason
+                    entries.append(audit.Entry(principal.id, principal.role, "search", "deny", purpose=view.purpose, patient_key=named_key, entity="Observation", detail=reason))
             else:
-                windows = self.permitted_windows(session, purpose)
+                windows = self.permitted_windows(session, view.purpose)
 
-            scope = self._scope(windows)
-            filters = [scope, *self._filters(session, q)]
+            devices = [d for d in (view.real_id("Device", shown) for shown in q.device_ids)]
+            filters = [self._scope(windows), self._vendor_scope(view), *self._filters(session, q, devices)]
             total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
             order = m.Observation.effective_start.desc() if q.descending else m.Observation.effective_start.asc()
             rows = session.execute(
@@ -162,11 +224,11 @@ class AccessService:
                 .where(*filters).order_by(order, m.Observation.id).offset(q.offset).limit(q.count)
             ).all()
             for pkey in sorted({r.patient_key for r in rows}):
-                entries.append(audit.Entry(principal.id, principal.role, "search", "permit", purpose=purpose, patient_key=pkey, entity="Observation", detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned"))
+                entries.append(audit.Entry(principal.id, principal.role, "search", "permit", purpose=view.purpose, patient_key=pkey, entity="Observation", detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned"))
             if not entries:
-                entries.append(audit.Entry(principal.id, principal.role, "search", "permit", purpose=purpose, entity="Observation", detail="0 returned"))
+                entries.append(audit.Entry(principal.id, principal.role, "search", "permit", purpose=view.purpose, entity="Observation", detail="0 returned"))
             audit.append(session, self.rt.keys, entries)
-        return _bundle(base_url, "Observation", query_items, q, total, [r.resource for r in rows])
+        return _bundle(base_url, "Observation", query_items, q, total, [view.shown(r.resource) for r in rows])
 
     def _scope(self, windows: dict[str, Window]) -> ColumnElement[bool]:
         if not windows:
@@ -178,14 +240,14 @@ class AccessService:
         clauses += [and_(m.Observation.patient_key == k, w.sql()) for k, w in windows.items() if k not in open_keys]
         return or_(*clauses)
 
-    def _filters(self, session: Session, q: ObservationQuery) -> list[ColumnElement[bool]]:
+    def _filters(self, session: Session, q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnElement[bool]]:
         filters: list[ColumnElement[bool]] = []
         for tokens in q.codes:
             filters.append(or_(*(_code_clause(t) for t in tokens)))
         for tokens in q.categories:
             filters.append(or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
-        if q.device_ids:
-            filters.append(m.Observation.device_id.in_(q.device_ids))
+        if device_ids:
+            filters.append(m.Observation.device_id.in_([d for d in device_ids if d is not None]))
         for d in q.dates:
             low, high = to_store(d.low), to_store(d.high)
             col = m.Observation.effective_start
@@ -200,31 +262,48 @@ class AccessService:
         return filters
 
     # -- Patient ---------------------------------------------------------------------------
-    def read_patient(self, principal: Principal, patient_id: str) -> dict[str, Any]:
-        """Clinicians with a permitting treatment consent get identity; admins get the record without it."""
-        if principal.role not in ("clinician", "admin"):
+    def read_patient(self, principal: Principal, patient_id: str, *, purpose: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        """Who the patient is, as far as the reader may know.
+
+        A clinician whose patient's consent permits treatment gets the identity (CPR and name) only with
+        a stated reason, which is audited as a re-identification; without one, the record without
+        identity. Evaluators and vendors get the patient's pseudonym of their domain; admins the
+        record without identity. Anyone else: 403.
+        """
+        if principal.role == "admin":
+            view = None
+        elif principal.role in ROLE_PURPOSES:
+            view = self.view(principal, purpose)
+        else:
             raise Forbidden(f"the role '{principal.role}' may not read patients")
+        real_id = view.real_id("Patient", patient_id) if view else patient_id
         # NotFound is raised after the transaction commits: raised inside it, the deny audit would roll back.
         with self.rt.sessions.begin() as session:
-            patient = session.execute(select(m.Patient).where(m.Patient.id == patient_id)).scalar_one_or_none()
-            resource: dict[str, Any] = {"resourceType": "Patient", "id": patient_id, "active": bool(patient and patient.active)}
-            if principal.role == "admin":
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if patient else "deny", patient_key=patient.patient_key if patient else None, entity=f"Patient/{patient_id}", detail="no identity disclosed")])
+            patient = session.execute(select(m.Patient).where(m.Patient.id == real_id)).scalar_one_or_none() if real_id else None
+            pkey = patient.patient_key if patient else None
+            resource: dict[str, Any] = {"resourceType": "Patient", "id": real_id, "active": bool(patient and patient.active)}
+            if view is None:
+                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if patient else "deny", patient_key=pkey, entity=f"Patient/{real_id}", detail="no identity disclosed")])
                 permit = patient is not None
             else:
-                purpose = self._purpose(principal)
-                decision = self.decide(session, purpose, patient.patient_key, None) if patient else None
+                decision = self.decide(session, view.purpose, pkey, None) if pkey else None
                 permit = bool(decision and decision.permit)
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "re-identify", "permit" if permit else "deny", purpose=purpose, patient_key=patient.patient_key if patient else None, entity=f"Patient/{patient_id}", detail=decision.reason if decision else "no such patient")])
-                vault = session.get(m.Identity, patient.patient_key) if patient is not None and permit else None
-                if vault is not None:
-                    ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), patient.patient_key, self.rt.keys)
+                asks_identity = view.domain is None and bool(reason)
+                identify = permit and asks_identity
+                action = "re-identify" if asks_identity else "read"
+                detail = (decision.reason if decision else "no such patient") + (f"; reason: {reason}" if identify else "")
+                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, action, "permit" if permit else "deny", purpose=view.purpose, patient_key=pkey, entity=f"Patient/{real_id}", detail=detail[:1000])])
+                vault = session.get(m.Identity, pkey) if identify else None
+                if vault is not None and pkey is not None:
+                    ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), pkey, self.rt.keys)
                     resource["identifier"] = [{"system": CPR_SYSTEM, "value": ident.cpr}]
                     if ident.name:
                         resource["name"] = [ident.name]
+                elif permit and view.domain is None:
+                    resource["meta"] = {"tag": [{"system": f"{CANONICAL}/CodeSystem/disclosure", "code": "identity-withheld", "display": "identity is shown with a stated reason (X-Reidentification-Reason)"}]}
         if patient is None or not permit:
             raise NotFound("Patient", patient_id)
-        return resource
+        return view.shown(resource) if view else resource
 
 
 def _has_word(column: Any, word: str) -> ColumnElement[bool]:

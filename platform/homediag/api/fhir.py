@@ -34,6 +34,12 @@ async def _resource(request: Request) -> dict[str, Any]:
     return resource
 
 
+def purpose_of_use(request: Request) -> str | None:
+    """The purpose of use the caller states (``X-Purpose-Of-Use: TREAT``, a v3-ActReason code); None: the role's own."""
+    value = request.headers.get("x-purpose-of-use", "").strip()
+    return value or None
+
+
 def _invalid(exc: enrolment.Invalid) -> FhirError:
     return FhirError(422, "invalid", str(exc), issues=exc.issues)
 
@@ -65,15 +71,15 @@ def search_observations(request: Request, rt: RuntimeDep, principal: PrincipalDe
     except SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.parameter) from None
     try:
-        return FhirResponse(AccessService(rt).search_observations(principal, query, base, items))
+        return FhirResponse(AccessService(rt).search_observations(principal, query, base, items, purpose_of_use(request)))
     except Forbidden as exc:
         raise FhirError(403, "forbidden", str(exc)) from None
 
 
 @router.get("/Observation/{observation_id}", summary="Read an Observation")
-def read_observation(observation_id: str, rt: RuntimeDep, principal: PrincipalDep) -> FhirResponse:
+def read_observation(observation_id: str, request: Request, rt: RuntimeDep, principal: PrincipalDep) -> FhirResponse:
     try:
-        return FhirResponse(AccessService(rt).read_observation(principal, observation_id))
+        return FhirResponse(AccessService(rt).read_observation(principal, observation_id, purpose_of_use(request)))
     except Forbidden as exc:
         raise FhirError(403, "forbidden", str(exc)) from None
     except NotFound as exc:
@@ -96,9 +102,12 @@ async def create_patient(request: Request, rt: RuntimeDep, admin: AdminDep, base
 
 
 @router.get("/Patient/{patient_id}", summary="Read a patient (identity for a treating clinician only)")
-def read_patient(patient_id: str, rt: RuntimeDep, principal: PrincipalDep) -> FhirResponse:
+def read_patient(patient_id: str, request: Request, rt: RuntimeDep, principal: PrincipalDep) -> FhirResponse:
+    """Identity (CPR, name) is disclosed to a treating clinician only with an ``X-Reidentification-Reason``
+    header, and audited as a re-identification."""
+    reason = request.headers.get("x-reidentification-reason", "").strip()[:200] or None
     try:
-        return FhirResponse(AccessService(rt).read_patient(principal, patient_id))
+        return FhirResponse(AccessService(rt).read_patient(principal, patient_id, purpose=purpose_of_use(request), reason=reason))
     except Forbidden as exc:
         raise FhirError(403, "forbidden", str(exc)) from None
     except NotFound as exc:
