@@ -162,3 +162,40 @@ def verify_checkpoint(session: Session, keys: KeyRing, document: dict[str, objec
     if not hmac.compare_digest(row.hash, digest):
         return VerifyResult(False, seq, f"record {seq} is not the one the checkpoint of {payload.get('at')} saw: the chain was rewritten", seq)
     return VerifyResult(True, seq, f"the chain reaches the checkpoint of {payload.get('at')} (record {seq}) unchanged")
+
+
+# -- AuditEvent resources for administrators ---------------------------------------------------
+_OUTCOME = {"permit": "0", "created": "0", "duplicate": "0", "done": "0", "exists": "0", "deny": "4", "rejected": "4"}
+_ACTION = {"read": "R", "search": "E", "re-identify": "R", "ingest": "C", "enrol": "C", "consent-create": "C", "consent-update": "U"}
+
+
+def as_fhir(row: AuditEvent, patient_id: str | None) -> dict[str, object]:
+    """An audit record as a FHIR R4 AuditEvent (IHE Basic Audit Log Patterns in spirit)."""
+    agent: dict[str, object] = {
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser" if not row.actor.startswith(("gateway-", "vendor-")) else "dataprocessor"}]},
+        "who": {"identifier": {"system": "https://homediag.example.org/fhir/sid/user", "value": row.actor}},
+        "role": [{"text": row.role}],
+        "requestor": True,
+    }
+    if row.purpose:
+        agent["purposeOfUse"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": row.purpose}]}]
+    entities: list[dict[str, object]] = []
+    if patient_id:
+        entities.append({"what": {"reference": f"Patient/{patient_id}"}, "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
+    if row.entity:
+        entities.append({"what": {"display": row.entity}, "description": row.detail or None} if row.detail else {"what": {"display": row.entity}})
+    resource: dict[str, object] = {
+        "resourceType": "AuditEvent",
+        "id": str(row.seq),
+        "type": {"system": "https://homediag.example.org/fhir/CodeSystem/audit-action", "code": row.action},
+        "action": _ACTION.get(row.action, "E"),
+        "recorded": row.at.isoformat(timespec="milliseconds") + "Z",
+        "outcome": _OUTCOME.get(row.outcome, "0"),
+        "outcomeDesc": row.outcome + (f": {row.detail}" if row.detail else ""),
+        "agent": [agent],
+        "source": {"observer": {"display": "homediag"}, "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]},
+        "extension": [{"url": "https://homediag.example.org/fhir/StructureDefinition/audit-chain", "valueString": f"{row.seq}:{row.hash}"}],
+    }
+    if entities:
+        resource["entity"] = entities
+    return resource

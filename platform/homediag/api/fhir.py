@@ -217,3 +217,39 @@ def list_structure_definitions(base: BaseDep) -> FhirResponse:
         sd = published_structure_definition(profile.id)
         entries.append({"fullUrl": f"{base}/StructureDefinition/{profile.id}", "resource": sd, "search": {"mode": "match"}})
     return FhirResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
+
+
+# -- AuditEvent ------------------------------------------------------------------------------
+@router.get("/AuditEvent", summary="The audit log as AuditEvent resources (admin), newest first")
+def search_audit_events(request: Request, rt: RuntimeDep, admin: AdminDep, base: BaseDep) -> FhirResponse:
+    from sqlalchemy import func, select
+
+    from homediag import audit
+    from homediag.store import models as m
+
+    count, offset, patient_id, action = 50, 0, None, None
+    for name, value in request.query_params.multi_items():
+        if name in ("_count", "_offset") and value.isdigit():
+            count, offset = (min(int(value), 500), offset) if name == "_count" else (count, int(value))
+        elif name == "patient":
+            try:
+                patient_id = parse_reference(value, "Patient", name)
+            except SearchError as exc:
+                raise FhirError(400, "invalid", str(exc), name) from None
+        elif name == "type":
+            action = value
+        else:
+            raise FhirError(400, "invalid", f"unknown or malformed search parameter '{name}'; supported: patient, type, _count, _offset", name)
+    with rt.sessions() as session:
+        stmt = select(m.AuditEvent, m.Patient.id).outerjoin(m.Patient, m.Patient.patient_key == m.AuditEvent.patient_key)
+        if patient_id is not None:
+            stmt = stmt.where(m.Patient.id == patient_id)
+        if action is not None:
+            stmt = stmt.where(m.AuditEvent.action == action)
+        total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+        rows = session.execute(stmt.order_by(m.AuditEvent.seq.desc()).offset(offset).limit(count)).all()
+        entries = [{"fullUrl": f"{base}/AuditEvent/{row.seq}", "resource": audit.as_fhir(row, pid), "search": {"mode": "match"}} for row, pid in rows]
+    bundle: dict[str, object] = {"resourceType": "Bundle", "type": "searchset", "total": total, "entry": entries}
+    if count and offset + count < total:
+        bundle["link"] = [{"relation": "next", "url": str(request.url.include_query_params(_offset=offset + count, _count=count))}]
+    return FhirResponse(bundle)
