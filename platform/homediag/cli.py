@@ -17,6 +17,7 @@ keys_app = typer.Typer(help="The key file (pseudonym, vault and audit keys).", n
 users_app = typer.Typer(help="Users, gateways and their API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+consents_app = typer.Typer(help="Patients' consents: record, withdraw, list (every change is kept as a version).", no_args_is_help=True)
 profiles_app = typer.Typer(help="The project's FHIR profiles: validate resources against them.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(keys_app, name="keys")
@@ -24,6 +25,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(consents_app, name="consents")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -81,9 +83,14 @@ def demo(
 def adapters_list() -> None:
     """The adapter ids, with what each reads."""
     from homediag.adapters.devices import all_adapters
+    from homediag.adapters.devices.registry import refused_adapters, source
 
     for adapter in all_adapters():
-        typer.echo(f"{adapter.id:24} {adapter.description} [reads: {', '.join(adapter.reads)}]")
+        origin = source(adapter.id)
+        vendor = "" if origin.builtin else f" (from {origin.distribution or origin.entry_point})"
+        typer.echo(f"{adapter.id:24} {adapter.description} [reads: {', '.join(adapter.reads)}]{vendor}")
+    for refused in refused_adapters():
+        typer.echo(f"{refused.name:24} REFUSED (from {refused.distribution or 'an unknown package'}, {refused.entry_point}): {refused.reason}")
 
 
 @adapters_app.command("convert")
@@ -115,6 +122,31 @@ def adapters_convert(
     ok, document = convert(adapter, payload)
     typer.echo(fhirjson.dumps_pretty(document))
     if not ok:
+        raise typer.Exit(1)
+
+
+@adapters_app.command("test")
+def adapters_test(
+    adapter: Annotated[str, typer.Argument(help="adapter id, e.g. acme-thermo-json")],
+    cases: Annotated[Path, typer.Argument(help="folder of cases: NAME.hex, NAME.bin or NAME.json payloads, each with NAME.expected.json")],
+    update: Annotated[bool, typer.Option("--update", help="write the current output as the expected file of every case that has none or fails (then check those files by hand)")] = False,
+) -> None:
+    """Conformance kit: run a folder of sample payloads against their expected Observations (golden files).
+
+    Prints PASS or FAIL per case, with a unified diff for each mismatch; exit 1 on any failure.
+    NAME.expected.json is a FHIR Bundle of the expected Observations, or {"refuse": "text"} for a
+    payload that must be refused. Built with a fixed context: Patient/example, Device/example,
+    gateway receive time 2026-01-01T00:00:00Z. Stores nothing.
+    """
+    from homediag.adapters.devices import UnknownAdapter
+    from homediag.conformance import KitError, format_report, run_kit
+
+    try:
+        report = run_kit(adapter, cases, update=update)
+    except (UnknownAdapter, KitError) as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(format_report(report))
+    if not report.ok:
         raise typer.Exit(1)
 
 
@@ -200,6 +232,65 @@ def users_list() -> None:
     with rt.sessions() as session:
         for user in list_users(session):
             typer.echo(f"{user.id}\t{user.role}\t{user.organisation or '-'}\t{user.name}\t{user.state}")
+
+
+CLI_ADMIN_ID = "cli-admin"
+
+
+def _cli_admin():  # type: ignore[no-untyped-def]
+    from homediag.users import Principal
+
+    return Principal(CLI_ADMIN_ID, "homediag command line", "admin", None)
+
+
+@consents_app.command("add")
+def consents_add(
+    patient: Annotated[str, typer.Option(help="the patient's id (Patient/<id>)")],
+    purpose: Annotated[list[str], typer.Option(help="purpose of use permitted: TREAT, HRESCH, HTEST (repeat for more)")],
+    start: Annotated[Optional[str], typer.Option(help="first day the consent applies (YYYY-MM-DD)")] = None,
+    end: Annotated[Optional[str], typer.Option(help="last day the consent applies (YYYY-MM-DD, inclusive)")] = None,
+) -> None:
+    """Record a consent that permits the given purposes; prints its id."""
+    from datetime import date
+
+    from homediag import enrolment
+    from homediag.consent import treatment_consent
+
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise _fail(f"--start/--end: {exc}", 2) from None
+    resource = treatment_consent(f"Patient/{patient}", purposes=purpose, start=first, end=last, scope="treatment" if "TREAT" in purpose else "research")
+    try:
+        stored = enrolment.record_consent(_runtime(), _cli_admin(), resource)
+    except enrolment.Invalid as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(stored["id"])
+
+
+@consents_app.command("withdraw")
+def consents_withdraw(consent_id: Annotated[str, typer.Argument(help="the consent's id")]) -> None:
+    """Withdraw a consent (status inactive, a new version): effective on the next request."""
+    from homediag import enrolment
+
+    rt = _runtime()
+    try:
+        current = enrolment.read_consent(rt, consent_id)
+        stored = enrolment.record_consent(rt, _cli_admin(), {**current, "status": "inactive"}, consent_id)
+    except (enrolment.Missing, enrolment.Invalid) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"withdrew {consent_id} (version {stored['meta']['versionId']})")
+
+
+@consents_app.command("list")
+def consents_list(patient: Annotated[Optional[str], typer.Option(help="only this patient's")] = None) -> None:
+    """Consents: id, patient, status, version, purposes."""
+    from homediag import enrolment
+
+    for c in enrolment.consents_of(_runtime(), patient):
+        purposes = sorted({p["code"] for prov in [c.get("provision") or {}] for p in prov.get("purpose", [])})
+        typer.echo(f"{c['id']}\t{c['patient']['reference']}\t{c['status']}\tv{c['meta']['versionId']}\t{','.join(purposes)}")
 
 
 @audit_app.command("verify")
