@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 from homediag.adapters.devices.ieee11073 import Number
@@ -93,13 +93,21 @@ def _canonical_value(number: Number, from_unit: str, m: t.Measurement) -> tuple[
         raise ValueError(f"{m.key}: unit '{from_unit}' has no conversion to '{m.unit}'")
     value = number.value
     if conversion.is_identity:
-        return (value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value), m.unit  # type: ignore[operator]
+        return (_quantize(value, Decimal(1)) if value.as_tuple().exponent > 0 else value), m.unit  # type: ignore[operator]
     significant = len(value.as_tuple().digits)
     converted = conversion.apply(value)
     if converted == 0:
         return Decimal(0), m.unit
     exponent = min(converted.adjusted() - significant + 1, 0)
-    return converted.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP), m.unit
+    return _quantize(converted, Decimal(1).scaleb(exponent)), m.unit
+
+
+def _quantize(value: Decimal, step: Decimal) -> Decimal:
+    """``value.quantize(step)`` (half up) with the precision it needs: a 32-bit FLOAT reaches 10**134,
+    beyond the default 28 digits, where a plain quantize raises InvalidOperation."""
+    with localcontext() as ctx:
+        ctx.prec = max(ctx.prec, value.adjusted() - step.as_tuple().exponent + 2)  # type: ignore[operator]
+        return value.quantize(step, rounding=ROUND_HALF_UP)
 
 
 def _quantity(value: Decimal, unit: str, m: t.Measurement) -> dict[str, object]:
