@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ("adapters", "fhir_profiles", "consent")
 # what a pure component may import besides the standard library
-ALLOWED_THIRD_PARTY = {"pydantic", "fhir", "simplejson", "ucumvert"}
+ALLOWED_THIRD_PARTY = {"pydantic", "fhir", "simplejson", "ucumvert", "hl7"}  # hl7 (python-hl7): the HL7 v2 parser of the hl7v2-oru adapter
 ALLOWED_HOMEDIAG = ("homediag.adapters", "homediag.fhir_profiles", "homediag.consent")
 
 
