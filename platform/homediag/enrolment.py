@@ -16,6 +16,7 @@ from homediag.fhir_profiles import Issue
 from . import audit
 from .clock import from_store, utcnow
 from .identity import CPR_SYSTEM, Identity, InvalidCpr, check_cpr, patient_key, seal_identity
+from .phd_gateway import alias_identifiers, register_aliases
 from .runtime import Runtime
 from .store import models as m
 from .users import Principal
@@ -51,12 +52,18 @@ def enrol_patient(rt: Runtime, actor: Principal, resource: dict[str, Any]) -> En
         cpr = check_cpr(str(cprs[0]["value"]))
     except InvalidCpr as exc:
         raise Invalid(Issue("error", "value", str(exc), "Patient.identifier.value")) from None
+    aliases, alias_issues = alias_identifiers(resource)  # every other identifier: an alias (patient_alias, HMAC only)
+    if alias_issues:
+        raise Invalid(*alias_issues)
     names = resource.get("name") or []
     name = names[0] if names and isinstance(names[0], dict) else None
     pkey = patient_key(cpr.cpr, rt.keys.pseudonym)
     with rt.sessions.begin() as session:
         existing = session.execute(select(m.Patient).where(m.Patient.patient_key == pkey)).scalar_one_or_none()
         if existing is not None:
+            conflicts = register_aliases(session, rt.keys, pkey, aliases, actor.id)
+            if conflicts:
+                raise Invalid(*conflicts)
             audit.append(session, rt.keys, [audit.Entry(actor.id, actor.role, "enrol", "exists", patient_key=pkey, entity=f"Patient/{existing.id}")])
             return Enrolled(existing, False, cpr.warnings)
         now = utcnow()
@@ -64,6 +71,9 @@ def enrol_patient(rt: Runtime, actor: Principal, resource: dict[str, Any]) -> En
         sealed = seal_identity(Identity(cpr.cpr, name), pkey, rt.keys)
         session.add(patient)
         session.flush()
+        conflicts = register_aliases(session, rt.keys, pkey, aliases, actor.id)
+        if conflicts:
+            raise Invalid(*conflicts)
         session.add(m.Identity(patient_key=pkey, kid=sealed.kid, nonce=sealed.nonce, ciphertext=sealed.ciphertext, updated_at=now))
         audit.append(session, rt.keys, [audit.Entry(actor.id, actor.role, "enrol", "created", patient_key=pkey, entity=f"Patient/{patient.id}")])
         return Enrolled(patient, True, cpr.warnings)

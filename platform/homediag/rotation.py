@@ -3,7 +3,8 @@
 - Vault key: every identity record and every sealed upload is re-encrypted under a new key; the old
   key stays in the key file as ``vault_previous`` until an operator removes it.
 - Pseudonym key: every patient gets a new patient key (HMAC of the CPR under the new key), moved
-  through every table in one transaction, without losing any patient's history. The audit chain
+  through every table in one transaction, without losing any patient's history; identifier aliases
+  get their HMAC recomputed from their sealed values. The audit chain
   is not rewritten (that would break it): one audit record per patient links the old patient key to
   the new one, so an administrator can follow a patient's trail across the rotation.
 
@@ -26,6 +27,7 @@ from .clock import utcnow
 from .identity import SealedIdentity, open_identity, patient_key, seal_identity
 from .ingest import open_upload, seal_upload
 from .keys import KeyRing, new_key, write_key_file
+from .phd_gateway import identifier_hmac, open_alias, seal_alias
 from .runtime import Runtime
 from .store import models as m
 from .users import Principal
@@ -56,6 +58,13 @@ def _reseal(session: Session, rt: Runtime, new: KeyRing, key_map: dict[str, str]
         sealed = seal_identity(ident, target, new)
         session.execute(update(m.Identity).where(m.Identity.patient_key == row.patient_key).values(kid=sealed.kid, nonce=sealed.nonce, ciphertext=sealed.ciphertext, updated_at=utcnow()))
         identities += 1
+    for alias in session.execute(select(m.PatientAlias)).scalars().all():
+        value = open_alias(rt.keys, alias)
+        kid, nonce, sealed = seal_alias(new, alias.system, value)
+        session.execute(
+            update(m.PatientAlias).where(m.PatientAlias.system == alias.system, m.PatientAlias.value_hmac == alias.value_hmac)
+            .values(value_hmac=identifier_hmac(alias.system, value, new.pseudonym), kid=kid, nonce=nonce, sealed=sealed)
+        )
     uploads = 0
     for upload in session.execute(select(m.Upload)).scalars().all():
         if upload.kid == new.vault.kid:
@@ -72,7 +81,7 @@ def _move_patient(session: Session, old: str, new: str) -> None:
     staging = f"rotating-{secrets.token_hex(6)}"
     session.add(m.Patient(id=staging, patient_key=new, pilot=patient.pilot, active=patient.active, enrolled_at=patient.enrolled_at, enrolled_by=patient.enrolled_by))
     session.flush()
-    for table in (m.Identity, m.Consent, m.Observation, m.Upload):
+    for table in (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias):
         session.execute(update(table).where(table.patient_key == old).values(patient_key=new))
     session.execute(delete(m.Patient).where(m.Patient.id == public_id))
     session.flush()

@@ -29,11 +29,13 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
                     "description": "Bearer tokens. Clinicians read under purpose TREAT, only patients whose consent permits it.",
                 },
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "resource": [
                     {
                         "type": "Observation",
                         "supportedProfile": [p.url for p in PROFILES.values()],
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                        "conditionalCreate": True,
                         "searchParam": observation_params,
                         "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
                     },

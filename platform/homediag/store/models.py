@@ -51,6 +51,11 @@ class Device(Base):
     address: Mapped[str | None] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(DateTime)
     last_seen: Mapped[datetime] = mapped_column(DateTime)
+    # a Device a PHD gateway sent (FHIR Device, PHD or PHG profile), upserted by its identifier
+    # ``system|value`` (the IEEE EUI-64 system id where there is one); ``resource`` is the latest one sent
+    identifier: Mapped[str | None] = mapped_column(String(300), index=True, unique=True)
+    kind: Mapped[str | None] = mapped_column(String(8))  # phd | phg
+    resource: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
 
 
 class Consent(Base):
@@ -123,6 +128,9 @@ class Observation(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime)
     adapter: Mapped[str | None] = mapped_column(String(100))
     upload_id: Mapped[str | None] = mapped_column(String(36))
+    # the gateway's receive time (PHD coincident time stamp, the gateway's extension, the Bundle's timestamp,
+    # or the request time); ``received_at`` is the platform's, the effective time the device's
+    gateway_received_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
 
@@ -170,3 +178,20 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class PatientAlias(Base):
+    """Another identifier of an enrolled patient (e.g. a hospital MRN a PHD gateway sends): looked up by
+    HMAC-SHA256 of ``system|value`` under the pseudonym key, and kept sealed under the vault key (so that
+    a pseudonym-key rotation can recompute the HMAC); no identifier is stored in clear."""
+
+    __tablename__ = "patient_alias"
+
+    system: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value_hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), index=True)
+    kid: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
