@@ -10,8 +10,9 @@ from homediag import __version__
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
-from . import fhir, ingest
+from . import fhir, gateway, ingest
 from .responses import FhirError, FhirResponse
+from .vendor import router as vendor_router
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -38,5 +39,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return FhirResponse(operation_outcome([Issue("error", code, str(exc.detail))]), status_code=exc.status_code)
 
     app.include_router(ingest.router)
+    app.include_router(gateway.router)
     app.include_router(fhir.router)
+    app.include_router(vendor_router)
     return app

@@ -1,0 +1,1 @@
+"""ACME Medical's adapters for homediag (an example vendor package)."""
