@@ -285,3 +285,19 @@ def test_ingest_stores_a_group_holds_an_ambiguous_one_and_refuses_a_malformed_on
     assert refused.status_code == 422, refused.text
     (issue,) = refused.json()["issues"]["issue"]
     assert "measures[0].unit" in issue["diagnostics"] and issue["expression"] == ["envelope.data"]
+
+
+def test_ingest_of_a_goal_stores_nothing_and_says_so(client, tokens, pilot, runtime):
+    from sqlalchemy import func, select
+
+    from homediag.store.models import Observation, Upload
+    from homediag.synthetic import synthetic_patients
+
+    pilot.enrol(synthetic_patients(1, seed=11)[0].cpr)
+    goal = client.post("/ingest", json=_withings_envelope(_recent(group((1, 68000, -3), category=2))), headers=tokens.auth("gateway"))
+    assert goal.status_code == 200, goal.text
+    assert goal.json()["outcome"] == "discarded" and goal.json()["observations"] == []
+    assert "no reading the platform stores" in goal.json()["issues"]["issue"][0]["diagnostics"]
+    with runtime.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Observation)).scalar_one() == 0
+        assert session.execute(select(Upload.outcome)).scalars().all() == ["discarded"]

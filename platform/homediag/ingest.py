@@ -213,8 +213,10 @@ class IngestService:
             if reading.disposition != "store":
                 what = "held for review, not assigned to the patient" if reading.disposition == "hold" else "not a patient's reading; not stored"
                 issues.append(Issue("information", "informational", f"{reading.measurement}: {what} ({reading.disposition_reason or 'the adapter says so'}); kept in the upload log", "envelope.payload"))
+        if not readings:
+            issues.append(Issue("information", "informational", f"{adapter.id}: the payload holds no reading the platform stores (e.g. a goal, or only measurement types it does not know); kept in the upload log", "envelope.payload"))
         kept = [r for r in readings if r.disposition == "store"]
-        if not kept and readings:
+        if not kept:
             outcome = "held" if any(r.disposition == "hold" for r in readings) else "discarded"
             upload.outcome, upload.issues = outcome, operation_outcome(issues)
             audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", outcome, patient_key=pkey, entity=f"upload/{upload.id}", detail=issues[0].diagnostics[:500])])

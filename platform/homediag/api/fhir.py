@@ -188,6 +188,8 @@ def read_device(device_id: str, rt: RuntimeDep, principal: Annotated[Principal, 
         device = session.get(m.Device, device_id)
     if device is None:
         raise FhirError(404, "not-found", f"Device/{device_id} is not known")
+    if device.resource:  # a Device a PHD gateway sent: the latest one, under our id
+        return FhirResponse({**device.resource, "id": device.id})
     resource: dict[str, Any] = {"resourceType": "Device", "id": device.id}
     if device.manufacturer:
         resource["manufacturer"] = device.manufacturer
