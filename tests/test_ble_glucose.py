@@ -230,7 +230,7 @@ def test_adapters_convert_refuses_the_vector_by_the_rules_and_a_short_payload_by
     from homediag.convert import convert
 
     ok, outcome = convert("ble-glucose", payload("nordic-glucose"), received_at=RECEIVED)
-    assert not ok and outcome["issue"][0]["expression"] == ["Observation.valueQuantity.value"]
+    assert not ok and outcome["issue"][0]["expression"] == ["Bundle.entry[0].resource.valueQuantity.value"]  # convert names the entry of its Bundle
     ok, bundle = convert("ble-glucose", encode(MG_DL_100, base_time=BASE), received_at=RECEIVED)
     assert ok and bundle["entry"][0]["resource"]["valueQuantity"]["code"] == "mmol/L"
     ok, outcome = convert("ble-glucose", payload("nordic-glucose-missing-offset"))
