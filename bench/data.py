@@ -54,7 +54,7 @@ def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, st
     adapter = get_adapter(env.adapter)
     pkey = patient_key(env.patient.value, rt.keys.pseudonym)
     dev_id = device_id(env.device)
-    ctx = BuildContext(patient_id=patient_ids[pkey], patient_key=pkey, device_id=dev_id, gateway_received_at=env.received_at, local_zone=rt.local_zone)
+    ctx = BuildContext(patient_id=patient_ids[pkey], device_id=dev_id, gateway_received_at=env.received_at, local_zone=rt.local_zone)
     built: list[Built] = [b for reading in adapter.decode(env.payload_bytes()) for b in build(reading, ctx)]
     now = utcnow()
     return [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=None, received_at=now) for b in built]

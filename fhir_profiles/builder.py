@@ -36,10 +36,9 @@ PHD_CATEGORY = {"coding": [{"system": t.PHD_CATEGORY, "code": "phd"}]}
 
 @dataclass(frozen=True, slots=True)
 class BuildContext:
-    """Where a reading came from and whom it belongs to (by reference and pseudonym only)."""
+    """Where a reading came from and whom it belongs to (by platform id only: no identity, no patient key)."""
 
     patient_id: str
-    patient_key: str  # the internal pseudonym: part of the dedup identifier, never shown
     device_id: str
     gateway_received_at: datetime  # aware
     gateway_device_id: str | None = None

@@ -28,7 +28,7 @@ from homediag.fhir_profiles import BuildContext, build, check_rules
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 UUID_ADAPTER = {"2A35": "ble-blood-pressure", "2A1C": "ble-thermometer", "2A9D": "ble-weight-scale", "2A18": "ble-glucose", "2A5E": "ble-plx-spot", "2A5F": "ble-plx-continuous", "2A37": "ble-heart-rate"}
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="dev-1", gateway_received_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc))
+CTX = BuildContext(patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc))
 T = DeviceTime(2025, 2, 28, 7, 45, 0)
 T_UNKNOWN_YEAR = DeviceTime(None, 2, 28, 7, 45, 0)
 

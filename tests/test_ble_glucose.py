@@ -17,7 +17,7 @@ from homediag.fhir_profiles import BuildContext, build, check_rules, validate
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 GLS = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A18"}
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="meter-1", gateway_received_at=RECEIVED)
+CTX = BuildContext(patient_id="p-1", device_id="meter-1", gateway_received_at=RECEIVED)
 BASE = DeviceTime(2025, 2, 28, 7, 45, 0)
 MG_DL_100 = Decimal("100E-5")  # 100 mg/dL as the characteristic's kg/L, three significant digits
 

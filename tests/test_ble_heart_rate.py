@@ -20,7 +20,7 @@ HR = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A37"}
 ACCEPTED = sorted(v for v in HR if not HR[v].get("must_reject"))
 REJECTED = sorted(v for v in HR if HR[v].get("must_reject"))
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="strap-1", gateway_received_at=RECEIVED)
+CTX = BuildContext(patient_id="p-1", device_id="strap-1", gateway_received_at=RECEIVED)
 MDC = "urn:iso:std:iso:11073:10101"
 
 

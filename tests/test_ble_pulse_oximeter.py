@@ -27,7 +27,7 @@ from homediag.adapters.devices.pulse_oximeter import (
 from homediag.fhir_profiles import BuildContext, build, validate
 
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="oxi-1", gateway_received_at=RECEIVED)
+CTX = BuildContext(patient_id="p-1", device_id="oxi-1", gateway_received_at=RECEIVED)
 HTEST = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST", "display": "test health data"}
 
 SPEZI = {

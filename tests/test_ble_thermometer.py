@@ -18,7 +18,7 @@ from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 HT = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A1C"}
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="thermo-1", gateway_received_at=RECEIVED)
+CTX = BuildContext(patient_id="p-1", device_id="thermo-1", gateway_received_at=RECEIVED)
 SNOMED = "http://snomed.info/sct"
 
 # (field, offset, size) of every field the vector's flags announce, in wire order

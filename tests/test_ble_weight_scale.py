@@ -17,7 +17,7 @@ from homediag.adapters.devices.weight_scale import BleWeightScaleAdapter, encode
 from homediag.fhir_profiles import BuildContext, build, validate
 
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="scale-1", gateway_received_at=RECEIVED)
+CTX = BuildContext(patient_id="p-1", device_id="scale-1", gateway_received_at=RECEIVED)
 
 # SI, timestamp, user id, BMI and height: 14000 x 0.005 kg, 2024-05-06 07:08:09, user 1, BMI 229 x 0.1, height 1750 x 0.001 m
 SI_FULL = bytes.fromhex("0E" "B036" "E807050607" "0809" "01" "E500" "D606")

@@ -22,7 +22,7 @@ from homediag.fhir_profiles import BuildContext, build, check_rules, has_errors,
 from homediag.fhir_profiles import terminology as t
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hl7v2"
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="dev-1", gateway_received_at=datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC))
+CTX = BuildContext(patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC))
 CET = timedelta(hours=1)
 PID_SECRETS = ("SYNTH-PID-0042", "Testperson", "Synthia", "SYNTHHOSP", "19700101")
 

@@ -26,7 +26,7 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 NPU = "http://npu-terminology.org"
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="cuff-1", gateway_received_at=RECEIVED, gateway_device_id="gw-1")
+CTX = BuildContext(patient_id="p-1", device_id="cuff-1", gateway_received_at=RECEIVED, gateway_device_id="gw-1")
 
 
 def built(payload: bytes, ctx: BuildContext = CTX) -> dict[str, dict]:

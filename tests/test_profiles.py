@@ -122,7 +122,7 @@ def test_every_quantity_measurement_builds_a_valid_observation_in_its_canonical_
     low, high = m.limits  # type: ignore[misc]
     middle = ((low + high) / 2).quantize(Decimal("0.1"))
     reading = Reading(m.key, value=Measured(m.key, Number(value=middle), m.unit or ""), device_time=DeviceTime(2026, 11, 20, 8, 30, 0))
-    ctx = BuildContext("p1", "k" * 64, "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+    ctx = BuildContext("p1", "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
     (built,) = build(reading, ctx)
     Observation.model_validate(built.resource)
     assert validate(built.resource) == []
@@ -145,7 +145,7 @@ def test_every_quantity_measurement_builds_a_valid_observation_in_its_canonical_
 ])
 def test_builders_convert_alternative_units_keeping_the_precision_sent(key: str, value: str, unit: str, expected: str) -> None:
     reading = Reading(key, value=Measured(key, Number(value=Decimal(value)), unit), device_time=DeviceTime(2026, 11, 20, 8, 30, 0))
-    (built,) = build(reading, BuildContext("p1", "k" * 64, "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)))
+    (built,) = build(reading, BuildContext("p1", "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)))
     quantity = built.resource["valueQuantity"]
     assert (str(quantity["value"]), quantity["code"]) == (expected, t.measurement(key).unit)
 
@@ -153,14 +153,14 @@ def test_builders_convert_alternative_units_keeping_the_precision_sent(key: str,
 def test_npu_system_is_configurable_and_both_are_accepted() -> None:
     reading = Reading("body-weight", value=Measured("body-weight", Number(value=Decimal("72.4")), "kg"), device_time=DeviceTime(2026, 11, 20, 8, 30, 0))
     for system in t.NPU_SYSTEMS:
-        (built,) = build(reading, BuildContext("p1", "k" * 64, "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC), npu_system=system))
+        (built,) = build(reading, BuildContext("p1", "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC), npu_system=system))
         assert {"system": system, "code": "NPU03804"} in [{k: c[k] for k in ("system", "code")} for c in built.resource["code"]["coding"]]
         assert validate(built.resource) == []
 
 
 def test_spo2_in_percent_does_not_carry_the_fraction_npu_code() -> None:
     reading = Reading("spo2", value=Measured("spo2", Number(value=Decimal(97)), "%"), device_time=DeviceTime(2026, 11, 20, 8, 30, 0))
-    (built,) = build(reading, BuildContext("p1", "k" * 64, "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)))
+    (built,) = build(reading, BuildContext("p1", "dev1", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)))
     assert "NPU27280" not in json.dumps(built.resource["code"])
 
 

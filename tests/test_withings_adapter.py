@@ -19,7 +19,7 @@ from homediag.adapters.devices import DecodeError, DeviceTime, Reading, get
 from homediag.adapters.devices.withings import WithingsMeasure, WithingsMeasureAdapter, real_value
 from homediag.fhir_profiles import BuildContext, build, check_rules, has_errors, validate
 
-CTX = BuildContext(patient_id="p-1", patient_key="key-1", device_id="dev-1", gateway_received_at=datetime(2025, 11, 26, 8, 0, 5, tzinfo=UTC))
+CTX = BuildContext(patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2025, 11, 26, 8, 0, 5, tzinfo=UTC))
 DATE = 1764140462  # 2025-11-26T07:01:02Z
 WHEN = DeviceTime(2025, 11, 26, 7, 1, 2, utc_offset=timedelta(0))
 

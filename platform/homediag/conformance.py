@@ -34,7 +34,7 @@ from homediag.fhir_profiles.profiles import PROFILE_BASE
 # The fixed build context of the kit (and the sandbox's default): the golden files stay the same
 # from run to run. A reading whose device clock cannot date it gets this receive time.
 EXAMPLE_RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
-EXAMPLE_CONTEXT = BuildContext(patient_id="example", patient_key="example", device_id="example", gateway_received_at=EXAMPLE_RECEIVED_AT)
+EXAMPLE_CONTEXT = BuildContext(patient_id="example", device_id="example", gateway_received_at=EXAMPLE_RECEIVED_AT)
 
 # On a Bundle entry whose reading the platform would not store as the patient's: hold | discard
 EXT_DISPOSITION = f"{PROFILE_BASE}/reading-disposition"

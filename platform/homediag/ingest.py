@@ -207,7 +207,7 @@ class IngestService:
             raise Rejected(Issue("error", "structure", f"{adapter.id}: {exc}", f"envelope.{carrier}")) from None
 
         received = env.received_at
-        ctx = BuildContext(patient_id=patient.id, patient_key=pkey, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone, npu_system=self.rt.settings.npu_system)
+        ctx = BuildContext(patient_id=patient.id, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone, npu_system=self.rt.settings.npu_system)
         issues: list[Issue] = []
         for reading in readings:
             if reading.disposition != "store":
