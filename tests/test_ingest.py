@@ -330,3 +330,23 @@ def test_a_misshapen_patient_is_refused_and_its_cpr_not_kept_in_clear(client, to
     kept = upload(runtime, response.json()["upload"])
     assert json.loads(open_upload(runtime, kept)) == sent
     assert cpr not in json.dumps(kept.redacted) + json.dumps(kept.issues) + response.text
+
+
+def test_three_times_are_kept_device_gateway_and_platform(client, tokens, pilot, runtime):
+    from sqlalchemy import select
+
+    from homediag.store.models import Observation as Row
+
+    person = synthetic_patients(1, seed=41)[0]
+    pilot.enrol(person.cpr)
+    taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=5)
+    received = taken + timedelta(hours=2)
+    sent = client.post("/ingest", json=envelope(person, cuff_payload(random.Random(2), taken.replace(tzinfo=None)), received), headers=tokens.auth("gateway"))
+    assert sent.status_code == 201, sent.text
+    with runtime.sessions() as session:
+        rows = session.execute(select(Row.effective_start, Row.gateway_received_at, Row.received_at)).all()
+    assert rows
+    for effective, gateway, platform in rows:
+        assert effective == taken.astimezone(UTC).replace(tzinfo=None)
+        assert gateway == received.astimezone(UTC).replace(tzinfo=None)
+        assert platform > gateway

@@ -99,8 +99,9 @@ def _envelope_issues(exc: ValidationError) -> list[Issue]:
     return issues
 
 
-def observation_row(b: Built, *, patient_key: str, device_id: str, adapter: str, upload_id: str | None, received_at: datetime) -> dict[str, Any]:
-    """The ``observation`` row for a built Observation: the resource and the columns searches use."""
+def observation_row(b: Built, *, patient_key: str, device_id: str, adapter: str, upload_id: str | None, received_at: datetime, gateway_received_at: datetime | None = None) -> dict[str, Any]:
+    """The ``observation`` row for a built Observation: the resource and the columns searches use.
+    Three times are kept: the device's (in the resource), the gateway's and the platform's (``received_at``)."""
     resource: dict[str, Any] = b.resource
     return {
         "id": resource["id"], "patient_key": patient_key, "code": t.measurement(b.measurement).primary_code,
@@ -110,6 +111,7 @@ def observation_row(b: Built, *, patient_key: str, device_id: str, adapter: str,
         "device_id": device_id, "value": float(b.value) if b.value is not None else None, "unit": b.unit,
         "status": resource["status"], "dedup": b.dedup, "resource": resource, "received_at": received_at,
         "adapter": adapter, "upload_id": upload_id,
+        "gateway_received_at": to_store(gateway_received_at) if gateway_received_at is not None else None,
     }
 
 
@@ -234,7 +236,7 @@ class IngestService:
 
         now = utcnow()
         self._upsert_device(session, dev_id, env, now)
-        rows = [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=upload.id, received_at=now) for b in built]
+        rows = [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=upload.id, received_at=now, gateway_received_at=received) for b in built]
         created_ids = set(session.execute(self._insert_observations, rows).scalars())
         results = [ObservationResult(str(r["id"]), str(r["code"]), "created" if r["id"] in created_ids else "duplicate") for r in rows]
         outcome = "created" if created_ids else "duplicate"
