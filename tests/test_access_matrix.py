@@ -199,7 +199,7 @@ class World:
                 out.add(p.id)
             if reader.role != "clinician":
                 out |= {r.id for r in p.readings}
-                if not upload_log:  # the upload log shows the device as the gateway named it (contract)
+                if not (upload_log and reader.role == "admin"):  # an admin's upload log shows the device as the gateway named it
                     out |= {p.person.cuff_serial, p.person.cuff_address, other_serial(p.person), other_address(p.person)}
         if reader.role != "clinician" and not upload_log:
             out |= self.device_ids
@@ -495,8 +495,8 @@ def patient_identity(world: World, reader: Reader, patient: Enrolled) -> None:
 
 
 def upload_log(world: World, reader: Reader, patient: Enrolled) -> None:
-    """GET /uploads: a vendor sees its own devices' uploads (redacted; by contract whatever the
-    consent, since the log names no patient), an admin all, everyone else 403."""
+    """GET /uploads: a vendor sees its own devices' uploads, the payload only where the patient's
+    consent permits product testing and never a device serial beside it; an admin all; everyone else 403."""
     if "/uploads" not in world.client.app.openapi()["paths"]:
         pytest.skip("GET /uploads is not served by this build (no vendor router): no upload-log column")
     response = get(world, reader, "/uploads", _count="500")
@@ -510,10 +510,15 @@ def upload_log(world: World, reader: Reader, patient: Enrolled) -> None:
     expected = {uid for uid, maker in everyone.items() if reader.maker in (None, maker)}
     assert set(listed) == expected and response.json()["total"] == len(expected)
     assert {uid for uid in patient.uploads if uid in listed} == {uid for uid, maker in patient.uploads.items() if reader.maker in (None, maker)}
-    for upload in listed.values():
+    owner = {uid: p for p in world.patients.values() for uid in p.uploads}
+    for uid, upload in listed.items():
+        if reader.role == "vendor" and not may_see_reading(reader, owner[uid].subject, reader.maker or ""):
+            assert upload["redacted"] is None and "product testing" in upload["withheld"]
+            continue
         assert upload["redacted"]["patient"] == {"system": CPR_SYSTEM, "value": "[redacted]"}
         if reader.maker is not None:
             assert upload["redacted"]["device"]["manufacturer"] == reader.maker
+            assert not {"serial", "address"} & set(upload["redacted"]["device"])
     assert_no_secrets(world, reader, response, upload_log=True)
 
 

@@ -154,7 +154,9 @@ def upload_log(client, runtime, tokens, pilot) -> dict:
     """Uploads from Syntetisk Medico's cuffs (created, duplicate, refused by the adapter, refused for an
     unenrolled patient) and one from another maker's cuff, in that order."""
     enrolled, other, unenrolled = PATIENTS
-    ids = {pilot.enrol(p.cpr) for p in (enrolled, other)}
+    enrolled_id, other_id = pilot.enrol(enrolled.cpr), pilot.enrol(other.cpr)
+    ids = {enrolled_id, other_id}
+    pilot.consent(enrolled_id, purposes=("TREAT", "HTEST"))  # this patient permits product testing; the other does not
     taken = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(hours=2)
     ours = envelope(enrolled, cuff_payload(random.Random(1), taken), _received(5))
     refused = {**envelope(enrolled, b"", _received(4)), "payload_hex": BP_FULL[:-2]}
@@ -191,13 +193,17 @@ def test_a_vendor_sees_its_own_devices_uploads_newest_first_and_no_identity(clie
     assert duplicate["outcome"] == "duplicate" and duplicate["counts"]["duplicates"] == 2
     assert refused["outcome"] == "rejected" and refused["counts"]["rejected"] == 1
     assert "field 'measurement_status', byte offset 17" in refused["issues"]["issue"][0]["diagnostics"]
-    assert refused["redacted"]["device"]["serial"] == "SYN-BPM-NEVER-STORED"
     assert "not enrolled" in stranger["issues"]["issue"][0]["diagnostics"]
-    for upload in body["uploads"]:
+    # no consent to product testing (not even enrolled): the payload is withheld, the outcome and issues are not
+    assert stranger["redacted"] is None and "product testing" in stranger["withheld"]
+    for upload in (refused, duplicate, created):
         assert set(upload) == {"id", "received_at", "adapter", "device", "outcome", "counts", "issues", "redacted"}
-        assert upload["adapter"] == "ble-blood-pressure"
         assert upload["redacted"]["patient"] == {"system": "urn:oid:1.2.208.176.1.2", "value": "[redacted]"}
         assert upload["redacted"]["device"]["manufacturer"] == MAKER
+        assert not {"serial", "address"} & set(upload["redacted"]["device"])  # never a device serial beside a patient's reading
+    assert "SYN-BPM-NEVER-STORED" not in response.text
+    for upload in body["uploads"]:
+        assert upload["adapter"] == "ble-blood-pressure"
         assert datetime.fromisoformat(upload["received_at"]).tzinfo is not None
         assert upload["issues"]["resourceType"] == "OperationOutcome"
     _assert_no_identity(response.text, upload_log)
@@ -209,7 +215,7 @@ def test_a_vendor_sees_its_own_devices_uploads_newest_first_and_no_identity(clie
 def test_another_vendor_never_sees_them(client, runtime, upload_log):
     theirs = client.get("/uploads", headers=make_user(runtime, "vendor", "Anden Medico")).json()
     assert [u["id"] for u in theirs["uploads"]] == [upload_log["uploads"][4]]
-    assert theirs["uploads"][0]["redacted"]["device"]["manufacturer"] == "Anden Medico"
+    assert theirs["uploads"][0]["redacted"] is None  # that patient has not consented to product testing
     nobody = client.get("/uploads", headers=make_user(runtime, "vendor", "Syntetisk")).json()  # a prefix is not a match
     assert nobody["total"] == 0 and nobody["uploads"] == []
 

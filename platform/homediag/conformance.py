@@ -466,11 +466,40 @@ def _redacted(document: Any) -> Any:
     return redact(document) if isinstance(document, dict) else document
 
 
+def _testing_permitted(rt: Any, session: Any, principal: Any, rows: Sequence[Any]) -> set[str]:
+    """The patient keys on this page whose consent permits product testing (HTEST) now."""
+    if principal.role == "admin":
+        return set()
+    from homediag.access import AccessService
+
+    keys = sorted({u.patient_key for u in rows if u.patient_key})
+    return set(AccessService(rt).permitted_windows(session, "HTEST", keys)) if keys else set()
+
+
+def _envelope_for(principal: Any, upload: Any, testing: set[str]) -> dict[str, Any]:
+    """What a reader sees of the envelope itself.
+
+    An administrator: the redacted envelope. A vendor: the payload only when no patient was
+    identified (a refusal before that: the vendor needs it to debug its device) or the patient's
+    consent permits product testing; never the device's serial or address beside an identified
+    patient's reading, so that a reading cannot be tied to a patient's device outside care.
+    """
+    envelope = _redacted(upload.redacted)
+    if principal.role == "admin" or not upload.patient_key:
+        return {"redacted": envelope}
+    if upload.patient_key not in testing:
+        return {"redacted": None, "withheld": "the patient has not consented to product testing (HTEST): the payload is not shown"}
+    if isinstance(envelope, dict) and isinstance(envelope.get("device"), dict):
+        envelope = {**envelope, "device": {k: v for k, v in envelope["device"].items() if k not in ("serial", "address")}}
+    return {"redacted": envelope}
+
+
 def list_uploads(rt: Any, principal: Any, *, count: int = 50, offset: int = 0) -> UploadPage:
     """The upload log a vendor may see (its organisation's devices; an administrator: all), newest first.
 
     Each entry: id, received_at, adapter, device id, outcome, counts, issues and the redacted
-    envelope; never the patient key, the patient's id or a CPR. The listing is audited.
+    envelope as far as the reader may see it (``_envelope_for``); never the patient key, the
+    patient's id or a CPR. The listing is audited.
     """
     from sqlalchemy import and_, func, or_, select
 
@@ -488,6 +517,7 @@ def list_uploads(rt: Any, principal: Any, *, count: int = 50, offset: int = 0) -
     with rt.sessions.begin() as session:
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = session.execute(query.order_by(m.Upload.received_at.desc(), m.Upload.id.desc()).limit(count).offset(offset)).scalars().all() if count else []
+        testing = _testing_permitted(rt, session, principal, rows)
         uploads = [
             {
                 "id": u.id,
@@ -497,7 +527,7 @@ def list_uploads(rt: Any, principal: Any, *, count: int = 50, offset: int = 0) -
                 "outcome": u.outcome,
                 "counts": {"created": u.created, "duplicates": u.duplicates, "rejected": u.rejected},
                 "issues": u.issues or operation_outcome([]),
-                "redacted": _redacted(u.redacted),
+                **_envelope_for(principal, u, testing),
             }
             for u in rows
         ]
