@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from homediag import care
 from homediag.consent import treatment_consent
 from homediag.identity import CPR_SYSTEM
 from homediag.runtime import Runtime
 from homediag.synthetic import SyntheticPatient
-from homediag.users import create_user
+from homediag.users import Principal, create_user
 
 from .client import TestClient
 
@@ -25,14 +26,22 @@ class Pilot:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def make_users(rt: Runtime) -> dict[str, str]:
+SETUP = Principal("bench-setup", "homediag bench", "admin", None)
+
+
+def make_users(rt: Runtime) -> tuple[dict[str, str], dict[str, str], str]:
+    """Tokens and user ids by role, and a care team with the clinician on it."""
     with rt.sessions.begin() as session:
-        return {role: create_user(session, name=f"bench {role} (synthetic)", role=role, organisation="Nykøbing F. Sygehus")[1] for role in ROLES}
+        users = {role: create_user(session, name=f"bench {role} (synthetic)", role=role, organisation="Nykøbing F. Sygehus") for role in ROLES}
+        team = care.create_team(session, rt.keys, SETUP, "bench team", rt.settings.pilot)
+        care.add_member(session, rt.keys, SETUP, team.id, users["clinician"][0].id)
+    return {r: t for r, (_, t) in users.items()}, {r: u.id for r, (u, _) in users.items()}, team.id
 
 
 def enrol(client: TestClient, rt: Runtime, people: list[SyntheticPatient], consent_from: date) -> Pilot:
-    """Enrol every person (POST /fhir/Patient) with a treatment consent from ``consent_from`` (POST /fhir/Consent)."""
-    tokens = make_users(rt)
+    """Enrol every person (POST /fhir/Patient) with a treatment consent from ``consent_from`` (POST /fhir/Consent),
+    in the clinician's care team and on the gateway."""
+    tokens, user_ids, team = make_users(rt)
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     ids = []
     for person in people:
@@ -43,6 +52,9 @@ def enrol(client: TestClient, rt: Runtime, people: list[SyntheticPatient], conse
         })
         enrolled.raise_for_status()
         patient_id = str(enrolled.json()["id"])
+        with rt.sessions.begin() as session:
+            care.add_patient(session, rt.keys, SETUP, team, patient_id)
+            care.assign_gateway(session, rt.keys, SETUP, user_ids["gateway"], patient_id)
         client.post("/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=consent_from)).raise_for_status()
         ids.append(patient_id)
     return Pilot(tokens, ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from homediag.settings import Settings
 from homediag.store.database import make_engine, session_factory, upgrade
 from homediag.store.models import Base
 from homediag.store.scratch import postgres_reachable, scratch_postgres_database
-from homediag.users import create_user
+from homediag import care
+from homediag.users import Principal, create_user
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_SERVER = os.environ.get("HOMEDIAG_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -89,24 +90,33 @@ class Tokens:
     admin: str
     clinician: str
     gateway: str
+    ids: dict[str, str] = field(default_factory=dict)  # role -> user id
+    team: str = ""  # the test clinician's care team
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {getattr(self, role)}"}
 
 
+ADMIN = Principal("test-admin", "test admin", "admin", None)
+
+
 @pytest.fixture
 def tokens(runtime: Runtime) -> Tokens:
+    """An admin, a clinician on a care team, and a gateway."""
     with runtime.sessions.begin() as session:
-        made = {role: create_user(session, name=f"test {role}", role=role)[1] for role in ("admin", "clinician", "gateway")}
-    return Tokens(**made)
+        users = {role: create_user(session, name=f"test {role}", role=role) for role in ("admin", "clinician", "gateway")}
+        team = care.create_team(session, runtime.keys, ADMIN, "test team", runtime.settings.pilot)
+        care.add_member(session, runtime.keys, ADMIN, team.id, users["clinician"][0].id)
+    return Tokens(**{role: token for role, (_, token) in users.items()}, ids={role: user.id for role, (user, _) in users.items()}, team=team.id)
 
 
 class Pilot:
-    """Enrols synthetic patients and records consents through the real API."""
+    """Enrols synthetic patients (on the test care team and the test gateway) and records consents through the real API."""
 
-    def __init__(self, client: TestClient, tokens: Tokens) -> None:
+    def __init__(self, client: TestClient, tokens: Tokens, runtime: Runtime) -> None:
         self.client = client
         self.tokens = tokens
+        self.runtime = runtime
 
     def enrol(self, cpr: str, family: str = "Testesen", given: str = "Test") -> str:
         response = self.client.post(
@@ -115,7 +125,17 @@ class Pilot:
             headers=self.tokens.auth("admin"),
         )
         assert response.status_code in (200, 201), response.text
-        return str(response.json()["id"])
+        patient_id = str(response.json()["id"])
+        self.admit(patient_id, team=self.tokens.team, gateway=self.tokens.ids["gateway"])
+        return patient_id
+
+    def admit(self, patient_id: str, *, team: str | None = None, gateway: str | None = None) -> None:
+        """Put the patient in a care team's care and/or enrol it on a gateway."""
+        with self.runtime.sessions.begin() as session:
+            if team:
+                care.add_patient(session, self.runtime.keys, ADMIN, team, patient_id)
+            if gateway:
+                care.assign_gateway(session, self.runtime.keys, ADMIN, gateway, patient_id)
 
     def consent(self, patient_id: str, *, status: str = "active", purposes: tuple[str, ...] = ("TREAT",), start: date | datetime | None = None, end: date | datetime | None = None) -> dict[str, Any]:
         from homediag.consent import treatment_consent
@@ -133,8 +153,8 @@ class Pilot:
 
 
 @pytest.fixture
-def pilot(client: TestClient, tokens: Tokens) -> Pilot:
-    return Pilot(client, tokens)
+def pilot(client: TestClient, tokens: Tokens, runtime: Runtime) -> Pilot:
+    return Pilot(client, tokens, runtime)
 
 
 @pytest.fixture

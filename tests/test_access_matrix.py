@@ -37,7 +37,10 @@ from homediag.settings import Settings
 from homediag.store import models as m
 from homediag.store.database import make_engine, session_factory, upgrade
 from homediag.synthetic import SyntheticPatient, cuff_payload, envelope, synthetic_patients
+from homediag import care
 from homediag.users import Principal, create_user
+
+MATRIX_ADMIN = Principal("matrix-admin", "matrix admin", "admin", None)
 
 CPH = ZoneInfo("Europe/Copenhagen")
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
@@ -241,12 +244,16 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
 def build_world(client: TestClient, rt: Runtime) -> World:
     headers: dict[str, dict[str, str]] = {}
     views: dict[str, View | None] = {}
+    user_ids: dict[str, str] = {}
     with rt.sessions.begin() as session:
         for reader in READERS.values():
             user, token = create_user(session, name=f"matrix {reader.key}", role=reader.role, organisation=reader.organisation)
             headers[reader.key] = {"Authorization": f"Bearer {token}"}
+            user_ids[reader.key] = user.id
             principal = Principal(user.id, user.name, user.role, user.organisation)
             views[reader.key] = AccessService(rt).view(principal) if reader.reads_clinical else None
+        team = care.create_team(session, rt.keys, MATRIX_ADMIN, "matrix team", rt.settings.pilot)
+        care.add_member(session, rt.keys, MATRIX_ADMIN, team.id, user_ids["clinician"])
     admin, gateway = headers["admin"], headers["gateway"]
 
     today = datetime.now(CPH).date()
@@ -259,6 +266,9 @@ def build_world(client: TestClient, rt: Runtime) -> World:
         })
         assert enrolled.status_code == 201, enrolled.text
         patient = patients[subject.name] = Enrolled(subject, person, enrolled.json()["id"])
+        with rt.sessions.begin() as session:  # in the clinician's care, enrolled on the gateway
+            care.add_patient(session, rt.keys, MATRIX_ADMIN, team.id, patient.id)
+            care.assign_gateway(session, rt.keys, MATRIX_ADMIN, user_ids["gateway"], patient.id)
         versions = consent_versions(subject, f"Patient/{patient.id}", today)
         if versions:
             recorded = client.post("/fhir/Consent", json=versions[0], headers=admin)

@@ -291,3 +291,25 @@ def test_consents_from_the_command_line(deployment):
     bad = runner.invoke(app, ["consents", "add", "--patient", "nobody", "--purpose", "TREAT"], env=deployment)
     assert bad.exit_code == 1 and "enrolled patient" in bad.stderr
     assert runner.invoke(app, ["consents", "withdraw", "nothing"], env=deployment).exit_code == 1
+
+
+def test_care_teams_and_gateways_from_the_command_line(deployment):
+    clinician = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Team"], env=deployment).stdout.split("\t")[0]
+    gateway = runner.invoke(app, ["users", "add", "--role", "gateway", "--name", "tablet-9"], env=deployment).stdout.split("\t")[0]
+    with _api(deployment) as client:
+        rt = client.app.state.runtime
+        from homediag.enrolment import enrol_patient
+        from homediag.users import Principal
+
+        patient = enrol_patient(rt, Principal("a", "a", "admin", None), {"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0101902005"}]}).patient
+        rt.close()
+    team = runner.invoke(app, ["careteams", "create", "Hjemmemonitorering"], env=deployment)
+    assert team.exit_code == 0, team.output
+    team_id = team.stdout.strip()
+    assert runner.invoke(app, ["careteams", "add-member", team_id, clinician], env=deployment).exit_code == 0
+    assert runner.invoke(app, ["careteams", "add-patient", team_id, patient.id], env=deployment).exit_code == 0
+    assert runner.invoke(app, ["gateways", "assign", gateway, patient.id], env=deployment).exit_code == 0
+    wrong = runner.invoke(app, ["careteams", "add-member", team_id, gateway], env=deployment)
+    assert wrong.exit_code == 1 and "no clinician" in wrong.stderr
+    assert runner.invoke(app, ["gateways", "assign", gateway, "nobody"], env=deployment).exit_code == 1
+    assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0

@@ -61,11 +61,17 @@ class Reader:
 
 
 @pytest.fixture
-def readers(runtime) -> dict[str, Reader]:  # type: ignore[no-untyped-def]
+def readers(runtime, tokens) -> dict[str, Reader]:  # type: ignore[no-untyped-def]
+    from conftest import ADMIN
+
+    from homediag import care
+
     made = {}
     with runtime.sessions.begin() as session:
         for role, organisation in (("clinician", None), ("evaluator", "FIERS"), ("vendor", MAKER)):
             user, token = create_user(session, name=f"property {role}", role=role, organisation=organisation)
+            if role == "clinician":  # on the care team the pilot fixture enrols patients into
+                care.add_member(session, runtime.keys, ADMIN, tokens.team, user.id)
             view = AccessService(runtime).view(Principal(user.id, user.name, user.role, user.organisation))
             made[role] = Reader({"Authorization": f"Bearer {token}"}, view.purpose, view)
     return made

@@ -184,10 +184,8 @@ def test_only_gateways_may_ingest(client, tokens, runtime, role):
     assert count(runtime, m.Upload) == 0
 
 
-def test_concurrent_uploads_of_one_envelope_store_it_once(runtime, enrolled):
-    with runtime.sessions.begin() as session:
-        user, _ = create_user(session, name="tablet", role="gateway")
-        gateway = Principal(user.id, user.name, user.role, user.organisation)
+def test_concurrent_uploads_of_one_envelope_store_it_once(runtime, tokens, enrolled):
+    gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)  # the patient is enrolled on it
     env = cuff_envelope()
     service = IngestService(runtime)
     threads_n = 8

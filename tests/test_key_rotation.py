@@ -91,3 +91,4 @@ def test_a_failed_rotation_changes_nothing(runtime: Runtime, client, tokens, pil
     with runtime.sessions() as session:
         assert session.execute(select(m.Patient.patient_key)).scalar_one() == before
     assert json.loads(original)["vault"]["kid"] == runtime.keys.vault.kid
+

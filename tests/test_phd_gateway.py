@@ -52,7 +52,16 @@ def enrol(client, tokens, patient=PATIENTS[0], *aliases: dict) -> str:
         headers=tokens.auth("admin"),
     )
     assert response.status_code in (200, 201), response.text
-    return str(response.json()["id"])
+    patient_id = str(response.json()["id"])
+    runtime = client.app.state.runtime
+    with runtime.sessions.begin() as session:  # in the test clinician's care, enrolled on the test gateway
+        from conftest import ADMIN
+
+        from homediag import care
+
+        care.add_patient(session, runtime.keys, ADMIN, tokens.team, patient_id)
+        care.assign_gateway(session, runtime.keys, ADMIN, tokens.ids["gateway"], patient_id)
+    return patient_id
 
 
 def count(runtime, model) -> int:
@@ -179,9 +188,7 @@ def test_concurrent_sends_of_one_bundle_store_it_once(runtime, client, tokens, e
     from homediag.phd_gateway import PhdGatewayService
     from homediag.users import Principal
 
-    with runtime.sessions.begin() as session:
-        user, _ = create_user(session, name="tablet", role="gateway")
-        gateway = Principal(user.id, user.name, user.role, user.organisation)
+    gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)  # the patient is enrolled on it
     service = PhdGatewayService(runtime)
     n = 6
     barrier = threading.Barrier(n)
@@ -407,11 +414,12 @@ def test_a_single_observation_is_created_then_matched(client, tokens, runtime, e
     assert count(runtime, m.Observation) == 1
     assert upload(runtime, again.headers["X-Upload-Id"]).outcome == "duplicate"
 
-    # another gateway learns that it exists, not what it holds: gateways write, they do not read
+    # another gateway, on which the patient is not enrolled, is refused and learns nothing of the reading
     with runtime.sessions.begin() as session:
         _, other = create_user(session, name="other tablet", role="gateway")
     elsewhere = post_observation(client, tokens, resource, if_none_exist=condition, token=other)
-    assert elsewhere.status_code == 200 and elsewhere.json()["resourceType"] == "OperationOutcome"
+    assert elsewhere.status_code == 422 and elsewhere.json()["resourceType"] == "OperationOutcome"
+    assert "not enrolled on this gateway" in elsewhere.text
     assert "valueQuantity" not in elsewhere.text
 
 

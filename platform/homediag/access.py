@@ -22,7 +22,7 @@ from homediag import consent as consent_model
 from homediag.fhir_profiles import terminology
 from homediag.fhir_profiles.profiles import CANONICAL
 
-from . import audit
+from . import audit, care
 from .clock import from_store, to_store
 from .domains import Domain, NotAPseudonym, domain_for
 from .identity import CPR_SYSTEM, SealedIdentity, open_identity
@@ -137,6 +137,25 @@ class AccessService:
         domain = None if principal.role == "clinician" else domain_for(self.rt.keys, f"{principal.role}:{principal.organisation or principal.id}")
         return View(principal, purpose, domain)
 
+    def _in_care(self, session: Session, view: View, windows: dict[str, Window]) -> dict[str, Window]:
+        """A clinician reads only patients on its care teams (consent permitting)."""
+        if view.principal.role != "clinician" or not windows:
+            return windows
+        team = set(session.execute(care.team_patient_keys(view.principal.id).where(m.CareTeamPatient.patient_key.in_(list(windows)))).scalars())
+        return {k: w for k, w in windows.items() if k in team}
+
+    def _relation_reason(self, session: Session, view: View, pkey: str) -> str | None:
+        if view.principal.role == "clinician" and not care.on_care_team(session, view.principal.id, pkey):
+            return "the patient is not on a care team of this clinician"
+        return None
+
+    def _decide_for(self, session: Session, view: View, pkey: str, data_time: datetime | None) -> consent_model.Decision:
+        """The reader's relation to the patient (care team), then the patient's consent for the purpose."""
+        reason = self._relation_reason(session, view, pkey)
+        if reason is not None:
+            return consent_model.Decision(False, reason)
+        return self.decide(session, view.purpose, pkey, data_time)
+
     def _vendor_scope(self, view: View) -> ColumnElement[bool]:
         """A vendor sees only readings of its own organisation's devices."""
         if view.principal.role != "vendor":
@@ -193,7 +212,7 @@ class AccessService:
             if row is None:
                 audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "deny", purpose=view.purpose, entity=f"Observation/{observation_id}", detail="no such resource")])
             else:
-                decision = self.decide(session, view.purpose, row.patient_key, from_store(row.effective_start))
+                decision = self._decide_for(session, view, row.patient_key, from_store(row.effective_start))
                 audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if decision.permit else "deny", purpose=view.purpose, patient_key=row.patient_key, entity=f"Observation/{row.id}", detail=decision.reason)])
                 if decision.permit:
                     seen = row.resource
@@ -208,12 +227,12 @@ class AccessService:
             if q.patient_ids:
                 patient_id = view.real_id("Patient", q.patient_ids[0])
                 named_key = session.execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id)).scalar_one_or_none() if patient_id else None
-                windows = self.permitted_windows(session, view.purpose, [named_key]) if named_key else {}
+                windows = self._in_care(session, view, self.permitted_windows(session, view.purpose, [named_key])) if named_key else {}
                 if named_key is not None and named_key not in windows:
-                    reason = self.decide(session, view.purpose, named_key, None).reason
+                    reason = self._relation_reason(session, view, named_key) or self.decide(session, view.purpose, named_key, None).reason
                     entries.append(audit.Entry(principal.id, principal.role, "search", "deny", purpose=view.purpose, patient_key=named_key, entity="Observation", detail=reason))
             else:
-                windows = self.permitted_windows(session, view.purpose)
+                windows = self._in_care(session, view, self.permitted_windows(session, view.purpose))
 
             devices = [d for d in (view.real_id("Device", shown) for shown in q.device_ids)]
             filters = [self._scope(windows), self._vendor_scope(view), *self._filters(session, q, devices)]
@@ -286,12 +305,12 @@ class AccessService:
                 audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if patient else "deny", patient_key=pkey, entity=f"Patient/{real_id}", detail="no identity disclosed")])
                 permit = patient is not None
             else:
-                decision = self.decide(session, view.purpose, pkey, None) if pkey else None
+                decision = self._decide_for(session, view, pkey, None) if pkey else None
                 permit = bool(decision and decision.permit)
                 asks_identity = view.domain is None and bool(reason)
                 identify = permit and asks_identity
                 action = "re-identify" if asks_identity else "read"
-                detail = (decision.reason if decision else "no such patient") + (f"; reason: {reason}" if identify else "")
+                detail = (decision.reason if decision is not None else "no such patient") + (f"; reason: {reason}" if identify else "")
                 audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, action, "permit" if permit else "deny", purpose=view.purpose, patient_key=pkey, entity=f"Patient/{real_id}", detail=detail[:1000])])
                 vault = session.get(m.Identity, pkey) if identify else None
                 if vault is not None and pkey is not None:

@@ -17,6 +17,8 @@ keys_app = typer.Typer(help="The key file (pseudonym, vault and audit keys).", n
 users_app = typer.Typer(help="Users, gateways and their API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+careteams_app = typer.Typer(help="Care teams: a clinician reads only the patients of its teams (with consent).", no_args_is_help=True)
+gateways_app = typer.Typer(help="Gateways: which patients a gateway may upload for.", no_args_is_help=True)
 consents_app = typer.Typer(help="Patients' consents: record, withdraw, list (every change is kept as a version).", no_args_is_help=True)
 profiles_app = typer.Typer(help="The project's FHIR profiles: validate resources against them.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
@@ -26,6 +28,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(consents_app, name="consents")
+app.add_typer(careteams_app, name="careteams")
+app.add_typer(gateways_app, name="gateways")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -291,6 +295,66 @@ def consents_list(patient: Annotated[Optional[str], typer.Option(help="only this
     for c in enrolment.consents_of(_runtime(), patient):
         purposes = sorted({p["code"] for prov in [c.get("provision") or {}] for p in prov.get("purpose", [])})
         typer.echo(f"{c['id']}\t{c['patient']['reference']}\t{c['status']}\tv{c['meta']['versionId']}\t{','.join(purposes)}")
+
+
+def _care(action, *args):  # type: ignore[no-untyped-def]
+    from homediag import care
+
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            return action(session, rt.keys, _cli_admin(), *args)
+    except care.Unknown as exc:
+        raise _fail(str(exc)) from None
+
+
+@careteams_app.command("create")
+def careteams_create(
+    name: Annotated[str, typer.Argument(help="the team's name, e.g. 'Medicinsk afd. hjemmemonitorering'")],
+    pilot: Annotated[Optional[str], typer.Option(help="the pilot (default HOMEDIAG_PILOT)")] = None,
+) -> None:
+    """Create a care team; prints its id."""
+    from homediag import care
+    from homediag.settings import get_settings
+
+    team = _care(care.create_team, name, pilot or get_settings().pilot)
+    typer.echo(team.id)
+
+
+@careteams_app.command("add-member")
+def careteams_add_member(
+    team: Annotated[str, typer.Argument(help="the team id")],
+    user: Annotated[str, typer.Argument(help="a clinician's user id, or oidc:<sub> for a person of the identity provider")],
+) -> None:
+    """Put a clinician on a care team."""
+    from homediag import care
+
+    _care(care.add_member, team, user)
+    typer.echo(f"{user} is on {team}")
+
+
+@careteams_app.command("add-patient")
+def careteams_add_patient(
+    team: Annotated[str, typer.Argument(help="the team id")],
+    patient: Annotated[str, typer.Argument(help="the patient's id")],
+) -> None:
+    """Put a patient in a care team's care."""
+    from homediag import care
+
+    _care(care.add_patient, team, patient)
+    typer.echo(f"Patient/{patient} is in the care of {team}")
+
+
+@gateways_app.command("assign")
+def gateways_assign(
+    gateway: Annotated[str, typer.Argument(help="the gateway's user id")],
+    patient: Annotated[str, typer.Argument(help="the patient's id")],
+) -> None:
+    """Enrol a patient on a gateway: from now on it may upload that patient's readings."""
+    from homediag import care
+
+    _care(care.assign_gateway, gateway, patient)
+    typer.echo(f"{gateway} may upload for Patient/{patient}")
 
 
 @audit_app.command("verify")

@@ -24,6 +24,7 @@ with warnings.catch_warnings():
 
 from homediag.consent import treatment_consent
 
+from . import care
 from .api.app import create_app
 from .identity import CPR_SYSTEM
 from .keys import KeyRing, write_key_file
@@ -31,9 +32,10 @@ from .runtime import Runtime
 from .settings import Settings
 from .store.database import upgrade
 from .synthetic import cuff_payload, envelope, synthetic_patients
-from .users import create_user
+from .users import Principal, create_user
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+DEMO_ADMIN = Principal("demo-setup", "homediag demo", "admin", None)
 BATCH = 100
 
 
@@ -70,14 +72,17 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
     upgrade(database)
     runtime = Runtime.from_settings(Settings(database_url=database, key_file=key_file, _env_file=None))  # type: ignore[call-arg]
     with runtime.sessions.begin() as session:
-        tokens = {
-            role: create_user(session, name=name, role=role, organisation=org)[1]
+        users = {
+            role: create_user(session, name=name, role=role, organisation=org)
             for role, name, org in (
                 ("clinician", "Dr. Demo Klinikersen (synthetic)", "Nykøbing F. Sygehus"),
                 ("admin", "Pilot administrator (synthetic)", "Nykøbing F. Sygehus"),
                 ("gateway", "tablet-demo-01", "Nykøbing F. Sygehus"),
             )
         }
+        team = care.create_team(session, runtime.keys, DEMO_ADMIN, "Hjemmemonitorering, Medicinsk afdeling (demo)", runtime.settings.pilot)
+        care.add_member(session, runtime.keys, DEMO_ADMIN, team.id, users["clinician"][0].id)
+    tokens = {role: token for role, (_, token) in users.items()}
     pilot = DemoPilot(database, key_file, tokens, runtime=runtime)
     people = synthetic_patients(patients, seed)
     rng = random.Random(seed)
@@ -92,6 +97,9 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
             })
             enrolled.raise_for_status()
             patient_id = enrolled.json()["id"]
+            with runtime.sessions.begin() as session:  # in the demo team's care, measuring through the demo tablet
+                care.add_patient(session, runtime.keys, DEMO_ADMIN, team.id, patient_id)
+                care.assign_gateway(session, runtime.keys, DEMO_ADMIN, users["gateway"][0].id, patient_id)
             if plan != "none":
                 start = (datetime.now(COPENHAGEN) - timedelta(days=days + 1)).date()
                 made = client.post("/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=start))

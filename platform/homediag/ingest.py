@@ -28,7 +28,7 @@ from homediag.fhir_profiles import BuildContext, Built, Issue, build, check_rule
 from homediag.fhir_profiles import fhirjson
 from homediag.fhir_profiles import terminology as t
 
-from . import audit
+from . import audit, care
 from .clock import to_store, utcnow
 from .envelope import Envelope, redact
 from .identity import CPR_SYSTEM, InvalidCpr, check_cpr, patient_key
@@ -196,6 +196,8 @@ class IngestService:
         patient = session.execute(select(m.Patient).where(m.Patient.patient_key == pkey)).scalar_one_or_none()
         if patient is None or not patient.active:
             raise Rejected(Issue("error", "business-rule", "the patient is not enrolled in the pilot; the reading is kept in the upload log but not stored", "envelope.patient"))
+        if not care.gateway_may_send(session, sender.id, pkey):
+            raise Rejected(Issue("error", "forbidden", "the patient is not enrolled on this gateway (homediag gateways assign); the reading is kept in the upload log but not stored", "envelope.patient"))
         try:
             adapter = get_adapter(env.adapter)
         except UnknownAdapter as exc:

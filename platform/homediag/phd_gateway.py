@@ -52,7 +52,7 @@ from homediag.fhir_profiles import fhirjson
 from homediag.fhir_profiles import terminology as t
 from homediag.fhir_profiles.builder import EXT_GATEWAY_RECEIVED
 
-from . import audit
+from . import audit, care
 from .clock import from_store, to_store, utcnow
 from .identity import CPR_SYSTEM, InvalidCpr, check_cpr, patient_key
 from .ingest import IngestService, _statements
@@ -460,6 +460,8 @@ class _Run:
         patient = self.session.execute(select(m.Patient).where(m.Patient.patient_key == pkey)).scalar_one_or_none() if pkey else None
         if patient is None or not patient.active:
             return None, Issue("error", "business-rule", NOT_ENROLLED, where)
+        if not care.gateway_may_send(self.session, self.sender.id, patient.patient_key):
+            return None, Issue("error", "forbidden", "the patient is not enrolled on this gateway (homediag gateways assign); kept in the upload log, not stored", where)
         return _Patient(patient.id, patient.patient_key), None
 
     def _patient_entry(self, e: _Entry) -> None:
@@ -554,10 +556,11 @@ class _Run:
                 e.subject_device = dev
             elif entry is None and target.startswith("Patient/"):
                 pid = target.removeprefix("Patient/")
-                row = self.session.execute(select(m.Patient).where(m.Patient.id == pid)).scalar_one_or_none()
-                if row is None or not row.active:
-                    return e.fail(Issue("error", "business-rule", f"{target}: {NOT_ENROLLED}", "Observation.subject"))
-                e.patient = _Patient(row.id, row.patient_key)
+                row = self.session.execute(select(m.Patient.patient_key).where(m.Patient.id == pid)).scalar_one_or_none()
+                patient, issue = self._enrolled(row, "Observation.subject")
+                if issue is not None:
+                    return e.fail(Issue(issue.severity, issue.code, f"{target}: {issue.diagnostics}", issue.expression))
+                e.patient = patient
             else:
                 return e.fail(Issue("error", "not-found", f"Observation.subject {target!r} is neither Patient/{{id}} of an enrolled patient nor a Patient or Device in the Bundle", "Observation.subject"))
         elif isinstance(subject.get("identifier"), dict):

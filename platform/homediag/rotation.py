@@ -81,7 +81,7 @@ def _move_patient(session: Session, old: str, new: str) -> None:
     staging = f"rotating-{secrets.token_hex(6)}"
     session.add(m.Patient(id=staging, patient_key=new, pilot=patient.pilot, active=patient.active, enrolled_at=patient.enrolled_at, enrolled_by=patient.enrolled_by))
     session.flush()
-    for table in (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias):
+    for table in (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias, m.CareTeamPatient, m.GatewayPatient):
         session.execute(update(table).where(table.patient_key == old).values(patient_key=new))
     session.execute(delete(m.Patient).where(m.Patient.id == public_id))
     session.flush()

@@ -195,3 +195,40 @@ class PatientAlias(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[str] = mapped_column(String(64))
+
+
+class CareTeam(Base):
+    """A pilot's care team: the clinicians on it read the patients on it (with consent)."""
+
+    __tablename__ = "care_team"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    pilot: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CareTeamMember(Base):
+    """A clinician (an API user id, or ``oidc:<sub>`` for a person signed in with OpenID Connect) on a team."""
+
+    __tablename__ = "care_team_member"
+
+    care_team_id: Mapped[str] = mapped_column(String(64), ForeignKey("care_team.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class CareTeamPatient(Base):
+    __tablename__ = "care_team_patient"
+
+    care_team_id: Mapped[str] = mapped_column(String(64), ForeignKey("care_team.id"), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True)
+
+
+class GatewayPatient(Base):
+    """A patient enrolled on a gateway: the gateway may upload that patient's readings, and only those."""
+
+    __tablename__ = "gateway_patient"
+
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,93 @@
+"""Relations that narrow access beyond consent: care teams, and the patients enrolled on a gateway.
+
+A clinician reads only patients on a care team it is a member of (and only while consent permits);
+a gateway uploads only for patients enrolled on it. Both are set by an administrator (CLI
+``homediag careteams ...`` and ``homediag gateways assign``); every change is audited.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .clock import utcnow
+from .keys import KeyRing
+from .store import models as m
+from .users import Principal
+
+
+class Unknown(LookupError):
+    """A team, patient or user that does not exist; the message says which."""
+
+
+def _patient(session: Session, patient_id: str) -> m.Patient:
+    patient = session.execute(select(m.Patient).where(m.Patient.id == patient_id)).scalar_one_or_none()
+    if patient is None:
+        raise Unknown(f"no enrolled patient {patient_id!r}")
+    return patient
+
+
+def _team(session: Session, team_id: str) -> m.CareTeam:
+    team = session.get(m.CareTeam, team_id)
+    if team is None:
+        raise Unknown(f"no care team {team_id!r}")
+    return team
+
+
+def create_team(session: Session, keys: KeyRing, actor: Principal, name: str, pilot: str) -> m.CareTeam:
+    team = m.CareTeam(id=f"team-{secrets.token_hex(4)}", name=name, pilot=pilot, created_at=utcnow())
+    session.add(team)
+    session.flush()
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "care-team-create", "done", entity=f"care-team/{team.id}", detail=name)])
+    return team
+
+
+def add_member(session: Session, keys: KeyRing, actor: Principal, team_id: str, user_id: str) -> None:
+    """Put a clinician on a team: an API user id, or ``oidc:<sub>`` for a person of the identity provider."""
+    _team(session, team_id)
+    if not user_id.startswith("oidc:"):
+        user = session.get(m.User, user_id)
+        if user is None or user.role != "clinician":
+            raise Unknown(f"no clinician {user_id!r} (give an API user id, or oidc:<sub> for a person of the identity provider)")
+    if session.get(m.CareTeamMember, (team_id, user_id)) is None:
+        session.add(m.CareTeamMember(care_team_id=team_id, user_id=user_id))
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "care-team-member", "done", entity=f"care-team/{team_id}", detail=user_id)])
+
+
+def add_patient(session: Session, keys: KeyRing, actor: Principal, team_id: str, patient_id: str) -> None:
+    _team(session, team_id)
+    patient = _patient(session, patient_id)
+    if session.get(m.CareTeamPatient, (team_id, patient.patient_key)) is None:
+        session.add(m.CareTeamPatient(care_team_id=team_id, patient_key=patient.patient_key))
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "care-team-patient", "done", patient_key=patient.patient_key, entity=f"care-team/{team_id}")])
+
+
+def assign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id: str, patient_id: str) -> None:
+    """Enrol a patient on a gateway: its uploads for that patient are accepted from then on."""
+    gateway = session.get(m.User, gateway_id)
+    if gateway is None or gateway.role != "gateway":
+        raise Unknown(f"no gateway {gateway_id!r}")
+    patient = _patient(session, patient_id)
+    if session.get(m.GatewayPatient, (gateway_id, patient.patient_key)) is None:
+        session.add(m.GatewayPatient(gateway_id=gateway_id, patient_key=patient.patient_key, assigned_at=utcnow()))
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "gateway-assign", "done", patient_key=patient.patient_key, entity=f"gateway/{gateway_id}")])
+
+
+def team_patient_keys(user_id: str) -> Select[tuple[str]]:
+    """The patient keys on the care teams ``user_id`` is a member of (a subquery for the access layer)."""
+    return (
+        select(m.CareTeamPatient.patient_key)
+        .join(m.CareTeamMember, m.CareTeamMember.care_team_id == m.CareTeamPatient.care_team_id)
+        .where(m.CareTeamMember.user_id == user_id)
+    )
+
+
+def on_care_team(session: Session, user_id: str, patient_key: str) -> bool:
+    return session.execute(team_patient_keys(user_id).where(m.CareTeamPatient.patient_key == patient_key).limit(1)).first() is not None
+
+
+def gateway_may_send(session: Session, gateway_id: str, patient_key: str) -> bool:
+    return session.get(m.GatewayPatient, (gateway_id, patient_key)) is not None
