@@ -53,8 +53,7 @@ def enrol(client: TestClient, rt: Runtime, people: list[SyntheticPatient], conse
         enrolled.raise_for_status()
         patient_id = str(enrolled.json()["id"])
         with rt.sessions.begin() as session:
-            care.add_patient(session, rt.keys, SETUP, team, patient_id)
-            care.assign_gateway(session, rt.keys, SETUP, user_ids["gateway"], patient_id)
+            care.admit(session, rt.keys, SETUP, patient_id, team=team, gateway=user_ids["gateway"])
         client.post("/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=consent_from)).raise_for_status()
         ids.append(patient_id)
     return Pilot(tokens, ids)

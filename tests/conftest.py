@@ -132,10 +132,7 @@ class Pilot:
     def admit(self, patient_id: str, *, team: str | None = None, gateway: str | None = None) -> None:
         """Put the patient in a care team's care and/or enrol it on a gateway."""
         with self.runtime.sessions.begin() as session:
-            if team:
-                care.add_patient(session, self.runtime.keys, ADMIN, team, patient_id)
-            if gateway:
-                care.assign_gateway(session, self.runtime.keys, ADMIN, gateway, patient_id)
+            care.admit(session, self.runtime.keys, ADMIN, patient_id, team=team, gateway=gateway)
 
     def consent(self, patient_id: str, *, status: str = "active", purposes: tuple[str, ...] = ("TREAT",), start: date | datetime | None = None, end: date | datetime | None = None) -> dict[str, Any]:
         from homediag.consent import treatment_consent

@@ -267,8 +267,7 @@ def build_world(client: TestClient, rt: Runtime) -> World:
         assert enrolled.status_code == 201, enrolled.text
         patient = patients[subject.name] = Enrolled(subject, person, enrolled.json()["id"])
         with rt.sessions.begin() as session:  # in the clinician's care, enrolled on the gateway
-            care.add_patient(session, rt.keys, MATRIX_ADMIN, team.id, patient.id)
-            care.assign_gateway(session, rt.keys, MATRIX_ADMIN, user_ids["gateway"], patient.id)
+            care.admit(session, rt.keys, MATRIX_ADMIN, patient.id, team=team.id, gateway=user_ids["gateway"])
         versions = consent_versions(subject, f"Patient/{patient.id}", today)
         if versions:
             recorded = client.post("/fhir/Consent", json=versions[0], headers=admin)

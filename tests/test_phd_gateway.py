@@ -59,8 +59,7 @@ def enrol(client, tokens, patient=PATIENTS[0], *aliases: dict) -> str:
 
         from homediag import care
 
-        care.add_patient(session, runtime.keys, ADMIN, tokens.team, patient_id)
-        care.assign_gateway(session, runtime.keys, ADMIN, tokens.ids["gateway"], patient_id)
+        care.admit(session, runtime.keys, ADMIN, patient_id, team=tokens.team, gateway=tokens.ids["gateway"])
     return patient_id
 
 

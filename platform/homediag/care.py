@@ -76,6 +76,14 @@ def assign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id
     audit.append(session, keys, [audit.Entry(actor.id, actor.role, "gateway-assign", "done", patient_key=patient.patient_key, entity=f"gateway/{gateway_id}")])
 
 
+def admit(session: Session, keys: KeyRing, actor: Principal, patient_id: str, *, team: str | None = None, gateway: str | None = None) -> None:
+    """Put an enrolled patient in a care team's care and/or enrol it on a gateway."""
+    if team:
+        add_patient(session, keys, actor, team, patient_id)
+    if gateway:
+        assign_gateway(session, keys, actor, gateway, patient_id)
+
+
 def team_patient_keys(user_id: str) -> Select[tuple[str]]:
     """The patient keys on the care teams ``user_id`` is a member of (a subquery for the access layer)."""
     return (
