@@ -165,11 +165,6 @@ def matching(system: str | None, code: str) -> list[Measurement]:
     return [m for m in MEASUREMENTS.values() if (m.matches(system, code) if system else any(c.code == code for c in m.codings))]
 
 
-def by_code(system: str, code: str) -> Measurement | None:
-    found = matching(system, code)
-    return found[0] if found else None
-
-
 def identify(concept: Any) -> Measurement | None:
     """The measurement a CodeableConcept names, MDC first (it is the most specific), then LOINC, then NPU."""
     codings = [c for c in (concept or {}).get("coding", []) or [] if isinstance(c, dict)]

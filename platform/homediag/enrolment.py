@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
@@ -154,7 +154,3 @@ def consents_of(rt: Runtime, patient_id: str | None) -> list[dict[str, Any]]:
             stmt = stmt.where(m.Patient.id == patient_id)
         return list(session.execute(stmt).scalars())
 
-
-def count_patients(rt: Runtime) -> int:
-    with rt.sessions() as session:
-        return int(session.execute(select(func.count()).select_from(m.Patient)).scalar_one())
