@@ -35,6 +35,7 @@ def make_users(rt: Runtime) -> tuple[dict[str, str], dict[str, str], str]:
         users = {role: create_user(session, name=f"bench {role} (synthetic)", role=role, organisation="Nykøbing F. Sygehus") for role in ROLES}
         team = care.create_team(session, rt.keys, SETUP, "bench team", rt.settings.pilot)
         care.add_member(session, rt.keys, SETUP, team.id, users["clinician"][0].id)
+        care.allow_device(session, rt.keys, SETUP, users["gateway"][0].id, care.ANY_DEVICE)
     return {r: t for r, (_, t) in users.items()}, {r: u.id for r, (u, _) in users.items()}, team.id
 
 

@@ -102,11 +102,12 @@ ADMIN = Principal("test-admin", "test admin", "admin", None)
 
 @pytest.fixture
 def tokens(runtime: Runtime) -> Tokens:
-    """An admin, a clinician on a care team, and a gateway."""
+    """An admin, a clinician on a care team, and a gateway that may use any device."""
     with runtime.sessions.begin() as session:
         users = {role: create_user(session, name=f"test {role}", role=role) for role in ("admin", "clinician", "gateway")}
         team = care.create_team(session, runtime.keys, ADMIN, "test team", runtime.settings.pilot)
         care.add_member(session, runtime.keys, ADMIN, team.id, users["clinician"][0].id)
+        care.allow_device(session, runtime.keys, ADMIN, users["gateway"][0].id, care.ANY_DEVICE)
     return Tokens(**{role: token for role, (_, token) in users.items()}, ids={role: user.id for role, (user, _) in users.items()}, team=team.id)
 
 

@@ -254,6 +254,7 @@ def build_world(client: TestClient, rt: Runtime) -> World:
             views[reader.key] = AccessService(rt).view(principal) if reader.reads_clinical else None
         team = care.create_team(session, rt.keys, MATRIX_ADMIN, "matrix team", rt.settings.pilot)
         care.add_member(session, rt.keys, MATRIX_ADMIN, team.id, user_ids["clinician"])
+        care.allow_device(session, rt.keys, MATRIX_ADMIN, user_ids["gateway"], care.ANY_DEVICE)
     admin, gateway = headers["admin"], headers["gateway"]
 
     today = datetime.now(CPH).date()

@@ -1,5 +1,5 @@
 """Relations beyond consent: a clinician reads only its care teams' patients; a gateway uploads only
-for the patients enrolled on it."""
+for the patients enrolled on it, from the devices allowed on it."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_a_clinician_reads_only_patients_of_its_care_teams(client, tokens, pilot
     assert client.get(f"/fhir/Observation/{observation}", headers=doctor).status_code == 200
 
 
-def test_a_gateway_uploads_only_for_patients_enrolled_on_it(client, tokens, pilot, runtime, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_a_gateway_uploads_only_for_its_patients_from_its_devices(client, tokens, pilot, runtime, outsider) -> None:  # type: ignore[no-untyped-def]
     person = synthetic_patients(1, seed=52)[0]
     pid = pilot.enrol(person.cpr)
     tablet_id, tablet = outsider["gateway"]
@@ -65,7 +65,18 @@ def test_a_gateway_uploads_only_for_patients_enrolled_on_it(client, tokens, pilo
         assert session.execute(select(Upload.outcome).where(Upload.id == refused.json()["upload"])).scalar_one() == "rejected"
     with runtime.sessions.begin() as session:
         care.assign_gateway(session, runtime.keys, ADMIN, tablet_id, pid)
+    # enrolled on the gateway, but the cuff is not one the gateway may use
+    foreign_device = _reading(client, tokens, person, tablet)
+    assert foreign_device.status_code == 422
+    assert "not allowed on this gateway" in foreign_device.json()["issues"]["issue"][0]["diagnostics"]
+    with runtime.sessions.begin() as session:
+        care.allow_device(session, runtime.keys, ADMIN, tablet_id, person.cuff_serial)
     assert _reading(client, tokens, person, tablet).status_code == 201
+    other_cuff = synthetic_patients(2, seed=99)[1]  # same patient, another cuff: refused
+    taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=3)
+    sent = envelope(person, cuff_payload(random.Random(6), taken.replace(tzinfo=None)), taken)
+    sent["device"] = {**sent["device"], "serial": other_cuff.cuff_serial, "address": other_cuff.cuff_address}
+    assert client.post("/ingest", json=sent, headers=tablet).status_code == 422
 
 
 def test_relations_name_what_does_not_exist(runtime, tokens) -> None:  # type: ignore[no-untyped-def]
@@ -78,4 +89,6 @@ def test_relations_name_what_does_not_exist(runtime, tokens) -> None:  # type: i
             care.add_member(session, runtime.keys, ADMIN, tokens.team, tokens.ids["gateway"])
         with pytest.raises(care.Unknown, match="no gateway"):
             care.assign_gateway(session, runtime.keys, ADMIN, tokens.ids["clinician"], "nobody")
+        with pytest.raises(care.Unknown, match="no gateway"):
+            care.allow_device(session, runtime.keys, ADMIN, tokens.ids["clinician"], "SYN-1")
         care.add_member(session, runtime.keys, ADMIN, tokens.team, "oidc:person-7")  # a person of the identity provider

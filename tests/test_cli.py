@@ -312,4 +312,7 @@ def test_care_teams_and_gateways_from_the_command_line(deployment):
     wrong = runner.invoke(app, ["careteams", "add-member", team_id, gateway], env=deployment)
     assert wrong.exit_code == 1 and "no clinician" in wrong.stderr
     assert runner.invoke(app, ["gateways", "assign", gateway, "nobody"], env=deployment).exit_code == 1
+    allowed = runner.invoke(app, ["gateways", "allow-device", gateway, "SYN-BPM-00042"], env=deployment)
+    assert allowed.exit_code == 0 and "SYN-BPM-00042" in allowed.stdout
+    assert "any device" in runner.invoke(app, ["gateways", "allow-device", gateway, "*"], env=deployment).stdout
     assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0

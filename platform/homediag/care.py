@@ -1,7 +1,7 @@
 """Relations that narrow access beyond consent: care teams, and the patients enrolled on a gateway.
 
 A clinician reads only patients on a care team it is a member of (and only while consent permits);
-a gateway uploads only for patients enrolled on it. Both are set by an administrator (CLI
+a gateway uploads only for patients enrolled on it, and only from devices allowed on it. Both are set by an administrator (CLI
 ``homediag careteams ...`` and ``homediag gateways assign``); every change is audited.
 """
 
@@ -74,6 +74,28 @@ def assign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id
     if session.get(m.GatewayPatient, (gateway_id, patient.patient_key)) is None:
         session.add(m.GatewayPatient(gateway_id=gateway_id, patient_key=patient.patient_key, assigned_at=utcnow()))
     audit.append(session, keys, [audit.Entry(actor.id, actor.role, "gateway-assign", "done", patient_key=patient.patient_key, entity=f"gateway/{gateway_id}")])
+
+
+ANY_DEVICE = "*"
+
+
+def allow_device(session: Session, keys: KeyRing, actor: Principal, gateway_id: str, serial: str) -> None:
+    """Let a gateway upload from a device (its serial, Bluetooth address or PHD identifier; ``*``: any device)."""
+    gateway = session.get(m.User, gateway_id)
+    if gateway is None or gateway.role != "gateway":
+        raise Unknown(f"no gateway {gateway_id!r}")
+    serial = serial.strip()
+    if not serial:
+        raise Unknown("a device is named by its serial, address or identifier (or * for any device)")
+    if session.get(m.GatewayDevice, (gateway_id, serial)) is None:
+        session.add(m.GatewayDevice(gateway_id=gateway_id, serial=serial, assigned_at=utcnow()))
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "gateway-device", "done", entity=f"gateway/{gateway_id}", detail=serial)])
+
+
+def gateway_may_use(session: Session, gateway_id: str, names: list[str]) -> bool:
+    """Whether the gateway may upload from a device known by any of ``names`` (serial, address, identifiers)."""
+    wanted = [ANY_DEVICE, *(n for n in names if n)]
+    return session.execute(select(m.GatewayDevice.serial).where(m.GatewayDevice.gateway_id == gateway_id, m.GatewayDevice.serial.in_(wanted)).limit(1)).first() is not None
 
 
 def admit(session: Session, keys: KeyRing, actor: Principal, patient_id: str, *, team: str | None = None, gateway: str | None = None) -> None:

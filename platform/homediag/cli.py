@@ -357,6 +357,18 @@ def gateways_assign(
     typer.echo(f"{gateway} may upload for Patient/{patient}")
 
 
+@gateways_app.command("allow-device")
+def gateways_allow_device(
+    gateway: Annotated[str, typer.Argument(help="the gateway's user id")],
+    device: Annotated[str, typer.Argument(help="the device's serial, Bluetooth address or PHD identifier; '*' for any device")],
+) -> None:
+    """Let a gateway upload from a device; uploads from other devices are refused."""
+    from homediag import care
+
+    _care(care.allow_device, gateway, device)
+    typer.echo(f"{gateway} may upload from {'any device' if device.strip() == care.ANY_DEVICE else device}")
+
+
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[Optional[Path], typer.Option(help="a checkpoint file from `homediag audit checkpoint`: also detect a truncated tail")] = None,

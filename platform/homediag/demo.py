@@ -99,6 +99,7 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
             patient_id = enrolled.json()["id"]
             with runtime.sessions.begin() as session:  # in the demo team's care, measuring through the demo tablet
                 care.admit(session, runtime.keys, DEMO_ADMIN, patient_id, team=team.id, gateway=users["gateway"][0].id)
+                care.allow_device(session, runtime.keys, DEMO_ADMIN, users["gateway"][0].id, person.cuff_serial)
             if plan != "none":
                 start = (datetime.now(COPENHAGEN) - timedelta(days=days + 1)).date()
                 made = client.post("/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=start))

@@ -198,6 +198,8 @@ class IngestService:
             raise Rejected(Issue("error", "business-rule", "the patient is not enrolled in the pilot; the reading is kept in the upload log but not stored", "envelope.patient"))
         if not care.gateway_may_send(session, sender.id, pkey):
             raise Rejected(Issue("error", "forbidden", "the patient is not enrolled on this gateway (homediag gateways assign); the reading is kept in the upload log but not stored", "envelope.patient"))
+        if not care.gateway_may_use(session, sender.id, [env.device.serial or "", env.device.address or ""]):
+            raise Rejected(Issue("error", "forbidden", f"the device (serial {env.device.serial or '-'}, address {env.device.address or '-'}) is not allowed on this gateway (homediag gateways allow-device); the reading is kept in the upload log but not stored", "envelope.device"))
         try:
             adapter = get_adapter(env.adapter)
         except UnknownAdapter as exc:

@@ -501,6 +501,9 @@ class _Run:
         leak = next((path for path, text in _strings(e.resource) if _carries(text, self.known)), None)
         if leak is not None:
             return e.fail(Issue("error", "security", "the Device carries a patient's identifier; identify the patient in the Observations' subject only", f"Device.{leak}"))
+        names = [str(e.resource.get("serialNumber") or ""), *(str(i.get("value")) for i in e.resource.get("identifier") or [] if isinstance(i, dict))]
+        if not care.gateway_may_use(self.session, self.sender.id, names):
+            return e.fail(Issue("error", "forbidden", "the Device is not allowed on this gateway (homediag gateways allow-device, by serial number or identifier value)", "Device.identifier"))
         dev_id = hashlib.sha256(f"fhir-device|{identifier}".encode()).hexdigest()[:24]
         e.device_id = dev_id
         existing = self.session.get(m.Device, dev_id)

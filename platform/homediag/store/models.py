@@ -232,3 +232,14 @@ class GatewayPatient(Base):
     gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True)
     assigned_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class GatewayDevice(Base):
+    """A device a gateway may upload from, by its serial (or Bluetooth address, or PHD identifier);
+    ``*`` lets the gateway use any device (a hospital-managed hub)."""
+
+    __tablename__ = "gateway_device"
+
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(300), primary_key=True)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime)
