@@ -90,5 +90,13 @@ class Reading:
     disposition_reason: str | None = None
 
     @property
+    def disposition_text(self) -> str | None:
+        """What happens to a reading that is not stored as the patient's, and why (None when it is)."""
+        if self.disposition == "store":
+            return None
+        what = "held for review, not assigned to the patient" if self.disposition == "hold" else "not a patient's reading; not stored"
+        return f"{self.measurement}: {what} ({self.disposition_reason or 'the adapter says so'})"
+
+    @property
     def flags_set(self) -> tuple[str, ...]:
         return tuple(name for name, is_set in (self.flags or {}).items() if is_set)

@@ -94,9 +94,8 @@ class Trial:
         if self.refusal is not None:
             issues.append(self.refusal)
         for reading, _ in self.built:
-            if reading.disposition != "store":
-                what = "held for review, not assigned to the patient" if reading.disposition == "hold" else "not a patient's reading; not stored"
-                issues.append(Issue("information", "informational", f"{reading.measurement}: {what} ({reading.disposition_reason or 'the adapter says so'})", None))
+            if reading.disposition_text:
+                issues.append(Issue("information", "informational", reading.disposition_text, None))
         return issues + self.issues
 
     def outcome(self) -> dict[str, Any]:

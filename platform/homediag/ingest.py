@@ -216,9 +216,8 @@ class IngestService:
         ctx = BuildContext(patient_id=patient.id, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone, npu_system=self.rt.settings.npu_system)
         issues: list[Issue] = []
         for reading in readings:
-            if reading.disposition != "store":
-                what = "held for review, not assigned to the patient" if reading.disposition == "hold" else "not a patient's reading; not stored"
-                issues.append(Issue("information", "informational", f"{reading.measurement}: {what} ({reading.disposition_reason or 'the adapter says so'}); kept in the upload log", "envelope.payload"))
+            if reading.disposition_text:
+                issues.append(Issue("information", "informational", f"{reading.disposition_text}; kept in the upload log", "envelope.payload"))
         if not readings:
             issues.append(Issue("information", "informational", f"{adapter.id}: the payload holds no reading the platform stores (e.g. a goal, or only measurement types it does not know); kept in the upload log", "envelope.payload"))
         kept = [r for r in readings if r.disposition == "store"]
