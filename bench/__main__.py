@@ -22,7 +22,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="a small smoke size (about 5,000 Observations)")
     parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
-    parser.add_argument("--profile", action="store_true", help="also cProfile one 100-envelope ingest and the search path")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile one 100-envelope ingest and the search path"
+    )
     return parser.parse_args(argv)
 
 
@@ -39,10 +41,13 @@ def main(argv: list[str]) -> int:
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     people = synthetic_patients(sizes.patients)
     envelopes = sizes.patients * sizes.days * len(data.HOURS)
-    print(f"homediag bench ({'quick' if args.quick else 'full'}): {len(people)} patients x {sizes.days} days x 2 cuff readings = "
-          f"{envelopes} envelopes; newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
-          f"the rest seeded directly (bypassing HTTP). {sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
-          file=sys.stderr, flush=True)
+    print(
+        f"homediag bench ({'quick' if args.quick else 'full'}): {len(people)} patients x {sizes.days} days x 2 cuff readings = "
+        f"{envelopes} envelopes; newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
+        f"the rest seeded directly (bypassing HTTP). {sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
+        file=sys.stderr,
+        flush=True,
+    )
     host = machine.describe()
     results: list[EngineResult] = []
     for engine in engines:

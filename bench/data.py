@@ -42,7 +42,9 @@ def cuff_envelopes(patients: list[SyntheticPatient], days: int, seed: int = 2026
         for day in range(1, days + 1):
             for hour in HOURS:
                 taken = (today - timedelta(days=day)).replace(hour=hour, minute=rng.randint(0, 50))
-                payload = cuff_payload(rng, taken.replace(tzinfo=None), hypertensive=n % 4 == 1, irregular=rng.random() < 0.03)
+                payload = cuff_payload(
+                    rng, taken.replace(tzinfo=None), hypertensive=n % 4 == 1, irregular=rng.random() < 0.03
+                )
                 dated.append((taken, envelope(person, payload, taken + timedelta(minutes=2))))
     dated.sort(key=lambda item: item[0], reverse=True)
     return [env for _, env in dated]
@@ -54,10 +56,15 @@ def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, st
     adapter = get_adapter(env.adapter)
     pkey = patient_key(env.patient.value, rt.keys.pseudonym)
     dev_id = device_id(env.device)
-    ctx = BuildContext(patient_id=patient_ids[pkey], device_id=dev_id, gateway_received_at=env.received_at, local_zone=rt.local_zone)
+    ctx = BuildContext(
+        patient_id=patient_ids[pkey], device_id=dev_id, gateway_received_at=env.received_at, local_zone=rt.local_zone
+    )
     built: list[Built] = [b for reading in adapter.decode(env.payload_bytes()) for b in build(reading, ctx)]
     now = utcnow()
-    return [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=None, received_at=now) for b in built]
+    return [
+        observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=None, received_at=now)
+        for b in built
+    ]
 
 
 def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:

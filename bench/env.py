@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 from homediag.keys import KeyRing
 from homediag.runtime import Runtime
 from homediag.settings import Settings

@@ -94,7 +94,10 @@ def summarise(profiler: cProfile.Profile, wall: float, title: str, steps_of: Ste
     top = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:12]
 
     out = sys.stdout
-    print(f"\n{title}: wall {wall * 1000:.1f} ms, profiled {profiled * 1000:.1f} ms (cProfile inflates small calls)", file=out)
+    print(
+        f"\n{title}: wall {wall * 1000:.1f} ms, profiled {profiled * 1000:.1f} ms (cProfile inflates small calls)",
+        file=out,
+    )
     print("  self time by package:", file=out)
     for name, tt in sorted(buckets.items(), key=lambda kv: kv[1], reverse=True):
         print(f"    {name:16} {tt * 1000:8.1f} ms  {100 * tt / profiled:5.1f}%", file=out)
@@ -107,7 +110,9 @@ def summarise(profiler: cProfile.Profile, wall: float, title: str, steps_of: Ste
         where = f"{path.split('site-packages/')[-1].removeprefix(here)}:{line}" if path != "~" else "builtin"
         print(f"    {tt * 1000:7.1f} ms {nc:7d} calls  {func}  ({where})", file=out)
     return {
-        "title": title, "wall_ms": round(wall * 1000, 1), "profiled_ms": round(profiled * 1000, 1),
+        "title": title,
+        "wall_ms": round(wall * 1000, 1),
+        "profiled_ms": round(profiled * 1000, 1),
         "self_ms_by_package": {k: round(v * 1000, 1) for k, v in buckets.items()},
         "steps_cumulative_ms": {k: round(v * 1000, 1) for k, v in steps.items()},
     }
@@ -126,7 +131,12 @@ def profile_ingest(rt: Runtime, pilot: Pilot, envelopes: list[dict[str, Any]]) -
     profiler.disable()
     wall = time.perf_counter() - t0
     outcomes = sorted({r.outcome for r in results})
-    return summarise(profiler, wall, f"cProfile, the work of one POST /ingest of {len(envelopes)} envelopes without HTTP ({rt.engine.dialect.name}; outcomes {outcomes})", INGEST_STEPS)
+    return summarise(
+        profiler,
+        wall,
+        f"cProfile, the work of one POST /ingest of {len(envelopes)} envelopes without HTTP ({rt.engine.dialect.name}; outcomes {outcomes})",
+        INGEST_STEPS,
+    )
 
 
 def profile_search(rt: Runtime, pilot: Pilot, since: str, repeat: int = 20) -> dict[str, Any]:
@@ -144,4 +154,10 @@ def profile_search(rt: Runtime, pilot: Pilot, since: str, repeat: int = 20) -> d
         FhirResponse(bundle)
     profiler.disable()
     wall = (time.perf_counter() - t0) / repeat
-    return summarise(profiler, wall, f"cProfile, {query.kind} search path without HTTP ({rt.engine.dialect.name}; per search, mean of {repeat})", SEARCH_STEPS, per=repeat)
+    return summarise(
+        profiler,
+        wall,
+        f"cProfile, {query.kind} search path without HTTP ({rt.engine.dialect.name}; per search, mean of {repeat})",
+        SEARCH_STEPS,
+        per=repeat,
+    )

@@ -24,10 +24,16 @@ class Query:
 def clinician_queries(since: str) -> list[Query]:
     """The two searches a clinician's view makes: a 90-day blood-pressure series and the latest value."""
     return [
-        Query("bp-90-days", f"patient=ID&code={BP_LOINC}&date=ge{since}&_count=200",
-              lambda pid: {"patient": pid, "code": BP_LOINC, "date": f"ge{since}", "_count": "200"}),
-        Query("bp-latest", f"patient=ID&code={BP_LOINC}&_sort=-date&_count=1",
-              lambda pid: {"patient": pid, "code": BP_LOINC, "_sort": "-date", "_count": "1"}),
+        Query(
+            "bp-90-days",
+            f"patient=ID&code={BP_LOINC}&date=ge{since}&_count=200",
+            lambda pid: {"patient": pid, "code": BP_LOINC, "date": f"ge{since}", "_count": "200"},
+        ),
+        Query(
+            "bp-latest",
+            f"patient=ID&code={BP_LOINC}&_sort=-date&_count=1",
+            lambda pid: {"patient": pid, "code": BP_LOINC, "_sort": "-date", "_count": "1"},
+        ),
     ]
 
 
@@ -39,11 +45,18 @@ class SearchRun:
     mean_total: float
 
     def as_json(self) -> dict[str, Any]:
-        return {"kind": self.query.kind, "query": f"GET /fhir/Observation?{self.query.describe}", "latency": self.latency.as_json(),
-                "mean_entries": round(self.mean_entries, 1), "mean_total": round(self.mean_total, 1)}
+        return {
+            "kind": self.query.kind,
+            "query": f"GET /fhir/Observation?{self.query.describe}",
+            "latency": self.latency.as_json(),
+            "mean_entries": round(self.mean_entries, 1),
+            "mean_total": round(self.mean_total, 1),
+        }
 
 
-def search(client: TestClient, headers: dict[str, str], query: Query, patient_ids: list[str], count: int, warmup: int) -> SearchRun:
+def search(
+    client: TestClient, headers: dict[str, str], query: Query, patient_ids: list[str], count: int, warmup: int
+) -> SearchRun:
     """``warmup`` untimed searches, then ``count`` timed ones, cycling through the patients."""
     patients = cycle(patient_ids)
     for _ in range(warmup):

@@ -21,7 +21,9 @@ def _cpu_model() -> str:
 
 def _memory() -> str:
     try:
-        return subprocess.run(["free", "-h"], capture_output=True, text=True, check=True).stdout.splitlines()[1].split()[1]
+        return (
+            subprocess.run(["free", "-h"], capture_output=True, text=True, check=True).stdout.splitlines()[1].split()[1]
+        )
     except (OSError, subprocess.CalledProcessError, IndexError):
         return "unknown"
 
@@ -40,6 +42,7 @@ def describe() -> dict[str, str]:
 
 def source() -> dict[str, str]:
     """The commit measured, and whether the source folders had uncommitted changes."""
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
@@ -47,4 +50,7 @@ def source() -> dict[str, str]:
             return "unknown"
 
     changed = git("status", "--porcelain", "--", "platform", "adapters", "fhir_profiles", "consent")
-    return {"commit": git("rev-parse", "--short", "HEAD"), "source_changes": "uncommitted changes" if changed else "clean"}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "source_changes": "uncommitted changes" if changed else "clean",
+    }

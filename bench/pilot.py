@@ -32,7 +32,10 @@ SETUP = Principal("bench-setup", "homediag bench", "admin", None)
 def make_users(rt: Runtime) -> tuple[dict[str, str], dict[str, str], str]:
     """Tokens and user ids by role, and a care team with the clinician on it."""
     with rt.sessions.begin() as session:
-        users = {role: create_user(session, name=f"bench {role} (synthetic)", role=role, organisation="Nykøbing F. Sygehus") for role in ROLES}
+        users = {
+            role: create_user(session, name=f"bench {role} (synthetic)", role=role, organisation="Nykøbing F. Sygehus")
+            for role in ROLES
+        }
         team = care.create_team(session, rt.keys, SETUP, "bench team", rt.settings.pilot)
         care.add_member(session, rt.keys, SETUP, team.id, users["clinician"][0].id)
         care.allow_device(session, rt.keys, SETUP, users["gateway"][0].id, care.ANY_DEVICE)
@@ -46,15 +49,21 @@ def enrol(client: TestClient, rt: Runtime, people: list[SyntheticPatient], conse
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     ids = []
     for person in people:
-        enrolled = client.post("/fhir/Patient", headers=admin, json={
-            "resourceType": "Patient",
-            "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}],
-            "name": [{"family": person.family, "given": [person.given]}],
-        })
+        enrolled = client.post(
+            "/fhir/Patient",
+            headers=admin,
+            json={
+                "resourceType": "Patient",
+                "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}],
+                "name": [{"family": person.family, "given": [person.given]}],
+            },
+        )
         enrolled.raise_for_status()
         patient_id = str(enrolled.json()["id"])
         with rt.sessions.begin() as session:
             care.admit(session, rt.keys, SETUP, patient_id, team=team, gateway=user_ids["gateway"])
-        client.post("/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=consent_from)).raise_for_status()
+        client.post(
+            "/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=consent_from)
+        ).raise_for_status()
         ids.append(patient_id)
     return Pilot(tokens, ids)

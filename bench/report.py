@@ -19,19 +19,55 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def render(result: EngineResult) -> str:
     ingest = table(
-        ("POST /ingest", "envelopes", "Observations", "requests", "s", "envelopes/s", "Observations/s", "req p50 ms", "req p95 ms"),
-        [(r.mode, r.envelopes, r.observations, r.requests, f"{r.seconds:.2f}", f"{r.envelopes_per_s:.0f}", f"{r.observations_per_s:.0f}",
-          f"{r.request.p50_ms:.1f}", f"{r.request.p95_ms:.1f}") for r in result.ingest],
+        (
+            "POST /ingest",
+            "envelopes",
+            "Observations",
+            "requests",
+            "s",
+            "envelopes/s",
+            "Observations/s",
+            "req p50 ms",
+            "req p95 ms",
+        ),
+        [
+            (
+                r.mode,
+                r.envelopes,
+                r.observations,
+                r.requests,
+                f"{r.seconds:.2f}",
+                f"{r.envelopes_per_s:.0f}",
+                f"{r.observations_per_s:.0f}",
+                f"{r.request.p50_ms:.1f}",
+                f"{r.request.p95_ms:.1f}",
+            )
+            for r in result.ingest
+        ],
     )
     search = table(
         ("GET /fhir/Observation", "searches", "entries", "p50 ms", "p95 ms", "max ms", "mean ms"),
-        [(s.query.kind, s.latency.count, f"{s.mean_entries:.0f}", f"{s.latency.p50_ms:.1f}", f"{s.latency.p95_ms:.1f}",
-          f"{s.latency.max_ms:.1f}", f"{s.latency.mean_ms:.1f}") for s in result.search],
+        [
+            (
+                s.query.kind,
+                s.latency.count,
+                f"{s.mean_entries:.0f}",
+                f"{s.latency.p50_ms:.1f}",
+                f"{s.latency.p95_ms:.1f}",
+                f"{s.latency.max_ms:.1f}",
+                f"{s.latency.mean_ms:.1f}",
+            )
+            for s in result.search
+        ],
     )
-    head = (f"== {result.engine} ({result.version}): {result.observations} Observations stored, of which {result.seeded} "
-            f"seeded directly in {result.seed_seconds:.1f} s (bypassing HTTP; searches always through HTTP)")
+    head = (
+        f"== {result.engine} ({result.version}): {result.observations} Observations stored, of which {result.seeded} "
+        f"seeded directly in {result.seed_seconds:.1f} s (bypassing HTTP; searches always through HTTP)"
+    )
     st = result.stall
-    stall = (f"bp-latest probes, one every 50 ms on the same event loop: idle p50 {st.idle.p50_ms:.1f} ms, max {st.idle.max_ms:.1f} ms; "
-             f"while one POST /ingest of {st.envelopes} envelopes runs ({st.ingest_ms:.0f} ms): p50 {st.during.p50_ms:.1f} ms, max {st.during.max_ms:.1f} ms "
-             f"({st.during.count} probes)")
+    stall = (
+        f"bp-latest probes, one every 50 ms on the same event loop: idle p50 {st.idle.p50_ms:.1f} ms, max {st.idle.max_ms:.1f} ms; "
+        f"while one POST /ingest of {st.envelopes} envelopes runs ({st.ingest_ms:.0f} ms): p50 {st.during.p50_ms:.1f} ms, max {st.during.max_ms:.1f} ms "
+        f"({st.during.count} probes)"
+    )
     return f"{head}\n\n{ingest}\n\n{search}\n\n{stall}\n"

@@ -58,10 +58,14 @@ class EngineResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "engine": self.engine, "version": self.version, "enrol_seconds": round(self.enrol_seconds, 3),
-            "seeded_observations": self.seeded, "seed_seconds": round(self.seed_seconds, 3),
+            "engine": self.engine,
+            "version": self.version,
+            "enrol_seconds": round(self.enrol_seconds, 3),
+            "seeded_observations": self.seeded,
+            "seed_seconds": round(self.seed_seconds, 3),
             "observations_stored": self.observations,
-            "ingest": [r.as_json() for r in self.ingest], "search": [r.as_json() for r in self.search],
+            "ingest": [r.as_json() for r in self.ingest],
+            "search": [r.as_json() for r in self.search],
             "stall": self.stall.as_json(),
             **({"profile": self.profile} if self.profile else {}),
         }
@@ -81,9 +85,9 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
     heap that CPython's full garbage collections walk while searches are timed.
     """
     envelopes = data.cuff_envelopes(people, sizes.days)
-    single = envelopes[:sizes.single]
-    batched = envelopes[sizes.single:sizes.single + sizes.batched]
-    seeded = envelopes[sizes.single + sizes.batched:]
+    single = envelopes[: sizes.single]
+    batched = envelopes[sizes.single : sizes.single + sizes.batched]
+    seeded = envelopes[sizes.single + sizes.batched :]
     del envelopes
     with env.fresh_database(engine) as url, env.runtime(url) as rt, TestClient(create_app(rt)) as client:
         t0 = time.perf_counter()
@@ -95,7 +99,9 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
         t0 = time.perf_counter()
         seeded_count = data.seed(rt, seeded)
         seed_seconds = time.perf_counter() - t0
-        say(f"{engine}: seeded {seeded_count} Observations from {len(seeded)} envelopes directly (bypassing HTTP) in {seed_seconds:.1f} s")
+        say(
+            f"{engine}: seeded {seeded_count} Observations from {len(seeded)} envelopes directly (bypassing HTTP) in {seed_seconds:.1f} s"
+        )
         if engine == "postgresql":
             with rt.engine.begin() as conn:  # as autovacuum would soon after a bulk load
                 conn.execute(text("ANALYZE"))
@@ -104,7 +110,9 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
         runs = []
         for chunk, batch in ((single, None), (batched, sizes.batch)):
             run = ingest(client, gateway, chunk, batch)
-            say(f"{engine}: POST /ingest {run.mode}: {run.envelopes} envelopes, {run.observations} Observations in {run.seconds:.1f} s")
+            say(
+                f"{engine}: POST /ingest {run.mode}: {run.envelopes} envelopes, {run.observations} Observations in {run.seconds:.1f} s"
+            )
             runs.append(run)
         del single, batched, seeded
         gc.collect()
@@ -115,17 +123,32 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
         searches = run_searches(engine, client, pilot, since, sizes)
 
         # another seed draws other minutes: new readings, not duplicates of those already stored
-        new_readings = data.cuff_envelopes(people[:2], sizes.batch, seed=8)[:sizes.batch]
-        stalled = stall.measure(rt, gateway, pilot.auth("clinician"), clinician_queries(since)[1], pilot.patient_ids[0], new_readings)
-        say(f"{engine}: probe p50 {stalled.idle.p50_ms:.1f} ms idle, max {stalled.during.max_ms:.0f} ms during a {stalled.ingest_ms:.0f} ms POST /ingest of {stalled.envelopes}")
+        new_readings = data.cuff_envelopes(people[:2], sizes.batch, seed=8)[: sizes.batch]
+        stalled = stall.measure(
+            rt, gateway, pilot.auth("clinician"), clinician_queries(since)[1], pilot.patient_ids[0], new_readings
+        )
+        say(
+            f"{engine}: probe p50 {stalled.idle.p50_ms:.1f} ms idle, max {stalled.during.max_ms:.0f} ms during a {stalled.ingest_ms:.0f} ms POST /ingest of {stalled.envelopes}"
+        )
 
         profiles: dict[str, Any] | None = None
         if profile:
             from .hotspots import profile_ingest, profile_search
 
-            new_readings = data.cuff_envelopes(people[:2], sizes.batch, seed=7)[:sizes.batch]
+            new_readings = data.cuff_envelopes(people[:2], sizes.batch, seed=7)[: sizes.batch]
             profiles = {"ingest": profile_ingest(rt, pilot, new_readings), "search": profile_search(rt, pilot, since)}
-        return EngineResult(engine, server_version(rt), enrol_seconds, seeded_count, seed_seconds, stored, runs, searches, stalled, profiles)
+        return EngineResult(
+            engine,
+            server_version(rt),
+            enrol_seconds,
+            seeded_count,
+            seed_seconds,
+            stored,
+            runs,
+            searches,
+            stalled,
+            profiles,
+        )
 
 
 def run_searches(engine: str, client: TestClient, pilot: Pilot, since: str, sizes: Sizes) -> list[SearchRun]:
@@ -135,7 +158,9 @@ def run_searches(engine: str, client: TestClient, pilot: Pilot, since: str, size
     searches = []
     for query in clinician_queries(since):
         searches.append(search(client, clinician, query, pilot.patient_ids, sizes.searches, sizes.warmup))
-        say(f"{engine}: {query.kind}: p50 {searches[-1].latency.p50_ms:.1f} ms, p95 {searches[-1].latency.p95_ms:.1f} ms")
+        say(
+            f"{engine}: {query.kind}: p50 {searches[-1].latency.p50_ms:.1f} ms, p95 {searches[-1].latency.p95_ms:.1f} ms"
+        )
     frozen = replace(clinician_queries(since)[0], kind="bp-90-days, gc.freeze()")
     gc.collect()
     gc.freeze()

@@ -37,16 +37,37 @@ class StallRun:
     during: Latency  # probes due while the POST /ingest ran
 
     def as_json(self) -> dict[str, Any]:
-        return {"envelopes": self.envelopes, "ingest_ms": round(self.ingest_ms, 1), "probe_idle": self.idle.as_json(), "probe_during_ingest": self.during.as_json()}
+        return {
+            "envelopes": self.envelopes,
+            "ingest_ms": round(self.ingest_ms, 1),
+            "probe_idle": self.idle.as_json(),
+            "probe_during_ingest": self.during.as_json(),
+        }
 
 
-def measure(rt: Runtime, gateway: dict[str, str], clinician: dict[str, str], probe: Query, patient_id: str, envelopes: list[dict[str, Any]]) -> StallRun:
+def measure(
+    rt: Runtime,
+    gateway: dict[str, str],
+    clinician: dict[str, str],
+    probe: Query,
+    patient_id: str,
+    envelopes: list[dict[str, Any]],
+) -> StallRun:
     return asyncio.run(_measure(rt, gateway, clinician, probe, patient_id, envelopes))
 
 
-async def _measure(rt: Runtime, gateway: dict[str, str], clinician: dict[str, str], probe: Query, patient_id: str, envelopes: list[dict[str, Any]]) -> StallRun:
+async def _measure(
+    rt: Runtime,
+    gateway: dict[str, str],
+    clinician: dict[str, str],
+    probe: Query,
+    patient_id: str,
+    envelopes: list[dict[str, Any]],
+) -> StallRun:
     body = json.dumps(envelopes).encode()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://testserver"
+    ) as client:
 
         async def probes(until: asyncio.Event | None) -> list[tuple[float, float]]:
             """(due, latency) of probes, one at a time, due every INTERVAL: IDLE_PROBES of them, or until ``until`` is set."""
@@ -55,9 +76,13 @@ async def _measure(rt: Runtime, gateway: dict[str, str], clinician: dict[str, st
             while (until is None and len(out) < IDLE_PROBES) or (until is not None and not until.is_set()):
                 due = start + k * INTERVAL
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                (await client.get("/fhir/Observation", params=probe.params(patient_id), headers=clinician)).raise_for_status()
+                (
+                    await client.get("/fhir/Observation", params=probe.params(patient_id), headers=clinician)
+                ).raise_for_status()
                 out.append((due, time.perf_counter() - due))
-                k = max(k + 1, math.ceil((time.perf_counter() - start) / INTERVAL))  # a late probe is not followed by a burst
+                k = max(
+                    k + 1, math.ceil((time.perf_counter() - start) / INTERVAL)
+                )  # a late probe is not followed by a burst
             return out
 
         idle = await probes(None)

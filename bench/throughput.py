@@ -30,18 +30,27 @@ class IngestRun:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "mode": self.mode, "envelopes": self.envelopes, "observations": self.observations, "requests": self.requests,
-            "seconds": round(self.seconds, 3), "envelopes_per_s": round(self.envelopes_per_s, 1),
-            "observations_per_s": round(self.observations_per_s, 1), "request_latency": self.request.as_json(),
+            "mode": self.mode,
+            "envelopes": self.envelopes,
+            "observations": self.observations,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "envelopes_per_s": round(self.envelopes_per_s, 1),
+            "observations_per_s": round(self.observations_per_s, 1),
+            "request_latency": self.request.as_json(),
         }
 
 
-def ingest(client: TestClient, headers: dict[str, str], envelopes: list[dict[str, Any]], batch: int | None) -> IngestRun:
+def ingest(
+    client: TestClient, headers: dict[str, str], envelopes: list[dict[str, Any]], batch: int | None
+) -> IngestRun:
     """POST every envelope, alone (``batch=None``) or ``batch`` per request; every one must be created.
 
     Bodies are serialised before the clock starts; responses are checked after it stops.
     """
-    chunks: list[Any] = list(envelopes) if batch is None else [envelopes[i:i + batch] for i in range(0, len(envelopes), batch)]
+    chunks: list[Any] = (
+        list(envelopes) if batch is None else [envelopes[i : i + batch] for i in range(0, len(envelopes), batch)]
+    )
     bodies = [json.dumps(chunk).encode() for chunk in chunks]
     headers = {**headers, "Content-Type": "application/json"}
     times: list[float] = []

@@ -69,14 +69,11 @@ class DataWindow:
     def contains(self, data_time: datetime) -> bool:
         require_aware(data_time, "data_time")
         return any(
-            (start is None or start <= data_time) and (end is None or data_time < end)
-            for start, end in self.intervals
+            (start is None or start <= data_time) and (end is None or data_time < end) for start, end in self.intervals
         )
 
 
-def decide(
-    records: Sequence[ConsentRecord], *, purpose: str, data_time: datetime | None, as_of: datetime
-) -> Decision:
+def decide(records: Sequence[ConsentRecord], *, purpose: str, data_time: datetime | None, as_of: datetime) -> Decision:
     """Is this patient's data of time ``data_time`` permitted for ``purpose`` as of ``as_of``?
 
     ``records`` are all consents on file for one patient, in any status. ``data_time`` None asks
@@ -102,9 +99,7 @@ def decide(
     return Decision(False, max(assessment.reasons, default=(0, "no current consent permits"))[1])
 
 
-def permitted_data_window(
-    records: Sequence[ConsentRecord], *, purpose: str, as_of: datetime
-) -> DataWindow | None:
+def permitted_data_window(records: Sequence[ConsentRecord], *, purpose: str, as_of: datetime) -> DataWindow | None:
     """The data times permitted for ``purpose`` as of ``as_of``, or None when nothing is."""
     assessment = _assess(records, purpose, as_of, None)
     if isinstance(assessment, str):

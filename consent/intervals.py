@@ -53,9 +53,7 @@ class IntervalSet:
         return IntervalSet._normalised(self.spans + other.spans)
 
     def __and__(self, other: IntervalSet) -> IntervalSet:
-        return IntervalSet._normalised(
-            (max(a0, b0), min(a1, b1)) for a0, a1 in self.spans for b0, b1 in other.spans
-        )
+        return IntervalSet._normalised((max(a0, b0), min(a1, b1)) for a0, a1 in self.spans for b0, b1 in other.spans)
 
     def __sub__(self, other: IntervalSet) -> IntervalSet:
         if not other.spans or not self.spans:

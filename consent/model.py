@@ -156,7 +156,9 @@ def parse_consent(resource: Mapping[str, Any]) -> ConsentRecord:
     if not isinstance(resource, Mapping):
         raise ConsentError("a Consent must be a JSON object", "Consent")
     if resource.get("resourceType") != "Consent":
-        raise ConsentError(f"resourceType must be 'Consent', not {resource.get('resourceType')!r}", "Consent.resourceType")
+        raise ConsentError(
+            f"resourceType must be 'Consent', not {resource.get('resourceType')!r}", "Consent.resourceType"
+        )
     try:
         Consent.model_validate(dict(resource))
     except ValidationError as exc:
@@ -165,7 +167,9 @@ def parse_consent(resource: Mapping[str, Any]) -> ConsentRecord:
 
     status = resource.get("status")
     if status not in CONSENT_STATUSES:
-        raise ConsentError(f"status must be one of {', '.join(sorted(CONSENT_STATUSES))}, not {status!r}", "Consent.status")
+        raise ConsentError(
+            f"status must be one of {', '.join(sorted(CONSENT_STATUSES))}, not {status!r}", "Consent.status"
+        )
     patient = resource.get("patient")
     if not patient:
         raise ConsentError("patient is required: a consent decides about one patient", "Consent.patient")

@@ -8,4 +8,14 @@ from .builder import BuildContext, Built, build
 from .issues import Issue, has_errors, operation_outcome
 from .validation import check_rules, check_structure, validate
 
-__all__ = ["BuildContext", "Built", "Issue", "build", "check_rules", "check_structure", "has_errors", "operation_outcome", "validate"]
+__all__ = [
+    "BuildContext",
+    "Built",
+    "Issue",
+    "build",
+    "check_rules",
+    "check_structure",
+    "has_errors",
+    "operation_outcome",
+    "validate",
+]

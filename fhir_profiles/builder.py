@@ -144,7 +144,9 @@ def dedup_identifier(ctx: BuildContext, code: str, reading: Reading, effective: 
     if not from_device:
         parts.append(f"gateway:{fhir_datetime(effective)}")
     values = [reading.value] if reading.value is not None else list(reading.components)
-    parts += [f"{v.measurement}={v.number.value if v.number.value is not None else v.number.special}{v.unit}" for v in values]
+    parts += [
+        f"{v.measurement}={v.number.value if v.number.value is not None else v.number.special}{v.unit}" for v in values
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -157,7 +159,15 @@ def _categories(m: t.Measurement) -> list[dict[str, object]]:
     return [own, PHD_CATEGORY]
 
 
-def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, reading: Reading, from_device: bool, profiles: list[str]) -> dict[str, object]:
+def _base(
+    m: t.Measurement,
+    dedup: str,
+    ctx: BuildContext,
+    effective: datetime,
+    reading: Reading,
+    from_device: bool,
+    profiles: list[str],
+) -> dict[str, object]:
     resource: dict[str, object] = {
         "resourceType": "Observation",
         "id": dedup[:32],
@@ -165,7 +175,9 @@ def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, 
     }
     extensions: list[dict[str, object]] = []
     if ctx.gateway_device_id:
-        extensions.append({"url": EXT_GATEWAY_DEVICE, "valueReference": {"reference": f"Device/{ctx.gateway_device_id}"}})
+        extensions.append(
+            {"url": EXT_GATEWAY_DEVICE, "valueReference": {"reference": f"Device/{ctx.gateway_device_id}"}}
+        )
     if reading.device_time is not None and not from_device:
         extensions.append({"url": EXT_DEVICE_TIME, "valueString": reading.device_time.text()})
     if not from_device:
@@ -183,7 +195,10 @@ def _base(m: t.Measurement, dedup: str, ctx: BuildContext, effective: datetime, 
     resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
     resource["effectiveDateTime"] = fhir_datetime(effective)
     if reading.body_site is not None:
-        resource["bodySite"] = {"coding": [{"system": t.SNOMED, "code": reading.body_site[0], "display": reading.body_site[1]}], "text": reading.body_site[1]}
+        resource["bodySite"] = {
+            "coding": [{"system": t.SNOMED, "code": reading.body_site[0], "display": reading.body_site[1]}],
+            "text": reading.body_site[1],
+        }
     resource["device"] = {"reference": f"Device/{ctx.device_id}"}
     return resource
 
@@ -195,7 +210,15 @@ def build(reading: Reading, ctx: BuildContext) -> list[Built]:
     dedup = dedup_identifier(ctx, m.primary_code, reading, effective, from_device)
     out: list[Built] = []
     if m.components:
-        resource = _base(m, dedup, ctx, effective, reading, from_device, [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdCompoundNumericObservation"])
+        resource = _base(
+            m,
+            dedup,
+            ctx,
+            effective,
+            reading,
+            from_device,
+            [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdCompoundNumericObservation"],
+        )
         components = []
         for measured in reading.components:
             cm = t.measurement(measured.measurement)
@@ -205,22 +228,42 @@ def build(reading: Reading, ctx: BuildContext) -> list[Built]:
         out.append(Built(resource, dedup, m.key, effective, None, None))
     else:
         assert reading.value is not None
-        resource = _base(m, dedup, ctx, effective, reading, from_device, [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdNumericObservation"])
+        resource = _base(
+            m,
+            dedup,
+            ctx,
+            effective,
+            reading,
+            from_device,
+            [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdNumericObservation"],
+        )
         elements, value, unit = _value_elements(reading.value)
         resource.update(elements)
         out.append(Built(resource, dedup, m.key, effective, value, unit))
     status_key = t.STATUS_MEASUREMENT_OF.get(m.key)
     if status_key and reading.flags_set:
-        out.append(_status_observation(status_key, reading, ctx, effective, from_device, derived_from=str(resource["id"])))
+        out.append(
+            _status_observation(status_key, reading, ctx, effective, from_device, derived_from=str(resource["id"]))
+        )
     return out
 
 
-def _status_observation(key: str, reading: Reading, ctx: BuildContext, effective: datetime, from_device: bool, derived_from: str) -> Built:
+def _status_observation(
+    key: str, reading: Reading, ctx: BuildContext, effective: datetime, from_device: bool, derived_from: str
+) -> Built:
     """The PHD BITs Observation: one boolean component per status bit that the device set."""
     m = t.measurement(key)
     code = m.primary_code
     dedup = dedup_identifier(ctx, code, reading, effective, from_device)
-    resource = _base(m, dedup, ctx, effective, reading, from_device, [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdBitsEnumerationObservation"])
+    resource = _base(
+        m,
+        dedup,
+        ctx,
+        effective,
+        reading,
+        from_device,
+        [PROFILES[m.key].url, f"{PHD_PROFILE}/PhdBitsEnumerationObservation"],
+    )
     resource["derivedFrom"] = [{"reference": f"Observation/{derived_from}"}]
     bit_of = t.STATUS_BITS[key]
     resource["component"] = [

@@ -16,7 +16,16 @@ from typing import Any
 from .issues import Issue
 from .ucum import UCUM, is_valid_ucum
 
-OBSERVATION_STATUS = ("registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown")
+OBSERVATION_STATUS = (
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
 _REFERENCE = re.compile(
     r"^(#[A-Za-z0-9\-.]{1,64}"
     r"|([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?)"
@@ -53,27 +62,69 @@ def check_invariants(resource: dict[str, Any]) -> list[Issue]:
         if status is None:
             issues.append(Issue("error", "required", "Observation.status is required", "Observation.status"))
         elif status not in OBSERVATION_STATUS:
-            issues.append(Issue("error", "code-invalid", f"status {status!r} is not in the required value set {', '.join(OBSERVATION_STATUS)}", "Observation.status"))
+            issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    f"status {status!r} is not in the required value set {', '.join(OBSERVATION_STATUS)}",
+                    "Observation.status",
+                )
+            )
         if _has_value(resource) and "dataAbsentReason" in resource:
-            issues.append(Issue("error", "invariant", "obs-6: dataAbsentReason SHALL only be present if value[x] is not present", "Observation.dataAbsentReason"))
+            issues.append(
+                Issue(
+                    "error",
+                    "invariant",
+                    "obs-6: dataAbsentReason SHALL only be present if value[x] is not present",
+                    "Observation.dataAbsentReason",
+                )
+            )
         own = _codes(resource.get("code"))
         for i, component in enumerate(resource.get("component") or []):
             if not isinstance(component, dict):
                 continue
             path = f"Observation.component[{i}]"
             if _has_value(component) and "dataAbsentReason" in component:
-                issues.append(Issue("error", "invariant", "obs-6: dataAbsentReason SHALL only be present if value[x] is not present", f"{path}.dataAbsentReason"))
+                issues.append(
+                    Issue(
+                        "error",
+                        "invariant",
+                        "obs-6: dataAbsentReason SHALL only be present if value[x] is not present",
+                        f"{path}.dataAbsentReason",
+                    )
+                )
             if _has_value(resource) and _has_value(component) and own & _codes(component.get("code")):
-                issues.append(Issue("error", "invariant", "obs-7: a component with the Observation's own code SHALL NOT carry a value when the Observation does", f"{path}.value[x]"))
+                issues.append(
+                    Issue(
+                        "error",
+                        "invariant",
+                        "obs-7: a component with the Observation's own code SHALL NOT carry a value when the Observation does",
+                        f"{path}.value[x]",
+                    )
+                )
     for path, key, value in _walk(resource, rtype):
         if key == "reference" and isinstance(value, str) and not _REFERENCE.match(value):
-            issues.append(Issue("error", "value", f"{value!r} is not a valid reference (Type/id, an absolute URL, urn:uuid: or #id)", f"{path}.reference"))
+            issues.append(
+                Issue(
+                    "error",
+                    "value",
+                    f"{value!r} is not a valid reference (Type/id, an absolute URL, urn:uuid: or #id)",
+                    f"{path}.reference",
+                )
+            )
     for path, quantity in _quantities(resource, rtype):
         code = quantity.get("code")
         if code is None:
             issues.append(Issue("error", "required", "a UCUM quantity needs a unit code", f"{path}.code"))
         elif not is_valid_ucum(str(code)):
-            issues.append(Issue("error", "code-invalid", f"{code!r} is not a valid UCUM code (e.g. 'mm[Hg]', not 'mmHg')", f"{path}.code"))
+            issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    f"{code!r} is not a valid UCUM code (e.g. 'mm[Hg]', not 'mmHg')",
+                    f"{path}.code",
+                )
+            )
     return issues
 
 

@@ -82,15 +82,31 @@ def check_quantity(holder: dict[str, Any], path: str, m: t.Measurement) -> list[
         if any(k.startswith("value") for k in holder):
             return [Issue("error", "structure", f"{m.text} takes a valueQuantity", f"{path}.value[x]")]
         if "dataAbsentReason" not in holder:
-            return [Issue("error", "required", f"{m.text} needs a valueQuantity or a dataAbsentReason", f"{path}.value[x]")]
+            return [
+                Issue("error", "required", f"{m.text} needs a valueQuantity or a dataAbsentReason", f"{path}.value[x]")
+            ]
         return []
     issues: list[Issue] = []
     qpath = f"{path}.valueQuantity"
     code = quantity.get("code")
     if quantity.get("system") != t.UCUM:
-        issues.append(Issue("error", "code-invalid", f"the unit system must be UCUM ({t.UCUM}), got {quantity.get('system')!r}", f"{qpath}.system"))
+        issues.append(
+            Issue(
+                "error",
+                "code-invalid",
+                f"the unit system must be UCUM ({t.UCUM}), got {quantity.get('system')!r}",
+                f"{qpath}.system",
+            )
+        )
     if code not in m.conversions:
-        issues.append(Issue("error", "code-invalid", f"{m.text} is measured in {', '.join(repr(u) for u in m.units)}; {code!r} is not one of them", f"{qpath}.code"))
+        issues.append(
+            Issue(
+                "error",
+                "code-invalid",
+                f"{m.text} is measured in {', '.join(repr(u) for u in m.units)}; {code!r} is not one of them",
+                f"{qpath}.code",
+            )
+        )
         return issues
     value = _decimal(quantity.get("value"))
     if value is None:
@@ -100,7 +116,14 @@ def check_quantity(holder: dict[str, Any], path: str, m: t.Measurement) -> list[
         low, high = m.limits
         if not low <= canonical <= high:
             shown = f"{value} {code}" + (f" ({canonical.quantize(Decimal('0.1'))} {m.unit})" if code != m.unit else "")
-            issues.append(Issue("error", "value", f"{m.text} {shown} is outside the physiologic limits {low}-{high} {m.unit}", f"{qpath}.value"))
+            issues.append(
+                Issue(
+                    "error",
+                    "value",
+                    f"{m.text} {shown} is outside the physiologic limits {low}-{high} {m.unit}",
+                    f"{qpath}.value",
+                )
+            )
     return issues
 
 
@@ -110,23 +133,62 @@ def check_profile(resource: dict[str, Any], profile: Profile) -> list[Issue]:
     codes = _codings(resource.get("code"))
     for coding in profile.required_codings:
         if (coding.system, coding.code) not in codes:
-            issues.append(Issue("error", "required", f"{m.text}: the FHIR vital-signs profile requires the coding {coding.system}|{coding.code}", "Observation.code.coding"))
-    categories = {c for concept in resource.get("category") or [] if isinstance(concept, dict) for c in _codings(concept)}
+            issues.append(
+                Issue(
+                    "error",
+                    "required",
+                    f"{m.text}: the FHIR vital-signs profile requires the coding {coding.system}|{coding.code}",
+                    "Observation.code.coding",
+                )
+            )
+    categories = {
+        c for concept in resource.get("category") or [] if isinstance(concept, dict) for c in _codings(concept)
+    }
     if profile.category not in categories:
         severity = "error" if m.vital_signs else "warning"
-        issues.append(Issue(severity, "required", f"{m.text} needs the category {profile.category[1]} ({profile.category[0]})", "Observation.category"))
+        issues.append(
+            Issue(
+                severity,
+                "required",
+                f"{m.text} needs the category {profile.category[1]} ({profile.category[0]})",
+                "Observation.category",
+            )
+        )
     subject = (resource.get("subject") or {}).get("reference")
     if not subject:
         issues.append(Issue("error", "required", "a home measurement must name its patient", "Observation.subject"))
     elif not re.match(r"^((https?://\S+/)?Patient/[A-Za-z0-9\-.]{1,64}|urn:uuid:[0-9a-fA-F-]{36})$", str(subject)):
-        issues.append(Issue("error", "value", f"subject must be a Patient reference, got {subject!r}", "Observation.subject.reference"))
+        issues.append(
+            Issue(
+                "error",
+                "value",
+                f"subject must be a Patient reference, got {subject!r}",
+                "Observation.subject.reference",
+            )
+        )
     effective = resource.get("effectiveDateTime")
     if effective is None and "effectivePeriod" not in resource and "effectiveInstant" not in resource:
-        issues.append(Issue("error", "required", "a home measurement must say when it was taken (effectiveDateTime)", "Observation.effective[x]"))
+        issues.append(
+            Issue(
+                "error",
+                "required",
+                "a home measurement must say when it was taken (effectiveDateTime)",
+                "Observation.effective[x]",
+            )
+        )
     elif effective is not None and not _OFFSET.search(str(effective)):
-        issues.append(Issue("error", "value", f"effectiveDateTime {effective!r} needs a time with a UTC offset", "Observation.effectiveDateTime"))
+        issues.append(
+            Issue(
+                "error",
+                "value",
+                f"effectiveDateTime {effective!r} needs a time with a UTC offset",
+                "Observation.effectiveDateTime",
+            )
+        )
     if not (resource.get("device") or {}).get("reference"):
-        issues.append(Issue("warning", "required", "a home measurement should name the device that took it", "Observation.device"))
+        issues.append(
+            Issue("warning", "required", "a home measurement should name the device that took it", "Observation.device")
+        )
     if m.kind == "panel":
         issues += _check_panel(resource, m)
     elif m.kind == "status":
@@ -139,7 +201,14 @@ def check_profile(resource: dict[str, Any], profile: Profile) -> list[Issue]:
 def _check_panel(resource: dict[str, Any], m: t.Measurement) -> list[Issue]:
     issues: list[Issue] = []
     if any(k.startswith("value") for k in resource):
-        issues.append(Issue("error", "invariant", f"{m.text} carries its values in components, not in Observation.value[x]", "Observation.value[x]"))
+        issues.append(
+            Issue(
+                "error",
+                "invariant",
+                f"{m.text} carries its values in components, not in Observation.value[x]",
+                "Observation.value[x]",
+            )
+        )
     present: set[str] = set()
     for i, component in enumerate(resource.get("component") or []):
         path = f"Observation.component[{i}]"
@@ -151,7 +220,14 @@ def _check_panel(resource: dict[str, Any], m: t.Measurement) -> list[Issue]:
         issues += check_quantity(component, path, cm)
     for required in m.required_components:
         if required not in present:
-            issues.append(Issue("error", "required", f"{m.text} needs a {t.measurement(required).text} component", "Observation.component"))
+            issues.append(
+                Issue(
+                    "error",
+                    "required",
+                    f"{m.text} needs a {t.measurement(required).text} component",
+                    "Observation.component",
+                )
+            )
     return issues
 
 
@@ -164,5 +240,7 @@ def _check_status(resource: dict[str, Any], m: t.Measurement) -> list[Issue]:
         if not codes & known:
             issues.append(Issue("warning", "code-unknown", f"not a known bit of {m.text}", f"{path}.code"))
         if "valueBoolean" not in component:
-            issues.append(Issue("error", "structure", "a status bit component carries valueBoolean", f"{path}.value[x]"))
+            issues.append(
+                Issue("error", "structure", "a status bit component carries valueBoolean", f"{path}.value[x]")
+            )
     return issues

@@ -128,13 +128,25 @@ def _measurement(row: dict[str, Any]) -> Measurement:
         conversions[alt] = Conversion(exact(conv["factor"]), exact(conv.get("offset", "0")))
     limits = row.get("limits")
     return Measurement(
-        key=row["key"], text=row["text"], kind=row["kind"], category=row["category"],
-        mdc=_coding(MDC, row.get("mdc")), loinc=_coding(LOINC, row.get("loinc")), npu=_coding(NPU_DK_CORE, row.get("npu")),
-        npu_unit=row.get("npu_unit"), unit=unit, unit_display=row.get("unit_display"), conversions=conversions,
+        key=row["key"],
+        text=row["text"],
+        kind=row["kind"],
+        category=row["category"],
+        mdc=_coding(MDC, row.get("mdc")),
+        loinc=_coding(LOINC, row.get("loinc")),
+        npu=_coding(NPU_DK_CORE, row.get("npu")),
+        npu_unit=row.get("npu_unit"),
+        unit=unit,
+        unit_display=row.get("unit_display"),
+        conversions=conversions,
         limits=(exact(limits[0]), exact(limits[1])) if limits else None,
-        components=tuple(row.get("components", ())), required_components=tuple(row.get("required_components", ())),
-        part_of=row.get("part_of"), status_of=row.get("status_of"), bits=dict(row.get("bits", {})),
-        source=row.get("source", ""), note=row.get("note", ""),
+        components=tuple(row.get("components", ())),
+        required_components=tuple(row.get("required_components", ())),
+        part_of=row.get("part_of"),
+        status_of=row.get("status_of"),
+        bits=dict(row.get("bits", {})),
+        source=row.get("source", ""),
+        note=row.get("note", ""),
     )
 
 
@@ -162,7 +174,11 @@ def measurement(key: str) -> Measurement:
 
 def matching(system: str | None, code: str) -> list[Measurement]:
     """Every measurement with this coding (``system`` None: any system). LOINC 8867-4 names three."""
-    return [m for m in MEASUREMENTS.values() if (m.matches(system, code) if system else any(c.code == code for c in m.codings))]
+    return [
+        m
+        for m in MEASUREMENTS.values()
+        if (m.matches(system, code) if system else any(c.code == code for c in m.codings))
+    ]
 
 
 def identify(concept: Any) -> Measurement | None:

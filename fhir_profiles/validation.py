@@ -27,7 +27,14 @@ def check_rules(resource: dict[str, Any]) -> list[Issue]:
     issues = check_invariants(resource)
     profile = profile_for(resource)
     if profile is None:
-        issues.append(Issue("warning", "code-unknown", "the code names no home measurement this platform profiles; only base FHIR rules were checked", "Observation.code"))
+        issues.append(
+            Issue(
+                "warning",
+                "code-unknown",
+                "the code names no home measurement this platform profiles; only base FHIR rules were checked",
+                "Observation.code",
+            )
+        )
     else:
         issues += check_profile(resource, profile)
     return _dedupe(issues)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
+from homediag import care
 from homediag.api.app import create_app
 from homediag.keys import KeyRing
 from homediag.runtime import Runtime
@@ -25,7 +25,6 @@ from homediag.settings import Settings
 from homediag.store.database import make_engine, session_factory, upgrade
 from homediag.store.models import Base
 from homediag.store.scratch import postgres_reachable, scratch_postgres_database
-from homediag import care
 from homediag.users import Principal, create_user
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -104,11 +103,17 @@ ADMIN = Principal("test-admin", "test admin", "admin", None)
 def tokens(runtime: Runtime) -> Tokens:
     """An admin, a clinician on a care team, and a gateway that may use any device."""
     with runtime.sessions.begin() as session:
-        users = {role: create_user(session, name=f"test {role}", role=role) for role in ("admin", "clinician", "gateway")}
+        users = {
+            role: create_user(session, name=f"test {role}", role=role) for role in ("admin", "clinician", "gateway")
+        }
         team = care.create_team(session, runtime.keys, ADMIN, "test team", runtime.settings.pilot)
         care.add_member(session, runtime.keys, ADMIN, team.id, users["clinician"][0].id)
         care.allow_device(session, runtime.keys, ADMIN, users["gateway"][0].id, care.ANY_DEVICE)
-    return Tokens(**{role: token for role, (_, token) in users.items()}, ids={role: user.id for role, (user, _) in users.items()}, team=team.id)
+    return Tokens(
+        **{role: token for role, (_, token) in users.items()},
+        ids={role: user.id for role, (user, _) in users.items()},
+        team=team.id,
+    )
 
 
 class Pilot:
@@ -122,7 +127,11 @@ class Pilot:
     def enrol(self, cpr: str, family: str = "Testesen", given: str = "Test") -> str:
         response = self.client.post(
             "/fhir/Patient",
-            json={"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": cpr}], "name": [{"family": family, "given": [given]}]},
+            json={
+                "resourceType": "Patient",
+                "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": cpr}],
+                "name": [{"family": family, "given": [given]}],
+            },
             headers=self.tokens.auth("admin"),
         )
         assert response.status_code in (200, 201), response.text
@@ -135,7 +144,15 @@ class Pilot:
         with self.runtime.sessions.begin() as session:
             care.admit(session, self.runtime.keys, ADMIN, patient_id, team=team, gateway=gateway)
 
-    def consent(self, patient_id: str, *, status: str = "active", purposes: tuple[str, ...] = ("TREAT",), start: date | datetime | None = None, end: date | datetime | None = None) -> dict[str, Any]:
+    def consent(
+        self,
+        patient_id: str,
+        *,
+        status: str = "active",
+        purposes: tuple[str, ...] = ("TREAT",),
+        start: date | datetime | None = None,
+        end: date | datetime | None = None,
+    ) -> dict[str, Any]:
         from homediag.consent import treatment_consent
 
         resource = treatment_consent(f"Patient/{patient_id}", purposes=purposes, status=status, start=start, end=end)

@@ -19,7 +19,11 @@ def ingest(client, tokens, patient: SyntheticPatient, *local_times: datetime) ->
     rng = random.Random(len(local_times))
     ids = []
     for taken in local_times:
-        response = client.post("/ingest", json=envelope(patient, cuff_payload(rng, taken), datetime.now(UTC)), headers=tokens.auth("gateway"))
+        response = client.post(
+            "/ingest",
+            json=envelope(patient, cuff_payload(rng, taken), datetime.now(UTC)),
+            headers=tokens.auth("gateway"),
+        )
         assert response.status_code == 201, response.text
         ids += [o["id"] for o in response.json()["observations"]]
     return ids
@@ -37,7 +41,10 @@ def enrolled_with_readings(client, tokens, pilot, index: int = 0, readings: int 
 
 
 def _without_id(outcome: dict, observation_id: str) -> dict:
-    return {**outcome, "issue": [{**i, "diagnostics": i["diagnostics"].replace(observation_id, "<id>")} for i in outcome["issue"]]}
+    return {
+        **outcome,
+        "issue": [{**i, "diagnostics": i["diagnostics"].replace(observation_id, "<id>")} for i in outcome["issue"]],
+    }
 
 
 # -- consent decides ----------------------------------------------------------------------------
@@ -147,7 +154,9 @@ def test_patient_read_discloses_identity_only_to_a_clinician_with_consent(client
 
         from homediag.store.models import AuditEvent
 
-        reidentified = session.execute(select(AuditEvent.detail).where(AuditEvent.action == "re-identify")).scalars().all()
+        reidentified = (
+            session.execute(select(AuditEvent.detail).where(AuditEvent.action == "re-identify")).scalars().all()
+        )
     assert len(reidentified) == 1 and "home BP review before consultation" in reidentified[0]
 
 
@@ -155,7 +164,11 @@ def test_enrolment_response_does_not_echo_the_cpr(client, tokens):
     patient = synthetic_patients(1, seed=11)[0]
     response = client.post(
         "/fhir/Patient",
-        json={"resourceType": "Patient", "identifier": [{"system": CPR_SYSTEM, "value": patient.cpr}], "name": [{"family": patient.family}]},
+        json={
+            "resourceType": "Patient",
+            "identifier": [{"system": CPR_SYSTEM, "value": patient.cpr}],
+            "name": [{"family": patient.family}],
+        },
         headers=tokens.auth("admin"),
     )
     assert response.status_code == 201
@@ -177,7 +190,10 @@ def test_only_clinicians_read_observations(client, tokens, pilot):
     assert anonymous.status_code == 401
     assert anonymous.json()["resourceType"] == "OperationOutcome"
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
-    assert client.get(f"/fhir/Observation?patient={pid}", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    assert (
+        client.get(f"/fhir/Observation?patient={pid}", headers={"Authorization": "Bearer not-a-token"}).status_code
+        == 401
+    )
 
 
 # -- audit --------------------------------------------------------------------------------------
@@ -193,7 +209,11 @@ def test_permitted_and_denied_reads_are_audited(client, tokens, pilot, runtime):
         pkey = session.execute(select(Patient.patient_key).where(Patient.id == pid)).scalar_one()
         rows = session.execute(
             select(AuditEvent.outcome, AuditEvent.purpose, AuditEvent.detail)
-            .where(AuditEvent.actor == clinician.id, AuditEvent.patient_key == pkey, AuditEvent.entity == f"Observation/{ids[0]}")
+            .where(
+                AuditEvent.actor == clinician.id,
+                AuditEvent.patient_key == pkey,
+                AuditEvent.entity == f"Observation/{ids[0]}",
+            )
             .order_by(AuditEvent.seq)
         ).all()
     assert [(r.outcome, r.purpose) for r in rows] == [("permit", "TREAT"), ("deny", "TREAT")]
@@ -202,13 +222,19 @@ def test_permitted_and_denied_reads_are_audited(client, tokens, pilot, runtime):
 
 def test_denied_patient_read_is_audited(client, tokens, pilot, runtime):
     _, pid, _ = enrolled_with_readings(client, tokens, pilot)
-    assert client.get(f"/fhir/Patient/{pid}", headers={**tokens.auth("clinician"), "X-Reidentification-Reason": "review"}).status_code == 404
+    assert (
+        client.get(
+            f"/fhir/Patient/{pid}", headers={**tokens.auth("clinician"), "X-Reidentification-Reason": "review"}
+        ).status_code
+        == 404
+    )
     with runtime.sessions() as session:
         clinician = authenticate(session, tokens.clinician)
         pkey = session.execute(select(Patient.patient_key).where(Patient.id == pid)).scalar_one()
         rows = session.execute(
-            select(AuditEvent.action, AuditEvent.outcome)
-            .where(AuditEvent.actor == clinician.id, AuditEvent.patient_key == pkey, AuditEvent.entity == f"Patient/{pid}")
+            select(AuditEvent.action, AuditEvent.outcome).where(
+                AuditEvent.actor == clinician.id, AuditEvent.patient_key == pkey, AuditEvent.entity == f"Patient/{pid}"
+            )
         ).all()
     assert [tuple(r) for r in rows] == [("re-identify", "deny")]
 
@@ -229,7 +255,10 @@ def test_consent_versions_and_history(client, tokens, pilot):
     assert history.headers["content-type"].startswith("application/fhir+json")
     bundle = history.json()
     assert bundle["type"] == "history" and bundle["total"] == 2
-    assert [(e["resource"]["meta"]["versionId"], e["resource"]["status"]) for e in bundle["entry"]] == [("2", "inactive"), ("1", "active")]
+    assert [(e["resource"]["meta"]["versionId"], e["resource"]["status"]) for e in bundle["entry"]] == [
+        ("2", "inactive"),
+        ("1", "active"),
+    ]
 
 
 def test_consent_post_status_and_location(client, tokens, pilot):
@@ -244,7 +273,9 @@ def test_consent_post_status_and_location(client, tokens, pilot):
 def test_consent_for_unknown_patient_or_with_bad_purpose_is_refused(client, tokens, pilot):
     from homediag.consent import treatment_consent
 
-    unknown = client.post("/fhir/Consent", json=treatment_consent("Patient/does-not-exist"), headers=tokens.auth("admin"))
+    unknown = client.post(
+        "/fhir/Consent", json=treatment_consent("Patient/does-not-exist"), headers=tokens.auth("admin")
+    )
     assert unknown.status_code == 422
     assert unknown.json()["resourceType"] == "OperationOutcome"
     assert unknown.json()["issue"][0]["expression"] == ["Consent.patient"]
@@ -267,8 +298,18 @@ def test_only_admins_manage_consents(client, tokens, pilot):
     _, pid, _ = enrolled_with_readings(client, tokens, pilot)
     created = pilot.consent(pid)
     for role in ("clinician", "gateway"):
-        assert client.post("/fhir/Consent", json=treatment_consent(f"Patient/{pid}"), headers=tokens.auth(role)).status_code == 403
-        assert client.put(f"/fhir/Consent/{created['id']}", json={**created, "status": "inactive"}, headers=tokens.auth(role)).status_code == 403
+        assert (
+            client.post(
+                "/fhir/Consent", json=treatment_consent(f"Patient/{pid}"), headers=tokens.auth(role)
+            ).status_code
+            == 403
+        )
+        assert (
+            client.put(
+                f"/fhir/Consent/{created['id']}", json={**created, "status": "inactive"}, headers=tokens.auth(role)
+            ).status_code
+            == 403
+        )
         assert client.get(f"/fhir/Consent/{created['id']}", headers=tokens.auth(role)).status_code == 403
     # the refused withdrawal did not take effect
     assert client.get(f"/fhir/Consent/{created['id']}", headers=tokens.auth("admin")).json()["meta"]["versionId"] == "1"

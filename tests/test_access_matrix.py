@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import select
 
+from homediag import care
 from homediag.access import AccessService, View
 from homediag.api.app import create_app
 from homediag.consent import treatment_consent
@@ -37,7 +38,6 @@ from homediag.settings import Settings
 from homediag.store import models as m
 from homediag.store.database import make_engine, session_factory, upgrade
 from homediag.synthetic import SyntheticPatient, cuff_payload, envelope, synthetic_patients
-from homediag import care
 from homediag.users import Principal, create_user
 
 MATRIX_ADMIN = Principal("matrix-admin", "matrix admin", "admin", None)
@@ -102,7 +102,10 @@ SUBJECTS = {
         Subject("active", ALL_PURPOSES, start=-30, end=+30, permits_now=ALL_PURPOSES),
         Subject("expired", ALL_PURPOSES, start=-30, end=-1),
         Subject("withdrawn", ALL_PURPOSES, start=-30, withdrawn=True),
-        *(Subject(f"other-than-{p}", ALL_PURPOSES - {p}, start=-30, permits_now=ALL_PURPOSES - {p}) for p in sorted(ALL_PURPOSES)),
+        *(
+            Subject(f"other-than-{p}", ALL_PURPOSES - {p}, start=-30, permits_now=ALL_PURPOSES - {p})
+            for p in sorted(ALL_PURPOSES)
+        ),
     )
 }
 STATES = ("none", "not-yet-started", "active", "expired", "withdrawn", "other-purpose")
@@ -186,7 +189,11 @@ class World:
         return view.domain.pseudonym(kind, real_id) if view is not None and view.domain is not None else real_id
 
     def expected_readings(self, reader: Reader, patient: Enrolled) -> set[str]:
-        return {self.known_reading_id(reader, r) for r in patient.readings if may_see_reading(reader, patient.subject, r.maker)}
+        return {
+            self.known_reading_id(reader, r)
+            for r in patient.readings
+            if may_see_reading(reader, patient.subject, r.maker)
+        }
 
     def expected_everywhere(self, reader: Reader) -> set[str]:
         return set().union(*(self.expected_readings(reader, p) for p in self.patients.values()))
@@ -202,8 +209,15 @@ class World:
                 out.add(p.id)
             if reader.role != "clinician":
                 out |= {r.id for r in p.readings}
-                if not (upload_log and reader.role == "admin"):  # an admin's upload log shows the device as the gateway named it
-                    out |= {p.person.cuff_serial, p.person.cuff_address, other_serial(p.person), other_address(p.person)}
+                if not (
+                    upload_log and reader.role == "admin"
+                ):  # an admin's upload log shows the device as the gateway named it
+                    out |= {
+                        p.person.cuff_serial,
+                        p.person.cuff_address,
+                        other_serial(p.person),
+                        other_address(p.person),
+                    }
         if reader.role != "clinician" and not upload_log:
             out |= self.device_ids
         return out
@@ -232,7 +246,9 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
     wipe(url)
     keys = KeyRing.generate()
     engine = make_engine(url)
-    rt = Runtime(Settings(database_url=url, keys_json=keys.to_json(), _env_file=None), keys, engine, session_factory(engine))  # type: ignore[call-arg]
+    rt = Runtime(
+        Settings(database_url=url, keys_json=keys.to_json(), _env_file=None), keys, engine, session_factory(engine)
+    )  # type: ignore[call-arg]
     try:
         with TestClient(create_app(rt)) as client:
             yield build_world(client, rt)
@@ -247,7 +263,9 @@ def build_world(client: TestClient, rt: Runtime) -> World:
     user_ids: dict[str, str] = {}
     with rt.sessions.begin() as session:
         for reader in READERS.values():
-            user, token = create_user(session, name=f"matrix {reader.key}", role=reader.role, organisation=reader.organisation)
+            user, token = create_user(
+                session, name=f"matrix {reader.key}", role=reader.role, organisation=reader.organisation
+            )
             headers[reader.key] = {"Authorization": f"Bearer {token}"}
             user_ids[reader.key] = user.id
             principal = Principal(user.id, user.name, user.role, user.organisation)
@@ -261,10 +279,18 @@ def build_world(client: TestClient, rt: Runtime) -> World:
     now = datetime.now(CPH).replace(microsecond=0)
     patients: dict[str, Enrolled] = {}
     withdrawals: list[dict[str, Any]] = []
-    for n, (subject, person) in enumerate(zip(SUBJECTS.values(), synthetic_patients(len(SUBJECTS), seed=4711), strict=True)):
-        enrolled = client.post("/fhir/Patient", headers=admin, json={
-            "resourceType": "Patient", "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}], "name": [{"family": person.family, "given": [person.given]}],
-        })
+    for n, (subject, person) in enumerate(
+        zip(SUBJECTS.values(), synthetic_patients(len(SUBJECTS), seed=4711), strict=True)
+    ):
+        enrolled = client.post(
+            "/fhir/Patient",
+            headers=admin,
+            json={
+                "resourceType": "Patient",
+                "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}],
+                "name": [{"family": person.family, "given": [person.given]}],
+            },
+        )
         assert enrolled.status_code == 201, enrolled.text
         patient = patients[subject.name] = Enrolled(subject, person, enrolled.json()["id"])
         with rt.sessions.begin() as session:  # in the clinician's care, enrolled on the gateway
@@ -280,7 +306,12 @@ def build_world(client: TestClient, rt: Runtime) -> World:
             taken = (now - timedelta(hours=k + 1, minutes=n)).replace(tzinfo=None)
             sent = envelope(person, cuff_payload(rng, taken), datetime.now(UTC))
             if maker == OTHER_MAKER:
-                sent["device"] = {**sent["device"], "manufacturer": OTHER_MAKER, "serial": other_serial(person), "address": other_address(person)}
+                sent["device"] = {
+                    **sent["device"],
+                    "manufacturer": OTHER_MAKER,
+                    "serial": other_serial(person),
+                    "address": other_address(person),
+                }
             response = client.post("/ingest", json=sent, headers=gateway)
             assert response.status_code == 201, response.text
             patient.readings += [Reading(o["id"], maker) for o in response.json()["observations"]]
@@ -299,7 +330,10 @@ def build_world(client: TestClient, rt: Runtime) -> World:
     for reader in READERS.values():
         if reader.reads_clinical:
             before = {world.known_reading_id(reader, r) for r in withdrawn.readings if reader.maker in (None, r.maker)}
-            assert shown_ids(get(world, reader, "/fhir/Observation", patient=world.known_patient_id(reader, withdrawn))) == before
+            assert (
+                shown_ids(get(world, reader, "/fhir/Observation", patient=world.known_patient_id(reader, withdrawn)))
+                == before
+            )
     for changed in withdrawals:
         assert client.put(f"/fhir/Consent/{changed['id']}", json=changed, headers=admin).status_code == 200
     return world
@@ -321,10 +355,16 @@ def shown_ids(response: Response) -> set[str]:
 
 def of_patient(response: Response, known_patient_id: str) -> set[str]:
     """The ids in a searchset that are about one patient (as the reader knows it)."""
-    return {e["resource"]["id"] for e in response.json().get("entry", []) if e["resource"]["subject"]["reference"] == f"Patient/{known_patient_id}"}
+    return {
+        e["resource"]["id"]
+        for e in response.json().get("entry", [])
+        if e["resource"]["subject"]["reference"] == f"Patient/{known_patient_id}"
+    }
 
 
-def assert_no_secrets(world: World, reader: Reader, response: Response, *, sent: tuple[str, ...] = (), **kinds: bool) -> None:
+def assert_no_secrets(
+    world: World, reader: Reader, response: Response, *, sent: tuple[str, ...] = (), **kinds: bool
+) -> None:
     """None of the reader's secrets in the response; what the reader itself sent (an id) may be echoed."""
     text = response.text
     for own in sent:
@@ -398,7 +438,10 @@ def search_by_patient(world: World, reader: Reader, patient: Enrolled) -> None:
         return
     expected = world.expected_readings(reader, patient)
     unknown_id = world.unknown_id(reader, "Patient")
-    for params, unknown_params in (({"patient": known}, {"patient": unknown_id}), ({"subject": f"Patient/{known}"}, {"subject": f"Patient/{unknown_id}"})):
+    for params, unknown_params in (
+        ({"patient": known}, {"patient": unknown_id}),
+        ({"subject": f"Patient/{known}"}, {"subject": f"Patient/{unknown_id}"}),
+    ):
         response = get(world, reader, "/fhir/Observation", _count="50", **params)
         assert shown_ids(response) == expected
         assert response.json()["total"] == len(expected)
@@ -408,7 +451,9 @@ def search_by_patient(world: World, reader: Reader, patient: Enrolled) -> None:
         assert_no_secrets(world, reader, response, sent=(known,))
     if reader.pseudonymous:  # the platform's own patient id means nothing to it
         real = get(world, reader, "/fhir/Observation", _count="50", patient=patient.id)
-        assert_same_empty_search(real, patient.id, get(world, reader, "/fhir/Observation", _count="50", patient=unknown_id), unknown_id)
+        assert_same_empty_search(
+            real, patient.id, get(world, reader, "/fhir/Observation", _count="50", patient=unknown_id), unknown_id
+        )
 
 
 def search_everything(world: World, reader: Reader, patient: Enrolled) -> None:
@@ -440,7 +485,9 @@ def search_with_include(world: World, reader: Reader, patient: Enrolled) -> None
             response = get(world, reader, "/fhir/Observation", **params, **scoped)
             assert response.status_code == 400, (params, response.text)
             outcome = response.json()
-            assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["expression"] == [next(iter(params))]
+            assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["expression"] == [
+                next(iter(params))
+            ]
             assert_no_secrets(world, reader, response, sent=tuple(scoped.values()))
 
 
@@ -519,7 +566,9 @@ def upload_log(world: World, reader: Reader, patient: Enrolled) -> None:
     everyone = {uid: maker for p in world.patients.values() for uid, maker in p.uploads.items()}
     expected = {uid for uid, maker in everyone.items() if reader.maker in (None, maker)}
     assert set(listed) == expected and response.json()["total"] == len(expected)
-    assert {uid for uid in patient.uploads if uid in listed} == {uid for uid, maker in patient.uploads.items() if reader.maker in (None, maker)}
+    assert {uid for uid in patient.uploads if uid in listed} == {
+        uid for uid, maker in patient.uploads.items() if reader.maker in (None, maker)
+    }
     owner = {uid: p for p in world.patients.values() for uid in p.uploads}
     for uid, upload in listed.items():
         if reader.role == "vendor" and not may_see_reading(reader, owner[uid].subject, reader.maker or ""):

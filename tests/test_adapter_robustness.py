@@ -14,7 +14,7 @@ first fields.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,14 +22,33 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homediag.adapters.devices import DecodeError, DeviceTime, Reading, SpecialValue, all_adapters
-from homediag.adapters.devices import blood_pressure, glucose, heart_rate, pulse_oximeter, thermometer, weight_scale
+from homediag.adapters.devices import (
+    DecodeError,
+    DeviceTime,
+    Reading,
+    SpecialValue,
+    all_adapters,
+    blood_pressure,
+    glucose,
+    heart_rate,
+    pulse_oximeter,
+    thermometer,
+    weight_scale,
+)
 from homediag.fhir_profiles import BuildContext, build, check_rules
 from homediag.fhir_profiles.ucum import is_valid_ucum
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
-UUID_ADAPTER = {"2A35": "ble-blood-pressure", "2A1C": "ble-thermometer", "2A9D": "ble-weight-scale", "2A18": "ble-glucose", "2A5E": "ble-plx-spot", "2A5F": "ble-plx-continuous", "2A37": "ble-heart-rate"}
-CTX = BuildContext(patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc))
+UUID_ADAPTER = {
+    "2A35": "ble-blood-pressure",
+    "2A1C": "ble-thermometer",
+    "2A9D": "ble-weight-scale",
+    "2A18": "ble-glucose",
+    "2A5E": "ble-plx-spot",
+    "2A5F": "ble-plx-continuous",
+    "2A37": "ble-heart-rate",
+}
+CTX = BuildContext(patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC))
 T = DeviceTime(2025, 2, 28, 7, 45, 0)
 T_UNKNOWN_YEAR = DeviceTime(None, 2, 28, 7, 45, 0)
 
@@ -47,7 +66,14 @@ def _seeds() -> dict[str, list[bytes]]:
     made = {
         "ble-blood-pressure": [
             blood_pressure.encode((120, 80, 93)),
-            blood_pressure.encode((Decimal("16.0"), Decimal("10.7"), Decimal("12.5")), unit_kpa=True, timestamp=T, pulse_rate=72, user_id=2, status=0x3F),
+            blood_pressure.encode(
+                (Decimal("16.0"), Decimal("10.7"), Decimal("12.5")),
+                unit_kpa=True,
+                timestamp=T,
+                pulse_rate=72,
+                user_id=2,
+                status=0x3F,
+            ),
         ],
         "ble-thermometer": [
             thermometer.encode(Decimal("36.8")),
@@ -56,26 +82,56 @@ def _seeds() -> dict[str, list[bytes]]:
         ],
         "ble-weight-scale": [
             weight_scale.encode(Decimal("70.000")),
-            weight_scale.encode(Decimal("70.000"), timestamp=T, user_id=1, bmi=Decimal("22.9"), height=Decimal("1.750")),
+            weight_scale.encode(
+                Decimal("70.000"), timestamp=T, user_id=1, bmi=Decimal("22.9"), height=Decimal("1.750")
+            ),
             weight_scale.encode(Decimal("154.32"), imperial=True, bmi=Decimal("22.9"), height=Decimal("68.9")),
             weight_scale.encode(None, timestamp=T, user_id=255),
         ],
         "ble-glucose": [
             glucose.encode(Decimal("100E-5"), base_time=T),
-            glucose.encode(Decimal("56E-4"), mol_per_l=True, sequence_number=9, base_time=T, time_offset_minutes=-30, type=7, sample_location=2, sensor_status=0x0FFF, context_follows=True),
+            glucose.encode(
+                Decimal("56E-4"),
+                mol_per_l=True,
+                sequence_number=9,
+                base_time=T,
+                time_offset_minutes=-30,
+                type=7,
+                sample_location=2,
+                sensor_status=0x0FFF,
+                context_follows=True,
+            ),
             glucose.encode(Decimal("100E-5"), base_time=T, type=10, sample_location=4),
         ],
         "ble-plx-spot": [
             pulse_oximeter.encode_spot(97, 61),
-            pulse_oximeter.encode_spot(Decimal("94.0"), Decimal("147.0"), timestamp=T, measurement_status=0x0C20, device_sensor_status=0x22, pulse_amplitude_index=Decimal("8.70"), clock_not_set=True),
+            pulse_oximeter.encode_spot(
+                Decimal("94.0"),
+                Decimal("147.0"),
+                timestamp=T,
+                measurement_status=0x0C20,
+                device_sensor_status=0x22,
+                pulse_amplitude_index=Decimal("8.70"),
+                clock_not_set=True,
+            ),
         ],
         "ble-plx-continuous": [
             pulse_oximeter.encode_continuous(97, 61),
-            pulse_oximeter.encode_continuous(99, 97, fast=(97, 137), slow=(98, 69), measurement_status=0x0120, device_sensor_status=0, pulse_amplitude_index=Decimal("8.9")),
+            pulse_oximeter.encode_continuous(
+                99,
+                97,
+                fast=(97, 137),
+                slow=(98, 69),
+                measurement_status=0x0120,
+                device_sensor_status=0,
+                pulse_amplitude_index=Decimal("8.9"),
+            ),
         ],
         "ble-heart-rate": [
             heart_rate.encode(72),
-            heart_rate.encode(300, uint16=True, sensor_contact="detected", energy_expended_kj=12, rr_intervals_1024ths=[800, 820, 790]),
+            heart_rate.encode(
+                300, uint16=True, sensor_contact="detected", energy_expended_kj=12, rr_intervals_1024ths=[800, 820, 790]
+            ),
         ],
     }
     for adapter_id, payloads in made.items():
@@ -109,7 +165,15 @@ def decode_build_check(adapter, payload: bytes) -> None:
 
 
 def test_every_builtin_byte_adapter_has_seeds():
-    builtin = {"ble-blood-pressure", "ble-thermometer", "ble-weight-scale", "ble-glucose", "ble-plx-spot", "ble-plx-continuous", "ble-heart-rate"}
+    builtin = {
+        "ble-blood-pressure",
+        "ble-thermometer",
+        "ble-weight-scale",
+        "ble-glucose",
+        "ble-plx-spot",
+        "ble-plx-continuous",
+        "ble-heart-rate",
+    }
     assert builtin <= {a.id for a in BYTE_ADAPTERS}
     for adapter_id in builtin:
         assert SEEDS[adapter_id], adapter_id
@@ -144,7 +208,7 @@ def mutations(draw, seeds: list[bytes]) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["truncate", "flip", "append", "insert", "delete", "set"]))
         if op == "truncate":
-            del payload[draw(st.integers(0, len(payload))):]
+            del payload[draw(st.integers(0, len(payload))) :]
         elif op == "flip" and payload:
             i = draw(st.integers(0, len(payload) - 1))
             payload[i] ^= 1 << draw(st.integers(0, 7))
@@ -155,7 +219,7 @@ def mutations(draw, seeds: list[bytes]) -> bytes:
             payload[i:i] = draw(st.binary(min_size=1, max_size=4))
         elif op == "delete" and payload:
             i = draw(st.integers(0, len(payload) - 1))
-            del payload[i:i + draw(st.integers(1, 4))]
+            del payload[i : i + draw(st.integers(1, 4))]
         elif op == "set" and payload:
             payload[draw(st.integers(0, len(payload) - 1))] = draw(st.integers(0, 255))
     return bytes(payload)
@@ -176,41 +240,127 @@ floats = st.one_of(
     st.builds(lambda m, e: Decimal(m).scaleb(e), st.integers(-(2**23 - 3), 2**23 - 3), st.integers(-128, 127)),
     st.sampled_from(list(SpecialValue)),
 )
-device_times = st.builds(DeviceTime, st.none() | st.integers(1582, 9999), st.integers(0, 12), st.integers(0, 31), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+device_times = st.builds(
+    DeviceTime,
+    st.none() | st.integers(1582, 9999),
+    st.integers(0, 12),
+    st.integers(0, 31),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+)
 u16 = st.integers(0, 0xFFFF)
 # Well-formed payloads with any field values (extreme numbers, specials, odd dates): they get past the
 # parser, so these exercise the builder and the rules on everything a device could say.
 WELL_FORMED = {
     "ble-blood-pressure": st.builds(
-        lambda v, kpa, t, pr, uid, status: blood_pressure.encode(v, unit_kpa=kpa, timestamp=t, pulse_rate=pr, user_id=uid, status=status),
-        st.tuples(sfloats.filter(lambda x: not isinstance(x, SpecialValue)), sfloats.filter(lambda x: not isinstance(x, SpecialValue)), sfloats.filter(lambda x: not isinstance(x, SpecialValue))),
-        st.booleans(), st.none() | device_times, st.none() | sfloats.filter(lambda x: not isinstance(x, SpecialValue)), st.none() | st.integers(0, 255), st.none() | u16,
+        lambda v, kpa, t, pr, uid, status: blood_pressure.encode(
+            v, unit_kpa=kpa, timestamp=t, pulse_rate=pr, user_id=uid, status=status
+        ),
+        st.tuples(
+            sfloats.filter(lambda x: not isinstance(x, SpecialValue)),
+            sfloats.filter(lambda x: not isinstance(x, SpecialValue)),
+            sfloats.filter(lambda x: not isinstance(x, SpecialValue)),
+        ),
+        st.booleans(),
+        st.none() | device_times,
+        st.none() | sfloats.filter(lambda x: not isinstance(x, SpecialValue)),
+        st.none() | st.integers(0, 255),
+        st.none() | u16,
     ),
     "ble-thermometer": st.builds(
         lambda v, f, t, kind: thermometer.encode(v, fahrenheit=f, timestamp=t, temperature_type=kind),
-        floats, st.booleans(), st.none() | device_times, st.none() | st.integers(0, 255),
+        floats,
+        st.booleans(),
+        st.none() | device_times,
+        st.none() | st.integers(0, 255),
     ),
     "ble-weight-scale": st.builds(
-        lambda imperial, w, t, uid, bh: bytes([0x01 * imperial | 0x02 * (t is not None) | 0x04 * (uid is not None) | 0x08 * (bh is not None and w != 0xFFFF)])
-        + w.to_bytes(2, "little") + (thermometer.encode_date_time(t) if t else b"") + (bytes([uid]) if uid is not None else b"")
-        + (bh[0].to_bytes(2, "little") + bh[1].to_bytes(2, "little") if bh is not None and w != 0xFFFF else b""),
-        st.booleans(), u16, st.none() | device_times, st.none() | st.integers(0, 255), st.none() | st.tuples(u16, u16),
+        lambda imperial, w, t, uid, bh: (
+            bytes(
+                [
+                    0x01 * imperial
+                    | 0x02 * (t is not None)
+                    | 0x04 * (uid is not None)
+                    | 0x08 * (bh is not None and w != 0xFFFF)
+                ]
+            )
+            + w.to_bytes(2, "little")
+            + (thermometer.encode_date_time(t) if t else b"")
+            + (bytes([uid]) if uid is not None else b"")
+            + (bh[0].to_bytes(2, "little") + bh[1].to_bytes(2, "little") if bh is not None and w != 0xFFFF else b"")
+        ),
+        st.booleans(),
+        u16,
+        st.none() | device_times,
+        st.none() | st.integers(0, 255),
+        st.none() | st.tuples(u16, u16),
     ),
     "ble-glucose": st.builds(
-        lambda v, seq, t, off, mol, kind, loc, status, ctx: glucose.encode(v, sequence_number=seq, base_time=t, time_offset_minutes=off, mol_per_l=mol, type=kind, sample_location=loc, sensor_status=status, context_follows=ctx),
-        sfloats, u16, device_times, st.none() | st.integers(-32768, 32767), st.booleans(), st.integers(1, 10), st.integers(0, 15), st.none() | u16, st.booleans(),
+        lambda v, seq, t, off, mol, kind, loc, status, ctx: glucose.encode(
+            v,
+            sequence_number=seq,
+            base_time=t,
+            time_offset_minutes=off,
+            mol_per_l=mol,
+            type=kind,
+            sample_location=loc,
+            sensor_status=status,
+            context_follows=ctx,
+        ),
+        sfloats,
+        u16,
+        device_times,
+        st.none() | st.integers(-32768, 32767),
+        st.booleans(),
+        st.integers(1, 10),
+        st.integers(0, 15),
+        st.none() | u16,
+        st.booleans(),
     ),
     "ble-plx-spot": st.builds(
-        lambda spo2, pr, t, status, device, pai, clock: pulse_oximeter.encode_spot(spo2, pr, timestamp=t, measurement_status=status, device_sensor_status=device, pulse_amplitude_index=pai, clock_not_set=clock),
-        sfloats, sfloats, st.none() | device_times, st.none() | u16, st.none() | st.integers(0, 0xFFFFFF), st.none() | sfloats, st.booleans(),
+        lambda spo2, pr, t, status, device, pai, clock: pulse_oximeter.encode_spot(
+            spo2,
+            pr,
+            timestamp=t,
+            measurement_status=status,
+            device_sensor_status=device,
+            pulse_amplitude_index=pai,
+            clock_not_set=clock,
+        ),
+        sfloats,
+        sfloats,
+        st.none() | device_times,
+        st.none() | u16,
+        st.none() | st.integers(0, 0xFFFFFF),
+        st.none() | sfloats,
+        st.booleans(),
     ),
     "ble-plx-continuous": st.builds(
-        lambda normal, fast, slow, status, device, pai: pulse_oximeter.encode_continuous(*normal, fast=fast, slow=slow, measurement_status=status, device_sensor_status=device, pulse_amplitude_index=pai),
-        st.tuples(sfloats, sfloats), st.none() | st.tuples(sfloats, sfloats), st.none() | st.tuples(sfloats, sfloats), st.none() | u16, st.none() | st.integers(0, 0xFFFFFF), st.none() | sfloats,
+        lambda normal, fast, slow, status, device, pai: pulse_oximeter.encode_continuous(
+            *normal,
+            fast=fast,
+            slow=slow,
+            measurement_status=status,
+            device_sensor_status=device,
+            pulse_amplitude_index=pai,
+        ),
+        st.tuples(sfloats, sfloats),
+        st.none() | st.tuples(sfloats, sfloats),
+        st.none() | st.tuples(sfloats, sfloats),
+        st.none() | u16,
+        st.none() | st.integers(0, 0xFFFFFF),
+        st.none() | sfloats,
     ),
     "ble-heart-rate": st.builds(
-        lambda hr, wide, contact, energy, rr: heart_rate.encode(hr, uint16=wide or hr > 0xFF, sensor_contact=contact, energy_expended_kj=energy, rr_intervals_1024ths=rr),
-        u16, st.booleans(), st.sampled_from([None, "supported_not_detected", "detected"]), st.none() | u16, st.lists(u16, max_size=9),
+        lambda hr, wide, contact, energy, rr: heart_rate.encode(
+            hr, uint16=wide or hr > 0xFF, sensor_contact=contact, energy_expended_kj=energy, rr_intervals_1024ths=rr
+        ),
+        u16,
+        st.booleans(),
+        st.sampled_from([None, "supported_not_detected", "detected"]),
+        st.none() | u16,
+        st.lists(u16, max_size=9),
     ),
 }
 
@@ -236,12 +386,15 @@ def test_large_payloads_finish_quickly(adapter, fill, size):
 @pytest.mark.parametrize(
     "adapter_id,payload",
     [
-        ("ble-thermometer", "00" "010000" "7F"),  # 1 x 10**127 Cel: far outside the limits, but a number the builder must carry
-        ("ble-thermometer", "01" "FDFF7F" "7F"),  # 8388605 x 10**127 degF
-        ("ble-thermometer", "00" "FDFF7F" "80"),  # 8388605 x 10**-128 Cel
-        ("ble-glucose", "02" "0000" "0F27" "0C1F" "173B3B" "FD77" "A1"),  # 2045 x 10**7 kg/L on 9999-12-31
-        ("ble-weight-scale", "00" "0000"),  # 0 kg
-        ("ble-heart-rate", "01" "FFFF"),  # 65535 /min
+        (
+            "ble-thermometer",
+            "000100007F",
+        ),  # 1 x 10**127 Cel: far outside the limits, but a number the builder must carry
+        ("ble-thermometer", "01FDFF7F7F"),  # 8388605 x 10**127 degF
+        ("ble-thermometer", "00FDFF7F80"),  # 8388605 x 10**-128 Cel
+        ("ble-glucose", "0200000F270C1F173B3BFD77A1"),  # 2045 x 10**7 kg/L on 9999-12-31
+        ("ble-weight-scale", "000000"),  # 0 kg
+        ("ble-heart-rate", "01FFFF"),  # 65535 /min
     ],
 )
 def test_extreme_values_are_refused_by_the_rules_not_by_a_crash(adapter_id, payload):

@@ -39,8 +39,21 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     site = tmp_path_factory.mktemp("site")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target", str(site), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (site / "acme_homediag" / "thermo.py").exists()
@@ -54,12 +67,16 @@ def run(*args: str, path: list[Path] = (), cwd: Path = ROOT) -> subprocess.Compl
     return subprocess.run([*HOMEDIAG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
-def write_distribution(site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str] | None = None, version: str = "1.0") -> None:
+def write_distribution(
+    site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str] | None = None, version: str = "1.0"
+) -> None:
     """A real installed distribution (``*.dist-info`` with METADATA and entry_points.txt), no pip needed."""
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text("[homediag.adapters]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    (info / "entry_points.txt").write_text(
+        "[homediag.adapters]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+    )
     for module, source in (modules or {}).items():
         (site / f"{module}.py").write_text(source)
 
@@ -100,7 +117,10 @@ def test_the_installed_example_is_listed_beside_the_built_in_adapters(example_si
 
 
 def test_without_the_package_the_adapter_is_unknown(example_site: Path):
-    if any(d.metadata["Name"] == "homediag-example-vendor" for d in importlib.metadata.distributions(path=[p for p in sys.path if "site-packages" in p])):
+    if any(
+        d.metadata["Name"] == "homediag-example-vendor"
+        for d in importlib.metadata.distributions(path=[p for p in sys.path if "site-packages" in p])
+    ):
         pytest.skip("the example is installed in this environment (pip install -e examples/vendor-adapter)")
     listed = run("adapters", "list")
     assert listed.returncode == 0 and "acme-thermo-json" not in listed.stdout
@@ -113,7 +133,10 @@ def test_the_kit_passes_the_examples_cases(example_site: Path):
     result = run("adapters", "test", "acme-thermo-json", str(EXAMPLE / "cases"), path=[example_site])
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "adapter acme-thermo-json (from homediag-example-vendor 0.1.0, entry point acme-thermo-json = acme_homediag.thermo:AcmeThermoJsonAdapter)" in out
+    assert (
+        "adapter acme-thermo-json (from homediag-example-vendor 0.1.0, entry point acme-thermo-json = acme_homediag.thermo:AcmeThermoJsonAdapter)"
+        in out
+    )
     cases = sorted(p.name[: -len(".expected.json")] for p in (EXAMPLE / "cases").glob("*.expected.json"))
     assert len(cases) >= 8
     for name in cases:
@@ -136,11 +159,16 @@ def test_the_kit_shows_a_vendor_what_a_broken_expectation_looks_like(example_sit
     assert "no evening.expected.json" in result.stdout
     updated = run("adapters", "test", "acme-thermo-json", str(cases), "--update", path=[example_site])
     assert updated.returncode == 0, updated.stdout
-    assert "WROTE evening" in updated.stdout and "entry[0] Body temperature at 2026-11-20T20:00:00+01:00: 36.6 Cel" in updated.stdout
+    assert (
+        "WROTE evening" in updated.stdout
+        and "entry[0] Body temperature at 2026-11-20T20:00:00+01:00: 36.6 Cel" in updated.stdout
+    )
     assert golden.read_text() == (EXAMPLE / "cases" / "morning.expected.json").read_text()
 
 
-def test_a_vendor_adapter_goes_through_ingest_like_a_built_in_one(example_site: Path, on_path: list[Path], client, tokens, pilot):
+def test_a_vendor_adapter_goes_through_ingest_like_a_built_in_one(
+    example_site: Path, on_path: list[Path], client, tokens, pilot
+):
     activate(on_path, example_site)
     assert registry.source("acme-thermo-json").distribution == "homediag-example-vendor 0.1.0"
     patient = pilot.enrol("0101904321")
@@ -164,7 +192,9 @@ def test_a_vendor_adapter_goes_through_ingest_like_a_built_in_one(example_site: 
     [issue] = refused.json()["issues"]["issue"]
     assert issue["diagnostics"] == "acme-thermo-json: field 'celsius': not a decimal number: 'warm'"
     assert issue["expression"] == ["envelope.data"]
-    discarded = client.post("/ingest", json={**envelope, "data": {"celsius": "37.0", "mode": "calibration"}}, headers=tokens.auth("gateway"))
+    discarded = client.post(
+        "/ingest", json={**envelope, "data": {"celsius": "37.0", "mode": "calibration"}}, headers=tokens.auth("gateway")
+    )
     assert discarded.status_code == 200 and discarded.json()["outcome"] == "discarded"
 
 
@@ -182,20 +212,55 @@ def test_the_sandbox_gives_the_vendor_what_the_kit_expects(example_site: Path, o
     assert answer.json()["bundle"] == json.loads((EXAMPLE / "cases" / "morning.expected.json").read_text())
     refused = client.post("/sandbox/acme-thermo-json", json={"data": {"celsius": "warm"}}, headers=vendor)
     assert refused.status_code == 422
-    assert refused.json()["issue"][0]["diagnostics"] == "acme-thermo-json: field 'celsius': not a decimal number: 'warm'"
+    assert (
+        refused.json()["issue"][0]["diagnostics"] == "acme-thermo-json: field 'celsius': not a decimal number: 'warm'"
+    )
 
 
 # -- refusals: a vendor package never breaks the platform --------------------------------------------------
 @pytest.fixture
 def troubled_site(tmp_path: Path) -> Path:
     site = tmp_path / "troubled"
-    write_distribution(site, "vendor-clash", {"ble-blood-pressure": "vendor_clash:Cuff"}, {"vendor_clash": "class Cuff:\n    id = 'ble-blood-pressure'\n    description = 'a copy'\n    input_kind = 'bytes'\n    reads = ('blood-pressure',)\n\n    def decode(self, payload):\n        return []\n"})
-    write_distribution(site, "vendor-broken", {"acme-broken": "vendor_broken:Adapter"}, {"vendor_broken": "import a_module_that_is_not_installed\n"})
+    write_distribution(
+        site,
+        "vendor-clash",
+        {"ble-blood-pressure": "vendor_clash:Cuff"},
+        {
+            "vendor_clash": "class Cuff:\n    id = 'ble-blood-pressure'\n    description = 'a copy'\n    input_kind = 'bytes'\n    reads = ('blood-pressure',)\n\n    def decode(self, payload):\n        return []\n"
+        },
+    )
+    write_distribution(
+        site,
+        "vendor-broken",
+        {"acme-broken": "vendor_broken:Adapter"},
+        {"vendor_broken": "import a_module_that_is_not_installed\n"},
+    )
     write_distribution(site, "vendor-missing", {"acme-missing": "vendor_nowhere:Adapter"})
-    write_distribution(site, "vendor-misnamed", {"acme-misnamed": "vendor_misnamed:Scale"}, {"vendor_misnamed": "class Scale:\n    id = 'acme-scale'\n    description = 'a scale'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def decode(self, payload):\n        return []\n"})
+    write_distribution(
+        site,
+        "vendor-misnamed",
+        {"acme-misnamed": "vendor_misnamed:Scale"},
+        {
+            "vendor_misnamed": "class Scale:\n    id = 'acme-scale'\n    description = 'a scale'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def decode(self, payload):\n        return []\n"
+        },
+    )
     write_distribution(site, "vendor-not-adapter", {"acme-function": "json:dumps"})
-    write_distribution(site, "vendor-bad-kind", {"acme-xml": "vendor_xml:ADAPTER"}, {"vendor_xml": "class X:\n    id = 'acme-xml'\n    description = 'reads XML'\n    input_kind = 'xml'\n    reads = ('body-weight',)\n\n    def decode(self, payload):\n        return []\n\nADAPTER = X()\n"})
-    write_distribution(site, "vendor-failing-init", {"acme-init": "vendor_init:Adapter"}, {"vendor_init": "class Adapter:\n    id = 'acme-init'\n    description = 'x'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def __init__(self):\n        raise RuntimeError('licence file not found')\n\n    def decode(self, payload):\n        return []\n"})
+    write_distribution(
+        site,
+        "vendor-bad-kind",
+        {"acme-xml": "vendor_xml:ADAPTER"},
+        {
+            "vendor_xml": "class X:\n    id = 'acme-xml'\n    description = 'reads XML'\n    input_kind = 'xml'\n    reads = ('body-weight',)\n\n    def decode(self, payload):\n        return []\n\nADAPTER = X()\n"
+        },
+    )
+    write_distribution(
+        site,
+        "vendor-failing-init",
+        {"acme-init": "vendor_init:Adapter"},
+        {
+            "vendor_init": "class Adapter:\n    id = 'acme-init'\n    description = 'x'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def __init__(self):\n        raise RuntimeError('licence file not found')\n\n    def decode(self, payload):\n        return []\n"
+        },
+    )
     return site
 
 
@@ -216,12 +281,17 @@ def test_refused_entry_points_are_listed_with_the_reason_and_the_rest_works(exam
     for name, reason in REFUSALS.items():
         [line] = [line for line in listed.stdout.splitlines() if line.startswith(f"{name} ") and "REFUSED" in line]
         assert reason in line, line
-        assert f"WARNING" not in line
+        assert "WARNING" not in line
         assert f"vendor adapter '{name}'" in listed.stderr  # logged
     assert "REFUSED (from vendor-clash 1.0, ble-blood-pressure = vendor_clash:Cuff)" in listed.stdout
-    [builtin] = [line for line in listed.stdout.splitlines() if line.startswith("ble-blood-pressure ") and "REFUSED" not in line]
+    [builtin] = [
+        line for line in listed.stdout.splitlines() if line.startswith("ble-blood-pressure ") and "REFUSED" not in line
+    ]
     assert "0x2A35" in builtin and "(from" not in builtin
-    assert any(line.startswith("acme-thermo-json ") and "homediag-example-vendor" in line for line in listed.stdout.splitlines())
+    assert any(
+        line.startswith("acme-thermo-json ") and "homediag-example-vendor" in line
+        for line in listed.stdout.splitlines()
+    )
 
     converted = run("adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL, path=[troubled_site, example_site])
     assert converted.returncode == 0, converted.stderr
@@ -230,7 +300,9 @@ def test_refused_entry_points_are_listed_with_the_reason_and_the_rest_works(exam
     assert kit.returncode == 0, kit.stdout
     refused = run("adapters", "test", "acme-broken", str(EXAMPLE / "cases"), path=[troubled_site])
     assert refused.returncode == 2
-    assert "adapter 'acme-broken' from vendor-broken 1.0 was refused: cannot load vendor_broken:Adapter" in refused.stderr
+    assert (
+        "adapter 'acme-broken' from vendor-broken 1.0 was refused: cannot load vendor_broken:Adapter" in refused.stderr
+    )
 
 
 def test_refusals_in_process(troubled_site: Path, on_path: list[Path]):
@@ -249,7 +321,14 @@ def test_refusals_in_process(troubled_site: Path, on_path: list[Path]):
 
 
 def test_two_packages_claiming_one_id_are_both_refused(example_site: Path, tmp_path: Path, on_path: list[Path]):
-    write_distribution(tmp_path, "vendor-copycat", {"acme-thermo-json": "vendor_copycat:ADAPTER"}, {"vendor_copycat": "from acme_homediag.thermo import AcmeThermoJsonAdapter\nADAPTER = AcmeThermoJsonAdapter()\n"})
+    write_distribution(
+        tmp_path,
+        "vendor-copycat",
+        {"acme-thermo-json": "vendor_copycat:ADAPTER"},
+        {
+            "vendor_copycat": "from acme_homediag.thermo import AcmeThermoJsonAdapter\nADAPTER = AcmeThermoJsonAdapter()\n"
+        },
+    )
     activate(on_path, example_site, tmp_path)
     refused = [r for r in registry.refused_adapters() if r.name == "acme-thermo-json"]
     assert len(refused) == 2
@@ -261,7 +340,9 @@ def test_two_packages_claiming_one_id_are_both_refused(example_site: Path, tmp_p
 
 def test_an_entry_point_may_name_an_instance(tmp_path: Path, on_path: list[Path]):
     module = "class Scale:\n    description = 'ACME scale'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def __init__(self, id):\n        self.id = id\n\n    def decode(self, payload):\n        return []\n\nSCALE = Scale('acme-scale')\n"
-    write_distribution(tmp_path, "vendor-instance", {"acme-scale": "vendor_instance:SCALE"}, {"vendor_instance": module})
+    write_distribution(
+        tmp_path, "vendor-instance", {"acme-scale": "vendor_instance:SCALE"}, {"vendor_instance": module}
+    )
     activate(on_path, tmp_path)
     adapter = registry.get("acme-scale")
     assert adapter.description == "ACME scale" and not registry.source("acme-scale").builtin

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fhir.resources.R4B.bundle import Bundle
-
 import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from fhir.resources.R4B.bundle import Bundle
 
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 
@@ -16,8 +16,15 @@ def test_admin_reads_the_audit_log_as_audit_events(client, tokens, pilot) -> Non
     pid = pilot.enrol(person.cpr)
     pilot.consent(pid)
     taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=1)
-    client.post("/ingest", json=envelope(person, cuff_payload(random.Random(1), taken.replace(tzinfo=None)), taken), headers=tokens.auth("gateway"))
-    client.get(f"/fhir/Patient/{pid}", headers={**tokens.auth("clinician"), "X-Reidentification-Reason": "telephone consultation"})
+    client.post(
+        "/ingest",
+        json=envelope(person, cuff_payload(random.Random(1), taken.replace(tzinfo=None)), taken),
+        headers=tokens.auth("gateway"),
+    )
+    client.get(
+        f"/fhir/Patient/{pid}",
+        headers={**tokens.auth("clinician"), "X-Reidentification-Reason": "telephone consultation"},
+    )
     client.get("/fhir/Observation", params={"patient": pid}, headers=tokens.auth("clinician"))
 
     response = client.get("/fhir/AuditEvent", params={"patient": pid}, headers=tokens.auth("admin"))

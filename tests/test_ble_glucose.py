@@ -1,7 +1,7 @@
 """Bluetooth Glucose Measurement (0x2A18): parse, the adapter, and the Observations it makes."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,16 +16,23 @@ from homediag.fhir_profiles import BuildContext, build, check_rules, validate
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 GLS = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A18"}
-RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="meter-1", gateway_received_at=RECEIVED)
 BASE = DeviceTime(2025, 2, 28, 7, 45, 0)
 MG_DL_100 = Decimal("100E-5")  # 100 mg/dL as the characteristic's kg/L, three significant digits
 
 LAYOUT = [
-    ("flags", 0, 1), ("sequence_number", 1, 2),
-    ("base_time.year", 3, 2), ("base_time.month", 5, 1), ("base_time.day", 6, 1),
-    ("base_time.hours", 7, 1), ("base_time.minutes", 8, 1), ("base_time.seconds", 9, 1),
-    ("time_offset", 10, 2), ("glucose_concentration", 12, 2), ("type_sample_location", 14, 1),
+    ("flags", 0, 1),
+    ("sequence_number", 1, 2),
+    ("base_time.year", 3, 2),
+    ("base_time.month", 5, 1),
+    ("base_time.day", 6, 1),
+    ("base_time.hours", 7, 1),
+    ("base_time.minutes", 8, 1),
+    ("base_time.seconds", 9, 1),
+    ("time_offset", 10, 2),
+    ("glucose_concentration", 12, 2),
+    ("type_sample_location", 14, 1),
     ("sensor_status_annunciation", 15, 2),
 ]
 
@@ -63,7 +70,11 @@ def test_vector_decodes_to_a_capillary_plasma_reading_dated_base_time_plus_offse
     assert reading.device_time == DeviceTime(2019, 2, 27, 11, 5, 30)  # 11:10:30 minus 5 minutes
     assert reading.extra["base_time"] == "2019-02-27T11:10:30" and reading.extra["time_offset_minutes"] == "-5"
     assert reading.extra["sequence_number"] == "1" and reading.extra["context_follows"] == "true"
-    assert reading.flags_set == ("device-battery-low", "sample-size-insufficient", "sensor-temperature-too-low")  # 261 = bits 0, 2, 8
+    assert reading.flags_set == (
+        "device-battery-low",
+        "sample-size-insufficient",
+        "sensor-temperature-too-low",
+    )  # 261 = bits 0, 2, 8
     assert reading.body_site == ("7569003", "Finger structure")
     assert reading.disposition == "store"
 
@@ -74,7 +85,9 @@ def test_vector_value_30_kg_per_l_is_refused_by_the_profile_rules():
     (built,) = build(reading, CTX)
     Observation.model_validate(built.resource)  # well-formed FHIR ...
     issues = check_rules(built.resource)  # ... but outside the physiologic limits
-    assert [(i.severity, i.code, i.expression) for i in issues] == [("error", "value", "Observation.valueQuantity.value")]
+    assert [(i.severity, i.code, i.expression) for i in issues] == [
+        ("error", "value", "Observation.valueQuantity.value")
+    ]
     assert "outside the physiologic limits" in issues[0].diagnostics
 
 
@@ -136,7 +149,9 @@ def test_control_solution_is_discarded_never_a_patients_reading(kind, location):
     assert (reading.disposition, reading.disposition_reason) == ("discard", "control-solution test")
     assert reading.body_site is None
     obs = observation(raw)  # still buildable (the conformance kit shows it), but never stored at ingest
-    assert obs["category"] == [{"coding": [{"system": "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories", "code": "phd"}]}]
+    assert obs["category"] == [
+        {"coding": [{"system": "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories", "code": "phd"}]}
+    ]
 
 
 def test_interstitial_fluid_has_no_measurement_and_is_refused():
@@ -153,7 +168,17 @@ def test_reserved_types_are_refused(kind):
     assert (info.value.field, info.value.offset) == ("type_sample_location", 14)
 
 
-@pytest.mark.parametrize("location,name", [(1, "finger"), (2, "alternate-site-test"), (3, "earlobe"), (15, "not-available"), (5, "reserved"), (0, "reserved")])
+@pytest.mark.parametrize(
+    "location,name",
+    [
+        (1, "finger"),
+        (2, "alternate-site-test"),
+        (3, "earlobe"),
+        (15, "not-available"),
+        (5, "reserved"),
+        (0, "reserved"),
+    ],
+)
 def test_sample_location_is_kept(location, name):
     (reading,) = BleGlucoseAdapter().decode(encode(MG_DL_100, base_time=BASE, sample_location=location))
     assert reading.extra["sample_location"] == f"{name} ({location})"
@@ -205,21 +230,52 @@ def test_sensor_status_bits_are_named():
 
 def test_encode_reproduces_the_vector():
     assert encode(
-        Decimal(30), sequence_number=1, base_time=DeviceTime(2019, 2, 27, 11, 10, 30), time_offset_minutes=-5,
-        type=2, sample_location=1, sensor_status=261, context_follows=True,
+        Decimal(30),
+        sequence_number=1,
+        base_time=DeviceTime(2019, 2, 27, 11, 10, 30),
+        time_offset_minutes=-5,
+        type=2,
+        sample_location=1,
+        sensor_status=261,
+        context_follows=True,
     ) == payload("nordic-glucose")
 
 
 sfloats = st.builds(lambda m, e: Decimal(m).scaleb(e), st.integers(-2045, 2045), st.integers(-8, 7))
-device_times = st.builds(DeviceTime, st.integers(1583, 9998), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+device_times = st.builds(
+    DeviceTime,
+    st.integers(1583, 9998),
+    st.integers(1, 12),
+    st.integers(1, 28),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+)
 
 
 @given(
-    value=sfloats, mol=st.booleans(), seq=st.integers(0, 0xFFFF), base=device_times, offset=st.none() | st.integers(-32768, 32767),
-    kind=st.sampled_from(sorted(TYPES)), location=st.integers(0, 15), status=st.none() | st.integers(0, 0xFFFF), context=st.booleans(),
+    value=sfloats,
+    mol=st.booleans(),
+    seq=st.integers(0, 0xFFFF),
+    base=device_times,
+    offset=st.none() | st.integers(-32768, 32767),
+    kind=st.sampled_from(sorted(TYPES)),
+    location=st.integers(0, 15),
+    status=st.none() | st.integers(0, 0xFFFF),
+    context=st.booleans(),
 )
 def test_encode_then_parse_round_trips(value, mol, seq, base, offset, kind, location, status, context):
-    raw = encode(value, sequence_number=seq, base_time=base, time_offset_minutes=offset, mol_per_l=mol, type=kind, sample_location=location, sensor_status=status, context_follows=context)
+    raw = encode(
+        value,
+        sequence_number=seq,
+        base_time=base,
+        time_offset_minutes=offset,
+        mol_per_l=mol,
+        type=kind,
+        sample_location=location,
+        sensor_status=status,
+        context_follows=context,
+    )
     m = parse(raw)
     assert (m.sequence_number, m.base_time, m.time_offset_minutes) == (seq, base, offset)
     assert str(m.concentration.value) == str(value) and m.unit == ("mol/L" if mol else "kg/L")
@@ -230,7 +286,9 @@ def test_adapters_convert_refuses_the_vector_by_the_rules_and_a_short_payload_by
     from homediag.convert import convert
 
     ok, outcome = convert("ble-glucose", payload("nordic-glucose"), received_at=RECEIVED)
-    assert not ok and outcome["issue"][0]["expression"] == ["Bundle.entry[0].resource.valueQuantity.value"]  # convert names the entry of its Bundle
+    assert not ok and outcome["issue"][0]["expression"] == [
+        "Bundle.entry[0].resource.valueQuantity.value"
+    ]  # convert names the entry of its Bundle
     ok, bundle = convert("ble-glucose", encode(MG_DL_100, base_time=BASE), received_at=RECEIVED)
     assert ok and bundle["entry"][0]["resource"]["valueQuantity"]["code"] == "mmol/L"
     ok, outcome = convert("ble-glucose", payload("nordic-glucose-missing-offset"))

@@ -1,7 +1,7 @@
 """Bluetooth Heart Rate Measurement (0x2A37): parse, the adapter, and the Observations it makes."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,7 @@ VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-
 HR = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A37"}
 ACCEPTED = sorted(v for v in HR if not HR[v].get("must_reject"))
 REJECTED = sorted(v for v in HR if HR[v].get("must_reject"))
-RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="strap-1", gateway_received_at=RECEIVED)
 MDC = "urn:iso:std:iso:11073:10101"
 
@@ -52,7 +52,10 @@ def test_vector_builds_a_valid_heart_rate_dated_by_the_gateway(vector_id):
     assert isinstance(get("ble-heart-rate"), BleHeartRateAdapter)
     obs = observation(payload(vector_id))
     assert {"system": MDC, "code": "147842", "display": "MDC_ECG_HEART_RATE"} in obs["code"]["coding"]
-    assert (str(obs["valueQuantity"]["value"]), obs["valueQuantity"]["code"]) == (str(HR[vector_id]["expect"]["heart_rate"]), "/min")
+    assert (str(obs["valueQuantity"]["value"]), obs["valueQuantity"]["code"]) == (
+        str(HR[vector_id]["expect"]["heart_rate"]),
+        "/min",
+    )
     assert obs["effectiveDateTime"] == "2025-03-01T12:00:05+00:00"
     assert any(e["url"] == EXT_GATEWAY_RECEIVED for e in obs["extension"])
 
@@ -61,7 +64,10 @@ def test_vector_builds_a_valid_heart_rate_dated_by_the_gateway(vector_id):
 def test_must_reject_vectors_are_refused(vector_id):
     with pytest.raises(DecodeError) as info:
         BleHeartRateAdapter().decode(payload(vector_id))
-    assert (info.value.field, info.value.offset) == ("rr_interval[0]", 3)  # flag bit 4 announces RR intervals; none follow
+    assert (info.value.field, info.value.offset) == (
+        "rr_interval[0]",
+        3,
+    )  # flag bit 4 announces RR intervals; none follow
 
 
 def test_rr_intervals_are_exact_seconds_in_extra():
@@ -76,7 +82,9 @@ def test_sensor_contact_is_reported():
     (detected,) = BleHeartRateAdapter().decode(payload("nordic-hr-energy-rr"))
     (lost,) = BleHeartRateAdapter().decode(payload("nordic-hr-contact-not-detected"))
     assert detected.extra["sensor_contact"] == "detected" and detected.flags_set == ()
-    assert lost.extra["sensor_contact"] == "supported not detected" and lost.flags_set == ("sensor-contact-not-detected",)
+    assert lost.extra["sensor_contact"] == "supported not detected" and lost.flags_set == (
+        "sensor-contact-not-detected",
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,11 +92,11 @@ def test_sensor_contact_is_reported():
     [
         ("", "flags", 0),
         ("00", "heart_rate", 1),
-        ("01" "55", "heart_rate", 1),  # uint16 announced, one byte sent
-        ("08" "55" "32", "energy_expended", 2),
-        ("10" "55", "rr_interval[0]", 2),
-        ("10" "55" "2100" "22", "rr_interval[1]", 4),  # an odd byte after the RR intervals
-        ("18" "55" "3200", "rr_interval[0]", 4),
+        ("0155", "heart_rate", 1),  # uint16 announced, one byte sent
+        ("085532", "energy_expended", 2),
+        ("1055", "rr_interval[0]", 2),
+        ("1055210022", "rr_interval[1]", 4),  # an odd byte after the RR intervals
+        ("18553200", "rr_interval[0]", 4),
     ],
 )
 def test_short_or_inconsistent_payloads_name_field_and_offset(raw, field, offset):
@@ -98,7 +106,7 @@ def test_short_or_inconsistent_payloads_name_field_and_offset(raw, field, offset
     assert f"field '{field}'" in str(info.value) and f"byte offset {offset}" in str(info.value)
 
 
-@pytest.mark.parametrize("raw", ["0055" "00", "06" "55" "00", "08" "55" "3200" "00"])
+@pytest.mark.parametrize("raw", ["005500", "065500", "0855320000"])
 def test_trailing_bytes_without_rr_flag_are_refused(raw):
     with pytest.raises(DecodeError) as info:
         parse(bytes.fromhex(raw))
@@ -115,19 +123,30 @@ def test_reserved_flag_bits_are_refused(bit):
 def test_encode_reproduces_the_vectors():
     assert encode(85) == payload("nordic-hr-u8")
     assert encode(255, sensor_contact="supported_not_detected") == payload("nordic-hr-contact-not-detected")
-    assert encode(85, sensor_contact="detected", energy_expended_kj=50, rr_intervals_1024ths=[33]) == payload("nordic-hr-energy-rr")
-    assert encode(257, energy_expended_kj=306, rr_intervals_1024ths=[1, 258, 65535]) == bytes.fromhex("19" "0101" "3201" "0100" "0201" "FFFF")
+    assert encode(85, sensor_contact="detected", energy_expended_kj=50, rr_intervals_1024ths=[33]) == payload(
+        "nordic-hr-energy-rr"
+    )
+    assert encode(257, energy_expended_kj=306, rr_intervals_1024ths=[1, 258, 65535]) == bytes.fromhex(
+        "190101320101000201FFFF"
+    )
 
 
 @given(
-    hr=st.integers(0, 0xFFFF), wide=st.booleans(), contact=st.sampled_from([None, "supported_not_detected", "detected"]),
-    energy=st.none() | st.integers(0, 0xFFFF), rr=st.lists(st.integers(0, 0xFFFF), max_size=9),
+    hr=st.integers(0, 0xFFFF),
+    wide=st.booleans(),
+    contact=st.sampled_from([None, "supported_not_detected", "detected"]),
+    energy=st.none() | st.integers(0, 0xFFFF),
+    rr=st.lists(st.integers(0, 0xFFFF), max_size=9),
 )
 def test_encode_then_parse_round_trips(hr, wide, contact, energy, rr):
-    m = parse(encode(hr, uint16=wide or hr > 0xFF, sensor_contact=contact, energy_expended_kj=energy, rr_intervals_1024ths=rr))
+    m = parse(
+        encode(hr, uint16=wide or hr > 0xFF, sensor_contact=contact, energy_expended_kj=energy, rr_intervals_1024ths=rr)
+    )
     assert (m.heart_rate, m.energy_expended_kj, list(m.rr_intervals_1024ths)) == (hr, energy, rr)
     assert m.sensor_contact == (contact or "not_supported")
-    assert all(s * 1024 == r for s, r in zip(m.rr_intervals_seconds, rr)) and all(isinstance(s, Decimal) for s in m.rr_intervals_seconds)
+    assert all(s * 1024 == r for s, r in zip(m.rr_intervals_seconds, rr, strict=True)) and all(
+        isinstance(s, Decimal) for s in m.rr_intervals_seconds
+    )
 
 
 def test_adapters_convert_gives_a_bundle_or_an_outcome_naming_field_and_offset():

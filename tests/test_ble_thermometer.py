@@ -1,7 +1,7 @@
 """Bluetooth Temperature Measurement (0x2A1C): parse, the adapter, and the Observations it makes."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,15 +17,20 @@ from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 HT = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A1C"}
-RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="thermo-1", gateway_received_at=RECEIVED)
 SNOMED = "http://snomed.info/sct"
 
 # (field, offset, size) of every field the vector's flags announce, in wire order
 LAYOUT = [
-    ("flags", 0, 1), ("temperature", 1, 4),
-    ("timestamp.year", 5, 2), ("timestamp.month", 7, 1), ("timestamp.day", 8, 1),
-    ("timestamp.hours", 9, 1), ("timestamp.minutes", 10, 1), ("timestamp.seconds", 11, 1),
+    ("flags", 0, 1),
+    ("temperature", 1, 4),
+    ("timestamp.year", 5, 2),
+    ("timestamp.month", 7, 1),
+    ("timestamp.day", 8, 1),
+    ("timestamp.hours", 9, 1),
+    ("timestamp.minutes", 10, 1),
+    ("timestamp.seconds", 11, 1),
     ("temperature_type", 12, 1),
 ]
 
@@ -140,10 +145,23 @@ def test_float_keeps_the_devices_precision():
 
 
 floats = st.builds(lambda m, e: Decimal(m).scaleb(e), st.integers(-(2**23 - 3), 2**23 - 3), st.integers(-128, 127))
-device_times = st.builds(DeviceTime, st.none() | st.integers(1582, 9999), st.integers(0, 12), st.integers(0, 31), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+device_times = st.builds(
+    DeviceTime,
+    st.none() | st.integers(1582, 9999),
+    st.integers(0, 12),
+    st.integers(0, 31),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+)
 
 
-@given(value=floats, fahrenheit=st.booleans(), timestamp=st.none() | device_times, temperature_type=st.none() | st.integers(0, 255))
+@given(
+    value=floats,
+    fahrenheit=st.booleans(),
+    timestamp=st.none() | device_times,
+    temperature_type=st.none() | st.integers(0, 255),
+)
 def test_encode_then_parse_round_trips(value, fahrenheit, timestamp, temperature_type):
     m = parse(encode(value, fahrenheit=fahrenheit, timestamp=timestamp, temperature_type=temperature_type))
     assert m.temperature.value == value and m.temperature.value.as_tuple().exponent == value.as_tuple().exponent

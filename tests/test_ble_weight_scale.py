@@ -4,7 +4,7 @@ The shared fixture has no third-party weight vectors; the payloads here are writ
 from the GATT Specification Supplement layout (values in the comments).
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,19 +16,26 @@ from homediag.adapters.devices import DecodeError, DeviceTime, SpecialValue, get
 from homediag.adapters.devices.weight_scale import BleWeightScaleAdapter, encode, parse
 from homediag.fhir_profiles import BuildContext, build, validate
 
-RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="scale-1", gateway_received_at=RECEIVED)
 
 # SI, timestamp, user id, BMI and height: 14000 x 0.005 kg, 2024-05-06 07:08:09, user 1, BMI 229 x 0.1, height 1750 x 0.001 m
-SI_FULL = bytes.fromhex("0E" "B036" "E807050607" "0809" "01" "E500" "D606")
+SI_FULL = bytes.fromhex("0EB036E807050607080901E500D606")
 # imperial, BMI and height: 15432 x 0.01 lb, BMI 22.9, height 689 x 0.1 in
-IMPERIAL = bytes.fromhex("09" "483C" "E500" "B102")
+IMPERIAL = bytes.fromhex("09483CE500B102")
 
 LAYOUT = [
-    ("flags", 0, 1), ("weight", 1, 2),
-    ("timestamp.year", 3, 2), ("timestamp.month", 5, 1), ("timestamp.day", 6, 1),
-    ("timestamp.hours", 7, 1), ("timestamp.minutes", 8, 1), ("timestamp.seconds", 9, 1),
-    ("user_id", 10, 1), ("bmi", 11, 2), ("height", 13, 2),
+    ("flags", 0, 1),
+    ("weight", 1, 2),
+    ("timestamp.year", 3, 2),
+    ("timestamp.month", 5, 1),
+    ("timestamp.day", 6, 1),
+    ("timestamp.hours", 7, 1),
+    ("timestamp.minutes", 8, 1),
+    ("timestamp.seconds", 9, 1),
+    ("user_id", 10, 1),
+    ("bmi", 11, 2),
+    ("height", 13, 2),
 ]
 
 
@@ -73,14 +80,26 @@ def test_si_payload_gives_weight_bmi_and_height_readings_and_valid_observations(
 
 def test_imperial_payload_is_in_pounds_and_inches_and_built_in_kg_and_cm():
     weight, bmi, height = BleWeightScaleAdapter().decode(IMPERIAL)
-    assert [(str(r.value.number.value), r.value.unit) for r in (weight, bmi, height)] == [("154.32", "[lb_av]"), ("22.9", "kg/m2"), ("68.9", "[in_i]")]
+    assert [(str(r.value.number.value), r.value.unit) for r in (weight, bmi, height)] == [
+        ("154.32", "[lb_av]"),
+        ("22.9", "kg/m2"),
+        ("68.9", "[in_i]"),
+    ]
     assert weight.device_time is None and weight.user_id is None
     obs = observations(IMPERIAL)
     assert quantity(obs["body-weight"]) == ("69.998", "kg")  # 154.32 x 0.45359237
     assert quantity(obs["body-height"]) == ("175", "cm")  # 68.9 x 2.54 = 175.006
 
 
-@pytest.mark.parametrize("imperial,raw,weight,unit", [(False, 1, "0.005", "kg"), (False, 0xFFFE, "327.670", "kg"), (True, 1, "0.01", "[lb_av]"), (True, 0xFFFE, "655.34", "[lb_av]")])
+@pytest.mark.parametrize(
+    "imperial,raw,weight,unit",
+    [
+        (False, 1, "0.005", "kg"),
+        (False, 0xFFFE, "327.670", "kg"),
+        (True, 1, "0.01", "[lb_av]"),
+        (True, 0xFFFE, "655.34", "[lb_av]"),
+    ],
+)
 def test_weight_is_an_exact_decimal_at_the_resolution(imperial, raw, weight, unit):
     m = parse(bytes([0x01 if imperial else 0x00]) + raw.to_bytes(2, "little"))
     assert (str(m.weight.value), m.weight_unit) == (weight, unit)
@@ -88,13 +107,23 @@ def test_weight_is_an_exact_decimal_at_the_resolution(imperial, raw, weight, uni
 
 @pytest.mark.parametrize("imperial,raw,height", [(False, 1, "0.001"), (True, 1, "0.1")])
 def test_height_is_an_exact_decimal_at_the_resolution(imperial, raw, height):
-    m = parse(bytes([0x09 if imperial else 0x08]) + (100).to_bytes(2, "little") + (1).to_bytes(2, "little") + raw.to_bytes(2, "little"))
+    m = parse(
+        bytes([0x09 if imperial else 0x08])
+        + (100).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + raw.to_bytes(2, "little")
+    )
     assert (str(m.height.value), str(m.bmi.value)) == (height, "0.1")
 
 
 @pytest.mark.parametrize("flags", [0x00, 0x01, 0x06])
 def test_measurement_unsuccessful_is_a_special_value_with_a_data_absent_reason(flags):
-    raw = bytes([flags]) + b"\xff\xff" + (bytes.fromhex("E807050607" "0809") if flags & 0x02 else b"") + (b"\x02" if flags & 0x04 else b"")
+    raw = (
+        bytes([flags])
+        + b"\xff\xff"
+        + (bytes.fromhex("E8070506070809") if flags & 0x02 else b"")
+        + (b"\x02" if flags & 0x04 else b"")
+    )
     (weight,) = BleWeightScaleAdapter().decode(raw)
     assert weight.value.number.value is None and weight.value.number.special is SpecialValue.NAN
     assert weight.extra["weight"] == "measurement unsuccessful (0xFFFF)"
@@ -104,7 +133,7 @@ def test_measurement_unsuccessful_is_a_special_value_with_a_data_absent_reason(f
 
 def test_measurement_unsuccessful_with_bmi_and_height_is_refused():
     with pytest.raises(DecodeError) as info:
-        parse(bytes.fromhex("08" "FFFF" "E500" "D606"))
+        parse(bytes.fromhex("08FFFFE500D606"))
     assert (info.value.field, info.value.offset) == ("flags", 0)
     assert "0xFFFF" in str(info.value)
 
@@ -140,13 +169,30 @@ def test_reserved_flag_bits_are_refused(bit):
 
 
 def test_encode_writes_the_spec_layout():
-    assert encode(Decimal("70"), timestamp=DeviceTime(2024, 5, 6, 7, 8, 9), user_id=1, bmi=Decimal("22.9"), height=Decimal("1.75")) == SI_FULL
+    assert (
+        encode(
+            Decimal("70"),
+            timestamp=DeviceTime(2024, 5, 6, 7, 8, 9),
+            user_id=1,
+            bmi=Decimal("22.9"),
+            height=Decimal("1.75"),
+        )
+        == SI_FULL
+    )
     assert encode(Decimal("154.32"), imperial=True, bmi=Decimal("22.9"), height=Decimal("68.9")) == IMPERIAL
     with pytest.raises(ValueError):
         encode(Decimal("70.001"))  # not a multiple of 0.005 kg
 
 
-device_times = st.builds(DeviceTime, st.none() | st.integers(1582, 9999), st.integers(0, 12), st.integers(0, 31), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+device_times = st.builds(
+    DeviceTime,
+    st.none() | st.integers(1582, 9999),
+    st.integers(0, 12),
+    st.integers(0, 31),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+)
 
 
 @given(
@@ -161,16 +207,27 @@ def test_encode_then_parse_round_trips(imperial, weight_raw, timestamp, user_id,
     bmi = height = None
     if bmi_height is not None:
         bmi, height = bmi_height[0] * Decimal("0.1"), bmi_height[1] * height_step
-    m = parse(encode(weight_raw * weight_step, imperial=imperial, timestamp=timestamp, user_id=user_id, bmi=bmi, height=height))
+    m = parse(
+        encode(
+            weight_raw * weight_step, imperial=imperial, timestamp=timestamp, user_id=user_id, bmi=bmi, height=height
+        )
+    )
     assert (m.imperial, m.weight_raw, m.timestamp, m.user_id) == (imperial, weight_raw, timestamp, user_id)
     assert (m.bmi_raw, m.height_raw) == (bmi_height or (None, None))
-    assert m.weight.value == weight_raw * weight_step and m.weight.value.as_tuple().exponent == weight_step.as_tuple().exponent
+    assert (
+        m.weight.value == weight_raw * weight_step
+        and m.weight.value.as_tuple().exponent == weight_step.as_tuple().exponent
+    )
 
 
 def test_adapters_convert_gives_a_bundle_or_an_outcome_naming_field_and_offset():
     from homediag.convert import convert
 
     ok, bundle = convert("ble-weight-scale", SI_FULL, received_at=RECEIVED)
-    assert ok and [e["resource"]["code"]["text"] for e in bundle["entry"]] == ["Body weight", "Body mass index", "Body height"]
+    assert ok and [e["resource"]["code"]["text"] for e in bundle["entry"]] == [
+        "Body weight",
+        "Body mass index",
+        "Body height",
+    ]
     ok, outcome = convert("ble-weight-scale", SI_FULL[:-1])
     assert not ok and outcome["issue"][0]["expression"] == ["height@13"]

@@ -19,14 +19,27 @@ UCUM = {"mmHg": "mm[Hg]", "kPa": "kPa"}
 # (field, offset, size) of every field each vector's flags announce, in wire order
 LAYOUT = {
     "nordic-bp-full": [
-        ("flags", 0, 1), ("systolic", 1, 2), ("diastolic", 3, 2), ("mean_arterial_pressure", 5, 2),
-        ("timestamp.year", 7, 2), ("timestamp.month", 9, 1), ("timestamp.day", 10, 1),
-        ("timestamp.hours", 11, 1), ("timestamp.minutes", 12, 1), ("timestamp.seconds", 13, 1),
-        ("pulse_rate", 14, 2), ("user_id", 16, 1), ("measurement_status", 17, 2),
+        ("flags", 0, 1),
+        ("systolic", 1, 2),
+        ("diastolic", 3, 2),
+        ("mean_arterial_pressure", 5, 2),
+        ("timestamp.year", 7, 2),
+        ("timestamp.month", 9, 1),
+        ("timestamp.day", 10, 1),
+        ("timestamp.hours", 11, 1),
+        ("timestamp.minutes", 12, 1),
+        ("timestamp.seconds", 13, 1),
+        ("pulse_rate", 14, 2),
+        ("user_id", 16, 1),
+        ("measurement_status", 17, 2),
     ],
     "nordic-bp-kpa": [
-        ("flags", 0, 1), ("systolic", 1, 2), ("diastolic", 3, 2), ("mean_arterial_pressure", 5, 2),
-        ("pulse_rate", 7, 2), ("measurement_status", 9, 2),
+        ("flags", 0, 1),
+        ("systolic", 1, 2),
+        ("diastolic", 3, 2),
+        ("mean_arterial_pressure", 5, 2),
+        ("pulse_rate", 7, 2),
+        ("measurement_status", 9, 2),
     ],
 }
 
@@ -87,7 +100,7 @@ def test_reserved_pulse_range_sets_neither_range_flag():
 
 
 def test_sfloat_special_decodes_to_special_not_number():
-    raw = bytes.fromhex("00" "FF07" "5800" "7800")  # systolic 0x07FF NaN
+    raw = bytes.fromhex("00FF0758007800")  # systolic 0x07FF NaN
     (bp,) = BleBloodPressureAdapter().decode(raw)
     systolic = bp.components[0].number
     assert systolic.value is None and systolic.special is SpecialValue.NAN
@@ -127,12 +140,12 @@ def test_reserved_flag_bits_are_refused(bit):
 @pytest.mark.parametrize(
     "timestamp,field,offset",
     [
-        ("E803" "0101000000", "timestamp.year", 1),  # year 1000 (only 0 or 1582-9999)
-        ("E907" "0D01000000", "timestamp.month", 3),
-        ("E907" "0120000000", "timestamp.day", 4),
-        ("E907" "0101180000", "timestamp.hours", 5),
-        ("E907" "0101003C00", "timestamp.minutes", 6),
-        ("E907" "010100003C", "timestamp.seconds", 7),
+        ("E8030101000000", "timestamp.year", 1),  # year 1000 (only 0 or 1582-9999)
+        ("E9070D01000000", "timestamp.month", 3),
+        ("E9070120000000", "timestamp.day", 4),
+        ("E9070101180000", "timestamp.hours", 5),
+        ("E9070101003C00", "timestamp.minutes", 6),
+        ("E907010100003C", "timestamp.seconds", 7),
     ],
 )
 def test_date_time_out_of_range_names_field_and_offset(timestamp, field, offset):
@@ -145,7 +158,7 @@ def test_date_time_out_of_range_names_field_and_offset(timestamp, field, offset)
 
 
 def test_byte_reader_is_little_endian():
-    reader = ByteReader(bytes.fromhex("3412" "FEFF" "78563412"))
+    reader = ByteReader(bytes.fromhex("3412FEFF78563412"))
     assert (reader.uint16("a"), reader.sint16("b"), reader.uint32("c")) == (0x1234, -2, 0x12345678)
     reader.expect_end()
 
@@ -171,7 +184,9 @@ device_times = st.builds(
     status=st.none() | st.integers(0, 0xFFFF),
 )
 def test_encode_then_parse_round_trips(values, unit_kpa, timestamp, pulse_rate, user_id, status):
-    m = parse(encode(values, unit_kpa=unit_kpa, timestamp=timestamp, pulse_rate=pulse_rate, user_id=user_id, status=status))
+    m = parse(
+        encode(values, unit_kpa=unit_kpa, timestamp=timestamp, pulse_rate=pulse_rate, user_id=user_id, status=status)
+    )
     assert [str(n.value) for n in (m.systolic, m.diastolic, m.mean)] == [str(v) for v in values]
     assert m.unit == ("kPa" if unit_kpa else "mm[Hg]")
     assert m.timestamp == timestamp

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import ADMIN
 from sqlalchemy import select
 
-from conftest import ADMIN
 from homediag import care
 from homediag.store.models import AuditEvent, Upload
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
@@ -23,12 +23,19 @@ def outsider(runtime):  # type: ignore[no-untyped-def]
     with runtime.sessions.begin() as session:
         doctor, doctor_token = create_user(session, name="Dr. Andetsted", role="clinician")
         tablet, tablet_token = create_user(session, name="tablet-other", role="gateway")
-    return {"clinician": (doctor.id, {"Authorization": f"Bearer {doctor_token}"}), "gateway": (tablet.id, {"Authorization": f"Bearer {tablet_token}"})}
+    return {
+        "clinician": (doctor.id, {"Authorization": f"Bearer {doctor_token}"}),
+        "gateway": (tablet.id, {"Authorization": f"Bearer {tablet_token}"}),
+    }
 
 
 def _reading(client, tokens, person, headers=None):  # type: ignore[no-untyped-def]
     taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=1)
-    return client.post("/ingest", json=envelope(person, cuff_payload(random.Random(5), taken.replace(tzinfo=None)), taken), headers=headers or tokens.auth("gateway"))
+    return client.post(
+        "/ingest",
+        json=envelope(person, cuff_payload(random.Random(5), taken.replace(tzinfo=None)), taken),
+        headers=headers or tokens.auth("gateway"),
+    )
 
 
 def test_a_clinician_reads_only_patients_of_its_care_teams(client, tokens, pilot, runtime, outsider) -> None:  # type: ignore[no-untyped-def]
@@ -40,16 +47,29 @@ def test_a_clinician_reads_only_patients_of_its_care_teams(client, tokens, pilot
     observation = sent.json()["observations"][0]["id"]
     doctor_id, doctor = outsider["clinician"]
 
-    assert client.get("/fhir/Observation", params={"patient": pid}, headers=tokens.auth("clinician")).json()["total"] == 2
+    assert (
+        client.get("/fhir/Observation", params={"patient": pid}, headers=tokens.auth("clinician")).json()["total"] == 2
+    )
     assert client.get("/fhir/Observation", params={"patient": pid}, headers=doctor).json()["total"] == 0
     assert client.get("/fhir/Observation", headers=doctor).json()["total"] == 0
     assert client.get(f"/fhir/Observation/{observation}", headers=doctor).status_code == 404
-    assert client.get(f"/fhir/Patient/{pid}", headers={**doctor, "X-Reidentification-Reason": "curious"}).status_code == 404
+    assert (
+        client.get(f"/fhir/Patient/{pid}", headers={**doctor, "X-Reidentification-Reason": "curious"}).status_code
+        == 404
+    )
     with runtime.sessions() as session:
-        reasons = session.execute(select(AuditEvent.detail).where(AuditEvent.actor == doctor_id, AuditEvent.outcome == "deny")).scalars().all()
+        reasons = (
+            session.execute(
+                select(AuditEvent.detail).where(AuditEvent.actor == doctor_id, AuditEvent.outcome == "deny")
+            )
+            .scalars()
+            .all()
+        )
     assert reasons and all("care team" in r for r in reasons)
 
-    with runtime.sessions.begin() as session:  # the administrator puts the doctor on the team: visible on the next request
+    with (
+        runtime.sessions.begin() as session
+    ):  # the administrator puts the doctor on the team: visible on the next request
         care.add_member(session, runtime.keys, ADMIN, tokens.team, doctor_id)
     assert client.get(f"/fhir/Observation/{observation}", headers=doctor).status_code == 200
 
@@ -62,7 +82,10 @@ def test_a_gateway_uploads_only_for_its_patients_from_its_devices(client, tokens
     assert refused.status_code == 422
     assert "not enrolled on this gateway" in refused.json()["issues"]["issue"][0]["diagnostics"]
     with runtime.sessions() as session:
-        assert session.execute(select(Upload.outcome).where(Upload.id == refused.json()["upload"])).scalar_one() == "rejected"
+        assert (
+            session.execute(select(Upload.outcome).where(Upload.id == refused.json()["upload"])).scalar_one()
+            == "rejected"
+        )
     with runtime.sessions.begin() as session:
         care.assign_gateway(session, runtime.keys, ADMIN, tablet_id, pid)
     # enrolled on the gateway, but the cuff is not one the gateway may use

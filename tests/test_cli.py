@@ -101,7 +101,10 @@ def test_keys_init_writes_owner_only_file_and_never_overwrites(tmp_path):
 @pytest.fixture
 def deployment(tmp_path):
     """A fresh SQLite deployment made with the CLI: key file and schema."""
-    env = {"HOMEDIAG_DATABASE_URL": f"sqlite:///{tmp_path / 'homediag.sqlite3'}", "HOMEDIAG_KEY_FILE": str(tmp_path / "keys.json")}
+    env = {
+        "HOMEDIAG_DATABASE_URL": f"sqlite:///{tmp_path / 'homediag.sqlite3'}",
+        "HOMEDIAG_KEY_FILE": str(tmp_path / "keys.json"),
+    }
     for args in (["keys", "init"], ["db", "upgrade"]):
         result = runner.invoke(app, args, env=env)
         assert result.exit_code == 0, result.output
@@ -110,7 +113,9 @@ def deployment(tmp_path):
 
 
 def _api(env: dict[str, str]) -> TestClient:
-    settings = Settings(database_url=env["HOMEDIAG_DATABASE_URL"], key_file=Path(env["HOMEDIAG_KEY_FILE"]), _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        database_url=env["HOMEDIAG_DATABASE_URL"], key_file=Path(env["HOMEDIAG_KEY_FILE"]), _env_file=None
+    )  # type: ignore[call-arg]
     return TestClient(create_app(Runtime.from_settings(settings)))
 
 
@@ -144,7 +149,10 @@ def test_users_add_refuses_an_unknown_role(deployment):
 
 
 def test_commands_need_the_key_file(tmp_path):
-    env = {"HOMEDIAG_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "HOMEDIAG_KEY_FILE": str(tmp_path / "missing.json")}
+    env = {
+        "HOMEDIAG_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "HOMEDIAG_KEY_FILE": str(tmp_path / "missing.json"),
+    }
     result = runner.invoke(app, ["audit", "verify"], env=env)
     assert result.exit_code != 0
     assert "homediag keys init" in result.stderr
@@ -180,10 +188,22 @@ def test_help_says_what_each_command_does(command, says):
     ids=["console-script", "python-m"],
 )
 def test_runs_as_a_real_process(tmp_path, launcher):
-    ok = subprocess.run([*launcher, "adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [*launcher, "adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     check_bundle(ok.stdout)
-    refused = subprocess.run([*launcher, "adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL[:-2]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [*launcher, "adapters", "convert", "ble-blood-pressure", "--hex", BP_FULL[:-2]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 1
     assert "measurement_status" in issues(refused.stdout)[0]["diagnostics"]
 
@@ -192,7 +212,10 @@ PHD = Path(__file__).parent / "fixtures" / "phd-ig"
 
 
 def test_profiles_validate_passes_phd_ig_examples():
-    result = runner.invoke(app, ["profiles", "validate", str(PHD / "compound-numeric-blood-pressure.json"), str(PHD / "bundle-example-1.json")])
+    result = runner.invoke(
+        app,
+        ["profiles", "validate", str(PHD / "compound-numeric-blood-pressure.json"), str(PHD / "bundle-example-1.json")],
+    )
     assert result.exit_code == 0, result.output
     outcome = json.loads(result.output)
     assert outcome["resourceType"] == "OperationOutcome"
@@ -257,7 +280,9 @@ def test_keys_rotate_replaces_the_key_file_and_needs_a_choice(deployment, tmp_pa
 def test_revoked_and_expired_tokens_stop_working(deployment):
     made = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Revoke"], env=deployment)
     user_id, _, token = made.stdout.strip().split("\t")
-    expired = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Expired", "--expires-days", "0"], env=deployment)
+    expired = runner.invoke(
+        app, ["users", "add", "--role", "clinician", "--name", "Dr. Expired", "--expires-days", "0"], env=deployment
+    )
     expired_token = expired.stdout.strip().split("\t")[2]
     with _api(deployment) as client:
         auth = {"Authorization": f"Bearer {token}"}
@@ -278,9 +303,28 @@ def test_consents_from_the_command_line(deployment):
         from homediag.enrolment import enrol_patient
         from homediag.users import Principal
 
-        patient = enrol_patient(rt, Principal("a", "a", "admin", None), {"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0101902005"}]}).patient
+        patient = enrol_patient(
+            rt,
+            Principal("a", "a", "admin", None),
+            {"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0101902005"}]},
+        ).patient
         rt.close()
-    added = runner.invoke(app, ["consents", "add", "--patient", patient.id, "--purpose", "TREAT", "--purpose", "HRESCH", "--end", "2099-12-31"], env=deployment)
+    added = runner.invoke(
+        app,
+        [
+            "consents",
+            "add",
+            "--patient",
+            patient.id,
+            "--purpose",
+            "TREAT",
+            "--purpose",
+            "HRESCH",
+            "--end",
+            "2099-12-31",
+        ],
+        env=deployment,
+    )
     assert added.exit_code == 0, added.output
     consent_id = added.stdout.strip()
     listed = runner.invoke(app, ["consents", "list", "--patient", patient.id], env=deployment).stdout
@@ -294,14 +338,22 @@ def test_consents_from_the_command_line(deployment):
 
 
 def test_care_teams_and_gateways_from_the_command_line(deployment):
-    clinician = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Team"], env=deployment).stdout.split("\t")[0]
-    gateway = runner.invoke(app, ["users", "add", "--role", "gateway", "--name", "tablet-9"], env=deployment).stdout.split("\t")[0]
+    clinician = runner.invoke(
+        app, ["users", "add", "--role", "clinician", "--name", "Dr. Team"], env=deployment
+    ).stdout.split("\t")[0]
+    gateway = runner.invoke(
+        app, ["users", "add", "--role", "gateway", "--name", "tablet-9"], env=deployment
+    ).stdout.split("\t")[0]
     with _api(deployment) as client:
         rt = client.app.state.runtime
         from homediag.enrolment import enrol_patient
         from homediag.users import Principal
 
-        patient = enrol_patient(rt, Principal("a", "a", "admin", None), {"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0101902005"}]}).patient
+        patient = enrol_patient(
+            rt,
+            Principal("a", "a", "admin", None),
+            {"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0101902005"}]},
+        ).patient
         rt.close()
     team = runner.invoke(app, ["careteams", "create", "Hjemmemonitorering"], env=deployment)
     assert team.exit_code == 0, team.output

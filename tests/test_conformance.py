@@ -20,7 +20,9 @@ from homediag.fhir_profiles import fhirjson, validate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BP_CASES = FIXTURES / "conformance" / "ble-blood-pressure"
-VECTORS = {v["id"]: v for v in json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())["characteristics"]}
+VECTORS = {
+    v["id"]: v for v in json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())["characteristics"]
+}
 runner = CliRunner()
 
 
@@ -47,12 +49,24 @@ def test_the_blood_pressure_cases_come_from_the_third_party_vectors_and_hold_the
     full = json.loads((BP_CASES / "nordic-bp-full.expected.json").read_text())
     bp, status, pulse = (e["resource"] for e in full["entry"])
     expect = VECTORS["nordic-bp-full"]["expect"]
-    assert [str(c["valueQuantity"]["value"]) for c in bp["component"]] == [expect["systolic"], expect["diastolic"], expect["mean"]]
+    assert [str(c["valueQuantity"]["value"]) for c in bp["component"]] == [
+        expect["systolic"],
+        expect["diastolic"],
+        expect["mean"],
+    ]
     assert str(pulse["valueQuantity"]["value"]) == expect["pulse_rate"]
-    assert [c["code"]["coding"][0]["display"] for c in status["component"]] == ["body-movement", "cuff-too-loose", "irregular-pulse", "improper-body-position"]
+    assert [c["code"]["coding"][0]["display"] for c in status["component"]] == [
+        "body-movement",
+        "cuff-too-loose",
+        "irregular-pulse",
+        "improper-body-position",
+    ]
     # year 0 is unknown: dated by the kit's fixed receive time, the device's own time kept
     assert bp["effectiveDateTime"] == "2026-01-01T00:00:00+00:00"
-    assert {"url": "https://homediag.example.org/fhir/StructureDefinition/device-time", "valueString": "0000-04-17T20:41:59"} in bp["extension"]
+    assert {
+        "url": "https://homediag.example.org/fhir/StructureDefinition/device-time",
+        "valueString": "0000-04-17T20:41:59",
+    } in bp["extension"]
     for entry in full["entry"]:
         assert not [i for i in validate(entry["resource"]) if i.severity in ("error", "fatal")]
 
@@ -65,7 +79,10 @@ def test_kit_passes_on_the_blood_pressure_cases():
     assert "Patient/example, Device/example, gateway received 2026-01-01T00:00:00+00:00" in out
     for name in ("nordic-bp-full", "nordic-bp-kpa", "nordic-bp-kpa-bytes", "reserved-flag-bits", "truncated-status"):
         assert f"PASS  {name}" in out
-    assert "PASS  truncated-status     refused by the adapter: ble-blood-pressure: field 'measurement_status', byte offset 17" in out
+    assert (
+        "PASS  truncated-status     refused by the adapter: ble-blood-pressure: field 'measurement_status', byte offset 17"
+        in out
+    )
     assert "all cases pass: 5 of 5 cases passed, 0 failed" in out
 
 
@@ -100,7 +117,11 @@ def test_a_must_refuse_case_fails_when_the_payload_is_accepted_or_refused_for_an
     result = kit("ble-blood-pressure", str(cases))
     assert result.exit_code == 1
     out = result.stdout
-    assert "FAIL  nordic-bp-kpa" in out and "expected a refusal containing 'reserved flag bits', but the payload was not refused (accepted); it gave:" in out
+    assert (
+        "FAIL  nordic-bp-kpa" in out
+        and "expected a refusal containing 'reserved flag bits', but the payload was not refused (accepted); it gave:"
+        in out
+    )
     assert "entry[0] Blood pressure at 2026-01-01T00:00:00+00:00: 142 mm[Hg], 83 mm[Hg], 119 mm[Hg]" in out
     assert "FAIL  truncated-status" in out and "refused by the adapter, but not with \"field 'systolic'\"" in out
     assert "field 'measurement_status', byte offset 17" in out
@@ -219,7 +240,13 @@ class _BadUnit:
 @pytest.mark.parametrize(
     ("adapter", "says"),
     [
-        (_Crashing(), ["crashing: decode raised KeyError: 'celsius' (at test_conformance.py:", "an adapter refuses a payload by raising DecodeError"]),
+        (
+            _Crashing(),
+            [
+                "crashing: decode raised KeyError: 'celsius' (at test_conformance.py:",
+                "an adapter refuses a payload by raising DecodeError",
+            ],
+        ),
         (_Undeclared(), ["breaks its own declaration"]),
         (_BadUnit(), ["building the body-temperature Observation", "unit 'C' has no conversion to 'Cel'"]),
     ],
@@ -242,5 +269,13 @@ def test_try_payload_uses_the_fixed_context_and_names_the_bundle_entry_of_an_iss
     assert entry["resource"]["subject"] == {"reference": "Patient/example"}
     assert entry["resource"]["device"] == {"reference": "Device/example"}
     assert entry["resource"]["effectiveDateTime"] == EXAMPLE_RECEIVED_AT.isoformat()
-    assert entry["fullUrl"] == "urn:uuid:" + "-".join((entry["resource"]["id"][:8], entry["resource"]["id"][8:12], entry["resource"]["id"][12:16], entry["resource"]["id"][16:20], entry["resource"]["id"][20:]))
+    assert entry["fullUrl"] == "urn:uuid:" + "-".join(
+        (
+            entry["resource"]["id"][:8],
+            entry["resource"]["id"][8:12],
+            entry["resource"]["id"][12:16],
+            entry["resource"]["id"][16:20],
+            entry["resource"]["id"][20:],
+        )
+    )
     assert Case("x", None, Path("x.expected.json")).payload is None

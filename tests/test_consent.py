@@ -67,12 +67,19 @@ def consent(**kwargs: Any) -> ConsentRecord:
 
 def test_treatment_consent_is_valid_r4_and_round_trips() -> None:
     built = treatment_consent(
-        PATIENT, purposes=("TREAT", "HRESCH"), start=date(2026, 1, 1), end=date(2026, 12, 31),
+        PATIENT,
+        purposes=("TREAT", "HRESCH"),
+        start=date(2026, 1, 1),
+        end=date(2026, 12, 31),
         date_time=cph(2025, 12, 20, 10, 30),
     )
     Consent.model_validate(built)  # raises on any structural error
     assert built["policyRule"] or built["policy"]  # ppc-1, which the generated model does not check
-    assert built["category"][0]["coding"][0] == {"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}
+    assert built["category"][0]["coding"][0] == {
+        "system": "http://loinc.org",
+        "code": "59284-0",
+        "display": "Patient Consent",
+    }
     assert built["scope"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/consentscope"
 
     record = parse_consent(built)
@@ -100,7 +107,9 @@ def test_treatment_consent_defaults() -> None:
 
 
 def test_treatment_consent_with_instants_and_other_status() -> None:
-    built = treatment_consent(PATIENT, start=cph(2026, 3, 1, 8, 0), end=datetime(2026, 9, 1, tzinfo=UTC), status="draft", scope="research")
+    built = treatment_consent(
+        PATIENT, start=cph(2026, 3, 1, 8, 0), end=datetime(2026, 9, 1, tzinfo=UTC), status="draft", scope="research"
+    )
     assert built["provision"]["period"] == {"start": "2026-03-01T08:00:00+01:00", "end": "2026-09-01T00:00:00+00:00"}
     record = parse_consent(built)
     assert (record.status, record.scope) == ("draft", "research")
@@ -132,7 +141,13 @@ def test_parse_keeps_nested_provisions_and_data_period() -> None:
         resource(
             purpose=[purpose("TREAT"), purpose("HRESCH")],
             dataPeriod={"start": "2026-01-01"},
-            provision=[{"type": "deny", "purpose": [purpose("HRESCH")], "dataPeriod": {"start": "2026-05-01", "end": "2026-05-31"}}],
+            provision=[
+                {
+                    "type": "deny",
+                    "purpose": [purpose("HRESCH")],
+                    "dataPeriod": {"start": "2026-05-01", "end": "2026-05-31"},
+                }
+            ],
         )
     )
     assert record.id == "c1"
@@ -190,16 +205,25 @@ def _without(path: str) -> Any:
         (_set("provision.purpose", [purpose("TREAT"), purpose("NOPE")]), "Consent.provision.purpose[1].code"),
         # a v3-ActReason code, but a reason for something else, not a purpose of use
         (_set("provision.purpose", [purpose("ACCREQNA")]), "Consent.provision.purpose[0].code"),
-        (_set("provision.purpose", [{"system": "http://example.org/purposes", "code": "TREAT"}]), "Consent.provision.purpose[0].system"),
+        (
+            _set("provision.purpose", [{"system": "http://example.org/purposes", "code": "TREAT"}]),
+            "Consent.provision.purpose[0].system",
+        ),
         (_set("provision.purpose", [{"code": "TREAT"}]), "Consent.provision.purpose[0].system"),
         (_set("provision.type", "maybe"), "Consent.provision.type"),
         (_without("provision.type"), "Consent.provision.type"),
         (_set("provision.period", {"start": "2026-06-01", "end": "2026-05-31"}), "Consent.provision.period.end"),
-        (_set("provision.period", {"start": "2026-06-01T12:00:00+02:00", "end": "2026-06-01T11:59:59+02:00"}), "Consent.provision.period.end"),
+        (
+            _set("provision.period", {"start": "2026-06-01T12:00:00+02:00", "end": "2026-06-01T11:59:59+02:00"}),
+            "Consent.provision.period.end",
+        ),
         (_set("provision.dataPeriod", {"start": "2026", "end": "2025-12"}), "Consent.provision.dataPeriod.end"),
         (_set("provision.period", {"start": "2026-02-30"}), "Consent.provision.period.start"),
         (_set("provision.provision", [{"purpose": [purpose("HRESCH")]}]), "Consent.provision.provision[0].type"),
-        (_set("provision.provision", [{"type": "deny", "purpose": [purpose("RESEARCH")]}]), "Consent.provision.provision[0].purpose[0].code"),
+        (
+            _set("provision.provision", [{"type": "deny", "purpose": [purpose("RESEARCH")]}]),
+            "Consent.provision.provision[0].purpose[0].code",
+        ),
         (
             _set("provision.provision", [{"type": "deny", "period": {"start": "2026-02-01", "end": "2026-01-01"}}]),
             "Consent.provision.provision[0].period.end",
@@ -277,7 +301,9 @@ def test_withdrawn_consent_followed_by_a_new_active_one_permits() -> None:
 
 def test_before_the_consent_period_is_a_deny() -> None:
     records = [consent(start=date(2026, 7, 1))]
-    assert decide(records, purpose="TREAT", data_time=None, as_of=NOW) == Decision(False, "consent period has not started")
+    assert decide(records, purpose="TREAT", data_time=None, as_of=NOW) == Decision(
+        False, "consent period has not started"
+    )
     assert decide(records, purpose="TREAT", data_time=None, as_of=cph(2026, 6, 30, 23, 59, 59)).permit is False
     assert decide(records, purpose="TREAT", data_time=None, as_of=cph(2026, 7, 1)).permit
 
@@ -289,7 +315,9 @@ def test_gics_regression_as_of_before_the_first_consent_is_not_permitted() -> No
     second = consent(purposes=("TREAT", "HRESCH"), start=date(2026, 6, 1), date_time=cph(2026, 6, 1, 9, 0))
     records = [first, second]
     before = cph(2026, 1, 15)
-    assert decide(records, purpose="TREAT", data_time=before, as_of=before) == Decision(False, "consent period has not started")
+    assert decide(records, purpose="TREAT", data_time=before, as_of=before) == Decision(
+        False, "consent period has not started"
+    )
     assert permitted_data_window(records, purpose="TREAT", as_of=before) is None
     assert decide(records, purpose="HRESCH", data_time=None, as_of=cph(2026, 4, 1)).permit is False
     assert decide(records, purpose="TREAT", data_time=None, as_of=cph(2026, 4, 1)).permit
@@ -334,7 +362,9 @@ def test_end_date_in_summer_time_ends_at_copenhagen_midnight() -> None:
 def test_end_month_covers_the_whole_month() -> None:
     records = [parse_consent(resource(period={"end": "2026-02"}))]
     assert decide(records, purpose="TREAT", data_time=None, as_of=cph(2026, 2, 28, 23, 59)).permit
-    assert decide(records, purpose="TREAT", data_time=None, as_of=cph(2026, 3, 1)) == Decision(False, "consent expired on 2026-02-28")
+    assert decide(records, purpose="TREAT", data_time=None, as_of=cph(2026, 3, 1)) == Decision(
+        False, "consent expired on 2026-02-28"
+    )
 
 
 def test_end_instant_is_exclusive() -> None:
@@ -365,16 +395,23 @@ def test_data_time_outside_the_data_period_is_a_deny() -> None:
     assert data_at(cph(2025, 12, 31, 23, 59, 59)) == Decision(False, "data time outside consent data period")
     # asked without a data time: some data is permitted, narrowed by the window
     assert decide(records, purpose="TREAT", data_time=None, as_of=NOW).permit
-    assert permitted_data_window(records, purpose="TREAT", as_of=NOW) == DataWindow(((cph(2026, 1, 1), cph(2026, 4, 1)),))
+    assert permitted_data_window(records, purpose="TREAT", as_of=NOW) == DataWindow(
+        ((cph(2026, 1, 1), cph(2026, 4, 1)),)
+    )
 
 
 def test_nested_deny_for_a_purpose_overrides_the_outer_permit() -> None:
     records = [
         parse_consent(
-            resource(purpose=[purpose("TREAT"), purpose("HRESCH")], provision=[{"type": "deny", "purpose": [purpose("HRESCH")]}])
+            resource(
+                purpose=[purpose("TREAT"), purpose("HRESCH")],
+                provision=[{"type": "deny", "purpose": [purpose("HRESCH")]}],
+            )
         )
     ]
-    assert decide(records, purpose="HRESCH", data_time=cph(2026, 6, 1), as_of=NOW) == Decision(False, "consent denies purpose HRESCH")
+    assert decide(records, purpose="HRESCH", data_time=cph(2026, 6, 1), as_of=NOW) == Decision(
+        False, "consent denies purpose HRESCH"
+    )
     assert decide(records, purpose="TREAT", data_time=cph(2026, 6, 1), as_of=NOW).permit
     assert permitted_data_window(records, purpose="HRESCH", as_of=NOW) is None
 
@@ -385,12 +422,20 @@ def test_nested_deny_limited_to_a_data_period_cuts_a_hole() -> None:
             resource(
                 purpose=[purpose("HRESCH")],
                 dataPeriod={"start": "2026-01-01", "end": "2026-12-31"},
-                provision=[{"type": "deny", "purpose": [purpose("HRESCH")], "dataPeriod": {"start": "2026-05-01", "end": "2026-05-31"}}],
+                provision=[
+                    {
+                        "type": "deny",
+                        "purpose": [purpose("HRESCH")],
+                        "dataPeriod": {"start": "2026-05-01", "end": "2026-05-31"},
+                    }
+                ],
             )
         )
     ]
     assert decide(records, purpose="HRESCH", data_time=cph(2026, 4, 30, 23, 0), as_of=NOW).permit
-    assert decide(records, purpose="HRESCH", data_time=cph(2026, 5, 15), as_of=NOW) == Decision(False, "consent denies purpose HRESCH")
+    assert decide(records, purpose="HRESCH", data_time=cph(2026, 5, 15), as_of=NOW) == Decision(
+        False, "consent denies purpose HRESCH"
+    )
     assert decide(records, purpose="HRESCH", data_time=cph(2026, 6, 1), as_of=NOW).permit
     window = permitted_data_window(records, purpose="HRESCH", as_of=NOW)
     assert window == DataWindow(((cph(2026, 1, 1), cph(2026, 5, 1)), (cph(2026, 6, 1), cph(2027, 1, 1))))
@@ -414,16 +459,22 @@ def test_nested_deny_applies_only_during_its_own_period() -> None:
 
 def test_nested_permit_is_an_exception_to_an_outer_deny() -> None:
     # "no use of my data, except for my treatment"
-    records = [parse_consent(resource(type="deny", purpose=[], provision=[{"type": "permit", "purpose": [purpose("TREAT")]}]))]
+    records = [
+        parse_consent(resource(type="deny", purpose=[], provision=[{"type": "permit", "purpose": [purpose("TREAT")]}]))
+    ]
     assert decide(records, purpose="TREAT", data_time=None, as_of=NOW).permit
-    assert decide(records, purpose="HRESCH", data_time=None, as_of=NOW) == Decision(False, "consent denies purpose HRESCH")
+    assert decide(records, purpose="HRESCH", data_time=None, as_of=NOW) == Decision(
+        False, "consent denies purpose HRESCH"
+    )
 
 
 def test_explicit_deny_in_one_consent_wins_over_a_permit_in_another() -> None:
     permit = consent(purposes=("TREAT", "HRESCH"))
     opt_out = parse_consent(resource(type="deny", purpose=[purpose("HRESCH")]))
     for records in ([permit, opt_out], [opt_out, permit]):
-        assert decide(records, purpose="HRESCH", data_time=cph(2026, 6, 1), as_of=NOW) == Decision(False, "consent denies purpose HRESCH")
+        assert decide(records, purpose="HRESCH", data_time=cph(2026, 6, 1), as_of=NOW) == Decision(
+            False, "consent denies purpose HRESCH"
+        )
         assert permitted_data_window(records, purpose="HRESCH", as_of=NOW) is None
         assert decide(records, purpose="TREAT", data_time=cph(2026, 6, 1), as_of=NOW).permit
 
@@ -443,7 +494,10 @@ def test_a_deny_that_has_ended_no_longer_denies() -> None:
 def test_the_most_useful_reason_is_given_when_several_consents_fail() -> None:
     expired = consent(end=date(2026, 1, 31))
     other_purpose = consent(purposes=("HTEST",))
-    assert decide([expired, other_purpose], purpose="TREAT", data_time=None, as_of=NOW).reason == "purpose TREAT not permitted"
+    assert (
+        decide([expired, other_purpose], purpose="TREAT", data_time=None, as_of=NOW).reason
+        == "purpose TREAT not permitted"
+    )
     assert decide([expired], purpose="TREAT", data_time=None, as_of=NOW).reason == "consent expired on 2026-01-31"
 
 
@@ -512,11 +566,17 @@ def test_consents_of_several_patients_are_refused() -> None:
 
 def test_hand_built_records_work_like_parsed_ones() -> None:
     record = ConsentRecord(
-        status="active", scope="treatment", patient=PATIENT, date_time=None,
+        status="active",
+        scope="treatment",
+        patient=PATIENT,
+        date_time=None,
         provision=Provision(type="permit", purposes=frozenset({"TREAT"}), period=Period(end=cph(2026, 7, 1))),
     )
     assert decide([record], purpose="TREAT", data_time=None, as_of=NOW).permit
-    assert decide([record], purpose="TREAT", data_time=None, as_of=cph(2026, 7, 1)).reason == "consent expired at 2026-06-30T22:00:00+00:00"
+    assert (
+        decide([record], purpose="TREAT", data_time=None, as_of=cph(2026, 7, 1)).reason
+        == "consent expired at 2026-06-30T22:00:00+00:00"
+    )
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -526,7 +586,9 @@ STATUSES = ["draft", "proposed", "active", "rejected", "inactive", "entered-in-e
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 HORIZON_DAYS = 4 * 365
 
-instants = st.integers(min_value=0, max_value=HORIZON_DAYS * 24 * 60).map(lambda minutes: EPOCH + timedelta(minutes=minutes))
+instants = st.integers(min_value=0, max_value=HORIZON_DAYS * 24 * 60).map(
+    lambda minutes: EPOCH + timedelta(minutes=minutes)
+)
 some_timezone = st.sampled_from([UTC, CPH, ZoneInfo("America/New_York")])
 
 
@@ -549,7 +611,9 @@ def fhir_times(draw: st.DrawFn) -> str:
 @st.composite
 def periods(draw: st.DrawFn) -> dict[str, str] | None:
     # Ordered by first instant, an end never lies before its start, whatever the precisions.
-    start, end = sorted(draw(st.lists(fhir_times(), min_size=2, max_size=2)), key=lambda text: Period.from_fhir(text, None).start)
+    start, end = sorted(
+        draw(st.lists(fhir_times(), min_size=2, max_size=2)), key=lambda text: Period.from_fhir(text, None).start
+    )
     period: dict[str, str] = {}
     if draw(st.booleans()):
         period["start"] = start
@@ -603,15 +667,24 @@ def expired_consent_resources(draw: st.DrawFn) -> tuple[dict[str, Any], datetime
     data_time=st.none() | aware_instants(),
     as_of=aware_instants(),
 )
-def test_property_withdrawn_consent_never_permits(withdrawn: list[dict[str, Any]], asked: str, data_time: datetime | None, as_of: datetime) -> None:
+def test_property_withdrawn_consent_never_permits(
+    withdrawn: list[dict[str, Any]], asked: str, data_time: datetime | None, as_of: datetime
+) -> None:
     records = [parse_consent(raw) for raw in withdrawn]
     assert decide(records, purpose=asked, data_time=data_time, as_of=as_of) == Decision(False, "consent withdrawn")
     assert permitted_data_window(records, purpose=asked, as_of=as_of) is None
 
 
 @settings(max_examples=150, deadline=None)
-@given(expired=expired_consent_resources(), asked=st.sampled_from(PURPOSES), data_time=st.none() | aware_instants(), zone=some_timezone)
-def test_property_expired_consent_never_permits(expired: tuple[dict[str, Any], datetime], asked: str, data_time: datetime | None, zone: ZoneInfo) -> None:
+@given(
+    expired=expired_consent_resources(),
+    asked=st.sampled_from(PURPOSES),
+    data_time=st.none() | aware_instants(),
+    zone=some_timezone,
+)
+def test_property_expired_consent_never_permits(
+    expired: tuple[dict[str, Any], datetime], asked: str, data_time: datetime | None, zone: ZoneInfo
+) -> None:
     raw, as_of = expired
     records = [parse_consent(raw)]
     assert not decide(records, purpose=asked, data_time=data_time, as_of=as_of.astimezone(zone)).permit
@@ -625,7 +698,9 @@ def test_property_expired_consent_never_permits(expired: tuple[dict[str, Any], d
     data_time=aware_instants(),
     as_of=aware_instants(),
 )
-def test_property_decide_and_window_agree(raws: list[dict[str, Any]], asked: str, data_time: datetime, as_of: datetime) -> None:
+def test_property_decide_and_window_agree(
+    raws: list[dict[str, Any]], asked: str, data_time: datetime, as_of: datetime
+) -> None:
     """What a query narrowed by the window returns is exactly what decide permits, one by one."""
     records = [parse_consent(raw) for raw in raws]
     window = permitted_data_window(records, purpose=asked, as_of=as_of)
@@ -637,7 +712,13 @@ def test_property_decide_and_window_agree(raws: list[dict[str, Any]], asked: str
 
 
 @settings(max_examples=200, deadline=None)
-@given(raw=consent_resources(), extra=consent_resources(status="active"), asked=st.sampled_from(PURPOSES), data_time=aware_instants(), as_of=aware_instants())
+@given(
+    raw=consent_resources(),
+    extra=consent_resources(status="active"),
+    asked=st.sampled_from(PURPOSES),
+    data_time=aware_instants(),
+    as_of=aware_instants(),
+)
 def test_property_adding_an_explicit_deny_never_permits_more(
     raw: dict[str, Any], extra: dict[str, Any], asked: str, data_time: datetime, as_of: datetime
 ) -> None:
@@ -655,20 +736,39 @@ def test_property_adding_an_explicit_deny_never_permits_more(
     days=st.integers(min_value=0, max_value=2000),
     status=st.sampled_from(STATUSES),
 )
-def test_property_treatment_consent_validates_and_round_trips(codes: list[str], start: date | None, days: int, status: str) -> None:
+def test_property_treatment_consent_validates_and_round_trips(
+    codes: list[str], start: date | None, days: int, status: str
+) -> None:
     end = None if start is None else start + timedelta(days=days)
     built = treatment_consent(PATIENT, purposes=codes, start=start, end=end, status=status)
     Consent.model_validate(built)
     record = parse_consent(built)
-    assert (record.status, record.patient, record.purposes, record.provision_type) == (status, PATIENT, frozenset(codes), "permit")
+    assert (record.status, record.patient, record.purposes, record.provision_type) == (
+        status,
+        PATIENT,
+        frozenset(codes),
+        "permit",
+    )
     if start is not None:
-        assert record.period is not None and record.period.start == datetime(start.year, start.month, start.day, tzinfo=CPH)
+        assert record.period is not None and record.period.start == datetime(
+            start.year, start.month, start.day, tzinfo=CPH
+        )
 
 
 # --- the component stays pure --------------------------------------------------------------------
 
 CONSENT_DIR = Path(__file__).resolve().parents[1] / "consent"
-ALLOWED_IMPORTS = {"__future__", "collections", "dataclasses", "datetime", "re", "typing", "zoneinfo", "fhir", "pydantic"}
+ALLOWED_IMPORTS = {
+    "__future__",
+    "collections",
+    "dataclasses",
+    "datetime",
+    "re",
+    "typing",
+    "zoneinfo",
+    "fhir",
+    "pydantic",
+}
 
 
 @pytest.mark.parametrize("module", sorted(CONSENT_DIR.glob("*.py")), ids=lambda path: path.name)

@@ -45,7 +45,9 @@ CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 PURPOSES = ("TREAT", "HRESCH", "HTEST")
 MAKER = "Syntetisk Medico"  # synthetic.envelope()'s manufacturer: the vendor reader's own devices
 MARGIN = 3  # minutes
-PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 # -- readers ---------------------------------------------------------------------------------------
@@ -123,7 +125,9 @@ def offsets(kind: str, low: int, high: int) -> st.SearchStrategy[int]:
 
 
 @st.composite
-def periods(draw: st.DrawFn, starts: tuple[int, int] = (-400, 60), ends: tuple[int, int] = (-400, 60)) -> dict[str, Bound] | None:
+def periods(
+    draw: st.DrawFn, starts: tuple[int, int] = (-400, 60), ends: tuple[int, int] = (-400, 60)
+) -> dict[str, Bound] | None:
     """None, or a FHIR Period with a start, an end or both (in order), as dates or instants; offsets in days."""
     shape = draw(st.sampled_from(["none", "start", "end", "both"]))
     if shape == "none":
@@ -147,7 +151,9 @@ class DrawnConsent:
 
     def versions(self, patient_ref: str, now: datetime) -> list[dict[str, Any]]:
         """What is recorded: the consent as given, and its withdrawal if it is withdrawn later."""
-        resource = treatment_consent(patient_ref, purposes=self.purposes, status="active" if self.withdraw_later else self.status)
+        resource = treatment_consent(
+            patient_ref, purposes=self.purposes, status="active" if self.withdraw_later else self.status
+        )
         provision = resource["provision"]
         if self.period:
             provision["period"] = {k: b.fhir(now) for k, b in self.period.items()}
@@ -165,12 +171,18 @@ class DrawnConsent:
         return [resource, {**resource, "status": "inactive"}] if self.withdraw_later else [resource]
 
 
-MOSTLY_ACTIVE = st.just("active") | st.just("active") | st.sampled_from(["active", "inactive", "draft", "proposed", "rejected", "entered-in-error"])
+MOSTLY_ACTIVE = (
+    st.just("active")
+    | st.just("active")
+    | st.sampled_from(["active", "inactive", "draft", "proposed", "rejected", "entered-in-error"])
+)
 
 
-def consents(statuses: st.SearchStrategy[str] = MOSTLY_ACTIVE,
-             period: st.SearchStrategy[dict[str, Bound] | None] = periods(starts=(-400, 1), ends=(-10, 60)),  # mostly current
-             withdraw: st.SearchStrategy[bool] = st.just(False) | st.booleans()) -> st.SearchStrategy[DrawnConsent]:
+def consents(
+    statuses: st.SearchStrategy[str] = MOSTLY_ACTIVE,
+    period: st.SearchStrategy[dict[str, Bound] | None] = periods(starts=(-400, 1), ends=(-10, 60)),  # mostly current
+    withdraw: st.SearchStrategy[bool] = st.just(False) | st.booleans(),
+) -> st.SearchStrategy[DrawnConsent]:
     purpose_sets = st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=3, unique=True).map(tuple)
     return st.builds(
         DrawnConsent,
@@ -180,7 +192,11 @@ def consents(statuses: st.SearchStrategy[str] = MOSTLY_ACTIVE,
         period=period,
         data_period=st.none() | periods(),
         given_at=st.none() | offsets("instant", -400, 5),
-        deny=st.none() | st.none() | st.tuples(st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=2, unique=True).map(tuple) | st.just(()), periods()),
+        deny=st.none()
+        | st.none()
+        | st.tuples(
+            st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=2, unique=True).map(tuple) | st.just(()), periods()
+        ),
     )
 
 
@@ -195,7 +211,9 @@ class Recorded:
     readings: dict[str, datetime]  # Observation id -> the reading's time (effectiveDateTime)
 
 
-def record(client, tokens, enrolled: Enrolled, drawn: list[DrawnConsent], minutes_ago: list[int], now: datetime) -> Recorded:  # type: ignore[no-untyped-def]
+def record(
+    client, tokens, enrolled: Enrolled, drawn: list[DrawnConsent], minutes_ago: list[int], now: datetime
+) -> Recorded:  # type: ignore[no-untyped-def]
     admin = tokens.auth("admin")
     final = []
     for consent in drawn:
@@ -203,7 +221,9 @@ def record(client, tokens, enrolled: Enrolled, drawn: list[DrawnConsent], minute
         response = client.post("/fhir/Consent", json=first, headers=admin)
         assert response.status_code == 201, response.text
         for version in later:
-            changed = client.put(f"/fhir/Consent/{response.json()['id']}", json={**version, "id": response.json()["id"]}, headers=admin)
+            changed = client.put(
+                f"/fhir/Consent/{response.json()['id']}", json={**version, "id": response.json()["id"]}, headers=admin
+            )
             assert changed.status_code == 200, changed.text
         final.append(later[-1] if later else first)
     ids = ingest(client, tokens, enrolled.person, [now + timedelta(minutes=minutes) for minutes in minutes_ago])
@@ -216,7 +236,11 @@ def ingest(client, tokens, person: SyntheticPatient, taken: list[datetime]) -> l
     rng = random.Random(len(taken))
     for moment in taken:
         local = moment.astimezone(CPH).replace(tzinfo=None, microsecond=0)
-        response = client.post("/ingest", json=envelope(person, cuff_payload(rng, local), datetime.now(UTC)), headers=tokens.auth("gateway"))
+        response = client.post(
+            "/ingest",
+            json=envelope(person, cuff_payload(rng, local), datetime.now(UTC)),
+            headers=tokens.auth("gateway"),
+        )
         assert response.status_code == 201, response.text
         ids += [o["id"] for o in response.json()["observations"]]
     return ids
@@ -225,7 +249,12 @@ def ingest(client, tokens, person: SyntheticPatient, taken: list[datetime]) -> l
 def reading_times(client, ids: list[str]) -> dict[str, datetime]:  # type: ignore[no-untyped-def]
     """Each stored reading's effectiveDateTime (as stored: a clinician may not be allowed to read it)."""
     with client.app.state.runtime.sessions() as session:
-        stored = {oid: resource for oid, resource in session.execute(select(m.Observation.id, m.Observation.resource).where(m.Observation.id.in_(ids)))}
+        stored = {
+            oid: resource
+            for oid, resource in session.execute(
+                select(m.Observation.id, m.Observation.resource).where(m.Observation.id.in_(ids))
+            )
+        }
     return {oid: datetime.fromisoformat(stored[oid]["effectiveDateTime"]) for oid in ids}
 
 
@@ -234,7 +263,11 @@ def visible(client, reader: Reader, patient: Enrolled, ids: list[str]) -> tuple[
     """Of the patient's readings ``ids``: (found by searching the patient, readable by id), as platform ids.
     The reader asks with the ids it knows (its pseudonyms outside care)."""
     by_known = {reader.known("Observation", oid): oid for oid in ids}
-    response = client.get("/fhir/Observation", params={"patient": reader.known("Patient", patient.id), "_count": "50"}, headers=reader.headers)
+    response = client.get(
+        "/fhir/Observation",
+        params={"patient": reader.known("Patient", patient.id), "_count": "50"},
+        headers=reader.headers,
+    )
     assert response.status_code == 200, response.text
     bundle = response.json()
     found = {by_known[e["resource"]["id"]] for e in bundle.get("entry", [])}
@@ -249,34 +282,50 @@ def visible(client, reader: Reader, patient: Enrolled, ids: list[str]) -> tuple[
 
 
 def permitted(recorded: Recorded, purpose: str, as_of: datetime) -> set[str]:
-    return {oid for oid, when in recorded.readings.items() if decide(recorded.records, purpose=purpose, data_time=when, as_of=as_of).permit}
+    return {
+        oid
+        for oid, when in recorded.readings.items()
+        if decide(recorded.records, purpose=purpose, data_time=when, as_of=as_of).permit
+    }
 
 
 # -- properties ------------------------------------------------------------------------------------
 def _ended(kind: str) -> st.SearchStrategy[dict[str, Bound]]:
     """A consent period that has ended: a date end of yesterday or before, or an instant end in the past."""
     if kind == "date":
-        return st.tuples(st.integers(-400, -1), st.integers(0, 300)).map(lambda t: {"start": Bound("date", t[0] - t[1]), "end": Bound("date", t[0])})
-    return st.tuples(st.integers(-400 * 24 * 60, -MARGIN), st.integers(0, 300 * 24 * 60)).map(lambda t: {"start": Bound("instant", t[0] - t[1]), "end": Bound("instant", t[0])})
+        return st.tuples(st.integers(-400, -1), st.integers(0, 300)).map(
+            lambda t: {"start": Bound("date", t[0] - t[1]), "end": Bound("date", t[0])}
+        )
+    return st.tuples(st.integers(-400 * 24 * 60, -MARGIN), st.integers(0, 300 * 24 * 60)).map(
+        lambda t: {"start": Bound("instant", t[0] - t[1]), "end": Bound("instant", t[0])}
+    )
 
 
 withdrawn_consents = consents(statuses=st.just("inactive"), period=periods(), withdraw=st.booleans())
-expired_consents = consents(statuses=st.just("active"), period=st.sampled_from(["date", "instant"]).flatmap(_ended), withdraw=st.just(False))
+expired_consents = consents(
+    statuses=st.just("active"), period=st.sampled_from(["date", "instant"]).flatmap(_ended), withdraw=st.just(False)
+)
 
 
 @PROPERTY_SETTINGS
 @given(drawn=st.lists(withdrawn_consents | expired_consents, min_size=1, max_size=3), minutes_ago=reading_offsets)
-def test_withdrawn_or_expired_consents_never_yield_a_visible_reading(client, tokens, readers, enrol, drawn, minutes_ago) -> None:  # type: ignore[no-untyped-def]
+def test_withdrawn_or_expired_consents_never_yield_a_visible_reading(
+    client, tokens, readers, enrol, drawn, minutes_ago
+) -> None:  # type: ignore[no-untyped-def]
     recorded = record(client, tokens, enrol(), drawn, minutes_ago, datetime.now(UTC))
     for role, reader in readers.items():
         assert visible(client, reader, recorded.patient, list(recorded.readings)) == (set(), set()), role
         # every patient of this test has only withdrawn or expired consents: nothing at all is visible
-        assert client.get("/fhir/Observation", params={"_count": "0"}, headers=reader.headers).json()["total"] == 0, role
+        assert client.get("/fhir/Observation", params={"_count": "0"}, headers=reader.headers).json()["total"] == 0, (
+            role
+        )
 
 
 @PROPERTY_SETTINGS
 @given(drawn=st.lists(consents(), min_size=1, max_size=3), minutes_ago=reading_offsets)
-def test_a_reading_is_visible_iff_the_decision_permits_its_time(client, tokens, readers, enrol, drawn, minutes_ago) -> None:  # type: ignore[no-untyped-def]
+def test_a_reading_is_visible_iff_the_decision_permits_its_time(
+    client, tokens, readers, enrol, drawn, minutes_ago
+) -> None:  # type: ignore[no-untyped-def]
     """For the clinician (TREAT), and likewise the evaluator (HRESCH) and the vendor (HTEST, its own cuff)."""
     recorded = record(client, tokens, enrol(), drawn, minutes_ago, datetime.now(UTC))
     for role, reader in readers.items():
@@ -306,18 +355,36 @@ def at(day: date, hour: int = 12, minute: int = 0, second: int = 0, microsecond:
 
 
 def post_consent(client, tokens, patient_id: str, **kwargs: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    response = client.post("/fhir/Consent", json=treatment_consent(f"Patient/{patient_id}", **kwargs), headers=tokens.auth("admin"))
+    response = client.post(
+        "/fhir/Consent", json=treatment_consent(f"Patient/{patient_id}", **kwargs), headers=tokens.auth("admin")
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def test_gics_a_query_dated_before_the_first_consent_is_not_permitted(client, tokens, readers, enrol, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_gics_a_query_dated_before_the_first_consent_is_not_permitted(
+    client, tokens, readers, enrol, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """The patient consented to treatment 20 days ago and added evaluation 10 days ago. Asked as of a
     day before the first consent, neither consent may be found; between the two, only treatment."""
     today = datetime.now(CPH).date()
     patient = enrol()
-    post_consent(client, tokens, patient.id, purposes=("TREAT",), start=today - timedelta(days=20), date_time=at(today - timedelta(days=20), 9))
-    post_consent(client, tokens, patient.id, purposes=("TREAT", "HRESCH"), start=today - timedelta(days=10), date_time=at(today - timedelta(days=10), 9))
+    post_consent(
+        client,
+        tokens,
+        patient.id,
+        purposes=("TREAT",),
+        start=today - timedelta(days=20),
+        date_time=at(today - timedelta(days=20), 9),
+    )
+    post_consent(
+        client,
+        tokens,
+        patient.id,
+        purposes=("TREAT", "HRESCH"),
+        start=today - timedelta(days=10),
+        date_time=at(today - timedelta(days=10), 9),
+    )
     ids = ingest(client, tokens, patient.person, [at(today - timedelta(days=d), 8) for d in (30, 15, 5)])
     everything = set(ids)
     clinician, evaluator = readers["clinician"], readers["evaluator"]
@@ -325,7 +392,9 @@ def test_gics_a_query_dated_before_the_first_consent_is_not_permitted(client, to
     pin_clock(monkeypatch, at(today - timedelta(days=25)))
     assert visible(client, clinician, patient, ids) == (set(), set())
     assert visible(client, evaluator, patient, ids) == (set(), set())
-    pin_clock(monkeypatch, at(today - timedelta(days=20), 8, 59, 59))  # the day of the first consent, before it was given
+    pin_clock(
+        monkeypatch, at(today - timedelta(days=20), 8, 59, 59)
+    )  # the day of the first consent, before it was given
     assert visible(client, clinician, patient, ids) == (set(), set())
 
     pin_clock(monkeypatch, at(today - timedelta(days=15)))
@@ -338,7 +407,9 @@ def test_gics_a_query_dated_before_the_first_consent_is_not_permitted(client, to
         assert visible(client, evaluator, patient, ids) == (everything, everything)
 
 
-def test_gics_a_reading_dated_before_the_consented_data_period_is_not_visible_while_the_consent_is_active(client, tokens, readers, enrol) -> None:  # type: ignore[no-untyped-def]
+def test_gics_a_reading_dated_before_the_consented_data_period_is_not_visible_while_the_consent_is_active(
+    client, tokens, readers, enrol
+) -> None:  # type: ignore[no-untyped-def]
     """A consent active now that covers data from its own start (dataPeriod) shows no reading taken
     before it. (A consent period alone says when the consent may be used, not which data times it
     covers: that is ``provision.dataPeriod``, as in FHIR R4 and tests/test_consent.py.)"""
@@ -348,13 +419,17 @@ def test_gics_a_reading_dated_before_the_consented_data_period_is_not_visible_wh
     consent = treatment_consent(f"Patient/{patient.id}", purposes=PURPOSES, start=start)
     consent["provision"]["dataPeriod"] = {"start": start.isoformat()}
     assert client.post("/fhir/Consent", json=consent, headers=tokens.auth("admin")).status_code == 201
-    earlier = ingest(client, tokens, patient.person, [at(start - timedelta(days=1), 23, 59, 59)])  # the evening before, Copenhagen time
+    earlier = ingest(
+        client, tokens, patient.person, [at(start - timedelta(days=1), 23, 59, 59)]
+    )  # the evening before, Copenhagen time
     later = ingest(client, tokens, patient.person, [at(start, 0, 0, 1)])  # just after midnight of the first day
     for role, reader in readers.items():
         assert visible(client, reader, patient, earlier + later) == (set(later), set(later)), role
 
 
-def test_gics_a_consent_ending_today_shows_readings_all_of_today_and_not_after(client, tokens, readers, enrol, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_gics_a_consent_ending_today_shows_readings_all_of_today_and_not_after(
+    client, tokens, readers, enrol, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """``period.end`` = today's date (Copenhagen): visible for the whole of today there, and from
     midnight Copenhagen on no more, though it is still "today" in UTC for another hour or two."""
     today = datetime.now(CPH).date()
@@ -362,8 +437,17 @@ def test_gics_a_consent_ending_today_shows_readings_all_of_today_and_not_after(c
     patient = enrol()
     post_consent(client, tokens, patient.id, purposes=PURPOSES, start=today - timedelta(days=30), end=today)
     ended_yesterday = enrol()
-    post_consent(client, tokens, ended_yesterday.id, purposes=PURPOSES, start=today - timedelta(days=30), end=today - timedelta(days=1))
-    taken = [max(datetime.now(UTC) - timedelta(minutes=MARGIN), at(today, 0, 0, 1).astimezone(UTC))]  # a reading of today
+    post_consent(
+        client,
+        tokens,
+        ended_yesterday.id,
+        purposes=PURPOSES,
+        start=today - timedelta(days=30),
+        end=today - timedelta(days=1),
+    )
+    taken = [
+        max(datetime.now(UTC) - timedelta(minutes=MARGIN), at(today, 0, 0, 1).astimezone(UTC))
+    ]  # a reading of today
     ids = ingest(client, tokens, patient.person, taken)
     old_ids = ingest(client, tokens, ended_yesterday.person, taken)
     everything = set(ids)
@@ -378,4 +462,6 @@ def test_gics_a_consent_ending_today_shows_readings_all_of_today_and_not_after(c
     for moment in still_today + after:
         pin_clock(monkeypatch, moment)
         for role, reader in readers.items():
-            assert visible(client, reader, patient, ids) == ((everything, everything) if moment in still_today else (set(), set())), (role, moment)
+            assert visible(client, reader, patient, ids) == (
+                (everything, everything) if moment in still_today else (set(), set())
+            ), (role, moment)

@@ -27,8 +27,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     tmp_path = tmp_path_factory.mktemp("demo-run")
     port = _free_port()
     proc = subprocess.Popen(
-        [str(HOMEDIAG), "demo", "--json", "--directory", str(tmp_path / "demo"), "--patients", "8", "--days", "2", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        [
+            str(HOMEDIAG),
+            "demo",
+            "--json",
+            "--directory",
+            str(tmp_path / "demo"),
+            "--patients",
+            "8",
+            "--days",
+            "2",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         lines = []
@@ -46,7 +61,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"the demo did not start serving: {proc.stderr.read() if proc.stderr else ''}") from None
+                    raise AssertionError(
+                        f"the demo did not start serving: {proc.stderr.read() if proc.stderr else ''}"
+                    ) from None
                 time.sleep(0.2)
         yield base, seeded
     finally:
@@ -63,7 +80,11 @@ def test_demo_serves_consented_readings_to_the_clinician_and_nothing_else(demo) 
     assert states == {"active", "none", "withdrawn"}
     doc = {"Authorization": f"Bearer {seeded['tokens']['clinician']}"}
     for patient in seeded["patients"]:
-        bundle = httpx.get(f"{base}/fhir/Observation", params={"patient": patient["id"], "code": "http://loinc.org|85354-9"}, headers=doc).json()
+        bundle = httpx.get(
+            f"{base}/fhir/Observation",
+            params={"patient": patient["id"], "code": "http://loinc.org|85354-9"},
+            headers=doc,
+        ).json()
         if patient["consent"] == "active":
             assert bundle["total"] == 4  # 2 days x morning and evening
         else:

@@ -43,7 +43,11 @@ def readings(client, tokens, pilot) -> Readings:
     rng = random.Random(5)
     bp, pulse = {}, {}
     for label, taken in LOCAL_TIMES.items():
-        response = client.post("/ingest", json=envelope(patient, cuff_payload(rng, taken), datetime.now(UTC)), headers=tokens.auth("gateway"))
+        response = client.post(
+            "/ingest",
+            json=envelope(patient, cuff_payload(rng, taken), datetime.now(UTC)),
+            headers=tokens.auth("gateway"),
+        )
         assert response.status_code == 201, response.text
         for obs in response.json()["observations"]:
             {"150020": bp, "149546": pulse}[obs["code"]][label] = obs["id"]
@@ -98,7 +102,9 @@ DATE_CASES = [
 
 def test_date_prefixes_and_precisions(client, tokens, readings):
     for value, expected in DATE_CASES:
-        response = search(client, tokens, ("patient", readings.patient_id), ("code", BP), ("date", value), ("_sort", "date"))
+        response = search(
+            client, tokens, ("patient", readings.patient_id), ("code", BP), ("date", value), ("_sort", "date")
+        )
         assert response.status_code == 200, (value, response.text)
         bundle = response.json()
         assert "".join(readings.labels(bundle)) == expected, value
@@ -106,7 +112,15 @@ def test_date_prefixes_and_precisions(client, tokens, readings):
 
 
 def test_two_date_parameters_make_a_range(client, tokens, readings):
-    bundle = search(client, tokens, ("patient", readings.patient_id), ("code", BP), ("date", "ge2026-03-10"), ("date", "lt2026-04"), ("_sort", "date")).json()
+    bundle = search(
+        client,
+        tokens,
+        ("patient", readings.patient_id),
+        ("code", BP),
+        ("date", "ge2026-03-10"),
+        ("date", "lt2026-04"),
+        ("_sort", "date"),
+    ).json()
     assert readings.labels(bundle) == ["B", "C"]
 
 
@@ -222,7 +236,10 @@ def test_fhirpy_pages_through_exactly_the_consented_readings(live_server, tokens
     pilot.consent(consented)
     rng = random.Random(3)
     for patient, count in ((patients[0], 7), (patients[1], 4)):
-        envelopes = [envelope(patient, cuff_payload(rng, datetime(2026, 5, 1 + day, 7, 15)), datetime.now(UTC)) for day in range(count)]
+        envelopes = [
+            envelope(patient, cuff_payload(rng, datetime(2026, 5, 1 + day, 7, 15)), datetime.now(UTC))
+            for day in range(count)
+        ]
         response = pilot.client.post("/ingest", json=envelopes, headers=tokens.auth("gateway"))
         assert [r["outcome"] for r in response.json()["results"]] == ["created"] * count
 

@@ -15,14 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homediag.adapters.devices import DecodeError, DeviceTime, Reading, SpecialValue, get
-from homediag.adapters.devices import hl7v2_oru
+from homediag.adapters.devices import DecodeError, DeviceTime, Reading, SpecialValue, get, hl7v2_oru
 from homediag.adapters.devices.hl7v2_oru import Hl7v2OruAdapter
 from homediag.fhir_profiles import BuildContext, build, check_rules, has_errors, validate
 from homediag.fhir_profiles import terminology as t
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hl7v2"
-CTX = BuildContext(patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC))
+CTX = BuildContext(
+    patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
+)
 CET = timedelta(hours=1)
 PID_SECRETS = ("SYNTH-PID-0042", "Testperson", "Synthia", "SYNTHHOSP", "19700101")
 
@@ -38,14 +39,19 @@ def decode(payload: bytes | str) -> list[Reading]:
 
 def values(reading: Reading) -> list[tuple[str, str, str]]:
     measured = (reading.value,) if reading.value is not None else reading.components
-    return [(m.measurement, str(m.number.value) if m.number.value is not None else m.number.special.label, m.unit) for m in measured]
+    return [
+        (m.measurement, str(m.number.value) if m.number.value is not None else m.number.special.label, m.unit)
+        for m in measured
+    ]
 
 
 def resources(readings: list[Reading]) -> list[dict]:
     return [b.resource for r in readings for b in build(r, CTX)]
 
 
-def message(*segments: str, msh: str = "MSH|^~\\&|SYNTH-ANALYSER|SYNTHCARE|||20261126080000+0100||ORU^R01|SYN-1|P|2.5") -> bytes:
+def message(
+    *segments: str, msh: str = "MSH|^~\\&|SYNTH-ANALYSER|SYNTHCARE|||20261126080000+0100||ORU^R01|SYN-1|P|2.5"
+) -> bytes:
     return "\r".join((msh, "PID|||SYNTH-PID-0042^^^SYNTHHOSP^PI||Testperson^Synthia", *segments)).encode()
 
 
@@ -53,15 +59,30 @@ def message(*segments: str, msh: str = "MSH|^~\\&|SYNTH-ANALYSER|SYNTHCARE|||202
 
 EXPECTED: dict[str, list[tuple[str, list[tuple[str, str, str]], DeviceTime | None, str]]] = {
     "pcd01-blood-pressure.hl7": [
-        ("blood-pressure", [("systolic", "138", "mm[Hg]"), ("diastolic", "88", "mm[Hg]"), ("mean-arterial-pressure", "105", "mm[Hg]")], DeviceTime(2026, 11, 26, 8, 0, 12, CET), "store"),
+        (
+            "blood-pressure",
+            [("systolic", "138", "mm[Hg]"), ("diastolic", "88", "mm[Hg]"), ("mean-arterial-pressure", "105", "mm[Hg]")],
+            DeviceTime(2026, 11, 26, 8, 0, 12, CET),
+            "store",
+        ),
         ("pulse-rate", [("pulse-rate", "72", "/min")], DeviceTime(2026, 11, 26, 8, 0, 12, CET), "store"),
     ],
     "pcd01-pulse-oximeter.hl7": [
         ("spo2", [("spo2", "96", "%")], DeviceTime(2026, 11, 26, 9, 14, 40, CET), "store"),
-        ("pulse-rate-oximeter", [("pulse-rate-oximeter", "68", "/min")], DeviceTime(2026, 11, 26, 9, 14, 40, CET), "store"),
+        (
+            "pulse-rate-oximeter",
+            [("pulse-rate-oximeter", "68", "/min")],
+            DeviceTime(2026, 11, 26, 9, 14, 40, CET),
+            "store",
+        ),
     ],
     "poc-crp.hl7": [
-        ("crp", [("crp", "42", "mg/L")], DeviceTime(2026, 11, 26, 10, 30, 15), "store"),  # no offset: the device's local time
+        (
+            "crp",
+            [("crp", "42", "mg/L")],
+            DeviceTime(2026, 11, 26, 10, 30, 15),
+            "store",
+        ),  # no offset: the device's local time
     ],
     "poc-inr.hl7": [
         ("inr", [("inr", "2.6", "{INR}")], DeviceTime(2026, 11, 26, 7, 11, 0, CET), "store"),  # OBR-7's time
@@ -71,12 +92,32 @@ EXPECTED: dict[str, list[tuple[str, list[tuple[str, str, str]], DeviceTime | Non
         ("hba1c", [("hba1c", "7.0", "%")], DeviceTime(2026, 11, 26, 11, 18, 0, CET), "store"),
     ],
     "glucose-meter.hl7": [
-        ("glucose-capillary-whole-blood", [("glucose-capillary-whole-blood", "6.4", "mmol/L")], DeviceTime(2026, 11, 26, 6, 29, 0, CET), "store"),
-        ("glucose-control-solution", [("glucose-control-solution", "5.6", "mmol/L")], DeviceTime(2026, 11, 26, 6, 27, 0, CET), "discard"),
-        ("glucose-undetermined-plasma", [("glucose-undetermined-plasma", "117", "mg/dL")], DeviceTime(2026, 11, 26, 6, 30, 0, CET), "store"),
+        (
+            "glucose-capillary-whole-blood",
+            [("glucose-capillary-whole-blood", "6.4", "mmol/L")],
+            DeviceTime(2026, 11, 26, 6, 29, 0, CET),
+            "store",
+        ),
+        (
+            "glucose-control-solution",
+            [("glucose-control-solution", "5.6", "mmol/L")],
+            DeviceTime(2026, 11, 26, 6, 27, 0, CET),
+            "discard",
+        ),
+        (
+            "glucose-undetermined-plasma",
+            [("glucose-undetermined-plasma", "117", "mg/dL")],
+            DeviceTime(2026, 11, 26, 6, 30, 0, CET),
+            "store",
+        ),
     ],
     "vital-signs-loinc.hl7": [
-        ("blood-pressure", [("systolic", "121", "mm[Hg]"), ("diastolic", "79", "mm[Hg]")], DeviceTime(2026, 11, 26, 20, 4, 0), "store"),
+        (
+            "blood-pressure",
+            [("systolic", "121", "mm[Hg]"), ("diastolic", "79", "mm[Hg]")],
+            DeviceTime(2026, 11, 26, 20, 4, 0),
+            "store",
+        ),
         ("pulse-rate", [("pulse-rate", "58", "/min")], DeviceTime(2026, 11, 26, 20, 4, 0), "store"),
         ("body-temperature", [("body-temperature", "37.8", "Cel")], DeviceTime(2026, 11, 26, 20, 4, 0), "store"),
         ("body-weight", [("body-weight", "81.4", "kg")], DeviceTime(2026, 11, 26, 20, 4, 0), "store"),
@@ -96,8 +137,19 @@ OBSERVED: dict[str, list[tuple[str, object]]] = {
     "poc-crp.hl7": [("1988-5", Decimal(42))],
     "poc-inr.hl7": [("160260", Decimal("2.6"))],
     "poc-hba1c.hl7": [("160220", Decimal(53)), ("160220", Decimal(53))],  # 7.0 % NGSP is 53 mmol/mol IFCC
-    "glucose-meter.hl7": [("160184", Decimal("6.4")), ("160208", Decimal("5.6")), ("160368", Decimal("6.49"))],  # 117 mg/dL
-    "vital-signs-loinc.hl7": [("150020", [Decimal(121), Decimal(79)]), ("149546", Decimal(58)), ("150364", Decimal("37.8")), ("188736", Decimal("81.4")), ("151562", Decimal(16)), ("150456", Decimal(95))],
+    "glucose-meter.hl7": [
+        ("160184", Decimal("6.4")),
+        ("160208", Decimal("5.6")),
+        ("160368", Decimal("6.49")),
+    ],  # 117 mg/dL
+    "vital-signs-loinc.hl7": [
+        ("150020", [Decimal(121), Decimal(79)]),
+        ("149546", Decimal(58)),
+        ("150364", Decimal("37.8")),
+        ("188736", Decimal("81.4")),
+        ("151562", Decimal(16)),
+        ("150456", Decimal(95)),
+    ],
     "absent-values.hl7": [("150456", "not-a-number"), ("150364", "positive-infinity")],
 }
 
@@ -159,7 +211,10 @@ def test_no_patient_identity_comes_out_of_any_fixture():
 
 
 def test_refusals_never_quote_the_pid():
-    bad = message("PID|||SYNTH-PID-0042^^^SYNTHHOSP^PI||Testperson^Synthia||19700101", "OBX|1|NM|1988-5^CRP^LN||Testperson|mg/l|||||F")
+    bad = message(
+        "PID|||SYNTH-PID-0042^^^SYNTHHOSP^PI||Testperson^Synthia||19700101",
+        "OBX|1|NM|1988-5^CRP^LN||Testperson|mg/l|||||F",
+    )
     with pytest.raises(DecodeError) as caught:
         decode(bad.replace(b"||Testperson|mg/l", b"||oops|mg/l"))
     assert not any(secret in str(caught.value) for secret in PID_SECRETS)
@@ -174,7 +229,10 @@ def test_test_processing_id_marks_htest():
 
 def test_nan_gives_data_absent_reason_and_status_x_or_deleted_give_no_reading():
     readings = decode(fixture("absent-values.hl7"))
-    assert [r.measurement for r in readings] == ["spo2", "body-temperature"]  # pulse X, BP with diastolic X, weight D: none
+    assert [r.measurement for r in readings] == [
+        "spo2",
+        "body-temperature",
+    ]  # pulse X, BP with diastolic X, weight D: none
     spo2, temp = readings
     assert spo2.value.number.special is SpecialValue.NAN
     assert temp.value.number.special is SpecialValue.POSITIVE_INFINITY
@@ -186,7 +244,11 @@ def test_nan_gives_data_absent_reason_and_status_x_or_deleted_give_no_reading():
 def test_lf_separators_mllp_framing_and_latin1_are_read():
     as_file = (FIXTURES / "pcd01-blood-pressure.hl7").read_bytes()
     framed = b"\x0b" + fixture("pcd01-blood-pressure.hl7") + b"\x1c\r"
-    assert [values(r) for r in decode(as_file)] == [values(r) for r in decode(framed)] == [values(r) for r in decode(fixture("pcd01-blood-pressure.hl7"))]
+    assert (
+        [values(r) for r in decode(as_file)]
+        == [values(r) for r in decode(framed)]
+        == [values(r) for r in decode(fixture("pcd01-blood-pressure.hl7"))]
+    )
     latin1 = fixture("vital-signs-loinc.hl7")
     assert b"\xb0C" in latin1  # the degree sign in ISO 8859-1
     assert ("body-temperature", "37.8", "Cel") in [v for r in decode(latin1) for v in values(r)]
@@ -196,7 +258,10 @@ def test_escape_sequences_are_unescaped_and_custom_separators_are_honoured():
     custom = "MSH#$*!%#SYNTH#SYNTHCARE###202611260800##ORU$R01#SYN-2#P#2.5\rOBX#1#NM#8310-5$Body temp!T!x$LN##37.1#Cel#####F###202611260759"
     (temp,) = decode(custom)
     assert values(temp) == [("body-temperature", "37.1", "Cel")]
-    assert hl7v2_oru._unescape("C\\S\\R\\T\\P\\F\\x\\E\\\\.sp99999999\\", hl7v2_oru.Encoding("|", "^", "~", "\\", "&")) == "C^R&P|x\\"
+    assert (
+        hl7v2_oru._unescape("C\\S\\R\\T\\P\\F\\x\\E\\\\.sp99999999\\", hl7v2_oru.Encoding("|", "^", "~", "\\", "&"))
+        == "C^R&P|x\\"
+    )
 
 
 def test_unit_spellings_map_to_ucum():
@@ -206,20 +271,36 @@ def test_unit_spellings_map_to_ucum():
         ("8480-6^Systolic^LN", "8462-4^Diastolic^LN", "265987^MDC_DIM_KILO_PASCAL^MDC", "kPa"),
     ]
     for sys_code, dia_code, unit, ucum in cases:
-        (bp,) = decode(message("OBR|1||||||202611260800", f"OBX|1|NM|{sys_code}||16.0|{unit}|||||F", f"OBX|2|NM|{dia_code}||10.7|{unit}|||||F"))
+        (bp,) = decode(
+            message(
+                "OBR|1||||||202611260800",
+                f"OBX|1|NM|{sys_code}||16.0|{unit}|||||F",
+                f"OBX|2|NM|{dia_code}||10.7|{unit}|||||F",
+            )
+        )
         assert [u for _, _, u in values(bp)] == [ucum, ucum]
     for code, unit, ucum in [
-        ("8310-5^Temp^LN", "degF", "[degF]"), ("8310-5^Temp^LN", "^MDC_DIM_DEGC^MDC", "Cel"), ("29463-7^Weight^LN", "lbs", "[lb_av]"),
-        ("8302-2^Height^LN", "263441^MDC_DIM_CENTI_M^MDC", "cm"), ("8302-2^Height^LN", "in", "[in_i]"), ("1988-5^CRP^LN", "mg/dl", "mg/dL"),
-        ("14743-9^Glucose^LN", "mmol/l", "mmol/L"), ("8867-4^HR^LN", "beats/min", "/min"), ("34714-6^INR^LN", "INR", "{INR}"),
-        ("59261-8^HbA1c^LN", "mmol/mol", "mmol/mol"), ("39156-5^BMI^LN", "kg/m2", "kg/m2"), ("2708-6^SpO2^LN", "%", "%"),
+        ("8310-5^Temp^LN", "degF", "[degF]"),
+        ("8310-5^Temp^LN", "^MDC_DIM_DEGC^MDC", "Cel"),
+        ("29463-7^Weight^LN", "lbs", "[lb_av]"),
+        ("8302-2^Height^LN", "263441^MDC_DIM_CENTI_M^MDC", "cm"),
+        ("8302-2^Height^LN", "in", "[in_i]"),
+        ("1988-5^CRP^LN", "mg/dl", "mg/dL"),
+        ("14743-9^Glucose^LN", "mmol/l", "mmol/L"),
+        ("8867-4^HR^LN", "beats/min", "/min"),
+        ("34714-6^INR^LN", "INR", "{INR}"),
+        ("59261-8^HbA1c^LN", "mmol/mol", "mmol/mol"),
+        ("39156-5^BMI^LN", "kg/m2", "kg/m2"),
+        ("2708-6^SpO2^LN", "%", "%"),
     ]:
         (reading,) = decode(message("OBR|1||||||202611260800", f"OBX|1|NM|{code}||5|{unit}|||||F"))
         assert reading.value.unit == ucum, (code, unit)
 
 
 def test_codes_are_read_from_the_alternate_identifier_and_other_repetitions():
-    (crp,) = decode(message("OBR|1||||||202611260800", "OBX|1|NM|LOCAL-CRP^CRP^99SYN^NPU19748^P-CRP^NPU||12|mg/L|||||F"))
+    (crp,) = decode(
+        message("OBR|1||||||202611260800", "OBX|1|NM|LOCAL-CRP^CRP^99SYN^NPU19748^P-CRP^NPU||12|mg/L|||||F")
+    )
     assert values(crp) == [("crp", "12", "mg/L")]
     (inr,) = decode(message("OBR|1||||||202611260800", "OBX|1|NM|X1^x^99SYN~46418-0^INR^LN||1.9||||||F"))
     assert values(inr) == [("inr", "1.9", "{INR}")]
@@ -228,7 +309,18 @@ def test_codes_are_read_from_the_alternate_identifier_and_other_repetitions():
 
 
 def test_unknown_codes_and_other_segments_are_skipped():
-    assert decode(message("OBR|1||||||202611260800", "OBX|1|NM|12345-6^Unknown^LN||5|mg/L|||||F", "OBX|2|ST|69965^MDC_DEV_MON^MDC|1.0.0.0|x||||||X", "NTE|1||a note", "ZXY|1|2")) == []
+    assert (
+        decode(
+            message(
+                "OBR|1||||||202611260800",
+                "OBX|1|NM|12345-6^Unknown^LN||5|mg/L|||||F",
+                "OBX|2|ST|69965^MDC_DEV_MON^MDC|1.0.0.0|x||||||X",
+                "NTE|1||a note",
+                "ZXY|1|2",
+            )
+        )
+        == []
+    )
     assert decode(message()) == []
 
 
@@ -251,14 +343,21 @@ def test_sn_without_comparator_is_a_number_and_null_flavours_without_value_give_
 def test_blood_pressure_groups_follow_the_sub_id_parents():
     two_cuffs = message(
         "OBR|1||||||202611260800+0100",
-        "OBX|1|NM|150021^SYS^MDC|1.0.1.1|120|mmHg|||||R", "OBX|2|NM|150022^DIA^MDC|1.0.1.2|80|mmHg|||||R",
-        "OBX|3|NM|150021^SYS^MDC|1.0.2.1|130|mmHg|||||R", "OBX|4|NM|150022^DIA^MDC|1.0.2.2|85|mmHg|||||R",
+        "OBX|1|NM|150021^SYS^MDC|1.0.1.1|120|mmHg|||||R",
+        "OBX|2|NM|150022^DIA^MDC|1.0.1.2|80|mmHg|||||R",
+        "OBX|3|NM|150021^SYS^MDC|1.0.2.1|130|mmHg|||||R",
+        "OBX|4|NM|150022^DIA^MDC|1.0.2.2|85|mmHg|||||R",
     )
     assert [values(r) for r in decode(two_cuffs)] == [
         [("systolic", "120", "mm[Hg]"), ("diastolic", "80", "mm[Hg]")],
         [("systolic", "130", "mm[Hg]"), ("diastolic", "85", "mm[Hg]")],
     ]
-    per_obr = message("OBR|1||||||202611260800", "OBX|1|NM|8480-6^SYS^LN||120|mmHg|||||F", "OBR|2||||||202611260900", "OBX|1|NM|8462-4^DIA^LN||80|mmHg|||||F")
+    per_obr = message(
+        "OBR|1||||||202611260800",
+        "OBX|1|NM|8480-6^SYS^LN||120|mmHg|||||F",
+        "OBR|2||||||202611260900",
+        "OBX|1|NM|8462-4^DIA^LN||80|mmHg|||||F",
+    )
     with pytest.raises(DecodeError) as caught:
         decode(per_obr)
     assert caught.value.field == "OBX[1].3" and "diastolic" in str(caught.value)
@@ -269,33 +368,57 @@ def test_blood_pressure_groups_follow_the_sub_id_parents():
 OK_OBR = "OBR|1||||||202611260800"
 
 
-@pytest.mark.parametrize("payload, field, words", [
-    (b"", "MSH", "no MSH"),
-    (b"PID|||SYNTH-PID-0042", "MSH", "no MSH"),
-    (b"MSH|", "MSH.2", "too short"),
-    (b"MSH|^^^^|x", "MSH.2", "distinct"),
-    (b"MSH|^~\\&|A|B|||20261126||ADT^A01|1|P|2.5", "MSH.9", "ORU^R01"),
-    (b"MSH|^~\\&|A|B|||20261126||ORU^R30|1|P|2.5", "MSH.9", "ORU^R30"),
-    (b"MSH|^~\\&|A|B|||20261126||ORU^R01|1|P|2.5\rMSH|^~\\&|A|B|||20261126||ORU^R01|2|P|2.5", "MSH[2]", "one message"),
-    (message(OK_OBR, "OBX|1|NM|8310-5^Temp^LN||36.9|Cel|||||F", "OBX|2|NM|8867-4^HR^LN||60|/min|||||F", "OBX|3|NM|1988-5^CRP^LN||twelve|mg/L|||||F"), "OBX[3].5", "'twelve' is not a number"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12,5|mg/L|||||F"), "OBX[1].5", "not a number"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12~13|mg/L|||||F"), "OBX[1].5", "2 values"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12^13|mg/L|||||F"), "OBX[1].5", "no components"),
-    (message(OK_OBR, "OBX|1|SN|1988-5^CRP^LN||<^8|mg/L|||||F"), "OBX[1].5", "comparator"),
-    (message(OK_OBR, "OBX|1|SN|1988-5^CRP^LN||^5^-^10|mg/L|||||F"), "OBX[1].5", "range"),
-    (message(OK_OBR, "OBX|1|ST|1988-5^CRP^LN||12|mg/L|||||F"), "OBX[1].2", "NM or SN"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN|||mg/L|||||F"), "OBX[1].5", "no value"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|furlong|||||F"), "OBX[1].6", "'furlong' is not one crp"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mmol/L|||||F"), "OBX[1].6", "not one crp"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12||||||F"), "OBX[1].6", "needs a unit"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||Q"), "OBX[1].11", "unknown result status"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F|||20261126"), "OBX[1].14", "at least minutes"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F|||20261332080000"), "OBX[1].14", "exists"),
-    (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F|||202611260800+2500"), "OBX[1].14", "UTC offset"),
-    (message("OBR|1||||||yesterday", "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F"), "OBR[1].7", "HL7 time"),
-    (message(OK_OBR, "OBX|1|NM|150021^SYS^MDC|1.0.1.1|120|mmHg|||||R", "OBX|2|NM|150021^SYS^MDC|1.0.1.1|121|mmHg|||||R"), "OBX[2].3", "second systolic"),
-    (message(OK_OBR, "OBX|1|NM|150022^DIA^MDC|1.0.1.2|80|mmHg|||||R"), "OBX[1].3", "systolic missing"),
-])
+@pytest.mark.parametrize(
+    "payload, field, words",
+    [
+        (b"", "MSH", "no MSH"),
+        (b"PID|||SYNTH-PID-0042", "MSH", "no MSH"),
+        (b"MSH|", "MSH.2", "too short"),
+        (b"MSH|^^^^|x", "MSH.2", "distinct"),
+        (b"MSH|^~\\&|A|B|||20261126||ADT^A01|1|P|2.5", "MSH.9", "ORU^R01"),
+        (b"MSH|^~\\&|A|B|||20261126||ORU^R30|1|P|2.5", "MSH.9", "ORU^R30"),
+        (
+            b"MSH|^~\\&|A|B|||20261126||ORU^R01|1|P|2.5\rMSH|^~\\&|A|B|||20261126||ORU^R01|2|P|2.5",
+            "MSH[2]",
+            "one message",
+        ),
+        (
+            message(
+                OK_OBR,
+                "OBX|1|NM|8310-5^Temp^LN||36.9|Cel|||||F",
+                "OBX|2|NM|8867-4^HR^LN||60|/min|||||F",
+                "OBX|3|NM|1988-5^CRP^LN||twelve|mg/L|||||F",
+            ),
+            "OBX[3].5",
+            "'twelve' is not a number",
+        ),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12,5|mg/L|||||F"), "OBX[1].5", "not a number"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12~13|mg/L|||||F"), "OBX[1].5", "2 values"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12^13|mg/L|||||F"), "OBX[1].5", "no components"),
+        (message(OK_OBR, "OBX|1|SN|1988-5^CRP^LN||<^8|mg/L|||||F"), "OBX[1].5", "comparator"),
+        (message(OK_OBR, "OBX|1|SN|1988-5^CRP^LN||^5^-^10|mg/L|||||F"), "OBX[1].5", "range"),
+        (message(OK_OBR, "OBX|1|ST|1988-5^CRP^LN||12|mg/L|||||F"), "OBX[1].2", "NM or SN"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN|||mg/L|||||F"), "OBX[1].5", "no value"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|furlong|||||F"), "OBX[1].6", "'furlong' is not one crp"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mmol/L|||||F"), "OBX[1].6", "not one crp"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12||||||F"), "OBX[1].6", "needs a unit"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||Q"), "OBX[1].11", "unknown result status"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F|||20261126"), "OBX[1].14", "at least minutes"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F|||20261332080000"), "OBX[1].14", "exists"),
+        (message(OK_OBR, "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F|||202611260800+2500"), "OBX[1].14", "UTC offset"),
+        (message("OBR|1||||||yesterday", "OBX|1|NM|1988-5^CRP^LN||12|mg/L|||||F"), "OBR[1].7", "HL7 time"),
+        (
+            message(
+                OK_OBR,
+                "OBX|1|NM|150021^SYS^MDC|1.0.1.1|120|mmHg|||||R",
+                "OBX|2|NM|150021^SYS^MDC|1.0.1.1|121|mmHg|||||R",
+            ),
+            "OBX[2].3",
+            "second systolic",
+        ),
+        (message(OK_OBR, "OBX|1|NM|150022^DIA^MDC|1.0.1.2|80|mmHg|||||R"), "OBX[1].3", "systolic missing"),
+    ],
+)
 def test_malformed_messages_are_refused_naming_segment_and_field(payload, field, words):
     with pytest.raises(DecodeError) as caught:
         decode(payload)
@@ -331,7 +454,9 @@ def test_units_are_the_ones_the_table_converts_canonical_first():
         assert set(units) == set(m.conversions), key
     read = {*hl7v2_oru.MDC_CODES.values(), *hl7v2_oru.LOINC_CODES.values(), *hl7v2_oru.NPU_CODES.values()}
     assert read <= set(hl7v2_oru.UNITS)
-    assert set(hl7v2_oru.MDC_UNITS.values()) | set(hl7v2_oru.MDC_UNIT_NAMES.values()) <= {u for m in t.MEASUREMENTS.values() for u in m.conversions}
+    assert set(hl7v2_oru.MDC_UNITS.values()) | set(hl7v2_oru.MDC_UNIT_NAMES.values()) <= {
+        u for m in t.MEASUREMENTS.values() for u in m.conversions
+    }
 
 
 # --- robustness ----------------------------------------------------------------------------------------
@@ -361,10 +486,10 @@ def mutated_messages(draw) -> bytes:
     for _ in range(draw(st.integers(1, 6))):
         op = draw(st.sampled_from(["truncate", "delete", "insert", "replace", "byte", "swap-lines"]))
         if op == "truncate":
-            del payload[draw(st.integers(0, len(payload))):]
+            del payload[draw(st.integers(0, len(payload))) :]
         elif op == "delete" and payload:
             i = draw(st.integers(0, len(payload) - 1))
-            del payload[i:i + draw(st.integers(1, 8))]
+            del payload[i : i + draw(st.integers(1, 8))]
         elif op == "insert":
             i = draw(st.integers(0, len(payload)))
             payload[i:i] = "".join(draw(st.lists(HL7_CHARS, min_size=1, max_size=6))).encode()
@@ -380,7 +505,9 @@ def mutated_messages(draw) -> bytes:
     return bytes(payload)
 
 
-ROBUST = settings(max_examples=300, deadline=timedelta(milliseconds=1000), suppress_health_check=[HealthCheck.too_slow])  # 1 s: room for a loaded CI machine
+ROBUST = settings(
+    max_examples=300, deadline=timedelta(milliseconds=1000), suppress_health_check=[HealthCheck.too_slow]
+)  # 1 s: room for a loaded CI machine
 
 
 @ROBUST
@@ -420,16 +547,34 @@ def test_ingest_stores_results_discards_control_solution_and_refuses_a_bad_value
     pilot.enrol(synthetic_patients(1, seed=12)[0].cpr)
     auth = tokens.auth("gateway")
     taken = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y%m%d%H%M%S+0000")
-    created = client.post("/ingest", json=_hl7_envelope(message(f"OBR|1||||||{taken}", "OBX|1|NM|1988-5^CRP^LN||42|mg/l|||||F", "OBX|2|NM|NPU01685^INR^NPU||2.6||||||F")), headers=auth)
+    created = client.post(
+        "/ingest",
+        json=_hl7_envelope(
+            message(
+                f"OBR|1||||||{taken}", "OBX|1|NM|1988-5^CRP^LN||42|mg/l|||||F", "OBX|2|NM|NPU01685^INR^NPU||2.6||||||F"
+            )
+        ),
+        headers=auth,
+    )
     assert created.status_code == 201, created.text
     assert sorted(o["code"] for o in created.json()["observations"]) == ["160260", "1988-5"]
     assert "SYNTH-PID-0042" not in created.text and "Testperson" not in created.text
 
-    control = client.post("/ingest", json=_hl7_envelope(message(f"OBR|1||||||{taken}", "OBX|1|NM|160208^MDC_CONC_GLU_CONTROL^MDC|1.0.0.1|5.6|mmol/L|||||R")), headers=auth)
+    control = client.post(
+        "/ingest",
+        json=_hl7_envelope(
+            message(f"OBR|1||||||{taken}", "OBX|1|NM|160208^MDC_CONC_GLU_CONTROL^MDC|1.0.0.1|5.6|mmol/L|||||R")
+        ),
+        headers=auth,
+    )
     assert control.status_code == 200, control.text
     assert control.json()["outcome"] == "discarded"
 
-    refused = client.post("/ingest", json=_hl7_envelope(message(f"OBR|1||||||{taken}", "OBX|1|NM|1988-5^CRP^LN||high|mg/l|||||F")), headers=auth)
+    refused = client.post(
+        "/ingest",
+        json=_hl7_envelope(message(f"OBR|1||||||{taken}", "OBX|1|NM|1988-5^CRP^LN||high|mg/l|||||F")),
+        headers=auth,
+    )
     assert refused.status_code == 422, refused.text
     (issue,) = refused.json()["issues"]["issue"]
     assert "OBX[1].5" in issue["diagnostics"] and issue["expression"] == ["envelope.payload_base64"]

@@ -85,7 +85,9 @@ def test_one_envelope_is_created_then_duplicate(client, tokens, runtime, enrolle
     again = post(client, tokens, env)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "duplicate"
-    assert [(o["id"], o["outcome"]) for o in again.json()["observations"]] == [(o["id"], "duplicate") for o in body["observations"]]
+    assert [(o["id"], o["outcome"]) for o in again.json()["observations"]] == [
+        (o["id"], "duplicate") for o in body["observations"]
+    ]
     assert count(runtime, m.Observation) == 2
     assert count(runtime, m.Upload) == 2  # both sends are in the upload log
 
@@ -109,7 +111,9 @@ def test_a_list_gets_a_result_per_envelope(client, tokens, runtime, enrolled):
     with runtime.sessions() as session:
         rows = session.scalars(select(m.Observation)).all()
         outcomes = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
-        audited = {e.entity: e.outcome for e in session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "ingest"))}
+        audited = {
+            e.entity: e.outcome for e in session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "ingest"))
+        }
     assert {o.upload_id for o in rows} == {results[0]["upload"]}
     assert {o.id for o in rows} == {o["id"] for o in results[0]["observations"]}
     assert outcomes == {r["upload"]: r["outcome"] for r in results}
@@ -149,7 +153,9 @@ def test_garbled_payload_is_rejected_and_kept_without_the_cpr_in_clear(client, t
 
 def test_body_that_is_not_json_is_400_and_kept(client, tokens, runtime):
     raw = b'{"adapter": "ble-blood-pressure", "payload_hex": "1e8a'
-    response = client.post("/ingest", content=raw, headers={**tokens.auth("gateway"), "content-type": "application/json"})
+    response = client.post(
+        "/ingest", content=raw, headers={**tokens.auth("gateway"), "content-type": "application/json"}
+    )
     assert response.status_code == 400, response.text
     assert "not JSON" in diagnostics(response.json()["issues"])
     kept = upload(runtime, response.json()["upload"])
@@ -168,7 +174,9 @@ def test_not_enrolled_patient_is_rejected_and_kept(client, tokens, runtime, enro
     assert count(runtime, m.Observation) == 0
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer hd_not-a-real-token"}, {"Authorization": "Basic Zm9vOmJhcg=="}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer hd_not-a-real-token"}, {"Authorization": "Basic Zm9vOmJhcg=="}]
+)
 def test_missing_or_bad_token_is_401(client, runtime, headers):
     response = client.post("/ingest", json=cuff_envelope(), headers=headers)
     assert response.status_code == 401
@@ -318,7 +326,9 @@ def test_audit_chain_detects_tampering(runtime, audited, tamper, which, says):
     assert says.format(seq=seq) in result.message
 
 
-@pytest.mark.parametrize("patient", [{"system": "urn:oid:1.2.208.176.1.2", "valeu": "{cpr}"}, {"cpr": "{cpr}"}, "{cpr}", ["{cpr}"]])
+@pytest.mark.parametrize(
+    "patient", [{"system": "urn:oid:1.2.208.176.1.2", "valeu": "{cpr}"}, {"cpr": "{cpr}"}, "{cpr}", ["{cpr}"]]
+)
 def test_a_misshapen_patient_is_refused_and_its_cpr_not_kept_in_clear(client, tokens, runtime, enrolled, patient):
     cpr = PATIENTS[0].cpr
     sent = {**cuff_envelope(), "patient": json.loads(json.dumps(patient).replace("{cpr}", cpr))}
@@ -339,7 +349,11 @@ def test_three_times_are_kept_device_gateway_and_platform(client, tokens, pilot,
     pilot.enrol(person.cpr)
     taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=5)
     received = taken + timedelta(hours=2)
-    sent = client.post("/ingest", json=envelope(person, cuff_payload(random.Random(2), taken.replace(tzinfo=None)), received), headers=tokens.auth("gateway"))
+    sent = client.post(
+        "/ingest",
+        json=envelope(person, cuff_payload(random.Random(2), taken.replace(tzinfo=None)), received),
+        headers=tokens.auth("gateway"),
+    )
     assert sent.status_code == 201, sent.text
     with runtime.sessions() as session:
         rows = session.execute(select(Row.effective_start, Row.gateway_received_at, Row.received_at)).all()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from homediag import audit
-from homediag.keys import KeyRing, load_keys, write_key_file
+from homediag.keys import KeyError_, KeyRing, load_keys, write_key_file
 from homediag.rotation import rotate
 from homediag.runtime import Runtime
 from homediag.store import models as m
@@ -30,12 +30,18 @@ def key_file(runtime: Runtime, tmp_path: Path) -> Path:
 
 
 def _send(client, tokens, person, when: datetime) -> dict:  # type: ignore[no-untyped-def]
-    sent = client.post("/ingest", json=envelope(person, cuff_payload(random.Random(when.hour), when.replace(tzinfo=None)), when), headers=tokens.auth("gateway"))
+    sent = client.post(
+        "/ingest",
+        json=envelope(person, cuff_payload(random.Random(when.hour), when.replace(tzinfo=None)), when),
+        headers=tokens.auth("gateway"),
+    )
     assert sent.status_code in (200, 201), sent.text
     return dict(sent.json())
 
 
-def test_rotating_both_keys_keeps_every_patient_and_reading(runtime: Runtime, client, tokens, pilot, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rotating_both_keys_keeps_every_patient_and_reading(
+    runtime: Runtime, client, tokens, pilot, key_file: Path
+) -> None:  # type: ignore[no-untyped-def]
     people = synthetic_patients(2, seed=11)
     ids = [pilot.enrol(p.cpr, family=p.family) for p in people]
     for pid in ids:
@@ -62,16 +68,24 @@ def test_rotating_both_keys_keeps_every_patient_and_reading(runtime: Runtime, cl
             assert not set(session.execute(select(table.patient_key)).scalars()) & old_keys, table.__tablename__
         assert {u.kid for u in session.execute(select(m.Upload)).scalars()} == {runtime.keys.vault.kid}
         assert audit.verify(session, runtime.keys).ok
-        linked = session.execute(select(m.AuditEvent.patient_key).where(m.AuditEvent.action == "pseudonym-rotated")).scalars().all()
+        linked = (
+            session.execute(select(m.AuditEvent.patient_key).where(m.AuditEvent.action == "pseudonym-rotated"))
+            .scalars()
+            .all()
+        )
         assert set(linked) == old_keys
 
     # same ids, same readings, same identity; consents still apply
-    assert {pid: client.get("/fhir/Observation", params={"patient": pid}, headers=doc).json()["total"] for pid in ids} == before
+    assert {
+        pid: client.get("/fhir/Observation", params={"patient": pid}, headers=doc).json()["total"] for pid in ids
+    } == before
     patient = client.get(f"/fhir/Patient/{ids[0]}", headers={**doc, "X-Reidentification-Reason": "test"}).json()
     assert patient["identifier"][0]["value"] == people[0].cpr
     # the gateway goes on as before: a re-sent reading is still a duplicate, a new one lands on the same patient
     again = _send(client, tokens, people[0], taken)
-    assert again["outcome"] == "duplicate" and [o["id"] for o in again["observations"]] == [o["id"] for o in first["observations"]]
+    assert again["outcome"] == "duplicate" and [o["id"] for o in again["observations"]] == [
+        o["id"] for o in first["observations"]
+    ]
     assert _send(client, tokens, people[0], taken + timedelta(hours=1))["outcome"] == "created"
     assert client.get("/fhir/Observation", params={"patient": ids[0]}, headers=doc).json()["total"] > before[ids[0]]
 
@@ -84,11 +98,10 @@ def test_a_failed_rotation_changes_nothing(runtime: Runtime, client, tokens, pil
         before = session.execute(select(m.Patient.patient_key)).scalar_one()
     broken_keys = KeyRing.generate()  # a runtime whose keys cannot open the vault
     stranger = Runtime(runtime.settings, broken_keys, runtime.engine, runtime.sessions)
-    with pytest.raises(Exception):
+    with pytest.raises(KeyError_, match="no vault key"):
         rotate(stranger, ADMIN, key_file, vault=True, pseudonym=True)
     assert key_file.read_text() == original
     assert not key_file.with_name("keys.json.new").exists()
     with runtime.sessions() as session:
         assert session.execute(select(m.Patient.patient_key)).scalar_one() == before
     assert json.loads(original)["vault"]["kid"] == runtime.keys.vault.kid
-

@@ -12,14 +12,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ("adapters", "fhir_profiles", "consent")
 # what a pure component may import besides the standard library
-ALLOWED_THIRD_PARTY = {"pydantic", "fhir", "simplejson", "ucumvert", "hl7"}  # hl7 (python-hl7): the HL7 v2 parser of the hl7v2-oru adapter
+ALLOWED_THIRD_PARTY = {
+    "pydantic",
+    "fhir",
+    "simplejson",
+    "ucumvert",
+    "hl7",
+}  # hl7 (python-hl7): the HL7 v2 parser of the hl7v2-oru adapter
 ALLOWED_HOMEDIAG = ("homediag.adapters", "homediag.fhir_profiles", "homediag.consent")
 
 
 def test_import_platform_from_the_repository_root_is_the_standard_library() -> None:
     out = subprocess.run(
         [sys.executable, "-c", "import platform; print(platform.system(), platform.__file__)"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     system, path = out.split()
     assert system and not path.startswith(str(ROOT))

@@ -2,7 +2,7 @@
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +25,7 @@ MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 NPU = "http://npu-terminology.org"
-RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="cuff-1", gateway_received_at=RECEIVED, gateway_device_id="gw-1")
 
 
@@ -65,7 +65,7 @@ def test_blood_pressure_coded_like_the_phd_ig_example(vector_id):
     assert codes(bp["code"]) == codes(IG_BP["code"])
     assert [codes(c) for c in bp["category"]] == [codes(c) for c in IG_BP["category"]]
     assert len(bp["component"]) == 3
-    for ours, theirs in zip(bp["component"], IG_BP["component"]):
+    for ours, theirs in zip(bp["component"], IG_BP["component"], strict=True):
         assert codes(theirs["code"]) <= codes(ours["code"])
         assert ours["valueQuantity"]["system"] == theirs["valueQuantity"]["system"] == UCUM
         assert ours["valueQuantity"]["code"] == theirs["valueQuantity"]["code"] == "mm[Hg]"
@@ -141,7 +141,9 @@ def test_reading_without_usable_device_time_is_dated_by_the_gateway(vector_id):
     for b in vector(vector_id).values():
         assert b.resource["effectiveDateTime"] == "2025-03-01T12:00:05+00:00"
         assert b.effective == RECEIVED
-        assert extension(b.resource, EXT_GATEWAY_RECEIVED) == [{"url": EXT_GATEWAY_RECEIVED, "valueDateTime": "2025-03-01T12:00:05+00:00"}]
+        assert extension(b.resource, EXT_GATEWAY_RECEIVED) == [
+            {"url": EXT_GATEWAY_RECEIVED, "valueDateTime": "2025-03-01T12:00:05+00:00"}
+        ]
 
 
 def test_unknown_year_keeps_the_device_time_in_an_extension():
@@ -166,11 +168,13 @@ def test_different_value_gives_different_identifier():
 
 
 def test_special_component_value_gives_data_absent_reason():
-    raw = bytes.fromhex("00" "FF07" "5800" "7800")  # systolic NaN
+    raw = bytes.fromhex("00FF0758007800")  # systolic NaN
     bp = built(raw)["blood-pressure"].resource
     systolic = bp["component"][0]
     assert "valueQuantity" not in systolic
-    assert codes(systolic["dataAbsentReason"]) == {("http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-a-number")}
+    assert codes(systolic["dataAbsentReason"]) == {
+        ("http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-a-number")
+    }
     Observation.model_validate(bp)
     assert validate(bp) == []
 
@@ -201,7 +205,9 @@ def _no_subject(r):
 
 
 def _value_and_absent(r):
-    r["component"][0]["dataAbsentReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "error"}]}
+    r["component"][0]["dataAbsentReason"] = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "error"}]
+    }
 
 
 def _systolic_400(r):

@@ -44,7 +44,16 @@ class Issuer:
     def token(self, kid: str | None = None, **claims: Any) -> str:
         kid = kid or list(self.keys)[-1]
         now = int(time.time())
-        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "person-1", "name": "Dr. Syntetisk Sørensen", "iat": now, "exp": now + 300, "homediag_role": "clinician", **claims}
+        body = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "person-1",
+            "name": "Dr. Syntetisk Sørensen",
+            "iat": now,
+            "exp": now + 300,
+            "homediag_role": "clinician",
+            **claims,
+        }
         return jwt.encode(body, self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
 
@@ -81,7 +90,9 @@ def _search(client: TestClient, token: str) -> Any:
     return client.get("/fhir/Observation", headers={"Authorization": f"Bearer {token}"})
 
 
-def test_a_valid_token_from_the_identity_provider_signs_a_clinician_in(oidc_client: TestClient, issuer: tuple[Issuer, str], runtime: Runtime) -> None:
+def test_a_valid_token_from_the_identity_provider_signs_a_clinician_in(
+    oidc_client: TestClient, issuer: tuple[Issuer, str], runtime: Runtime
+) -> None:
     response = _search(oidc_client, issuer[0].token())
     assert response.status_code == 200
     from sqlalchemy import select
@@ -92,24 +103,33 @@ def test_a_valid_token_from_the_identity_provider_signs_a_clinician_in(oidc_clie
         assert session.execute(select(AuditEvent.actor)).scalars().all() == ["oidc:person-1"]
 
 
-@pytest.mark.parametrize(("claims", "says"), [
-    ({"aud": "someone-else"}, "Audience"),
-    ({"iss": "https://evil.invalid"}, "issuer"),
-    ({"exp": int(time.time()) - 60}, "expired"),
-    ({"homediag_role": "gateway"}, "no role a person may sign in with"),
-    ({"homediag_role": None}, "no role"),
-])
-def test_tokens_that_must_not_sign_in_get_401_saying_why(oidc_client: TestClient, issuer: tuple[Issuer, str], claims: dict[str, Any], says: str) -> None:
+@pytest.mark.parametrize(
+    ("claims", "says"),
+    [
+        ({"aud": "someone-else"}, "Audience"),
+        ({"iss": "https://evil.invalid"}, "issuer"),
+        ({"exp": int(time.time()) - 60}, "expired"),
+        ({"homediag_role": "gateway"}, "no role a person may sign in with"),
+        ({"homediag_role": None}, "no role"),
+    ],
+)
+def test_tokens_that_must_not_sign_in_get_401_saying_why(
+    oidc_client: TestClient, issuer: tuple[Issuer, str], claims: dict[str, Any], says: str
+) -> None:
     response = _search(oidc_client, issuer[0].token(**claims))
     assert response.status_code == 401
     assert says in response.json()["issue"][0]["diagnostics"]
 
 
-def test_a_token_signed_by_another_key_or_altered_is_refused(oidc_client: TestClient, issuer: tuple[Issuer, str]) -> None:
+def test_a_token_signed_by_another_key_or_altered_is_refused(
+    oidc_client: TestClient, issuer: tuple[Issuer, str]
+) -> None:
     stranger = Issuer()
     assert _search(oidc_client, stranger.token(kid="key-1")).status_code == 401
     header, payload, signature = issuer[0].token().split(".")
-    forged_payload = jwt.utils.base64url_encode(json.dumps({"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": 2**31, "homediag_role": "admin"}).encode()).decode()
+    forged_payload = jwt.utils.base64url_encode(
+        json.dumps({"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": 2**31, "homediag_role": "admin"}).encode()
+    ).decode()
     assert _search(oidc_client, f"{header}.{forged_payload}.{signature}").status_code == 401
 
 

@@ -38,7 +38,9 @@ def post_bundle(client, tokens, body, role: str = "gateway"):
     return client.post("/fhir", content=content, headers={**tokens.auth(role), **FHIR_JSON})
 
 
-def post_observation(client, tokens, resource, *, role: str = "gateway", if_none_exist: str | None = None, token: str | None = None):
+def post_observation(
+    client, tokens, resource, *, role: str = "gateway", if_none_exist: str | None = None, token: str | None = None
+):
     headers = {**(tokens.auth(role) if token is None else {"Authorization": f"Bearer {token}"}), **FHIR_JSON}
     if if_none_exist:
         headers["If-None-Exist"] = if_none_exist
@@ -48,7 +50,11 @@ def post_observation(client, tokens, resource, *, role: str = "gateway", if_none
 def enrol(client, tokens, patient=PATIENTS[0], *aliases: dict) -> str:
     response = client.post(
         "/fhir/Patient",
-        json={"resourceType": "Patient", "identifier": [{"system": CPR_SYSTEM, "value": patient.cpr}, *aliases], "name": [{"family": patient.family, "given": [patient.given]}]},
+        json={
+            "resourceType": "Patient",
+            "identifier": [{"system": CPR_SYSTEM, "value": patient.cpr}, *aliases],
+            "name": [{"family": patient.family, "given": [patient.given]}],
+        },
         headers=tokens.auth("admin"),
     )
     assert response.status_code in (200, 201), response.text
@@ -101,7 +107,12 @@ def spo2(patient_id: str, *, taken: datetime | None = None, value: int = 97, ide
     resource["effectiveDateTime"] = taken.isoformat()
     resource["valueQuantity"]["value"] = value
     if identifier is not None:
-        resource["identifier"] = [{"system": PHD_IDENTIFIER_SYSTEM, "value": f"00-1C-05-04-00-00-78-25-{MRN['value']}-{MRN['system']}-150456-{identifier}"}]
+        resource["identifier"] = [
+            {
+                "system": PHD_IDENTIFIER_SYSTEM,
+                "value": f"00-1C-05-04-00-00-78-25-{MRN['value']}-{MRN['system']}-150456-{identifier}",
+            }
+        ]
     return resource
 
 
@@ -121,7 +132,13 @@ def test_bundle_example_1_loads_and_the_clinician_finds_it_after_consent(client,
     assert statuses(response) == ["200 OK", "201 Created", "201 Created", "201 Created", "201 Created", "201 Created"]
     locations = [e["response"]["location"] for e in body["entry"]]
     assert locations[0] == f"Patient/{enrolled}"
-    assert [loc.split("/")[0] for loc in locations[1:]] == ["Device", "Device", "Observation", "Observation", "Observation"]
+    assert [loc.split("/")[0] for loc in locations[1:]] == [
+        "Device",
+        "Device",
+        "Observation",
+        "Observation",
+        "Observation",
+    ]
     phg, phd = (loc.split("/")[1] for loc in locations[1:3])
     cts_id, spo2_id, pulse_id = (loc.split("/")[1] for loc in locations[3:])
 
@@ -133,8 +150,14 @@ def test_bundle_example_1_loads_and_the_clinician_finds_it_after_consent(client,
     assert ox.resource["subject"] == {"reference": f"Patient/{enrolled}"}
     assert ox.resource["device"] == {"reference": f"Device/{phd}"}
     assert ox.resource["extension"] == [
-        {"url": "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice", "valueReference": {"reference": f"Device/{phg}"}},
-        {"url": "http://hl7.org/fhir/uv/phd/StructureDefinition/CoincidentTimeStampReference", "valueReference": {"reference": f"Observation/{cts_id}"}},
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice",
+            "valueReference": {"reference": f"Device/{phg}"},
+        },
+        {
+            "url": "http://hl7.org/fhir/uv/phd/StructureDefinition/CoincidentTimeStampReference",
+            "valueReference": {"reference": f"Observation/{cts_id}"},
+        },
     ]
     for key in ("meta", "category", "code", "valueQuantity", "component", "effectiveDateTime", "status"):
         assert ox.resource[key] == sent[key], key  # otherwise as sent
@@ -161,7 +184,10 @@ def test_bundle_example_1_loads_and_the_clinician_finds_it_after_consent(client,
     found = client.get(f"/fhir/Observation?patient={enrolled}&code=urn:iso:std:iso:11073:10101|150456", headers=doc)
     assert found.status_code == 200, found.text
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [spo2_id]
-    assert client.get(f"/fhir/Observation?patient={enrolled}&code=http://loinc.org|8867-4", headers=doc).json()["total"] == 1
+    assert (
+        client.get(f"/fhir/Observation?patient={enrolled}&code=http://loinc.org|8867-4", headers=doc).json()["total"]
+        == 1
+    )
     assert client.get(f"/fhir/Observation/{pulse_id}", headers=doc).json()["valueQuantity"]["value"] == 47
     assert client.get(f"/fhir/Device/{phd}", headers=doc).json()["serialNumber"] == "0400007825"
     with runtime.sessions() as session:
@@ -174,7 +200,9 @@ def test_sending_it_again_stores_nothing_new(client, tokens, runtime, enrolled):
 
     assert first.status_code == again.status_code == 200, again.text
     assert statuses(again) == ["200 OK"] * 6
-    assert [e["response"]["location"] for e in again.json()["entry"]] == [e["response"]["location"] for e in first.json()["entry"]]
+    assert [e["response"]["location"] for e in again.json()["entry"]] == [
+        e["response"]["location"] for e in first.json()["entry"]
+    ]
     assert count(runtime, m.Observation) == 3 and count(runtime, m.Device) == 2
     with runtime.sessions() as session:
         kept = sorted((u.outcome, u.created, u.duplicates) for u in session.scalars(select(m.Upload)))
@@ -255,7 +283,14 @@ def test_a_batch_stores_the_good_entries(client, tokens, runtime, enrolled):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["type"] == "batch-response"
-    assert statuses(response) == ["200 OK", "201 Created", "201 Created", "201 Created", "422 Unprocessable Entity", "201 Created"]
+    assert statuses(response) == [
+        "200 OK",
+        "201 Created",
+        "201 Created",
+        "201 Created",
+        "422 Unprocessable Entity",
+        "201 Created",
+    ]
     refused = body["entry"][4]["response"]["outcome"]
     assert "Bundle.entry[4].resource.valueQuantity.value" in expressions(refused)
     assert set(observations(runtime)) == {CTS, PULSE}
@@ -270,7 +305,14 @@ def test_an_entry_that_refers_to_a_refused_one_is_refused_too(client, tokens, ru
     del bundle["entry"][2]["resource"]["identifier"]  # the PHD cannot be kept: no identifier
     response = post_bundle(client, tokens, bundle)
     assert response.status_code == 200, response.text
-    assert statuses(response) == ["200 OK", "201 Created", "422 Unprocessable Entity", "422 Unprocessable Entity", "422 Unprocessable Entity", "422 Unprocessable Entity"]
+    assert statuses(response) == [
+        "200 OK",
+        "201 Created",
+        "422 Unprocessable Entity",
+        "422 Unprocessable Entity",
+        "422 Unprocessable Entity",
+        "422 Unprocessable Entity",
+    ]
     assert "needs one with a system and a value" in diagnostics(response.json()["entry"][2]["response"]["outcome"])
     assert "was refused" in diagnostics(response.json()["entry"][4]["response"]["outcome"])
     assert count(runtime, m.Observation) == 0
@@ -305,7 +347,10 @@ def test_a_batch_for_an_unknown_patient_reference_refuses_each_reading(client, t
 
 def test_a_subject_identifier_names_the_patient_by_cpr_or_alias(client, tokens, runtime, enrolled):
     by_cpr = spo2("x", identifier="a")
-    by_cpr["subject"] = {"identifier": {"system": CPR_SYSTEM, "value": PATIENTS[0].cpr}, "display": f"{PATIENTS[0].given} {PATIENTS[0].family}"}
+    by_cpr["subject"] = {
+        "identifier": {"system": CPR_SYSTEM, "value": PATIENTS[0].cpr},
+        "display": f"{PATIENTS[0].given} {PATIENTS[0].family}",
+    }
     by_alias = spo2("x", identifier="b", value=96)
     by_alias["subject"] = {"identifier": MRN}
     for resource in (by_cpr, by_alias):
@@ -320,7 +365,9 @@ def test_a_subject_identifier_names_the_patient_by_cpr_or_alias(client, tokens, 
 
 def test_aliases_are_registered_by_enrolment_and_kept_only_as_hmac(client, tokens, runtime):
     pid = enrol(client, tokens, PATIENTS[0], MRN)
-    assert enrol(client, tokens, PATIENTS[0], {"system": "urn:oid:2.999.9", "value": "other-mrn-77"}) == pid  # a second alias later
+    assert (
+        enrol(client, tokens, PATIENTS[0], {"system": "urn:oid:2.999.9", "value": "other-mrn-77"}) == pid
+    )  # a second alias later
     with runtime.sessions() as session:
         aliases = session.scalars(select(m.PatientAlias)).all()
     assert sorted(a.system for a in aliases) == [MRN["system"], "urn:oid:2.999.9"]
@@ -334,7 +381,10 @@ def test_aliases_are_registered_by_enrolment_and_kept_only_as_hmac(client, token
     assert taken.status_code == 422 and "another patient" in diagnostics(taken.json())
     no_system = client.post(
         "/fhir/Patient",
-        json={"resourceType": "Patient", "identifier": [{"system": CPR_SYSTEM, "value": PATIENTS[1].cpr}, {"value": "x"}]},
+        json={
+            "resourceType": "Patient",
+            "identifier": [{"system": CPR_SYSTEM, "value": PATIENTS[1].cpr}, {"value": "x"}],
+        },
         headers=tokens.auth("admin"),
     )
     assert no_system.status_code == 422
@@ -373,20 +423,28 @@ def test_no_cpr_or_alias_in_clear_anywhere_in_the_database(client, tokens, runti
     for u in uploads:
         assert all(s not in json.dumps(u.redacted) for s in secrets_)
         assert all(s.encode() not in u.sealed for s in secrets_)
-    assert any(PATIENTS[2].cpr.encode() in open_upload(runtime, u) for u in uploads)  # the sealed copy is the body as sent
+    assert any(
+        PATIENTS[2].cpr.encode() in open_upload(runtime, u) for u in uploads
+    )  # the sealed copy is the body as sent
 
 
 def test_redaction_of_a_bundle():
     bundle = bundle_1()
     bundle["entry"][4]["resource"]["identifier"] = [{"system": PHD_IDENTIFIER_SYSTEM, "value": "X-sisansarahId-1"}]
-    bundle["entry"][5]["resource"]["subject"] = {"identifier": {"system": CPR_SYSTEM, "value": "0101901234"}, "display": "Test Testesen"}
+    bundle["entry"][5]["resource"]["subject"] = {
+        "identifier": {"system": CPR_SYSTEM, "value": "0101901234"},
+        "display": "Test Testesen",
+    }
     redacted = redact_fhir(bundle)
     patient = redacted["entry"][0]["resource"]
     assert patient["identifier"] == [{"system": MRN["system"], "value": "[redacted]"}]
     assert patient["name"] == "[redacted]" and patient["meta"] == bundle["entry"][0]["resource"]["meta"]
     assert redacted["entry"][0]["request"]["ifNoneExist"] == "[redacted]"
     assert redacted["entry"][4]["resource"]["identifier"][0]["value"] == "[redacted]"
-    assert redacted["entry"][5]["resource"]["subject"] == {"identifier": {"system": CPR_SYSTEM, "value": "[redacted]"}, "display": "[redacted]"}
+    assert redacted["entry"][5]["resource"]["subject"] == {
+        "identifier": {"system": CPR_SYSTEM, "value": "[redacted]"},
+        "display": "[redacted]",
+    }
     assert redacted["entry"][2]["resource"]["serialNumber"] == "0400007825"  # not a patient's
     assert "sisansarahId" not in json.dumps(redacted) and "0101901234" not in json.dumps(redacted)
 
@@ -426,7 +484,12 @@ def test_without_an_identifier_the_dedup_key_is_derived(client, tokens, runtime,
     resource = spo2(enrolled, identifier=None)
     assert post_observation(client, tokens, resource).status_code == 201
     assert post_observation(client, tokens, resource).status_code == 200
-    assert post_observation(client, tokens, {**resource, "valueQuantity": {**resource["valueQuantity"], "value": 95}}).status_code == 201
+    assert (
+        post_observation(
+            client, tokens, {**resource, "valueQuantity": {**resource["valueQuantity"], "value": 95}}
+        ).status_code
+        == 201
+    )
     assert count(runtime, m.Observation) == 2
 
 
@@ -434,7 +497,10 @@ def test_device_references_to_stored_devices_and_by_identifier(client, tokens, r
     locations = [e["response"]["location"] for e in post_bundle(client, tokens, BUNDLE_1).json()["entry"]]
     phd = locations[2]
     by_id = {**spo2(enrolled, identifier="f"), "device": {"reference": phd}}
-    by_identifier = {**spo2(enrolled, identifier="g"), "device": {"identifier": {"system": EUI64, "value": "00-1c-05-04-00-00-78-25"}}}
+    by_identifier = {
+        **spo2(enrolled, identifier="g"),
+        "device": {"identifier": {"system": EUI64, "value": "00-1c-05-04-00-00-78-25"}},
+    }
     unknown = {**spo2(enrolled, identifier="h"), "device": {"reference": "Device/phd-74E8FFFEFF051C00.001C05FFE874"}}
     assert post_observation(client, tokens, by_id).json()["device"] == {"reference": phd}
     assert post_observation(client, tokens, by_identifier).json()["device"]["reference"] == phd
@@ -460,7 +526,12 @@ def test_the_gateway_receive_time_comes_from_the_request_when_nothing_says_other
     row = next(iter(observations(runtime).values()))
     assert before - timedelta(seconds=1) <= row.gateway_received_at <= row.received_at
     stamped = spo2(enrolled, identifier="i")
-    stamped["extension"] = [{"url": "https://homediag.example.org/fhir/StructureDefinition/gateway-received-time", "valueDateTime": "2026-01-02T03:04:05+01:00"}]
+    stamped["extension"] = [
+        {
+            "url": "https://homediag.example.org/fhir/StructureDefinition/gateway-received-time",
+            "valueDateTime": "2026-01-02T03:04:05+01:00",
+        }
+    ]
     assert post_observation(client, tokens, stamped).status_code == 201
     with runtime.sessions() as session:
         times = set(session.scalars(select(m.Observation.gateway_received_at)))
@@ -475,10 +546,13 @@ def test_a_body_that_is_not_json_is_400_and_kept(client, tokens, runtime):
     assert open_upload(runtime, upload(runtime, response.headers["X-Upload-Id"])) == raw
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    ({"resourceType": "Bundle", "type": "collection", "entry": []}, "transaction or batch"),
-    ({"resourceType": "Observation"}, "takes a Bundle"),
-])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"resourceType": "Bundle", "type": "collection", "entry": []}, "transaction or batch"),
+        ({"resourceType": "Observation"}, "takes a Bundle"),
+    ],
+)
 def test_what_is_not_a_transaction_or_batch_is_refused_and_kept(client, tokens, runtime, body, says):
     response = post_bundle(client, tokens, body)
     assert response.status_code in (400, 422) and says in diagnostics(response.json())
@@ -487,11 +561,19 @@ def test_what_is_not_a_transaction_or_batch_is_refused_and_kept(client, tokens, 
 
 def test_other_resource_types_and_methods_are_refused(client, tokens, runtime, enrolled):
     bundle = bundle_1()
-    bundle["entry"].append({"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Consent", "status": "active"}, "request": {"method": "POST", "url": "Consent"}})
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:1",
+            "resource": {"resourceType": "Consent", "status": "active"},
+            "request": {"method": "POST", "url": "Consent"},
+        }
+    )
     bundle["entry"][4]["request"]["method"] = "DELETE"
     response = post_bundle(client, tokens, bundle)
     assert response.status_code == 422
-    assert {"Bundle.entry[6].resource.resourceType", "Bundle.entry[4].request.method"} <= set(expressions(response.json()))
+    assert {"Bundle.entry[6].resource.resourceType", "Bundle.entry[4].request.method"} <= set(
+        expressions(response.json())
+    )
 
 
 @pytest.mark.parametrize("role", ["clinician", "admin"])

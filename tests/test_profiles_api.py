@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import Tokens
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from homediag.cli import app
 from homediag.fhir_profiles.profiles import PROFILES
-
-from conftest import Tokens
 
 PHD = Path(__file__).parent / "fixtures" / "phd-ig"
 BP = json.loads((PHD / "compound-numeric-blood-pressure.json").read_text())
@@ -25,7 +24,11 @@ def test_validate_operation_returns_the_outcome_and_stores_nothing(client: TestC
 
     broken = json.loads(json.dumps(BP))
     broken["component"][1]["valueQuantity"]["code"] = "mmHg"
-    outcome = client.post("/fhir/Observation/$validate", json={"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": broken}]}, headers=tokens.auth("clinician")).json()
+    outcome = client.post(
+        "/fhir/Observation/$validate",
+        json={"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": broken}]},
+        headers=tokens.auth("clinician"),
+    ).json()
     errors = [i for i in outcome["issue"] if i["severity"] == "error"]
     assert ["Observation.component[1].valueQuantity.code"] in [e["expression"] for e in errors]
 
@@ -35,7 +38,9 @@ def test_validate_operation_returns_the_outcome_and_stores_nothing(client: TestC
 
 def test_validate_needs_a_token_and_a_resource(client: TestClient, tokens: Tokens) -> None:
     assert client.post("/fhir/Observation/$validate", json=BP).status_code == 401
-    empty = client.post("/fhir/Observation/$validate", json={"resourceType": "Parameters"}, headers=tokens.auth("gateway"))
+    empty = client.post(
+        "/fhir/Observation/$validate", json={"resourceType": "Parameters"}, headers=tokens.auth("gateway")
+    )
     assert empty.status_code == 400
     assert empty.json()["resourceType"] == "OperationOutcome"
 
@@ -69,7 +74,9 @@ def test_cli_publish_writes_what_the_repository_holds(tmp_path: Path) -> None:
     assert len(list((tmp_path / "fhir_profiles" / "structuredefinitions").glob("*.json"))) == len(PROFILES)
 
 
-def test_ingest_writes_npu_codings_with_the_configured_system(runtime, client: TestClient, tokens: Tokens, pilot) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_writes_npu_codings_with_the_configured_system(
+    runtime, client: TestClient, tokens: Tokens, pilot
+) -> None:  # type: ignore[no-untyped-def]
     import random
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
@@ -82,7 +89,15 @@ def test_ingest_writes_npu_codings_with_the_configured_system(runtime, client: T
     patient_id = pilot.enrol(person.cpr)
     pilot.consent(patient_id)
     taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=1)
-    sent = client.post("/ingest", json=envelope(person, cuff_payload(random.Random(1), taken.replace(tzinfo=None)), taken), headers=tokens.auth("gateway"))
+    sent = client.post(
+        "/ingest",
+        json=envelope(person, cuff_payload(random.Random(1), taken.replace(tzinfo=None)), taken),
+        headers=tokens.auth("gateway"),
+    )
     assert sent.status_code == 201, sent.text
-    pulse = client.get("/fhir/Observation", params={"patient": patient_id, "code": "8867-4"}, headers=tokens.auth("clinician")).json()["entry"][0]["resource"]
-    assert {"system": NPU_MEDCOM, "code": "NPU21692"} in [{k: c[k] for k in ("system", "code")} for c in pulse["code"]["coding"]]
+    pulse = client.get(
+        "/fhir/Observation", params={"patient": patient_id, "code": "8867-4"}, headers=tokens.auth("clinician")
+    ).json()["entry"][0]["resource"]
+    assert {"system": NPU_MEDCOM, "code": "NPU21692"} in [
+        {k: c[k] for k in ("system", "code")} for c in pulse["code"]["coding"]
+    ]

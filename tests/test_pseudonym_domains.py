@@ -19,8 +19,13 @@ from homediag.users import create_user
 def readers(runtime: Runtime) -> dict[str, dict[str, str]]:
     made = {}
     with runtime.sessions.begin() as session:
-        for key, role, org in (("fiers", "evaluator", "FIERS"), ("fiers2", "evaluator", "FIERS"), ("other-eval", "evaluator", "Other evaluation bureau"),
-                               ("vendor", "vendor", "Syntetisk Medico"), ("other-vendor", "vendor", "Anden Producent")):
+        for key, role, org in (
+            ("fiers", "evaluator", "FIERS"),
+            ("fiers2", "evaluator", "FIERS"),
+            ("other-eval", "evaluator", "Other evaluation bureau"),
+            ("vendor", "vendor", "Syntetisk Medico"),
+            ("other-vendor", "vendor", "Anden Producent"),
+        ):
             made[key] = {"Authorization": f"Bearer {create_user(session, name=key, role=role, organisation=org)[1]}"}
     return made
 
@@ -34,7 +39,11 @@ def pilot_data(client, tokens, pilot):  # type: ignore[no-untyped-def]
     pilot.consent(ids[1], purposes=("TREAT",))
     taken = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) - timedelta(hours=2)
     for person in people:
-        sent = client.post("/ingest", json=envelope(person, cuff_payload(random.Random(3), taken.replace(tzinfo=None)), taken), headers=tokens.auth("gateway"))
+        sent = client.post(
+            "/ingest",
+            json=envelope(person, cuff_payload(random.Random(3), taken.replace(tzinfo=None)), taken),
+            headers=tokens.auth("gateway"),
+        )
         assert sent.status_code == 201, sent.text
     return people, ids
 
@@ -77,7 +86,9 @@ def test_domains_are_stable_within_an_organisation_and_unlinkable_across(client,
     first = {e["resource"]["subject"]["reference"] for e in _search(client, readers["fiers"])["entry"]}
     colleague = {e["resource"]["subject"]["reference"] for e in _search(client, readers["fiers2"])["entry"]}
     other = {e["resource"]["subject"]["reference"] for e in _search(client, readers["other-eval"])["entry"]}
-    vendor = {e["resource"]["subject"]["reference"] for e in _search(client, readers["vendor"], **{"_count": "50"})["entry"]}
+    vendor = {
+        e["resource"]["subject"]["reference"] for e in _search(client, readers["vendor"], **{"_count": "50"})["entry"]
+    }
     assert first == colleague
     assert len(first) == 1 and len(other) == 1 and len(vendor) == 1
     assert not first & other and not first & vendor and not other & vendor
@@ -100,4 +111,7 @@ def test_a_purpose_the_role_may_not_use_is_refused(client, readers, pilot_data, 
 def test_clinician_states_treatment(client, tokens, pilot_data) -> None:  # type: ignore[no-untyped-def]
     ok = client.get("/fhir/Observation", headers={**tokens.auth("clinician"), "X-Purpose-Of-Use": "TREAT"})
     assert ok.status_code == 200 and ok.json()["total"] == 4
-    assert client.get("/fhir/Observation", headers={**tokens.auth("clinician"), "X-Purpose-Of-Use": "HRESCH"}).status_code == 403
+    assert (
+        client.get("/fhir/Observation", headers={**tokens.auth("clinician"), "X-Purpose-Of-Use": "HRESCH"}).status_code
+        == 403
+    )

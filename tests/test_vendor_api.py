@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from homediag.ingest import device_id
 from homediag.envelope import EnvelopeDevice
+from homediag.ingest import device_id
 from homediag.store import models as m
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 from homediag.users import create_user
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VECTORS = {v["id"]: v for v in json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())["characteristics"]}
+VECTORS = {
+    v["id"]: v for v in json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())["characteristics"]
+}
 BP_FULL = VECTORS["nordic-bp-full"]["hex"]
 BP_KPA = VECTORS["nordic-bp-kpa"]["hex"]
 GOLDEN = FIXTURES / "conformance" / "ble-blood-pressure"
@@ -46,7 +48,9 @@ def count(runtime, model) -> int:
 
 def audit_events(runtime, action: str) -> list[m.AuditEvent]:
     with runtime.sessions() as session:
-        return list(session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == action).order_by(m.AuditEvent.seq)))
+        return list(
+            session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == action).order_by(m.AuditEvent.seq))
+        )
 
 
 # -- POST /sandbox/{adapter} -----------------------------------------------------------------------------
@@ -68,7 +72,13 @@ def test_sandbox_returns_the_bundle_and_outcome_and_stores_nothing(client, runti
 
 def test_sandbox_takes_the_envelope_shape_without_a_patient(client, vendor):
     device = {"manufacturer": MAKER, "model": "BPM-1", "serial": "SYN-BPM-99999"}
-    body = {"adapter": "ble-blood-pressure", "payload_base64": base64.b64encode(bytes.fromhex(BP_FULL)).decode(), "device": device, "gateway": {"id": "tablet-1"}, "received_at": "2026-11-20T08:00:00+01:00"}
+    body = {
+        "adapter": "ble-blood-pressure",
+        "payload_base64": base64.b64encode(bytes.fromhex(BP_FULL)).decode(),
+        "device": device,
+        "gateway": {"id": "tablet-1"},
+        "received_at": "2026-11-20T08:00:00+01:00",
+    }
     response = client.post("/sandbox/ble-blood-pressure", json=body, headers=vendor)
     assert response.status_code == 200, response.text
     bp = response.json()["bundle"]["entry"][0]["resource"]
@@ -93,7 +103,9 @@ def test_sandbox_answers_422_when_the_adapter_refuses(client, runtime, vendor):
 
 
 def test_sandbox_shows_what_the_profile_rules_would_refuse(client, vendor):
-    response = client.post("/sandbox/ble-blood-pressure", json={"payload_hex": "00F40158007800"}, headers=vendor)  # 500 mmHg
+    response = client.post(
+        "/sandbox/ble-blood-pressure", json={"payload_hex": "00F40158007800"}, headers=vendor
+    )  # 500 mmHg
     assert response.status_code == 200
     body = response.json()
     assert body["verdict"] == "rejected"
@@ -117,8 +129,18 @@ def test_sandbox_refuses_a_patient_and_never_echoes_it(client, runtime, vendor):
     ("path", "body", "status", "says"),
     [
         ("/sandbox/ble-glucose-meter", {"payload_hex": BP_FULL}, 404, "no adapter 'ble-glucose-meter'"),
-        ("/sandbox/ble-blood-pressure", {"adapter": "ble-thermometer", "payload_hex": BP_FULL}, 400, "leave 'adapter' out"),
-        ("/sandbox/ble-blood-pressure", {"payload_hex": BP_FULL, "payload_base64": "AA=="}, 400, "exactly one of payload_hex"),
+        (
+            "/sandbox/ble-blood-pressure",
+            {"adapter": "ble-thermometer", "payload_hex": BP_FULL},
+            400,
+            "leave 'adapter' out",
+        ),
+        (
+            "/sandbox/ble-blood-pressure",
+            {"payload_hex": BP_FULL, "payload_base64": "AA=="},
+            400,
+            "exactly one of payload_hex",
+        ),
         ("/sandbox/ble-blood-pressure", {"payload_hex": BP_FULL, "colour": "blue"}, 400, "colour"),
         ("/sandbox/ble-blood-pressure", [BP_FULL], 400, "a JSON object"),
     ],
@@ -139,7 +161,12 @@ def test_sandbox_roles(client, runtime, tokens):
     assert client.post("/sandbox/ble-blood-pressure", json=body, headers=tokens.auth("admin")).status_code == 200
     for role in ("clinician", "gateway"):
         assert client.post("/sandbox/ble-blood-pressure", json=body, headers=tokens.auth(role)).status_code == 403
-    assert client.post("/sandbox/ble-blood-pressure", json=body, headers=make_user(runtime, "evaluator", "FIERS")).status_code == 403
+    assert (
+        client.post(
+            "/sandbox/ble-blood-pressure", json=body, headers=make_user(runtime, "evaluator", "FIERS")
+        ).status_code
+        == 403
+    )
     assert client.post("/sandbox/ble-blood-pressure", json=body).status_code == 401
     assert [e.role for e in audit_events(runtime, "sandbox")] == ["admin"]
 
@@ -172,7 +199,12 @@ def upload_log(client, runtime, tokens, pilot) -> dict:
     assert [r["outcome"] for r in results] == ["created", "duplicate", "rejected", "rejected", "created"]
     with runtime.sessions() as session:
         keys = {k for k in session.scalars(select(m.Upload.patient_key)) if k}
-    return {"uploads": [r["upload"] for r in results], "patient_ids": ids, "patient_keys": keys, "cprs": [p.cpr for p in PATIENTS]}
+    return {
+        "uploads": [r["upload"] for r in results],
+        "patient_ids": ids,
+        "patient_keys": keys,
+        "cprs": [p.cpr for p in PATIENTS],
+    }
 
 
 def _assert_no_identity(text: str, log: dict) -> None:
@@ -189,7 +221,11 @@ def test_a_vendor_sees_its_own_devices_uploads_newest_first_and_no_identity(clie
     assert body["total"] == 4
     assert [u["id"] for u in body["uploads"]] == list(reversed(ours))
     stranger, refused, duplicate, created = body["uploads"]
-    assert created["outcome"] == "created" and created["counts"] == {"created": 2, "duplicates": 0, "rejected": 0}  # BP and pulse
+    assert created["outcome"] == "created" and created["counts"] == {
+        "created": 2,
+        "duplicates": 0,
+        "rejected": 0,
+    }  # BP and pulse
     assert duplicate["outcome"] == "duplicate" and duplicate["counts"]["duplicates"] == 2
     assert refused["outcome"] == "rejected" and refused["counts"]["rejected"] == 1
     assert "field 'measurement_status', byte offset 17" in refused["issues"]["issue"][0]["diagnostics"]
@@ -200,7 +236,9 @@ def test_a_vendor_sees_its_own_devices_uploads_newest_first_and_no_identity(clie
         assert set(upload) == {"id", "received_at", "adapter", "device", "outcome", "counts", "issues", "redacted"}
         assert upload["redacted"]["patient"] == {"system": "urn:oid:1.2.208.176.1.2", "value": "[redacted]"}
         assert upload["redacted"]["device"]["manufacturer"] == MAKER
-        assert not {"serial", "address"} & set(upload["redacted"]["device"])  # never a device serial beside a patient's reading
+        assert not {"serial", "address"} & set(
+            upload["redacted"]["device"]
+        )  # never a device serial beside a patient's reading
     assert "SYN-BPM-NEVER-STORED" not in response.text
     for upload in body["uploads"]:
         assert upload["adapter"] == "ble-blood-pressure"
@@ -227,7 +265,12 @@ def test_uploads_are_paged(client, vendor, upload_log):
     assert first["total"] == 4 and first["next"] == "/uploads?_count=3&_offset=3"
     rest = client.get(first["next"], headers=vendor).json()
     assert [u["id"] for u in rest["uploads"]] == newest_first[3:] and "next" not in rest
-    assert client.get("/uploads", params={"_count": 0}, headers=vendor).json() == {"total": 4, "count": 0, "offset": 0, "uploads": []}
+    assert client.get("/uploads", params={"_count": 0}, headers=vendor).json() == {
+        "total": 4,
+        "count": 0,
+        "offset": 0,
+        "uploads": [],
+    }
     assert client.get("/uploads", params={"_count": 100000}, headers=vendor).json()["count"] == 500
     assert client.get("/uploads", params={"_count": -1}, headers=vendor).status_code == 400
     unknown = client.get("/uploads", params={"patient": "x"}, headers=vendor)

@@ -27,14 +27,32 @@ WHEN = DeviceTime(2025, 11, 26, 7, 1, 2, utc_offset=timedelta(0))
 def group(*measures: tuple[int, int, int], attrib: int = 0, category: int = 1, **extra) -> dict:
     """A measure group in the vendor's shape; measures as (type, value, unit)."""
     return {
-        "grpid": 5551234, "attrib": attrib, "date": DATE, "created": DATE + 40, "modified": DATE + 40,
-        "category": category, "deviceid": "synthetic-device-0001", "hash_deviceid": "synthetic-device-0001",
+        "grpid": 5551234,
+        "attrib": attrib,
+        "date": DATE,
+        "created": DATE + 40,
+        "modified": DATE + 40,
+        "category": category,
+        "deviceid": "synthetic-device-0001",
+        "hash_deviceid": "synthetic-device-0001",
         "measures": [{"value": v, "type": t, "unit": u, "algo": 0, "fm": 131} for t, v, u in measures],
-        "comment": None, **extra,
+        "comment": None,
+        **extra,
     }
 
 
-SCALE = group((1, 72350, -3), (6, 2150, -2), (8, 15555, -3), (5, 56795, -3), (76, 53950, -3), (77, 39800, -3), (88, 2845, -3), (11, 64, 0), (4, 180, -2), (91, 7520, -3))
+SCALE = group(
+    (1, 72350, -3),
+    (6, 2150, -2),
+    (8, 15555, -3),
+    (5, 56795, -3),
+    (76, 53950, -3),
+    (77, 39800, -3),
+    (88, 2845, -3),
+    (11, 64, 0),
+    (4, 180, -2),
+    (91, 7520, -3),
+)
 BP_MONITOR = group((10, 128, 0), (9, 82, 0), (11, 67, 0), attrib=5)
 THERMOMETER = group((71, 374, -1), (73, 3420, -2), (12, 3735, -2))
 OXIMETER = group((54, 97, 0), (11, 61, 0))
@@ -81,7 +99,9 @@ def test_scale_group_gives_weight_pulse_and_height_and_skips_body_composition():
     weight, pulse, height = observations(readings)
     assert weight["valueQuantity"]["value"] == Decimal("72.350") and weight["valueQuantity"]["code"] == "kg"
     assert pulse["valueQuantity"]["value"] == Decimal("64")
-    assert height["valueQuantity"]["value"] == Decimal("180") and height["valueQuantity"]["code"] == "cm"  # m converted to the canonical cm
+    assert (
+        height["valueQuantity"]["value"] == Decimal("180") and height["valueQuantity"]["code"] == "cm"
+    )  # m converted to the canonical cm
     assert weight["effectiveDateTime"] == "2025-11-26T07:01:02+00:00"
 
 
@@ -91,7 +111,10 @@ def test_blood_pressure_monitor_group_gives_one_panel_and_the_pulse():
     assert values(bp) == [("systolic", "128", "mm[Hg]"), ("diastolic", "82", "mm[Hg]")]
     assert values(pulse) == [("pulse-rate", "67", "/min")]
     (panel,) = observations([bp])
-    assert [(c["code"]["coding"][0]["code"], c["valueQuantity"]["value"]) for c in panel["component"]] == [("150021", 128), ("150022", 82)]
+    assert [(c["code"]["coding"][0]["code"], c["valueQuantity"]["value"]) for c in panel["component"]] == [
+        ("150021", 128),
+        ("150022", 82),
+    ]
 
 
 def test_thermometer_body_temperature_wins_over_the_generic_temperature_and_skin_temperature_is_skipped():
@@ -107,7 +130,9 @@ def test_oximeter_group_gives_spo2_in_percent():
     assert values(pulse) == [("pulse-rate", "61", "/min")]
 
 
-@pytest.mark.parametrize("payload", [SCALE, BP_MONITOR, THERMOMETER, OXIMETER], ids=["scale", "bp", "thermometer", "oximeter"])
+@pytest.mark.parametrize(
+    "payload", [SCALE, BP_MONITOR, THERMOMETER, OXIMETER], ids=["scale", "bp", "thermometer", "oximeter"]
+)
 def test_every_group_builds_observations_that_validate(payload):
     resources = observations(decode(payload))
     assert resources
@@ -123,7 +148,9 @@ def test_ambiguous_group_is_held_for_review_with_the_reason():
     assert values(readings[0]) == [("body-weight", "72.350", "kg")]  # the values are kept for the reviewer
 
 
-@pytest.mark.parametrize("attrib, words", [(2, "entered manually"), (4, "account was created"), (3, "does not know"), (99, "does not know")])
+@pytest.mark.parametrize(
+    "attrib, words", [(2, "entered manually"), (4, "account was created"), (3, "does not know"), (99, "does not know")]
+)
 def test_manual_entries_and_unknown_attributions_are_held(attrib, words):
     (reading,) = decode(group((1, 72350, -3), attrib=attrib))
     assert reading.disposition == "hold"
@@ -154,28 +181,42 @@ def test_no_identity_comes_out():
     assert "synthetic-device-0001" not in text and "5551234" not in text
 
 
-@pytest.mark.parametrize("payload, field, words", [
-    ([SCALE], "data", "JSON object"),
-    ("not json", "data", "not valid JSON"),
-    (b"\xff\xfe", "data", "UTF-8"),
-    ({"status": 0, "body": {"measuregrps": [SCALE]}}, "data", "one measure group"),
-    ({**SCALE, "date": "yesterday"}, "date", "integer"),
-    ({k: v for k, v in SCALE.items() if k != "date"}, "date", "required"),
-    ({k: v for k, v in SCALE.items() if k != "measures"}, "measures", "required"),
-    ({**SCALE, "date": -5}, "date", "UNIX time"),
-    ({**SCALE, "category": 3}, "category", "unknown category"),
-    ({**SCALE, "attrib": True}, "attrib", "integer"),
-    ({**SCALE, "measures": []}, "measures", "without measures"),
-    ({**SCALE, "measures": "72"}, "measures", "list"),
-    (group((1, 72350, -3), (4, 180, -2), (11, 64, 0)) | {"measures": [{"value": 72350, "type": 1, "unit": -3}, {"value": 180, "type": 4, "unit": -2}, {"value": 64, "type": 11, "unit": "bpm"}]}, "measures[2].unit", "integer"),
-    (group() | {"measures": [{"value": 72.35, "type": 1, "unit": 0}]}, "measures[0].value", "integer"),
-    (group() | {"measures": [{"value": 72350, "unit": -3}]}, "measures[0].type", "required"),
-    (group() | {"measures": [None]}, "measures[0]", "valid dictionary"),
-    (group((1, 72350, -30)), "measures[0].unit", "power of ten"),
-    (group((1, 10**13, 0)), "measures[0].value", "out of range"),
-    (group((1, 72350, -3), (1, 72400, -3)), "measures[1].type", "twice"),
-    (group((10, 128, 0), (11, 64, 0)), "measures[0].type", "diastolic is missing"),
-])
+@pytest.mark.parametrize(
+    "payload, field, words",
+    [
+        ([SCALE], "data", "JSON object"),
+        ("not json", "data", "not valid JSON"),
+        (b"\xff\xfe", "data", "UTF-8"),
+        ({"status": 0, "body": {"measuregrps": [SCALE]}}, "data", "one measure group"),
+        ({**SCALE, "date": "yesterday"}, "date", "integer"),
+        ({k: v for k, v in SCALE.items() if k != "date"}, "date", "required"),
+        ({k: v for k, v in SCALE.items() if k != "measures"}, "measures", "required"),
+        ({**SCALE, "date": -5}, "date", "UNIX time"),
+        ({**SCALE, "category": 3}, "category", "unknown category"),
+        ({**SCALE, "attrib": True}, "attrib", "integer"),
+        ({**SCALE, "measures": []}, "measures", "without measures"),
+        ({**SCALE, "measures": "72"}, "measures", "list"),
+        (
+            group((1, 72350, -3), (4, 180, -2), (11, 64, 0))
+            | {
+                "measures": [
+                    {"value": 72350, "type": 1, "unit": -3},
+                    {"value": 180, "type": 4, "unit": -2},
+                    {"value": 64, "type": 11, "unit": "bpm"},
+                ]
+            },
+            "measures[2].unit",
+            "integer",
+        ),
+        (group() | {"measures": [{"value": 72.35, "type": 1, "unit": 0}]}, "measures[0].value", "integer"),
+        (group() | {"measures": [{"value": 72350, "unit": -3}]}, "measures[0].type", "required"),
+        (group() | {"measures": [None]}, "measures[0]", "valid dictionary"),
+        (group((1, 72350, -30)), "measures[0].unit", "power of ten"),
+        (group((1, 10**13, 0)), "measures[0].value", "out of range"),
+        (group((1, 72350, -3), (1, 72400, -3)), "measures[1].type", "twice"),
+        (group((10, 128, 0), (11, 64, 0)), "measures[0].type", "diastolic is missing"),
+    ],
+)
 def test_malformed_groups_are_refused_naming_the_field(payload, field, words):
     with pytest.raises(DecodeError) as caught:
         decode(payload)
@@ -209,11 +250,19 @@ def mutated_groups(draw) -> dict:
             if op == "measure-drop":
                 del measures[i]
             elif isinstance(measures[i], dict) and op == "measure-set":
-                measures[i][draw(st.sampled_from(MEASURE_KEYS))] = draw(json_values | st.integers(-40, 40) | st.integers(-(10**16), 10**16))
+                measures[i][draw(st.sampled_from(MEASURE_KEYS))] = draw(
+                    json_values | st.integers(-40, 40) | st.integers(-(10**16), 10**16)
+                )
             elif isinstance(measures[i], dict):
                 measures[i].pop(draw(st.sampled_from(MEASURE_KEYS)), None)
         elif isinstance(measures, list) and op == "measure-add":
-            measures.append({"value": draw(st.integers(-(10**13), 10**13)), "type": draw(st.sampled_from([1, 4, 9, 10, 11, 12, 54, 71, 73, 0, -1])), "unit": draw(st.integers(-12, 12))})
+            measures.append(
+                {
+                    "value": draw(st.integers(-(10**13), 10**13)),
+                    "type": draw(st.sampled_from([1, 4, 9, 10, 11, 12, 54, 71, 73, 0, -1])),
+                    "unit": draw(st.integers(-12, 12)),
+                }
+            )
     return payload
 
 
@@ -230,7 +279,9 @@ def decode_or_refuse(payload) -> None:
             assert not [i for i in check_rules(built.resource) if i.severity == "fatal"]
 
 
-ROBUST = settings(max_examples=300, deadline=timedelta(milliseconds=1000), suppress_health_check=[HealthCheck.too_slow])  # 1 s: room for a loaded CI machine
+ROBUST = settings(
+    max_examples=300, deadline=timedelta(milliseconds=1000), suppress_health_check=[HealthCheck.too_slow]
+)  # 1 s: room for a loaded CI machine
 
 
 @ROBUST
@@ -252,6 +303,7 @@ def test_random_bytes_and_text_are_decoded_or_refused(payload):
 
 
 # --- through POST /ingest (SQLite and PostgreSQL) ------------------------------------------------------
+
 
 def _withings_envelope(data: dict) -> dict:
     from homediag.synthetic import envelope, synthetic_patients
@@ -294,7 +346,9 @@ def test_ingest_of_a_goal_stores_nothing_and_says_so(client, tokens, pilot, runt
     from homediag.synthetic import synthetic_patients
 
     pilot.enrol(synthetic_patients(1, seed=11)[0].cpr)
-    goal = client.post("/ingest", json=_withings_envelope(_recent(group((1, 68000, -3), category=2))), headers=tokens.auth("gateway"))
+    goal = client.post(
+        "/ingest", json=_withings_envelope(_recent(group((1, 68000, -3), category=2))), headers=tokens.auth("gateway")
+    )
     assert goal.status_code == 200, goal.text
     assert goal.json()["outcome"] == "discarded" and goal.json()["observations"] == []
     assert "no reading the platform stores" in goal.json()["issues"]["issue"][0]["diagnostics"]

@@ -44,7 +44,7 @@ class MeasurementStatus:
     improper_position: bool
 
     @classmethod
-    def from_raw(cls, raw: int) -> "MeasurementStatus":
+    def from_raw(cls, raw: int) -> MeasurementStatus:
         ranges: dict[int, PulseRateRange] = {0: "within", 1: "above_upper_limit", 2: "below_lower_limit", 3: "reserved"}
         return cls(
             raw=raw,
@@ -59,8 +59,7 @@ class MeasurementStatus:
         """Every status bit by name; a reserved pulse-rate range (11) sets neither range bit."""
         reserved_range = self.pulse_rate_range == "reserved"
         return {
-            name: bool(self.raw & (1 << bit)) and not (bit in (3, 4) and reserved_range)
-            for bit, name in STATUS_BITS
+            name: bool(self.raw & (1 << bit)) and not (bit in (3, 4) and reserved_range) for bit, name in STATUS_BITS
         }
 
 
@@ -100,7 +99,9 @@ class BleBloodPressureAdapter:
     """``ble-blood-pressure``: a cuff's Blood Pressure Measurement notification (0x2A35)."""
 
     id = "ble-blood-pressure"
-    description = "Bluetooth Blood Pressure Measurement (0x2A35): systolic, diastolic, mean, pulse rate, measurement status"
+    description = (
+        "Bluetooth Blood Pressure Measurement (0x2A35): systolic, diastolic, mean, pulse rate, measurement status"
+    )
     input_kind = "bytes"
     reads = ("blood-pressure", "pulse-rate")
 

@@ -21,12 +21,11 @@ class ByteReader:
         if end > len(self.payload):
             have = len(self.payload) - self.offset
             raise DecodeError(
-                f"payload ends after {len(self.payload)} bytes; {field} needs {size} byte(s) here, "
-                f"{max(have, 0)} left",
+                f"payload ends after {len(self.payload)} bytes; {field} needs {size} byte(s) here, {max(have, 0)} left",
                 field=field,
                 offset=self.offset,
             )
-        chunk = self.payload[self.offset:end]
+        chunk = self.payload[self.offset : end]
         self.offset = end
         return chunk
 
@@ -58,7 +57,9 @@ class ByteReader:
         minutes = self.uint8(f"{field}.minutes")
         seconds = self.uint8(f"{field}.seconds")
         if year != 0 and not 1582 <= year <= 9999:
-            raise DecodeError(f"year {year} is outside 1582-9999 (0 means unknown)", field=f"{field}.year", offset=start)
+            raise DecodeError(
+                f"year {year} is outside 1582-9999 (0 means unknown)", field=f"{field}.year", offset=start
+            )
         for name, value, top, offset in (
             ("month", month, 12, start + 2),
             ("day", day, 31, start + 3),

@@ -133,7 +133,11 @@ def parse(payload: bytes) -> GlucoseMeasurement:
             except OverflowError:
                 year = 0
             if not 1582 <= year <= 9999:
-                raise DecodeError(f"base time plus {time_offset} minutes falls outside the years 1582-9999", field="time_offset", offset=offset_at)
+                raise DecodeError(
+                    f"base time plus {time_offset} minutes falls outside the years 1582-9999",
+                    field="time_offset",
+                    offset=offset_at,
+                )
     concentration = unit = kind = location = None
     if flags & 0x02:
         concentration = reader.sfloat("glucose_concentration")
@@ -146,7 +150,16 @@ def parse(payload: bytes) -> GlucoseMeasurement:
     sensor_status = reader.uint16("sensor_status_annunciation") if flags & 0x08 else None
     reader.expect_end()
     return GlucoseMeasurement(
-        flags, sequence_number, base_time, time_offset, concentration, unit, kind, location, sensor_status, bool(flags & 0x10)
+        flags,
+        sequence_number,
+        base_time,
+        time_offset,
+        concentration,
+        unit,
+        kind,
+        location,
+        sensor_status,
+        bool(flags & 0x10),
     )
 
 
@@ -223,7 +236,11 @@ def encode(
     if time_offset_minutes is not None:
         out += time_offset_minutes.to_bytes(2, "little", signed=True)
     if concentration is not None:
-        raw = encode_sfloat_special(concentration) if isinstance(concentration, SpecialValue) else encode_sfloat(Decimal(concentration))
+        raw = (
+            encode_sfloat_special(concentration)
+            if isinstance(concentration, SpecialValue)
+            else encode_sfloat(Decimal(concentration))
+        )
         out += raw.to_bytes(2, "little")
         out.append((sample_location << 4) | type)
     if sensor_status is not None:

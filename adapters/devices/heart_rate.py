@@ -22,7 +22,12 @@ from .ieee11073 import Number
 from .readings import Measured, Reading
 
 SensorContact = Literal["not_supported", "supported_not_detected", "detected"]
-_CONTACT: dict[int, SensorContact] = {0: "not_supported", 1: "not_supported", 2: "supported_not_detected", 3: "detected"}
+_CONTACT: dict[int, SensorContact] = {
+    0: "not_supported",
+    1: "not_supported",
+    2: "supported_not_detected",
+    3: "detected",
+}
 RR_RESOLUTION = Decimal(1024)
 
 
@@ -54,7 +59,11 @@ def parse(payload: bytes) -> HeartRateMeasurement:
         rr.append(reader.uint16("rr_interval[0]"))  # flag bit 4 announces at least one
         while reader.offset < len(payload):
             if len(payload) - reader.offset == 1:
-                raise DecodeError("one byte left over: RR intervals are 2 bytes each", field=f"rr_interval[{len(rr)}]", offset=reader.offset)
+                raise DecodeError(
+                    "one byte left over: RR intervals are 2 bytes each",
+                    field=f"rr_interval[{len(rr)}]",
+                    offset=reader.offset,
+                )
             rr.append(reader.uint16(f"rr_interval[{len(rr)}]"))
     reader.expect_end()
     return HeartRateMeasurement(flags, heart_rate, _CONTACT[(flags >> 1) & 0x03], energy, tuple(rr))
@@ -75,7 +84,11 @@ class BleHeartRateAdapter:
             extra["energy_expended_kj"] = str(m.energy_expended_kj)
         if m.rr_intervals_1024ths:
             extra["rr_intervals_s"] = ",".join(str(s) for s in m.rr_intervals_seconds)
-        flags = None if m.sensor_contact == "not_supported" else {"sensor-contact-not-detected": m.sensor_contact == "supported_not_detected"}
+        flags = (
+            None
+            if m.sensor_contact == "not_supported"
+            else {"sensor-contact-not-detected": m.sensor_contact == "supported_not_detected"}
+        )
         return [
             Reading(
                 measurement="heart-rate",
@@ -98,7 +111,12 @@ def encode(
     """Make a 0x2A37 payload (the heart rate as uint16 when asked or when it exceeds 255): for tests and the demo."""
     wide = heart_rate > 0xFF if uint16 is None else uint16
     contact_bits = {None: 0, "not_supported": 0, "supported_not_detected": 2, "detected": 3}[sensor_contact]
-    flags = (0x01 if wide else 0) | (contact_bits << 1) | (0x08 if energy_expended_kj is not None else 0) | (0x10 if rr_intervals_1024ths else 0)
+    flags = (
+        (0x01 if wide else 0)
+        | (contact_bits << 1)
+        | (0x08 if energy_expended_kj is not None else 0)
+        | (0x10 if rr_intervals_1024ths else 0)
+    )
     out = bytearray([flags]) + heart_rate.to_bytes(2 if wide else 1, "little")
     if energy_expended_kj is not None:
         out += energy_expended_kj.to_bytes(2, "little")

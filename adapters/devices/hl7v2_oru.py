@@ -170,58 +170,128 @@ UNITS: dict[str, tuple[str, ...]] = {
     "peak-expiratory-flow": ("L/min", "L/s"),
     "fev1": ("L", "mL"),
     "fvc": ("L", "mL"),
-    **{key: _GLUCOSE_UNITS for key in sorted({*MDC_CODES.values(), *LOINC_CODES.values(), *NPU_CODES.values()}) if key.startswith("glucose-")},
+    **{
+        key: _GLUCOSE_UNITS
+        for key in sorted({*MDC_CODES.values(), *LOINC_CODES.values(), *NPU_CODES.values()})
+        if key.startswith("glucose-")
+    },
 }
 # the unit a dimensionless result may leave out
 UNIT_IF_EMPTY = {"inr": "{INR}"}
 
 # non-UCUM spellings, lower-cased, -> UCUM
 UNIT_ALIASES: dict[str, str] = {
-    "mmhg": "mm[Hg]", "mm hg": "mm[Hg]", "mm[hg]": "mm[Hg]", "kpa": "kPa",
-    "/min": "/min", "1/min": "/min", "min-1": "/min", "bpm": "/min", "beats/min": "/min", "beat/min": "/min",
-    "{beat}/min": "/min", "{beats}/min": "/min", "breaths/min": "/min", "{breaths}/min": "/min", "br/min": "/min",
-    "%": "%", "percent": "%", "1": "1", "{fraction}": "{fraction}",
-    "cel": "Cel", "°c": "Cel", "ºc": "Cel", "degc": "Cel", "deg c": "Cel", "c": "Cel", "celsius": "Cel",
-    "[degf]": "[degF]", "°f": "[degF]", "ºf": "[degF]", "degf": "[degF]", "deg f": "[degF]", "f": "[degF]", "fahrenheit": "[degF]",
-    "kg": "kg", "g": "g", "lb": "[lb_av]", "lbs": "[lb_av]", "[lb_av]": "[lb_av]",
-    "cm": "cm", "m": "m", "in": "[in_i]", "inch": "[in_i]", "[in_i]": "[in_i]",
-    "kg/m2": "kg/m2", "kg/m^2": "kg/m2", "kg/m²": "kg/m2", "kg.m-2": "kg/m2",
-    "mmol/l": "mmol/L", "mg/dl": "mg/dL", "g/l": "g/L", "kg/l": "kg/L", "mol/l": "mol/L",
-    "mmol/mol": "mmol/mol", "mg/l": "mg/L",
-    "{inr}": "{INR}", "inr": "{INR}",
-    "l/min": "L/min", "l/s": "L/s", "l": "L", "ml": "mL",
+    "mmhg": "mm[Hg]",
+    "mm hg": "mm[Hg]",
+    "mm[hg]": "mm[Hg]",
+    "kpa": "kPa",
+    "/min": "/min",
+    "1/min": "/min",
+    "min-1": "/min",
+    "bpm": "/min",
+    "beats/min": "/min",
+    "beat/min": "/min",
+    "{beat}/min": "/min",
+    "{beats}/min": "/min",
+    "breaths/min": "/min",
+    "{breaths}/min": "/min",
+    "br/min": "/min",
+    "%": "%",
+    "percent": "%",
+    "1": "1",
+    "{fraction}": "{fraction}",
+    "cel": "Cel",
+    "°c": "Cel",
+    "ºc": "Cel",
+    "degc": "Cel",
+    "deg c": "Cel",
+    "c": "Cel",
+    "celsius": "Cel",
+    "[degf]": "[degF]",
+    "°f": "[degF]",
+    "ºf": "[degF]",
+    "degf": "[degF]",
+    "deg f": "[degF]",
+    "f": "[degF]",
+    "fahrenheit": "[degF]",
+    "kg": "kg",
+    "g": "g",
+    "lb": "[lb_av]",
+    "lbs": "[lb_av]",
+    "[lb_av]": "[lb_av]",
+    "cm": "cm",
+    "m": "m",
+    "in": "[in_i]",
+    "inch": "[in_i]",
+    "[in_i]": "[in_i]",
+    "kg/m2": "kg/m2",
+    "kg/m^2": "kg/m2",
+    "kg/m²": "kg/m2",
+    "kg.m-2": "kg/m2",
+    "mmol/l": "mmol/L",
+    "mg/dl": "mg/dL",
+    "g/l": "g/L",
+    "kg/l": "kg/L",
+    "mol/l": "mol/L",
+    "mmol/mol": "mmol/mol",
+    "mg/l": "mg/L",
+    "{inr}": "{INR}",
+    "inr": "{INR}",
+    "l/min": "L/min",
+    "l/s": "L/s",
+    "l": "L",
+    "ml": "mL",
 }
 # MDC dimension codes (partition 4: 262144 + term code; IEEE 11073-10101) and reference ids -> UCUM
 MDC_UNITS: dict[str, str] = {
-    "262656": "1",         # MDC_DIM_DIMLESS
-    "262688": "%",         # MDC_DIM_PERCENT
-    "263424": "m",         # MDC_DIM_X_M
-    "263441": "cm",        # MDC_DIM_CENTI_M
-    "263520": "[in_i]",    # MDC_DIM_INCH
-    "263744": "L",         # MDC_DIM_X_L
-    "263762": "mL",        # MDC_DIM_MILLI_L
-    "263872": "g",         # MDC_DIM_X_G
-    "263875": "kg",        # MDC_DIM_KILO_G
-    "263904": "[lb_av]",   # MDC_DIM_LB
-    "264096": "kg/m2",     # MDC_DIM_KG_PER_M_SQ
-    "264274": "mg/dL",     # MDC_DIM_MILLI_G_PER_DL
-    "264864": "/min",      # MDC_DIM_BEAT_PER_MIN
-    "264928": "/min",      # MDC_DIM_RESP_PER_MIN
-    "265216": "L/min",     # MDC_DIM_X_L_PER_MIN
-    "265987": "kPa",       # MDC_DIM_KILO_PASCAL
-    "266016": "mm[Hg]",    # MDC_DIM_MMHG
-    "266560": "[degF]",    # MDC_DIM_FAHR
-    "266866": "mmol/L",    # MDC_DIM_MILLI_MOLE_PER_L
-    "268192": "Cel",       # MDC_DIM_DEGC
-    "268752": "{INR}",     # MDC_DIM_INR
+    "262656": "1",  # MDC_DIM_DIMLESS
+    "262688": "%",  # MDC_DIM_PERCENT
+    "263424": "m",  # MDC_DIM_X_M
+    "263441": "cm",  # MDC_DIM_CENTI_M
+    "263520": "[in_i]",  # MDC_DIM_INCH
+    "263744": "L",  # MDC_DIM_X_L
+    "263762": "mL",  # MDC_DIM_MILLI_L
+    "263872": "g",  # MDC_DIM_X_G
+    "263875": "kg",  # MDC_DIM_KILO_G
+    "263904": "[lb_av]",  # MDC_DIM_LB
+    "264096": "kg/m2",  # MDC_DIM_KG_PER_M_SQ
+    "264274": "mg/dL",  # MDC_DIM_MILLI_G_PER_DL
+    "264864": "/min",  # MDC_DIM_BEAT_PER_MIN
+    "264928": "/min",  # MDC_DIM_RESP_PER_MIN
+    "265216": "L/min",  # MDC_DIM_X_L_PER_MIN
+    "265987": "kPa",  # MDC_DIM_KILO_PASCAL
+    "266016": "mm[Hg]",  # MDC_DIM_MMHG
+    "266560": "[degF]",  # MDC_DIM_FAHR
+    "266866": "mmol/L",  # MDC_DIM_MILLI_MOLE_PER_L
+    "268192": "Cel",  # MDC_DIM_DEGC
+    "268752": "{INR}",  # MDC_DIM_INR
 }
 MDC_UNIT_NAMES: dict[str, str] = {
-    "MDC_DIM_DIMLESS": "1", "MDC_DIM_PERCENT": "%", "MDC_DIM_X_M": "m", "MDC_DIM_M": "m", "MDC_DIM_CENTI_M": "cm",
-    "MDC_DIM_INCH": "[in_i]", "MDC_DIM_X_L": "L", "MDC_DIM_L": "L", "MDC_DIM_MILLI_L": "mL", "MDC_DIM_X_G": "g",
-    "MDC_DIM_G": "g", "MDC_DIM_KILO_G": "kg", "MDC_DIM_LB": "[lb_av]", "MDC_DIM_KG_PER_M_SQ": "kg/m2",
-    "MDC_DIM_MILLI_G_PER_DL": "mg/dL", "MDC_DIM_BEAT_PER_MIN": "/min", "MDC_DIM_RESP_PER_MIN": "/min",
-    "MDC_DIM_X_L_PER_MIN": "L/min", "MDC_DIM_L_PER_MIN": "L/min", "MDC_DIM_KILO_PASCAL": "kPa", "MDC_DIM_MMHG": "mm[Hg]",
-    "MDC_DIM_FAHR": "[degF]", "MDC_DIM_MILLI_MOLE_PER_L": "mmol/L", "MDC_DIM_DEGC": "Cel", "MDC_DIM_INR": "{INR}",
+    "MDC_DIM_DIMLESS": "1",
+    "MDC_DIM_PERCENT": "%",
+    "MDC_DIM_X_M": "m",
+    "MDC_DIM_M": "m",
+    "MDC_DIM_CENTI_M": "cm",
+    "MDC_DIM_INCH": "[in_i]",
+    "MDC_DIM_X_L": "L",
+    "MDC_DIM_L": "L",
+    "MDC_DIM_MILLI_L": "mL",
+    "MDC_DIM_X_G": "g",
+    "MDC_DIM_G": "g",
+    "MDC_DIM_KILO_G": "kg",
+    "MDC_DIM_LB": "[lb_av]",
+    "MDC_DIM_KG_PER_M_SQ": "kg/m2",
+    "MDC_DIM_MILLI_G_PER_DL": "mg/dL",
+    "MDC_DIM_BEAT_PER_MIN": "/min",
+    "MDC_DIM_RESP_PER_MIN": "/min",
+    "MDC_DIM_X_L_PER_MIN": "L/min",
+    "MDC_DIM_L_PER_MIN": "L/min",
+    "MDC_DIM_KILO_PASCAL": "kPa",
+    "MDC_DIM_MMHG": "mm[Hg]",
+    "MDC_DIM_FAHR": "[degF]",
+    "MDC_DIM_MILLI_MOLE_PER_L": "mmol/L",
+    "MDC_DIM_DEGC": "Cel",
+    "MDC_DIM_INR": "{INR}",
 }
 
 # --- statuses and values -------------------------------------------------------------------------
@@ -229,12 +299,20 @@ STATUS_RESULT = {"", "F", "C", "P", "R", "S", "U"}
 STATUS_CANNOT_OBTAIN = "X"
 STATUS_NO_RESULT = {"D", "W", "I", "N", "O"}
 SPECIAL_TEXT = {
-    "NAN": SpecialValue.NAN, "INF": SpecialValue.POSITIVE_INFINITY, "+INF": SpecialValue.POSITIVE_INFINITY,
-    "INFINITY": SpecialValue.POSITIVE_INFINITY, "+INFINITY": SpecialValue.POSITIVE_INFINITY,
-    "-INF": SpecialValue.NEGATIVE_INFINITY, "-INFINITY": SpecialValue.NEGATIVE_INFINITY,
+    "NAN": SpecialValue.NAN,
+    "INF": SpecialValue.POSITIVE_INFINITY,
+    "+INF": SpecialValue.POSITIVE_INFINITY,
+    "INFINITY": SpecialValue.POSITIVE_INFINITY,
+    "+INFINITY": SpecialValue.POSITIVE_INFINITY,
+    "-INF": SpecialValue.NEGATIVE_INFINITY,
+    "-INFINITY": SpecialValue.NEGATIVE_INFINITY,
 }
 # IHE PCD null flavours in OBX-8 (abnormal flags) for a missing value
-NULL_FLAVOUR_SPECIAL = {"NAN": SpecialValue.NAN, "PINF": SpecialValue.POSITIVE_INFINITY, "NINF": SpecialValue.NEGATIVE_INFINITY}
+NULL_FLAVOUR_SPECIAL = {
+    "NAN": SpecialValue.NAN,
+    "PINF": SpecialValue.POSITIVE_INFINITY,
+    "NINF": SpecialValue.NEGATIVE_INFINITY,
+}
 NULL_FLAVOUR_ABSENT = {"NI", "NA", "NAV", "OFF", "MSK", "OTH"}
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _MAX_DIGITS = 20
@@ -286,7 +364,9 @@ def to_text(payload: bytes) -> str:
             raise DecodeError(f"an HL7 v2 message is bytes, got {type(payload).__name__}", field="payload")
         raw = bytes(payload)
         if len(raw) > _MAX_LENGTH:
-            raise DecodeError(f"a message of {len(raw)} bytes is larger than the {_MAX_LENGTH} this adapter reads", field="payload")
+            raise DecodeError(
+                f"a message of {len(raw)} bytes is larger than the {_MAX_LENGTH} this adapter reads", field="payload"
+            )
         raw = raw.strip(b" \t\r\n\x00").removeprefix(b"\x0b").removesuffix(b"\x1c").strip(b" \t\r\n")
         try:
             text = raw.decode("utf-8").removeprefix("\ufeff")
@@ -304,8 +384,16 @@ def _encoding(text: str) -> Encoding:
     end = text.find(field, 4)
     chars = text[4:end] if end != -1 else text[4:]
     # four encoding characters; HL7 2.7 and later may add a fifth, the truncation character
-    if len(chars) not in (4, 5) or len(set(field + chars)) != len(chars) + 1 or any(c.isalnum() or c in "\r " for c in field + chars):
-        raise DecodeError(f"MSH-1 and MSH-2 must be distinct separator characters (|^~\\\\& or the like), got {_quote(field + chars)}", field="MSH.2", offset=3)
+    if (
+        len(chars) not in (4, 5)
+        or len(set(field + chars)) != len(chars) + 1
+        or any(c.isalnum() or c in "\r " for c in field + chars)
+    ):
+        raise DecodeError(
+            f"MSH-1 and MSH-2 must be distinct separator characters (|^~\\\\& or the like), got {_quote(field + chars)}",
+            field="MSH.2",
+            offset=3,
+        )
     return Encoding(field, chars[0], chars[1], chars[2], chars[3])
 
 
@@ -326,7 +414,9 @@ def _segments(text: str) -> list[Segment]:
     try:
         message = hl7.parse(text)
     except (HL7Exception, ValueError, IndexError, TypeError) as exc:  # what the library raises on input it cannot split
-        raise DecodeError(f"the message cannot be split as HL7 v2 ({type(exc).__name__})", field="MSH", offset=0) from None
+        raise DecodeError(
+            f"the message cannot be split as HL7 v2 ({type(exc).__name__})", field="MSH", offset=0
+        ) from None
     counts: dict[str, int] = {}
     out = []
     for seg in message:
@@ -349,7 +439,9 @@ def _unescape(text: str, enc: Encoding) -> str:
     if enc.escape not in text:
         return text
     e = re.escape(enc.escape)
-    return re.sub(f"{e}([^{e}]*){e}", lambda m: getattr(enc, _ESCAPES[m.group(1)]) if m.group(1) in _ESCAPES else "", text)
+    return re.sub(
+        f"{e}([^{e}]*){e}", lambda m: getattr(enc, _ESCAPES[m.group(1)]) if m.group(1) in _ESCAPES else "", text
+    )
 
 
 def _components(seg: Segment, number: int, enc: Encoding, repetition: int = 0) -> list[str]:
@@ -398,7 +490,12 @@ def unit_of(seg: Segment, enc: Encoding, key: str) -> str | None:
     if not ident and not text:
         return None
     candidates: list[str] = []
-    if system == "MDC" or ident in MDC_UNITS or text.upper().startswith("MDC_DIM_") or ident.upper().startswith("MDC_DIM_"):
+    if (
+        system == "MDC"
+        or ident in MDC_UNITS
+        or text.upper().startswith("MDC_DIM_")
+        or ident.upper().startswith("MDC_DIM_")
+    ):
         for c in (MDC_UNITS.get(ident), MDC_UNIT_NAMES.get(text.upper()), MDC_UNIT_NAMES.get(ident.upper())):
             if c:
                 candidates.append(c)
@@ -410,7 +507,9 @@ def unit_of(seg: Segment, enc: Encoding, key: str) -> str | None:
         if c in accepted:
             return c
     shown = ident or text
-    raise DecodeError(f"unit {_quote(shown)} is not one {key} can be given in ({', '.join(sorted(accepted))})", field=seg.where(6))
+    raise DecodeError(
+        f"unit {_quote(shown)} is not one {key} can be given in ({', '.join(sorted(accepted))})", field=seg.where(6)
+    )
 
 
 def device_time(seg: Segment, number: int, enc: Encoding) -> DeviceTime | None:
@@ -420,7 +519,10 @@ def device_time(seg: Segment, number: int, enc: Encoding) -> DeviceTime | None:
         return None
     m = _TS.match(text)
     if m is None:
-        raise DecodeError(f"{_quote(text)} is not an HL7 time YYYYMMDDHHMM[SS[.S]][+/-ZZZZ] (at least minutes)", field=seg.where(number))
+        raise DecodeError(
+            f"{_quote(text)} is not an HL7 time YYYYMMDDHHMM[SS[.S]][+/-ZZZZ] (at least minutes)",
+            field=seg.where(number),
+        )
     year, month, day, hours, minutes = (int(m.group(i)) for i in range(1, 6))
     seconds = int(m.group(6) or 0)
     try:
@@ -470,7 +572,9 @@ def value_of(seg: Segment, enc: Encoding, key: str) -> Number | None:
         comps += [""] * 4
         comparator, first, separator, second = comps[:4]
         if comparator not in ("", "=") or separator or second:
-            raise DecodeError(f"a value with a comparator or range ({_quote(shown)}) cannot be kept as a number", field=seg.where(5))
+            raise DecodeError(
+                f"a value with a comparator or range ({_quote(shown)}) cannot be kept as a number", field=seg.where(5)
+            )
         return _number(first, seg)
     raise DecodeError(f"value type {_quote(value_type)}: a {key} result is numeric (NM or SN)", field=seg.where(2))
 
@@ -561,7 +665,9 @@ def decode_message(payload: bytes) -> list[Reading]:
             continue
         if key in panel.components:
             first = panel.components[key].obx
-            raise DecodeError(f"a second {key} in one blood pressure (the first is {first.name}[{first.ordinal}])", field=seg.where(3))
+            raise DecodeError(
+                f"a second {key} in one blood pressure (the first is {first.name}[{first.ordinal}])", field=seg.where(3)
+            )
         panel.components[key] = result
         if panel.time is None:
             panel.time = when
@@ -570,22 +676,37 @@ def decode_message(payload: bytes) -> list[Reading]:
     for item in items:
         if isinstance(item, _Result):
             reason = DISCARD.get(item.key)
-            readings.append(Reading(
-                measurement=item.key, value=Measured(item.key, item.number, item.unit), device_time=item.time,
-                test_data=test_data, disposition="discard" if reason else "store", disposition_reason=reason,
-            ))
+            readings.append(
+                Reading(
+                    measurement=item.key,
+                    value=Measured(item.key, item.number, item.unit),
+                    device_time=item.time,
+                    test_data=test_data,
+                    disposition="discard" if reason else "store",
+                    disposition_reason=reason,
+                )
+            )
             continue
         missing = [c for c in BP_REQUIRED if c not in item.components]
         if missing:
             if item.cannot_obtain:
                 continue  # a component could not be obtained: no blood pressure to keep
-            raise DecodeError(f"a blood pressure needs systolic and diastolic; {' and '.join(missing)} missing in this group",
-                              field=item.first_obx.where(3))
-        readings.append(Reading(
-            measurement="blood-pressure",
-            components=tuple(Measured(c, item.components[c].number, item.components[c].unit) for c in BP_COMPONENTS if c in item.components),
-            device_time=item.time, test_data=test_data,
-        ))
+            raise DecodeError(
+                f"a blood pressure needs systolic and diastolic; {' and '.join(missing)} missing in this group",
+                field=item.first_obx.where(3),
+            )
+        readings.append(
+            Reading(
+                measurement="blood-pressure",
+                components=tuple(
+                    Measured(c, item.components[c].number, item.components[c].unit)
+                    for c in BP_COMPONENTS
+                    if c in item.components
+                ),
+                device_time=item.time,
+                test_data=test_data,
+            )
+        )
     return readings
 
 
@@ -598,7 +719,11 @@ class Hl7v2OruAdapter:
         "(CRP, INR, HbA1c, glucose, vital signs); units mapped to UCUM; NaN and status X give no value"
     )
     input_kind = "bytes"
-    reads = tuple(sorted({*MDC_CODES.values(), *LOINC_CODES.values(), *NPU_CODES.values()} - set(BP_COMPONENTS) | {"blood-pressure"}))
+    reads = tuple(
+        sorted(
+            {*MDC_CODES.values(), *LOINC_CODES.values(), *NPU_CODES.values()} - set(BP_COMPONENTS) | {"blood-pressure"}
+        )
+    )
 
     def decode(self, payload: Any) -> list[Reading]:
         return decode_message(payload)

@@ -177,7 +177,11 @@ def _readings(
     }
     return [
         Reading(measurement="spo2", value=Measured("spo2", values.spo2, UNIT_PERCENT), **common),  # type: ignore[arg-type]
-        Reading(measurement="pulse-rate-oximeter", value=Measured("pulse-rate-oximeter", values.pulse_rate, UNIT_PER_MIN), **common),  # type: ignore[arg-type]
+        Reading(
+            measurement="pulse-rate-oximeter",
+            value=Measured("pulse-rate-oximeter", values.pulse_rate, UNIT_PER_MIN),
+            **common,
+        ),  # type: ignore[arg-type]
     ]
 
 
@@ -252,7 +256,11 @@ def encode_spot(
     clock_not_set: bool = False,
 ) -> bytes:
     """Make a 0x2A5E payload: for tests and the demo."""
-    flags = (0x01 if timestamp else 0) | (0x02 if measurement_status is not None else 0) | (0x04 if device_sensor_status is not None else 0)
+    flags = (
+        (0x01 if timestamp else 0)
+        | (0x02 if measurement_status is not None else 0)
+        | (0x04 if device_sensor_status is not None else 0)
+    )
     flags |= (0x08 if pulse_amplitude_index is not None else 0) | (0x10 if clock_not_set else 0)
     out = bytearray([flags]) + _sfloat(spo2) + _sfloat(pulse_rate)
     if timestamp:

@@ -94,7 +94,11 @@ class Reading:
         """What happens to a reading that is not stored as the patient's, and why (None when it is)."""
         if self.disposition == "store":
             return None
-        what = "held for review, not assigned to the patient" if self.disposition == "hold" else "not a patient's reading; not stored"
+        what = (
+            "held for review, not assigned to the patient"
+            if self.disposition == "hold"
+            else "not a patient's reading; not stored"
+        )
         return f"{self.measurement}: {what} ({self.disposition_reason or 'the adapter says so'})"
 
     @property

@@ -70,7 +70,7 @@ class Adapter(Protocol):
 class UnknownAdapter(LookupError):
     """No adapter has this id; ``refused`` says why when a vendor package claimed it and was refused."""
 
-    def __init__(self, adapter_id: str, known: list[str], refused: "RefusedAdapter | None" = None) -> None:
+    def __init__(self, adapter_id: str, known: list[str], refused: RefusedAdapter | None = None) -> None:
         self.adapter_id = adapter_id
         self.refused = refused
         if refused is not None:
@@ -89,7 +89,11 @@ class Source:
     entry_point: str | None = None  # "acme-thermo-json = acme_homediag.thermo:AcmeThermoJsonAdapter"
 
     def __str__(self) -> str:
-        return "built-in" if self.builtin else f"from {self.distribution or 'an unknown package'}, entry point {self.entry_point}"
+        return (
+            "built-in"
+            if self.builtin
+            else f"from {self.distribution or 'an unknown package'}, entry point {self.entry_point}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,20 @@ class RefusedAdapter:
 
 
 # The built-in adapters (keep this one line as it is: adapters are added to its tuple).
-_ADAPTERS: dict[str, Adapter] = {a.id: a for a in (BleBloodPressureAdapter(), BleThermometerAdapter(), BleWeightScaleAdapter(), BleGlucoseAdapter(), BlePlxSpotCheckAdapter(), BlePlxContinuousAdapter(), BleHeartRateAdapter(), WithingsMeasureAdapter(), Hl7v2OruAdapter())}
+_ADAPTERS: dict[str, Adapter] = {
+    a.id: a
+    for a in (
+        BleBloodPressureAdapter(),
+        BleThermometerAdapter(),
+        BleWeightScaleAdapter(),
+        BleGlucoseAdapter(),
+        BlePlxSpotCheckAdapter(),
+        BlePlxContinuousAdapter(),
+        BleHeartRateAdapter(),
+        WithingsMeasureAdapter(),
+        Hl7v2OruAdapter(),
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +166,9 @@ def _load_entry_point(ep: metadata.EntryPoint) -> Adapter:
     if problem is not None:
         raise TypeError(f"{ep.value} is not an adapter: {problem}")
     if obj.id != ep.name:
-        raise TypeError(f"the entry point is named '{ep.name}' but the adapter's id is '{obj.id}'; name the entry point after the id")
+        raise TypeError(
+            f"the entry point is named '{ep.name}' but the adapter's id is '{obj.id}'; name the entry point after the id"
+        )
     return obj  # type: ignore[no-any-return]
 
 
@@ -159,20 +178,36 @@ def _discover() -> _Loaded:
     refused: list[RefusedAdapter] = []
 
     def refuse(name: str, entry_point: str, distribution: str | None, reason: str) -> None:
-        log.warning("vendor adapter '%s' (%s, from %s) refused: %s", name, entry_point, distribution or "an unknown package", reason)
+        log.warning(
+            "vendor adapter '%s' (%s, from %s) refused: %s",
+            name,
+            entry_point,
+            distribution or "an unknown package",
+            reason,
+        )
         refused.append(RefusedAdapter(name, entry_point, distribution, reason))
 
     try:
         entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))
     except Exception as exc:  # broken package metadata must not break the platform
-        log.warning("cannot read the '%s' entry points: %s: %s; no vendor adapters loaded", ENTRY_POINT_GROUP, type(exc).__name__, exc)
+        log.warning(
+            "cannot read the '%s' entry points: %s: %s; no vendor adapters loaded",
+            ENTRY_POINT_GROUP,
+            type(exc).__name__,
+            exc,
+        )
         entry_points = []
 
     candidates: dict[str, list[tuple[Adapter, Source]]] = {}
     for ep in entry_points:
         described, distribution = _describe(ep)
         if ep.name in _ADAPTERS:
-            refuse(ep.name, described, distribution, f"'{ep.name}' is a built-in adapter's id; a vendor adapter cannot replace a built-in one: give it an id of its own (e.g. prefixed with the company name)")
+            refuse(
+                ep.name,
+                described,
+                distribution,
+                f"'{ep.name}' is a built-in adapter's id; a vendor adapter cannot replace a built-in one: give it an id of its own (e.g. prefixed with the company name)",
+            )
             continue
         try:
             adapter = _load_entry_point(ep)
@@ -189,7 +224,12 @@ def _discover() -> _Loaded:
         if len(claims) > 1:
             who = " and ".join(str(s.distribution or s.entry_point) for _, s in claims)
             for _, source in claims:
-                refuse(adapter_id, str(source.entry_point), source.distribution, f"the id '{adapter_id}' is claimed by {who}; neither is used until one is renamed or uninstalled")
+                refuse(
+                    adapter_id,
+                    str(source.entry_point),
+                    source.distribution,
+                    f"the id '{adapter_id}' is claimed by {who}; neither is used until one is renamed or uninstalled",
+                )
             continue
         adapter, source = claims[0]
         adapters[adapter_id] = adapter

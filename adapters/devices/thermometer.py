@@ -136,7 +136,11 @@ def encode(
     """Make a 0x2A1C payload: the demo and the tests send real bytes."""
     flags = (0x01 if fahrenheit else 0) | (0x02 if timestamp else 0) | (0x04 if temperature_type is not None else 0)
     out = bytearray([flags])
-    raw = _FLOAT_SPECIAL_CODES[temperature] if isinstance(temperature, SpecialValue) else encode_float(Decimal(temperature))
+    raw = (
+        _FLOAT_SPECIAL_CODES[temperature]
+        if isinstance(temperature, SpecialValue)
+        else encode_float(Decimal(temperature))
+    )
     out += raw.to_bytes(4, "little")
     if timestamp:
         out += encode_date_time(timestamp)

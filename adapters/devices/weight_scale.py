@@ -76,7 +76,9 @@ class WeightMeasurement:
 
     @property
     def height(self) -> Number | None:
-        return None if self.height_raw is None else Number(value=self.height_raw * (IMPERIAL if self.imperial else SI)[1])
+        return (
+            None if self.height_raw is None else Number(value=self.height_raw * (IMPERIAL if self.imperial else SI)[1])
+        )
 
 
 def parse(payload: bytes) -> WeightMeasurement:
@@ -106,7 +108,9 @@ class BleWeightScaleAdapter:
     """``ble-weight-scale``: a scale's Weight Measurement indication (0x2A9D)."""
 
     id = "ble-weight-scale"
-    description = "Bluetooth Weight Measurement (0x2A9D): body weight (SI or imperial), timestamp, user id, BMI and height"
+    description = (
+        "Bluetooth Weight Measurement (0x2A9D): body weight (SI or imperial), timestamp, user id, BMI and height"
+    )
     input_kind = "bytes"
     reads = ("body-weight", "bmi", "body-height")
 
@@ -118,10 +122,14 @@ class BleWeightScaleAdapter:
         if m.unsuccessful:
             extra["weight"] = "measurement unsuccessful (0xFFFF)"
         common = {"device_time": m.timestamp, "user_id": m.user_id, "extra": extra}
-        readings = [Reading(measurement="body-weight", value=Measured("body-weight", m.weight, m.weight_unit), **common)]  # type: ignore[arg-type]
+        readings = [
+            Reading(measurement="body-weight", value=Measured("body-weight", m.weight, m.weight_unit), **common)
+        ]  # type: ignore[arg-type]
         if m.bmi is not None and m.height is not None:
             readings.append(Reading(measurement="bmi", value=Measured("bmi", m.bmi, UNIT_BMI), **common))  # type: ignore[arg-type]
-            readings.append(Reading(measurement="body-height", value=Measured("body-height", m.height, m.height_unit), **common))  # type: ignore[arg-type]
+            readings.append(
+                Reading(measurement="body-height", value=Measured("body-height", m.height, m.height_unit), **common)
+            )  # type: ignore[arg-type]
         return readings
 
 
@@ -145,7 +153,12 @@ def encode(
     if (bmi is None) != (height is None):
         raise ValueError("BMI and height travel together")
     weight_step, height_step = IMPERIAL if imperial else SI
-    flags = (0x01 if imperial else 0) | (0x02 if timestamp else 0) | (0x04 if user_id is not None else 0) | (0x08 if bmi is not None else 0)
+    flags = (
+        (0x01 if imperial else 0)
+        | (0x02 if timestamp else 0)
+        | (0x04 if user_id is not None else 0)
+        | (0x08 if bmi is not None else 0)
+    )
     out = bytearray([flags])
     out += (MEASUREMENT_UNSUCCESSFUL if weight is None else _raw(weight, weight_step, "weight")).to_bytes(2, "little")
     if timestamp:

@@ -117,13 +117,20 @@ def _as_object(payload: Any) -> dict[str, Any]:
         try:
             payload = json.loads(payload)
         except json.JSONDecodeError as exc:
-            raise DecodeError(f"not valid JSON ({exc.msg})", field="data", offset=len(payload[: exc.pos].encode("utf-8", "surrogatepass"))) from None
+            raise DecodeError(
+                f"not valid JSON ({exc.msg})",
+                field="data",
+                offset=len(payload[: exc.pos].encode("utf-8", "surrogatepass")),
+            ) from None
         except (ValueError, RecursionError) as exc:  # an integer too long to read, or nesting too deep
             raise DecodeError(f"not readable JSON ({type(exc).__name__})", field="data") from None
     if not isinstance(payload, dict):
         raise DecodeError(f"a Withings measure group is a JSON object, got {type(payload).__name__}", field="data")
     if "measuregrps" in payload or "body" in payload:
-        raise DecodeError("send one measure group (an element of body.measuregrps) per envelope, not the whole Getmeas response", field="data")
+        raise DecodeError(
+            "send one measure group (an element of body.measuregrps) per envelope, not the whole Getmeas response",
+            field="data",
+        )
     return payload
 
 
@@ -144,11 +151,17 @@ def parse(payload: Any) -> WithingsMeasureGroup:
     seen: dict[int, int] = {}
     for i, measure in enumerate(group.measures):
         if not -MAX_EXPONENT <= measure.unit <= MAX_EXPONENT:
-            raise DecodeError(f"unit {measure.unit} is not a plausible power of ten (-{MAX_EXPONENT}..{MAX_EXPONENT})", field=f"measures[{i}].unit")
+            raise DecodeError(
+                f"unit {measure.unit} is not a plausible power of ten (-{MAX_EXPONENT}..{MAX_EXPONENT})",
+                field=f"measures[{i}].unit",
+            )
         if abs(measure.value) >= MAX_MANTISSA:
             raise DecodeError(f"value {measure.value} is out of range", field=f"measures[{i}].value")
         if measure.type in seen:
-            raise DecodeError(f"type {measure.type} appears twice in one group (first at measures[{seen[measure.type]}])", field=f"measures[{i}].type")
+            raise DecodeError(
+                f"type {measure.type} appears twice in one group (first at measures[{seen[measure.type]}])",
+                field=f"measures[{i}].type",
+            )
         seen[measure.type] = i
     return group
 
@@ -182,13 +195,21 @@ class WithingsMeasureAdapter:
             disposition, reason = "store", None
         else:
             disposition = "hold"
-            reason = ATTRIB_HOLD_REASONS.get(group.attrib, f"Withings attrib {group.attrib} is an attribution this adapter does not know")
+            reason = ATTRIB_HOLD_REASONS.get(
+                group.attrib, f"Withings attrib {group.attrib} is an attribution this adapter does not know"
+            )
         when = device_time(group.date)
         by_type = {m.type: (i, m) for i, m in enumerate(group.measures)}
 
         def reading(measurement: str, value: Measured | None = None, components: tuple[Measured, ...] = ()) -> Reading:
-            return Reading(measurement=measurement, value=value, components=components, device_time=when,
-                           disposition=disposition, disposition_reason=reason)  # type: ignore[arg-type]
+            return Reading(
+                measurement=measurement,
+                value=value,
+                components=components,
+                device_time=when,
+                disposition=disposition,
+                disposition_reason=reason,
+            )  # type: ignore[arg-type]
 
         readings: list[Reading] = []
         bp = {name: by_type[t] for t, name in BP_TYPES.items() if t in by_type}
@@ -196,11 +217,18 @@ class WithingsMeasureAdapter:
             if len(bp) != len(BP_TYPES):
                 (missing,) = set(BP_TYPES.values()) - set(bp)
                 ((present_index, _),) = bp.values()
-                raise DecodeError(f"a blood pressure needs systolic (type 10) and diastolic (type 9); the {missing} is missing",
-                                  field=f"measures[{present_index}].type")
-            readings.append(reading("blood-pressure", components=tuple(
-                Measured(name, Number(real_value(bp[name][1])), UNIT_MMHG) for name in ("systolic", "diastolic")
-            )))
+                raise DecodeError(
+                    f"a blood pressure needs systolic (type 10) and diastolic (type 9); the {missing} is missing",
+                    field=f"measures[{present_index}].type",
+                )
+            readings.append(
+                reading(
+                    "blood-pressure",
+                    components=tuple(
+                        Measured(name, Number(real_value(bp[name][1])), UNIT_MMHG) for name in ("systolic", "diastolic")
+                    ),
+                )
+            )
         for measure in group.measures:
             if measure.type not in SINGLE_TYPES:
                 continue  # BP (above) or a type the terminology table has no measurement for

@@ -98,7 +98,7 @@ class Window:
     intervals: tuple[tuple[datetime | None, datetime | None], ...]
 
     @classmethod
-    def of(cls, window: consent_model.DataWindow) -> "Window":
+    def of(cls, window: consent_model.DataWindow) -> Window:
         return cls(tuple((_naive(start), _naive(end)) for start, end in window.intervals))
 
     @property
@@ -133,15 +133,25 @@ class AccessService:
             raise Forbidden(f"the role '{principal.role}' may not read clinical data")
         purpose = requested_purpose or allowed[0]
         if purpose not in allowed:
-            raise Forbidden(f"the role '{principal.role}' may not act for purpose of use {purpose!r} (allowed: {', '.join(allowed)})")
-        domain = None if principal.role == "clinician" else domain_for(self.rt.keys, f"{principal.role}:{principal.organisation or principal.id}")
+            raise Forbidden(
+                f"the role '{principal.role}' may not act for purpose of use {purpose!r} (allowed: {', '.join(allowed)})"
+            )
+        domain = (
+            None
+            if principal.role == "clinician"
+            else domain_for(self.rt.keys, f"{principal.role}:{principal.organisation or principal.id}")
+        )
         return View(principal, purpose, domain)
 
     def _in_care(self, session: Session, view: View, windows: dict[str, Window]) -> dict[str, Window]:
         """A clinician reads only patients on its care teams (consent permitting)."""
         if view.principal.role != "clinician" or not windows:
             return windows
-        team = set(session.execute(care.team_patient_keys(view.principal.id).where(m.CareTeamPatient.patient_key.in_(list(windows)))).scalars())
+        team = set(
+            session.execute(
+                care.team_patient_keys(view.principal.id).where(m.CareTeamPatient.patient_key.in_(list(windows)))
+            ).scalars()
+        )
         return {k: w for k, w in windows.items() if k in team}
 
     def _relation_reason(self, session: Session, view: View, pkey: str) -> str | None:
@@ -149,7 +159,9 @@ class AccessService:
             return "the patient is not on a care team of this clinician"
         return None
 
-    def _decide_for(self, session: Session, view: View, pkey: str, data_time: datetime | None) -> consent_model.Decision:
+    def _decide_for(
+        self, session: Session, view: View, pkey: str, data_time: datetime | None
+    ) -> consent_model.Decision:
         """The reader's relation to the patient (care team), then the patient's consent for the purpose."""
         reason = self._relation_reason(session, view, pkey)
         if reason is not None:
@@ -160,7 +172,9 @@ class AccessService:
         """A vendor sees only readings of its own organisation's devices."""
         if view.principal.role != "vendor":
             return true()
-        return m.Observation.device_id.in_(select(m.Device.id).where(m.Device.manufacturer == view.principal.organisation))
+        return m.Observation.device_id.in_(
+            select(m.Device.id).where(m.Device.manufacturer == view.principal.organisation)
+        )
 
     def _records(self, session: Session, patient_keys: list[str] | None = None) -> dict[str, list[Any]]:
         """Each patient's consents, parsed. A (consent id, version) never changes, so its parse is cached;
@@ -174,7 +188,9 @@ class AccessService:
         if missing:
             if len(cache) > 50_000:
                 cache.clear()
-            for cid, version, resource in session.execute(select(m.Consent.id, m.Consent.version, m.Consent.resource).where(m.Consent.id.in_(missing))):
+            for cid, version, resource in session.execute(
+                select(m.Consent.id, m.Consent.version, m.Consent.resource).where(m.Consent.id.in_(missing))
+            ):
                 cache[(cid, version)] = consent_model.parse_consent(resource)
         out: dict[str, list[Any]] = {}
         for row in current:
@@ -185,7 +201,9 @@ class AccessService:
             out.setdefault(row.patient_key, []).append(record)
         return out
 
-    def permitted_windows(self, session: Session, purpose: str, patient_keys: list[str] | None = None) -> dict[str, Window]:
+    def permitted_windows(
+        self, session: Session, purpose: str, patient_keys: list[str] | None = None
+    ) -> dict[str, Window]:
         """Patient key -> the data window the purpose may see now; patients with nothing permitted are absent."""
         now = datetime.now(UTC)
         windows: dict[str, Window] = {}
@@ -208,29 +226,91 @@ class AccessService:
         with self.rt.sessions.begin() as session:
             row = None
             if real_id is not None:
-                row = session.execute(select(m.Observation).where(m.Observation.id == real_id, self._vendor_scope(view))).scalar_one_or_none()
+                row = session.execute(
+                    select(m.Observation).where(m.Observation.id == real_id, self._vendor_scope(view))
+                ).scalar_one_or_none()
             if row is None:
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "deny", purpose=view.purpose, entity=f"Observation/{observation_id}", detail="no such resource")])
+                audit.append(
+                    session,
+                    self.rt.keys,
+                    [
+                        audit.Entry(
+                            principal.id,
+                            principal.role,
+                            "read",
+                            "deny",
+                            purpose=view.purpose,
+                            entity=f"Observation/{observation_id}",
+                            detail="no such resource",
+                        )
+                    ],
+                )
             else:
                 decision = self._decide_for(session, view, row.patient_key, from_store(row.effective_start))
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if decision.permit else "deny", purpose=view.purpose, patient_key=row.patient_key, entity=f"Observation/{row.id}", detail=decision.reason)])
+                audit.append(
+                    session,
+                    self.rt.keys,
+                    [
+                        audit.Entry(
+                            principal.id,
+                            principal.role,
+                            "read",
+                            "permit" if decision.permit else "deny",
+                            purpose=view.purpose,
+                            patient_key=row.patient_key,
+                            entity=f"Observation/{row.id}",
+                            detail=decision.reason,
+                        )
+                    ],
+                )
                 if decision.permit:
                     seen = row.resource
         if seen is None:
             raise NotFound("Observation", observation_id)
         return view.shown(seen)
 
-    def search_observations(self, principal: Principal, q: ObservationQuery, base_url: str, query_items: list[tuple[str, str]], purpose: str | None = None) -> dict[str, Any]:
+    def search_observations(
+        self,
+        principal: Principal,
+        q: ObservationQuery,
+        base_url: str,
+        query_items: list[tuple[str, str]],
+        purpose: str | None = None,
+    ) -> dict[str, Any]:
         view = self.view(principal, purpose)
         with self.rt.sessions.begin() as session:
             entries: list[audit.Entry] = []
             if q.patient_ids:
                 patient_id = view.real_id("Patient", q.patient_ids[0])
-                named_key = session.execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id)).scalar_one_or_none() if patient_id else None
-                windows = self._in_care(session, view, self.permitted_windows(session, view.purpose, [named_key])) if named_key else {}
+                named_key = (
+                    session.execute(
+                        select(m.Patient.patient_key).where(m.Patient.id == patient_id)
+                    ).scalar_one_or_none()
+                    if patient_id
+                    else None
+                )
+                windows = (
+                    self._in_care(session, view, self.permitted_windows(session, view.purpose, [named_key]))
+                    if named_key
+                    else {}
+                )
                 if named_key is not None and named_key not in windows:
-                    reason = self._relation_reason(session, view, named_key) or self.decide(session, view.purpose, named_key, None).reason
-                    entries.append(audit.Entry(principal.id, principal.role, "search", "deny", purpose=view.purpose, patient_key=named_key, entity="Observation", detail=reason))
+                    reason = (
+                        self._relation_reason(session, view, named_key)
+                        or self.decide(session, view.purpose, named_key, None).reason
+                    )
+                    entries.append(
+                        audit.Entry(
+                            principal.id,
+                            principal.role,
+                            "search",
+                            "deny",
+                            purpose=view.purpose,
+                            patient_key=named_key,
+                            entity="Observation",
+                            detail=reason,
+                        )
+                    )
             else:
                 windows = self._in_care(session, view, self.permitted_windows(session, view.purpose))
 
@@ -240,12 +320,36 @@ class AccessService:
             order = m.Observation.effective_start.desc() if q.descending else m.Observation.effective_start.asc()
             rows = session.execute(
                 select(m.Observation.id, m.Observation.patient_key, m.Observation.resource)
-                .where(*filters).order_by(order, m.Observation.id).offset(q.offset).limit(q.count)
+                .where(*filters)
+                .order_by(order, m.Observation.id)
+                .offset(q.offset)
+                .limit(q.count)
             ).all()
             for pkey in sorted({r.patient_key for r in rows}):
-                entries.append(audit.Entry(principal.id, principal.role, "search", "permit", purpose=view.purpose, patient_key=pkey, entity="Observation", detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned"))
+                entries.append(
+                    audit.Entry(
+                        principal.id,
+                        principal.role,
+                        "search",
+                        "permit",
+                        purpose=view.purpose,
+                        patient_key=pkey,
+                        entity="Observation",
+                        detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned",
+                    )
+                )
             if not entries:
-                entries.append(audit.Entry(principal.id, principal.role, "search", "permit", purpose=view.purpose, entity="Observation", detail="0 returned"))
+                entries.append(
+                    audit.Entry(
+                        principal.id,
+                        principal.role,
+                        "search",
+                        "permit",
+                        purpose=view.purpose,
+                        entity="Observation",
+                        detail="0 returned",
+                    )
+                )
             audit.append(session, self.rt.keys, entries)
         return _bundle(base_url, "Observation", query_items, q, total, [view.shown(r.resource) for r in rows])
 
@@ -259,7 +363,9 @@ class AccessService:
         clauses += [and_(m.Observation.patient_key == k, w.sql()) for k, w in windows.items() if k not in open_keys]
         return or_(*clauses)
 
-    def _filters(self, session: Session, q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnElement[bool]]:
+    def _filters(
+        self, session: Session, q: ObservationQuery, device_ids: list[str | None]
+    ) -> list[ColumnElement[bool]]:
         filters: list[ColumnElement[bool]] = []
         for tokens in q.codes:
             filters.append(or_(*(_code_clause(t) for t in tokens)))
@@ -270,18 +376,22 @@ class AccessService:
         for d in q.dates:
             low, high = to_store(d.low), to_store(d.high)
             col = m.Observation.effective_start
-            filters.append({
-                "eq": and_(col >= low, col < high),
-                "ne": or_(col < low, col >= high),
-                "gt": col >= high,
-                "ge": col >= low,
-                "lt": col < low,
-                "le": col < high,
-            }[d.prefix])
+            filters.append(
+                {
+                    "eq": and_(col >= low, col < high),
+                    "ne": or_(col < low, col >= high),
+                    "gt": col >= high,
+                    "ge": col >= low,
+                    "lt": col < low,
+                    "le": col < high,
+                }[d.prefix]
+            )
         return filters
 
     # -- Patient ---------------------------------------------------------------------------
-    def read_patient(self, principal: Principal, patient_id: str, *, purpose: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    def read_patient(
+        self, principal: Principal, patient_id: str, *, purpose: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
         """Who the patient is, as far as the reader may know.
 
         A clinician whose patient's consent permits treatment gets the identity (CPR and name) only with
@@ -298,11 +408,33 @@ class AccessService:
         real_id = view.real_id("Patient", patient_id) if view else patient_id
         # NotFound is raised after the transaction commits: raised inside it, the deny audit would roll back.
         with self.rt.sessions.begin() as session:
-            patient = session.execute(select(m.Patient).where(m.Patient.id == real_id)).scalar_one_or_none() if real_id else None
+            patient = (
+                session.execute(select(m.Patient).where(m.Patient.id == real_id)).scalar_one_or_none()
+                if real_id
+                else None
+            )
             pkey = patient.patient_key if patient else None
-            resource: dict[str, Any] = {"resourceType": "Patient", "id": real_id, "active": bool(patient and patient.active)}
+            resource: dict[str, Any] = {
+                "resourceType": "Patient",
+                "id": real_id,
+                "active": bool(patient and patient.active),
+            }
             if view is None:
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, "read", "permit" if patient else "deny", patient_key=pkey, entity=f"Patient/{real_id}", detail="no identity disclosed")])
+                audit.append(
+                    session,
+                    self.rt.keys,
+                    [
+                        audit.Entry(
+                            principal.id,
+                            principal.role,
+                            "read",
+                            "permit" if patient else "deny",
+                            patient_key=pkey,
+                            entity=f"Patient/{real_id}",
+                            detail="no identity disclosed",
+                        )
+                    ],
+                )
                 permit = patient is not None
             else:
                 decision = self._decide_for(session, view, pkey, None) if pkey else None
@@ -310,8 +442,25 @@ class AccessService:
                 asks_identity = view.domain is None and bool(reason)
                 identify = permit and asks_identity
                 action = "re-identify" if asks_identity else "read"
-                detail = (decision.reason if decision is not None else "no such patient") + (f"; reason: {reason}" if identify else "")
-                audit.append(session, self.rt.keys, [audit.Entry(principal.id, principal.role, action, "permit" if permit else "deny", purpose=view.purpose, patient_key=pkey, entity=f"Patient/{real_id}", detail=detail[:1000])])
+                detail = (decision.reason if decision is not None else "no such patient") + (
+                    f"; reason: {reason}" if identify else ""
+                )
+                audit.append(
+                    session,
+                    self.rt.keys,
+                    [
+                        audit.Entry(
+                            principal.id,
+                            principal.role,
+                            action,
+                            "permit" if permit else "deny",
+                            purpose=view.purpose,
+                            patient_key=pkey,
+                            entity=f"Patient/{real_id}",
+                            detail=detail[:1000],
+                        )
+                    ],
+                )
                 vault = session.get(m.Identity, pkey) if identify else None
                 if vault is not None and pkey is not None:
                     ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), pkey, self.rt.keys)
@@ -319,7 +468,15 @@ class AccessService:
                     if ident.name:
                         resource["name"] = [ident.name]
                 elif permit and view.domain is None:
-                    resource["meta"] = {"tag": [{"system": f"{CANONICAL}/CodeSystem/disclosure", "code": "identity-withheld", "display": "identity is shown with a stated reason (X-Reidentification-Reason)"}]}
+                    resource["meta"] = {
+                        "tag": [
+                            {
+                                "system": f"{CANONICAL}/CodeSystem/disclosure",
+                                "code": "identity-withheld",
+                                "display": "identity is shown with a stated reason (X-Reidentification-Reason)",
+                            }
+                        ]
+                    }
         if patient is None or not permit:
             raise NotFound("Patient", patient_id)
         return view.shown(resource) if view else resource
@@ -342,7 +499,14 @@ def _code_clause(token: Token) -> ColumnElement[bool]:
     return or_(m.Observation.codes.like(f"%|{token.code} %"), m.Observation.codes.like(f"%|{token.code}"))
 
 
-def _bundle(base_url: str, resource_type: str, query_items: list[tuple[str, str]], q: ObservationQuery, total: int, resources: list[dict[str, Any]]) -> dict[str, Any]:
+def _bundle(
+    base_url: str,
+    resource_type: str,
+    query_items: list[tuple[str, str]],
+    q: ObservationQuery,
+    total: int,
+    resources: list[dict[str, Any]],
+) -> dict[str, Any]:
     def link(offset: int) -> str:
         items = [(k, v) for k, v in query_items if k not in ("_offset", "_count")]
         items += [("_count", str(q.count)), ("_offset", str(offset))]

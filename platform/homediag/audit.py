@@ -46,7 +46,20 @@ class Entry:
 
 def _digest(key: bytes, prev_hash: str, seq: int, at: datetime, e: AuditEvent | Entry, kid: str) -> str:
     body = json.dumps(
-        [prev_hash, seq, at.isoformat(), e.actor, e.role, e.purpose, e.patient_key, e.action, e.entity, e.outcome, e.detail, kid],
+        [
+            prev_hash,
+            seq,
+            at.isoformat(),
+            e.actor,
+            e.role,
+            e.purpose,
+            e.patient_key,
+            e.action,
+            e.entity,
+            e.outcome,
+            e.detail,
+            kid,
+        ],
         separators=(",", ":"),
     )
     return hmac.new(key, body.encode(), sha256).hexdigest()
@@ -70,9 +83,19 @@ def append(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
             digest = _digest(keys.audit.secret, prev, seq, at, entry, keys.audit.kid)
             session.add(
                 AuditEvent(
-                    seq=seq, at=at, actor=entry.actor, role=entry.role, purpose=entry.purpose,
-                    patient_key=entry.patient_key, action=entry.action, entity=entry.entity,
-                    outcome=entry.outcome, detail=entry.detail, kid=keys.audit.kid, prev_hash=prev, hash=digest,
+                    seq=seq,
+                    at=at,
+                    actor=entry.actor,
+                    role=entry.role,
+                    purpose=entry.purpose,
+                    patient_key=entry.patient_key,
+                    action=entry.action,
+                    entity=entry.entity,
+                    outcome=entry.outcome,
+                    detail=entry.detail,
+                    kid=keys.audit.kid,
+                    prev_hash=prev,
+                    hash=digest,
                 )
             )
             prev = digest
@@ -94,17 +117,28 @@ def verify(session: Session, keys: KeyRing) -> VerifyResult:
     rows = session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()
     for row in rows:
         if row.seq != expected_seq:
-            return VerifyResult(False, checked, f"record {expected_seq} is missing (next record is {row.seq})", expected_seq)
+            return VerifyResult(
+                False, checked, f"record {expected_seq} is missing (next record is {row.seq})", expected_seq
+            )
         if row.prev_hash != prev:
             return VerifyResult(False, checked, f"record {row.seq} does not link to record {row.seq - 1}", row.seq)
         if row.kid != keys.audit.kid:
-            return VerifyResult(False, checked, f"record {row.seq} was sealed with unknown audit key {row.kid!r}", row.seq)
+            return VerifyResult(
+                False, checked, f"record {row.seq} was sealed with unknown audit key {row.kid!r}", row.seq
+            )
         if not hmac.compare_digest(_digest(keys.audit.secret, prev, row.seq, row.at, row, row.kid), row.hash):
-            return VerifyResult(False, checked, f"record {row.seq} was altered (its hash does not match its content)", row.seq)
+            return VerifyResult(
+                False, checked, f"record {row.seq} was altered (its hash does not match its content)", row.seq
+            )
         prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq != checked or head.hash != prev):
-        return VerifyResult(False, checked, f"the chain ends at record {checked} but its head says {head.seq}: records were removed from the end", checked + 1)
+        return VerifyResult(
+            False,
+            checked,
+            f"the chain ends at record {checked} but its head says {head.seq}: records were removed from the end",
+            checked + 1,
+        )
     return VerifyResult(True, checked, f"audit chain intact: {checked} records")
 
 
@@ -152,38 +186,84 @@ def verify_checkpoint(session: Session, keys: KeyRing, document: dict[str, objec
     try:
         _signing_key(keys).public_key().verify(signature, _canonical(payload))
     except InvalidSignature:
-        return VerifyResult(False, 0, "the checkpoint's signature does not verify with this installation's audit key: it was altered or made elsewhere")
+        return VerifyResult(
+            False,
+            0,
+            "the checkpoint's signature does not verify with this installation's audit key: it was altered or made elsewhere",
+        )
     if seq == 0:
         return VerifyResult(True, 0, "checkpoint of an empty chain: nothing to compare")
     row = session.get(AuditEvent, seq)
     if row is None:
-        last = session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one_or_none() or 0
-        return VerifyResult(False, last, f"the chain was truncated: the checkpoint of {payload.get('at')} saw record {seq}, the chain now ends at record {last}", last + 1)
+        last = (
+            session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one_or_none() or 0
+        )
+        return VerifyResult(
+            False,
+            last,
+            f"the chain was truncated: the checkpoint of {payload.get('at')} saw record {seq}, the chain now ends at record {last}",
+            last + 1,
+        )
     if not hmac.compare_digest(row.hash, digest):
-        return VerifyResult(False, seq, f"record {seq} is not the one the checkpoint of {payload.get('at')} saw: the chain was rewritten", seq)
+        return VerifyResult(
+            False,
+            seq,
+            f"record {seq} is not the one the checkpoint of {payload.get('at')} saw: the chain was rewritten",
+            seq,
+        )
     return VerifyResult(True, seq, f"the chain reaches the checkpoint of {payload.get('at')} (record {seq}) unchanged")
 
 
 # -- AuditEvent resources for administrators ---------------------------------------------------
 _OUTCOME = {"permit": "0", "created": "0", "duplicate": "0", "done": "0", "exists": "0", "deny": "4", "rejected": "4"}
-_ACTION = {"read": "R", "search": "E", "re-identify": "R", "ingest": "C", "enrol": "C", "consent-create": "C", "consent-update": "U"}
+_ACTION = {
+    "read": "R",
+    "search": "E",
+    "re-identify": "R",
+    "ingest": "C",
+    "enrol": "C",
+    "consent-create": "C",
+    "consent-update": "U",
+}
 
 
 def as_fhir(row: AuditEvent, patient_id: str | None) -> dict[str, object]:
     """An audit record as a FHIR R4 AuditEvent (IHE Basic Audit Log Patterns in spirit)."""
     agent: dict[str, object] = {
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser" if not row.actor.startswith(("gateway-", "vendor-")) else "dataprocessor"}]},
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                    "code": "humanuser" if not row.actor.startswith(("gateway-", "vendor-")) else "dataprocessor",
+                }
+            ]
+        },
         "who": {"identifier": {"system": "https://homediag.example.org/fhir/sid/user", "value": row.actor}},
         "role": [{"text": row.role}],
         "requestor": True,
     }
     if row.purpose:
-        agent["purposeOfUse"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": row.purpose}]}]
+        agent["purposeOfUse"] = [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": row.purpose}]}
+        ]
     entities: list[dict[str, object]] = []
     if patient_id:
-        entities.append({"what": {"reference": f"Patient/{patient_id}"}, "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
+        entities.append(
+            {
+                "what": {"reference": f"Patient/{patient_id}"},
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "1",
+                    "display": "Patient",
+                },
+            }
+        )
     if row.entity:
-        entities.append({"what": {"display": row.entity}, "description": row.detail or None} if row.detail else {"what": {"display": row.entity}})
+        entities.append(
+            {"what": {"display": row.entity}, "description": row.detail or None}
+            if row.detail
+            else {"what": {"display": row.entity}}
+        )
     resource: dict[str, object] = {
         "resourceType": "AuditEvent",
         "id": str(row.seq),
@@ -193,8 +273,22 @@ def as_fhir(row: AuditEvent, patient_id: str | None) -> dict[str, object]:
         "outcome": _OUTCOME.get(row.outcome, "0"),
         "outcomeDesc": row.outcome + (f": {row.detail}" if row.detail else ""),
         "agent": [agent],
-        "source": {"observer": {"display": "homediag"}, "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]},
-        "extension": [{"url": "https://homediag.example.org/fhir/StructureDefinition/audit-chain", "valueString": f"{row.seq}:{row.hash}"}],
+        "source": {
+            "observer": {"display": "homediag"},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "4",
+                    "display": "Application Server",
+                }
+            ],
+        },
+        "extension": [
+            {
+                "url": "https://homediag.example.org/fhir/StructureDefinition/audit-chain",
+                "valueString": f"{row.seq}:{row.hash}",
+            }
+        ],
     }
     if entities:
         resource["entity"] = entities

@@ -41,7 +41,11 @@ def create_team(session: Session, keys: KeyRing, actor: Principal, name: str, pi
     team = m.CareTeam(id=f"team-{secrets.token_hex(4)}", name=name, pilot=pilot, created_at=utcnow())
     session.add(team)
     session.flush()
-    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "care-team-create", "done", entity=f"care-team/{team.id}", detail=name)])
+    audit.append(
+        session,
+        keys,
+        [audit.Entry(actor.id, actor.role, "care-team-create", "done", entity=f"care-team/{team.id}", detail=name)],
+    )
     return team
 
 
@@ -51,10 +55,16 @@ def add_member(session: Session, keys: KeyRing, actor: Principal, team_id: str, 
     if not user_id.startswith("oidc:"):
         user = session.get(m.User, user_id)
         if user is None or user.role != "clinician":
-            raise Unknown(f"no clinician {user_id!r} (give an API user id, or oidc:<sub> for a person of the identity provider)")
+            raise Unknown(
+                f"no clinician {user_id!r} (give an API user id, or oidc:<sub> for a person of the identity provider)"
+            )
     if session.get(m.CareTeamMember, (team_id, user_id)) is None:
         session.add(m.CareTeamMember(care_team_id=team_id, user_id=user_id))
-    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "care-team-member", "done", entity=f"care-team/{team_id}", detail=user_id)])
+    audit.append(
+        session,
+        keys,
+        [audit.Entry(actor.id, actor.role, "care-team-member", "done", entity=f"care-team/{team_id}", detail=user_id)],
+    )
 
 
 def add_patient(session: Session, keys: KeyRing, actor: Principal, team_id: str, patient_id: str) -> None:
@@ -62,7 +72,20 @@ def add_patient(session: Session, keys: KeyRing, actor: Principal, team_id: str,
     patient = _patient(session, patient_id)
     if session.get(m.CareTeamPatient, (team_id, patient.patient_key)) is None:
         session.add(m.CareTeamPatient(care_team_id=team_id, patient_key=patient.patient_key))
-    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "care-team-patient", "done", patient_key=patient.patient_key, entity=f"care-team/{team_id}")])
+    audit.append(
+        session,
+        keys,
+        [
+            audit.Entry(
+                actor.id,
+                actor.role,
+                "care-team-patient",
+                "done",
+                patient_key=patient.patient_key,
+                entity=f"care-team/{team_id}",
+            )
+        ],
+    )
 
 
 def assign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id: str, patient_id: str) -> None:
@@ -73,7 +96,20 @@ def assign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id
     patient = _patient(session, patient_id)
     if session.get(m.GatewayPatient, (gateway_id, patient.patient_key)) is None:
         session.add(m.GatewayPatient(gateway_id=gateway_id, patient_key=patient.patient_key, assigned_at=utcnow()))
-    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "gateway-assign", "done", patient_key=patient.patient_key, entity=f"gateway/{gateway_id}")])
+    audit.append(
+        session,
+        keys,
+        [
+            audit.Entry(
+                actor.id,
+                actor.role,
+                "gateway-assign",
+                "done",
+                patient_key=patient.patient_key,
+                entity=f"gateway/{gateway_id}",
+            )
+        ],
+    )
 
 
 ANY_DEVICE = "*"
@@ -89,16 +125,35 @@ def allow_device(session: Session, keys: KeyRing, actor: Principal, gateway_id: 
         raise Unknown("a device is named by its serial, address or identifier (or * for any device)")
     if session.get(m.GatewayDevice, (gateway_id, serial)) is None:
         session.add(m.GatewayDevice(gateway_id=gateway_id, serial=serial, assigned_at=utcnow()))
-    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "gateway-device", "done", entity=f"gateway/{gateway_id}", detail=serial)])
+    audit.append(
+        session,
+        keys,
+        [audit.Entry(actor.id, actor.role, "gateway-device", "done", entity=f"gateway/{gateway_id}", detail=serial)],
+    )
 
 
 def gateway_may_use(session: Session, gateway_id: str, names: list[str]) -> bool:
     """Whether the gateway may upload from a device known by any of ``names`` (serial, address, identifiers)."""
     wanted = [ANY_DEVICE, *(n for n in names if n)]
-    return session.execute(select(m.GatewayDevice.serial).where(m.GatewayDevice.gateway_id == gateway_id, m.GatewayDevice.serial.in_(wanted)).limit(1)).first() is not None
+    return (
+        session.execute(
+            select(m.GatewayDevice.serial)
+            .where(m.GatewayDevice.gateway_id == gateway_id, m.GatewayDevice.serial.in_(wanted))
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
-def admit(session: Session, keys: KeyRing, actor: Principal, patient_id: str, *, team: str | None = None, gateway: str | None = None) -> None:
+def admit(
+    session: Session,
+    keys: KeyRing,
+    actor: Principal,
+    patient_id: str,
+    *,
+    team: str | None = None,
+    gateway: str | None = None,
+) -> None:
     """Put an enrolled patient in a care team's care and/or enrol it on a gateway."""
     if team:
         add_patient(session, keys, actor, team, patient_id)
@@ -116,7 +171,10 @@ def team_patient_keys(user_id: str) -> Select[tuple[str]]:
 
 
 def on_care_team(session: Session, user_id: str, patient_key: str) -> bool:
-    return session.execute(team_patient_keys(user_id).where(m.CareTeamPatient.patient_key == patient_key).limit(1)).first() is not None
+    return (
+        session.execute(team_patient_keys(user_id).where(m.CareTeamPatient.patient_key == patient_key).limit(1)).first()
+        is not None
+    )
 
 
 def gateway_may_send(session: Session, gateway_id: str, patient_key: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,9 +17,13 @@ keys_app = typer.Typer(help="The key file (pseudonym, vault and audit keys).", n
 users_app = typer.Typer(help="Users, gateways and their API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-careteams_app = typer.Typer(help="Care teams: a clinician reads only the patients of its teams (with consent).", no_args_is_help=True)
+careteams_app = typer.Typer(
+    help="Care teams: a clinician reads only the patients of its teams (with consent).", no_args_is_help=True
+)
 gateways_app = typer.Typer(help="Gateways: which patients a gateway may upload for.", no_args_is_help=True)
-consents_app = typer.Typer(help="Patients' consents: record, withdraw, list (every change is kept as a version).", no_args_is_help=True)
+consents_app = typer.Typer(
+    help="Patients' consents: record, withdraw, list (every change is kept as a version).", no_args_is_help=True
+)
 profiles_app = typer.Typer(help="The project's FHIR profiles: validate resources against them.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(keys_app, name="keys")
@@ -49,8 +53,8 @@ def _runtime():  # type: ignore[no-untyped-def]
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="address to listen on (default HOMEDIAG_HOST or 127.0.0.1)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port (default HOMEDIAG_PORT or 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default HOMEDIAG_HOST or 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default HOMEDIAG_PORT or 8000)")] = None,
 ) -> None:
     """Serve the API (settings from HOMEDIAG_* environment variables)."""
     from homediag.api.app import create_app
@@ -63,9 +67,13 @@ def serve(
 
 @app.command()
 def demo(
-    seed_only: Annotated[bool, typer.Option("--seed-only", help="seed the demo database and exit without serving")] = False,
+    seed_only: Annotated[
+        bool, typer.Option("--seed-only", help="seed the demo database and exit without serving")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the database, tokens and patients as JSON")] = False,
-    directory: Annotated[Path, typer.Option(help="where the demo database and key file go (wiped first)")] = Path(".homediag-demo"),
+    directory: Annotated[Path, typer.Option(help="where the demo database and key file go (wiped first)")] = Path(
+        ".homediag-demo"
+    ),
     patients: Annotated[int, typer.Option(help="how many synthetic patients")] = 20,
     days: Annotated[int, typer.Option(help="how many days of readings")] = 30,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -94,14 +102,16 @@ def adapters_list() -> None:
         vendor = "" if origin.builtin else f" (from {origin.distribution or origin.entry_point})"
         typer.echo(f"{adapter.id:24} {adapter.description} [reads: {', '.join(adapter.reads)}]{vendor}")
     for refused in refused_adapters():
-        typer.echo(f"{refused.name:24} REFUSED (from {refused.distribution or 'an unknown package'}, {refused.entry_point}): {refused.reason}")
+        typer.echo(
+            f"{refused.name:24} REFUSED (from {refused.distribution or 'an unknown package'}, {refused.entry_point}): {refused.reason}"
+        )
 
 
 @adapters_app.command("convert")
 def adapters_convert(
     adapter: Annotated[str, typer.Argument(help="adapter id, e.g. ble-blood-pressure")],
-    hex_payload: Annotated[Optional[str], typer.Option("--hex", help="the payload as hexadecimal")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="a file holding the payload bytes")] = None,
+    hex_payload: Annotated[str | None, typer.Option("--hex", help="the payload as hexadecimal")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="a file holding the payload bytes")] = None,
 ) -> None:
     """Decode one payload and print a FHIR Bundle (collection) of its Observations. Stores nothing.
 
@@ -121,7 +131,20 @@ def adapters_convert(
         try:
             payload = bytes.fromhex(str(hex_payload).replace(" ", "").replace(":", ""))
         except ValueError:
-            typer.echo(fhirjson.dumps_pretty(operation_outcome([Issue("error", "structure", "--hex is not valid hexadecimal (an even number of 0-9/a-f digits)", "--hex")])))
+            typer.echo(
+                fhirjson.dumps_pretty(
+                    operation_outcome(
+                        [
+                            Issue(
+                                "error",
+                                "structure",
+                                "--hex is not valid hexadecimal (an even number of 0-9/a-f digits)",
+                                "--hex",
+                            )
+                        ]
+                    )
+                )
+            )
             raise typer.Exit(1) from None
     ok, document = convert(adapter, payload)
     typer.echo(fhirjson.dumps_pretty(document))
@@ -132,8 +155,17 @@ def adapters_convert(
 @adapters_app.command("test")
 def adapters_test(
     adapter: Annotated[str, typer.Argument(help="adapter id, e.g. acme-thermo-json")],
-    cases: Annotated[Path, typer.Argument(help="folder of cases: NAME.hex, NAME.bin or NAME.json payloads, each with NAME.expected.json")],
-    update: Annotated[bool, typer.Option("--update", help="write the current output as the expected file of every case that has none or fails (then check those files by hand)")] = False,
+    cases: Annotated[
+        Path,
+        typer.Argument(help="folder of cases: NAME.hex, NAME.bin or NAME.json payloads, each with NAME.expected.json"),
+    ],
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="write the current output as the expected file of every case that has none or fails (then check those files by hand)",
+        ),
+    ] = False,
 ) -> None:
     """Conformance kit: run a folder of sample payloads against their expected Observations (golden files).
 
@@ -156,7 +188,7 @@ def adapters_test(
 
 @keys_app.command("init")
 def keys_init(
-    path: Annotated[Optional[Path], typer.Option(help="where to write it (default HOMEDIAG_KEY_FILE)")] = None,
+    path: Annotated[Path | None, typer.Option(help="where to write it (default HOMEDIAG_KEY_FILE)")] = None,
 ) -> None:
     """Create the key file (pseudonym, vault and audit keys), mode 0600, outside the database."""
     from homediag.keys import KeyError_, KeyRing, write_key_file
@@ -172,8 +204,12 @@ def keys_init(
 
 @keys_app.command("rotate")
 def keys_rotate(
-    vault: Annotated[bool, typer.Option("--vault", help="re-encrypt the identity vault and the upload log under a new vault key")] = False,
-    pseudonym: Annotated[bool, typer.Option("--pseudonym", help="move every patient to a new patient key (new pseudonym key)")] = False,
+    vault: Annotated[
+        bool, typer.Option("--vault", help="re-encrypt the identity vault and the upload log under a new vault key")
+    ] = False,
+    pseudonym: Annotated[
+        bool, typer.Option("--pseudonym", help="move every patient to a new patient key (new pseudonym key)")
+    ] = False,
 ) -> None:
     """Rotate keys in the key file (HOMEDIAG_KEY_FILE) and re-key the stored data, in one transaction."""
     from homediag.rotation import rotate
@@ -182,21 +218,31 @@ def keys_rotate(
 
     settings = get_settings()
     if settings.keys_json:
-        raise _fail("keys come from HOMEDIAG_KEYS_JSON: rotate them where they are kept; this command rewrites a key file", 2)
+        raise _fail(
+            "keys come from HOMEDIAG_KEYS_JSON: rotate them where they are kept; this command rewrites a key file", 2
+        )
     rt = _runtime()
     try:
-        report = rotate(rt, Principal("cli", "homediag keys rotate", "admin", None), settings.key_file, vault=vault, pseudonym=pseudonym)
+        report = rotate(
+            rt,
+            Principal("cli", "homediag keys rotate", "admin", None),
+            settings.key_file,
+            vault=vault,
+            pseudonym=pseudonym,
+        )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    typer.echo(f"rotated (vault={vault}, pseudonym={pseudonym}): {report.identities} identities, {report.uploads} uploads re-sealed; {report.patients} patient keys moved; key file {settings.key_file} replaced")
+    typer.echo(
+        f"rotated (vault={vault}, pseudonym={pseudonym}): {report.identities} identities, {report.uploads} uploads re-sealed; {report.patients} patient keys moved; key file {settings.key_file} replaced"
+    )
 
 
 @users_app.command("add")
 def users_add(
     role: Annotated[str, typer.Option(help="clinician, gateway, admin, evaluator or vendor")],
     name: Annotated[str, typer.Option(help="who or what the user is")],
-    organisation: Annotated[Optional[str], typer.Option(help="organisation (for vendors, the device maker)")] = None,
-    expires_days: Annotated[Optional[int], typer.Option(help="the token stops working after this many days")] = None,
+    organisation: Annotated[str | None, typer.Option(help="organisation (for vendors, the device maker)")] = None,
+    expires_days: Annotated[int | None, typer.Option(help="the token stops working after this many days")] = None,
 ) -> None:
     """Create a user or gateway and print its token, once."""
     from datetime import timedelta
@@ -250,9 +296,11 @@ def _cli_admin():  # type: ignore[no-untyped-def]
 @consents_app.command("add")
 def consents_add(
     patient: Annotated[str, typer.Option(help="the patient's id (Patient/<id>)")],
-    purpose: Annotated[list[str], typer.Option(help="purpose of use permitted: TREAT, HRESCH, HTEST (repeat for more)")],
-    start: Annotated[Optional[str], typer.Option(help="first day the consent applies (YYYY-MM-DD)")] = None,
-    end: Annotated[Optional[str], typer.Option(help="last day the consent applies (YYYY-MM-DD, inclusive)")] = None,
+    purpose: Annotated[
+        list[str], typer.Option(help="purpose of use permitted: TREAT, HRESCH, HTEST (repeat for more)")
+    ],
+    start: Annotated[str | None, typer.Option(help="first day the consent applies (YYYY-MM-DD)")] = None,
+    end: Annotated[str | None, typer.Option(help="last day the consent applies (YYYY-MM-DD, inclusive)")] = None,
 ) -> None:
     """Record a consent that permits the given purposes; prints its id."""
     from datetime import date
@@ -265,7 +313,13 @@ def consents_add(
         last = date.fromisoformat(end) if end else None
     except ValueError as exc:
         raise _fail(f"--start/--end: {exc}", 2) from None
-    resource = treatment_consent(f"Patient/{patient}", purposes=purpose, start=first, end=last, scope="treatment" if "TREAT" in purpose else "research")
+    resource = treatment_consent(
+        f"Patient/{patient}",
+        purposes=purpose,
+        start=first,
+        end=last,
+        scope="treatment" if "TREAT" in purpose else "research",
+    )
     try:
         stored = enrolment.record_consent(_runtime(), _cli_admin(), resource)
     except enrolment.Invalid as exc:
@@ -288,13 +342,15 @@ def consents_withdraw(consent_id: Annotated[str, typer.Argument(help="the consen
 
 
 @consents_app.command("list")
-def consents_list(patient: Annotated[Optional[str], typer.Option(help="only this patient's")] = None) -> None:
+def consents_list(patient: Annotated[str | None, typer.Option(help="only this patient's")] = None) -> None:
     """Consents: id, patient, status, version, purposes."""
     from homediag import enrolment
 
     for c in enrolment.consents_of(_runtime(), patient):
         purposes = sorted({p["code"] for prov in [c.get("provision") or {}] for p in prov.get("purpose", [])})
-        typer.echo(f"{c['id']}\t{c['patient']['reference']}\t{c['status']}\tv{c['meta']['versionId']}\t{','.join(purposes)}")
+        typer.echo(
+            f"{c['id']}\t{c['patient']['reference']}\t{c['status']}\tv{c['meta']['versionId']}\t{','.join(purposes)}"
+        )
 
 
 def _care(action, *args):  # type: ignore[no-untyped-def]
@@ -311,7 +367,7 @@ def _care(action, *args):  # type: ignore[no-untyped-def]
 @careteams_app.command("create")
 def careteams_create(
     name: Annotated[str, typer.Argument(help="the team's name, e.g. 'Medicinsk afd. hjemmemonitorering'")],
-    pilot: Annotated[Optional[str], typer.Option(help="the pilot (default HOMEDIAG_PILOT)")] = None,
+    pilot: Annotated[str | None, typer.Option(help="the pilot (default HOMEDIAG_PILOT)")] = None,
 ) -> None:
     """Create a care team; prints its id."""
     from homediag import care
@@ -324,7 +380,9 @@ def careteams_create(
 @careteams_app.command("add-member")
 def careteams_add_member(
     team: Annotated[str, typer.Argument(help="the team id")],
-    user: Annotated[str, typer.Argument(help="a clinician's user id, or oidc:<sub> for a person of the identity provider")],
+    user: Annotated[
+        str, typer.Argument(help="a clinician's user id, or oidc:<sub> for a person of the identity provider")
+    ],
 ) -> None:
     """Put a clinician on a care team."""
     from homediag import care
@@ -360,7 +418,9 @@ def gateways_assign(
 @gateways_app.command("allow-device")
 def gateways_allow_device(
     gateway: Annotated[str, typer.Argument(help="the gateway's user id")],
-    device: Annotated[str, typer.Argument(help="the device's serial, Bluetooth address or PHD identifier; '*' for any device")],
+    device: Annotated[
+        str, typer.Argument(help="the device's serial, Bluetooth address or PHD identifier; '*' for any device")
+    ],
 ) -> None:
     """Let a gateway upload from a device; uploads from other devices are refused."""
     from homediag import care
@@ -371,7 +431,10 @@ def gateways_allow_device(
 
 @audit_app.command("verify")
 def audit_verify(
-    checkpoint: Annotated[Optional[Path], typer.Option(help="a checkpoint file from `homediag audit checkpoint`: also detect a truncated tail")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="a checkpoint file from `homediag audit checkpoint`: also detect a truncated tail"),
+    ] = None,
 ) -> None:
     """Walk the audit hash chain; report the first broken link (exit 1 if any)."""
     from homediag import audit
@@ -395,7 +458,7 @@ def audit_verify(
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(
-    out: Annotated[Optional[Path], typer.Option(help="write it to this file (default: print it)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write it to this file (default: print it)")] = None,
 ) -> None:
     """Export a signed checkpoint of where the audit chain ends now; keep it outside the database."""
     from homediag import audit
@@ -422,7 +485,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] 
 
 
 @profiles_app.command("validate")
-def profiles_validate(files: Annotated[list[Path], typer.Argument(help="FHIR JSON files: resources or Bundles")]) -> None:
+def profiles_validate(
+    files: Annotated[list[Path], typer.Argument(help="FHIR JSON files: resources or Bundles")],
+) -> None:
     """Validate FHIR resources (structure and the project's profile rules); print one OperationOutcome.
 
     Exit 1 when any file has an error. Each issue's expression starts with the file (and Bundle entry).
@@ -441,13 +506,26 @@ def profiles_validate(files: Annotated[list[Path], typer.Argument(help="FHIR JSO
             continue
         targets = [(str(path), resource)]
         if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
-            targets += [(f"{path}#entry[{i}]", e.get("resource")) for i, e in enumerate(resource.get("entry") or []) if isinstance(e, dict) and e.get("resource")]
+            targets += [
+                (f"{path}#entry[{i}]", e.get("resource"))
+                for i, e in enumerate(resource.get("entry") or [])
+                if isinstance(e, dict) and e.get("resource")
+            ]
         for where, target in targets:
             if not isinstance(target, dict):
-                issues.append(Issue("fatal", "structure", "not a FHIR resource (a JSON object with resourceType)", where))
+                issues.append(
+                    Issue("fatal", "structure", "not a FHIR resource (a JSON object with resourceType)", where)
+                )
                 continue
             for issue in validate(target):
-                issues.append(Issue(issue.severity, issue.code, issue.diagnostics, f"{where}: {issue.expression or target.get('resourceType')}"))
+                issues.append(
+                    Issue(
+                        issue.severity,
+                        issue.code,
+                        issue.diagnostics,
+                        f"{where}: {issue.expression or target.get('resourceType')}",
+                    )
+                )
     typer.echo(fhirjson.dumps_pretty(operation_outcome(issues)))
     if has_errors(issues):
         raise typer.Exit(1)

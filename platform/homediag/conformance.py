@@ -25,8 +25,17 @@ import simplejson
 
 from homediag.adapters.devices import DecodeError, Reading
 from homediag.adapters.devices.registry import Adapter, Source
-from homediag.fhir_profiles import BuildContext, Built, Issue, build, check_rules, has_errors, operation_outcome, validate
-from homediag.fhir_profiles import fhirjson
+from homediag.fhir_profiles import (
+    BuildContext,
+    Built,
+    Issue,
+    build,
+    check_rules,
+    fhirjson,
+    has_errors,
+    operation_outcome,
+    validate,
+)
 from homediag.fhir_profiles import terminology as t
 from homediag.fhir_profiles.builder import fhir_datetime
 from homediag.fhir_profiles.profiles import PROFILE_BASE
@@ -83,7 +92,9 @@ class Trial:
             if reading.disposition != "store":
                 entry["extension"] = [{"url": EXT_DISPOSITION, "valueCode": reading.disposition}]
                 if reading.disposition_reason:
-                    entry["extension"].append({"url": EXT_DISPOSITION_REASON, "valueString": reading.disposition_reason})
+                    entry["extension"].append(
+                        {"url": EXT_DISPOSITION_REASON, "valueString": reading.disposition_reason}
+                    )
             entries.append(entry)
         return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
@@ -122,21 +133,41 @@ def _crash_text(what: str, exc: BaseException) -> str:
 def _contract_problems(adapter: Adapter, readings: Any) -> tuple[list[Reading], list[str], str | None]:
     """The readings, the adapter's breaches of its own declaration, and a fatal problem if any."""
     if not isinstance(readings, list) or not all(isinstance(r, Reading) for r in readings):
-        return [], [], f"{adapter.id}: decode must return a list of Reading, got {type(readings).__name__}" + (
-            f" holding {sorted({type(r).__name__ for r in readings})}" if isinstance(readings, list) else ""
+        return (
+            [],
+            [],
+            f"{adapter.id}: decode must return a list of Reading, got {type(readings).__name__}"
+            + (f" holding {sorted({type(r).__name__ for r in readings})}" if isinstance(readings, list) else ""),
         )
     problems: list[str] = []
     for r in readings:
-        keys = [r.measurement, *(m.measurement for m in r.components), *([r.value.measurement] if r.value is not None else [])]
+        keys = [
+            r.measurement,
+            *(m.measurement for m in r.components),
+            *([r.value.measurement] if r.value is not None else []),
+        ]
         unknown = [k for k in keys if k not in t.MEASUREMENTS]
         if unknown:
-            return [], [], f"{adapter.id}: '{unknown[0]}' is not a measurement key of fhir_profiles/measurements.toml (see docs/profiles.md)"
+            return (
+                [],
+                [],
+                f"{adapter.id}: '{unknown[0]}' is not a measurement key of fhir_profiles/measurements.toml (see docs/profiles.md)",
+            )
         if r.measurement not in adapter.reads:
-            problems.append(f"returned a '{r.measurement}' reading, which its reads ({', '.join(adapter.reads)}) does not declare")
+            problems.append(
+                f"returned a '{r.measurement}' reading, which its reads ({', '.join(adapter.reads)}) does not declare"
+            )
     return readings, problems, None
 
 
-def try_payload(adapter: Adapter, payload: Any, ctx: BuildContext = EXAMPLE_CONTEXT, *, full_validation: bool = True, payload_field: str | None = None) -> Trial:
+def try_payload(
+    adapter: Adapter,
+    payload: Any,
+    ctx: BuildContext = EXAMPLE_CONTEXT,
+    *,
+    full_validation: bool = True,
+    payload_field: str | None = None,
+) -> Trial:
     """Decode ``payload`` with ``adapter``, build the Observations with ``ctx``, validate them.
 
     ``full_validation``: structure (fhir.resources) and the profile rules, as ``validate``; else
@@ -150,7 +181,9 @@ def try_payload(adapter: Adapter, payload: Any, ctx: BuildContext = EXAMPLE_CONT
         trial.refusal = Issue("error", "structure", f"{adapter.id}: {exc}", payload_field or exc.location)
         return trial
     except Exception as exc:  # noqa: BLE001 - a vendor's bug is reported, never raised into the caller
-        trial.crash = _crash_text(f"{adapter.id}: decode", exc) + "; an adapter refuses a payload by raising DecodeError"
+        trial.crash = (
+            _crash_text(f"{adapter.id}: decode", exc) + "; an adapter refuses a payload by raising DecodeError"
+        )
         return trial
     readings, trial.contract, fatal = _contract_problems(adapter, raw)
     if fatal is not None:
@@ -160,14 +193,20 @@ def try_payload(adapter: Adapter, payload: Any, ctx: BuildContext = EXAMPLE_CONT
         try:
             trial.built += [(reading, b) for b in build(reading, ctx)]
         except Exception as exc:  # noqa: BLE001 - e.g. a unit the measurement has no conversion for
-            trial.crash = _crash_text(f"{adapter.id}: building the {reading.measurement} Observation from its reading", exc)
+            trial.crash = _crash_text(
+                f"{adapter.id}: building the {reading.measurement} Observation from its reading", exc
+            )
             trial.built = []
             return trial
     check = validate if full_validation else check_rules
     for index, (_, b) in enumerate(trial.built):
         for issue in check(b.resource):
             where = issue.expression or "Observation"
-            where = f"Bundle.entry[{index}].resource" + where[len("Observation"):] if where.startswith("Observation") else f"Bundle.entry[{index}].resource: {where}"
+            where = (
+                f"Bundle.entry[{index}].resource" + where[len("Observation") :]
+                if where.startswith("Observation")
+                else f"Bundle.entry[{index}].resource: {where}"
+            )
             trial.issues.append(Issue(issue.severity, issue.code, f"{b.measurement}: {issue.diagnostics}", where))
     return trial
 
@@ -236,7 +275,9 @@ def find_cases(directory: Path) -> list[Case]:
             raise KitError(f"case {name} has {len(found)} payload files ({', '.join(p.name for p in found)}); keep one")
         cases.append(Case(name, found[0] if found else None, directory / f"{name}{EXPECTED_SUFFIX}"))
     if not cases:
-        raise KitError(f"{directory} holds no cases: add NAME.hex, NAME.bin or NAME.json payload files, each with NAME{EXPECTED_SUFFIX}")
+        raise KitError(
+            f"{directory} holds no cases: add NAME.hex, NAME.bin or NAME.json payload files, each with NAME{EXPECTED_SUFFIX}"
+        )
     return cases
 
 
@@ -252,20 +293,26 @@ def read_payload(path: Path, adapter: Adapter) -> Any:
     """
     if adapter.input_kind == "json":
         if path.suffix != ".json":
-            raise _PayloadProblem(f"{adapter.id} reads JSON (input_kind 'json'): give the payload as {path.stem}.json, the object a gateway sends as the envelope's data")
+            raise _PayloadProblem(
+                f"{adapter.id} reads JSON (input_kind 'json'): give the payload as {path.stem}.json, the object a gateway sends as the envelope's data"
+            )
         try:
             return fhirjson.loads(path.read_bytes())  # numbers as Decimal, as at ingest
         except ValueError as exc:
             raise _PayloadProblem(f"{path.name} is not JSON: {exc}") from None
     if path.suffix == ".json":
-        raise _PayloadProblem(f"{adapter.id} reads bytes (input_kind 'bytes'): give the payload as {path.stem}.hex (hexadecimal text) or {path.stem}.bin (the bytes)")
+        raise _PayloadProblem(
+            f"{adapter.id} reads bytes (input_kind 'bytes'): give the payload as {path.stem}.hex (hexadecimal text) or {path.stem}.bin (the bytes)"
+        )
     if path.suffix == ".bin":
         return path.read_bytes()
     text = "".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
     try:
         return bytes.fromhex(text.replace(":", "").replace(" ", "").replace("\t", ""))
     except ValueError:
-        raise _PayloadProblem(f"{path.name} is not hexadecimal (pairs of 0-9/a-f digits; whitespace, ':' and # comments are ignored)") from None
+        raise _PayloadProblem(
+            f"{path.name} is not hexadecimal (pairs of 0-9/a-f digits; whitespace, ':' and # comments are ignored)"
+        ) from None
 
 
 def _canonical(document: Any) -> str:
@@ -291,7 +338,11 @@ def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
                 out += _differences(expected[key], actual[key], where)
         return out
     if isinstance(expected, list) and isinstance(actual, list):
-        out = [line for i, (e, a) in enumerate(zip(expected, actual)) for line in _differences(e, a, f"{path}[{i}]")]
+        out = [
+            line
+            for i, (e, a) in enumerate(zip(expected, actual, strict=False))
+            for line in _differences(e, a, f"{path}[{i}]")
+        ]
         if len(expected) != len(actual):
             out.append(f"{path}: expected {len(expected)} item(s), got {len(actual)}")
         return out
@@ -303,7 +354,16 @@ def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
 def _diff(expected: Any, actual: Any, name: str, limit: int = 200) -> list[str]:
     where = _differences(expected, actual)
     lines = where[:10] + ([f"... and {len(where) - 10} more"] if len(where) > 10 else [])
-    diff = list(difflib.unified_diff(_canonical(expected).splitlines(), _canonical(actual).splitlines(), f"{name}{EXPECTED_SUFFIX}", f"{name}: the adapter's output", n=5, lineterm=""))
+    diff = list(
+        difflib.unified_diff(
+            _canonical(expected).splitlines(),
+            _canonical(actual).splitlines(),
+            f"{name}{EXPECTED_SUFFIX}",
+            f"{name}: the adapter's output",
+            n=5,
+            lineterm="",
+        )
+    )
     if len(diff) > limit:
         diff = diff[:limit] + [f"... ({len(diff) - limit} more diff lines)"]
     return lines + diff
@@ -335,13 +395,22 @@ def _issue_lines(issues: Sequence[Issue]) -> list[str]:
 def run_case(adapter: Adapter, case: Case, *, update: bool = False) -> CaseResult:
     name = case.name
     if case.payload is None:
-        return CaseResult(name, "fail", f"{case.expected.name} has no payload: add {name}.hex, {name}.bin or {name}.json, or remove it")
+        return CaseResult(
+            name,
+            "fail",
+            f"{case.expected.name} has no payload: add {name}.hex, {name}.bin or {name}.json, or remove it",
+        )
     try:
         payload = read_payload(case.payload, adapter)
     except _PayloadProblem as exc:
         return CaseResult(name, "fail", str(exc))
     if adapter.input_kind == "json" and not isinstance(payload, dict):
-        trial = Trial(adapter, refusal=Issue("error", "structure", f"the envelope's data must be a JSON object, got {type(payload).__name__}", "data"))
+        trial = Trial(
+            adapter,
+            refusal=Issue(
+                "error", "structure", f"the envelope's data must be a JSON object, got {type(payload).__name__}", "data"
+            ),
+        )
     else:
         trial = try_payload(adapter, payload)
     if trial.crash is not None:
@@ -355,11 +424,22 @@ def run_case(adapter: Adapter, case: Case, *, update: bool = False) -> CaseResul
             expectation = fhirjson.loads(case.expected.read_bytes())
         except ValueError as exc:
             return CaseResult(name, "fail", f"{case.expected.name} is not JSON: {exc}")
-        valid = isinstance(expectation, dict) and (expectation.get("resourceType") == "Bundle" or isinstance(expectation.get("refuse"), str))
+        valid = isinstance(expectation, dict) and (
+            expectation.get("resourceType") == "Bundle" or isinstance(expectation.get("refuse"), str)
+        )
         if not valid:
-            return CaseResult(name, "fail", f'{case.expected.name} must be a FHIR Bundle of the expected Observations, or {{"refuse": "text the refusal must contain"}}')
+            return CaseResult(
+                name,
+                "fail",
+                f'{case.expected.name} must be a FHIR Bundle of the expected Observations, or {{"refuse": "text the refusal must contain"}}',
+            )
     elif not update:
-        return CaseResult(name, "fail", f'no {case.expected.name}: write the Observations you expect there (a FHIR Bundle, type collection), or {{"refuse": "..."}} for a payload that must be refused; or run again with --update to write the current output as it, then check it by hand', _preview(trial))
+        return CaseResult(
+            name,
+            "fail",
+            f'no {case.expected.name}: write the Observations you expect there (a FHIR Bundle, type collection), or {{"refuse": "..."}} for a payload that must be refused; or run again with --update to write the current output as it, then check it by hand',
+            _preview(trial),
+        )
 
     result = _judge(trial, expectation, name) if expectation is not None else None
     if result is not None and result.passed:
@@ -367,7 +447,12 @@ def run_case(adapter: Adapter, case: Case, *, update: bool = False) -> CaseResul
     if update:
         _write(case.expected, _expectation_of(trial))
         was = "wrote" if expectation is None else "updated"
-        return CaseResult(name, "written", f"{was} {case.expected.name} from the current output ({trial.verdict}); check it by hand", _preview(trial))
+        return CaseResult(
+            name,
+            "written",
+            f"{was} {case.expected.name} from the current output ({trial.verdict}); check it by hand",
+            _preview(trial),
+        )
     assert result is not None
     return result
 
@@ -392,18 +477,37 @@ def _judge(trial: Trial, expectation: dict[str, Any], name: str) -> CaseResult:
     if "refuse" in expectation:
         wanted = str(expectation["refuse"])
         if not reasons:
-            return CaseResult(name, "fail", f"expected a refusal containing {wanted!r}, but the payload was not refused ({trial.verdict}); it gave:", _summary(trial.bundle()))
+            return CaseResult(
+                name,
+                "fail",
+                f"expected a refusal containing {wanted!r}, but the payload was not refused ({trial.verdict}); it gave:",
+                _summary(trial.bundle()),
+            )
         if not any(wanted in r for r in reasons):
             return CaseResult(name, "fail", f"refused by {by}, but not with {wanted!r}; the reason given:", reasons)
         return CaseResult(name, "pass", f"refused by {by}: {next(r for r in reasons if wanted in r)}", warnings)
     actual = trial.bundle()
     count = len(actual["entry"])
     if reasons and trial.refusal is not None:
-        return CaseResult(name, "fail", f"expected {len(expectation.get('entry') or [])} Observation(s), but the adapter refused the payload: {reasons[0]}")
+        return CaseResult(
+            name,
+            "fail",
+            f"expected {len(expectation.get('entry') or [])} Observation(s), but the adapter refused the payload: {reasons[0]}",
+        )
     if _canonical(actual) != _canonical(expectation):
-        return CaseResult(name, "fail", f"the Observations differ from {name}{EXPECTED_SUFFIX} (- expected, + actual):", _diff(expectation, actual, name) + _issue_lines(trial.issues))
+        return CaseResult(
+            name,
+            "fail",
+            f"the Observations differ from {name}{EXPECTED_SUFFIX} (- expected, + actual):",
+            _diff(expectation, actual, name) + _issue_lines(trial.issues),
+        )
     if reasons:
-        return CaseResult(name, "fail", f"the Observations match {name}{EXPECTED_SUFFIX}, but the profile rules refuse them, so ingest would reject the reading; if it must be refused, make the expected file {{\"refuse\": \"...\"}}", _issue_lines([i for i in trial.issues if i.severity in ("error", "fatal")]))
+        return CaseResult(
+            name,
+            "fail",
+            f'the Observations match {name}{EXPECTED_SUFFIX}, but the profile rules refuse them, so ingest would reject the reading; if it must be refused, make the expected file {{"refuse": "..."}}',
+            _issue_lines([i for i in trial.issues if i.severity in ("error", "fatal")]),
+        )
     note = "" if trial.verdict == "accepted" else f", {trial.verdict}"
     return CaseResult(name, "pass", f"{count} Observation(s){note}", warnings)
 
@@ -417,7 +521,13 @@ def run_kit(adapter_id: str, directory: Path, *, update: bool = False) -> KitRep
     results: list[CaseResult] = []
     unknown = [k for k in adapter.reads if k not in t.MEASUREMENTS]
     if unknown:
-        results.append(CaseResult("(adapter)", "fail", f"reads names {', '.join(repr(k) for k in unknown)}, not measurement keys of fhir_profiles/measurements.toml (see docs/profiles.md)"))
+        results.append(
+            CaseResult(
+                "(adapter)",
+                "fail",
+                f"reads names {', '.join(repr(k) for k in unknown)}, not measurement keys of fhir_profiles/measurements.toml (see docs/profiles.md)",
+            )
+        )
     results += [run_case(adapter, case, update=update) for case in find_cases(directory)]
     return KitReport(adapter, source, directory, results)
 
@@ -487,9 +597,15 @@ def _envelope_for(principal: Any, upload: Any, testing: set[str]) -> dict[str, A
     if principal.role == "admin" or not upload.patient_key:
         return {"redacted": envelope}
     if upload.patient_key not in testing:
-        return {"redacted": None, "withheld": "the patient has not consented to product testing (HTEST): the payload is not shown"}
+        return {
+            "redacted": None,
+            "withheld": "the patient has not consented to product testing (HTEST): the payload is not shown",
+        }
     if isinstance(envelope, dict) and isinstance(envelope.get("device"), dict):
-        envelope = {**envelope, "device": {k: v for k, v in envelope["device"].items() if k not in ("serial", "address")}}
+        envelope = {
+            **envelope,
+            "device": {k: v for k, v in envelope["device"].items() if k not in ("serial", "address")},
+        }
     return {"redacted": envelope}
 
 
@@ -512,10 +628,21 @@ def list_uploads(rt: Any, principal: Any, *, count: int = 50, offset: int = 0) -
         # the device's maker as the gateway named it; an upload refused before its device was ever
         # stored is matched on the manufacturer in its (redacted) envelope
         stated = m.Upload.redacted[("device", "manufacturer")].as_string()
-        query = query.where(or_(m.Device.manufacturer == principal.organisation, and_(m.Device.id.is_(None), stated == principal.organisation)))
+        query = query.where(
+            or_(
+                m.Device.manufacturer == principal.organisation,
+                and_(m.Device.id.is_(None), stated == principal.organisation),
+            )
+        )
     with rt.sessions.begin() as session:
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(m.Upload.received_at.desc(), m.Upload.id.desc()).limit(count).offset(offset)).scalars().all() if count else []
+        rows = (
+            session.execute(query.order_by(m.Upload.received_at.desc(), m.Upload.id.desc()).limit(count).offset(offset))
+            .scalars()
+            .all()
+            if count
+            else []
+        )
         testing = _testing_permitted(rt, session, principal, rows)
         uploads = [
             {
@@ -531,7 +658,21 @@ def list_uploads(rt: Any, principal: Any, *, count: int = 50, offset: int = 0) -
             for u in rows
         ]
         scope = "all uploads" if principal.role == "admin" else f"devices of {principal.organisation}"
-        audit.append(session, rt.keys, [audit.Entry(principal.id, principal.role, "uploads", "permit", purpose=principal.purpose, entity="upload", detail=f"{len(uploads)} of {total} returned ({scope}), offset {offset}")])
+        audit.append(
+            session,
+            rt.keys,
+            [
+                audit.Entry(
+                    principal.id,
+                    principal.role,
+                    "uploads",
+                    "permit",
+                    purpose=principal.purpose,
+                    entity="upload",
+                    detail=f"{len(uploads)} of {total} returned ({scope}), offset {offset}",
+                )
+            ],
+        )
     return UploadPage(total, count, offset, uploads)
 
 
@@ -540,12 +681,32 @@ def record_sandbox(rt: Any, principal: Any, adapter_id: str, outcome: str, detai
     from homediag import audit
 
     with rt.sessions.begin() as session:
-        audit.append(session, rt.keys, [audit.Entry(principal.id, principal.role, "sandbox", outcome, purpose=principal.purpose, entity=f"adapter/{adapter_id[:100]}", detail=detail[:500])])
+        audit.append(
+            session,
+            rt.keys,
+            [
+                audit.Entry(
+                    principal.id,
+                    principal.role,
+                    "sandbox",
+                    outcome,
+                    purpose=principal.purpose,
+                    entity=f"adapter/{adapter_id[:100]}",
+                    detail=detail[:500],
+                )
+            ],
+        )
 
 
-def sandbox_context(*, device_id: str | None, received_at: datetime | None, local_zone: Any = None, npu_system: str | None = None) -> BuildContext:
+def sandbox_context(
+    *, device_id: str | None, received_at: datetime | None, local_zone: Any = None, npu_system: str | None = None
+) -> BuildContext:
     """The sandbox's build context: the example patient; the device and receive time when given."""
-    ctx = replace(EXAMPLE_CONTEXT, device_id=device_id or EXAMPLE_CONTEXT.device_id, gateway_received_at=received_at or EXAMPLE_RECEIVED_AT)
+    ctx = replace(
+        EXAMPLE_CONTEXT,
+        device_id=device_id or EXAMPLE_CONTEXT.device_id,
+        gateway_received_at=received_at or EXAMPLE_RECEIVED_AT,
+    )
     if local_zone is not None:
         ctx = replace(ctx, local_zone=local_zone)
     if npu_system is not None:

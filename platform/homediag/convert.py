@@ -28,11 +28,30 @@ def convert(adapter_id: str, payload: bytes, *, received_at: datetime | None = N
         try:
             data = fhirjson.loads(payload)
         except ValueError as exc:
-            return False, operation_outcome([Issue("error", "structure", f"{adapter.id} reads a JSON object (the envelope's data); this is not JSON: {exc}", "payload")])
+            return False, operation_outcome(
+                [
+                    Issue(
+                        "error",
+                        "structure",
+                        f"{adapter.id} reads a JSON object (the envelope's data); this is not JSON: {exc}",
+                        "payload",
+                    )
+                ]
+            )
         if not isinstance(data, dict):
-            return False, operation_outcome([Issue("error", "structure", f"{adapter.id} reads a JSON object (the envelope's data), not a {type(data).__name__}", "payload")])
+            return False, operation_outcome(
+                [
+                    Issue(
+                        "error",
+                        "structure",
+                        f"{adapter.id} reads a JSON object (the envelope's data), not a {type(data).__name__}",
+                        "payload",
+                    )
+                ]
+            )
     ctx = BuildContext(
-        patient_id="example", device_id="example",
+        patient_id="example",
+        device_id="example",
         gateway_received_at=received_at or datetime.now(UTC).replace(microsecond=0),
     )
     trial = try_payload(adapter, data, ctx, full_validation=False)

@@ -49,7 +49,13 @@ class DemoPilot:
     runtime: Runtime | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"database": self.database, "key_file": str(self.key_file), "tokens": self.tokens, "patients": self.patients, "uploads": self.uploads}
+        return {
+            "database": self.database,
+            "key_file": str(self.key_file),
+            "tokens": self.tokens,
+            "patients": self.patients,
+            "uploads": self.uploads,
+        }
 
 
 def _consent_plan(count: int) -> list[str]:
@@ -80,7 +86,9 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
                 ("gateway", "tablet-demo-01", "Nykøbing F. Sygehus"),
             )
         }
-        team = care.create_team(session, runtime.keys, DEMO_ADMIN, "Hjemmemonitorering, Medicinsk afdeling (demo)", runtime.settings.pilot)
+        team = care.create_team(
+            session, runtime.keys, DEMO_ADMIN, "Hjemmemonitorering, Medicinsk afdeling (demo)", runtime.settings.pilot
+        )
         care.add_member(session, runtime.keys, DEMO_ADMIN, team.id, users["clinician"][0].id)
     tokens = {role: token for role, (_, token) in users.items()}
     pilot = DemoPilot(database, key_file, tokens, runtime=runtime)
@@ -89,12 +97,16 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     gateway = {"Authorization": f"Bearer {tokens['gateway']}"}
     with TestClient(create_app(runtime)) as client:
-        for person, plan in zip(people, _consent_plan(patients)):
-            enrolled = client.post("/fhir/Patient", headers=admin, json={
-                "resourceType": "Patient",
-                "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}],
-                "name": [{"family": person.family, "given": [person.given]}],
-            })
+        for person, plan in zip(people, _consent_plan(patients), strict=True):
+            enrolled = client.post(
+                "/fhir/Patient",
+                headers=admin,
+                json={
+                    "resourceType": "Patient",
+                    "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}],
+                    "name": [{"family": person.family, "given": [person.given]}],
+                },
+            )
             enrolled.raise_for_status()
             patient_id = enrolled.json()["id"]
             with runtime.sessions.begin() as session:  # in the demo team's care, measuring through the demo tablet
@@ -102,10 +114,14 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
                 care.allow_device(session, runtime.keys, DEMO_ADMIN, users["gateway"][0].id, person.cuff_serial)
             if plan != "none":
                 start = (datetime.now(COPENHAGEN) - timedelta(days=days + 1)).date()
-                made = client.post("/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=start))
+                made = client.post(
+                    "/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=start)
+                )
                 made.raise_for_status()
                 if plan == "withdrawn":
-                    client.put(f"/fhir/Consent/{made.json()['id']}", headers=admin, json={**made.json(), "status": "inactive"}).raise_for_status()
+                    client.put(
+                        f"/fhir/Consent/{made.json()['id']}", headers=admin, json={**made.json(), "status": "inactive"}
+                    ).raise_for_status()
             pilot.patients.append({"id": patient_id, "consent": plan, "name": f"{person.given} {person.family}"})
 
         envelopes = []
@@ -115,14 +131,16 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
             for day in range(days, 0, -1):
                 for hour in (7, 20):
                     taken = (today - timedelta(days=day)).replace(hour=hour, minute=rng.randint(0, 50))
-                    payload = cuff_payload(rng, taken.replace(tzinfo=None), hypertensive=hypertensive, irregular=rng.random() < 0.03)
+                    payload = cuff_payload(
+                        rng, taken.replace(tzinfo=None), hypertensive=hypertensive, irregular=rng.random() < 0.03
+                    )
                     envelopes.append(envelope(person, payload, taken + timedelta(minutes=2)))
         # one cuff that sends a truncated notification: refused, and kept in the upload log
         broken = envelope(people[0], bytes.fromhex("1E8A005800"), today)
         envelopes.append(broken)
         counts: dict[str, int] = {}
         for i in range(0, len(envelopes), BATCH):
-            response = client.post("/ingest", headers=gateway, json=envelopes[i:i + BATCH])
+            response = client.post("/ingest", headers=gateway, json=envelopes[i : i + BATCH])
             response.raise_for_status()
             for result in response.json()["results"]:
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1

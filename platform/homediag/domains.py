@@ -63,7 +63,9 @@ class Domain:
 
 @lru_cache(maxsize=256)
 def _derive(secret: bytes, name: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=f"homediag pseudonym domain v1:{name}".encode()).derive(secret)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=64, salt=None, info=f"homediag pseudonym domain v1:{name}".encode()
+    ).derive(secret)
 
 
 def domain_for(keys: KeyRing, name: str) -> Domain:

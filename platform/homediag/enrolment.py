@@ -44,10 +44,19 @@ class Enrolled:
 def enrol_patient(rt: Runtime, actor: Principal, resource: dict[str, Any]) -> Enrolled:
     """``POST /fhir/Patient``: a Patient with a CPR identifier (and a name). Enrolling twice gives the same patient."""
     if resource.get("resourceType") != "Patient":
-        raise Invalid(Issue("error", "structure", f"expected a Patient, got {resource.get('resourceType')!r}", "resourceType"))
+        raise Invalid(
+            Issue("error", "structure", f"expected a Patient, got {resource.get('resourceType')!r}", "resourceType")
+        )
     cprs = [i for i in resource.get("identifier") or [] if isinstance(i, dict) and i.get("system") == CPR_SYSTEM]
     if len(cprs) != 1 or not cprs[0].get("value"):
-        raise Invalid(Issue("error", "required", f"a Patient to enrol needs exactly one identifier with system {CPR_SYSTEM}", "Patient.identifier"))
+        raise Invalid(
+            Issue(
+                "error",
+                "required",
+                f"a Patient to enrol needs exactly one identifier with system {CPR_SYSTEM}",
+                "Patient.identifier",
+            )
+        )
     try:
         cpr = check_cpr(str(cprs[0]["value"]))
     except InvalidCpr as exc:
@@ -64,27 +73,61 @@ def enrol_patient(rt: Runtime, actor: Principal, resource: dict[str, Any]) -> En
             conflicts = register_aliases(session, rt.keys, pkey, aliases, actor.id)
             if conflicts:
                 raise Invalid(*conflicts)
-            audit.append(session, rt.keys, [audit.Entry(actor.id, actor.role, "enrol", "exists", patient_key=pkey, entity=f"Patient/{existing.id}")])
+            audit.append(
+                session,
+                rt.keys,
+                [
+                    audit.Entry(
+                        actor.id, actor.role, "enrol", "exists", patient_key=pkey, entity=f"Patient/{existing.id}"
+                    )
+                ],
+            )
             return Enrolled(existing, False, cpr.warnings)
         now = utcnow()
-        patient = m.Patient(id=secrets.token_hex(8), patient_key=pkey, pilot=rt.settings.pilot, active=True, enrolled_at=now, enrolled_by=actor.id)
+        patient = m.Patient(
+            id=secrets.token_hex(8),
+            patient_key=pkey,
+            pilot=rt.settings.pilot,
+            active=True,
+            enrolled_at=now,
+            enrolled_by=actor.id,
+        )
         sealed = seal_identity(Identity(cpr.cpr, name), pkey, rt.keys)
         session.add(patient)
         session.flush()
         conflicts = register_aliases(session, rt.keys, pkey, aliases, actor.id)
         if conflicts:
             raise Invalid(*conflicts)
-        session.add(m.Identity(patient_key=pkey, kid=sealed.kid, nonce=sealed.nonce, ciphertext=sealed.ciphertext, updated_at=now))
-        audit.append(session, rt.keys, [audit.Entry(actor.id, actor.role, "enrol", "created", patient_key=pkey, entity=f"Patient/{patient.id}")])
+        session.add(
+            m.Identity(
+                patient_key=pkey, kid=sealed.kid, nonce=sealed.nonce, ciphertext=sealed.ciphertext, updated_at=now
+            )
+        )
+        audit.append(
+            session,
+            rt.keys,
+            [audit.Entry(actor.id, actor.role, "enrol", "created", patient_key=pkey, entity=f"Patient/{patient.id}")],
+        )
         return Enrolled(patient, True, cpr.warnings)
 
 
 def _consent_patient(session: Session, resource: dict[str, Any]) -> m.Patient:
     reference = str((resource.get("patient") or {}).get("reference") or "")
     patient_id = reference.removeprefix("Patient/")
-    patient = session.execute(select(m.Patient).where(m.Patient.id == patient_id)).scalar_one_or_none() if reference.startswith("Patient/") else None
+    patient = (
+        session.execute(select(m.Patient).where(m.Patient.id == patient_id)).scalar_one_or_none()
+        if reference.startswith("Patient/")
+        else None
+    )
     if patient is None:
-        raise Invalid(Issue("error", "not-found", f"Consent.patient must reference an enrolled patient (Patient/<id>); {reference or 'none'} is not one", "Consent.patient"))
+        raise Invalid(
+            Issue(
+                "error",
+                "not-found",
+                f"Consent.patient must reference an enrolled patient (Patient/<id>); {reference or 'none'} is not one",
+                "Consent.patient",
+            )
+        )
     return patient
 
 
@@ -102,32 +145,80 @@ def _stamp(resource: dict[str, Any], consent_id: str, version: int, when: Any) -
     return out
 
 
-def record_consent(rt: Runtime, actor: Principal, resource: dict[str, Any], consent_id: str | None = None) -> dict[str, Any]:
+def record_consent(
+    rt: Runtime, actor: Principal, resource: dict[str, Any], consent_id: str | None = None
+) -> dict[str, Any]:
     """Create (``consent_id`` None) or update a Consent; every version is kept. Takes effect on the next request."""
     if resource.get("resourceType") != "Consent":
-        raise Invalid(Issue("error", "structure", f"expected a Consent, got {resource.get('resourceType')!r}", "resourceType"))
+        raise Invalid(
+            Issue("error", "structure", f"expected a Consent, got {resource.get('resourceType')!r}", "resourceType")
+        )
     if consent_id is not None and resource.get("id") not in (None, consent_id):
-        raise Invalid(Issue("error", "invalid", f"the resource id {resource.get('id')!r} does not match the URL id {consent_id!r}", "Consent.id"))
+        raise Invalid(
+            Issue(
+                "error",
+                "invalid",
+                f"the resource id {resource.get('id')!r} does not match the URL id {consent_id!r}",
+                "Consent.id",
+            )
+        )
     _parse(resource)
     with rt.sessions.begin() as session:
         patient = _consent_patient(session, resource)
         now = utcnow()
         if consent_id is None:
-            row = m.Consent(id=secrets.token_hex(8), patient_key=patient.patient_key, version=1, recorded_at=now, recorded_by=actor.id, status="", resource={})
+            row = m.Consent(
+                id=secrets.token_hex(8),
+                patient_key=patient.patient_key,
+                version=1,
+                recorded_at=now,
+                recorded_by=actor.id,
+                status="",
+                resource={},
+            )
             session.add(row)
         else:
             row = session.get(m.Consent, consent_id)
             if row is None:
                 raise Missing(f"Consent/{consent_id} is not known")
             if row.patient_key != patient.patient_key:
-                raise Invalid(Issue("error", "invalid", "a Consent cannot be moved to another patient; record a new one", "Consent.patient"))
+                raise Invalid(
+                    Issue(
+                        "error",
+                        "invalid",
+                        "a Consent cannot be moved to another patient; record a new one",
+                        "Consent.patient",
+                    )
+                )
             row.version += 1
             row.recorded_at, row.recorded_by = now, actor.id
         stamped = _stamp(resource, row.id, row.version, now)
         row.status, row.resource = str(resource.get("status")), stamped
         session.flush()
-        session.add(m.ConsentVersion(consent_id=row.id, version=row.version, status=row.status, resource=stamped, recorded_at=now, recorded_by=actor.id))
-        audit.append(session, rt.keys, [audit.Entry(actor.id, actor.role, "consent-create" if row.version == 1 else "consent-update", row.status, patient_key=patient.patient_key, entity=f"Consent/{row.id}/_history/{row.version}")])
+        session.add(
+            m.ConsentVersion(
+                consent_id=row.id,
+                version=row.version,
+                status=row.status,
+                resource=stamped,
+                recorded_at=now,
+                recorded_by=actor.id,
+            )
+        )
+        audit.append(
+            session,
+            rt.keys,
+            [
+                audit.Entry(
+                    actor.id,
+                    actor.role,
+                    "consent-create" if row.version == 1 else "consent-update",
+                    row.status,
+                    patient_key=patient.patient_key,
+                    entity=f"Consent/{row.id}/_history/{row.version}",
+                )
+            ],
+        )
         return stamped
 
 
@@ -141,7 +232,15 @@ def read_consent(rt: Runtime, consent_id: str) -> dict[str, Any]:
 
 def consent_history(rt: Runtime, consent_id: str) -> list[dict[str, Any]]:
     with rt.sessions() as session:
-        rows = session.execute(select(m.ConsentVersion).where(m.ConsentVersion.consent_id == consent_id).order_by(m.ConsentVersion.version.desc())).scalars().all()
+        rows = (
+            session.execute(
+                select(m.ConsentVersion)
+                .where(m.ConsentVersion.consent_id == consent_id)
+                .order_by(m.ConsentVersion.version.desc())
+            )
+            .scalars()
+            .all()
+        )
         if not rows:
             raise Missing(f"Consent/{consent_id} is not known")
         return [r.resource for r in rows]
@@ -149,8 +248,11 @@ def consent_history(rt: Runtime, consent_id: str) -> list[dict[str, Any]]:
 
 def consents_of(rt: Runtime, patient_id: str | None) -> list[dict[str, Any]]:
     with rt.sessions() as session:
-        stmt = select(m.Consent.resource).join(m.Patient, m.Patient.patient_key == m.Consent.patient_key).order_by(m.Consent.recorded_at)
+        stmt = (
+            select(m.Consent.resource)
+            .join(m.Patient, m.Patient.patient_key == m.Consent.patient_key)
+            .order_by(m.Consent.recorded_at)
+        )
         if patient_id is not None:
             stmt = stmt.where(m.Patient.id == patient_id)
         return list(session.execute(stmt).scalars())
-

@@ -20,7 +20,7 @@ class EnvelopeDevice(BaseModel):
     address: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
-    def _identified(self) -> "EnvelopeDevice":
+    def _identified(self) -> EnvelopeDevice:
         if not (self.serial or self.address):
             raise ValueError("a device needs a serial or an address to be told apart from others")
         return self
@@ -53,10 +53,12 @@ class Envelope(BaseModel):
     received_at: AwareDatetime
 
     @model_validator(mode="after")
-    def _one_payload(self) -> "Envelope":
+    def _one_payload(self) -> Envelope:
         given = [n for n in ("payload_hex", "payload_base64", "data") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError(f"an envelope carries exactly one of payload_hex, payload_base64 or data; got {given or 'none'}")
+            raise ValueError(
+                f"an envelope carries exactly one of payload_hex, payload_base64 or data; got {given or 'none'}"
+            )
         return self
 
     @property
@@ -76,7 +78,9 @@ class Envelope(BaseModel):
             try:
                 return bytes.fromhex(text)
             except ValueError:
-                raise DecodeError("not valid hexadecimal (an even number of 0-9/a-f digits)", field="payload_hex") from None
+                raise DecodeError(
+                    "not valid hexadecimal (an even number of 0-9/a-f digits)", field="payload_hex"
+                ) from None
         if self.payload_base64 is not None:
             try:
                 return base64.b64decode(self.payload_base64, validate=True)

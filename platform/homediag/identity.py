@@ -54,7 +54,7 @@ def check_cpr(value: str) -> CprCheck:
     except ValueError:
         raise InvalidCpr("the first six digits of the CPR number are not a valid date (ddmmyy)") from None
     warnings: tuple[str, ...] = ()
-    if sum(int(d) * w for d, w in zip(cpr, _MOD11_WEIGHTS)) % 11:
+    if sum(int(d) * w for d, w in zip(cpr, _MOD11_WEIGHTS, strict=True)) % 11:
         warnings = ("the CPR number fails the modulus-11 check (valid for CPRs issued since 2007)",)
     return CprCheck(cpr, warnings)
 

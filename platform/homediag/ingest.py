@@ -12,8 +12,8 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,8 +24,16 @@ from sqlalchemy.orm import Session
 
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
-from homediag.fhir_profiles import BuildContext, Built, Issue, build, check_rules, has_errors, operation_outcome
-from homediag.fhir_profiles import fhirjson
+from homediag.fhir_profiles import (
+    BuildContext,
+    Built,
+    Issue,
+    build,
+    check_rules,
+    fhirjson,
+    has_errors,
+    operation_outcome,
+)
 from homediag.fhir_profiles import terminology as t
 
 from . import audit, care
@@ -99,30 +107,50 @@ def _envelope_issues(exc: ValidationError) -> list[Issue]:
     return issues
 
 
-def observation_row(b: Built, *, patient_key: str, device_id: str, adapter: str, upload_id: str | None, received_at: datetime, gateway_received_at: datetime | None = None) -> dict[str, Any]:
+def observation_row(
+    b: Built,
+    *,
+    patient_key: str,
+    device_id: str,
+    adapter: str,
+    upload_id: str | None,
+    received_at: datetime,
+    gateway_received_at: datetime | None = None,
+) -> dict[str, Any]:
     """The ``observation`` row for a built Observation: the resource and the columns searches use.
     Three times are kept: the device's (in the resource), the gateway's and the platform's (``received_at``)."""
     resource: dict[str, Any] = b.resource
     return {
-        "id": resource["id"], "patient_key": patient_key, "code": t.measurement(b.measurement).primary_code,
+        "id": resource["id"],
+        "patient_key": patient_key,
+        "code": t.measurement(b.measurement).primary_code,
         "category": " ".join(c["coding"][0]["code"] for c in resource["category"]),
         "codes": " ".join(f"{c['system']}|{c['code']}" for c in resource["code"]["coding"]),
-        "effective_start": to_store(b.effective), "effective_end": to_store(b.effective),
-        "device_id": device_id, "value": float(b.value) if b.value is not None else None, "unit": b.unit,
-        "status": resource["status"], "dedup": b.dedup, "resource": resource, "received_at": received_at,
-        "adapter": adapter, "upload_id": upload_id,
+        "effective_start": to_store(b.effective),
+        "effective_end": to_store(b.effective),
+        "device_id": device_id,
+        "value": float(b.value) if b.value is not None else None,
+        "unit": b.unit,
+        "status": resource["status"],
+        "dedup": b.dedup,
+        "resource": resource,
+        "received_at": received_at,
+        "adapter": adapter,
+        "upload_id": upload_id,
         "gateway_received_at": to_store(gateway_received_at) if gateway_received_at is not None else None,
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _statements(dialect: str) -> tuple[Any, Any]:
     """The two writes of an ingest, built once per dialect so that SQLAlchemy compiles them once
     (a ``.values(rows)`` statement is new every time and misses the compiled cache)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     observations = insert(m.Observation).on_conflict_do_nothing(index_elements=["dedup"]).returning(m.Observation.id)
     device = insert(m.Device)
-    return observations, device.on_conflict_do_update(index_elements=["id"], set_={"last_seen": device.excluded.last_seen})
+    return observations, device.on_conflict_do_update(
+        index_elements=["id"], set_={"last_seen": device.excluded.last_seen}
+    )
 
 
 class IngestService:
@@ -155,30 +183,61 @@ class IngestService:
             log.exception("envelope %d could not be stored; kept in the upload log as rejected", index)
             with self.rt.sessions.begin() as session:
                 upload = self._new_upload(session, sender, body, raw)
-                issue = Issue("fatal", "exception", f"the platform could not store this reading ({type(exc).__name__}); it is kept in the upload log", None)
+                issue = Issue(
+                    "fatal",
+                    "exception",
+                    f"the platform could not store this reading ({type(exc).__name__}); it is kept in the upload log",
+                    None,
+                )
                 return self._finish_rejected(session, sender, upload, index, [issue])
 
     def _new_upload(self, session: Session, sender: Principal, body: bytes, raw: Any) -> m.Upload:
         upload_id = str(uuid.uuid4())
         kid, nonce, sealed = seal_upload(self.rt.keys, body, upload_id)
         upload = m.Upload(
-            id=upload_id, received_at=utcnow(), sender=sender.id,
+            id=upload_id,
+            received_at=utcnow(),
+            sender=sender.id,
             adapter=str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None,
-            kid=kid, nonce=nonce, sealed=sealed, redacted=redact(raw) if raw is not None else None,
-            outcome="pending", created=0, duplicates=0, rejected=0,
+            kid=kid,
+            nonce=nonce,
+            sealed=sealed,
+            redacted=redact(raw) if raw is not None else None,
+            outcome="pending",
+            created=0,
+            duplicates=0,
+            rejected=0,
         )
         session.add(upload)
         return upload
 
-    def _finish_rejected(self, session: Session, sender: Principal, upload: m.Upload, index: int, issues: list[Issue]) -> EnvelopeResult:
+    def _finish_rejected(
+        self, session: Session, sender: Principal, upload: m.Upload, index: int, issues: list[Issue]
+    ) -> EnvelopeResult:
         upload.outcome, upload.rejected = "rejected", 1
         upload.issues = operation_outcome(issues)
-        audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", "rejected", patient_key=upload.patient_key, entity=f"upload/{upload.id}", detail=issues[0].diagnostics[:500])])
+        audit.append(
+            session,
+            self.rt.keys,
+            [
+                audit.Entry(
+                    sender.id,
+                    sender.role,
+                    "ingest",
+                    "rejected",
+                    patient_key=upload.patient_key,
+                    entity=f"upload/{upload.id}",
+                    detail=issues[0].diagnostics[:500],
+                )
+            ],
+        )
         return EnvelopeResult(index, upload.id, "rejected", issues=issues)
 
     def _process(self, session: Session, sender: Principal, upload: m.Upload, raw: Any, index: int) -> EnvelopeResult:
         if not isinstance(raw, dict):
-            raise Rejected(Issue("error", "structure", f"an envelope is a JSON object, got {type(raw).__name__}", "envelope"))
+            raise Rejected(
+                Issue("error", "structure", f"an envelope is a JSON object, got {type(raw).__name__}", "envelope")
+            )
         try:
             env = Envelope.model_validate(raw)
         except ValidationError as exc:
@@ -186,7 +245,14 @@ class IngestService:
         dev_id = device_id(env.device)
         upload.device_id = dev_id
         if env.patient.system != CPR_SYSTEM:
-            raise Rejected(Issue("error", "code-invalid", f"patient.system must be the CPR system {CPR_SYSTEM}", "envelope.patient.system"))
+            raise Rejected(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    f"patient.system must be the CPR system {CPR_SYSTEM}",
+                    "envelope.patient.system",
+                )
+            )
         try:
             cpr = check_cpr(env.patient.value)
         except InvalidCpr as exc:
@@ -195,11 +261,32 @@ class IngestService:
         upload.patient_key = pkey
         patient = session.execute(select(m.Patient).where(m.Patient.patient_key == pkey)).scalar_one_or_none()
         if patient is None or not patient.active:
-            raise Rejected(Issue("error", "business-rule", "the patient is not enrolled in the pilot; the reading is kept in the upload log but not stored", "envelope.patient"))
+            raise Rejected(
+                Issue(
+                    "error",
+                    "business-rule",
+                    "the patient is not enrolled in the pilot; the reading is kept in the upload log but not stored",
+                    "envelope.patient",
+                )
+            )
         if not care.gateway_may_send(session, sender.id, pkey):
-            raise Rejected(Issue("error", "forbidden", "the patient is not enrolled on this gateway (homediag gateways assign); the reading is kept in the upload log but not stored", "envelope.patient"))
+            raise Rejected(
+                Issue(
+                    "error",
+                    "forbidden",
+                    "the patient is not enrolled on this gateway (homediag gateways assign); the reading is kept in the upload log but not stored",
+                    "envelope.patient",
+                )
+            )
         if not care.gateway_may_use(session, sender.id, [env.device.serial or "", env.device.address or ""]):
-            raise Rejected(Issue("error", "forbidden", f"the device (serial {env.device.serial or '-'}, address {env.device.address or '-'}) is not allowed on this gateway (homediag gateways allow-device); the reading is kept in the upload log but not stored", "envelope.device"))
+            raise Rejected(
+                Issue(
+                    "error",
+                    "forbidden",
+                    f"the device (serial {env.device.serial or '-'}, address {env.device.address or '-'}) is not allowed on this gateway (homediag gateways allow-device); the reading is kept in the upload log but not stored",
+                    "envelope.device",
+                )
+            )
         try:
             adapter = get_adapter(env.adapter)
         except UnknownAdapter as exc:
@@ -213,42 +300,121 @@ class IngestService:
             raise Rejected(Issue("error", "structure", f"{adapter.id}: {exc}", f"envelope.{carrier}")) from None
 
         received = env.received_at
-        ctx = BuildContext(patient_id=patient.id, device_id=dev_id, gateway_received_at=received, local_zone=self.rt.local_zone, npu_system=self.rt.settings.npu_system)
+        ctx = BuildContext(
+            patient_id=patient.id,
+            device_id=dev_id,
+            gateway_received_at=received,
+            local_zone=self.rt.local_zone,
+            npu_system=self.rt.settings.npu_system,
+        )
         issues: list[Issue] = []
         for reading in readings:
             if reading.disposition_text:
-                issues.append(Issue("information", "informational", f"{reading.disposition_text}; kept in the upload log", "envelope.payload"))
+                issues.append(
+                    Issue(
+                        "information",
+                        "informational",
+                        f"{reading.disposition_text}; kept in the upload log",
+                        "envelope.payload",
+                    )
+                )
         if not readings:
-            issues.append(Issue("information", "informational", f"{adapter.id}: the payload holds no reading the platform stores (e.g. a goal, or only measurement types it does not know); kept in the upload log", "envelope.payload"))
+            issues.append(
+                Issue(
+                    "information",
+                    "informational",
+                    f"{adapter.id}: the payload holds no reading the platform stores (e.g. a goal, or only measurement types it does not know); kept in the upload log",
+                    "envelope.payload",
+                )
+            )
         kept = [r for r in readings if r.disposition == "store"]
         if not kept:
             outcome = "held" if any(r.disposition == "hold" for r in readings) else "discarded"
             upload.outcome, upload.issues = outcome, operation_outcome(issues)
-            audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", outcome, patient_key=pkey, entity=f"upload/{upload.id}", detail=issues[0].diagnostics[:500])])
+            audit.append(
+                session,
+                self.rt.keys,
+                [
+                    audit.Entry(
+                        sender.id,
+                        sender.role,
+                        "ingest",
+                        outcome,
+                        patient_key=pkey,
+                        entity=f"upload/{upload.id}",
+                        detail=issues[0].diagnostics[:500],
+                    )
+                ],
+            )
             return EnvelopeResult(index, upload.id, outcome, [], issues)
         built: list[Built] = [b for reading in kept for b in build(reading, ctx)]
         for b in built:
             for issue in check_rules(b.resource):
-                issues.append(Issue(issue.severity, issue.code, f"{b.measurement}: {issue.diagnostics}", issue.expression))
+                issues.append(
+                    Issue(issue.severity, issue.code, f"{b.measurement}: {issue.diagnostics}", issue.expression)
+                )
         latest = datetime.now(UTC) + timedelta(minutes=self.rt.settings.future_tolerance_minutes)
         for b in built:
             if b.effective > latest:
-                issues.append(Issue("error", "business-rule", f"{b.measurement}: dated {b.effective.isoformat()}, more than {self.rt.settings.future_tolerance_minutes} minutes ahead of the platform's clock (check the device clock, or the gateway's clock when the device sent no time)", "Observation.effectiveDateTime"))
+                issues.append(
+                    Issue(
+                        "error",
+                        "business-rule",
+                        f"{b.measurement}: dated {b.effective.isoformat()}, more than {self.rt.settings.future_tolerance_minutes} minutes ahead of the platform's clock (check the device clock, or the gateway's clock when the device sent no time)",
+                        "Observation.effectiveDateTime",
+                    )
+                )
         if has_errors(issues):
             raise Rejected(*issues)
 
         now = utcnow()
         self._upsert_device(session, dev_id, env, now)
-        rows = [observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=upload.id, received_at=now, gateway_received_at=received) for b in built]
+        rows = [
+            observation_row(
+                b,
+                patient_key=pkey,
+                device_id=dev_id,
+                adapter=adapter.id,
+                upload_id=upload.id,
+                received_at=now,
+                gateway_received_at=received,
+            )
+            for b in built
+        ]
         created_ids = set(session.execute(self._insert_observations, rows).scalars())
-        results = [ObservationResult(str(r["id"]), str(r["code"]), "created" if r["id"] in created_ids else "duplicate") for r in rows]
+        results = [
+            ObservationResult(str(r["id"]), str(r["code"]), "created" if r["id"] in created_ids else "duplicate")
+            for r in rows
+        ]
         outcome = "created" if created_ids else "duplicate"
         upload.outcome = outcome
         upload.created, upload.duplicates = len(created_ids), len(rows) - len(created_ids)
         upload.issues = operation_outcome(issues) if issues else None
-        audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", outcome, patient_key=pkey, entity=f"upload/{upload.id}", detail=f"{len(created_ids)} created, {len(rows) - len(created_ids)} duplicate")])
+        audit.append(
+            session,
+            self.rt.keys,
+            [
+                audit.Entry(
+                    sender.id,
+                    sender.role,
+                    "ingest",
+                    outcome,
+                    patient_key=pkey,
+                    entity=f"upload/{upload.id}",
+                    detail=f"{len(created_ids)} created, {len(rows) - len(created_ids)} duplicate",
+                )
+            ],
+        )
         return EnvelopeResult(index, upload.id, outcome, results, issues)
 
     def _upsert_device(self, session: Session, dev_id: str, env: Envelope, now: datetime) -> None:
-        values = {"id": dev_id, "manufacturer": env.device.manufacturer, "model": env.device.model, "serial": env.device.serial, "address": env.device.address, "first_seen": now, "last_seen": now}
+        values = {
+            "id": dev_id,
+            "manufacturer": env.device.manufacturer,
+            "model": env.device.model,
+            "serial": env.device.serial,
+            "address": env.device.address,
+            "first_seen": now,
+            "last_seen": now,
+        }
         session.execute(self._upsert_device_stmt, values)

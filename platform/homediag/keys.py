@@ -53,7 +53,7 @@ class KeyRing:
         return json.dumps(data, indent=2)
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> "KeyRing":
+    def from_json(cls, text: str, source: str) -> KeyRing:
         try:
             data = json.loads(text)
 
@@ -73,7 +73,7 @@ class KeyRing:
             raise KeyError_(f"{source}: not a valid homediag key file ({exc})") from None
 
     @classmethod
-    def generate(cls) -> "KeyRing":
+    def generate(cls) -> KeyRing:
         return cls(pseudonym=new_key("pseudonym"), vault=new_key("vault"), audit=new_key("audit"))
 
 

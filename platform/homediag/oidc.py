@@ -69,8 +69,12 @@ class OidcVerifier:
         try:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(
-                token, self._key_for(header.get("kid")), algorithms=ALGORITHMS, audience=self.audience,
-                issuer=self.issuer, options={"require": ["exp", "iss", "aud", "sub"]},
+                token,
+                self._key_for(header.get("kid")),
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.PyJWTError as exc:
             raise OidcError(f"the token was refused: {exc}") from None
@@ -78,9 +82,13 @@ class OidcVerifier:
         if isinstance(role, list):
             role = next((r for r in role if r in PERSON_ROLES), None)
         if role not in PERSON_ROLES:
-            raise OidcError(f"the token's {self.role_claim!r} claim names no role a person may sign in with ({', '.join(PERSON_ROLES)})")
+            raise OidcError(
+                f"the token's {self.role_claim!r} claim names no role a person may sign in with ({', '.join(PERSON_ROLES)})"
+            )
         return Principal(
-            id=f"oidc:{claims['sub']}", name=str(claims.get("name") or claims["sub"]), role=str(role),
+            id=f"oidc:{claims['sub']}",
+            name=str(claims.get("name") or claims["sub"]),
+            role=str(role),
             organisation=claims.get(self.organisation_claim),
         )
 

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from hashlib import sha256
 from typing import Any
 from urllib.parse import parse_qsl
@@ -47,8 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from homediag.fhir_profiles import Issue, check_structure, has_errors, operation_outcome, validate
-from homediag.fhir_profiles import fhirjson
+from homediag.fhir_profiles import Issue, check_structure, fhirjson, has_errors, operation_outcome, validate
 from homediag.fhir_profiles import terminology as t
 from homediag.fhir_profiles.builder import EXT_GATEWAY_RECEIVED
 
@@ -74,7 +73,14 @@ MDC_AHD = "531981"
 MDC_TIME_ABS = "67975"  # MDC_ATTR_TIME_ABS: the PHD coincident time stamp  # MDC_MOC_VMS_MDS_AHD: an application hosting device, i.e. a PHG
 MAX_ENTRIES = 2000
 NOT_ENROLLED = "the patient is not enrolled in the pilot; the upload is kept in the upload log but not stored"
-STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: "404 Not Found", 422: "422 Unprocessable Entity", 500: "500 Internal Server Error"}
+STATUS_TEXT = {
+    200: "200 OK",
+    201: "201 Created",
+    400: "400 Bad Request",
+    404: "404 Not Found",
+    422: "422 Unprocessable Entity",
+    500: "500 Internal Server Error",
+}
 _REDACTED = "[redacted]"
 _CPR_LIKE = re.compile(r"(?<!\d)(\d{6})-?(\d{4})(?!\d)")
 
@@ -94,9 +100,23 @@ def alias_identifiers(resource: dict[str, Any]) -> tuple[list[tuple[str, str]], 
             continue
         system, value = ident.get("system"), ident.get("value")
         if not (isinstance(system, str) and system and isinstance(value, str) and value):
-            issues.append(Issue("error", "required", "an identifier besides the CPR is registered as an alias of the patient and needs a system and a value", f"Patient.identifier[{n}]"))
+            issues.append(
+                Issue(
+                    "error",
+                    "required",
+                    "an identifier besides the CPR is registered as an alias of the patient and needs a system and a value",
+                    f"Patient.identifier[{n}]",
+                )
+            )
         elif len(system) > 200:
-            issues.append(Issue("error", "value", "an alias identifier's system is at most 200 characters", f"Patient.identifier[{n}].system"))
+            issues.append(
+                Issue(
+                    "error",
+                    "value",
+                    "an alias identifier's system is at most 200 characters",
+                    f"Patient.identifier[{n}].system",
+                )
+            )
         else:
             aliases.append((system, value))
     return aliases, issues
@@ -112,7 +132,9 @@ def open_alias(keys: KeyRing, row: m.PatientAlias) -> str:
     return AESGCM(keys.vault_key(row.kid).secret).decrypt(row.nonce, row.sealed, row.system.encode()).decode()
 
 
-def register_aliases(session: Session, keys: KeyRing, pkey: str, aliases: list[tuple[str, str]], actor: str) -> list[Issue]:
+def register_aliases(
+    session: Session, keys: KeyRing, pkey: str, aliases: list[tuple[str, str]], actor: str
+) -> list[Issue]:
     """Register ``aliases`` (system, value) for the patient ``pkey``; an alias of another patient is an error."""
     issues: list[Issue] = []
     for system, value in aliases:
@@ -120,9 +142,27 @@ def register_aliases(session: Session, keys: KeyRing, pkey: str, aliases: list[t
         existing = session.get(m.PatientAlias, (system, digest))
         if existing is None:
             kid, nonce, sealed = seal_alias(keys, system, value)
-            session.add(m.PatientAlias(system=system, value_hmac=digest, patient_key=pkey, kid=kid, nonce=nonce, sealed=sealed, created_at=utcnow(), created_by=actor))
+            session.add(
+                m.PatientAlias(
+                    system=system,
+                    value_hmac=digest,
+                    patient_key=pkey,
+                    kid=kid,
+                    nonce=nonce,
+                    sealed=sealed,
+                    created_at=utcnow(),
+                    created_by=actor,
+                )
+            )
         elif existing.patient_key != pkey:
-            issues.append(Issue("error", "duplicate", f"the identifier with system {system} is already registered for another patient", "Patient.identifier"))
+            issues.append(
+                Issue(
+                    "error",
+                    "duplicate",
+                    f"the identifier with system {system} is already registered for another patient",
+                    "Patient.identifier",
+                )
+            )
     session.flush()
     return issues
 
@@ -148,7 +188,11 @@ def patient_identifier_values(raw: Any) -> set[str]:
                 for ident in node.get("identifier") or []:
                     if isinstance(ident, dict) and isinstance(ident.get("value"), str):
                         found.add(ident["value"])
-            if key == "subject" and isinstance(node.get("identifier"), dict) and isinstance(node["identifier"].get("value"), str):
+            if (
+                key == "subject"
+                and isinstance(node.get("identifier"), dict)
+                and isinstance(node["identifier"].get("value"), str)
+            ):
                 found.add(node["identifier"]["value"])
             if node.get("system") == CPR_SYSTEM and isinstance(node.get("value"), str):
                 found.add(node["value"])
@@ -191,7 +235,10 @@ def redact_fhir(raw: Any, known: set[str] | None = None) -> Any:
                     if k in ("resourceType", "id", "meta"):
                         out[k] = walk(v, k)
                     elif k == "identifier" and isinstance(v, list):
-                        out[k] = [{"system": i.get("system"), "value": _REDACTED} if isinstance(i, dict) else _REDACTED for i in v]
+                        out[k] = [
+                            {"system": i.get("system"), "value": _REDACTED} if isinstance(i, dict) else _REDACTED
+                            for i in v
+                        ]
                     else:
                         out[k] = _REDACTED
                 return out
@@ -199,7 +246,9 @@ def redact_fhir(raw: Any, known: set[str] | None = None) -> Any:
             if key == "subject":
                 if "identifier" in out:
                     ident = node["identifier"]
-                    out["identifier"] = {"system": ident.get("system"), "value": _REDACTED} if isinstance(ident, dict) else _REDACTED
+                    out["identifier"] = (
+                        {"system": ident.get("system"), "value": _REDACTED} if isinstance(ident, dict) else _REDACTED
+                    )
                 if "display" in out:
                     out["display"] = _REDACTED
             if key == "identifier" and node.get("system") == PHD_IDENTIFIER_SYSTEM and "value" in out:
@@ -305,14 +354,18 @@ class _Entry:
         return self.result.failed
 
 
-@lru_cache(maxsize=None)
+@cache
 def _device_upsert(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(m.Device)
     excluded = stmt.excluded
-    return stmt.on_conflict_do_update(index_elements=["id"], set_={
-        k: getattr(excluded, k) for k in ("manufacturer", "model", "serial", "address", "last_seen", "identifier", "kind", "resource")
-    })
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            k: getattr(excluded, k)
+            for k in ("manufacturer", "model", "serial", "address", "last_seen", "identifier", "kind", "resource")
+        },
+    )
 
 
 class PhdGatewayService:
@@ -324,13 +377,22 @@ class PhdGatewayService:
     def post_bundle(self, sender: Principal, body: bytes) -> GatewayResult:
         raw, problem = _parse(body)
         if problem is None and (not isinstance(raw, dict) or raw.get("resourceType") != "Bundle"):
-            problem = Issue("error", "structure", "POST /fhir takes a Bundle of type transaction or batch", "resourceType")
+            problem = Issue(
+                "error", "structure", "POST /fhir takes a Bundle of type transaction or batch", "resourceType"
+            )
         if problem is None and raw.get("type") not in ("transaction", "batch"):
-            problem = Issue("error", "not-supported", f"Bundle.type must be transaction or batch, not {raw.get('type')!r}", "Bundle.type")
+            problem = Issue(
+                "error",
+                "not-supported",
+                f"Bundle.type must be transaction or batch, not {raw.get('type')!r}",
+                "Bundle.type",
+            )
         if problem is None and not isinstance(raw.get("entry", []), list):
             problem = Issue("error", "structure", "Bundle.entry must be a list", "Bundle.entry")
         if problem is None and len(raw.get("entry") or []) > MAX_ENTRIES:
-            problem = Issue("error", "too-costly", f"a Bundle may hold at most {MAX_ENTRIES} entries; split it", "Bundle.entry")
+            problem = Issue(
+                "error", "too-costly", f"a Bundle may hold at most {MAX_ENTRIES} entries; split it", "Bundle.entry"
+            )
         if problem is not None:
             return self._refuse_whole(sender, body, raw, problem, status=400 if problem.code == "structure" else 422)
         entries = []
@@ -339,7 +401,17 @@ class PhdGatewayService:
             resource = e.get("resource") if isinstance(e.get("resource"), dict) else {}
             request = e.get("request") if isinstance(e.get("request"), dict) else {}
             full_url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
-            entries.append(_Entry(EntryResult(n, full_url, resource.get("resourceType") if isinstance(resource.get("resourceType"), str) else None), resource, request))
+            entries.append(
+                _Entry(
+                    EntryResult(
+                        n,
+                        full_url,
+                        resource.get("resourceType") if isinstance(resource.get("resourceType"), str) else None,
+                    ),
+                    resource,
+                    request,
+                )
+            )
         return self._run(sender, body, raw, entries, mode=str(raw["type"]))
 
     def post_observation(self, sender: Principal, body: bytes, if_none_exist: str | None = None) -> GatewayResult:
@@ -365,21 +437,58 @@ class PhdGatewayService:
         with self.rt.sessions.begin() as session:
             upload = self._new_upload(session, sender, body, raw)
             upload.outcome, upload.rejected, upload.issues = "rejected", 1, operation_outcome([issue])
-            audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", "rejected", entity=f"upload/{upload.id}", detail=issue.diagnostics[:500])])
+            audit.append(
+                session,
+                self.rt.keys,
+                [
+                    audit.Entry(
+                        sender.id,
+                        sender.role,
+                        "ingest",
+                        "rejected",
+                        entity=f"upload/{upload.id}",
+                        detail=issue.diagnostics[:500],
+                    )
+                ],
+            )
             return GatewayResult(upload.id, status, operation_outcome([issue]))
 
-    def _run(self, sender: Principal, body: bytes, raw: dict[str, Any], entries: list[_Entry], mode: str) -> GatewayResult:
+    def _run(
+        self, sender: Principal, body: bytes, raw: dict[str, Any], entries: list[_Entry], mode: str
+    ) -> GatewayResult:
         try:
             with self.rt.sessions.begin() as session:
                 upload = self._new_upload(session, sender, body, raw)
                 return _Run(self.rt, session, sender, upload, raw, entries, mode).execute()
         except Exception as exc:  # a failure of ours: keep what was sent, say so
             log.exception("a PHD gateway upload could not be stored; kept in the upload log as rejected")
-            issue = Issue("fatal", "exception", f"the platform could not store this upload ({type(exc).__name__}); it is kept in the upload log", None)
+            issue = Issue(
+                "fatal",
+                "exception",
+                f"the platform could not store this upload ({type(exc).__name__}); it is kept in the upload log",
+                None,
+            )
             with self.rt.sessions.begin() as session:
                 upload = self._new_upload(session, sender, body, raw)
-                upload.outcome, upload.rejected, upload.issues = "rejected", max(len(entries), 1), operation_outcome([issue])
-                audit.append(session, self.rt.keys, [audit.Entry(sender.id, sender.role, "ingest", "rejected", entity=f"upload/{upload.id}", detail=issue.diagnostics)])
+                upload.outcome, upload.rejected, upload.issues = (
+                    "rejected",
+                    max(len(entries), 1),
+                    operation_outcome([issue]),
+                )
+                audit.append(
+                    session,
+                    self.rt.keys,
+                    [
+                        audit.Entry(
+                            sender.id,
+                            sender.role,
+                            "ingest",
+                            "rejected",
+                            entity=f"upload/{upload.id}",
+                            detail=issue.diagnostics,
+                        )
+                    ],
+                )
                 return GatewayResult(upload.id, 500, operation_outcome([issue]))
 
 
@@ -393,8 +502,25 @@ def _parse(body: bytes) -> tuple[Any, Issue | None]:
 class _Run:
     """One request: resolve, check and store its entries in the caller's transaction."""
 
-    def __init__(self, rt: Runtime, session: Session, sender: Principal, upload: m.Upload, raw: dict[str, Any], entries: list[_Entry], mode: str) -> None:
-        self.rt, self.session, self.sender, self.upload, self.raw, self.entries, self.mode = rt, session, sender, upload, raw, entries, mode
+    def __init__(
+        self,
+        rt: Runtime,
+        session: Session,
+        sender: Principal,
+        upload: m.Upload,
+        raw: dict[str, Any],
+        entries: list[_Entry],
+        mode: str,
+    ) -> None:
+        self.rt, self.session, self.sender, self.upload, self.raw, self.entries, self.mode = (
+            rt,
+            session,
+            sender,
+            upload,
+            raw,
+            entries,
+            mode,
+        )
         self.keys = rt.keys
         self.known = patient_identifier_values(raw)
         self.request_time = from_store(upload.received_at)
@@ -443,9 +569,25 @@ class _Run:
         if not e.resource:
             e.fail(Issue("error", "required", "the entry has no resource", "resource"), status=400)
         elif e.rtype not in ("Patient", "Device", "Observation"):
-            e.fail(Issue("error", "not-supported", f"a gateway Bundle may hold Patient, Device and Observation entries, not {e.rtype!r}", "resource.resourceType"), status=400)
+            e.fail(
+                Issue(
+                    "error",
+                    "not-supported",
+                    f"a gateway Bundle may hold Patient, Device and Observation entries, not {e.rtype!r}",
+                    "resource.resourceType",
+                ),
+                status=400,
+            )
         elif method not in (("POST", "PUT") if e.rtype in ("Patient", "Device") else ("POST",)):
-            e.fail(Issue("error", "not-supported", f"request.method {method or 'missing'} is not supported for {e.rtype} (POST{', PUT' if e.rtype != 'Observation' else ''})", "request.method"), status=400)
+            e.fail(
+                Issue(
+                    "error",
+                    "not-supported",
+                    f"request.method {method or 'missing'} is not supported for {e.rtype} (POST{', PUT' if e.rtype != 'Observation' else ''})",
+                    "request.method",
+                ),
+                status=400,
+            )
 
     # Patient ------------------------------------------------------------------------------------
     def _resolve_identifier(self, system: Any, value: Any, where: str) -> tuple[str | None, Issue | None]:
@@ -457,11 +599,20 @@ class _Run:
             return None, Issue("error", "value", f"the CPR identifier: {exc}", f"{where}.value")
 
     def _enrolled(self, pkey: str | None, where: str) -> tuple[_Patient | None, Issue | None]:
-        patient = self.session.execute(select(m.Patient).where(m.Patient.patient_key == pkey)).scalar_one_or_none() if pkey else None
+        patient = (
+            self.session.execute(select(m.Patient).where(m.Patient.patient_key == pkey)).scalar_one_or_none()
+            if pkey
+            else None
+        )
         if patient is None or not patient.active:
             return None, Issue("error", "business-rule", NOT_ENROLLED, where)
         if not care.gateway_may_send(self.session, self.sender.id, patient.patient_key):
-            return None, Issue("error", "forbidden", "the patient is not enrolled on this gateway (homediag gateways assign); kept in the upload log, not stored", where)
+            return None, Issue(
+                "error",
+                "forbidden",
+                "the patient is not enrolled on this gateway (homediag gateways assign); kept in the upload log, not stored",
+                where,
+            )
         return _Patient(patient.id, patient.patient_key), None
 
     def _patient_entry(self, e: _Entry) -> None:
@@ -476,9 +627,20 @@ class _Run:
             if pkey is not None:
                 keys.add(pkey)
         if len(keys) > 1:
-            return e.fail(Issue("error", "business-rule", "the Patient's identifiers name different patients", "Patient.identifier"))
+            return e.fail(
+                Issue(
+                    "error", "business-rule", "the Patient's identifiers name different patients", "Patient.identifier"
+                )
+            )
         if not keys and not e.resource.get("identifier"):
-            return e.fail(Issue("error", "required", f"a Patient needs an identifier: its CPR ({CPR_SYSTEM}) or one registered for an enrolled patient", "Patient.identifier"))
+            return e.fail(
+                Issue(
+                    "error",
+                    "required",
+                    f"a Patient needs an identifier: its CPR ({CPR_SYSTEM}) or one registered for an enrolled patient",
+                    "Patient.identifier",
+                )
+            )
         patient, issue = self._enrolled(next(iter(keys), None), "Patient.identifier")
         self._note_patient_key(next(iter(keys), None))
         if issue is not None:
@@ -497,13 +659,37 @@ class _Run:
             return e.fail(*issues)
         identifier = _device_identifier(e.resource)
         if identifier is None:
-            return e.fail(Issue("error", "required", f"a Device is kept by its identifier: it needs one with a system and a value (the IEEE EUI-64 system id, {EUI64_SYSTEM}, for a PHD or PHG)", "Device.identifier"))
+            return e.fail(
+                Issue(
+                    "error",
+                    "required",
+                    f"a Device is kept by its identifier: it needs one with a system and a value (the IEEE EUI-64 system id, {EUI64_SYSTEM}, for a PHD or PHG)",
+                    "Device.identifier",
+                )
+            )
         leak = next((path for path, text in _strings(e.resource) if _carries(text, self.known)), None)
         if leak is not None:
-            return e.fail(Issue("error", "security", "the Device carries a patient's identifier; identify the patient in the Observations' subject only", f"Device.{leak}"))
-        names = [str(e.resource.get("serialNumber") or ""), *(str(i.get("value")) for i in e.resource.get("identifier") or [] if isinstance(i, dict))]
+            return e.fail(
+                Issue(
+                    "error",
+                    "security",
+                    "the Device carries a patient's identifier; identify the patient in the Observations' subject only",
+                    f"Device.{leak}",
+                )
+            )
+        names = [
+            str(e.resource.get("serialNumber") or ""),
+            *(str(i.get("value")) for i in e.resource.get("identifier") or [] if isinstance(i, dict)),
+        ]
         if not care.gateway_may_use(self.session, self.sender.id, names):
-            return e.fail(Issue("error", "forbidden", "the Device is not allowed on this gateway (homediag gateways allow-device, by serial number or identifier value)", "Device.identifier"))
+            return e.fail(
+                Issue(
+                    "error",
+                    "forbidden",
+                    "the Device is not allowed on this gateway (homediag gateways allow-device, by serial number or identifier value)",
+                    "Device.identifier",
+                )
+            )
         dev_id = hashlib.sha256(f"fhir-device|{identifier}".encode()).hexdigest()[:24]
         e.device_id = dev_id
         existing = self.session.get(m.Device, dev_id)
@@ -520,11 +706,21 @@ class _Run:
                 if entry.rtype != "Device":
                     return None, Issue("error", "invalid", f"{target} is a {entry.rtype}, not a Device", where)
                 if entry.failed:
-                    return None, Issue("error", "invalid", f"the Device {target} (Bundle.entry[{entry.result.index}]) was refused", where)
+                    return None, Issue(
+                        "error",
+                        "invalid",
+                        f"the Device {target} (Bundle.entry[{entry.result.index}]) was refused",
+                        where,
+                    )
                 return entry.device_id, None
             if target.startswith("Device/") and self.session.get(m.Device, target.removeprefix("Device/")) is not None:
                 return target.removeprefix("Device/"), None
-            return None, Issue("error", "not-found", f"{target} is not a Device known here: send the Device in the Bundle, or reference it by identifier", where)
+            return None, Issue(
+                "error",
+                "not-found",
+                f"{target} is not a Device known here: send the Device in the Bundle, or reference it by identifier",
+                where,
+            )
         ident = ref.get("identifier")
         if isinstance(ident, dict) and isinstance(ident.get("system"), str) and isinstance(ident.get("value"), str):
             key = _identifier_key(ident["system"], ident["value"])
@@ -535,7 +731,12 @@ class _Run:
                         found = entry.device_id
             if found is not None:
                 return found, None
-            return None, Issue("error", "not-found", "no Device with this identifier is known here: send the Device in the Bundle first", where)
+            return None, Issue(
+                "error",
+                "not-found",
+                "no Device with this identifier is known here: send the Device in the Bundle first",
+                where,
+            )
         return None, Issue("error", "required", "a device reference needs a reference or an identifier", where)
 
     # Observation --------------------------------------------------------------------------------
@@ -543,13 +744,24 @@ class _Run:
         """Find the subject (a patient, or for a coincident time stamp the device); validate; find the device; date it."""
         subject = e.resource.get("subject")
         if not isinstance(subject, dict):
-            return e.fail(Issue("error", "required", "an Observation needs a subject: the patient (Patient/{id}, a Patient in the Bundle, or an identifier)", "Observation.subject"))
+            return e.fail(
+                Issue(
+                    "error",
+                    "required",
+                    "an Observation needs a subject: the patient (Patient/{id}, a Patient in the Bundle, or an identifier)",
+                    "Observation.subject",
+                )
+            )
         target = subject.get("reference")
         if isinstance(target, str) and target:
             entry = self.by_url.get(target)
             if entry is not None and entry.rtype == "Patient":
                 if entry.failed:
-                    reason = NOT_ENROLLED if any(NOT_ENROLLED == i.diagnostics for i in entry.result.issues) else f"the Patient {target} (Bundle.entry[{entry.result.index}]) was refused"
+                    reason = (
+                        NOT_ENROLLED
+                        if any(NOT_ENROLLED == i.diagnostics for i in entry.result.issues)
+                        else f"the Patient {target} (Bundle.entry[{entry.result.index}]) was refused"
+                    )
                     return e.fail(Issue("error", "business-rule", reason, "Observation.subject"))
                 e.patient = entry.patient
             elif (entry is not None and entry.rtype == "Device") or (entry is None and target.startswith("Device/")):
@@ -559,16 +771,27 @@ class _Run:
                 e.subject_device = dev
             elif entry is None and target.startswith("Patient/"):
                 pid = target.removeprefix("Patient/")
-                row = self.session.execute(select(m.Patient.patient_key).where(m.Patient.id == pid)).scalar_one_or_none()
+                row = self.session.execute(
+                    select(m.Patient.patient_key).where(m.Patient.id == pid)
+                ).scalar_one_or_none()
                 patient, issue = self._enrolled(row, "Observation.subject")
                 if issue is not None:
                     return e.fail(Issue(issue.severity, issue.code, f"{target}: {issue.diagnostics}", issue.expression))
                 e.patient = patient
             else:
-                return e.fail(Issue("error", "not-found", f"Observation.subject {target!r} is neither Patient/{{id}} of an enrolled patient nor a Patient or Device in the Bundle", "Observation.subject"))
+                return e.fail(
+                    Issue(
+                        "error",
+                        "not-found",
+                        f"Observation.subject {target!r} is neither Patient/{{id}} of an enrolled patient nor a Patient or Device in the Bundle",
+                        "Observation.subject",
+                    )
+                )
         elif isinstance(subject.get("identifier"), dict):
             ident = subject["identifier"]
-            pkey, issue = self._resolve_identifier(ident.get("system"), ident.get("value"), "Observation.subject.identifier")
+            pkey, issue = self._resolve_identifier(
+                ident.get("system"), ident.get("value"), "Observation.subject.identifier"
+            )
             if issue is not None:
                 return e.fail(issue)
             self._note_patient_key(pkey)
@@ -577,7 +800,11 @@ class _Run:
                 return e.fail(issue)
             e.patient = patient
         else:
-            return e.fail(Issue("error", "required", "Observation.subject needs a reference or an identifier", "Observation.subject"))
+            return e.fail(
+                Issue(
+                    "error", "required", "Observation.subject needs a reference or an identifier", "Observation.subject"
+                )
+            )
 
         checked = e.resource
         if not target and e.patient is not None:
@@ -594,7 +821,9 @@ class _Run:
                 return e.fail(issue)
         for n, ext in enumerate(e.resource.get("extension") or []):
             if isinstance(ext, dict) and ext.get("url") == GATEWAY_DEVICE:
-                _, issue = self._device_reference(ext.get("valueReference"), f"Observation.extension[{n}].valueReference")
+                _, issue = self._device_reference(
+                    ext.get("valueReference"), f"Observation.extension[{n}].valueReference"
+                )
                 if issue is not None:
                     return e.fail(issue)
 
@@ -604,19 +833,51 @@ class _Run:
             return e.fail(Issue("error", "required", str(exc), "Observation.effective"))
         latest = datetime.now(UTC) + timedelta(minutes=self.rt.settings.future_tolerance_minutes)
         if e.effective[1] > latest:
-            element = next((k for k in ("effectiveDateTime", "effectivePeriod", "effectiveInstant") if k in e.resource), "effective")
-            return e.fail(Issue("error", "business-rule", f"dated {e.effective[1].isoformat()}, more than {self.rt.settings.future_tolerance_minutes} minutes ahead of the platform's clock (check the device's clock, and the gateway's when it set the time)", f"Observation.{element}"))
+            element = next(
+                (k for k in ("effectiveDateTime", "effectivePeriod", "effectiveInstant") if k in e.resource),
+                "effective",
+            )
+            return e.fail(
+                Issue(
+                    "error",
+                    "business-rule",
+                    f"dated {e.effective[1].isoformat()}, more than {self.rt.settings.future_tolerance_minutes} minutes ahead of the platform's clock (check the device's clock, and the gateway's when it set the time)",
+                    f"Observation.{element}",
+                )
+            )
 
     def _inherit_patient(self, e: _Entry) -> None:
         """An Observation about a device (the PHD coincident time stamp) belongs to the patient whose readings refer to it."""
         url = e.result.full_url
-        keys = {o.patient.key: o.patient for o in self.entries if o.rtype == "Observation" and o.patient is not None and not o.failed and url and url in _references(o.resource)}
+        keys = {
+            o.patient.key: o.patient
+            for o in self.entries
+            if o.rtype == "Observation"
+            and o.patient is not None
+            and not o.failed
+            and url
+            and url in _references(o.resource)
+        }
         if len(keys) == 1:
             e.patient = next(iter(keys.values()))
         elif not keys:
-            e.fail(Issue("error", "business-rule", "an Observation about a device (e.g. a PHD coincident time stamp) is accepted only beside a patient's Observation in the same Bundle that refers to it", "Observation.subject"))
+            e.fail(
+                Issue(
+                    "error",
+                    "business-rule",
+                    "an Observation about a device (e.g. a PHD coincident time stamp) is accepted only beside a patient's Observation in the same Bundle that refers to it",
+                    "Observation.subject",
+                )
+            )
         else:
-            e.fail(Issue("error", "not-supported", "an Observation about a device is referred to by Observations of more than one patient; send one Bundle per patient", "Observation.subject"))
+            e.fail(
+                Issue(
+                    "error",
+                    "not-supported",
+                    "an Observation about a device is referred to by Observations of more than one patient; send one Bundle per patient",
+                    "Observation.subject",
+                )
+            )
 
     def _key_and_match(self, e: _Entry) -> None:
         """The dedup key and our id; a conditional create (ifNoneExist) that matches takes the existing one."""
@@ -626,9 +887,18 @@ class _Run:
         if chosen is not None:
             e.dedup = _identifier_dedup(pkey, *chosen)
         else:
-            value = {k: v for k, v in e.resource.items() if k.startswith("value") or k in ("component", "dataAbsentReason")}
-            parts = ["fhir", e.device_id or e.subject_device or "", pkey, json.dumps(e.resource.get("code"), sort_keys=True, default=str),
-                     e.effective[0].isoformat(), e.effective[1].isoformat(), json.dumps(value, sort_keys=True, default=str)]
+            value = {
+                k: v for k, v in e.resource.items() if k.startswith("value") or k in ("component", "dataAbsentReason")
+            }
+            parts = [
+                "fhir",
+                e.device_id or e.subject_device or "",
+                pkey,
+                json.dumps(e.resource.get("code"), sort_keys=True, default=str),
+                e.effective[0].isoformat(),
+                e.effective[1].isoformat(),
+                json.dumps(value, sort_keys=True, default=str),
+            ]
             e.dedup = hashlib.sha256("|".join(parts).encode()).hexdigest()
         e.obs_id = e.dedup[:32]
         condition = e.request.get("ifNoneExist")
@@ -636,9 +906,19 @@ class _Run:
             try:
                 system, value = _if_none_exist(str(condition))
             except ValueError as exc:
-                return e.fail(Issue("error", "not-supported", str(exc), "If-None-Exist" if self.mode == "single" else "request.ifNoneExist"), status=400)
+                return e.fail(
+                    Issue(
+                        "error",
+                        "not-supported",
+                        str(exc),
+                        "If-None-Exist" if self.mode == "single" else "request.ifNoneExist",
+                    ),
+                    status=400,
+                )
             key = _identifier_dedup(pkey, system, value)
-            found = self.session.execute(select(m.Observation.id).where(m.Observation.dedup == key, m.Observation.patient_key == pkey)).scalar_one_or_none()
+            found = self.session.execute(
+                select(m.Observation.id).where(m.Observation.dedup == key, m.Observation.patient_key == pkey)
+            ).scalar_one_or_none()
             if found is not None:
                 e.existing, e.obs_id = True, found
                 e.result.status, e.result.location = 200, f"Observation/{found}"
@@ -650,7 +930,9 @@ class _Run:
         assert e.patient is not None and e.effective is not None and e.dedup is not None and e.obs_id is not None
         resource = copy.deepcopy(e.resource)
         resource["id"] = e.obs_id
-        resource["subject"] = {"reference": f"Device/{e.subject_device}" if e.subject_device else f"Patient/{e.patient.id}"}
+        resource["subject"] = {
+            "reference": f"Device/{e.subject_device}" if e.subject_device else f"Patient/{e.patient.id}"
+        }
         problems = self._rewrite_references(resource)
         if problems:
             return e.fail(*problems)
@@ -660,22 +942,47 @@ class _Run:
                     ident["value"] = _identifier_dedup(e.patient.key, ident["system"], ident["value"])
         leak = next((path for path, text in _strings(resource) if _carries(text, self.known)), None)
         if leak is not None:
-            return e.fail(Issue("error", "security", "the Observation carries the patient's identifier outside subject; identify the patient in subject (or the Bundle's Patient) only", f"Observation.{leak}"))
+            return e.fail(
+                Issue(
+                    "error",
+                    "security",
+                    "the Observation carries the patient's identifier outside subject; identify the patient in subject (or the Bundle's Patient) only",
+                    f"Observation.{leak}",
+                )
+            )
         code = e.resource.get("code") or {}
         measurement = t.identify(code)
         codings = [c for c in code.get("coding") or [] if isinstance(c, dict)]
-        primary = measurement.primary_code if measurement is not None else str(codings[0].get("code") or "") if codings else ""
+        primary = (
+            measurement.primary_code
+            if measurement is not None
+            else str(codings[0].get("code") or "")
+            if codings
+            else ""
+        )
         quantity = resource.get("valueQuantity") if isinstance(resource.get("valueQuantity"), dict) else None
         value = quantity.get("value") if quantity else None
         e.row = {
-            "id": e.obs_id, "patient_key": e.patient.key, "code": primary[:64],
-            "category": " ".join(str(c["coding"][0].get("code")) for c in resource.get("category") or [] if isinstance(c, dict) and c.get("coding"))[:200],
+            "id": e.obs_id,
+            "patient_key": e.patient.key,
+            "code": primary[:64],
+            "category": " ".join(
+                str(c["coding"][0].get("code"))
+                for c in resource.get("category") or []
+                if isinstance(c, dict) and c.get("coding")
+            )[:200],
             "codes": " ".join(f"{c.get('system')}|{c.get('code')}" for c in codings),
-            "effective_start": to_store(e.effective[0]), "effective_end": to_store(e.effective[1]),
-            "device_id": e.device_id, "value": float(value) if value is not None else None,
+            "effective_start": to_store(e.effective[0]),
+            "effective_end": to_store(e.effective[1]),
+            "device_id": e.device_id,
+            "value": float(value) if value is not None else None,
             "unit": (str(quantity.get("code") or quantity.get("unit") or "")[:32] or None) if quantity else None,
-            "status": str(resource.get("status")), "dedup": e.dedup, "resource": resource,
-            "received_at": None, "adapter": ADAPTER, "upload_id": self.upload.id,
+            "status": str(resource.get("status")),
+            "dedup": e.dedup,
+            "resource": resource,
+            "received_at": None,
+            "adapter": ADAPTER,
+            "upload_id": self.upload.id,
             "gateway_received_at": to_store(self._gateway_time(e)),
         }
         e.result.location = f"Observation/{e.obs_id}"
@@ -694,7 +1001,14 @@ class _Run:
                 continue
             local = self._local(entry)
             if local is None:
-                problems.append(Issue("error", "invalid", f"refers to {target} (Bundle.entry[{entry.result.index}]), which was refused", f"Observation.{path}"))
+                problems.append(
+                    Issue(
+                        "error",
+                        "invalid",
+                        f"refers to {target} (Bundle.entry[{entry.result.index}]), which was refused",
+                        f"Observation.{path}",
+                    )
+                )
             else:
                 ref["reference"] = local
                 if entry.rtype == "Patient":
@@ -715,21 +1029,38 @@ class _Run:
     def _gateway_time(self, e: _Entry) -> datetime:
         """The gateway's receive time: its own extension, the coincident time stamp's effective time, the Bundle's timestamp, the request time."""
         for ext in e.resource.get("extension") or []:
-            if isinstance(ext, dict) and ext.get("url") == EXT_GATEWAY_RECEIVED and isinstance(ext.get("valueDateTime"), str):
+            if (
+                isinstance(ext, dict)
+                and ext.get("url") == EXT_GATEWAY_RECEIVED
+                and isinstance(ext.get("valueDateTime"), str)
+            ):
                 parsed = _instant(ext["valueDateTime"], self.rt.local_zone)
                 if parsed is not None:
                     return parsed
         if e.subject_device and e.effective and _first_code(e.resource) == MDC_TIME_ABS:
             return e.effective[0]  # a coincident time stamp: its effective time is the gateway's clock
         for ext in e.resource.get("extension") or []:
-            if isinstance(ext, dict) and ext.get("url") == CTS_REFERENCE and isinstance(ext.get("valueReference"), dict):
+            if (
+                isinstance(ext, dict)
+                and ext.get("url") == CTS_REFERENCE
+                and isinstance(ext.get("valueReference"), dict)
+            ):
                 target = str(ext["valueReference"].get("reference"))
                 cts = self.by_url.get(target)
                 if cts is not None and cts.effective is not None:
                     return cts.effective[0]
                 if cts is None and target.startswith("Observation/"):  # a time stamp sent in an earlier upload
-                    row = self.session.execute(select(m.Observation.code, m.Observation.effective_start, m.Observation.patient_key).where(m.Observation.id == target.removeprefix("Observation/"))).one_or_none()
-                    if row is not None and row.code == MDC_TIME_ABS and e.patient is not None and row.patient_key == e.patient.key:
+                    row = self.session.execute(
+                        select(m.Observation.code, m.Observation.effective_start, m.Observation.patient_key).where(
+                            m.Observation.id == target.removeprefix("Observation/")
+                        )
+                    ).one_or_none()
+                    if (
+                        row is not None
+                        and row.code == MDC_TIME_ABS
+                        and e.patient is not None
+                        and row.patient_key == e.patient.key
+                    ):
                         return from_store(row.effective_start)
         stamp = self.raw.get("timestamp") if self.mode != "single" else None
         parsed = _instant(stamp, self.rt.local_zone) if isinstance(stamp, str) else None
@@ -744,7 +1075,14 @@ class _Run:
                 if i.severity in ("error", "fatal"):
                     p = _prefixed(i, self.prefix(e))
                     issues.append(Issue(p.severity, p.code, f"{where}: {i.diagnostics}", p.expression))
-        issues.append(Issue("information", "informational", "a transaction is all or nothing: nothing of this Bundle was stored; it is kept in the upload log", "Bundle"))
+        issues.append(
+            Issue(
+                "information",
+                "informational",
+                "a transaction is all or nothing: nothing of this Bundle was stored; it is kept in the upload log",
+                "Bundle",
+            )
+        )
         self.upload.outcome, self.upload.rejected = "rejected", len(failed)
         self.upload.issues = operation_outcome(issues)
         self._audit("rejected", issues[0].diagnostics)
@@ -754,7 +1092,7 @@ class _Run:
         now = utcnow()
         good = [e for e in self.entries if not e.failed]
         devices = {e.device_id: e for e in good if e.rtype == "Device"}
-        for dev_id, e in devices.items():
+        for e in devices.values():
             self.session.execute(_device_upsert(self.rt.engine.dialect.name), self._device_values(e, now))
         rows: dict[str, dict[str, Any]] = {}
         for e in good:
@@ -781,21 +1119,43 @@ class _Run:
             outcome = "rejected" if rejected else "created" if n_created else "duplicate"
         else:
             outcome = ("partial" if good else "rejected") if rejected else "created" if n_created else "duplicate"
-        self.upload.outcome, self.upload.created, self.upload.duplicates, self.upload.rejected = outcome, n_created, n_duplicate, rejected
-        self.upload.device_id = next((e.device_id for e in self.entries if e.rtype == "Observation" and e.device_id), next(iter(devices), None))
+        self.upload.outcome, self.upload.created, self.upload.duplicates, self.upload.rejected = (
+            outcome,
+            n_created,
+            n_duplicate,
+            rejected,
+        )
+        self.upload.device_id = next(
+            (e.device_id for e in self.entries if e.rtype == "Observation" and e.device_id), next(iter(devices), None)
+        )
         all_issues = [_prefixed(i, self.prefix(e)) for e in self.entries for i in e.result.issues]
         self.upload.issues = operation_outcome(all_issues) if all_issues else None
-        self._audit(outcome, f"{n_created} created, {n_duplicate} duplicate, {rejected} rejected; {len(devices)} devices")
+        self._audit(
+            outcome, f"{n_created} created, {n_duplicate} duplicate, {rejected} rejected; {len(devices)} devices"
+        )
         if self.mode == "single":
             return self._single_result(self.entries[0])
-        return GatewayResult(self.upload.id, 200, {
-            "resourceType": "Bundle", "type": f"{self.mode}-response",
-            "entry": [{**({"fullUrl": e.result.full_url} if e.result.full_url else {}), "response": e.result.response(self.prefix(e))} for e in self.entries],
-        })
+        return GatewayResult(
+            self.upload.id,
+            200,
+            {
+                "resourceType": "Bundle",
+                "type": f"{self.mode}-response",
+                "entry": [
+                    {
+                        **({"fullUrl": e.result.full_url} if e.result.full_url else {}),
+                        "response": e.result.response(self.prefix(e)),
+                    }
+                    for e in self.entries
+                ],
+            },
+        )
 
     def _single_result(self, e: _Entry) -> GatewayResult:
         if e.failed:
-            return GatewayResult(self.upload.id, e.result.status if e.result.status >= 400 else 422, operation_outcome(e.result.issues))
+            return GatewayResult(
+                self.upload.id, e.result.status if e.result.status >= 400 else 422, operation_outcome(e.result.issues)
+            )
         if e.result.status == 201 and e.row is not None:
             return GatewayResult(self.upload.id, 201, e.row["resource"], location=e.result.location)
         # an Observation with this identifier is stored: a gateway writes, it does not read, so it gets
@@ -805,7 +1165,12 @@ class _Run:
         location = f"Observation/{e.obs_id}"
         if row is not None and sent_by == self.sender.id:
             return GatewayResult(self.upload.id, 200, row.resource, location=location)
-        note = Issue("information", "duplicate", f"an Observation with this identifier is stored already ({location}); nothing was stored", "Observation.identifier")
+        note = Issue(
+            "information",
+            "duplicate",
+            f"an Observation with this identifier is stored already ({location}); nothing was stored",
+            "Observation.identifier",
+        )
         return GatewayResult(self.upload.id, 200, operation_outcome([note]), location=location)
 
     def _device_values(self, e: _Entry, now: datetime) -> dict[str, Any]:
@@ -813,27 +1178,64 @@ class _Run:
         resource["id"] = e.device_id
         self._rewrite_references(resource)
         identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict)]
-        bluetooth = next((str(i.get("value")) for i in identifiers if i.get("system") == BLUETOOTH_SYSTEM and i.get("value")), None)
+        bluetooth = next(
+            (str(i.get("value")) for i in identifiers if i.get("system") == BLUETOOTH_SYSTEM and i.get("value")), None
+        )
         profiles = " ".join(str(p) for p in (resource.get("meta") or {}).get("profile") or [])
         types = [str(c.get("code")) for c in (resource.get("type") or {}).get("coding") or [] if isinstance(c, dict)]
         kind = "phg" if "PhgDevice" in profiles or MDC_AHD in types else "phd"
         return {
-            "id": e.device_id, "manufacturer": _text(resource.get("manufacturer"), 200), "model": _text(resource.get("modelNumber"), 200),
-            "serial": _text(resource.get("serialNumber"), 200), "address": _text(bluetooth, 64), "first_seen": now, "last_seen": now,
-            "identifier": _device_identifier(e.resource), "kind": kind, "resource": resource,
+            "id": e.device_id,
+            "manufacturer": _text(resource.get("manufacturer"), 200),
+            "model": _text(resource.get("modelNumber"), 200),
+            "serial": _text(resource.get("serialNumber"), 200),
+            "address": _text(bluetooth, 64),
+            "first_seen": now,
+            "last_seen": now,
+            "identifier": _device_identifier(e.resource),
+            "kind": kind,
+            "resource": resource,
         }
 
     def _audit(self, outcome: str, detail: str) -> None:
         keys = sorted({e.patient.key for e in self.entries if e.patient is not None})
-        entries = [audit.Entry(self.sender.id, self.sender.role, "ingest", outcome, patient_key=k, entity=f"upload/{self.upload.id}", detail=detail[:500]) for k in keys]
-        audit.append(self.session, self.keys, entries or [audit.Entry(self.sender.id, self.sender.role, "ingest", outcome, patient_key=self.upload.patient_key, entity=f"upload/{self.upload.id}", detail=detail[:500])])
+        entries = [
+            audit.Entry(
+                self.sender.id,
+                self.sender.role,
+                "ingest",
+                outcome,
+                patient_key=k,
+                entity=f"upload/{self.upload.id}",
+                detail=detail[:500],
+            )
+            for k in keys
+        ]
+        audit.append(
+            self.session,
+            self.keys,
+            entries
+            or [
+                audit.Entry(
+                    self.sender.id,
+                    self.sender.role,
+                    "ingest",
+                    outcome,
+                    patient_key=self.upload.patient_key,
+                    entity=f"upload/{self.upload.id}",
+                    detail=detail[:500],
+                )
+            ],
+        )
 
 
 # -- helpers ------------------------------------------------------------------------------------
 def _first_code(resource: dict[str, Any]) -> str | None:
     code = resource.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
-    return str(codings[0].get("code")) if isinstance(codings, list) and codings and isinstance(codings[0], dict) else None
+    return (
+        str(codings[0].get("code")) if isinstance(codings, list) and codings and isinstance(codings[0], dict) else None
+    )
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -847,14 +1249,26 @@ def _identifier_key(system: str, value: str) -> str:
 
 def _device_identifier(resource: dict[str, Any]) -> str | None:
     """The identifier a Device is kept by: the IEEE EUI-64 system id, else its first identifier."""
-    identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str) and i["value"]]
+    identifiers = [
+        i
+        for i in resource.get("identifier") or []
+        if isinstance(i, dict) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str) and i["value"]
+    ]
     chosen = next((i for i in identifiers if i["system"] == EUI64_SYSTEM), identifiers[0] if identifiers else None)
     return _identifier_key(chosen["system"], chosen["value"]) if chosen else None
 
 
 def _dedup_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
     """The identifier that is the dedup key: the PHD one, else the first with a system and a value."""
-    identifiers = [(i["system"], i["value"]) for i in resource.get("identifier") or [] if isinstance(i, dict) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str) and i["system"] and i["value"]]
+    identifiers = [
+        (i["system"], i["value"])
+        for i in resource.get("identifier") or []
+        if isinstance(i, dict)
+        and isinstance(i.get("system"), str)
+        and isinstance(i.get("value"), str)
+        and i["system"]
+        and i["value"]
+    ]
     return next((i for i in identifiers if i[0] == PHD_IDENTIFIER_SYSTEM), identifiers[0] if identifiers else None)
 
 
@@ -914,7 +1328,9 @@ def _effective(resource: dict[str, Any], zone: Any) -> tuple[datetime, datetime]
         start = _partial(period["start"], zone)[0] if period.get("start") else None
         end = _partial(period["end"], zone)[1] if period.get("end") else None
         return start or end, end or start  # type: ignore[return-value]
-    raise ValueError("the Observation needs effectiveDateTime, effectivePeriod or effectiveInstant: the time the device took the reading")
+    raise ValueError(
+        "the Observation needs effectiveDateTime, effectivePeriod or effectiveInstant: the time the device took the reading"
+    )
 
 
 def _reference_nodes(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

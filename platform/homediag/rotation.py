@@ -56,13 +56,18 @@ def _reseal(session: Session, rt: Runtime, new: KeyRing, key_map: dict[str, str]
         ident = open_identity(SealedIdentity(row.kid, row.nonce, row.ciphertext), row.patient_key, rt.keys)
         target = key_map.get(row.patient_key, row.patient_key)
         sealed = seal_identity(ident, target, new)
-        session.execute(update(m.Identity).where(m.Identity.patient_key == row.patient_key).values(kid=sealed.kid, nonce=sealed.nonce, ciphertext=sealed.ciphertext, updated_at=utcnow()))
+        session.execute(
+            update(m.Identity)
+            .where(m.Identity.patient_key == row.patient_key)
+            .values(kid=sealed.kid, nonce=sealed.nonce, ciphertext=sealed.ciphertext, updated_at=utcnow())
+        )
         identities += 1
     for alias in session.execute(select(m.PatientAlias)).scalars().all():
         value = open_alias(rt.keys, alias)
         kid, nonce, sealed = seal_alias(new, alias.system, value)
         session.execute(
-            update(m.PatientAlias).where(m.PatientAlias.system == alias.system, m.PatientAlias.value_hmac == alias.value_hmac)
+            update(m.PatientAlias)
+            .where(m.PatientAlias.system == alias.system, m.PatientAlias.value_hmac == alias.value_hmac)
             .values(value_hmac=identifier_hmac(alias.system, value, new.pseudonym), kid=kid, nonce=nonce, sealed=sealed)
         )
     uploads = 0
@@ -79,7 +84,16 @@ def _move_patient(session: Session, old: str, new: str) -> None:
     patient = session.execute(select(m.Patient).where(m.Patient.patient_key == old)).scalar_one()
     public_id = patient.id
     staging = f"rotating-{secrets.token_hex(6)}"
-    session.add(m.Patient(id=staging, patient_key=new, pilot=patient.pilot, active=patient.active, enrolled_at=patient.enrolled_at, enrolled_by=patient.enrolled_by))
+    session.add(
+        m.Patient(
+            id=staging,
+            patient_key=new,
+            pilot=patient.pilot,
+            active=patient.active,
+            enrolled_at=patient.enrolled_at,
+            enrolled_by=patient.enrolled_by,
+        )
+    )
     session.flush()
     for table in (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias, m.CareTeamPatient, m.GatewayPatient):
         session.execute(update(table).where(table.patient_key == old).values(patient_key=new))
@@ -106,8 +120,21 @@ def rotate(rt: Runtime, actor: Principal, key_file: Path, *, vault: bool, pseudo
             identities, uploads = _reseal(session, rt, new, key_map)
             for old, fresh in key_map.items():
                 _move_patient(session, old, fresh)
-            entries = [audit.Entry(actor.id, actor.role, "pseudonym-rotated", "done", patient_key=old, entity=f"patient-key/{fresh}") for old, fresh in key_map.items()]
-            entries.append(audit.Entry(actor.id, actor.role, "keys-rotated", "done", detail=f"vault={vault} pseudonym={pseudonym}; {identities} identities and {uploads} uploads re-sealed, {len(key_map)} patient keys moved"))
+            entries = [
+                audit.Entry(
+                    actor.id, actor.role, "pseudonym-rotated", "done", patient_key=old, entity=f"patient-key/{fresh}"
+                )
+                for old, fresh in key_map.items()
+            ]
+            entries.append(
+                audit.Entry(
+                    actor.id,
+                    actor.role,
+                    "keys-rotated",
+                    "done",
+                    detail=f"vault={vault} pseudonym={pseudonym}; {identities} identities and {uploads} uploads re-sealed, {len(key_map)} patient keys moved",
+                )
+            )
             audit.append(session, rt.keys, entries)
     except BaseException:
         staged.unlink(missing_ok=True)

@@ -29,15 +29,19 @@ class Runtime:
         s = self.settings
         if self.oidc is None and s.oidc_issuer:
             if not s.oidc_audience or not (s.oidc_jwks_url or s.oidc_jwks_file):
-                raise ValueError("OpenID Connect needs HOMEDIAG_OIDC_AUDIENCE and HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE besides the issuer")
-            self.oidc = OidcVerifier(s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_jwks_file, s.oidc_role_claim)
+                raise ValueError(
+                    "OpenID Connect needs HOMEDIAG_OIDC_AUDIENCE and HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE besides the issuer"
+                )
+            self.oidc = OidcVerifier(
+                s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_jwks_file, s.oidc_role_claim
+            )
 
     @property
     def local_zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.local_timezone)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Runtime":
+    def from_settings(cls, settings: Settings | None = None) -> Runtime:
         settings = settings or get_settings()
         engine = make_engine(settings.database_url)
         return cls(settings, load_keys(settings), engine, session_factory(engine))

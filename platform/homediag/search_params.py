@@ -42,16 +42,29 @@ def parse_date(raw: str, zone: ZoneInfo, parameter: str = "date") -> DateRange:
     prefix = raw[:2] if raw[:2].isalpha() else "eq"
     text = raw[2:] if raw[:2].isalpha() else raw
     if prefix not in DATE_PREFIXES:
-        raise SearchError(f"{parameter}: prefix '{prefix}' is not supported (use one of {', '.join(DATE_PREFIXES)})", parameter)
+        raise SearchError(
+            f"{parameter}: prefix '{prefix}' is not supported (use one of {', '.join(DATE_PREFIXES)})", parameter
+        )
     match = _DATE.match(text)
     if not match:
-        raise SearchError(f"{parameter}: '{text}' is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])", parameter)
+        raise SearchError(
+            f"{parameter}: '{text}' is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])",
+            parameter,
+        )
     g = match.groupdict()
     tz = zone
     if g["tz"]:
         tz = ZoneInfo("UTC") if g["tz"] == "Z" else None  # type: ignore[assignment]
     try:
-        low = datetime(int(g["y"]), int(g["m"] or 1), int(g["d"] or 1), int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0), int(float(g["f"] or 0) * 1_000_000))
+        low = datetime(
+            int(g["y"]),
+            int(g["m"] or 1),
+            int(g["d"] or 1),
+            int(g["H"] or 0),
+            int(g["M"] or 0),
+            int(g["S"] or 0),
+            int(float(g["f"] or 0) * 1_000_000),
+        )
     except ValueError as exc:
         raise SearchError(f"{parameter}: '{text}' is not a valid date ({exc})", parameter) from None
     if g["tz"] and g["tz"] != "Z":
@@ -117,10 +130,23 @@ class ObservationQuery:
     descending: bool = True
 
 
-OBSERVATION_PARAMETERS = ("patient", "subject", "code", "category", "date", "device", "_count", "_sort", "_offset", "_format")
+OBSERVATION_PARAMETERS = (
+    "patient",
+    "subject",
+    "code",
+    "category",
+    "date",
+    "device",
+    "_count",
+    "_sort",
+    "_offset",
+    "_format",
+)
 
 
-def parse_observation_query(items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int) -> ObservationQuery:
+def parse_observation_query(
+    items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int
+) -> ObservationQuery:
     q = ObservationQuery(count=default_count)
     for name, value in items:
         if name in ("patient", "subject"):
@@ -149,8 +175,14 @@ def parse_observation_query(items: list[tuple[str, str]], zone: ZoneInfo, defaul
             if value not in ("json", "application/json", "application/fhir+json"):
                 raise SearchError(f"_format: only JSON is served, not '{value}'", name)
         else:
-            hint = " (_include, chained and _has searches are not supported)" if name.startswith(("_include", "_revinclude", "_has")) or "." in name or ":" in name else ""
-            raise SearchError(f"unknown search parameter '{name}'{hint}; supported: {', '.join(OBSERVATION_PARAMETERS)}", name)
+            hint = (
+                " (_include, chained and _has searches are not supported)"
+                if name.startswith(("_include", "_revinclude", "_has")) or "." in name or ":" in name
+                else ""
+            )
+            raise SearchError(
+                f"unknown search parameter '{name}'{hint}; supported: {', '.join(OBSERVATION_PARAMETERS)}", name
+            )
     if len(set(q.patient_ids)) > 1:
         raise SearchError("patient: more than one patient given; repeat the search per patient", "patient")
     return q

@@ -18,10 +18,14 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: the embedded SQLite file by default; postgresql+psycopg://... in production",
     )
     key_file: Path = Field(default=Path("homediag-keys.json"), description="the key file made by `homediag keys init`")
-    keys_json: str | None = Field(default=None, description="the key file's content, for deployments that pass secrets as environment")
+    keys_json: str | None = Field(
+        default=None, description="the key file's content, for deployments that pass secrets as environment"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
-    public_base_url: str | None = Field(default=None, description="base URL used in Bundle links; default: from the request")
+    public_base_url: str | None = Field(
+        default=None, description="base URL used in Bundle links; default: from the request"
+    )
     local_timezone: str = Field(default="Europe/Copenhagen", description="how device times without an offset are read")
     pilot: str = Field(default="nykobing-f-home-diagnostics", description="the pilot that enrolments are made for")
     max_page_size: int = 500
@@ -30,12 +34,18 @@ class Settings(BaseSettings):
         default="http://npu-terminology.org",
         description="system URI of NPU codings the platform writes: DK Core's, or MedCom's and the national telemedicine infrastructure's OID",
     )
-    oidc_issuer: str | None = Field(default=None, description="the identity provider's issuer; set to let people sign in with OpenID Connect tokens")
+    oidc_issuer: str | None = Field(
+        default=None, description="the identity provider's issuer; set to let people sign in with OpenID Connect tokens"
+    )
     oidc_audience: str | None = Field(default=None, description="the audience (client id) the tokens must be for")
     oidc_jwks_url: str | None = Field(default=None, description="where the provider publishes its signing keys")
-    oidc_jwks_file: Path | None = Field(default=None, description="the provider's signing keys as a JWKS file, for a closed network")
+    oidc_jwks_file: Path | None = Field(
+        default=None, description="the provider's signing keys as a JWKS file, for a closed network"
+    )
     oidc_role_claim: str = Field(default="homediag_role", description="the claim that names the person's role")
-    future_tolerance_minutes: int = Field(default=10, description="how far ahead of the server's clock a reading may be dated")
+    future_tolerance_minutes: int = Field(
+        default=10, description="how far ahead of the server's clock a reading may be dated"
+    )
 
 
 @lru_cache

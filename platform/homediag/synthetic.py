@@ -17,7 +17,28 @@ from homediag.adapters.devices.readings import DeviceTime
 
 from .identity import CPR_SYSTEM
 
-GIVEN = ("Astrid", "Bent", "Birthe", "Carl", "Dorte", "Erik", "Freja", "Gunnar", "Hanne", "Ib", "Jytte", "Karl", "Lis", "Mogens", "Nina", "Ole", "Pia", "Rasmus", "Sonja", "Torben")
+GIVEN = (
+    "Astrid",
+    "Bent",
+    "Birthe",
+    "Carl",
+    "Dorte",
+    "Erik",
+    "Freja",
+    "Gunnar",
+    "Hanne",
+    "Ib",
+    "Jytte",
+    "Karl",
+    "Lis",
+    "Mogens",
+    "Nina",
+    "Ole",
+    "Pia",
+    "Rasmus",
+    "Sonja",
+    "Torben",
+)
 FAMILY = ("Syntesen", "Prøvegaard", "Demoholm", "Testrup", "Eksempelsen", "Fiktivsen", "Opdigtborg", "Modelsen")
 
 
@@ -45,26 +66,47 @@ def synthetic_patients(count: int, seed: int = 2026) -> list[SyntheticPatient]:
             continue
         seen.add(cpr)
         n = len(patients)
-        address = ":".join(f"{b:02X}" for b in (0xF4, 0x5E, 0xAB, rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-        patients.append(SyntheticPatient(cpr, GIVEN[n % len(GIVEN)], FAMILY[(n * 7 + 3) % len(FAMILY)], f"SYN-BPM-{n + 1:05d}", address))
+        address = ":".join(
+            f"{b:02X}" for b in (0xF4, 0x5E, 0xAB, rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        )
+        patients.append(
+            SyntheticPatient(
+                cpr, GIVEN[n % len(GIVEN)], FAMILY[(n * 7 + 3) % len(FAMILY)], f"SYN-BPM-{n + 1:05d}", address
+            )
+        )
     return patients
 
 
-def cuff_payload(rng: random.Random, taken_at: datetime, *, hypertensive: bool = False, irregular: bool = False) -> bytes:
+def cuff_payload(
+    rng: random.Random, taken_at: datetime, *, hypertensive: bool = False, irregular: bool = False
+) -> bytes:
     """A real 0x2A35 payload: mmHg, device local time, pulse rate, user 1, measurement status."""
     systolic = rng.randint(135, 170) if hypertensive else rng.randint(105, 138)
     diastolic = rng.randint(max(60, systolic - 70), systolic - 30)
     mean = (systolic + 2 * diastolic) // 3
     status = 0x04 if irregular else 0
     stamp = DeviceTime(taken_at.year, taken_at.month, taken_at.day, taken_at.hour, taken_at.minute, taken_at.second)
-    return encode((Decimal(systolic), Decimal(diastolic), Decimal(mean)), timestamp=stamp, pulse_rate=rng.randint(52, 96), user_id=1, status=status)
+    return encode(
+        (Decimal(systolic), Decimal(diastolic), Decimal(mean)),
+        timestamp=stamp,
+        pulse_rate=rng.randint(52, 96),
+        user_id=1,
+        status=status,
+    )
 
 
-def envelope(patient: SyntheticPatient, payload: bytes, received_at: datetime, gateway: str = "tablet-demo-01") -> dict[str, Any]:
+def envelope(
+    patient: SyntheticPatient, payload: bytes, received_at: datetime, gateway: str = "tablet-demo-01"
+) -> dict[str, Any]:
     return {
         "adapter": "ble-blood-pressure",
         "payload_hex": payload.hex(),
-        "device": {"manufacturer": "Syntetisk Medico", "model": "BPM-1", "serial": patient.cuff_serial, "address": patient.cuff_address},
+        "device": {
+            "manufacturer": "Syntetisk Medico",
+            "model": "BPM-1",
+            "serial": patient.cuff_serial,
+            "address": patient.cuff_address,
+        },
         "patient": {"system": CPR_SYSTEM, "value": patient.cpr},
         "gateway": {"id": gateway, "software": "1.4.2"},
         "received_at": received_at.isoformat(),

@@ -41,14 +41,21 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(session: Session, *, name: str, role: str, organisation: str | None = None, expires_at: datetime | None = None) -> tuple[User, str]:
+def create_user(
+    session: Session, *, name: str, role: str, organisation: str | None = None, expires_at: datetime | None = None
+) -> tuple[User, str]:
     """Make a user and return it with its token (the only time the token exists in clear)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(
-        id=f"{role}-{secrets.token_hex(6)}", name=name, role=role, organisation=organisation,
-        token_hash=hash_token(token), created_at=utcnow(), expires_at=expires_at,
+        id=f"{role}-{secrets.token_hex(6)}",
+        name=name,
+        role=role,
+        organisation=organisation,
+        token_hash=hash_token(token),
+        created_at=utcnow(),
+        expires_at=expires_at,
     )
     session.add(user)
     session.flush()

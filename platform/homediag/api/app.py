@@ -30,7 +30,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> FhirResponse:
-        issues = [Issue("error", "invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ()))) for e in exc.errors()]
+        issues = [
+            Issue("error", "invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
+            for e in exc.errors()
+        ]
         return FhirResponse(operation_outcome(issues), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)

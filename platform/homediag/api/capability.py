@@ -8,7 +8,14 @@ from homediag import __version__
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.search_params import OBSERVATION_PARAMETERS
 
-_PARAM_TYPES = {"patient": "reference", "subject": "reference", "code": "token", "category": "token", "date": "date", "device": "reference"}
+_PARAM_TYPES = {
+    "patient": "reference",
+    "subject": "reference",
+    "code": "token",
+    "category": "token",
+    "date": "date",
+    "device": "reference",
+}
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -26,7 +33,16 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "security": {
-                    "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ]
+                        }
+                    ],
                     "description": "Bearer tokens. Clinicians read under purpose TREAT, only patients whose consent permits it.",
                 },
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
@@ -37,14 +53,25 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                         "conditionalCreate": True,
                         "searchParam": observation_params,
-                        "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
+                        "operation": [
+                            {
+                                "name": "validate",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+                            }
+                        ],
                     },
                     {"type": "StructureDefinition", "interaction": [{"code": "read"}, {"code": "search-type"}]},
                     {"type": "Patient", "interaction": [{"code": "read"}, {"code": "create"}]},
                     {
                         "type": "Consent",
                         "versioning": "versioned",
-                        "interaction": [{"code": "read"}, {"code": "create"}, {"code": "update"}, {"code": "history-instance"}, {"code": "search-type"}],
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "create"},
+                            {"code": "update"},
+                            {"code": "history-instance"},
+                            {"code": "search-type"},
+                        ],
                         "searchParam": [{"name": "patient", "type": "reference"}],
                     },
                     {"type": "Device", "interaction": [{"code": "read"}]},

@@ -38,7 +38,9 @@ def get_principal(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]
 def require_role(*roles: str):  # type: ignore[no-untyped-def]
     def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in roles:
-            raise FhirError(403, "forbidden", f"the role '{principal.role}' may not do this (allowed: {', '.join(roles)})")
+            raise FhirError(
+                403, "forbidden", f"the role '{principal.role}' may not do this (allowed: {', '.join(roles)})"
+            )
         return principal
 
     return check

@@ -56,9 +56,15 @@ async def validate_observation(request: Request, principal: PrincipalDep) -> Fhi
     Answers 200 with the OperationOutcome (errors included); 400 only when there is nothing to validate."""
     resource = await _resource(request)
     if resource.get("resourceType") == "Parameters":
-        found = [p.get("resource") for p in resource.get("parameter") or [] if isinstance(p, dict) and p.get("name") == "resource"]
+        found = [
+            p.get("resource")
+            for p in resource.get("parameter") or []
+            if isinstance(p, dict) and p.get("name") == "resource"
+        ]
         if len(found) != 1 or not isinstance(found[0], dict):
-            raise FhirError(400, "required", "a Parameters body needs exactly one 'resource' parameter", "Parameters.parameter")
+            raise FhirError(
+                400, "required", "a Parameters body needs exactly one 'resource' parameter", "Parameters.parameter"
+            )
         resource = found[0]
     return FhirResponse(operation_outcome(validate(resource)))
 
@@ -71,7 +77,9 @@ def search_observations(request: Request, rt: RuntimeDep, principal: PrincipalDe
     except SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.parameter) from None
     try:
-        return FhirResponse(AccessService(rt).search_observations(principal, query, base, items, purpose_of_use(request)))
+        return FhirResponse(
+            AccessService(rt).search_observations(principal, query, base, items, purpose_of_use(request))
+        )
     except Forbidden as exc:
         raise FhirError(403, "forbidden", str(exc)) from None
 
@@ -107,7 +115,9 @@ def read_patient(patient_id: str, request: Request, rt: RuntimeDep, principal: P
     header, and audited as a re-identification."""
     reason = request.headers.get("x-reidentification-reason", "").strip()[:200] or None
     try:
-        return FhirResponse(AccessService(rt).read_patient(principal, patient_id, purpose=purpose_of_use(request), reason=reason))
+        return FhirResponse(
+            AccessService(rt).read_patient(principal, patient_id, purpose=purpose_of_use(request), reason=reason)
+        )
     except Forbidden as exc:
         raise FhirError(403, "forbidden", str(exc)) from None
     except NotFound as exc:
@@ -150,18 +160,28 @@ def consent_history(consent_id: str, rt: RuntimeDep, admin: AdminDep, base: Base
         versions = enrolment.consent_history(rt, consent_id)
     except enrolment.Missing as exc:
         raise FhirError(404, "not-found", str(exc)) from None
-    return FhirResponse({
-        "resourceType": "Bundle", "type": "history", "total": len(versions),
-        "entry": [
-            {
-                "fullUrl": f"{base}/Consent/{consent_id}",
-                "resource": v,
-                "request": {"method": "POST", "url": "Consent"} if v["meta"]["versionId"] == "1" else {"method": "PUT", "url": f"Consent/{consent_id}"},
-                "response": {"status": "201 Created" if v["meta"]["versionId"] == "1" else "200 OK", "etag": f'W/"{v["meta"]["versionId"]}"', "lastModified": v["meta"]["lastUpdated"]},
-            }
-            for v in versions
-        ],
-    })
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "type": "history",
+            "total": len(versions),
+            "entry": [
+                {
+                    "fullUrl": f"{base}/Consent/{consent_id}",
+                    "resource": v,
+                    "request": {"method": "POST", "url": "Consent"}
+                    if v["meta"]["versionId"] == "1"
+                    else {"method": "PUT", "url": f"Consent/{consent_id}"},
+                    "response": {
+                        "status": "201 Created" if v["meta"]["versionId"] == "1" else "200 OK",
+                        "etag": f'W/"{v["meta"]["versionId"]}"',
+                        "lastModified": v["meta"]["lastUpdated"],
+                    },
+                }
+                for v in versions
+            ],
+        }
+    )
 
 
 @router.get("/Consent", summary="Search consents by patient (admin)")
@@ -175,15 +195,23 @@ def search_consents(request: Request, rt: RuntimeDep, admin: AdminDep, base: Bas
         except SearchError as exc:
             raise FhirError(400, "invalid", str(exc), name) from None
     found = enrolment.consents_of(rt, patient_id)
-    return FhirResponse({
-        "resourceType": "Bundle", "type": "searchset", "total": len(found),
-        "entry": [{"fullUrl": f"{base}/Consent/{c['id']}", "resource": c, "search": {"mode": "match"}} for c in found],
-    })
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "entry": [
+                {"fullUrl": f"{base}/Consent/{c['id']}", "resource": c, "search": {"mode": "match"}} for c in found
+            ],
+        }
+    )
 
 
 # -- Device ----------------------------------------------------------------------------------
 @router.get("/Device/{device_id}", summary="Read a device (clinician, admin)")
-def read_device(device_id: str, rt: RuntimeDep, principal: Annotated[Principal, Depends(require_role("clinician", "admin"))]) -> FhirResponse:
+def read_device(
+    device_id: str, rt: RuntimeDep, principal: Annotated[Principal, Depends(require_role("clinician", "admin"))]
+) -> FhirResponse:
     with rt.sessions() as session:
         device = session.get(m.Device, device_id)
     if device is None:
@@ -202,13 +230,14 @@ def read_device(device_id: str, rt: RuntimeDep, principal: Annotated[Principal, 
     return FhirResponse(resource)
 
 
-
 # -- StructureDefinition ---------------------------------------------------------------------
 @router.get("/StructureDefinition/{profile_id}", summary="A published profile (no token needed)")
 def read_structure_definition(profile_id: str) -> FhirResponse:
     sd = published_structure_definition(profile_id)
     if sd is None:
-        raise FhirError(404, "not-found", f"StructureDefinition/{profile_id} is not known; see GET /fhir/StructureDefinition")
+        raise FhirError(
+            404, "not-found", f"StructureDefinition/{profile_id} is not known; see GET /fhir/StructureDefinition"
+        )
     return FhirResponse(sd)
 
 
@@ -217,7 +246,9 @@ def list_structure_definitions(base: BaseDep) -> FhirResponse:
     entries = []
     for profile in PROFILES.values():
         sd = published_structure_definition(profile.id)
-        entries.append({"fullUrl": f"{base}/StructureDefinition/{profile.id}", "resource": sd, "search": {"mode": "match"}})
+        entries.append(
+            {"fullUrl": f"{base}/StructureDefinition/{profile.id}", "resource": sd, "search": {"mode": "match"}}
+        )
     return FhirResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
 
 
@@ -241,17 +272,33 @@ def search_audit_events(request: Request, rt: RuntimeDep, admin: AdminDep, base:
         elif name == "type":
             action = value
         else:
-            raise FhirError(400, "invalid", f"unknown or malformed search parameter '{name}'; supported: patient, type, _count, _offset", name)
+            raise FhirError(
+                400,
+                "invalid",
+                f"unknown or malformed search parameter '{name}'; supported: patient, type, _count, _offset",
+                name,
+            )
     with rt.sessions() as session:
-        stmt = select(m.AuditEvent, m.Patient.id).outerjoin(m.Patient, m.Patient.patient_key == m.AuditEvent.patient_key)
+        stmt = select(m.AuditEvent, m.Patient.id).outerjoin(
+            m.Patient, m.Patient.patient_key == m.AuditEvent.patient_key
+        )
         if patient_id is not None:
             stmt = stmt.where(m.Patient.id == patient_id)
         if action is not None:
             stmt = stmt.where(m.AuditEvent.action == action)
         total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
         rows = session.execute(stmt.order_by(m.AuditEvent.seq.desc()).offset(offset).limit(count)).all()
-        entries = [{"fullUrl": f"{base}/AuditEvent/{row.seq}", "resource": audit.as_fhir(row, pid), "search": {"mode": "match"}} for row, pid in rows]
+        entries = [
+            {
+                "fullUrl": f"{base}/AuditEvent/{row.seq}",
+                "resource": audit.as_fhir(row, pid),
+                "search": {"mode": "match"},
+            }
+            for row, pid in rows
+        ]
     bundle: dict[str, object] = {"resourceType": "Bundle", "type": "searchset", "total": total, "entry": entries}
     if count and offset + count < total:
-        bundle["link"] = [{"relation": "next", "url": str(request.url.include_query_params(_offset=offset + count, _count=count))}]
+        bundle["link"] = [
+            {"relation": "next", "url": str(request.url.include_query_params(_offset=offset + count, _count=count))}
+        ]
     return FhirResponse(bundle)

@@ -25,7 +25,15 @@ class JsonResponse(FhirResponse):
 class FhirError(Exception):
     """An error the API answers with an OperationOutcome and ``status``."""
 
-    def __init__(self, status: int, code: str, diagnostics: str, expression: str | None = None, *, issues: list[Issue] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        diagnostics: str,
+        expression: str | None = None,
+        *,
+        issues: list[Issue] | None = None,
+    ) -> None:
         self.status = status
         self.issues = issues or [Issue("error", code, diagnostics, expression)]
         super().__init__(diagnostics)

@@ -35,7 +35,7 @@ class SandboxRequest(Envelope):
     received_at: AwareDatetime | None = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
-    def _no_patient(self) -> "SandboxRequest":
+    def _no_patient(self) -> SandboxRequest:
         if self.patient is not None:
             raise ValueError("the sandbox takes no patient: remove 'patient' (never send a CPR to the sandbox)")
         return self
@@ -55,8 +55,8 @@ def _request_issues(exc: ValidationError) -> list[Issue]:
     summary="Try a payload with an adapter: the FHIR Bundle and the validation OperationOutcome; stores nothing",
     description=(
         "Body: the ingest envelope without `patient` (`payload_hex`, `payload_base64` or `data`; "
-        "`device` and `received_at` optional), or just `{\"payload_hex\": \"...\"}`. Answers 200 with "
-        "`{\"bundle\", \"outcome\", \"verdict\"}`; 422 with an OperationOutcome when the adapter refuses the "
+        '`device` and `received_at` optional), or just `{"payload_hex": "..."}`. Answers 200 with '
+        '`{"bundle", "outcome", "verdict"}`; 422 with an OperationOutcome when the adapter refuses the '
         "payload; 404 for an unknown adapter. The Observations are built for the example patient "
         "(`Patient/example`), with the device given (else `Device/example`) and the receive time given "
         "(else 2026-01-01T00:00:00Z, as the conformance kit). Vendor or admin token. Audited."
@@ -77,13 +77,28 @@ def _sandbox(rt: Runtime, caller: Principal, adapter_id: str, body: bytes) -> Fh
     except ValueError as exc:
         return refuse(400, "invalid", [Issue("error", "structure", f"the body is not JSON: {exc}", "body")])
     if not isinstance(parsed, dict):
-        return refuse(400, "invalid", [Issue("error", "structure", f"the body is a JSON object, got {type(parsed).__name__}", "body")])
+        return refuse(
+            400,
+            "invalid",
+            [Issue("error", "structure", f"the body is a JSON object, got {type(parsed).__name__}", "body")],
+        )
     try:
         req = SandboxRequest.model_validate(parsed)
     except ValidationError as exc:
         return refuse(400, "invalid", _request_issues(exc))
     if req.adapter is not None and req.adapter != adapter_id:
-        return refuse(400, "invalid", [Issue("error", "invalid", f"the body names adapter '{req.adapter}' but the path '{adapter_id}'; leave 'adapter' out", "adapter")])
+        return refuse(
+            400,
+            "invalid",
+            [
+                Issue(
+                    "error",
+                    "invalid",
+                    f"the body names adapter '{req.adapter}' but the path '{adapter_id}'; leave 'adapter' out",
+                    "adapter",
+                )
+            ],
+        )
     try:
         adapter = get_adapter(adapter_id)
     except UnknownAdapter as exc:
@@ -91,19 +106,25 @@ def _sandbox(rt: Runtime, caller: Principal, adapter_id: str, body: bytes) -> Fh
     try:
         payload = req.payload_json() if adapter.input_kind == "json" else req.payload_bytes()
     except DecodeError as exc:
-        return refuse(422, "refused", [Issue("error", "structure", f"{adapter.id}: {exc}", exc.field or req.payload_field)])
+        return refuse(
+            422, "refused", [Issue("error", "structure", f"{adapter.id}: {exc}", exc.field or req.payload_field)]
+        )
 
     from homediag.ingest import device_id
 
     ctx = conformance.sandbox_context(
         device_id=device_id(req.device) if req.device is not None else None,
-        received_at=req.received_at, local_zone=rt.local_zone, npu_system=rt.settings.npu_system,
+        received_at=req.received_at,
+        local_zone=rt.local_zone,
+        npu_system=rt.settings.npu_system,
     )
     trial = conformance.try_payload(adapter, payload, ctx, payload_field=req.payload_field)
     if trial.refusal is not None or trial.crash is not None:
         return refuse(422, trial.verdict, trial.all_issues())
     errors = sum(1 for i in trial.issues if i.severity in ("error", "fatal"))
-    conformance.record_sandbox(rt, caller, adapter.id, trial.verdict, f"{len(trial.built)} Observation(s), {errors} error(s)")
+    conformance.record_sandbox(
+        rt, caller, adapter.id, trial.verdict, f"{len(trial.built)} Observation(s), {errors} error(s)"
+    )
     return JsonResponse({"bundle": trial.bundle(), "outcome": trial.outcome(), "verdict": trial.verdict})
 
 
@@ -126,12 +147,25 @@ def uploads(
 ) -> FhirResponse:
     unknown = sorted(set(request.query_params) - {"_count", "_offset"})
     if unknown:
-        raise FhirError(400, "not-supported", f"unknown parameter(s) {', '.join(unknown)}; /uploads takes _count and _offset", unknown[0])
+        raise FhirError(
+            400,
+            "not-supported",
+            f"unknown parameter(s) {', '.join(unknown)}; /uploads takes _count and _offset",
+            unknown[0],
+        )
     if caller.role == "vendor" and not caller.organisation:
-        raise FhirError(403, "forbidden", "this vendor account has no organisation, so it has no devices; ask an administrator to set one")
+        raise FhirError(
+            403,
+            "forbidden",
+            "this vendor account has no organisation, so it has no devices; ask an administrator to set one",
+        )
     page = conformance.list_uploads(rt, caller, count=count, offset=offset)
-    document: dict[str, Any] = {"total": page.total, "count": page.count, "offset": page.offset, "uploads": page.uploads}
+    document: dict[str, Any] = {
+        "total": page.total,
+        "count": page.count,
+        "offset": page.offset,
+        "uploads": page.uploads,
+    }
     if page.count and page.offset + page.count < page.total:
         document["next"] = f"{request.url.path}?_count={page.count}&_offset={page.offset + page.count}"
     return JsonResponse(document)
-

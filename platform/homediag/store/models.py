@@ -221,7 +221,9 @@ class CareTeamPatient(Base):
     __tablename__ = "care_team_patient"
 
     care_team_id: Mapped[str] = mapped_column(String(64), ForeignKey("care_team.id"), primary_key=True)
-    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True)
+    patient_key: Mapped[str] = mapped_column(
+        String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True
+    )
 
 
 class GatewayPatient(Base):
@@ -230,7 +232,9 @@ class GatewayPatient(Base):
     __tablename__ = "gateway_patient"
 
     gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True)
+    patient_key: Mapped[str] = mapped_column(
+        String(64), ForeignKey("patient.patient_key"), primary_key=True, index=True
+    )
     assigned_at: Mapped[datetime] = mapped_column(DateTime)
 
 

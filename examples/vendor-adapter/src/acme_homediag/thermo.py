@@ -38,7 +38,10 @@ class AcmeThermoJsonAdapter:
             raise DecodeError(f"expected a JSON object, got {type(payload).__name__}")
         unknown = sorted(set(payload) - KNOWN_FIELDS)
         if unknown:
-            raise DecodeError(f"unknown field(s) {', '.join(unknown)}; ACME sends only {', '.join(sorted(KNOWN_FIELDS))}", field=unknown[0])
+            raise DecodeError(
+                f"unknown field(s) {', '.join(unknown)}; ACME sends only {', '.join(sorted(KNOWN_FIELDS))}",
+                field=unknown[0],
+            )
         mode = payload.get("mode", "patient")
         if mode not in ("patient", "calibration"):
             raise DecodeError(f"mode must be 'patient' or 'calibration', not {mode!r}", field="mode")
@@ -54,8 +57,12 @@ class AcmeThermoJsonAdapter:
         if mode == "calibration":
             # a self-check: keep it in the upload log, never as a patient's reading
             reading = Reading(
-                measurement=reading.measurement, value=reading.value, device_time=reading.device_time, test_data=demo,
-                disposition="discard", disposition_reason="ACME calibration check against the reference probe",
+                measurement=reading.measurement,
+                value=reading.value,
+                device_time=reading.device_time,
+                test_data=demo,
+                disposition="discard",
+                disposition_reason="ACME calibration check against the reference probe",
             )
         return [reading]
 
@@ -68,7 +75,7 @@ def _celsius(payload: dict[str, Any]) -> Number:
         return Number(special=SpecialValue.NRES)  # the probe could not measure: no value, a dataAbsentReason
     if isinstance(raw, bool) or not isinstance(raw, (str, int, Decimal)):
         # JSON numbers arrive as Decimal (the platform parses JSON with exact decimals), never float
-        raise DecodeError(f"expected a decimal number such as \"37.2\", got {type(raw).__name__}", field="celsius")
+        raise DecodeError(f'expected a decimal number such as "37.2", got {type(raw).__name__}', field="celsius")
     try:
         value = Decimal(str(raw).strip())
     except InvalidOperation:
@@ -88,6 +95,11 @@ def _taken(raw: Any) -> DeviceTime | None:
     except ValueError:
         raise DecodeError(f"not an ISO 8601 date-time: {raw[:40]!r}", field="taken") from None
     return DeviceTime(
-        taken.year, taken.month, taken.day, taken.hour, taken.minute, taken.second,
+        taken.year,
+        taken.month,
+        taken.day,
+        taken.hour,
+        taken.minute,
+        taken.second,
         utc_offset=taken.utcoffset(),  # None when ACME sent local time without an offset
     )
