@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
+from homediag.errors import Forbidden, NotFound
 from homediag.fhir_profiles import terminology
 from homediag.fhir_profiles.profiles import CANONICAL
 
@@ -78,17 +79,6 @@ class View:
         out = walk(resource)
         out["id"] = domain.pseudonym(str(resource["resourceType"]), str(resource["id"]))
         return dict(out)
-
-
-class NotFound(Exception):
-    """Does not exist, or may not be seen: the same answer either way."""
-
-    def __init__(self, resource_type: str, resource_id: str) -> None:
-        super().__init__(f"{resource_type}/{resource_id} is not known")
-
-
-class Forbidden(Exception):
-    """The role may not do this at all (HTTP 403), whatever the patient."""
 
 
 @dataclass(frozen=True)
@@ -266,7 +256,7 @@ class AccessService:
                 if decision.permit:
                     seen = row.resource
         if seen is None:
-            raise NotFound("Observation", observation_id)
+            raise NotFound.resource("Observation", observation_id)
         return view.shown(seen)
 
     def search_observations(
@@ -388,6 +378,32 @@ class AccessService:
             )
         return filters
 
+    # -- a gateway's read-back ---------------------------------------------------------------
+    def gateway_read_back(self, session: Session, sender: Principal, observation_id: str) -> dict[str, Any] | None:
+        """The stored Observation a gateway's conditional create matched, when this gateway sent it itself
+        (a gateway writes; it reads back only its own uploads). None otherwise. Decided and audited here,
+        inside the caller's unit of work."""
+        row = session.get(m.Observation, observation_id)
+        sent_by = session.get(m.Upload, row.upload_id).sender if row is not None and row.upload_id else None
+        permit = row is not None and sent_by == sender.id
+        detail = "sent by this gateway" if permit else "not sent by this gateway"
+        audit.append(
+            session,
+            self.rt.keys,
+            [
+                audit.Entry(
+                    sender.id,
+                    sender.role,
+                    "read-back",
+                    "permit" if permit else "deny",
+                    patient_key=row.patient_key if row is not None else None,
+                    entity=f"Observation/{observation_id}",
+                    detail=detail,
+                )
+            ],
+        )
+        return row.resource if permit and row is not None else None
+
     # -- Patient ---------------------------------------------------------------------------
     def read_patient(
         self, principal: Principal, patient_id: str, *, purpose: str | None = None, reason: str | None = None
@@ -478,7 +494,7 @@ class AccessService:
                         ]
                     }
         if patient is None or not permit:
-            raise NotFound("Patient", patient_id)
+            raise NotFound.resource("Patient", patient_id)
         return view.shown(resource) if view else resource
 
 

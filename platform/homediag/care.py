@@ -12,6 +12,8 @@ import secrets
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from homediag.errors import NotFound
+
 from . import audit
 from .clock import utcnow
 from .keys import KeyRing
@@ -19,7 +21,7 @@ from .store import models as m
 from .users import Principal
 
 
-class Unknown(LookupError):
+class Unknown(NotFound, LookupError):
     """A team, patient or user that does not exist; the message says which."""
 
 

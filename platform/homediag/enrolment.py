@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
+from homediag.errors import NotFound, Unprocessable
 from homediag.fhir_profiles import Issue
 
 from . import audit
@@ -22,15 +23,14 @@ from .store import models as m
 from .users import Principal
 
 
-class Invalid(Exception):
+class Invalid(Unprocessable):
     """A resource that breaks a rule (HTTP 422); ``issues`` say what and where."""
 
     def __init__(self, *issues: Issue) -> None:
-        self.issues = list(issues)
-        super().__init__("; ".join(i.diagnostics for i in issues))
+        super().__init__(issues=list(issues))
 
 
-class Missing(Exception):
+class Missing(NotFound):
     """Refers to something that does not exist (HTTP 404)."""
 
 

@@ -1160,11 +1160,12 @@ class _Run:
             return GatewayResult(self.upload.id, 201, e.row["resource"], location=e.result.location)
         # an Observation with this identifier is stored: a gateway writes, it does not read, so it gets
         # back the stored resource only when it sent that itself
-        row = self.session.get(m.Observation, e.obs_id)
-        sent_by = self.session.get(m.Upload, row.upload_id).sender if row is not None and row.upload_id else None
+        from .access import AccessService
+
         location = f"Observation/{e.obs_id}"
-        if row is not None and sent_by == self.sender.id:
-            return GatewayResult(self.upload.id, 200, row.resource, location=location)
+        stored = AccessService(self.rt).gateway_read_back(self.session, self.sender, e.obs_id)
+        if stored is not None:
+            return GatewayResult(self.upload.id, 200, stored, location=location)
         note = Issue(
             "information",
             "duplicate",

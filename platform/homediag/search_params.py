@@ -10,18 +10,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from homediag.errors import BadRequest
+
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
 _DATE = re.compile(
     r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
 
 
-class SearchError(ValueError):
+class SearchError(BadRequest):
     """A search parameter that cannot be understood (HTTP 400)."""
 
     def __init__(self, message: str, parameter: str) -> None:
         self.parameter = parameter
-        super().__init__(message)
+        super().__init__(message, parameter)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from homediag import __version__
+from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
 from . import fhir, gateway, ingest
-from .responses import FhirError, FhirResponse
+from .responses import FhirResponse, error_response
 from .vendor import router as vendor_router
 
 
@@ -24,9 +25,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime or Runtime.from_settings()
 
-    @app.exception_handler(FhirError)
-    async def _fhir_error(_request: Request, exc: FhirError) -> FhirResponse:
-        return exc.response()
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> FhirResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> FhirResponse:

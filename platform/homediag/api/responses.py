@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
@@ -22,8 +23,8 @@ class JsonResponse(FhirResponse):
     media_type = "application/json"
 
 
-class FhirError(Exception):
-    """An error the API answers with an OperationOutcome and ``status``."""
+class FhirError(ServiceError):
+    """An error of the HTTP face itself with an explicit ``status`` (prefer a ``homediag.errors`` class)."""
 
     def __init__(
         self,
@@ -34,10 +35,14 @@ class FhirError(Exception):
         *,
         issues: list[Issue] | None = None,
     ) -> None:
-        self.status = status
-        self.issues = issues or [Issue("error", code, diagnostics, expression)]
-        super().__init__(diagnostics)
+        self.status = status  # type: ignore[misc]
+        super().__init__(diagnostics, expression, issues=issues or [Issue("error", code, diagnostics, expression)])
 
-    def response(self) -> FhirResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="homediag"'} if self.status == 401 else None
-        return FhirResponse(operation_outcome(self.issues), status_code=self.status, headers=headers)
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": 'Bearer realm="homediag"'} if self.status == 401 else None
+
+
+def error_response(exc: ServiceError) -> FhirResponse:
+    """The one mapping of a service error to HTTP: its status, its headers, an OperationOutcome."""
+    return FhirResponse(operation_outcome(exc.issues), status_code=exc.status, headers=exc.headers)

@@ -1,0 +1,68 @@
+"""The one builder of the Bundles the service answers with: searchsets (with their paging links),
+histories and collections. Routes, the access layer and exports build Bundles here only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def entry(base: str, resource: dict[str, Any], mode: str = "match") -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def searchset(
+    base: str,
+    resources: Iterable[dict[str, Any]],
+    *,
+    total: int | None = None,
+    links: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A searchset of ``resources`` (all matches). ``links``: relation -> URL (self, next, previous)."""
+    entries = [entry(base, r) for r in resources]
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(entries) if total is None else total,
+    }
+    if links:
+        bundle["link"] = [{"relation": relation, "url": url} for relation, url in links.items()]
+    bundle["entry"] = entries
+    return bundle
+
+
+def history(base: str, versions: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """A history Bundle of resource versions, newest first; each version carries ``meta.versionId``
+    and ``meta.lastUpdated``. Version 1 was a create (POST), later ones updates (PUT)."""
+    entries = []
+    for v in versions:
+        rtype, rid, version = v["resourceType"], v["id"], v["meta"]["versionId"]
+        created = version == "1"
+        entries.append(
+            {
+                "fullUrl": f"{base}/{rtype}/{rid}",
+                "resource": v,
+                "request": {"method": "POST", "url": rtype} if created else {"method": "PUT", "url": f"{rtype}/{rid}"},
+                "response": {
+                    "status": "201 Created" if created else "200 OK",
+                    "etag": f'W/"{version}"',
+                    "lastModified": v["meta"]["lastUpdated"],
+                },
+            }
+        )
+    return {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+
+
+def collection(resources: Iterable[dict[str, Any]], *, full_url: Any = None) -> dict[str, Any]:
+    """A collection Bundle; ``full_url(resource)`` names each entry (default: none)."""
+    entries = []
+    for r in resources:
+        e: dict[str, Any] = {"resource": r}
+        if full_url is not None:
+            e = {"fullUrl": full_url(r), **e}
+        entries.append(e)
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
