@@ -171,6 +171,7 @@ class World:
     views: dict[str, View | None]  # the enforcement point's own view of each reader (None: no clinical reads)
     patients: dict[str, Enrolled]
     device_ids: set[str]
+    reading_device: dict[str, str] = field(default_factory=dict)  # Observation id -> its Device id
 
     def known_patient_id(self, reader: Reader, patient: Enrolled) -> str:
         """The Patient id as this reader knows it: its pseudonym outside care, else the platform id."""
@@ -218,8 +219,8 @@ class World:
                         other_serial(p.person),
                         other_address(p.person),
                     }
-        if reader.role != "clinician" and not upload_log:
-            out |= self.device_ids
+        if reader.role != "clinician" and not (upload_log and reader.role == "admin"):
+            out |= self.device_ids  # outside care a device is known by the reader's domain pseudonym only
         return out
 
 
@@ -320,9 +321,10 @@ def build_world(client: TestClient, rt: Runtime) -> World:
     with rt.sessions() as session:
         keys = {pid: pkey for pid, pkey in session.execute(select(m.Patient.id, m.Patient.patient_key))}
         device_ids = set(session.execute(select(m.Device.id)).scalars())
+        reading_device = {oid: dev for oid, dev in session.execute(select(m.Observation.id, m.Observation.device_id))}
     for patient in patients.values():
         patient.key = keys[patient.id]
-    world = World(client, headers, views, patients, device_ids)
+    world = World(client, headers, views, patients, device_ids, reading_device)
 
     # Withdraw only after every reader has seen the patient (and its consent is cached): withdrawal
     # must take effect on the very next request.
@@ -478,11 +480,16 @@ REFUSED_SEARCHES = (
 
 
 def search_with_include(world: World, reader: Reader, patient: Enrolled) -> None:
-    """_include, _revinclude, _has and chained searches are refused (400), with and without a patient."""
+    """_include, _revinclude, _has and chained searches are refused (400), with and without a patient;
+    a role that may not search Observations at all is refused as such (403) before its parameters are read."""
     for refused in REFUSED_SEARCHES:
         params = {k: v.replace("<cpr>", f"{CPR_SYSTEM}|{patient.person.cpr}") for k, v in refused.items()}
         for scoped in ({}, {"patient": world.known_patient_id(reader, patient)}):
             response = get(world, reader, "/fhir/Observation", **params, **scoped)
+            if not reader.reads_clinical:
+                assert_forbidden(response)
+                assert_no_secrets(world, reader, response, sent=tuple(scoped.values()))
+                continue
             assert response.status_code == 400, (params, response.text)
             outcome = response.json()
             assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["expression"] == [
@@ -581,6 +588,60 @@ def upload_log(world: World, reader: Reader, patient: Enrolled) -> None:
     assert_no_secrets(world, reader, response, upload_log=True)
 
 
+def device_read(world: World, reader: Reader, patient: Enrolled) -> None:
+    """GET /fhir/Device/{id}: a clinician reads a device only while it may see a reading the device took
+    (404 otherwise, as for an unknown device); an admin any device; everyone else 403."""
+    unknown_id = secrets.token_hex(12)
+    for r in patient.readings:
+        device = world.reading_device[r.id]
+        response = get(world, reader, f"/fhir/Device/{device}")
+        if reader.role not in ("clinician", "admin"):
+            assert_forbidden(response)
+        elif reader.role == "admin" or may_see_reading(reader, patient.subject, r.maker):
+            assert response.status_code == 200, response.text
+            assert response.json()["resourceType"] == "Device" and response.json()["id"] == device
+        else:
+            assert_same_as_unknown(response, device, get(world, reader, f"/fhir/Device/{unknown_id}"), unknown_id)
+
+
+def consent_read(world: World, reader: Reader, patient: Enrolled) -> None:
+    """GET /fhir/Consent?patient=, /fhir/Consent/{id} and its _history: an admin only, and audited."""
+    response = get(world, reader, "/fhir/Consent", patient=patient.id)
+    if reader.role != "admin":
+        assert_forbidden(response)
+        assert_no_secrets(world, reader, response, sent=(patient.id,))
+        return
+    assert response.status_code == 200, response.text
+    consents = [e["resource"] for e in response.json().get("entry", [])]
+    assert len(consents) == (1 if patient.subject.purposes else 0)
+    for consent in consents:
+        assert consent["patient"]["reference"] == f"Patient/{patient.id}"
+        assert get(world, reader, f"/fhir/Consent/{consent['id']}").status_code == 200
+        assert get(world, reader, f"/fhir/Consent/{consent['id']}/_history").status_code == 200
+    trail = get(world, reader, "/fhir/AuditEvent", patient=patient.id, _count="500").json()
+    read_of_consents = [
+        e["resource"]
+        for e in trail.get("entry", [])
+        if any(x.get("what", {}).get("display", "").startswith("Consent") for x in e["resource"].get("entity", []))
+    ]
+    assert read_of_consents, "reading a patient's consents leaves a trail in the audit log"
+
+
+def audit_read(world: World, reader: Reader, patient: Enrolled) -> None:
+    """GET /fhir/AuditEvent?patient=: an admin only; the read is itself audited."""
+    response = get(world, reader, "/fhir/AuditEvent", patient=patient.id, _count="1")
+    if reader.role != "admin":
+        assert_forbidden(response)
+        assert_no_secrets(world, reader, response, sent=(patient.id,))
+        return
+    assert response.status_code == 200, response.text
+    newest = get(world, reader, "/fhir/AuditEvent", _count="1").json()["entry"][0]["resource"]
+    assert newest["type"]["code"] == "search"
+    assert {"display": "AuditEvent"} in [x["what"] for x in newest["entity"]]
+    assert {"reference": f"Patient/{patient.id}"} in [x["what"] for x in newest["entity"]]
+    assert_no_secrets(world, reader, response, sent=(patient.id,))
+
+
 INTERACTIONS: dict[str, Callable[[World, Reader, Enrolled], None]] = {
     "read": read,
     "search-patient": search_by_patient,
@@ -589,6 +650,9 @@ INTERACTIONS: dict[str, Callable[[World, Reader, Enrolled], None]] = {
     "paging": paging,
     "patient-identity": patient_identity,
     "upload-log": upload_log,
+    "device-read": device_read,
+    "consent-read": consent_read,
+    "audit-read": audit_read,
 }
 
 

@@ -28,11 +28,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-import homediag.access
 from homediag.access import AccessService, View
 from homediag.consent import decide, parse_consent, treatment_consent
 from homediag.consent.terms import ACT_REASON
@@ -339,15 +339,9 @@ def test_a_reading_is_visible_iff_the_decision_permits_its_time(
 
 
 # -- gICS regressions ------------------------------------------------------------------------------
-def pin_clock(monkeypatch: pytest.MonkeyPatch, instant: datetime) -> None:
+def pin_clock(monkeypatch: pytest.MonkeyPatch, client: TestClient, instant: datetime) -> None:
     """The enforcement point decides as of ``instant`` (ingest keeps the real clock)."""
-
-    class Pinned(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-            return instant.astimezone(tz) if tz is not None else instant.astimezone(CPH).replace(tzinfo=None)
-
-    monkeypatch.setattr(homediag.access, "datetime", Pinned)
+    monkeypatch.setattr(client.app.state.runtime, "clock", lambda: instant.astimezone(UTC))
 
 
 def at(day: date, hour: int = 12, minute: int = 0, second: int = 0, microsecond: int = 0) -> datetime:
@@ -389,20 +383,20 @@ def test_gics_a_query_dated_before_the_first_consent_is_not_permitted(
     everything = set(ids)
     clinician, evaluator = readers["clinician"], readers["evaluator"]
 
-    pin_clock(monkeypatch, at(today - timedelta(days=25)))
+    pin_clock(monkeypatch, client, at(today - timedelta(days=25)))
     assert visible(client, clinician, patient, ids) == (set(), set())
     assert visible(client, evaluator, patient, ids) == (set(), set())
     pin_clock(
-        monkeypatch, at(today - timedelta(days=20), 8, 59, 59)
+        monkeypatch, client, at(today - timedelta(days=20), 8, 59, 59)
     )  # the day of the first consent, before it was given
     assert visible(client, clinician, patient, ids) == (set(), set())
 
-    pin_clock(monkeypatch, at(today - timedelta(days=15)))
+    pin_clock(monkeypatch, client, at(today - timedelta(days=15)))
     assert visible(client, clinician, patient, ids) == (everything, everything)
     assert visible(client, evaluator, patient, ids) == (set(), set())
 
     for moment in (at(today - timedelta(days=5)), datetime.now(UTC)):
-        pin_clock(monkeypatch, moment)
+        pin_clock(monkeypatch, client, moment)
         assert visible(client, clinician, patient, ids) == (everything, everything)
         assert visible(client, evaluator, patient, ids) == (everything, everything)
 
@@ -460,7 +454,7 @@ def test_gics_a_consent_ending_today_shows_readings_all_of_today_and_not_after(
     after = [at(tomorrow, 0, 0, 0), at(tomorrow, 0, 30), at(tomorrow, 12)]  # 00:30 Copenhagen is still `today` in UTC
     assert at(tomorrow, 0, 30).astimezone(UTC).date() == today
     for moment in still_today + after:
-        pin_clock(monkeypatch, moment)
+        pin_clock(monkeypatch, client, moment)
         for role, reader in readers.items():
             assert visible(client, reader, patient, ids) == (
                 (everything, everything) if moment in still_today else (set(), set())

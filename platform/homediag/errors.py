@@ -20,9 +20,14 @@ class ServiceError(Exception):
     code: ClassVar[str] = "exception"
 
     def __init__(
-        self, diagnostics: str = "", expression: str | None = None, *, issues: list[Issue] | None = None
+        self,
+        diagnostics: str = "",
+        expression: str | None = None,
+        *,
+        issues: list[Issue] | None = None,
+        code: str | None = None,
     ) -> None:
-        self.issues = issues or [Issue("error", self.code, diagnostics, expression)]
+        self.issues = issues or [Issue("error", code or self.code, diagnostics, expression)]
         super().__init__(diagnostics or "; ".join(i.diagnostics for i in self.issues))
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +26,8 @@ class Runtime:
     # parsed consents by (consent id, version): a version never changes (see access.AccessService._records)
     consent_cache: dict[tuple[str, int], Any] = field(default_factory=dict)
     oidc: OidcVerifier | None = None
+    # the clock access decisions are taken at ("may this be seen now?"); a test may pin it
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         s = self.settings

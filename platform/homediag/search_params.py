@@ -146,6 +146,16 @@ OBSERVATION_PARAMETERS = (
 )
 
 
+_WHOLE = re.compile(r"[0-9]{1,9}")
+
+
+def parse_count(value: str, parameter: str) -> int:
+    """A count or offset: ASCII digits, below a billion (a larger one is no page anyone can walk to)."""
+    if not _WHOLE.fullmatch(value):
+        raise SearchError(f"{parameter}: '{value[:40]}' is not a whole number from 0 to 999999999", parameter)
+    return int(value)
+
+
 def parse_observation_query(
     items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int
 ) -> ObservationQuery:
@@ -162,13 +172,9 @@ def parse_observation_query(
         elif name == "device":
             q.device_ids.append(parse_reference(value, "Device", name))
         elif name == "_count":
-            if not value.isdigit():
-                raise SearchError(f"_count: '{value}' is not a whole number", name)
-            q.count = min(int(value), max_count)
+            q.count = min(parse_count(value, name), max_count)
         elif name == "_offset":
-            if not value.isdigit():
-                raise SearchError(f"_offset: '{value}' is not a whole number", name)
-            q.offset = int(value)
+            q.offset = parse_count(value, name)
         elif name == "_sort":
             if value not in ("date", "-date"):
                 raise SearchError(f"_sort: only 'date' and '-date' are supported, not '{value}'", name)

@@ -12,6 +12,7 @@ from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
 from . import fhir, gateway, ingest
+from .policy import check_policies
 from .responses import FhirResponse, error_response
 from .vendor import router as vendor_router
 
@@ -46,4 +47,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(fhir.router)
     app.include_router(vendor_router)
+    check_policies(app)
     return app

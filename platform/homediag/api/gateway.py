@@ -10,12 +10,13 @@ from starlette.concurrency import run_in_threadpool
 from homediag.phd_gateway import GatewayResult, PhdGatewayService
 from homediag.users import Principal
 
-from .deps import BaseDep, RuntimeDep, require_role
+from .deps import BaseDep, RuntimeDep
+from .policy import GATEWAY_WRITE, principal
 from .responses import FhirResponse
 
 router = APIRouter(prefix="/fhir", tags=["gateway"])
 
-GatewayDep = Annotated[Principal, Depends(require_role("gateway"))]
+GatewayDep = Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
 
 
 def _response(result: GatewayResult, base: str) -> FhirResponse:

@@ -12,12 +12,13 @@ from homediag.ingest import IngestService
 from homediag.runtime import Runtime
 from homediag.users import Principal
 
-from .deps import RuntimeDep, require_role
+from .deps import RuntimeDep
+from .policy import GATEWAY_WRITE, principal
 from .responses import FhirResponse, JsonResponse
 
 router = APIRouter(tags=["ingest"])
 
-GatewayDep = Annotated[Principal, Depends(require_role("gateway"))]
+GatewayDep = Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
 
 
 @router.post(

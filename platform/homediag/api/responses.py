@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.responses import Response
 
 from homediag.errors import ServiceError
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
+from homediag.fhir_profiles import fhirjson, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
 
@@ -21,26 +21,6 @@ class FhirResponse(Response):
 
 class JsonResponse(FhirResponse):
     media_type = "application/json"
-
-
-class FhirError(ServiceError):
-    """An error of the HTTP face itself with an explicit ``status`` (prefer a ``homediag.errors`` class)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        diagnostics: str,
-        expression: str | None = None,
-        *,
-        issues: list[Issue] | None = None,
-    ) -> None:
-        self.status = status  # type: ignore[misc]
-        super().__init__(diagnostics, expression, issues=issues or [Issue("error", code, diagnostics, expression)])
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"WWW-Authenticate": 'Bearer realm="homediag"'} if self.status == 401 else None
 
 
 def error_response(exc: ServiceError) -> FhirResponse:

@@ -13,16 +13,19 @@ from homediag import conformance
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, EnvelopeDevice
+from homediag.errors import BadRequest
 from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
 from homediag.runtime import Runtime
 from homediag.users import Principal
 
-from .deps import RuntimeDep, require_role
-from .responses import FhirError, FhirResponse, JsonResponse
+from .deps import RuntimeDep
+from .policy import VENDOR_TOOLS, Caller, enforce, principal
+from .responses import FhirResponse, JsonResponse
 
 router = APIRouter(tags=["vendor"])
 
-VendorDep = Annotated[Principal, Depends(require_role("vendor", "admin"))]
+VendorReader = Annotated[Caller, Depends(enforce(VENDOR_TOOLS))]
+VendorDep = Annotated[Principal, Depends(principal(VENDOR_TOOLS))]
 
 
 class SandboxRequest(Envelope):
@@ -140,26 +143,18 @@ def _sandbox(rt: Runtime, caller: Principal, adapter_id: str, body: bytes) -> Fh
 )
 def uploads(
     request: Request,
-    rt: RuntimeDep,
-    caller: VendorDep,
+    caller: VendorReader,
     count: Annotated[int, Query(alias="_count", ge=0)] = 50,
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ) -> FhirResponse:
     unknown = sorted(set(request.query_params) - {"_count", "_offset"})
     if unknown:
-        raise FhirError(
-            400,
-            "not-supported",
+        raise BadRequest(
             f"unknown parameter(s) {', '.join(unknown)}; /uploads takes _count and _offset",
             unknown[0],
+            code="not-supported",
         )
-    if caller.role == "vendor" and not caller.organisation:
-        raise FhirError(
-            403,
-            "forbidden",
-            "this vendor account has no organisation, so it has no devices; ask an administrator to set one",
-        )
-    page = conformance.list_uploads(rt, caller, count=count, offset=offset)
+    page = caller.access.list_uploads(caller.user, count=count, offset=offset)
     document: dict[str, Any] = {
         "total": page.total,
         "count": page.count,

@@ -1,0 +1,165 @@
+"""The decision: may this reader, for this purpose, see this patient's data of this time?
+
+From the reader's role and purpose of use, its relation to the patient (a clinician's care teams) and
+the patient's consents (``homediag.consent``). Searches turn the decision into SQL (``scope``) so that
+the store is narrowed before counting and paging.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from homediag import audit, care
+from homediag import consent as consent_model
+from homediag.domains import domain_for
+from homediag.errors import Forbidden
+from homediag.runtime import Runtime
+from homediag.store import models as m
+from homediag.users import Principal
+
+from .view import ROLE_PURPOSES, View, Window
+
+
+class Decisions:
+    """The decision steps every read shares; the read mixins of ``AccessService`` build on them."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def _audit(
+        self,
+        session: Session,
+        principal: Principal,
+        action: str,
+        outcome: str,
+        *,
+        purpose: str | None = None,
+        patient_key: str | None = None,
+        entity: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """One audit record of this reader's decision, in the read's own transaction."""
+        entry = audit.Entry(
+            principal.id,
+            principal.role,
+            action,
+            outcome,
+            purpose=purpose,
+            patient_key=patient_key,
+            entity=entity,
+            detail=detail[:1000] if detail else detail,
+        )
+        audit.append(session, self.rt.keys, [entry])
+
+    # -- decisions -------------------------------------------------------------------------
+    def view(self, principal: Principal, requested_purpose: str | None = None) -> View:
+        """The reader's view; the purpose of use stated with the request must be one the role may use."""
+        allowed = ROLE_PURPOSES.get(principal.role)
+        if not allowed:
+            raise Forbidden(f"the role '{principal.role}' may not read clinical data")
+        purpose = requested_purpose or allowed[0]
+        if purpose not in allowed:
+            raise Forbidden(
+                f"the role '{principal.role}' may not act for purpose of use {purpose!r} (allowed: {', '.join(allowed)})"
+            )
+        domain = (
+            None
+            if principal.role == "clinician"
+            else domain_for(self.rt.keys, f"{principal.role}:{principal.organisation or principal.id}")
+        )
+        return View(principal, purpose, domain)
+
+    def _in_care(self, session: Session, view: View, windows: dict[str, Window]) -> dict[str, Window]:
+        """A clinician reads only patients on its care teams (consent permitting)."""
+        if view.principal.role != "clinician" or not windows:
+            return windows
+        team = set(
+            session.execute(
+                care.team_patient_keys(view.principal.id).where(m.CareTeamPatient.patient_key.in_(list(windows)))
+            ).scalars()
+        )
+        return {k: w for k, w in windows.items() if k in team}
+
+    def _relation_reason(self, session: Session, view: View, pkey: str) -> str | None:
+        if view.principal.role == "clinician" and not care.on_care_team(session, view.principal.id, pkey):
+            return "the patient is not on a care team of this clinician"
+        return None
+
+    def _decide_for(
+        self, session: Session, view: View, pkey: str, data_time: datetime | None
+    ) -> consent_model.Decision:
+        """The reader's relation to the patient (care team), then the patient's consent for the purpose."""
+        reason = self._relation_reason(session, view, pkey)
+        if reason is not None:
+            return consent_model.Decision(False, reason)
+        return self.decide(session, view.purpose, pkey, data_time)
+
+    def vendor_scope(self, view: View) -> ColumnElement[bool]:
+        """A vendor sees only readings of its own organisation's devices."""
+        if view.principal.role != "vendor":
+            return true()
+        return m.Observation.device_id.in_(
+            select(m.Device.id).where(m.Device.manufacturer == view.principal.organisation)
+        )
+
+    def _records(self, session: Session, patient_keys: list[str] | None = None) -> dict[str, list[Any]]:
+        """Each patient's consents, parsed. A (consent id, version) never changes, so its parse is cached;
+        a withdrawal is a new version and is read fresh on the next request."""
+        stmt = select(m.Consent.id, m.Consent.version, m.Consent.patient_key)
+        if patient_keys is not None:
+            stmt = stmt.where(m.Consent.patient_key.in_(patient_keys))
+        current = session.execute(stmt).all()
+        cache = self.rt.consent_cache
+        missing = [row.id for row in current if (row.id, row.version) not in cache]
+        if missing:
+            if len(cache) > 50_000:
+                cache.clear()
+            for cid, version, resource in session.execute(
+                select(m.Consent.id, m.Consent.version, m.Consent.resource).where(m.Consent.id.in_(missing))
+            ):
+                cache[(cid, version)] = consent_model.parse_consent(resource)
+        out: dict[str, list[Any]] = {}
+        for row in current:
+            record = cache.get((row.id, row.version))
+            if record is None:  # changed between the two reads: parse it now
+                resource = session.execute(select(m.Consent.resource).where(m.Consent.id == row.id)).scalar_one()
+                record = consent_model.parse_consent(resource)
+            out.setdefault(row.patient_key, []).append(record)
+        return out
+
+    def permitted_windows(
+        self, session: Session, purpose: str, patient_keys: list[str] | None = None
+    ) -> dict[str, Window]:
+        """Patient key -> the data window the purpose may see now; patients with nothing permitted are absent."""
+        now = self.rt.clock()
+        windows: dict[str, Window] = {}
+        for pkey, records in self._records(session, patient_keys).items():
+            window = consent_model.permitted_data_window(records, purpose=purpose, as_of=now)
+            if window is not None:
+                windows[pkey] = Window.of(window)
+        return windows
+
+    def decide(self, session: Session, purpose: str, pkey: str, data_time: datetime | None) -> consent_model.Decision:
+        records = self._records(session, [pkey]).get(pkey, [])
+        return consent_model.decide(records, purpose=purpose, data_time=data_time, as_of=self.rt.clock())
+
+    def scope(self, windows: dict[str, Window]) -> ColumnElement[bool]:
+        """The Observations of ``windows`` (patient key -> permitted data times), as SQL."""
+        if not windows:
+            return false()
+        open_keys = [k for k, w in windows.items() if w.is_open]
+        clauses: list[ColumnElement[bool]] = []
+        if open_keys:
+            clauses.append(m.Observation.patient_key.in_(open_keys))
+        clauses += [and_(m.Observation.patient_key == k, w.sql()) for k, w in windows.items() if k not in open_keys]
+        return or_(*clauses)
+
+    def readable_windows(
+        self, session: Session, view: View, patient_keys: list[str] | None = None
+    ) -> dict[str, Window]:
+        """What this reader may see now: its purpose's consent windows, narrowed to its care relations."""
+        return self._in_care(session, view, self.permitted_windows(session, view.purpose, patient_keys))

@@ -1,0 +1,103 @@
+"""Patient reads: who the patient is, as far as the reader may know."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from homediag.errors import Forbidden, NotFound
+from homediag.fhir_profiles.profiles import CANONICAL
+from homediag.identity import CPR_SYSTEM, SealedIdentity, open_identity
+from homediag.store import models as m
+from homediag.users import Principal
+
+from .decisions import Decisions
+from .view import ROLE_PURPOSES
+
+# An id that could be a CPR number (ten digits, a hyphen after the sixth): never echoed, never audited in clear.
+_CPR_LIKE = re.compile(r"\d{6}-?\d{4}")
+WITHHELD_ID = "[an id that looks like a CPR number, not repeated]"
+
+
+def _said(patient_id: str | None) -> str:
+    """How an id the reader gave may be repeated in an answer or the audit log."""
+    return WITHHELD_ID if patient_id is not None and _CPR_LIKE.fullmatch(patient_id.strip()) else str(patient_id)
+
+
+class PatientReads(Decisions):
+    def read_patient(
+        self, principal: Principal, patient_id: str, *, purpose: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Who the patient is, as far as the reader may know.
+
+        A clinician whose patient's consent permits treatment gets the identity (CPR and name) only with
+        a stated reason, which is audited as a re-identification; without one, the record without
+        identity. Evaluators and vendors get the patient's pseudonym of their domain; admins the
+        record without identity. Anyone else: 403.
+        """
+        if principal.role == "admin":
+            view = None
+        elif principal.role in ROLE_PURPOSES:
+            view = self.view(principal, purpose)
+        else:
+            raise Forbidden(f"the role '{principal.role}' may not read patients")
+        real_id = view.real_id("Patient", patient_id) if view else patient_id
+        entity = f"Patient/{_said(real_id)}"
+        # NotFound is raised after the transaction commits: raised inside it, the deny audit would roll back.
+        with self.rt.sessions.begin() as session:
+            patient = (
+                session.execute(select(m.Patient).where(m.Patient.id == real_id)).scalar_one_or_none()
+                if real_id
+                else None
+            )
+            pkey = patient.patient_key if patient else None
+            resource: dict[str, Any] = {
+                "resourceType": "Patient",
+                "id": real_id,
+                "active": bool(patient and patient.active),
+            }
+            if view is None:
+                outcome = "permit" if patient else "deny"
+                self._audit(
+                    session, principal, "read", outcome, patient_key=pkey, entity=entity, detail="no identity disclosed"
+                )
+                permit = patient is not None
+            else:
+                decision = self._decide_for(session, view, pkey, None) if pkey else None
+                permit = bool(decision and decision.permit)
+                asks_identity = view.domain is None and bool(reason)
+                identify = permit and asks_identity
+                detail = (decision.reason if decision is not None else "no such patient") + (
+                    f"; reason: {reason}" if identify else ""
+                )
+                self._audit(
+                    session,
+                    principal,
+                    "re-identify" if asks_identity else "read",
+                    "permit" if permit else "deny",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=entity,
+                    detail=detail,
+                )
+                vault = session.get(m.Identity, pkey) if identify else None
+                if vault is not None and pkey is not None:
+                    ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), pkey, self.rt.keys)
+                    resource["identifier"] = [{"system": CPR_SYSTEM, "value": ident.cpr}]
+                    if ident.name:
+                        resource["name"] = [ident.name]
+                elif permit and view.domain is None:
+                    resource["meta"] = {
+                        "tag": [
+                            {
+                                "system": f"{CANONICAL}/CodeSystem/disclosure",
+                                "code": "identity-withheld",
+                                "display": "identity is shown with a stated reason (X-Reidentification-Reason)",
+                            }
+                        ]
+                    }
+        if patient is None or not permit:
+            raise NotFound.resource("Patient", _said(patient_id))
+        return view.shown(resource) if view else resource

@@ -1,0 +1,15 @@
+"""``AccessService``: every read of patient data, each decided, narrowed, masked and audited here."""
+
+from __future__ import annotations
+
+from .auditlog import AuditLogReads
+from .consents import ConsentReads
+from .devices import DeviceReads
+from .patients import PatientReads
+from .readback import GatewayReadBack
+from .uploads import UploadLogReads
+
+
+class AccessService(DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack):
+    """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
+    reaches it only through a route's declared policy (``homediag.api.policy``)."""

@@ -1,0 +1,183 @@
+"""Route policies: every route of the app declares who may call it and what it reads, in one place.
+
+A route takes its caller from ``enforce(POLICY)``, the one dependency that authenticates (API token or
+OpenID Connect), checks the role against the policy, checks the stated purpose of use
+(``X-Purpose-Of-Use``) and hands the route a ``Caller`` whose ``access`` (``homediag.access``) is the
+only way to read patient data: it decides, narrows in SQL, masks for the reader's pseudonym domain and
+audits. ``check_policies`` walks every route of an app and refuses to start one where a route has no
+policy (or two); the app calls it at creation, and a test shows it catches a route added without one.
+The only routes without a policy are FastAPI's own documentation pages (``EXEMPT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from starlette.routing import Mount, Route
+
+from homediag.access import ROLE_PURPOSES, AccessService
+from homediag.errors import Forbidden, Unauthenticated
+from homediag.oidc import OidcError, looks_like_jwt
+from homediag.runtime import Runtime
+from homediag.users import ROLES, Principal, authenticate
+
+# FastAPI's own pages: the OpenAPI document and its viewers (they show no data).
+EXEMPT = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may call a route (``roles``; none: no token needed) and what of patient data it reads."""
+
+    name: str
+    roles: tuple[str, ...]
+    reads: str
+
+    @property
+    def public(self) -> bool:
+        return not self.roles
+
+
+PUBLIC = Policy("public", (), "nothing: the capability statement and the published profiles")
+ANY_USER = Policy("any-user", ROLES, "nothing: tools that check what the caller sends ($validate)")
+CLINICAL_READ = Policy("clinical-read", ("clinician", "evaluator", "vendor"), "Observations, through the access layer")
+PATIENT_READ = Policy(
+    "patient-read", ("clinician", "evaluator", "vendor", "admin"), "a Patient, through the access layer"
+)
+DEVICE_READ = Policy("device-read", ("clinician", "admin"), "a Device, through the access layer")
+ADMIN_READ = Policy("admin-read", ("admin",), "consents and the audit log, through the access layer (audited)")
+ADMIN_WRITE = Policy("admin-write", ("admin",), "nothing: enrolment and consents (audited writes)")
+GATEWAY_WRITE = Policy("gateway-write", ("gateway",), "only its own uploads' read-back, through the access layer")
+VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, through the access layer")
+POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
+            VENDOR_TOOLS)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What a route gets from its policy: who calls (None on a public route), the purpose of use and
+    re-identification reason they stated, and the access layer to read through."""
+
+    policy: Policy
+    principal: Principal | None
+    purpose: str | None
+    reason: str | None
+    access: AccessService
+
+    @property
+    def user(self) -> Principal:
+        """The authenticated caller (every non-public route has one)."""
+        if self.principal is None:
+            raise Unauthenticated("an Authorization: Bearer <token> header is required")
+        return self.principal
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def authenticate_request(request: Request, rt: Runtime) -> Principal:
+    """The caller of a request: an OpenID Connect ID/access token or an API token (Bearer)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("an Authorization: Bearer <token> header is required")
+    token = token.strip()
+    if rt.oidc is not None and looks_like_jwt(token):
+        try:
+            return rt.oidc.principal(token)
+        except OidcError as exc:
+            raise Unauthenticated(str(exc)) from None
+    with rt.sessions() as session:
+        principal = authenticate(session, token)
+    if principal is None:
+        raise Unauthenticated("the bearer token is unknown, expired or revoked")
+    return principal
+
+
+def enforce(policy: Policy) -> Callable[[Request], Caller]:
+    """The dependency that applies ``policy`` to a request."""
+
+    def dependency(request: Request) -> Caller:
+        rt = _runtime(request)
+        access = AccessService(rt)
+        if policy.public:
+            return Caller(policy, None, None, None, access)
+        principal = authenticate_request(request, rt)
+        if principal.role not in policy.roles:
+            raise Forbidden(f"the role '{principal.role}' may not do this (allowed: {', '.join(policy.roles)})")
+        purpose = request.headers.get("x-purpose-of-use", "").strip() or None
+        if principal.role in ROLE_PURPOSES:
+            access.view(principal, purpose)  # a purpose the role may not state is refused here (403)
+        elif purpose is not None:
+            raise Forbidden(f"the role '{principal.role}' acts under no purpose of use; leave X-Purpose-Of-Use out")
+        reason = request.headers.get("x-reidentification-reason", "").strip()[:200] or None
+        return Caller(policy, principal, purpose, reason, access)
+
+    dependency.policy = policy  # type: ignore[attr-defined]
+    return dependency
+
+
+def _policies(dependant: Dependant) -> Iterator[Policy]:
+    for dep in dependant.dependencies:
+        policy = getattr(dep.call, "policy", None)
+        if isinstance(policy, Policy):
+            yield policy
+        yield from _policies(dep)
+
+
+def route_policy(route: APIRoute | RouteContext) -> Policy | None:
+    """The policy a route declares (None: none, or more than one)."""
+    found = list(_policies(route.dependant))
+    return found[0] if len(found) == 1 else None
+
+
+def _routes(app: FastAPI) -> Iterator[RouteContext]:
+    """Every route of the app with its full path, routers included (FastAPI includes them lazily)."""
+    yield from iter_route_contexts(app.routes)
+
+
+def unguarded_routes(app: FastAPI) -> list[str]:
+    """Every route of ``app`` without exactly one declared policy, as 'METHODS path'."""
+    missing: list[str] = []
+    for ctx in _routes(app):
+        route = ctx.original_route
+        if isinstance(route, APIRoute):
+            if route_policy(ctx) is None:
+                missing.append(f"{','.join(sorted(ctx.methods or ()))} {ctx.path}")
+        elif isinstance(route, Route | Mount) and ctx.path not in EXEMPT:
+            missing.append(f"{type(route).__name__} {ctx.path}")
+    return missing
+
+
+def check_policies(app: FastAPI) -> None:
+    """Refuse an app in which a route has no declared policy."""
+    missing = unguarded_routes(app)
+    if missing:
+        raise RuntimeError(
+            "every route declares its access policy (homediag.api.policy.enforce); without one: " + "; ".join(missing)
+        )
+
+
+def policy_table(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(methods, path, policy name) for every API route: the table docs/architecture.md shows."""
+    rows = []
+    for ctx in _routes(app):
+        if isinstance(ctx.original_route, APIRoute) and (policy := route_policy(ctx)) is not None:
+            rows.append((",".join(sorted(ctx.methods or ())), str(ctx.path), policy.name))
+    return rows
+
+
+def principal(policy: Policy) -> Callable[..., Principal]:
+    """A dependency giving the authenticated principal under ``policy``, for routes that read nothing
+    (gateway writes): ``Annotated[Principal, Depends(principal(GATEWAY_WRITE))]``."""
+    enforced = enforce(policy)
+
+    def dependency(caller: Caller = Depends(enforced)) -> Principal:  # a default: annotations are strings here
+        return caller.user
+
+    return dependency

@@ -1,0 +1,106 @@
+"""Every route of the app declares its access policy; a route without one stops the app from starting."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from homediag.api.app import create_app
+from homediag.api.policy import (
+    EXEMPT,
+    GATEWAY_WRITE,
+    POLICIES,
+    PUBLIC,
+    check_policies,
+    enforce,
+    policy_table,
+    route_policy,
+    unguarded_routes,
+)
+from homediag.runtime import Runtime
+
+# The decided policy of every route: changing one is a deliberate change of this table.
+EXPECTED = {
+    ("GET", "/fhir/metadata"): "public",
+    ("GET", "/fhir/StructureDefinition"): "public",
+    ("GET", "/fhir/StructureDefinition/{profile_id}"): "public",
+    ("POST", "/fhir/Observation/$validate"): "any-user",
+    ("GET", "/fhir/Observation"): "clinical-read",
+    ("GET", "/fhir/Observation/{observation_id}"): "clinical-read",
+    ("GET", "/fhir/Patient/{patient_id}"): "patient-read",
+    ("GET", "/fhir/Device/{device_id}"): "device-read",
+    ("GET", "/fhir/Consent"): "admin-read",
+    ("GET", "/fhir/Consent/{consent_id}"): "admin-read",
+    ("GET", "/fhir/Consent/{consent_id}/_history"): "admin-read",
+    ("GET", "/fhir/AuditEvent"): "admin-read",
+    ("POST", "/fhir/Patient"): "admin-write",
+    ("POST", "/fhir/Consent"): "admin-write",
+    ("PUT", "/fhir/Consent/{consent_id}"): "admin-write",
+    ("POST", "/ingest"): "gateway-write",
+    ("POST", "/fhir"): "gateway-write",
+    ("POST", "/fhir/Observation"): "gateway-write",
+    ("POST", "/sandbox/{adapter}"): "vendor-tools",
+    ("GET", "/uploads"): "vendor-tools",
+}
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> FastAPI:
+    return create_app(runtime)
+
+
+def test_every_route_of_the_app_has_exactly_the_decided_policy(app: FastAPI) -> None:
+    assert unguarded_routes(app) == []
+    table = {(methods, path): name for methods, path, name in policy_table(app)}
+    assert table == EXPECTED
+    assert {p.name for p in POLICIES} >= set(EXPECTED.values())
+
+
+def test_a_route_added_without_a_policy_is_refused(app: FastAPI) -> None:
+    @app.get("/fhir/Basic/{basic_id}")
+    def read_basic(basic_id: str) -> dict[str, str]:  # reads without declaring who may
+        return {"resourceType": "Basic", "id": basic_id}
+
+    assert unguarded_routes(app) == ["GET /fhir/Basic/{basic_id}"]
+    with pytest.raises(RuntimeError, match=r"without one: GET /fhir/Basic/\{basic_id\}"):
+        check_policies(app)
+
+
+def test_a_route_with_two_policies_is_refused_too(app: FastAPI) -> None:
+    from fastapi import Depends
+
+    @app.get("/twice", dependencies=[Depends(enforce(PUBLIC)), Depends(enforce(GATEWAY_WRITE))])
+    def twice() -> dict[str, str]:
+        return {}
+
+    route = next(r for r in app.routes if isinstance(r, APIRoute) and r.path == "/twice")
+    assert route_policy(route) is None
+    assert "GET /twice" in unguarded_routes(app)
+
+
+def test_a_mounted_app_needs_a_policy_as_well(app: FastAPI) -> None:
+    app.mount("/static", FastAPI())
+    assert "Mount /static" in unguarded_routes(app)
+
+
+def test_only_the_openapi_pages_are_exempt_and_they_show_no_data(app: FastAPI) -> None:
+    with TestClient(app) as client:
+        for path in ("/openapi.json", "/docs"):
+            assert path in EXEMPT
+            response = client.get(path)
+            assert response.status_code == 200
+            assert "urn:oid:1.2.208.176.1.2|" not in response.text
+
+
+def test_a_policy_authenticates_before_the_route_runs(app: FastAPI) -> None:
+    with TestClient(app) as client:
+        for (method, path), name in EXPECTED.items():
+            if name == "public":
+                continue
+            url = path.replace("{", "x").replace("}", "")
+            response = client.request(method, url, content=b"{}")
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.json()["resourceType"] == "OperationOutcome"
+            assert response.headers["www-authenticate"].startswith("Bearer")
