@@ -21,7 +21,9 @@ from homediag.cli import app
 from homediag.runtime import Runtime
 from homediag.settings import Settings, get_settings
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "fixtures" / "ble" / "third-party-vectors.json").read_text()
+)
 BP_FULL = next(v["hex"] for v in VECTORS["characteristics"] if v["id"] == "nordic-bp-full")
 runner = CliRunner()
 
@@ -208,7 +210,7 @@ def test_runs_as_a_real_process(tmp_path, launcher):
     assert "measurement_status" in issues(refused.stdout)[0]["diagnostics"]
 
 
-PHD = Path(__file__).parent / "fixtures" / "phd-ig"
+PHD = Path(__file__).resolve().parents[1] / "fixtures" / "phd-ig"
 
 
 def test_profiles_validate_passes_phd_ig_examples():
