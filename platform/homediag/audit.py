@@ -189,7 +189,8 @@ def verify_checkpoint(session: Session, keys: KeyRing, document: dict[str, objec
         return VerifyResult(
             False,
             0,
-            "the checkpoint's signature does not verify with this installation's audit key: it was altered or made elsewhere",
+            "the checkpoint's signature does not verify with this installation's audit key:"
+            " it was altered or made elsewhere",
         )
     if seq == 0:
         return VerifyResult(True, 0, "checkpoint of an empty chain: nothing to compare")
@@ -201,7 +202,8 @@ def verify_checkpoint(session: Session, keys: KeyRing, document: dict[str, objec
         return VerifyResult(
             False,
             last,
-            f"the chain was truncated: the checkpoint of {payload.get('at')} saw record {seq}, the chain now ends at record {last}",
+            f"the chain was truncated: the checkpoint of {payload.get('at')} saw record {seq},"
+            f" the chain now ends at record {last}",
             last + 1,
         )
     if not hmac.compare_digest(row.hash, digest):

@@ -164,9 +164,11 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
         *(f"    {role:10} {token}" for role, token in pilot.tokens.items()),
         "",
         "  try:",
-        f"    curl -H 'Authorization: Bearer {pilot.tokens['clinician']}' '{url}/fhir/Observation?code=http://loinc.org|85354-9&_count=5'",
+        f"    curl -H 'Authorization: Bearer {pilot.tokens['clinician']}'"
+        f" '{url}/fhir/Observation?code=http://loinc.org|85354-9&_count=5'",
         "",
-        f"  serve this database again later: HOMEDIAG_DATABASE_URL='{pilot.database}' HOMEDIAG_KEY_FILE='{pilot.key_file}' homediag serve",
+        f"  serve this database again later: HOMEDIAG_DATABASE_URL='{pilot.database}'"
+        f" HOMEDIAG_KEY_FILE='{pilot.key_file}' homediag serve",
     ]
     print("\n".join(lines), flush=True)
 

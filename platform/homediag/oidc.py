@@ -83,7 +83,8 @@ class OidcVerifier:
             role = next((r for r in role if r in PERSON_ROLES), None)
         if role not in PERSON_ROLES:
             raise OidcError(
-                f"the token's {self.role_claim!r} claim names no role a person may sign in with ({', '.join(PERSON_ROLES)})"
+                f"the token's {self.role_claim!r} claim names no role a person may sign in with"
+                f" ({', '.join(PERSON_ROLES)})"
             )
         return Principal(
             id=f"oidc:{claims['sub']}",

@@ -132,7 +132,8 @@ def rotate(rt: Runtime, actor: Principal, key_file: Path, *, vault: bool, pseudo
                     actor.role,
                     "keys-rotated",
                     "done",
-                    detail=f"vault={vault} pseudonym={pseudonym}; {identities} identities and {uploads} uploads re-sealed, {len(key_map)} patient keys moved",
+                    detail=f"vault={vault} pseudonym={pseudonym}; {identities} identities and {uploads} uploads"
+                    f" re-sealed, {len(key_map)} patient keys moved",
                 )
             )
             audit.append(session, rt.keys, entries)

@@ -34,7 +34,8 @@ class Runtime:
         if self.oidc is None and s.oidc_issuer:
             if not s.oidc_audience or not (s.oidc_jwks_url or s.oidc_jwks_file):
                 raise ValueError(
-                    "OpenID Connect needs HOMEDIAG_OIDC_AUDIENCE and HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE besides the issuer"
+                    "OpenID Connect needs HOMEDIAG_OIDC_AUDIENCE and HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE"
+                    " besides the issuer"
                 )
             self.oidc = OidcVerifier(
                 s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_jwks_file, s.oidc_role_claim

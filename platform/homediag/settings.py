@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     npu_system: Literal["http://npu-terminology.org", "urn:oid:1.2.208.176.2.1"] = Field(
         default="http://npu-terminology.org",
-        description="system URI of NPU codings the platform writes: DK Core's, or MedCom's and the national telemedicine infrastructure's OID",
+        description="system URI of NPU codings the platform writes: DK Core's,"
+        " or MedCom's and the national telemedicine infrastructure's OID",
     )
     oidc_issuer: str | None = Field(
         default=None, description="the identity provider's issuer; set to let people sign in with OpenID Connect tokens"

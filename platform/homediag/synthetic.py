@@ -53,7 +53,8 @@ class SyntheticPatient:
 
 def synthetic_cpr(rng: random.Random) -> str:
     """A CPR-shaped number born 1930-1999 (7th digit 0-3 means the 1900s)."""
-    return f"{rng.randint(1, 28):02d}{rng.randint(1, 12):02d}{rng.randint(30, 99):02d}{rng.randint(0, 3)}{rng.randint(0, 999):03d}"
+    day, month, year = rng.randint(1, 28), rng.randint(1, 12), rng.randint(30, 99)
+    return f"{day:02d}{month:02d}{year:02d}{rng.randint(0, 3)}{rng.randint(0, 999):03d}"
 
 
 def synthetic_patients(count: int, seed: int = 2026) -> list[SyntheticPatient]:

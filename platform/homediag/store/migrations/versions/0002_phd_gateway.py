@@ -1,5 +1,5 @@
-"""PHD-conformant gateways: patient identifier aliases (HMAC for lookup, the value sealed), Device identifier/kind/resource, the
-gateway's receive time of an Observation.
+"""PHD-conformant gateways: patient identifier aliases (HMAC for lookup, the value sealed), Device
+identifier/kind/resource, the gateway's receive time of an Observation.
 
 Revision ID: 0002
 Revises: 0001

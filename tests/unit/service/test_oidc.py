@@ -73,10 +73,15 @@ def issuer() -> Iterator[tuple[Issuer, str]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() returns once serve_forever notices it, at its next poll: poll often, not every 0.5 s (the default)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
-    yield idp, f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    server.shutdown()
+    try:
+        yield idp, f"http://127.0.0.1:{server.server_address[1]}/jwks"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @pytest.fixture
