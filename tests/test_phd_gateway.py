@@ -14,7 +14,7 @@ from sqlalchemy import func, inspect, select, text
 
 from homediag import audit
 from homediag.ingest import open_upload
-from homediag.phd_gateway import PHD_IDENTIFIER_SYSTEM, redact_fhir
+from homediag.phd import PHD_IDENTIFIER_SYSTEM, redact_fhir
 from homediag.store import models as m
 from homediag.synthetic import synthetic_patients
 from homediag.users import create_user
@@ -212,7 +212,7 @@ def test_sending_it_again_stores_nothing_new(client, tokens, runtime, enrolled):
 def test_concurrent_sends_of_one_bundle_store_it_once(runtime, client, tokens, enrolled):
     import threading
 
-    from homediag.phd_gateway import PhdGatewayService
+    from homediag.phd import PhdGatewayService
     from homediag.users import Principal
 
     gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)  # the patient is enrolled on it
