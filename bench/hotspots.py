@@ -31,12 +31,12 @@ from .pilot import Pilot
 # (label, path fragment, function name): steps whose cumulative time is reported; they nest and overlap
 Steps = tuple[tuple[str, str, str], ...]
 INGEST_STEPS: Steps = (
-    ("IngestService.ingest_one, all of it", "homediag/ingest.py", "ingest_one"),
-    ("_new_upload (seal, redact)", "homediag/ingest.py", "_new_upload"),
+    ("IngestService.ingest_one, all of it", "homediag/ingest/envelopes.py", "ingest_one"),
+    ("new_upload (seal)", "homediag/ingest/uploadlog.py", "new_upload"),
     ("adapter decode", "adapters/devices/blood_pressure.py", "decode"),
     ("fhir_profiles.build", "fhir_profiles/builder.py", "build"),
     ("check_rules", "fhir_profiles/validation.py", "check_rules"),
-    ("_upsert_device", "homediag/ingest.py", "_upsert_device"),
+    ("Pipeline.store (device upsert, insert)", "homediag/ingest/pipeline.py", "store"),
     ("audit.append", "homediag/audit.py", "append"),
     ("Session.execute (incl. autoflush)", "sqlalchemy/orm/session.py", "execute"),
     ("Session._flush (ORM unit of work)", "sqlalchemy/orm/session.py", "_flush"),
@@ -46,8 +46,8 @@ INGEST_STEPS: Steps = (
     ("fhirjson.dumps (JSON columns, response)", "fhir_profiles/fhirjson.py", "dumps"),
 )
 SEARCH_STEPS: Steps = (
-    ("AccessService.search_observations", "homediag/access.py", "search_observations"),
-    ("permitted_windows (consents)", "homediag/access.py", "permitted_windows"),
+    ("AccessService.search_observations", "homediag/access/observations.py", "search_observations"),
+    ("permitted_windows (consents)", "homediag/access/decisions.py", "permitted_windows"),
     ("Session.execute", "sqlalchemy/orm/session.py", "execute"),
     ("SQL compilation (cache misses)", "sqlalchemy/sql/elements.py", "_compiler"),
     ("fhirjson.loads (resource column to dict)", "fhir_profiles/fhirjson.py", "loads"),

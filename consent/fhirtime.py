@@ -10,7 +10,7 @@ start of the end day", is the off-by-one-day error this module exists to avoid.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -20,6 +20,10 @@ _DATETIME = re.compile(
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})(?:\.(?P<fraction>\d+))?"
     r"(?P<offset>Z|[+-]\d{2}:\d{2}))?)?)?"
+)
+# The same with the offset optional: what devices and gateways send when their clock has no zone.
+_LOCAL_DATETIME = re.compile(
+    _DATETIME.pattern.replace(r"(?P<offset>Z|[+-]\d{2}:\d{2}))", r"(?P<offset>Z|[+-]\d{2}:\d{2})?)")
 )
 
 
@@ -110,3 +114,53 @@ def _instant(match: re.Match[str]) -> datetime:
         return datetime.fromisoformat(text).astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+14:00 is before datetime.min in UTC
         raise ValueError(f"dateTime out of range: {text}") from exc
+
+
+def local_instant(text: object, zone: tzinfo = COPENHAGEN) -> datetime | None:
+    """A dateTime or instant with a time of day as an aware datetime, its offset kept as sent; a time sent
+    without an offset is read in ``zone`` (a device's local clock). None for a date alone or anything
+    that is not a dateTime."""
+    match = _LOCAL_DATETIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None or match["hour"] is None:
+        return None
+    second = int(match["second"])
+    microsecond = int((match["fraction"] or "")[:6].ljust(6, "0"))
+    if second == 60:  # a leap second: the last representable instant of that minute
+        second, microsecond = 59, 999_999
+    offset = match["offset"]
+    if offset is None:
+        tz: tzinfo = zone
+    elif offset == "Z":
+        tz = UTC
+    else:
+        sign = -1 if offset[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    try:
+        return datetime(
+            int(match["year"]), int(match["month"]), int(match["day"]),
+            int(match["hour"]), int(match["minute"]), second, microsecond, tzinfo=tz,
+        )  # fmt: skip
+    except ValueError:
+        return None
+
+
+def local_span(text: str, zone: tzinfo = COPENHAGEN) -> tuple[datetime, datetime]:
+    """The first and the last instant (inclusive, to the microsecond) a date or dateTime covers: an instant
+    is both, its offset kept as sent; a year, month or date covers its whole span of ``zone``'s wall
+    clock. Raises ValueError for anything that is not a dateTime."""
+    instant = local_instant(text, zone)
+    if instant is not None:
+        return instant, instant
+    match = _LOCAL_DATETIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"not a FHIR dateTime: {text!r}")
+    year = int(match["year"])
+    if match["month"] is None:
+        start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+    elif match["day"] is None:
+        month = int(match["month"])
+        start, end = datetime(year, month, 1), datetime(year + month // 12, month % 12 + 1, 1)
+    else:
+        start = datetime(year, int(match["month"]), int(match["day"]))
+        end = start + timedelta(days=1)
+    return start.replace(tzinfo=zone), (end - timedelta(microseconds=1)).replace(tzinfo=zone)

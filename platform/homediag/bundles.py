@@ -1,5 +1,6 @@
 """The one builder of the Bundles the service answers with: searchsets (with their paging links),
-histories and collections. Routes, the access layer and exports build Bundles here only."""
+histories, collections, and transaction and batch responses. Routes, the access layer and exports
+build Bundles here only."""
 
 from __future__ import annotations
 
@@ -66,3 +67,19 @@ def collection(resources: Iterable[dict[str, Any]], *, full_url: Any = None) -> 
             e = {"fullUrl": full_url(r), **e}
         entries.append(e)
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _response(kind: str, responses: Iterable[tuple[str | None, dict[str, Any]]]) -> dict[str, Any]:
+    entries = [{**({"fullUrl": url} if url else {}), "response": response} for url, response in responses]
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+
+
+def transaction_response(responses: Iterable[tuple[str | None, dict[str, Any]]]) -> dict[str, Any]:
+    """The answer to a transaction: per entry of the request, in order, (its fullUrl or None, its
+    ``response``: status, location, outcome)."""
+    return _response("transaction-response", responses)
+
+
+def batch_response(responses: Iterable[tuple[str | None, dict[str, Any]]]) -> dict[str, Any]:
+    """The answer to a batch, as ``transaction_response``."""
+    return _response("batch-response", responses)

@@ -15,9 +15,9 @@ from homediag.errors import NotFound, Unprocessable
 from homediag.fhir_profiles import Issue
 
 from . import audit
+from .aliases import alias_identifiers, register_aliases
 from .clock import from_store, utcnow
 from .identity import CPR_SYSTEM, Identity, InvalidCpr, check_cpr, patient_key, seal_identity
-from .phd_gateway import alias_identifiers, register_aliases
 from .runtime import Runtime
 from .store import models as m
 from .users import Principal

@@ -23,11 +23,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
+from .aliases import identifier_hmac, open_alias, seal_alias
 from .clock import utcnow
 from .identity import SealedIdentity, open_identity, patient_key, seal_identity
 from .ingest import open_upload, seal_upload
 from .keys import KeyRing, new_key, write_key_file
-from .phd_gateway import identifier_hmac, open_alias, seal_alias
 from .runtime import Runtime
 from .store import models as m
 from .users import Principal

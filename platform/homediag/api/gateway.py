@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from homediag.phd_gateway import GatewayResult, PhdGatewayService
+from homediag.phd import GatewayResult, PhdGatewayService
 from homediag.users import Principal
 
 from .deps import BaseDep, RuntimeDep

@@ -14,12 +14,12 @@ from sqlalchemy import func, inspect, select, text
 
 from homediag import audit
 from homediag.ingest import open_upload
-from homediag.phd_gateway import PHD_IDENTIFIER_SYSTEM, redact_fhir
+from homediag.phd import PHD_IDENTIFIER_SYSTEM, redact_fhir
 from homediag.store import models as m
 from homediag.synthetic import synthetic_patients
 from homediag.users import create_user
 
-PHD_IG = Path(__file__).parent / "fixtures" / "phd-ig"
+PHD_IG = Path(__file__).parents[1] / "fixtures" / "phd-ig"
 BUNDLE_1 = (PHD_IG / "bundle-example-1.json").read_bytes()
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 MRN = {"system": "urn:oid:2.999.1.2.3.4.5.6.7.8.10", "value": "sisansarahId"}  # the IG example patient's identifier
@@ -212,7 +212,7 @@ def test_sending_it_again_stores_nothing_new(client, tokens, runtime, enrolled):
 def test_concurrent_sends_of_one_bundle_store_it_once(runtime, client, tokens, enrolled):
     import threading
 
-    from homediag.phd_gateway import PhdGatewayService
+    from homediag.phd import PhdGatewayService
     from homediag.users import Principal
 
     gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)  # the patient is enrolled on it
@@ -583,6 +583,38 @@ def test_only_gateways_may_post(client, tokens, runtime, role):
     assert count(runtime, m.Upload) == 0
 
 
+# what the migrations after 0001 add: tables, and columns of tables 0001 made
+LATER_TABLES = {
+    "patient_alias",
+    "care_team",
+    "care_team_member",
+    "care_team_patient",
+    "gateway_patient",
+    "gateway_device",
+}
+LATER_COLUMNS = {"device": {"identifier", "kind", "resource"}, "observation": {"gateway_received_at"}}
+
+
+def _schema(url: str) -> tuple[set[str], dict[str, set[str]], list]:
+    """Tables, columns per table, and the differences from the models (alembic's autogenerate comparison)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from homediag.store.models import Base
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            tables = set(inspector.get_table_names())
+            columns = {t: {c["name"] for c in inspector.get_columns(t)} for t in tables}
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    return tables, columns, diff
+
+
 def test_the_migrations_go_down_and_up_again(tmp_path):
     from alembic import command
 
@@ -590,5 +622,20 @@ def test_the_migrations_go_down_and_up_again(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'roundtrip.sqlite3'}"
     upgrade(url)
+    tables, _, diff = _schema(url)
+    assert diff == [] and LATER_TABLES <= tables
+
     command.downgrade(alembic_config(url), "0001")
+    tables, columns, diff = _schema(url)
+    assert not tables & LATER_TABLES, "a downgrade to 0001 leaves tables of later migrations"
+    for table, added in LATER_COLUMNS.items():
+        assert not columns[table] & added, f"a downgrade to 0001 leaves later columns of {table}"
+    # the comparison with the models sees what is missing: the check below can fail
+    assert LATER_TABLES <= {d[1].name for d in diff if isinstance(d, tuple) and d[0] == "add_table"}
+
     upgrade(url)
+    tables, columns, diff = _schema(url)
+    assert diff == [], diff
+    assert LATER_TABLES <= tables
+    for table, added in LATER_COLUMNS.items():
+        assert added <= columns[table]

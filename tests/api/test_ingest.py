@@ -22,7 +22,7 @@ from homediag.store import models as m
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 from homediag.users import Principal, create_user
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 BP_VECTORS = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A35"}
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 PATIENTS = synthetic_patients(3, seed=7)  # synthetic CPRs only

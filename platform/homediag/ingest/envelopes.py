@@ -1,0 +1,286 @@
+"""The ``/ingest`` front: envelope in, adapter, readings, built Observations; the rest is the pipeline.
+
+Per envelope, in one transaction (``Pipeline.unit``): keep the envelope (sealed, and redacted for
+display), pick the adapter, decode, build, check the profile rules, pseudonymise, admit the patient
+and the device for the gateway, insert idempotently on the dedup identifier, audit. A refused
+envelope is still kept, with the reason. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from homediag.adapters.devices import DecodeError, UnknownAdapter
+from homediag.adapters.devices import get as get_adapter
+from homediag.envelope import Envelope, redact
+from homediag.errors import BadRequest, Unprocessable
+from homediag.fhir_profiles import (
+    BuildContext,
+    Built,
+    Issue,
+    build,
+    check_rules,
+    fhirjson,
+    has_errors,
+    operation_outcome,
+)
+from homediag.fhir_profiles import terminology as t
+from homediag.identity import CPR_SYSTEM, InvalidCpr, check_cpr, patient_key
+from homediag.runtime import Runtime
+from homediag.store import models as m
+from homediag.users import Principal
+
+from . import pipeline
+from .pipeline import Pipeline
+
+STATUS = {"created": 201, "duplicate": 200, "held": 202, "discarded": 200}  # else 422 (rejected)
+
+
+@dataclass
+class ObservationResult:
+    id: str
+    code: str
+    outcome: str  # created | duplicate
+
+
+@dataclass
+class EnvelopeResult:
+    index: int
+    upload: str
+    outcome: str  # created | duplicate | rejected | held | discarded
+    observations: list[ObservationResult] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "upload": self.upload,
+            "outcome": self.outcome,
+            "observations": [{"id": o.id, "code": o.code, "outcome": o.outcome} for o in self.observations],
+            "issues": operation_outcome(self.issues),
+        }
+
+
+@dataclass
+class IngestAnswer:
+    """What ``POST /ingest`` answers: a status and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def device_id(device: Any) -> str:
+    ident = "|".join(str(getattr(device, k) or "") for k in ("manufacturer", "model", "serial", "address"))
+    return hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def observation_row(
+    b: Built,
+    *,
+    patient_key: str,
+    device_id: str,
+    adapter: str,
+    upload_id: str | None,
+    received_at: datetime | None,
+    gateway_received_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``observation`` row of a built Observation (see ``pipeline.observation_row``)."""
+    return pipeline.observation_row(
+        b.resource,
+        primary_code=t.measurement(b.measurement).primary_code,
+        patient_key=patient_key,
+        device_id=device_id,
+        effective=(b.effective, b.effective),
+        value=float(b.value) if b.value is not None else None,
+        unit=b.unit,
+        dedup=b.dedup,
+        adapter=adapter,
+        upload_id=upload_id,
+        received_at=received_at,
+        gateway_received_at=gateway_received_at,
+    )
+
+
+def _envelope_issues(exc: ValidationError) -> list[Issue]:
+    issues = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        where = f"envelope.{path}" if path else "envelope"
+        # pydantic may echo the input; for patient.value that is a CPR, so say only what is wrong
+        issues.append(Issue("error", "structure", f"{where}: {err['msg']}", where))
+    return issues
+
+
+def _refused(index: int) -> Any:
+    return lambda upload, exc: EnvelopeResult(index, upload.id, "rejected", issues=exc.issues)
+
+
+class IngestService:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.pipeline = Pipeline(rt)
+
+    def post(self, sender: Principal, body: bytes) -> IngestAnswer:
+        """``POST /ingest``: one envelope (its result, status by outcome), a list (200, a result each), or a
+        body that is not JSON (400; kept all the same)."""
+        try:
+            parsed: Any = fhirjson.loads(body)
+        except ValueError as exc:
+            result = self.ingest_unreadable(sender, body, f"the body is not JSON ({exc}); it is kept in the upload log")
+            return IngestAnswer(400, result.as_json())
+        if isinstance(parsed, list):
+            return IngestAnswer(200, {"results": [r.as_json() for r in self.ingest(sender, parsed)]})
+        result = self.ingest_one(sender, parsed, body=body)
+        return IngestAnswer(STATUS.get(result.outcome, 422), result.as_json())
+
+    def ingest_unreadable(self, sender: Principal, body: bytes, problem: str) -> EnvelopeResult:
+        """A body that is not JSON at all: keep it, refuse it."""
+
+        def refuse(session: Session, upload: m.Upload) -> EnvelopeResult:
+            raise BadRequest(issues=[Issue("error", "structure", problem, "body")])
+
+        return self.pipeline.unit(
+            sender, body, adapter=None, redacted=None, what="reading", work=refuse, refused=_refused(0)
+        )
+
+    def ingest(self, sender: Principal, raw_envelopes: list[Any]) -> list[EnvelopeResult]:
+        return [self.ingest_one(sender, raw, index) for index, raw in enumerate(raw_envelopes)]
+
+    def ingest_one(self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None) -> EnvelopeResult:
+        """Ingest one parsed envelope. ``body`` is the request body when it held just this envelope:
+        it is kept byte for byte; an envelope from a list is kept as its JSON."""
+        body = body if body is not None else fhirjson.dumps(raw).encode()
+        adapter = str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None
+        return self.pipeline.unit(
+            sender,
+            body,
+            adapter=adapter,
+            redacted=redact(raw),
+            what="reading",
+            work=lambda session, upload: self._process(session, sender, upload, raw, index),
+            refused=_refused(index),
+        )
+
+    def _process(self, session: Session, sender: Principal, upload: m.Upload, raw: Any, index: int) -> EnvelopeResult:
+        if not isinstance(raw, dict):
+            raise Unprocessable(
+                issues=[
+                    Issue("error", "structure", f"an envelope is a JSON object, got {type(raw).__name__}", "envelope")
+                ]
+            )
+        try:
+            env = Envelope.model_validate(raw)
+        except ValidationError as exc:
+            raise Unprocessable(issues=_envelope_issues(exc)) from None
+        dev_id = device_id(env.device)
+        upload.device_id = dev_id
+        if env.patient.system != CPR_SYSTEM:
+            text = f"patient.system must be the CPR system {CPR_SYSTEM}"
+            raise Unprocessable(issues=[Issue("error", "code-invalid", text, "envelope.patient.system")])
+        try:
+            cpr = check_cpr(env.patient.value)
+        except InvalidCpr as exc:
+            text = f"patient.value: {exc}"
+            raise Unprocessable(issues=[Issue("error", "value", text, "envelope.patient.value")]) from None
+        pkey = patient_key(cpr.cpr, self.rt.keys.pseudonym)
+        upload.patient_key = pkey
+        patient = self.pipeline.admit_patient(session, sender, pkey, where="envelope.patient", what="reading")
+        serial, address = env.device.serial, env.device.address
+        self.pipeline.admit_device(
+            session,
+            sender,
+            [serial or "", address or ""],
+            described=f"the device (serial {serial or '-'}, address {address or '-'})",
+            where="envelope.device",
+            what="reading",
+        )
+        try:
+            adapter = get_adapter(env.adapter)
+        except UnknownAdapter as exc:
+            raise Unprocessable(issues=[Issue("error", "not-supported", str(exc), "envelope.adapter")]) from None
+        try:
+            readings = adapter.decode(env.payload_json() if adapter.input_kind == "json" else env.payload_bytes())
+        except DecodeError as exc:
+            # the expression names the envelope field that carried the payload; the diagnostics name
+            # the field inside the payload and its byte offset
+            carrier = exc.field if exc.field in ("payload_hex", "payload_base64", "data") else env.payload_field
+            issue = Issue("error", "structure", f"{adapter.id}: {exc}", f"envelope.{carrier}")
+            raise Unprocessable(issues=[issue]) from None
+
+        ctx = BuildContext(
+            patient_id=patient.id,
+            device_id=dev_id,
+            gateway_received_at=env.received_at,
+            local_zone=self.rt.local_zone,
+            npu_system=self.rt.settings.npu_system,
+        )
+        issues = [
+            Issue("information", "informational", f"{r.disposition_text}; kept in the upload log", "envelope.payload")
+            for r in readings
+            if r.disposition_text
+        ]
+        if not readings:
+            issues.append(
+                Issue(
+                    "information",
+                    "informational",
+                    f"{adapter.id}: the payload holds no reading the platform stores (e.g. a goal, or only"
+                    " measurement types it does not know); kept in the upload log",
+                    "envelope.payload",
+                )
+            )
+        kept = [r for r in readings if r.disposition == "store"]
+        if not kept:
+            outcome = "held" if any(r.disposition == "hold" for r in readings) else "discarded"
+            self.pipeline.finish(session, sender, upload, outcome, issues)
+            return EnvelopeResult(index, upload.id, outcome, [], issues)
+        built: list[Built] = [b for reading in kept for b in build(reading, ctx)]
+        for b in built:
+            for issue in check_rules(b.resource):
+                issues.append(
+                    Issue(issue.severity, issue.code, f"{b.measurement}: {issue.diagnostics}", issue.expression)
+                )
+        for b in built:
+            ahead = self.pipeline.too_far_ahead(b.effective, "Observation.effectiveDateTime", f"{b.measurement}: ")
+            if ahead is not None:
+                issues.append(ahead)
+        if has_errors(issues):
+            raise Unprocessable(issues=issues)
+
+        rows = [
+            observation_row(
+                b,
+                patient_key=pkey,
+                device_id=dev_id,
+                adapter=adapter.id,
+                upload_id=upload.id,
+                received_at=None,
+                gateway_received_at=env.received_at,
+            )
+            for b in built
+        ]
+        device = {"id": dev_id, "manufacturer": env.device.manufacturer, "model": env.device.model}
+        stored = self.pipeline.store(session, rows, [{**device, "serial": serial, "address": address}])
+        results = [
+            ObservationResult(str(r["id"]), str(r["code"]), "created" if new else "duplicate")
+            for r, new in zip(rows, stored, strict=True)
+        ]
+        n_created = sum(stored)
+        outcome = "created" if n_created else "duplicate"
+        self.pipeline.finish(
+            session,
+            sender,
+            upload,
+            outcome,
+            issues,
+            created=n_created,
+            duplicates=len(rows) - n_created,
+            detail=f"{n_created} created, {len(rows) - n_created} duplicate",
+        )
+        return EnvelopeResult(index, upload.id, outcome, results, issues)
