@@ -220,39 +220,3 @@ def record_consent(
             ],
         )
         return stamped
-
-
-def read_consent(rt: Runtime, consent_id: str) -> dict[str, Any]:
-    with rt.sessions() as session:
-        row = session.get(m.Consent, consent_id)
-        if row is None:
-            raise Missing(f"Consent/{consent_id} is not known")
-        return row.resource
-
-
-def consent_history(rt: Runtime, consent_id: str) -> list[dict[str, Any]]:
-    with rt.sessions() as session:
-        rows = (
-            session.execute(
-                select(m.ConsentVersion)
-                .where(m.ConsentVersion.consent_id == consent_id)
-                .order_by(m.ConsentVersion.version.desc())
-            )
-            .scalars()
-            .all()
-        )
-        if not rows:
-            raise Missing(f"Consent/{consent_id} is not known")
-        return [r.resource for r in rows]
-
-
-def consents_of(rt: Runtime, patient_id: str | None) -> list[dict[str, Any]]:
-    with rt.sessions() as session:
-        stmt = (
-            select(m.Consent.resource)
-            .join(m.Patient, m.Patient.patient_key == m.Consent.patient_key)
-            .order_by(m.Consent.recorded_at)
-        )
-        if patient_id is not None:
-            stmt = stmt.where(m.Patient.id == patient_id)
-        return list(session.execute(stmt).scalars())

@@ -28,7 +28,7 @@ def test_commands_need_the_key_file(tmp_path):
 
 def test_a_service_error_from_any_command_ends_on_one_error_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """A ServiceError is not caught per command: the root command prints each issue's diagnostics to stderr, exit 1."""
-    from homediag import enrolment
+    from homediag.access import AccessService
     from homediag.errors import Unprocessable
     from homediag.fhir_profiles import Issue
 
@@ -41,7 +41,7 @@ def test_a_service_error_from_any_command_ends_on_one_error_path(monkeypatch: py
         )
 
     monkeypatch.setattr("homediag.cli.consents.runtime", lambda: None)
-    monkeypatch.setattr(enrolment, "consents_of", refuse)
+    monkeypatch.setattr(AccessService, "search_consents", refuse)
     result = runner.invoke(app, ["consents", "list"])
     assert result.exit_code == 1
     assert result.stdout == ""

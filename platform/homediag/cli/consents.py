@@ -48,9 +48,10 @@ def consents_add(
 def consents_withdraw(consent_id: Annotated[str, typer.Argument(help="the consent's id")]) -> None:
     """Withdraw a consent (status inactive, a new version): effective on the next request."""
     from homediag import enrolment
+    from homediag.access import AccessService
 
     rt = runtime()
-    current = enrolment.read_consent(rt, consent_id)
+    current = AccessService(rt).read_consent(cli_admin(), consent_id)
     stored = enrolment.record_consent(rt, cli_admin(), {**current, "status": "inactive"}, consent_id)
     typer.echo(f"withdrew {consent_id} (version {stored['meta']['versionId']})")
 
@@ -58,9 +59,9 @@ def consents_withdraw(consent_id: Annotated[str, typer.Argument(help="the consen
 @app.command("list")
 def consents_list(patient: Annotated[str | None, typer.Option(help="only this patient's")] = None) -> None:
     """Consents: id, patient, status, version, purposes."""
-    from homediag import enrolment
+    from homediag.access import AccessService
 
-    for c in enrolment.consents_of(runtime(), patient):
+    for c in AccessService(runtime()).search_consents(cli_admin(), patient):
         purposes = sorted({p["code"] for prov in [c.get("provision") or {}] for p in prov.get("purpose", [])})
         typer.echo(
             f"{c['id']}\t{c['patient']['reference']}\t{c['status']}\tv{c['meta']['versionId']}\t{','.join(purposes)}"
