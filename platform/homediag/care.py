@@ -1,8 +1,8 @@
 """Relations that narrow access beyond consent: care teams, and the patients enrolled on a gateway.
 
 A clinician reads only patients on a care team it is a member of (and only while consent permits);
-a gateway uploads only for patients enrolled on it, and only from devices allowed on it. Both are set by an administrator (CLI
-``homediag careteams ...`` and ``homediag gateways assign``); every change is audited.
+a gateway uploads only for patients enrolled on it, and only from devices allowed on it. Both are set by
+an administrator (CLI ``homediag careteams ...`` and ``homediag gateways assign``); every change is audited.
 """
 
 from __future__ import annotations

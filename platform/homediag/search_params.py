@@ -50,7 +50,8 @@ def parse_date(raw: str, zone: ZoneInfo, parameter: str = "date") -> DateRange:
     match = _DATE.match(text)
     if not match:
         raise SearchError(
-            f"{parameter}: '{text}' is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])",
+            f"{parameter}: '{text}' is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or "
+            "YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])",
             parameter,
         )
     g = match.groupdict()

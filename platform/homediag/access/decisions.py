@@ -64,7 +64,8 @@ class Decisions:
         purpose = requested_purpose or allowed[0]
         if purpose not in allowed:
             raise Forbidden(
-                f"the role '{principal.role}' may not act for purpose of use {purpose!r} (allowed: {', '.join(allowed)})"
+                f"the role '{principal.role}' may not act for purpose of use {purpose!r} (allowed: "
+                f"{', '.join(allowed)})"
             )
         domain = (
             None

@@ -43,7 +43,9 @@ def capability_statement(base: str) -> dict[str, Any]:
                             ]
                         }
                     ],
-                    "description": "Bearer tokens. Clinicians read under purpose TREAT, only patients whose consent permits it.",
+                    "description": (
+                        "Bearer tokens. Clinicians read under purpose TREAT, only patients whose consent permits it."
+                    ),
                 },
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "resource": [

@@ -87,7 +87,8 @@ def find_cases(directory: Path) -> list[Case]:
         cases.append(Case(name, found[0] if found else None, directory / f"{name}{EXPECTED_SUFFIX}"))
     if not cases:
         raise KitError(
-            f"{directory} holds no cases: add NAME.hex, NAME.bin or NAME.json payload files, each with NAME{EXPECTED_SUFFIX}"
+            f"{directory} holds no cases: add NAME.hex, NAME.bin or NAME.json payload files, each with "
+            f"NAME{EXPECTED_SUFFIX}"
         )
     return cases
 
@@ -105,7 +106,8 @@ def read_payload(path: Path, adapter: Adapter) -> Any:
     if adapter.input_kind == "json":
         if path.suffix != ".json":
             raise _PayloadProblem(
-                f"{adapter.id} reads JSON (input_kind 'json'): give the payload as {path.stem}.json, the object a gateway sends as the envelope's data"
+                f"{adapter.id} reads JSON (input_kind 'json'): give the payload as {path.stem}.json, the object a "
+                "gateway sends as the envelope's data"
             )
         try:
             return fhirjson.loads(path.read_bytes())  # numbers as Decimal, as at ingest
@@ -113,7 +115,8 @@ def read_payload(path: Path, adapter: Adapter) -> Any:
             raise _PayloadProblem(f"{path.name} is not JSON: {exc}") from None
     if path.suffix == ".json":
         raise _PayloadProblem(
-            f"{adapter.id} reads bytes (input_kind 'bytes'): give the payload as {path.stem}.hex (hexadecimal text) or {path.stem}.bin (the bytes)"
+            f"{adapter.id} reads bytes (input_kind 'bytes'): give the payload as {path.stem}.hex (hexadecimal "
+            f"text) or {path.stem}.bin (the bytes)"
         )
     if path.suffix == ".bin":
         return path.read_bytes()
@@ -242,13 +245,16 @@ def run_case(adapter: Adapter, case: Case, *, update: bool = False) -> CaseResul
             return CaseResult(
                 name,
                 "fail",
-                f'{case.expected.name} must be a FHIR Bundle of the expected Observations, or {{"refuse": "text the refusal must contain"}}',
+                f"{case.expected.name} must be a FHIR Bundle of the expected Observations, or "
+                f'{{"refuse": "text the refusal must contain"}}',
             )
     elif not update:
         return CaseResult(
             name,
             "fail",
-            f'no {case.expected.name}: write the Observations you expect there (a FHIR Bundle, type collection), or {{"refuse": "..."}} for a payload that must be refused; or run again with --update to write the current output as it, then check it by hand',
+            f"no {case.expected.name}: write the Observations you expect there (a FHIR Bundle, type collection), "
+            f'or {{"refuse": "..."}} for a payload that must be refused; or run again with --update to write the '
+            "current output as it, then check it by hand",
             _preview(trial),
         )
 
@@ -291,7 +297,8 @@ def _judge(trial: Trial, expectation: dict[str, Any], name: str) -> CaseResult:
             return CaseResult(
                 name,
                 "fail",
-                f"expected a refusal containing {wanted!r}, but the payload was not refused ({trial.verdict}); it gave:",
+                f"expected a refusal containing {wanted!r}, but the payload was not refused ({trial.verdict}); it "
+                "gave:",
                 _summary(trial.bundle()),
             )
         if not any(wanted in r for r in reasons):
@@ -303,7 +310,8 @@ def _judge(trial: Trial, expectation: dict[str, Any], name: str) -> CaseResult:
         return CaseResult(
             name,
             "fail",
-            f"expected {len(expectation.get('entry') or [])} Observation(s), but the adapter refused the payload: {reasons[0]}",
+            f"expected {len(expectation.get('entry') or [])} Observation(s), but the adapter refused the payload: "
+            f"{reasons[0]}",
         )
     if _canonical(actual) != _canonical(expectation):
         return CaseResult(
@@ -316,7 +324,8 @@ def _judge(trial: Trial, expectation: dict[str, Any], name: str) -> CaseResult:
         return CaseResult(
             name,
             "fail",
-            f'the Observations match {name}{EXPECTED_SUFFIX}, but the profile rules refuse them, so ingest would reject the reading; if it must be refused, make the expected file {{"refuse": "..."}}',
+            f"the Observations match {name}{EXPECTED_SUFFIX}, but the profile rules refuse them, so ingest would "
+            f'reject the reading; if it must be refused, make the expected file {{"refuse": "..."}}',
             _issue_lines([i for i in trial.issues if i.severity in ("error", "fatal")]),
         )
     note = "" if trial.verdict == "accepted" else f", {trial.verdict}"
@@ -336,7 +345,8 @@ def run_kit(adapter_id: str, directory: Path, *, update: bool = False) -> KitRep
             CaseResult(
                 "(adapter)",
                 "fail",
-                f"reads names {', '.join(repr(k) for k in unknown)}, not measurement keys of fhir_profiles/measurements.toml (see docs/profiles.md)",
+                f"reads names {', '.join(repr(k) for k in unknown)}, not measurement keys of "
+                "fhir_profiles/measurements.toml (see docs/profiles.md)",
             )
         )
     results += [run_case(adapter, case, update=update) for case in find_cases(directory)]
@@ -349,7 +359,8 @@ def format_report(report: KitReport) -> str:
     lines = [
         f"adapter {a.id} ({report.source}): {a.description}",
         f"  reads {a.input_kind}: {', '.join(a.reads)}",
-        f"  build context: Patient/{ctx.patient_id}, Device/{ctx.device_id}, gateway received {fhir_datetime(ctx.gateway_received_at)} (fixed, so that expected files stay the same)",
+        f"  build context: Patient/{ctx.patient_id}, Device/{ctx.device_id}, gateway received "
+        f"{fhir_datetime(ctx.gateway_received_at)} (fixed, so that expected files stay the same)",
         f"cases: {report.directory}",
         "",
     ]

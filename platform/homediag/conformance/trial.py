@@ -134,7 +134,8 @@ def _contract_problems(adapter: Adapter, readings: Any) -> tuple[list[Reading], 
             return (
                 [],
                 [],
-                f"{adapter.id}: '{unknown[0]}' is not a measurement key of fhir_profiles/measurements.toml (see docs/profiles.md)",
+                f"{adapter.id}: '{unknown[0]}' is not a measurement key of fhir_profiles/measurements.toml (see "
+                "docs/profiles.md)",
             )
         if r.measurement not in adapter.reads:
             problems.append(
