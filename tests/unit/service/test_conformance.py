@@ -18,7 +18,7 @@ from homediag.cli import app
 from homediag.conformance import EXAMPLE_RECEIVED_AT, Case, find_cases, run_case, try_payload
 from homediag.fhir_profiles import fhirjson, validate
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BP_CASES = FIXTURES / "conformance" / "ble-blood-pressure"
 VECTORS = {
     v["id"]: v for v in json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())["characteristics"]

@@ -19,7 +19,7 @@ from homediag.store import models as m
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 from homediag.users import create_user
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 VECTORS = {
     v["id"]: v for v in json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())["characteristics"]
 }

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from homediag.cli import app
 from homediag.fhir_profiles.profiles import PROFILES
 
-PHD = Path(__file__).parent / "fixtures" / "phd-ig"
+PHD = Path(__file__).parents[1] / "fixtures" / "phd-ig"
 BP = json.loads((PHD / "compound-numeric-blood-pressure.json").read_text())
 
 
@@ -69,7 +69,7 @@ def test_cli_lists_the_profiles() -> None:
 def test_cli_publish_writes_what_the_repository_holds(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["profiles", "publish", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert (tmp_path / "docs" / "profiles.md").read_text() == (root / "docs" / "profiles.md").read_text()
     assert len(list((tmp_path / "fhir_profiles" / "structuredefinitions").glob("*.json"))) == len(PROFILES)
 
