@@ -112,3 +112,38 @@ def test_a_phd_gateways_read_back_is_decided_and_audited(client, runtime, tokens
     events = _audit(runtime, "read-back")
     assert [(e.actor, e.outcome) for e in events] == [(tokens.ids["gateway"], "permit"), (other.id, "deny")]
     assert all(e.entity == f"Observation/{created.json()['id']}" for e in events)
+
+
+def test_answers_to_callers_are_never_cached(client, runtime, tokens, pilot):
+    [person] = synthetic_patients(1, seed=94)
+    upload = _upload_one(client, tokens, pilot, person)
+    reason = {"X-Reidentification-Reason": "home BP review"}
+    identified = client.get(f"/fhir/Patient/{upload['patient']}", headers={**tokens.auth("clinician"), **reason})
+    assert identified.status_code == 200 and identified.json()["identifier"][0]["value"] == person.cpr
+    for response in (
+        identified,
+        client.get("/fhir/Observation", headers=tokens.auth("clinician")),
+        client.get("/uploads", headers=tokens.auth("admin")),
+        client.get("/fhir/Observation/nothing", headers=tokens.auth("clinician")),  # a 404 too
+    ):
+        assert response.headers["cache-control"] == "no-store", response.request.url
+    assert "cache-control" not in client.get("/fhir/metadata").headers  # public, no caller: may be cached
+
+
+def test_an_unexpected_error_is_a_500_operation_outcome(runtime, tokens, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from homediag.access import AccessService
+    from homediag.api.app import create_app
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(AccessService, "search_observations", broken)
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        response = client.get("/fhir/Observation", headers=tokens.auth("clinician"))
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "RuntimeError" in outcome["issue"][0]["diagnostics"] and "a bug of ours" not in response.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -12,9 +14,12 @@ from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
 from . import fhir, gateway, ingest
+from .headers import NoStoreForCallers
 from .policy import check_policies
 from .responses import FhirResponse, error_response
 from .vendor import router as vendor_router
+
+log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -43,6 +48,14 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         return FhirResponse(operation_outcome([Issue("error", code, str(exc.detail))]), status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> FhirResponse:
+        """Whatever went wrong of ours: a 500 that is still an OperationOutcome, naming no internals."""
+        log.exception("unexpected error answering a request")
+        issue = Issue("error", "exception", f"the platform could not answer this request ({type(exc).__name__})")
+        return FhirResponse(operation_outcome([issue]), status_code=500)
+
+    app.add_middleware(NoStoreForCallers)
     app.include_router(ingest.router)
     app.include_router(gateway.router)
     app.include_router(fhir.router)
