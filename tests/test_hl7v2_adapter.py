@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homediag.adapters.devices import DecodeError, DeviceTime, Reading, SpecialValue, get, hl7v2_oru
-from homediag.adapters.devices.hl7v2_oru import Hl7v2OruAdapter
+from homediag.adapters.devices import DecodeError, DeviceTime, Reading, SpecialValue, get, hl7v2
+from homediag.adapters.devices.hl7v2 import Hl7v2OruAdapter
 from homediag.fhir_profiles import BuildContext, build, check_rules, has_errors, validate
 from homediag.fhir_profiles import terminology as t
 
@@ -259,7 +259,7 @@ def test_escape_sequences_are_unescaped_and_custom_separators_are_honoured():
     (temp,) = decode(custom)
     assert values(temp) == [("body-temperature", "37.1", "Cel")]
     assert (
-        hl7v2_oru._unescape("C\\S\\R\\T\\P\\F\\x\\E\\\\.sp99999999\\", hl7v2_oru.Encoding("|", "^", "~", "\\", "&"))
+        hl7v2.unescape("C\\S\\R\\T\\P\\F\\x\\E\\\\.sp99999999\\", hl7v2.Encoding("|", "^", "~", "\\", "&"))
         == "C^R&P|x\\"
     )
 
@@ -434,27 +434,27 @@ EXTRA_NPU = {"NPU57947", "NPU57948"}
 
 
 def test_mdc_codes_are_the_tables():
-    for code, key in hl7v2_oru.MDC_CODES.items():
+    for code, key in hl7v2.MDC_CODES.items():
         assert t.measurement(key).mdc.code == code, key
 
 
 def test_loinc_and_npu_codes_are_the_tables_or_noted_extras():
-    for code, key in hl7v2_oru.LOINC_CODES.items():
+    for code, key in hl7v2.LOINC_CODES.items():
         m = t.measurement(key)
         assert code in EXTRA_LOINC or m.loinc.code == code, (code, key)
-    for code, key in hl7v2_oru.NPU_CODES.items():
+    for code, key in hl7v2.NPU_CODES.items():
         m = t.measurement(key)
         assert code in EXTRA_NPU or m.npu.code == code, (code, key)
 
 
 def test_units_are_the_ones_the_table_converts_canonical_first():
-    for key, units in hl7v2_oru.UNITS.items():
+    for key, units in hl7v2.UNITS.items():
         m = t.measurement(key)
         assert units[0] == m.unit, key
         assert set(units) == set(m.conversions), key
-    read = {*hl7v2_oru.MDC_CODES.values(), *hl7v2_oru.LOINC_CODES.values(), *hl7v2_oru.NPU_CODES.values()}
-    assert read <= set(hl7v2_oru.UNITS)
-    assert set(hl7v2_oru.MDC_UNITS.values()) | set(hl7v2_oru.MDC_UNIT_NAMES.values()) <= {
+    read = {*hl7v2.MDC_CODES.values(), *hl7v2.LOINC_CODES.values(), *hl7v2.NPU_CODES.values()}
+    assert read <= set(hl7v2.UNITS)
+    assert set(hl7v2.MDC_UNITS.values()) | set(hl7v2.MDC_UNIT_NAMES.values()) <= {
         u for m in t.MEASUREMENTS.values() for u in m.conversions
     }
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from .blood_pressure import BleBloodPressureAdapter
 from .glucose import BleGlucoseAdapter
 from .heart_rate import BleHeartRateAdapter
-from .hl7v2_oru import Hl7v2OruAdapter
+from .hl7v2 import Hl7v2OruAdapter
 from .pulse_oximeter import BlePlxContinuousAdapter, BlePlxSpotCheckAdapter
 from .readings import Reading
 from .thermometer import BleThermometerAdapter
