@@ -169,7 +169,7 @@ class BleGlucoseAdapter:
     id = "ble-glucose"
     description = "Bluetooth Glucose Measurement (0x2A18): glucose by sample type (kg/L or mol/L), base time and offset, sample location, sensor status"
     input_kind = "bytes"
-    reads = tuple(key for _, key in TYPES.values() if key is not None)
+    reads: tuple[str, ...] = tuple(key for _, key in TYPES.values() if key is not None)
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse(payload)

@@ -216,7 +216,7 @@ class Hl7v2OruAdapter:
         "(CRP, INR, HbA1c, glucose, vital signs); units mapped to UCUM; NaN and status X give no value"
     )
     input_kind = "bytes"
-    reads = tuple(
+    reads: tuple[str, ...] = tuple(
         sorted(
             {*MDC_CODES.values(), *LOINC_CODES.values(), *NPU_CODES.values()} - set(BP_COMPONENTS) | {"blood-pressure"}
         )
