@@ -255,7 +255,10 @@ def test_lf_separators_mllp_framing_and_latin1_are_read():
 
 
 def test_escape_sequences_are_unescaped_and_custom_separators_are_honoured():
-    custom = "MSH#$*!%#SYNTH#SYNTHCARE###202611260800##ORU$R01#SYN-2#P#2.5\rOBX#1#NM#8310-5$Body temp!T!x$LN##37.1#Cel#####F###202611260759"
+    custom = (
+        "MSH#$*!%#SYNTH#SYNTHCARE###202611260800##ORU$R01#SYN-2#P#2.5\r"
+        "OBX#1#NM#8310-5$Body temp!T!x$LN##37.1#Cel#####F###202611260759"
+    )
     (temp,) = decode(custom)
     assert values(temp) == [("body-temperature", "37.1", "Cel")]
     assert (

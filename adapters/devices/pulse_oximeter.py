@@ -144,7 +144,8 @@ def parse_continuous(payload: bytes) -> PlxContinuous:
 
 
 def status_flags(measurement_status: int | None, device_sensor_status: int | None) -> dict[str, bool] | None:
-    """Every defined status bit by name (measurement status, then device and sensor status); None when neither was sent."""
+    """Every defined status bit by name (measurement status, then device and sensor status); None when neither
+    was sent."""
     if measurement_status is None and device_sensor_status is None:
         return None
     out: dict[str, bool] = {}
@@ -189,7 +190,10 @@ class BlePlxSpotCheckAdapter:
     """``ble-plx-spot``: a pulse oximeter's PLX Spot-check Measurement (0x2A5E)."""
 
     id = "ble-plx-spot"
-    description = "Bluetooth PLX Spot-check Measurement (0x2A5E): SpO2, pulse rate, timestamp, measurement and device status, pulse amplitude index"
+    description = (
+        "Bluetooth PLX Spot-check Measurement (0x2A5E): SpO2, pulse rate, timestamp, measurement and device status, "
+        "pulse amplitude index"
+    )
     input_kind = "bytes"
     reads: tuple[str, ...] = ("spo2", "pulse-rate-oximeter")
 
@@ -214,7 +218,10 @@ class BlePlxContinuousAdapter:
     """``ble-plx-continuous``: a pulse oximeter's PLX Continuous Measurement (0x2A5F)."""
 
     id = "ble-plx-continuous"
-    description = "Bluetooth PLX Continuous Measurement (0x2A5F): SpO2 and pulse rate (normal, fast, slow), measurement and device status, pulse amplitude index"
+    description = (
+        "Bluetooth PLX Continuous Measurement (0x2A5F): SpO2 and pulse rate (normal, fast, slow), "
+        "measurement and device status, pulse amplitude index"
+    )
     input_kind = "bytes"
     reads: tuple[str, ...] = ("spo2", "pulse-rate-oximeter")
 

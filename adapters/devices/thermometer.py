@@ -85,7 +85,10 @@ class BleThermometerAdapter:
     """``ble-thermometer``: a thermometer's Temperature Measurement indication (0x2A1C)."""
 
     id = "ble-thermometer"
-    description = "Bluetooth Temperature Measurement (0x2A1C): body temperature in Celsius or Fahrenheit, timestamp, temperature type (body site)"
+    description = (
+        "Bluetooth Temperature Measurement (0x2A1C): body temperature in Celsius or Fahrenheit, timestamp, "
+        "temperature type (body site)"
+    )
     input_kind = "bytes"
     reads: tuple[str, ...] = ("body-temperature",)
 

@@ -94,7 +94,8 @@ def parse(payload: bytes) -> WeightMeasurement:
     if flags & 0x08:
         if weight_raw == MEASUREMENT_UNSUCCESSFUL:
             raise DecodeError(
-                "the weight is 0xFFFF (measurement unsuccessful), so BMI and height must be absent, but flag bit 3 announces them",
+                "the weight is 0xFFFF (measurement unsuccessful), so BMI and height must be absent, "
+                "but flag bit 3 announces them",
                 field="flags",
                 offset=0,
             )

@@ -182,7 +182,8 @@ class WithingsMeasureAdapter:
     id = "withings-measure"
     description = (
         "Withings cloud measure group (JSON): weight, height, blood pressure, heart pulse, SpO2, body temperature; "
-        "values are value x 10^unit; ambiguous (shared device) and manually entered groups are held for review; goals are ignored"
+        "values are value x 10^unit; ambiguous (shared device) and manually entered groups are held for review; "
+        "goals are ignored"
     )
     input_kind = "json"
     reads: tuple[str, ...] = ("body-weight", "body-height", "blood-pressure", "pulse-rate", "spo2", "body-temperature")
