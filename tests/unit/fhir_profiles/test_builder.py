@@ -15,7 +15,7 @@ from homediag.fhir_profiles import BuildContext, build, check_rules, validate
 from homediag.fhir_profiles.builder import EXT_DEVICE_TIME, EXT_GATEWAY_RECEIVED
 from homediag.fhir_profiles.fhirjson import dumps, loads
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 VECTORS = json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())
 BP_HEX = {v["id"]: v["hex"] for v in VECTORS["characteristics"] if v["uuid"] == "2A35"}
 IG_BP = json.loads((FIXTURES / "phd-ig" / "compound-numeric-blood-pressure.json").read_text())

@@ -20,7 +20,7 @@ from homediag.adapters.devices.hl7v2 import Hl7v2OruAdapter
 from homediag.fhir_profiles import BuildContext, build, check_rules, has_errors, validate
 from homediag.fhir_profiles import terminology as t
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hl7v2"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "hl7v2"
 CTX = BuildContext(
     patient_id="p-1", device_id="dev-1", gateway_received_at=datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
 )

@@ -22,7 +22,7 @@ import pytest
 
 from homediag.adapters.devices import UnknownAdapter, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "vendor-adapter"
 # the console script a vendor runs (python -m homediag.cli where there is none)
 SCRIPT = Path(sys.executable).with_name("homediag")

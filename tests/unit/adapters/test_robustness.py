@@ -38,7 +38,7 @@ from homediag.adapters.devices import (
 from homediag.fhir_profiles import BuildContext, build, check_rules
 from homediag.fhir_profiles.ucum import is_valid_ucum
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 UUID_ADAPTER = {
     "2A35": "ble-blood-pressure",
     "2A1C": "ble-thermometer",
@@ -141,7 +141,7 @@ def _seeds() -> dict[str, list[bytes]]:
 
 SEEDS = _seeds()
 # Seeds of other byte adapters, taken from their test fixtures (mutations only: some are refusals on purpose)
-FIXTURE_SEEDS = {"hl7v2-oru": sorted((Path(__file__).parent / "fixtures" / "hl7v2").glob("*.hl7"))}
+FIXTURE_SEEDS = {"hl7v2-oru": sorted((Path(__file__).parents[2] / "fixtures" / "hl7v2").glob("*.hl7"))}
 
 
 def mutation_seeds(adapter_id: str) -> list[bytes]:
