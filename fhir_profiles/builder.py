@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,7 +75,11 @@ def effective_time(device_time: DeviceTime | None, ctx: BuildContext, clock_set:
 
 
 def fhir_datetime(value: datetime) -> str:
-    """An instant with its UTC offset, to the second (``2026-11-26T08:01:02+01:00``)."""
+    """An instant with its UTC offset, to the second (``2026-11-26T08:01:02+01:00``). An offset FHIR
+    cannot write, in seconds (Copenhagen's local mean time before 1894 was +00:50:20), is given in UTC."""
+    offset = value.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        value = value.astimezone(UTC)
     return value.isoformat(timespec="seconds")
 
 

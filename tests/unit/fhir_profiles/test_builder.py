@@ -136,6 +136,13 @@ def test_device_time_without_offset_is_copenhagen_time(month, expected):
     assert extension(bp.resource, EXT_DEVICE_TIME) == extension(bp.resource, EXT_GATEWAY_RECEIVED) == []
 
 
+def test_device_time_before_standard_time_is_given_in_utc():
+    """Copenhagen's local mean time (+00:50:20, before 1894) is no offset FHIR can write."""
+    bp = built(encode((120, 80, 93), timestamp=DeviceTime(1850, 2, 28, 7, 45, 0)))["blood-pressure"]
+    assert bp.resource["effectiveDateTime"] == "1850-02-28T06:54:40+00:00"
+    assert [i for i in check_rules(bp.resource) if i.severity == "error"] == []
+
+
 @pytest.mark.parametrize("vector_id", sorted(BP_HEX))
 def test_reading_without_usable_device_time_is_dated_by_the_gateway(vector_id):
     for b in vector(vector_id).values():
