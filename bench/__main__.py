@@ -42,9 +42,11 @@ def main(argv: list[str]) -> int:
     people = synthetic_patients(sizes.patients)
     envelopes = sizes.patients * sizes.days * len(data.HOURS)
     print(
-        f"homediag bench ({'quick' if args.quick else 'full'}): {len(people)} patients x {sizes.days} days x 2 cuff readings = "
-        f"{envelopes} envelopes; newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
-        f"the rest seeded directly (bypassing HTTP). {sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
+        f"homediag bench ({'quick' if args.quick else 'full'}): "
+        f"{len(people)} patients x {sizes.days} days x 2 cuff readings = {envelopes} envelopes; "
+        f"newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
+        "the rest seeded directly (bypassing HTTP). "
+        f"{sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
         file=sys.stderr,
         flush=True,
     )

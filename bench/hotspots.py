@@ -134,7 +134,8 @@ def profile_ingest(rt: Runtime, pilot: Pilot, envelopes: list[dict[str, Any]]) -
     return summarise(
         profiler,
         wall,
-        f"cProfile, the work of one POST /ingest of {len(envelopes)} envelopes without HTTP ({rt.engine.dialect.name}; outcomes {outcomes})",
+        f"cProfile, the work of one POST /ingest of {len(envelopes)} envelopes without HTTP "
+        f"({rt.engine.dialect.name}; outcomes {outcomes})",
         INGEST_STEPS,
     )
 

@@ -66,8 +66,10 @@ def render(result: EngineResult) -> str:
     )
     st = result.stall
     stall = (
-        f"bp-latest probes, one every 50 ms on the same event loop: idle p50 {st.idle.p50_ms:.1f} ms, max {st.idle.max_ms:.1f} ms; "
-        f"while one POST /ingest of {st.envelopes} envelopes runs ({st.ingest_ms:.0f} ms): p50 {st.during.p50_ms:.1f} ms, max {st.during.max_ms:.1f} ms "
+        "bp-latest probes, one every 50 ms on the same event loop: "
+        f"idle p50 {st.idle.p50_ms:.1f} ms, max {st.idle.max_ms:.1f} ms; "
+        f"while one POST /ingest of {st.envelopes} envelopes runs ({st.ingest_ms:.0f} ms): "
+        f"p50 {st.during.p50_ms:.1f} ms, max {st.during.max_ms:.1f} ms "
         f"({st.during.count} probes)"
     )
     return f"{head}\n\n{ingest}\n\n{search}\n\n{stall}\n"

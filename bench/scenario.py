@@ -100,7 +100,8 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
         seeded_count = data.seed(rt, seeded)
         seed_seconds = time.perf_counter() - t0
         say(
-            f"{engine}: seeded {seeded_count} Observations from {len(seeded)} envelopes directly (bypassing HTTP) in {seed_seconds:.1f} s"
+            f"{engine}: seeded {seeded_count} Observations from {len(seeded)} envelopes directly (bypassing HTTP) "
+            f"in {seed_seconds:.1f} s"
         )
         if engine == "postgresql":
             with rt.engine.begin() as conn:  # as autovacuum would soon after a bulk load
@@ -111,7 +112,8 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
         for chunk, batch in ((single, None), (batched, sizes.batch)):
             run = ingest(client, gateway, chunk, batch)
             say(
-                f"{engine}: POST /ingest {run.mode}: {run.envelopes} envelopes, {run.observations} Observations in {run.seconds:.1f} s"
+                f"{engine}: POST /ingest {run.mode}: {run.envelopes} envelopes, "
+                f"{run.observations} Observations in {run.seconds:.1f} s"
             )
             runs.append(run)
         del single, batched, seeded
@@ -128,7 +130,8 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
             rt, gateway, pilot.auth("clinician"), clinician_queries(since)[1], pilot.patient_ids[0], new_readings
         )
         say(
-            f"{engine}: probe p50 {stalled.idle.p50_ms:.1f} ms idle, max {stalled.during.max_ms:.0f} ms during a {stalled.ingest_ms:.0f} ms POST /ingest of {stalled.envelopes}"
+            f"{engine}: probe p50 {stalled.idle.p50_ms:.1f} ms idle, max {stalled.during.max_ms:.0f} ms "
+            f"during a {stalled.ingest_ms:.0f} ms POST /ingest of {stalled.envelopes}"
         )
 
         profiles: dict[str, Any] | None = None
@@ -159,7 +162,8 @@ def run_searches(engine: str, client: TestClient, pilot: Pilot, since: str, size
     for query in clinician_queries(since):
         searches.append(search(client, clinician, query, pilot.patient_ids, sizes.searches, sizes.warmup))
         say(
-            f"{engine}: {query.kind}: p50 {searches[-1].latency.p50_ms:.1f} ms, p95 {searches[-1].latency.p95_ms:.1f} ms"
+            f"{engine}: {query.kind}: "
+            f"p50 {searches[-1].latency.p50_ms:.1f} ms, p95 {searches[-1].latency.p95_ms:.1f} ms"
         )
     frozen = replace(clinician_queries(since)[0], kind="bp-90-days, gc.freeze()")
     gc.collect()

@@ -70,7 +70,8 @@ async def _measure(
     ) as client:
 
         async def probes(until: asyncio.Event | None) -> list[tuple[float, float]]:
-            """(due, latency) of probes, one at a time, due every INTERVAL: IDLE_PROBES of them, or until ``until`` is set."""
+            """(due, latency) of probes, one at a time, due every INTERVAL: IDLE_PROBES of them, or until
+            ``until`` is set."""
             start, k = time.perf_counter(), 0
             out: list[tuple[float, float]] = []
             while (until is None and len(out) < IDLE_PROBES) or (until is not None and not until.is_set()):

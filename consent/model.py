@@ -278,7 +278,7 @@ def _parse_period(raw: Mapping[str, Any] | None, path: str) -> Period | None:
     if period.start is not None and period.end is not None:
         # An instant end equal to the start is an empty period (FHIR allows start == end); a date
         # end is inside the period, so it must not lie wholly before the start.
-        before = period.end < period.start if is_instant(end_text) else period.end <= period.start
+        before = period.end < period.start if is_instant(end_text or "") else period.end <= period.start
         if before:
             raise ConsentError(f"period ends ({end_text}) before it starts ({start_text})", f"{path}.end")
     return period

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from homediag.adapters.devices.ieee11073 import Number
@@ -31,7 +32,7 @@ PHD_PROFILE = "http://hl7.org/fhir/uv/phd/StructureDefinition"
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
 _CATEGORY_DISPLAY = {"vital-signs": "Vital Signs", "laboratory": "Laboratory", "procedure": "Procedure"}
-PHD_CATEGORY = {"coding": [{"system": t.PHD_CATEGORY, "code": "phd"}]}
+PHD_CATEGORY: dict[str, Any] = {"coding": [{"system": t.PHD_CATEGORY, "code": "phd"}]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,11 @@ def effective_time(device_time: DeviceTime | None, ctx: BuildContext, clock_set:
 
 
 def fhir_datetime(value: datetime) -> str:
-    """An instant with its UTC offset, to the second (``2026-11-26T08:01:02+01:00``)."""
+    """An instant with its UTC offset, to the second (``2026-11-26T08:01:02+01:00``). An offset FHIR
+    cannot write, in seconds (Copenhagen's local mean time before 1894 was +00:50:20), is given in UTC."""
+    offset = value.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        value = value.astimezone(UTC)
     return value.isoformat(timespec="seconds")
 
 
@@ -92,7 +97,7 @@ def _canonical_value(number: Number, from_unit: str, m: t.Measurement) -> tuple[
         raise ValueError(f"{m.key}: unit '{from_unit}' has no conversion to '{m.unit}'")
     value = number.value
     if conversion.is_identity:
-        return (_quantize(value, Decimal(1)) if value.as_tuple().exponent > 0 else value), m.unit  # type: ignore[operator]
+        return (_quantize(value, Decimal(1)) if _exponent(value) > 0 else value), m.unit
     significant = len(value.as_tuple().digits)
     converted = conversion.apply(value)
     if converted == 0:
@@ -101,11 +106,19 @@ def _canonical_value(number: Number, from_unit: str, m: t.Measurement) -> tuple[
     return _quantize(converted, Decimal(1).scaleb(exponent)), m.unit
 
 
+def _exponent(value: Decimal) -> int:
+    """The exponent of a finite Decimal (``as_tuple`` gives a letter for NaN and infinity)."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"{value} is not a finite number")
+    return exponent
+
+
 def _quantize(value: Decimal, step: Decimal) -> Decimal:
     """``value.quantize(step)`` (half up) with the precision it needs: a 32-bit FLOAT reaches 10**134,
     beyond the default 28 digits, where a plain quantize raises InvalidOperation."""
     with localcontext() as ctx:
-        ctx.prec = max(ctx.prec, value.adjusted() - step.as_tuple().exponent + 2)  # type: ignore[operator]
+        ctx.prec = max(ctx.prec, value.adjusted() - _exponent(step) + 2)
         return value.quantize(step, rounding=ROUND_HALF_UP)
 
 
@@ -150,12 +163,15 @@ def dedup_identifier(ctx: BuildContext, code: str, reading: Reading, effective: 
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def _categories(m: t.Measurement) -> list[dict[str, object]]:
+def _categories(m: t.Measurement) -> list[dict[str, Any]]:
     """The measurement's observation category (vital-signs, laboratory, procedure), then PHD's own."""
     if m.category == "phd":
         return [PHD_CATEGORY]
     display = _CATEGORY_DISPLAY.get(m.category, m.category)
-    own = {"coding": [{"system": t.OBSERVATION_CATEGORY, "code": m.category, "display": display}], "text": display}
+    own: dict[str, Any] = {
+        "coding": [{"system": t.OBSERVATION_CATEGORY, "code": m.category, "display": display}],
+        "text": display,
+    }
     return [own, PHD_CATEGORY]
 
 
@@ -168,11 +184,8 @@ def _base(
     from_device: bool,
     profiles: list[str],
 ) -> dict[str, object]:
-    resource: dict[str, object] = {
-        "resourceType": "Observation",
-        "id": dedup[:32],
-        "meta": {"profile": profiles},
-    }
+    meta: dict[str, object] = {"profile": profiles}
+    resource: dict[str, object] = {"resourceType": "Observation", "id": dedup[:32], "meta": meta}
     extensions: list[dict[str, object]] = []
     if ctx.gateway_device_id:
         extensions.append(
@@ -187,7 +200,7 @@ def _base(
     if extensions:
         resource["extension"] = extensions
     if reading.test_data:
-        resource["meta"]["security"] = [{"system": t.ACT_REASON, "code": "HTEST", "display": "test health data"}]  # type: ignore[index]
+        meta["security"] = [{"system": t.ACT_REASON, "code": "HTEST", "display": "test health data"}]
     resource["identifier"] = [{"system": DEDUP_SYSTEM, "value": dedup}]
     resource["status"] = "final"
     resource["category"] = _categories(m)

@@ -98,7 +98,8 @@ def check_invariants(resource: dict[str, Any]) -> list[Issue]:
                     Issue(
                         "error",
                         "invariant",
-                        "obs-7: a component with the Observation's own code SHALL NOT carry a value when the Observation does",
+                        "obs-7: a component with the Observation's own code SHALL NOT carry a value "
+                        "when the Observation does",
                         f"{path}.value[x]",
                     )
                 )

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import terminology as t
-from .issues import Issue
+from .issues import Issue, Severity
 
 CANONICAL = "https://homediag.example.org/fhir"
 PROFILE_BASE = f"{CANONICAL}/StructureDefinition"
@@ -145,7 +145,7 @@ def check_profile(resource: dict[str, Any], profile: Profile) -> list[Issue]:
         c for concept in resource.get("category") or [] if isinstance(concept, dict) for c in _codings(concept)
     }
     if profile.category not in categories:
-        severity = "error" if m.vital_signs else "warning"
+        severity: Severity = "error" if m.vital_signs else "warning"
         issues.append(
             Issue(
                 severity,

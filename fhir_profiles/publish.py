@@ -55,7 +55,9 @@ def _quantity_constraints(m: t.Measurement, path: str, key_prefix: str, source: 
             "key": f"{key_prefix}-unit",
             "severity": "error",
             "human": f"{m.text} is in UCUM {', '.join(m.units)}",
-            "expression": f"{path}value.ofType(Quantity).exists() implies ({path}value.ofType(Quantity).system = 'http://unitsofmeasure.org' and {path}value.ofType(Quantity).code in ({units}))",
+            "expression": f"{path}value.ofType(Quantity).exists() implies ("
+            f"{path}value.ofType(Quantity).system = 'http://unitsofmeasure.org' and "
+            f"{path}value.ofType(Quantity).code in ({units}))",
             "source": source,
         }
     ]
@@ -65,13 +67,15 @@ def _quantity_constraints(m: t.Measurement, path: str, key_prefix: str, source: 
             bounds = limits_in(m, unit)
             assert bounds is not None
             checks.append(
-                f"(code = {_fhirpath_string(unit)} implies (value >= {_plain(bounds[0])} and value <= {_plain(bounds[1])}))"
+                f"(code = {_fhirpath_string(unit)} implies "
+                f"(value >= {_plain(bounds[0])} and value <= {_plain(bounds[1])}))"
             )
         out.append(
             {
                 "key": f"{key_prefix}-limits",
                 "severity": "error",
-                "human": f"{m.text} lies within the physiologic limits {_plain(m.limits[0])}-{_plain(m.limits[1])} {m.unit}",
+                "human": f"{m.text} lies within the physiologic limits "
+                f"{_plain(m.limits[0])}-{_plain(m.limits[1])} {m.unit}",
                 "expression": f"{path}value.ofType(Quantity).all({' and '.join(checks)})",
                 "source": source,
             }
@@ -94,14 +98,16 @@ def structure_definition(profile: Profile) -> dict[str, Any]:
             "key": "hd-category",
             "severity": "error" if m.vital_signs else "warning",
             "human": f"category {profile.category[1]} is present",
-            "expression": f"category.coding.where(system = {_fhirpath_string(profile.category[0])} and code = {_fhirpath_string(profile.category[1])}).exists()",
+            "expression": f"category.coding.where(system = {_fhirpath_string(profile.category[0])} "
+            f"and code = {_fhirpath_string(profile.category[1])}).exists()",
             "source": profile.url,
         },
         {
             "key": "hd-time",
             "severity": "error",
             "human": "the effective time has a time of day and a UTC offset",
-            "expression": "effective.ofType(dateTime).exists() implies effective.ofType(dateTime).toString().matches('T[0-9]{2}:[0-9]{2}.*(Z|[+-][0-9]{2}:[0-9]{2})$')",
+            "expression": "effective.ofType(dateTime).exists() implies "
+            "effective.ofType(dateTime).toString().matches('T[0-9]{2}:[0-9]{2}.*(Z|[+-][0-9]{2}:[0-9]{2})$')",
             "source": profile.url,
         },
     ]
@@ -187,7 +193,8 @@ def structure_definition(profile: Profile) -> dict[str, Any]:
         "status": "active",
         "date": PUBLISHED,
         "publisher": "homediag (Nykøbing F. home-diagnostics pilot)",
-        "description": f"{m.text} measured at home ({m.kind}, category {m.category}); codes {codes}. Generated from fhir_profiles/measurements.toml.",
+        "description": f"{m.text} measured at home ({m.kind}, category {m.category}); codes {codes}. "
+        "Generated from fhir_profiles/measurements.toml.",
         "fhirVersion": "4.0.1",
         "kind": "resource",
         "abstract": False,
@@ -214,7 +221,8 @@ def published_structure_definition(profile_id: str) -> dict[str, Any] | None:
 
 def _conversion_text(conv: t.Conversion) -> str:
     if conv.offset:
-        return f"(x {'+' if conv.offset > 0 else '-'} {_plain(abs(conv.offset))}) x {_plain(conv.factor.quantize(Decimal('0.000001')))}"
+        sign = "+" if conv.offset > 0 else "-"
+        return f"(x {sign} {_plain(abs(conv.offset))}) x {_plain(conv.factor.quantize(Decimal('0.000001')))}"
     return f"x {_plain(conv.factor.quantize(Decimal('0.0000000001')))}"
 
 
@@ -266,11 +274,14 @@ def profiles_markdown() -> str:
         "",
         "## Rules of every profile",
         "",
-        "- `status` from the required value set; `subject` a Patient reference; `effectiveDateTime` with a time and a UTC offset;",
+        "- `status` from the required value set; `subject` a Patient reference; "
+        "`effectiveDateTime` with a time and a UTC offset;",
         "  `device` should be present (warning when not).",
-        "- `category`: `vital-signs` required for vital signs (error), `laboratory` or `procedure` expected for the others (warning).",
+        "- `category`: `vital-signs` required for vital signs (error), "
+        "`laboratory` or `procedure` expected for the others (warning).",
         "- Vital signs carry the LOINC code of the FHIR vital-signs profile.",
-        "- A value with a `dataAbsentReason` is refused (obs-6); a special value from a device gives a `dataAbsentReason` and no value.",
+        "- A value with a `dataAbsentReason` is refused (obs-6); "
+        "a special value from a device gives a `dataAbsentReason` and no value.",
         "- Quantities in UCUM (`system` http://unitsofmeasure.org, a valid UCUM `code`, one of the units above).",
         "- Values outside the physiologic limits are refused as a device or upload fault.",
         "- Blood pressure: a compound Observation without `value[x]`, with systolic and diastolic components.",

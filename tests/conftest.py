@@ -117,7 +117,8 @@ def tokens(runtime: Runtime) -> Tokens:
 
 
 class Pilot:
-    """Enrols synthetic patients (on the test care team and the test gateway) and records consents through the real API."""
+    """Enrols synthetic patients (on the test care team and the test gateway) and records consents through the
+    real API."""
 
     def __init__(self, client: TestClient, tokens: Tokens, runtime: Runtime) -> None:
         self.client = client

@@ -103,7 +103,7 @@ class BleBloodPressureAdapter:
         "Bluetooth Blood Pressure Measurement (0x2A35): systolic, diastolic, mean, pulse rate, measurement status"
     )
     input_kind = "bytes"
-    reads = ("blood-pressure", "pulse-rate")
+    reads: tuple[str, ...] = ("blood-pressure", "pulse-rate")
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse(payload)

@@ -167,9 +167,12 @@ class BleGlucoseAdapter:
     """``ble-glucose``: a glucose meter's Glucose Measurement record (0x2A18)."""
 
     id = "ble-glucose"
-    description = "Bluetooth Glucose Measurement (0x2A18): glucose by sample type (kg/L or mol/L), base time and offset, sample location, sensor status"
+    description = (
+        "Bluetooth Glucose Measurement (0x2A18): glucose by sample type (kg/L or mol/L), base time and offset, "
+        "sample location, sensor status"
+    )
     input_kind = "bytes"
-    reads = tuple(key for _, key in TYPES.values() if key is not None)
+    reads: tuple[str, ...] = tuple(key for _, key in TYPES.values() if key is not None)
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse(payload)

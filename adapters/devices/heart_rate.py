@@ -75,7 +75,7 @@ class BleHeartRateAdapter:
     id = "ble-heart-rate"
     description = "Bluetooth Heart Rate Measurement (0x2A37): heart rate, sensor contact, energy expended, RR intervals"
     input_kind = "bytes"
-    reads = ("heart-rate",)
+    reads: tuple[str, ...] = ("heart-rate",)
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse(payload)

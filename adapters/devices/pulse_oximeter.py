@@ -144,7 +144,8 @@ def parse_continuous(payload: bytes) -> PlxContinuous:
 
 
 def status_flags(measurement_status: int | None, device_sensor_status: int | None) -> dict[str, bool] | None:
-    """Every defined status bit by name (measurement status, then device and sensor status); None when neither was sent."""
+    """Every defined status bit by name (measurement status, then device and sensor status); None when neither
+    was sent."""
     if measurement_status is None and device_sensor_status is None:
         return None
     out: dict[str, bool] = {}
@@ -168,30 +169,33 @@ def _readings(
     device_sensor_status: int | None,
     extra: dict[str, str],
 ) -> list[Reading]:
-    common = {
-        "device_time": device_time,
-        "flags": status_flags(measurement_status, device_sensor_status),
-        "extra": extra,
-        "clock_set": clock_set,
-        "test_data": bool((measurement_status or 0) & TEST_DATA_BITS),
-    }
-    return [
-        Reading(measurement="spo2", value=Measured("spo2", values.spo2, UNIT_PERCENT), **common),  # type: ignore[arg-type]
-        Reading(
-            measurement="pulse-rate-oximeter",
-            value=Measured("pulse-rate-oximeter", values.pulse_rate, UNIT_PER_MIN),
-            **common,
-        ),  # type: ignore[arg-type]
-    ]
+    flags = status_flags(measurement_status, device_sensor_status)
+    test_data = bool((measurement_status or 0) & TEST_DATA_BITS)
+
+    def reading(measurement: str, number: Number, unit: str) -> Reading:
+        return Reading(
+            measurement=measurement,
+            value=Measured(measurement, number, unit),
+            device_time=device_time,
+            flags=flags,
+            extra=extra,
+            clock_set=clock_set,
+            test_data=test_data,
+        )
+
+    return [reading("spo2", values.spo2, UNIT_PERCENT), reading("pulse-rate-oximeter", values.pulse_rate, UNIT_PER_MIN)]
 
 
 class BlePlxSpotCheckAdapter:
     """``ble-plx-spot``: a pulse oximeter's PLX Spot-check Measurement (0x2A5E)."""
 
     id = "ble-plx-spot"
-    description = "Bluetooth PLX Spot-check Measurement (0x2A5E): SpO2, pulse rate, timestamp, measurement and device status, pulse amplitude index"
+    description = (
+        "Bluetooth PLX Spot-check Measurement (0x2A5E): SpO2, pulse rate, timestamp, measurement and device status, "
+        "pulse amplitude index"
+    )
     input_kind = "bytes"
-    reads = ("spo2", "pulse-rate-oximeter")
+    reads: tuple[str, ...] = ("spo2", "pulse-rate-oximeter")
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse_spot(payload)
@@ -214,9 +218,12 @@ class BlePlxContinuousAdapter:
     """``ble-plx-continuous``: a pulse oximeter's PLX Continuous Measurement (0x2A5F)."""
 
     id = "ble-plx-continuous"
-    description = "Bluetooth PLX Continuous Measurement (0x2A5F): SpO2 and pulse rate (normal, fast, slow), measurement and device status, pulse amplitude index"
+    description = (
+        "Bluetooth PLX Continuous Measurement (0x2A5F): SpO2 and pulse rate (normal, fast, slow), "
+        "measurement and device status, pulse amplitude index"
+    )
     input_kind = "bytes"
-    reads = ("spo2", "pulse-rate-oximeter")
+    reads: tuple[str, ...] = ("spo2", "pulse-rate-oximeter")
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse_continuous(payload)

@@ -14,6 +14,9 @@ from typing import Literal
 
 from .ieee11073 import Number
 
+# what the platform does with a reading (see Reading.disposition)
+Disposition = Literal["store", "hold", "discard"]
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceTime:
@@ -86,7 +89,7 @@ class Reading:
     # what the platform does with it: "store" (a patient's reading), "hold" (not assigned to the
     # patient automatically; kept in the upload log for review), "discard" (never a patient's
     # reading, e.g. a control-solution test); ``disposition_reason`` says why for hold and discard
-    disposition: Literal["store", "hold", "discard"] = "store"
+    disposition: Disposition = "store"
     disposition_reason: str | None = None
 
     @property

@@ -30,12 +30,12 @@ import re
 import threading
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .blood_pressure import BleBloodPressureAdapter
 from .glucose import BleGlucoseAdapter
 from .heart_rate import BleHeartRateAdapter
-from .hl7v2_oru import Hl7v2OruAdapter
+from .hl7v2 import Hl7v2OruAdapter
 from .pulse_oximeter import BlePlxContinuousAdapter, BlePlxSpotCheckAdapter
 from .readings import Reading
 from .thermometer import BleThermometerAdapter
@@ -74,7 +74,10 @@ class UnknownAdapter(LookupError):
         self.adapter_id = adapter_id
         self.refused = refused
         if refused is not None:
-            message = f"adapter '{adapter_id}' from {refused.distribution or refused.entry_point} was refused: {refused.reason}; known adapters: {', '.join(known)}"
+            message = (
+                f"adapter '{adapter_id}' from {refused.distribution or refused.entry_point} was refused: "
+                f"{refused.reason}; known adapters: {', '.join(known)}"
+            )
         else:
             message = f"no adapter '{adapter_id}'; known adapters: {', '.join(known)}"
         super().__init__(message)
@@ -144,7 +147,10 @@ def problem_with(obj: Any) -> str | None:
     """What makes ``obj`` not an adapter, or None when it has everything an adapter needs."""
     adapter_id = getattr(obj, "id", None)
     if not isinstance(adapter_id, str) or not ID_PATTERN.fullmatch(adapter_id):
-        return f"its id must be a string of lower-case letters, digits and hyphens (e.g. 'acme-thermo-json'), not {adapter_id!r}"
+        return (
+            "its id must be a string of lower-case letters, digits and hyphens (e.g. 'acme-thermo-json'), "
+            f"not {adapter_id!r}"
+        )
     if not isinstance(getattr(obj, "description", None), str) or not obj.description.strip():
         return "it needs a description (a non-empty string)"
     if getattr(obj, "input_kind", None) not in INPUT_KINDS:
@@ -167,9 +173,10 @@ def _load_entry_point(ep: metadata.EntryPoint) -> Adapter:
         raise TypeError(f"{ep.value} is not an adapter: {problem}")
     if obj.id != ep.name:
         raise TypeError(
-            f"the entry point is named '{ep.name}' but the adapter's id is '{obj.id}'; name the entry point after the id"
+            f"the entry point is named '{ep.name}' but the adapter's id is '{obj.id}'; "
+            "name the entry point after the id"
         )
-    return obj  # type: ignore[no-any-return]
+    return cast(Adapter, obj)  # problem_with() checked it is one
 
 
 def _discover() -> _Loaded:
@@ -206,7 +213,8 @@ def _discover() -> _Loaded:
                 ep.name,
                 described,
                 distribution,
-                f"'{ep.name}' is a built-in adapter's id; a vendor adapter cannot replace a built-in one: give it an id of its own (e.g. prefixed with the company name)",
+                f"'{ep.name}' is a built-in adapter's id; a vendor adapter cannot replace a built-in one: "
+                "give it an id of its own (e.g. prefixed with the company name)",
             )
             continue
         try:

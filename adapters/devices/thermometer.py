@@ -85,9 +85,12 @@ class BleThermometerAdapter:
     """``ble-thermometer``: a thermometer's Temperature Measurement indication (0x2A1C)."""
 
     id = "ble-thermometer"
-    description = "Bluetooth Temperature Measurement (0x2A1C): body temperature in Celsius or Fahrenheit, timestamp, temperature type (body site)"
+    description = (
+        "Bluetooth Temperature Measurement (0x2A1C): body temperature in Celsius or Fahrenheit, timestamp, "
+        "temperature type (body site)"
+    )
     input_kind = "bytes"
-    reads = ("body-temperature",)
+    reads: tuple[str, ...] = ("body-temperature",)
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse(payload)

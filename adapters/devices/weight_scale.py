@@ -94,7 +94,8 @@ def parse(payload: bytes) -> WeightMeasurement:
     if flags & 0x08:
         if weight_raw == MEASUREMENT_UNSUCCESSFUL:
             raise DecodeError(
-                "the weight is 0xFFFF (measurement unsuccessful), so BMI and height must be absent, but flag bit 3 announces them",
+                "the weight is 0xFFFF (measurement unsuccessful), so BMI and height must be absent, "
+                "but flag bit 3 announces them",
                 field="flags",
                 offset=0,
             )
@@ -112,7 +113,7 @@ class BleWeightScaleAdapter:
         "Bluetooth Weight Measurement (0x2A9D): body weight (SI or imperial), timestamp, user id, BMI and height"
     )
     input_kind = "bytes"
-    reads = ("body-weight", "bmi", "body-height")
+    reads: tuple[str, ...] = ("body-weight", "bmi", "body-height")
 
     def decode(self, payload: bytes) -> list[Reading]:
         m = parse(payload)
@@ -121,15 +122,20 @@ class BleWeightScaleAdapter:
             extra["user_id"] = "unknown user (255)" if m.user_id == UNKNOWN_USER else str(m.user_id)
         if m.unsuccessful:
             extra["weight"] = "measurement unsuccessful (0xFFFF)"
-        common = {"device_time": m.timestamp, "user_id": m.user_id, "extra": extra}
-        readings = [
-            Reading(measurement="body-weight", value=Measured("body-weight", m.weight, m.weight_unit), **common)
-        ]  # type: ignore[arg-type]
+
+        def reading(measurement: str, number: Number, unit: str) -> Reading:
+            return Reading(
+                measurement=measurement,
+                value=Measured(measurement, number, unit),
+                device_time=m.timestamp,
+                user_id=m.user_id,
+                extra=extra,
+            )
+
+        readings = [reading("body-weight", m.weight, m.weight_unit)]
         if m.bmi is not None and m.height is not None:
-            readings.append(Reading(measurement="bmi", value=Measured("bmi", m.bmi, UNIT_BMI), **common))  # type: ignore[arg-type]
-            readings.append(
-                Reading(measurement="body-height", value=Measured("body-height", m.height, m.height_unit), **common)
-            )  # type: ignore[arg-type]
+            readings.append(reading("bmi", m.bmi, UNIT_BMI))
+            readings.append(reading("body-height", m.height, m.height_unit))
         return readings
 
 

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationErro
 
 from .errors import DecodeError
 from .ieee11073 import Number
-from .readings import DeviceTime, Measured, Reading
+from .readings import DeviceTime, Disposition, Measured, Reading
 
 # Withings measure type -> (measurement key, UCUM code of the unit Withings uses for it)
 TYPE_WEIGHT = 1
@@ -182,15 +182,18 @@ class WithingsMeasureAdapter:
     id = "withings-measure"
     description = (
         "Withings cloud measure group (JSON): weight, height, blood pressure, heart pulse, SpO2, body temperature; "
-        "values are value x 10^unit; ambiguous (shared device) and manually entered groups are held for review; goals are ignored"
+        "values are value x 10^unit; ambiguous (shared device) and manually entered groups are held for review; "
+        "goals are ignored"
     )
     input_kind = "json"
-    reads = ("body-weight", "body-height", "blood-pressure", "pulse-rate", "spo2", "body-temperature")
+    reads: tuple[str, ...] = ("body-weight", "body-height", "blood-pressure", "pulse-rate", "spo2", "body-temperature")
 
     def decode(self, payload: Any) -> list[Reading]:
         group = parse(payload)
         if group.category == CATEGORY_GOAL:
             return []  # a user objective, not a measurement
+        disposition: Disposition
+        reason: str | None
         if group.attrib in ATTRIB_STORE:
             disposition, reason = "store", None
         else:
@@ -209,7 +212,7 @@ class WithingsMeasureAdapter:
                 device_time=when,
                 disposition=disposition,
                 disposition_reason=reason,
-            )  # type: ignore[arg-type]
+            )
 
         readings: list[Reading] = []
         bp = {name: by_type[t] for t, name in BP_TYPES.items() if t in by_type}

@@ -406,7 +406,7 @@ def test_gics_a_reading_dated_before_the_consented_data_period_is_not_visible_wh
 ) -> None:  # type: ignore[no-untyped-def]
     """A consent active now that covers data from its own start (dataPeriod) shows no reading taken
     before it. (A consent period alone says when the consent may be used, not which data times it
-    covers: that is ``provision.dataPeriod``, as in FHIR R4 and tests/test_consent.py.)"""
+    covers: that is ``provision.dataPeriod``, as in FHIR R4 and tests/unit/consent/test_consent.py.)"""
     today = datetime.now(CPH).date()
     start = today - timedelta(days=10)
     patient = enrol()

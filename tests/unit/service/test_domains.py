@@ -32,7 +32,8 @@ def readers(runtime: Runtime) -> dict[str, dict[str, str]]:
 
 @pytest.fixture
 def pilot_data(client, tokens, pilot):  # type: ignore[no-untyped-def]
-    """Two patients with readings; one consents to treatment, evaluation and product testing, the other to treatment only."""
+    """Two patients with readings; one consents to treatment, evaluation and product testing, the other to
+    treatment only."""
     people = synthetic_patients(2, seed=21)
     ids = [pilot.enrol(p.cpr, family=p.family) for p in people]
     pilot.consent(ids[0], purposes=("TREAT", "HRESCH", "HTEST"))

@@ -21,8 +21,8 @@ from homediag.fhir_profiles import terminology as t
 from homediag.fhir_profiles.profiles import PROFILES, profile_for
 from homediag.fhir_profiles.publish import profiles_markdown, structure_definitions
 
-ROOT = Path(__file__).resolve().parents[1]
-PHD = Path(__file__).parent / "fixtures" / "phd-ig"
+ROOT = Path(__file__).resolve().parents[3]
+PHD = Path(__file__).parents[2] / "fixtures" / "phd-ig"
 
 
 def _observations() -> list[tuple[str, dict[str, Any]]]:

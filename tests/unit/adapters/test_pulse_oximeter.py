@@ -38,7 +38,8 @@ SPEZI = {
     ),  # 95, 90, measurement ongoing, no device status, PAI 8.7
     # 99, 97; fast 97, 137; slow 98, 69; measurement ongoing + fully qualified data; PAI 8.9
     "continuous-full": bytes([31, 222, 243, 202, 243, 202, 243, 90, 245, 212, 243, 178, 242, 32, 1, 0, 0, 0, 122, 227]),
-    # 94, 147, 2024-11-29 23:08:57, measurement ongoing + questionable measurement, equipment malfunction + low perfusion, PAI 8.7
+    # 94, 147, 2024-11-29 23:08:57, measurement ongoing + questionable measurement,
+    # equipment malfunction + low perfusion, PAI 8.7
     "spot-full": bytes([15, 172, 243, 190, 245, 232, 7, 11, 29, 23, 8, 57, 32, 64, 34, 0, 0, 102, 227]),
 }
 

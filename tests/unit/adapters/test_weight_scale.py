@@ -19,7 +19,8 @@ from homediag.fhir_profiles import BuildContext, build, validate
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="scale-1", gateway_received_at=RECEIVED)
 
-# SI, timestamp, user id, BMI and height: 14000 x 0.005 kg, 2024-05-06 07:08:09, user 1, BMI 229 x 0.1, height 1750 x 0.001 m
+# SI, timestamp, user id, BMI and height: 14000 x 0.005 kg, 2024-05-06 07:08:09, user 1, BMI 229 x 0.1,
+# height 1750 x 0.001 m
 SI_FULL = bytes.fromhex("0EB036E807050607080901E500D606")
 # imperial, BMI and height: 15432 x 0.01 lb, BMI 22.9, height 689 x 0.1 in
 IMPERIAL = bytes.fromhex("09483CE500B102")

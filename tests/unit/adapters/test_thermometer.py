@@ -15,7 +15,7 @@ from homediag.adapters.devices.thermometer import TEMPERATURE_TYPES, BleThermome
 from homediag.fhir_profiles import BuildContext, build, validate
 from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 HT = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A1C"}
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="thermo-1", gateway_received_at=RECEIVED)

@@ -15,7 +15,7 @@ from homediag.adapters.devices.heart_rate import BleHeartRateAdapter, encode, pa
 from homediag.fhir_profiles import BuildContext, build, validate
 from homediag.fhir_profiles.builder import EXT_GATEWAY_RECEIVED
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 HR = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A37"}
 ACCEPTED = sorted(v for v in HR if not HR[v].get("must_reject"))
 REJECTED = sorted(v for v in HR if HR[v].get("must_reject"))

@@ -22,7 +22,7 @@ import pytest
 
 from homediag.adapters.devices import UnknownAdapter, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "vendor-adapter"
 # the console script a vendor runs (python -m homediag.cli where there is none)
 SCRIPT = Path(sys.executable).with_name("homediag")
@@ -134,8 +134,8 @@ def test_the_kit_passes_the_examples_cases(example_site: Path):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert (
-        "adapter acme-thermo-json (from homediag-example-vendor 0.1.0, entry point acme-thermo-json = acme_homediag.thermo:AcmeThermoJsonAdapter)"
-        in out
+        "adapter acme-thermo-json (from homediag-example-vendor 0.1.0, "
+        "entry point acme-thermo-json = acme_homediag.thermo:AcmeThermoJsonAdapter)" in out
     )
     cases = sorted(p.name[: -len(".expected.json")] for p in (EXAMPLE / "cases").glob("*.expected.json"))
     assert len(cases) >= 8
@@ -226,7 +226,16 @@ def troubled_site(tmp_path: Path) -> Path:
         "vendor-clash",
         {"ble-blood-pressure": "vendor_clash:Cuff"},
         {
-            "vendor_clash": "class Cuff:\n    id = 'ble-blood-pressure'\n    description = 'a copy'\n    input_kind = 'bytes'\n    reads = ('blood-pressure',)\n\n    def decode(self, payload):\n        return []\n"
+            "vendor_clash": (
+                "class Cuff:\n"
+                "    id = 'ble-blood-pressure'\n"
+                "    description = 'a copy'\n"
+                "    input_kind = 'bytes'\n"
+                "    reads = ('blood-pressure',)\n"
+                "\n"
+                "    def decode(self, payload):\n"
+                "        return []\n"
+            )
         },
     )
     write_distribution(
@@ -241,7 +250,16 @@ def troubled_site(tmp_path: Path) -> Path:
         "vendor-misnamed",
         {"acme-misnamed": "vendor_misnamed:Scale"},
         {
-            "vendor_misnamed": "class Scale:\n    id = 'acme-scale'\n    description = 'a scale'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def decode(self, payload):\n        return []\n"
+            "vendor_misnamed": (
+                "class Scale:\n"
+                "    id = 'acme-scale'\n"
+                "    description = 'a scale'\n"
+                "    input_kind = 'bytes'\n"
+                "    reads = ('body-weight',)\n"
+                "\n"
+                "    def decode(self, payload):\n"
+                "        return []\n"
+            )
         },
     )
     write_distribution(site, "vendor-not-adapter", {"acme-function": "json:dumps"})
@@ -250,7 +268,18 @@ def troubled_site(tmp_path: Path) -> Path:
         "vendor-bad-kind",
         {"acme-xml": "vendor_xml:ADAPTER"},
         {
-            "vendor_xml": "class X:\n    id = 'acme-xml'\n    description = 'reads XML'\n    input_kind = 'xml'\n    reads = ('body-weight',)\n\n    def decode(self, payload):\n        return []\n\nADAPTER = X()\n"
+            "vendor_xml": (
+                "class X:\n"
+                "    id = 'acme-xml'\n"
+                "    description = 'reads XML'\n"
+                "    input_kind = 'xml'\n"
+                "    reads = ('body-weight',)\n"
+                "\n"
+                "    def decode(self, payload):\n"
+                "        return []\n"
+                "\n"
+                "ADAPTER = X()\n"
+            )
         },
     )
     write_distribution(
@@ -258,7 +287,19 @@ def troubled_site(tmp_path: Path) -> Path:
         "vendor-failing-init",
         {"acme-init": "vendor_init:Adapter"},
         {
-            "vendor_init": "class Adapter:\n    id = 'acme-init'\n    description = 'x'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def __init__(self):\n        raise RuntimeError('licence file not found')\n\n    def decode(self, payload):\n        return []\n"
+            "vendor_init": (
+                "class Adapter:\n"
+                "    id = 'acme-init'\n"
+                "    description = 'x'\n"
+                "    input_kind = 'bytes'\n"
+                "    reads = ('body-weight',)\n"
+                "\n"
+                "    def __init__(self):\n"
+                "        raise RuntimeError('licence file not found')\n"
+                "\n"
+                "    def decode(self, payload):\n"
+                "        return []\n"
+            )
         },
     )
     return site
@@ -266,7 +307,9 @@ def troubled_site(tmp_path: Path) -> Path:
 
 REFUSALS = {
     "ble-blood-pressure": "is a built-in adapter's id; a vendor adapter cannot replace a built-in one",
-    "acme-broken": "cannot load vendor_broken:Adapter: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'",
+    "acme-broken": (
+        "cannot load vendor_broken:Adapter: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"
+    ),
     "acme-missing": "cannot load vendor_nowhere:Adapter: ModuleNotFoundError",
     "acme-misnamed": "the entry point is named 'acme-misnamed' but the adapter's id is 'acme-scale'",
     "acme-function": "json:dumps is not an adapter: its id must be a string",
@@ -326,7 +369,9 @@ def test_two_packages_claiming_one_id_are_both_refused(example_site: Path, tmp_p
         "vendor-copycat",
         {"acme-thermo-json": "vendor_copycat:ADAPTER"},
         {
-            "vendor_copycat": "from acme_homediag.thermo import AcmeThermoJsonAdapter\nADAPTER = AcmeThermoJsonAdapter()\n"
+            "vendor_copycat": (
+                "from acme_homediag.thermo import AcmeThermoJsonAdapter\nADAPTER = AcmeThermoJsonAdapter()\n"
+            )
         },
     )
     activate(on_path, example_site, tmp_path)
@@ -339,7 +384,20 @@ def test_two_packages_claiming_one_id_are_both_refused(example_site: Path, tmp_p
 
 
 def test_an_entry_point_may_name_an_instance(tmp_path: Path, on_path: list[Path]):
-    module = "class Scale:\n    description = 'ACME scale'\n    input_kind = 'bytes'\n    reads = ('body-weight',)\n\n    def __init__(self, id):\n        self.id = id\n\n    def decode(self, payload):\n        return []\n\nSCALE = Scale('acme-scale')\n"
+    module = (
+        "class Scale:\n"
+        "    description = 'ACME scale'\n"
+        "    input_kind = 'bytes'\n"
+        "    reads = ('body-weight',)\n"
+        "\n"
+        "    def __init__(self, id):\n"
+        "        self.id = id\n"
+        "\n"
+        "    def decode(self, payload):\n"
+        "        return []\n"
+        "\n"
+        "SCALE = Scale('acme-scale')\n"
+    )
     write_distribution(
         tmp_path, "vendor-instance", {"acme-scale": "vendor_instance:SCALE"}, {"vendor_instance": module}
     )

@@ -17,7 +17,7 @@ from homediag.adapters.devices.ieee11073 import (
     encode_sfloat_special,
 )
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 
 
 def assert_published(number, vector):

@@ -757,7 +757,7 @@ def test_property_treatment_consent_validates_and_round_trips(
 
 # --- the component stays pure --------------------------------------------------------------------
 
-CONSENT_DIR = Path(__file__).resolve().parents[1] / "consent"
+CONSENT_DIR = Path(__file__).resolve().parents[3] / "consent"
 ALLOWED_IMPORTS = {
     "__future__",
     "collections",

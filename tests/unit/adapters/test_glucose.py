@@ -14,7 +14,7 @@ from homediag.adapters.devices import DecodeError, DeviceTime, SpecialValue, get
 from homediag.adapters.devices.glucose import TYPES, BleGlucoseAdapter, encode, parse
 from homediag.fhir_profiles import BuildContext, build, check_rules, validate
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 GLS = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A18"}
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 CTX = BuildContext(patient_id="p-1", device_id="meter-1", gateway_received_at=RECEIVED)

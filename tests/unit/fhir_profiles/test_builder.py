@@ -15,7 +15,7 @@ from homediag.fhir_profiles import BuildContext, build, check_rules, validate
 from homediag.fhir_profiles.builder import EXT_DEVICE_TIME, EXT_GATEWAY_RECEIVED
 from homediag.fhir_profiles.fhirjson import dumps, loads
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 VECTORS = json.loads((FIXTURES / "ble" / "third-party-vectors.json").read_text())
 BP_HEX = {v["id"]: v["hex"] for v in VECTORS["characteristics"] if v["uuid"] == "2A35"}
 IG_BP = json.loads((FIXTURES / "phd-ig" / "compound-numeric-blood-pressure.json").read_text())
@@ -134,6 +134,13 @@ def test_device_time_without_offset_is_copenhagen_time(month, expected):
     assert bp.resource["effectiveDateTime"] == expected
     assert bp.effective == datetime.fromisoformat(expected)
     assert extension(bp.resource, EXT_DEVICE_TIME) == extension(bp.resource, EXT_GATEWAY_RECEIVED) == []
+
+
+def test_device_time_before_standard_time_is_given_in_utc():
+    """Copenhagen's local mean time (+00:50:20, before 1894) is no offset FHIR can write."""
+    bp = built(encode((120, 80, 93), timestamp=DeviceTime(1850, 2, 28, 7, 45, 0)))["blood-pressure"]
+    assert bp.resource["effectiveDateTime"] == "1850-02-28T06:54:40+00:00"
+    assert [i for i in check_rules(bp.resource) if i.severity == "error"] == []
 
 
 @pytest.mark.parametrize("vector_id", sorted(BP_HEX))

@@ -12,7 +12,7 @@ from homediag.adapters.devices import DecodeError, DeviceTime, SpecialValue, get
 from homediag.adapters.devices.blood_pressure import BleBloodPressureAdapter, encode, parse
 from homediag.adapters.devices.bytereader import ByteReader
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "ble" / "third-party-vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 BP = {v["id"]: v for v in VECTORS["characteristics"] if v["uuid"] == "2A35"}
 UCUM = {"mmHg": "mm[Hg]", "kPa": "kPa"}
 
