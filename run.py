@@ -44,6 +44,7 @@ def main(argv: list[str]) -> int:
         "demo": [str(BIN / "homediag"), "demo"],
         "test": [str(BIN / "python"), "-m", "pytest"],
         "bench": [str(BIN / "python"), "-m", "bench"],
+        "lint": ["bash", str(ROOT / ".ci" / "lint")],
     }
     if not argv or argv[0] not in commands:
         print(__doc__.strip())

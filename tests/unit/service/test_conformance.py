@@ -80,8 +80,8 @@ def test_kit_passes_on_the_blood_pressure_cases():
     for name in ("nordic-bp-full", "nordic-bp-kpa", "nordic-bp-kpa-bytes", "reserved-flag-bits", "truncated-status"):
         assert f"PASS  {name}" in out
     assert (
-        "PASS  truncated-status     refused by the adapter: ble-blood-pressure: field 'measurement_status', byte offset 17"
-        in out
+        "PASS  truncated-status     refused by the adapter: "
+        "ble-blood-pressure: field 'measurement_status', byte offset 17" in out
     )
     assert "all cases pass: 5 of 5 cases passed, 0 failed" in out
 
