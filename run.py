@@ -30,12 +30,12 @@ def ensure_environment() -> None:
     if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "homediag").exists():
         return
     if not (BIN / "python").exists():
-        print(f"creating {VENV.name}/ ...", flush=True)
+        print(f"creating {VENV.name}/ ...", file=sys.stderr, flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing homediag and its dependencies into .venv/ ...", flush=True)
+    print("installing homediag and its dependencies into .venv/ ...", file=sys.stderr, flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[test]"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True, stdout=sys.stderr)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[test]"], check=True, cwd=ROOT, stdout=sys.stderr)
     STAMP.write_text(wanted)
 
 
