@@ -32,15 +32,16 @@ class DeviceReads(ObservationReads):
     def read_device(self, principal: Principal, device_id: str, purpose: str | None = None) -> dict[str, Any]:
         if principal.role not in ("clinician", "admin"):
             raise Forbidden(f"the role '{principal.role}' may not read devices")
+        view = self.view(principal, purpose) if principal.role == "clinician" else None
         seen: dict[str, Any] | None = None
         with self.rt.sessions.begin() as session:
             device = session.get(m.Device, device_id)
             if device is None:
                 permit, detail = False, "no such resource"
-            elif principal.role == "admin":
+            elif view is None:
                 permit, detail = True, "administration"
             else:
-                permit = self.device_seen(session, principal, device_id, purpose)
+                permit = self.device_seen(session, view, device_id)
                 detail = (
                     "took readings of a patient this clinician may see"
                     if permit
@@ -51,7 +52,7 @@ class DeviceReads(ObservationReads):
                 principal,
                 "read",
                 "permit" if permit else "deny",
-                purpose=self.view(principal, purpose).purpose if principal.role == "clinician" else None,
+                purpose=view.purpose if view is not None else None,
                 entity=f"Device/{device_id}",
                 detail=detail,
             )

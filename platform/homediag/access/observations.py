@@ -17,6 +17,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
+from .view import View
 
 
 class ObservationReads(Decisions):
@@ -130,10 +131,11 @@ class ObservationReads(Decisions):
                 )
         return _searchset(base_url, query_items, q, total, [view.shown(r.resource) for r in rows])
 
-    def device_seen(self, session: Session, principal: Principal, device_id: str, purpose: str | None = None) -> bool:
-        """Whether the device took a reading of a patient this reader may see now (consent, care, data time)."""
-        view = self.view(principal, purpose)
-        windows = self.readable_windows(session, view)
+    def device_seen(self, session: Session, view: View, device_id: str) -> bool:
+        """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
+        Only the consents of the patients the device measured are read."""
+        measured = select(m.Observation.patient_key).where(m.Observation.device_id == device_id).distinct()
+        windows = self.readable_windows(session, view, list(session.execute(measured).scalars()))
         stmt = select(m.Observation.id).where(
             m.Observation.device_id == device_id, self.scope(windows), self.vendor_scope(view)
         )
