@@ -181,3 +181,48 @@ def on_care_team(session: Session, user_id: str, patient_key: str) -> bool:
 
 def gateway_may_send(session: Session, gateway_id: str, patient_key: str) -> bool:
     return session.get(m.GatewayPatient, (gateway_id, patient_key)) is not None
+
+
+# -- undoing a relation (a clinician leaves a team, a patient leaves a team's care or a gateway) ----------------
+def _removed(session: Session, keys: KeyRing, actor: Principal, action: str, entity: str, **fields: str | None) -> None:
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, action, "done", entity=entity, **fields)])
+
+
+def remove_member(session: Session, keys: KeyRing, actor: Principal, team_id: str, user_id: str) -> None:
+    """Take a clinician off a team: it stops reading the team's patients on its next request."""
+    _team(session, team_id)
+    row = session.get(m.CareTeamMember, (team_id, user_id))
+    if row is None:
+        raise Unknown(f"{user_id!r} is not on care team {team_id!r}")
+    session.delete(row)
+    _removed(session, keys, actor, "care-team-member-remove", f"care-team/{team_id}", detail=user_id)
+
+
+def remove_patient(session: Session, keys: KeyRing, actor: Principal, team_id: str, patient_id: str) -> None:
+    """Take a patient out of a team's care (consent and readings are kept)."""
+    _team(session, team_id)
+    patient = _patient(session, patient_id)
+    row = session.get(m.CareTeamPatient, (team_id, patient.patient_key))
+    if row is None:
+        raise Unknown(f"Patient/{patient_id} is not in the care of {team_id!r}")
+    session.delete(row)
+    _removed(session, keys, actor, "care-team-patient-remove", f"care-team/{team_id}", patient_key=patient.patient_key)
+
+
+def unassign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id: str, patient_id: str) -> None:
+    """Take a patient off a gateway: its further uploads for the patient are refused (and kept in the log)."""
+    patient = _patient(session, patient_id)
+    row = session.get(m.GatewayPatient, (gateway_id, patient.patient_key))
+    if row is None:
+        raise Unknown(f"Patient/{patient_id} is not enrolled on gateway {gateway_id!r}")
+    session.delete(row)
+    _removed(session, keys, actor, "gateway-unassign", f"gateway/{gateway_id}", patient_key=patient.patient_key)
+
+
+def disallow_device(session: Session, keys: KeyRing, actor: Principal, gateway_id: str, serial: str) -> None:
+    """Stop a gateway uploading from a device (or, for ``*``, from devices not named one by one)."""
+    row = session.get(m.GatewayDevice, (gateway_id, serial.strip()))
+    if row is None:
+        raise Unknown(f"gateway {gateway_id!r} has no device {serial.strip()!r} allowed")
+    session.delete(row)
+    _removed(session, keys, actor, "gateway-device-remove", f"gateway/{gateway_id}", detail=serial.strip())

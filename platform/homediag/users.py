@@ -14,7 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .clock import utcnow
+from .keys import KeyRing
 from .store.models import User
 
 ROLES = ("clinician", "gateway", "admin", "evaluator", "vendor")
@@ -88,6 +90,30 @@ class UserSummary:
     organisation: str | None
     name: str
     state: str  # active | revoked | expired
+
+
+def add_user(
+    session: Session,
+    keys: KeyRing,
+    actor: Principal,
+    *,
+    name: str,
+    role: str,
+    organisation: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[User, str]:
+    """``create_user`` by an administrator, recorded in the audit chain (never the token)."""
+    user, token = create_user(session, name=name, role=role, organisation=organisation, expires_at=expires_at)
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "user-add", "done", entity=f"user/{user.id}")])
+    return user, token
+
+
+def revoke(session: Session, keys: KeyRing, actor: Principal, user_id: str) -> bool:
+    """``revoke_user`` by an administrator, recorded in the audit chain."""
+    if not revoke_user(session, user_id):
+        return False
+    audit.append(session, keys, [audit.Entry(actor.id, actor.role, "user-revoke", "done", entity=f"user/{user_id}")])
+    return True
 
 
 def list_users(session: Session) -> list[UserSummary]:

@@ -43,6 +43,20 @@ EXPECTED = {
     ("POST", "/fhir/Observation"): "gateway-write",
     ("POST", "/sandbox/{adapter}"): "vendor-tools",
     ("GET", "/uploads"): "vendor-tools",
+    ("GET", "/admin/care-teams"): "admin-read",
+    ("POST", "/admin/care-teams"): "admin-write",
+    ("POST", "/admin/care-teams/{team_id}/members"): "admin-write",
+    ("DELETE", "/admin/care-teams/{team_id}/members/{user_id}"): "admin-write",
+    ("POST", "/admin/care-teams/{team_id}/patients"): "admin-write",
+    ("DELETE", "/admin/care-teams/{team_id}/patients/{patient_id}"): "admin-write",
+    ("GET", "/admin/gateways"): "admin-read",
+    ("POST", "/admin/gateways/{gateway_id}/patients"): "admin-write",
+    ("DELETE", "/admin/gateways/{gateway_id}/patients/{patient_id}"): "admin-write",
+    ("POST", "/admin/gateways/{gateway_id}/devices"): "admin-write",
+    ("DELETE", "/admin/gateways/{gateway_id}/devices"): "admin-write",
+    ("GET", "/admin/users"): "admin-read",
+    ("POST", "/admin/users"): "admin-write",
+    ("POST", "/admin/users/{user_id}/revoke"): "admin-write",
 }
 
 

@@ -30,7 +30,7 @@ def test_users_add_prints_a_token_that_the_api_accepts_and_audit_verify_checks_t
 
     verified = runner.invoke(app, ["audit", "verify"], env=deployment)
     assert verified.exit_code == 0, verified.output
-    assert "intact: 1 records" in verified.stdout  # the search above was audited
+    assert "intact: 2 records" in verified.stdout  # the user made and the search above were audited
 
     with rt.engine.begin() as conn:
         conn.execute(text("update audit_event set outcome = 'deny' where seq = 1"))

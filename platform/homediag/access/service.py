@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .administration import AdministrationReads
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
@@ -10,6 +11,8 @@ from .readback import GatewayReadBack
 from .uploads import UploadLogReads
 
 
-class AccessService(DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack):
+class AccessService(
+    DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack, AdministrationReads
+):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

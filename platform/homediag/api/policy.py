@@ -49,8 +49,12 @@ PATIENT_READ = Policy(
     "patient-read", ("clinician", "evaluator", "vendor", "admin"), "a Patient, through the access layer"
 )
 DEVICE_READ = Policy("device-read", ("clinician", "admin"), "a Device, through the access layer")
-ADMIN_READ = Policy("admin-read", ("admin",), "consents and the audit log, through the access layer (audited)")
-ADMIN_WRITE = Policy("admin-write", ("admin",), "nothing: enrolment and consents (audited writes)")
+ADMIN_READ = Policy(
+    "admin-read", ("admin",), "consents, the audit log, care teams and gateways, through the access layer (audited)"
+)
+ADMIN_WRITE = Policy(
+    "admin-write", ("admin",), "nothing: enrolment, consents, care teams, gateways and users (audited writes)"
+)
 GATEWAY_WRITE = Policy("gateway-write", ("gateway",), "only its own uploads' read-back, through the access layer")
 VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, through the access layer")
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,

@@ -74,6 +74,30 @@ def careteams_add_patient(
     typer.echo(f"Patient/{patient} is in the care of {team}")
 
 
+@careteams_app.command("remove-member")
+def careteams_remove_member(
+    team: Annotated[str, typer.Argument(help="the team id")],
+    user: Annotated[str, typer.Argument(help="the clinician's user id, or oidc:<sub>")],
+) -> None:
+    """Take a clinician off a care team: it stops reading the team's patients."""
+    from homediag import care
+
+    _change(care.remove_member, team, user)
+    typer.echo(f"{user} is no longer on {team}")
+
+
+@careteams_app.command("remove-patient")
+def careteams_remove_patient(
+    team: Annotated[str, typer.Argument(help="the team id")],
+    patient: Annotated[str, typer.Argument(help="the patient's id")],
+) -> None:
+    """Take a patient out of a care team's care (consents and readings are kept)."""
+    from homediag import care
+
+    _change(care.remove_patient, team, patient)
+    typer.echo(f"Patient/{patient} is no longer in the care of {team}")
+
+
 @gateways_app.command("assign")
 def gateways_assign(
     gateway: Annotated[str, typer.Argument(help="the gateway's user id")],
@@ -98,3 +122,27 @@ def gateways_allow_device(
 
     _change(care.allow_device, gateway, device)
     typer.echo(f"{gateway} may upload from {'any device' if device.strip() == care.ANY_DEVICE else device}")
+
+
+@gateways_app.command("unassign")
+def gateways_unassign(
+    gateway: Annotated[str, typer.Argument(help="the gateway's user id")],
+    patient: Annotated[str, typer.Argument(help="the patient's id")],
+) -> None:
+    """Take a patient off a gateway: its further uploads for the patient are refused (and kept in the log)."""
+    from homediag import care
+
+    _change(care.unassign_gateway, gateway, patient)
+    typer.echo(f"{gateway} may no longer upload for Patient/{patient}")
+
+
+@gateways_app.command("disallow-device")
+def gateways_disallow_device(
+    gateway: Annotated[str, typer.Argument(help="the gateway's user id")],
+    device: Annotated[str, typer.Argument(help="the device as it was allowed (serial, address, identifier or '*')")],
+) -> None:
+    """Stop a gateway uploading from a device."""
+    from homediag import care
+
+    _change(care.disallow_device, gateway, device)
+    typer.echo(f"{gateway} may no longer upload from {device.strip()}")

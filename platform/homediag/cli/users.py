@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from homediag.cli.common import fail, runtime
+from homediag.cli.common import cli_admin, fail, runtime
 
 app = typer.Typer(help="Users, gateways and their API tokens.", no_args_is_help=True)
 
@@ -22,13 +22,15 @@ def users_add(
     from datetime import timedelta
 
     from homediag.clock import utcnow
-    from homediag.users import create_user
+    from homediag.users import add_user
 
     rt = runtime()
     expires_at = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
     try:
         with rt.sessions.begin() as session:
-            user, token = create_user(session, name=name, role=role, organisation=organisation, expires_at=expires_at)
+            user, token = add_user(
+                session, rt.keys, cli_admin(), name=name, role=role, organisation=organisation, expires_at=expires_at
+            )
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     typer.echo(f"{user.id}\t{user.role}\t{token}")
@@ -38,11 +40,11 @@ def users_add(
 @app.command("revoke")
 def users_revoke(user_id: Annotated[str, typer.Argument(help="the user id `users add` printed")]) -> None:
     """Revoke a user's token: it stops working on the next request."""
-    from homediag.users import revoke_user
+    from homediag.users import revoke
 
     rt = runtime()
     with rt.sessions.begin() as session:
-        if not revoke_user(session, user_id):
+        if not revoke(session, rt.keys, cli_admin(), user_id):
             raise fail(f"no user {user_id!r}")
     typer.echo(f"revoked {user_id}")
 
