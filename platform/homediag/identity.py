@@ -32,6 +32,7 @@ _MOD11_WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
 _CPR_FORM = re.compile(r"([0-9]{6})-?([0-9]{4})", re.ASCII)
 # Detection is wider than the rule: any Unicode decimal digit, after compatibility folding (superscripts)
 _CPR_LIKE = re.compile(r"(?<!\d)(\d{6})-?(\d{4})(?!\d)")
+_CPR_APART = re.compile(r"(?<![^\W_])\d{6}-?\d{4}(?![^\W_])")
 WITHHELD = "[a value that looks like a CPR number, not repeated]"
 
 
@@ -87,10 +88,14 @@ def looks_like_cpr(text: str) -> bool:
 
 def said(text: str | None) -> str:
     """How a value a caller gave may be repeated in an answer or the audit log: withheld when it holds ten
-    digits in a CPR's shape in any script, whether or not they make a date."""
+    digits in a CPR's shape (any script), standing apart from letters and digits, date or not. Ten digits
+    inside a longer hex token (a pseudonym) are not a CPR."""
     if text is None:
         return "None"
-    return WITHHELD if _CPR_LIKE.search(text) or _CPR_LIKE.search(unicodedata.normalize("NFKC", text)) else text
+    for candidate in (text, unicodedata.normalize("NFKC", text)):
+        if _CPR_APART.search(candidate):
+            return WITHHELD
+    return text
 
 
 def _valid_date(digits: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,12 +13,12 @@ from homediag import bundles
 from homediag.clock import from_store, to_store
 from homediag.errors import NotFound
 from homediag.fhir_profiles import terminology
-from homediag.search_params import ObservationQuery, Token
+from homediag.search_params import DateRange, ObservationQuery, Token
 from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
-from .view import View
+from .view import View, Window
 
 
 class ObservationReads(Decisions):
@@ -97,6 +98,8 @@ class ObservationReads(Decisions):
 
             devices = [view.real_id("Device", shown) for shown in q.device_ids]
             filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices)]
+            if q.dates:
+                filters.append(self._dates(session, view, q, windows))
             total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
             order = m.Observation.effective_start.desc() if q.descending else m.Observation.effective_start.asc()
             rows = session.execute(
@@ -131,6 +134,22 @@ class ObservationReads(Decisions):
                 )
         return _searchset(base_url, query_items, q, total, [view.shown(r.resource) for r in rows])
 
+    def _dates(
+        self, session: Session, view: View, q: ObservationQuery, windows: dict[str, Window]
+    ) -> ColumnElement[bool]:
+        """The date parameters, in the reader's time: in care real times; outside care each patient's shifted
+        times (a reading matches when its shifted time does), one clause per patient the reader may see."""
+        if not view.shifted:
+            return and_(*(_date_clause(d, timedelta(0)) for d in q.dates))
+        ids = session.execute(
+            select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
+        ).all()
+        clauses = [
+            and_(m.Observation.patient_key == pkey, *(_date_clause(d, view.offset(pid)) for d in q.dates))
+            for pkey, pid in ids
+        ]
+        return or_(*clauses) if clauses else false()
+
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
         Only the consents of the patients the device measured are read."""
@@ -150,20 +169,30 @@ def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnEl
         filters.append(or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
     if device_ids:
         filters.append(m.Observation.device_id.in_([d for d in device_ids if d is not None]))
-    for d in q.dates:
-        low, high = to_store(d.low), to_store(d.high)
-        col = m.Observation.effective_start
-        filters.append(
-            {
-                "eq": and_(col >= low, col < high),
-                "ne": or_(col < low, col >= high),
-                "gt": col >= high,
-                "ge": col >= low,
-                "lt": col < low,
-                "le": col < high,
-            }[d.prefix]
-        )
     return filters
+
+
+def _date_clause(d: DateRange, offset: timedelta) -> ColumnElement[bool]:
+    """One date parameter against the stored (real) time: a reader who sees times shifted by ``offset``
+    asks in shifted time, so the bounds move back by it."""
+    low, high = _moved(to_store(d.low), offset), _moved(to_store(d.high), offset)
+    col = m.Observation.effective_start
+    return {
+        "eq": and_(col >= low, col < high),
+        "ne": or_(col < low, col >= high),
+        "gt": col >= high,
+        "ge": col >= low,
+        "lt": col < low,
+        "le": col < high,
+    }[d.prefix]
+
+
+def _moved(when: datetime, offset: timedelta) -> datetime:
+    """``when - offset``, held at the ends of the calendar rather than overflowing."""
+    try:
+        return when - offset
+    except OverflowError:
+        return datetime.min if offset > timedelta(0) else datetime.max
 
 
 def _like_literal(text: str) -> str:
