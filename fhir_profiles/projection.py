@@ -145,7 +145,12 @@ class Projection:
             items = [self._element(v, spec, holder) for v in value]
             return [v for v in items if v is not None and v != {}]
         if isinstance(spec, dict):
-            return self._object(value, spec) if isinstance(value, dict) else None
+            if not isinstance(value, dict):
+                return None
+            kept = self._object(value, spec)
+            if spec is CODING and "code" in value and "code" not in kept:
+                return None  # a coding whose code may not be shown says nothing
+            return kept
         return self._scalar(value, spec, holder)
 
     def _scalar(self, value: Any, kind: str, holder: dict[str, Any]) -> Any:

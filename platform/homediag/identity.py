@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import re
 import unicodedata
@@ -96,6 +97,27 @@ def said(text: str | None) -> str:
         if _CPR_APART.search(candidate):
             return WITHHELD
     return text
+
+
+def masked(text: str) -> str:
+    """``text`` with every CPR-shaped run of digits (any script, standing apart) replaced: for log lines."""
+    out = _CPR_APART.sub("[CPR-like]", text)
+    folded = unicodedata.normalize("NFKC", out)
+    return _CPR_APART.sub("[CPR-like]", folded) if _CPR_APART.search(folded) else out
+
+
+class NoCprInLogs(logging.Filter):
+    """A logging filter that masks CPR-shaped numbers in a record's message and arguments (uvicorn's access
+    log writes each request's path: a CPR typed into a URL must not reach the log in clear)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = masked(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(masked(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: masked(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
 
 
 def _valid_date(digits: str) -> bool:
