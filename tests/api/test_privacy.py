@@ -261,3 +261,26 @@ def test_two_evaluators_cannot_join_their_domains_on_exact_times(client, tokens,
         found = client.get("/fhir/Observation", params={"date": f"ge{since}", "code": BP_PANEL}, headers=reader).json()
         assert found["total"] == 2
         assert sorted(datetime.fromisoformat(e["resource"]["effectiveDateTime"]) for e in found["entry"]) == seen[1:]
+
+
+def test_a_cpr_typed_as_any_id_or_reason_is_never_echoed_or_audited(client, tokens, runtime, pilot, evaluator):
+    patient = PATIENTS[1]
+    patient_id = pilot.enrol(patient.cpr)
+    pilot.consent(patient_id)
+    cpr, written = patient.cpr, hyphenated(patient.cpr)
+    doc = tokens.auth("clinician")
+    answers = [
+        client.get(f"/fhir/Observation/{cpr}", headers=doc),
+        client.get(f"/fhir/Observation/{written}", headers=evaluator),
+        client.get(f"/fhir/Device/{cpr}", headers=doc),
+        client.get(f"/fhir/Patient/{written}", headers=evaluator),
+    ]
+    assert [a.status_code for a in answers] == [404] * 4
+    assert not [a.text for a in answers if cpr in a.text or written in a.text]
+    identified = client.get(
+        f"/fhir/Patient/{patient_id}", headers={**doc, "X-Reidentification-Reason": f"call about {written}"}
+    )
+    assert identified.status_code == 200 and identified.json()["identifier"][0]["value"] == cpr  # care: as before
+    with runtime.sessions() as session:
+        audited = " ".join(f"{e.entity} {e.detail}" for e in session.scalars(select(m.AuditEvent)))
+    assert cpr not in audited and written not in audited and "[CPR-like]" in audited
