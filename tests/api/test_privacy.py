@@ -9,6 +9,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -284,3 +285,27 @@ def test_a_cpr_typed_as_any_id_or_reason_is_never_echoed_or_audited(client, toke
     with runtime.sessions() as session:
         audited = " ".join(f"{e.entity} {e.detail}" for e in session.scalars(select(m.AuditEvent)))
     assert cpr not in audited and written not in audited and "[CPR-like]" in audited
+
+
+def test_a_shifted_date_search_over_thousands_of_patients_is_one_expression(runtime):
+    """A shifted reader's date bounds are chosen per patient by one CASE: 3,000 patients stay within
+    SQLite's expression depth (a chain of ORs would not)."""
+    from homediag.access import AccessService
+    from homediag.access.view import View, Window
+    from homediag.domains import domain_for
+    from homediag.search_params import parse_observation_query
+    from homediag.users import Principal
+
+    keys = [f"key-{i:05d}" for i in range(3000)]
+    with runtime.sessions.begin() as session:
+        session.add_all(
+            m.Patient(id=f"p{i:05d}", patient_key=k, pilot="t", enrolled_at=datetime(2026, 1, 1), enrolled_by="t")
+            for i, k in enumerate(keys)
+        )
+    view = View(Principal("e", "e", "evaluator", "FIERS"), "HRESCH", domain_for(runtime.keys, "evaluator:FIERS"))
+    items = [("date", "ge2026-01-01"), ("date", "lt2026-12-01")]
+    query = parse_observation_query(items, ZoneInfo("Europe/Copenhagen"), 50, 500)
+    reads = AccessService(runtime)
+    with runtime.sessions() as session:
+        clause = reads._dates(session, view, query, dict.fromkeys(keys, Window(((None, None),))))
+        assert session.scalar(select(func.count()).select_from(m.Observation).where(clause)) == 0

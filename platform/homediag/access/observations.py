@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from homediag import bundles
 from homediag.clock import from_store, to_store
 from homediag.errors import NotFound
 from homediag.fhir_profiles import terminology
-from homediag.search_params import DateRange, ObservationQuery, Token
+from homediag.search_params import ObservationQuery, Token
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -138,17 +138,22 @@ class ObservationReads(Decisions):
         self, session: Session, view: View, q: ObservationQuery, windows: dict[str, Window]
     ) -> ColumnElement[bool]:
         """The date parameters, in the reader's time: in care real times; outside care each patient's shifted
-        times (a reading matches when its shifted time does), one clause per patient the reader may see."""
+        times (a reading matches when its shifted time does): each bound moved back by the patient's offset,
+        chosen per row by a CASE on the patient key (one expression, however many patients: a chain of
+        ORs would exceed SQLite's expression depth past a thousand patients)."""
         if not view.shifted:
-            return and_(*(_date_clause(d, timedelta(0)) for d in q.dates))
+            return and_(*(_date_clause(d.prefix, to_store(d.low), to_store(d.high)) for d in q.dates))
         ids = session.execute(
             select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
         ).all()
-        clauses = [
-            and_(m.Observation.patient_key == pkey, *(_date_clause(d, view.offset(pid)) for d in q.dates))
-            for pkey, pid in ids
-        ]
-        return or_(*clauses) if clauses else false()
+        if not ids:
+            return false()
+        offsets = {pkey: view.offset(pid) for pkey, pid in ids}
+
+        def moved(bound: datetime) -> ColumnElement[Any]:
+            return case({k: _moved(bound, off) for k, off in offsets.items()}, value=m.Observation.patient_key)
+
+        return and_(*(_date_clause(d.prefix, moved(to_store(d.low)), moved(to_store(d.high))) for d in q.dates))
 
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
@@ -172,10 +177,9 @@ def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnEl
     return filters
 
 
-def _date_clause(d: DateRange, offset: timedelta) -> ColumnElement[bool]:
-    """One date parameter against the stored (real) time: a reader who sees times shifted by ``offset``
-    asks in shifted time, so the bounds move back by it."""
-    low, high = _moved(to_store(d.low), offset), _moved(to_store(d.high), offset)
+def _date_clause(prefix: str, low: Any, high: Any) -> ColumnElement[bool]:
+    """One date parameter [low, high) against the stored (real) time; the bounds are times or, for a shifted
+    reader, expressions giving each row's patient's bounds."""
     col = m.Observation.effective_start
     return {
         "eq": and_(col >= low, col < high),
@@ -184,7 +188,7 @@ def _date_clause(d: DateRange, offset: timedelta) -> ColumnElement[bool]:
         "ge": col >= low,
         "lt": col < low,
         "le": col < high,
-    }[d.prefix]
+    }[prefix]
 
 
 def _moved(when: datetime, offset: timedelta) -> datetime:
