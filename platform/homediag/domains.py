@@ -61,6 +61,11 @@ class Domain:
                 raise ValueError(f"{kind} id {real_id!r} is too long for a pseudonym")
         return self._siv().encrypt(plain, [kind.encode(), form.encode()]).hex()
 
+    def token(self, kind: str, real_id: str) -> str:
+        """A one-way stand-in for an id too long to pseudonymise (HMAC-SHA256 under the domain key, 48 hex
+        digits): stable in the domain, not resolvable, never the id or a bare hash of it."""
+        return hmac.new(self.key, f"token|{kind}|{real_id}".encode(), sha256).hexdigest()[:48]
+
     def resolve(self, kind: str, pseudonym: str) -> str:
         """The real id behind a pseudonym of this domain, or NotAPseudonym."""
         try:

@@ -54,8 +54,14 @@ class View:
             return None
 
     def shown_id(self, kind: str, real_id: str) -> str:
-        """The id this reader sees for a platform id."""
-        return real_id if self.domain is None else self.domain.pseudonym(kind, real_id)
+        """The id this reader sees for a platform id (outside care its pseudonym; an id too long to
+        pseudonymise gets a one-way token: shown, never an error)."""
+        if self.domain is None:
+            return real_id
+        try:
+            return self.domain.pseudonym(kind, real_id)
+        except ValueError:
+            return self.domain.token(kind, real_id)
 
     # -- times -------------------------------------------------------------------------------
     @property
@@ -124,10 +130,8 @@ class View:
             safe=lambda text: not looks_like_cpr(text),
         )
         out = projection.resource(resource)
-        try:
-            out["id"] = domain.pseudonym(str(resource["resourceType"]), str(resource["id"]))
-        except (KeyError, ValueError):
-            out.pop("id", None)
+        if "id" in resource:
+            out["id"] = self.shown_id(str(resource.get("resourceType")), str(resource["id"]))
         return out
 
 

@@ -122,3 +122,14 @@ def test_offsets_spread_over_the_window_and_are_never_zero():
     assert all(timedelta(0) != o and abs(o) <= MAX_SHIFT for o in offsets)
     assert min(offsets) < -MAX_SHIFT * 0.9 and max(offsets) > MAX_SHIFT * 0.9
     assert len(set(offsets)) > 1990
+
+
+def test_an_id_too_long_to_pseudonymise_is_shown_as_a_one_way_token():
+    keys = KeyRing.generate()
+    view = _view(keys, "A")
+    long_id = "nurse-home-visit-team-0001"
+    token = view.shown_id("Device", long_id)
+    assert token == _view(keys, "A").shown_id("Device", long_id) != _view(keys, "B").shown_id("Device", long_id)
+    assert long_id not in token and len(token) <= 64 and view.real_id("Device", token) is None
+    shown = view.shown({"resourceType": "Observation", "id": long_id, "status": "final"})
+    assert shown["id"] == view.shown_id("Observation", long_id) and shown["status"] == "final"
