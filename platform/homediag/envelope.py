@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from homediag.adapters.devices import DecodeError
+from homediag.adapters.devices.hl7v2 import redact_message
+from homediag.identity import looks_like_cpr
 
 
 class EnvelopeDevice(BaseModel):
@@ -89,15 +92,153 @@ class Envelope(BaseModel):
         raise DecodeError("this adapter reads bytes: send payload_hex or payload_base64", field="data")
 
 
+REDACTED = "[redacted]"
+NAME_NOT_SHOWN = "[a field name not shown]"
+MAX_READABLE_PAYLOAD = 64 * 1024  # characters of a payload shown in the upload log; the vault keeps it all
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+_PART = r"(?:[A-Za-z_][A-Za-z0-9_\-]{0,63}|\[a field name not shown\])(?:\[\d{1,6}\])?"
+_DROPPED_PATH = re.compile(rf"{_PART}(?:\.{_PART}){{0,4}}")
+_PAYLOAD_TEXT = re.compile(r"[0-9A-Za-z+/=: ]*")
+# the envelope's objects and the length a string member may have to be shown
+_KNOWN: dict[str, dict[str, int]] = {
+    "device": {"manufacturer": 200, "model": 200, "serial": 200, "address": 64},
+    "gateway": {"id": 100, "software": 100},
+}
+_TOP_TEXT = {"adapter": 100, "received_at": 64}
+# JSON payloads: per adapter, the members of ``data`` (and of its ``measures[]``) and which may be text
+_WITHINGS_GROUP = {"grpid", "attrib", "date", "created", "modified", "category", "deviceid", "timezone", "measures"}
+_WITHINGS_MEASURE = {"value", "type", "unit", "algo", "fm"}
+HL7V2_ADAPTER = "hl7v2-oru"
+
+
+def _name(key: Any) -> str:
+    """A field name as it may be listed: only a plain identifier that holds no CPR-like number."""
+    return key if isinstance(key, str) and _SAFE_NAME.fullmatch(key) and not looks_like_cpr(key) else NAME_NOT_SHOWN
+
+
+def _text(value: Any, limit: int) -> Any:
+    """A known member's value when it is safe to show: a short string with no CPR-like number, a number, a
+    boolean or null. Anything else is replaced."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str) and len(value) <= limit and not looks_like_cpr(value):
+        return value
+    return REDACTED
+
+
+class _Readable:
+    """Builds the readable copy and the list of what it left out (by name only)."""
+
+    def __init__(self) -> None:
+        self.dropped: list[str] = []
+
+    def drop(self, where: str, key: Any) -> None:
+        name = _name(key)
+        self.dropped.append(f"{where}.{name}" if where else name)
+
+    def object(self, value: Any, where: str, allowed: dict[str, int]) -> Any:
+        if not isinstance(value, dict):
+            return _text(value, 0) if value is None else REDACTED
+        out: dict[str, Any] = {}
+        for key, member in value.items():
+            if key in allowed:
+                out[key] = _text(member, allowed[key])
+            else:
+                self.drop(where, key)
+        return out
+
+    def patient(self, value: Any) -> Any:
+        """The patient object keeps its system; its value (a CPR) is only said to be there."""
+        if not isinstance(value, dict):
+            return REDACTED
+        out: dict[str, Any] = {}
+        for key, member in value.items():
+            if key == "system":
+                out[key] = _text(member, 100)
+            elif key == "value":
+                out[key] = REDACTED
+            else:
+                self.drop("patient", key)
+        return out
+
+    def payload(self, adapter: Any, key: str, value: Any) -> Any:
+        if key == "data":
+            return self.data(adapter, value)
+        if not isinstance(value, str):
+            return REDACTED
+        if len(value) > MAX_READABLE_PAYLOAD:
+            return f"[{len(value)} characters: too long to show here; the upload log's sealed copy holds it]"
+        if not _PAYLOAD_TEXT.fullmatch(value):
+            return REDACTED
+        if adapter == HL7V2_ADAPTER:
+            return _redacted_hl7(key, value)
+        return value  # the bytes of a Bluetooth characteristic: measurements, flags, times
+
+    def data(self, adapter: Any, value: Any) -> Any:
+        if adapter != "withings-measure" or not isinstance(value, dict):
+            return "[a JSON payload this platform does not know how to redact; the sealed copy holds it]"
+        out: dict[str, Any] = {}
+        for key, member in value.items():
+            if key not in _WITHINGS_GROUP:
+                self.drop("data", key)
+            elif key == "measures" and isinstance(member, list):
+                out[key] = [
+                    self.object(m, f"data.measures[{i}]", dict.fromkeys(_WITHINGS_MEASURE, 0))
+                    for i, m in enumerate(member)
+                ]
+            else:
+                out[key] = _text(member, 64 if key in ("deviceid", "timezone") else 0)
+        return out
+
+
+def _redacted_hl7(key: str, value: str) -> str:
+    """An HL7 v2 payload with only the fields the adapter's allow-list keeps, in the form it was sent."""
+    try:
+        raw = (
+            bytes.fromhex(value.replace(" ", "").replace(":", ""))
+            if key == "payload_hex"
+            else base64.b64decode(value, validate=True)
+        )
+        kept = redact_message(raw, identifying=looks_like_cpr)
+    except (ValueError, binascii.Error, DecodeError):
+        return "[an HL7 v2 payload that could not be read; the sealed copy holds it]"
+    return kept.hex() if key == "payload_hex" else base64.b64encode(kept).decode()
+
+
 def redact(raw: Any) -> Any:
-    """The envelope as sent, with the patient identifier value taken out (for upload-log readers)."""
+    """The readable copy of an envelope for the upload log: an allow-list. Only the envelope's known
+    members are kept, each only with a safe value (a short string holding no CPR-like number); the patient
+    object keeps its system only; an HL7 v2 payload keeps only the fields its adapter's allow-list keeps
+    (no PID, NK1, PV1, notes); a vendor's JSON only the members its adapter reads. Unknown members are
+    left out and listed by name (a name that is not a plain identifier is not repeated either).
+    Applying it to its own output gives the same output."""
     if not isinstance(raw, dict):
         return {"unreadable": True, "type": type(raw).__name__}
-    out = dict(raw)
-    patient = out.get("patient")
-    if isinstance(patient, dict):
-        # only the system is kept: a gateway that misnames the key ("valeu", "cpr") still sent a CPR
-        out["patient"] = {k: (v if k == "system" else "[redacted]") for k, v in patient.items()}
-    elif "patient" in out:
-        out["patient"] = "[redacted]"
+    if set(raw) <= {"unreadable", "type"} and raw.get("unreadable") is True:
+        return {"unreadable": True, "type": _text(raw.get("type"), 40)}
+    r = _Readable()
+    adapter = raw.get("adapter")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _TOP_TEXT:
+            out[key] = _text(value, _TOP_TEXT[key])
+        elif key in _KNOWN:
+            out[key] = r.object(value, key, _KNOWN[key])
+        elif key == "patient":
+            out[key] = r.patient(value)
+        elif key in ("payload_hex", "payload_base64", "data"):
+            out[key] = r.payload(adapter, key, value)
+        elif key == "dropped" and isinstance(value, list):
+            r.dropped.extend(_name_path(v) for v in value)  # the list of an earlier pass
+        else:
+            r.drop("", key)
+    if r.dropped:
+        out["dropped"] = sorted(set(r.dropped))
     return out
+
+
+def _name_path(value: Any) -> str:
+    """An entry of an earlier ``dropped`` list, kept when it is a path this module could have written."""
+    if isinstance(value, str) and _DROPPED_PATH.fullmatch(value) and not looks_like_cpr(value):
+        return value
+    return NAME_NOT_SHOWN

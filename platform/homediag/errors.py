@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from homediag.fhir_profiles import Issue
+from homediag.identity import masked
 
 
 class ServiceError(Exception):
@@ -68,7 +69,9 @@ class NotFound(ServiceError):
 
     @classmethod
     def resource(cls, resource_type: str, resource_id: str) -> NotFound:
-        return cls(f"{resource_type}/{resource_id} is not known")
+        return cls(  # a CPR typed as an id is never repeated
+            f"{resource_type}/{masked(resource_id)} is not known"
+        )
 
 
 class Conflict(ServiceError):

@@ -41,7 +41,8 @@ Messages say what was wrong and where, and never quote anything outside MSH, OBR
 
 The package: :mod:`.parsing` splits ER7 into segments (python-hl7) and unescapes; :mod:`.segments`
 reads the fields of MSH, OBR and OBX; :mod:`.codes` holds the code and unit tables; :mod:`.mapping`
-turns OBX segments into readings and holds the adapter.
+turns OBX segments into readings and holds the adapter; :mod:`.redaction` blanks the identity a
+message carries (PID, NK1, PV1, ... and free text) for everyone but the vault.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from .codes import (
 )
 from .mapping import Hl7v2OruAdapter, decode_message, measurement_of, unit_of
 from .parsing import Encoding, Segment, encoding_of, split_segments, to_text, unescape
+from .redaction import redact_message
 from .segments import device_time, value_of
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "device_time",
     "encoding_of",
     "measurement_of",
+    "redact_message",
     "split_segments",
     "to_text",
     "unescape",

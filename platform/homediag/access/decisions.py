@@ -17,6 +17,7 @@ from homediag import audit, care
 from homediag import consent as consent_model
 from homediag.domains import domain_for
 from homediag.errors import Forbidden
+from homediag.identity import masked
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.users import Principal
@@ -50,8 +51,8 @@ class Decisions:
             outcome,
             purpose=purpose,
             patient_key=patient_key,
-            entity=entity,
-            detail=detail[:1000] if detail else detail,
+            entity=masked(entity) if entity else entity,  # an id or reason a reader typed may hold a CPR
+            detail=masked(detail[:1000]) if detail else detail,
         )
         audit.append(session, self.rt.keys, [entry])
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from homediag import bundles
@@ -17,7 +18,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
-from .view import View
+from .view import View, Window
 
 
 class ObservationReads(Decisions):
@@ -97,6 +98,8 @@ class ObservationReads(Decisions):
 
             devices = [view.real_id("Device", shown) for shown in q.device_ids]
             filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices)]
+            if q.dates:
+                filters.append(self._dates(session, view, q, windows))
             total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
             order = m.Observation.effective_start.desc() if q.descending else m.Observation.effective_start.asc()
             rows = session.execute(
@@ -131,6 +134,27 @@ class ObservationReads(Decisions):
                 )
         return _searchset(base_url, query_items, q, total, [view.shown(r.resource) for r in rows])
 
+    def _dates(
+        self, session: Session, view: View, q: ObservationQuery, windows: dict[str, Window]
+    ) -> ColumnElement[bool]:
+        """The date parameters, in the reader's time: in care real times; outside care each patient's shifted
+        times (a reading matches when its shifted time does): each bound moved back by the patient's offset,
+        chosen per row by a CASE on the patient key (one expression, however many patients: a chain of
+        ORs would exceed SQLite's expression depth past a thousand patients)."""
+        if not view.shifted:
+            return and_(*(_date_clause(d.prefix, to_store(d.low), to_store(d.high)) for d in q.dates))
+        ids = session.execute(
+            select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
+        ).all()
+        if not ids:
+            return false()
+        offsets = {pkey: view.offset(pid) for pkey, pid in ids}
+
+        def moved(bound: datetime) -> ColumnElement[Any]:
+            return case({k: _moved(bound, off) for k, off in offsets.items()}, value=m.Observation.patient_key)
+
+        return and_(*(_date_clause(d.prefix, moved(to_store(d.low)), moved(to_store(d.high))) for d in q.dates))
+
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
         Only the consents of the patients the device measured are read."""
@@ -150,20 +174,29 @@ def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnEl
         filters.append(or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
     if device_ids:
         filters.append(m.Observation.device_id.in_([d for d in device_ids if d is not None]))
-    for d in q.dates:
-        low, high = to_store(d.low), to_store(d.high)
-        col = m.Observation.effective_start
-        filters.append(
-            {
-                "eq": and_(col >= low, col < high),
-                "ne": or_(col < low, col >= high),
-                "gt": col >= high,
-                "ge": col >= low,
-                "lt": col < low,
-                "le": col < high,
-            }[d.prefix]
-        )
     return filters
+
+
+def _date_clause(prefix: str, low: Any, high: Any) -> ColumnElement[bool]:
+    """One date parameter [low, high) against the stored (real) time; the bounds are times or, for a shifted
+    reader, expressions giving each row's patient's bounds."""
+    col = m.Observation.effective_start
+    return {
+        "eq": and_(col >= low, col < high),
+        "ne": or_(col < low, col >= high),
+        "gt": col >= high,
+        "ge": col >= low,
+        "lt": col < low,
+        "le": col < high,
+    }[prefix]
+
+
+def _moved(when: datetime, offset: timedelta) -> datetime:
+    """``when - offset``, held at the ends of the calendar rather than overflowing."""
+    try:
+        return when - offset
+    except OverflowError:
+        return datetime.min if offset > timedelta(0) else datetime.max
 
 
 def _like_literal(text: str) -> str:

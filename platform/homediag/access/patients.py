@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import select
 
 from homediag.errors import Forbidden, NotFound
 from homediag.fhir_profiles.profiles import CANONICAL
-from homediag.identity import CPR_SYSTEM, SealedIdentity, open_identity
+from homediag.identity import CPR_SYSTEM, SealedIdentity, open_identity, said
 from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
 from .view import ROLE_PURPOSES
 
-# An id that could be a CPR number (ten digits, a hyphen after the sixth): never echoed, never audited in clear.
-_CPR_LIKE = re.compile(r"\d{6}-?\d{4}")
-WITHHELD_ID = "[an id that looks like a CPR number, not repeated]"
-
 
 def _said(patient_id: str | None) -> str:
-    """How an id the reader gave may be repeated in an answer or the audit log."""
-    return WITHHELD_ID if patient_id is not None and _CPR_LIKE.fullmatch(patient_id.strip()) else str(patient_id)
+    """How an id the reader gave may be repeated in an answer or the audit log (never a CPR-like id)."""
+    return said(patient_id)
 
 
 class PatientReads(Decisions):

@@ -30,9 +30,19 @@ class UploadPage:
     uploads: list[dict[str, Any]]
 
 
-def _redacted(document: Any) -> Any:
-    """The stored redacted envelope, redacted once more (the patient object reduced to its system)."""
-    return redact(document) if isinstance(document, dict) else document
+def _redacted(upload: m.Upload) -> Any:
+    """The stored readable copy, redacted once more under today's allow-lists (a copy stored by an older
+    version may hold more): a PHD gateway's request by the PHD rules, an envelope by the envelope's."""
+    # imported here: homediag.phd imports the access layer for its read-back
+    from homediag.phd.constants import ADAPTER as PHD_ADAPTER
+    from homediag.phd.redaction import redact_fhir
+
+    document = upload.redacted
+    if not isinstance(document, dict | list):
+        return document
+    if upload.adapter == PHD_ADAPTER:
+        return redact_fhir(document)
+    return redact(document) if isinstance(document, dict) else {"unreadable": True, "type": "list"}
 
 
 def _envelope_for(view: View | None, upload: m.Upload, testing: set[str]) -> dict[str, Any]:
@@ -43,7 +53,7 @@ def _envelope_for(view: View | None, upload: m.Upload, testing: set[str]) -> dic
     consent permits product testing; never the device's serial or address beside an identified
     patient's reading, so that a reading cannot be tied to a patient's device outside care.
     """
-    envelope = _redacted(upload.redacted)
+    envelope = _redacted(upload)
     if view is None or not upload.patient_key:
         return {"redacted": envelope}
     if upload.patient_key not in testing:

@@ -31,7 +31,7 @@ from homediag.fhir_profiles import (
     operation_outcome,
 )
 from homediag.fhir_profiles import terminology as t
-from homediag.identity import CPR_SYSTEM, InvalidCpr, check_cpr, patient_key
+from homediag.identity import CPR_SYSTEM, InvalidCpr, check_cpr, patient_key, said
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.users import Principal
@@ -110,7 +110,7 @@ def observation_row(
 def _envelope_issues(exc: ValidationError) -> list[Issue]:
     issues = []
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"])
+        path = ".".join(said(str(p)) for p in err["loc"])  # a member's name may itself be a CPR
         where = f"envelope.{path}" if path else "envelope"
         # pydantic may echo the input; for patient.value that is a CPR, so say only what is wrong
         issues.append(Issue("error", "structure", f"{where}: {err['msg']}", where))
