@@ -43,6 +43,12 @@ EXPECTED = {
     ("POST", "/fhir/Observation"): "gateway-write",
     ("POST", "/sandbox/{adapter}"): "vendor-tools",
     ("GET", "/uploads"): "vendor-tools",
+    ("GET", "/fhir/$export"): "export",
+    ("GET", "/fhir/Patient/$export"): "export",
+    ("GET", "/fhir/Group/{group_id}/$export"): "export",
+    ("GET", "/fhir/bulk-status/{job_id}"): "export",
+    ("DELETE", "/fhir/bulk-status/{job_id}"): "export",
+    ("GET", "/fhir/bulk-files/{job_id}/{file_name}"): "export",
 }
 
 
