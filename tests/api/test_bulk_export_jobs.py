@@ -183,3 +183,34 @@ def test_export_over_a_real_http_server(runtime, live_server, tmp_path, tokens):
         assert len(found["Observation"]) == 12
         assert bulk.delete(status_url) == 202
     assert not os.listdir(tmp_path / "exports")
+
+
+def test_a_shutdown_in_the_middle_of_a_file_drops_that_file_and_the_job_resumes(  # type: ignore[no-untyped-def]
+    client, runtime, exports, evaluator, matrix, monkeypatch
+):
+    import threading
+
+    from homediag.access import AccessService
+    from homediag.bulk import worker
+
+    bulk = BulkClient(client, evaluator.token)
+    status_url = bulk.kick_off("/fhir/$export", {"_type": "Observation"})
+    job_id = status_url.rsplit("/", 1)[1]
+    stop = threading.Event()
+    read_page = AccessService.export_page
+
+    def page_then_shut_down(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        page = read_page(self, *args, **kwargs)
+        stop.set()  # the server is told to stop while the first file is being written
+        return page
+
+    monkeypatch.setattr(worker, "PAGE", 1)  # a page per resource: the stop falls inside the file
+    monkeypatch.setattr(AccessService, "export_page", page_then_shut_down)
+    assert run_job(runtime, job_id, stop=stop) == "running"
+    assert list((exports / job_id).iterdir()) == []  # neither a file nor a .part left
+    assert _job(runtime, job_id).lease_until is None  # let go: the next start takes it up at once
+
+    monkeypatch.undo()
+    assert run_job(runtime, job_id) == "completed"
+    found = bulk.download(bulk.wait(status_url))
+    assert len({o["id"] for o in found["Observation"]}) == 12

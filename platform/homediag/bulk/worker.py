@@ -59,7 +59,7 @@ def run_job(rt: Runtime, job_id: str, *, stop: threading.Event | None = None, ma
                     raise _Stopped
                 name = f"{kind}-{len(state['files']) + 1}.ndjson"
                 limit = rt.settings.export_file_resources
-                reader = _FileReader(access, spec, kind, state["cursor"], limit)
+                reader = _FileReader(access, spec, kind, state["cursor"], limit, stop)
                 count = write_atomically(folder / name, reader.lines())
                 done = count < limit
                 with rt.sessions.begin() as session:
@@ -92,14 +92,25 @@ def run_job(rt: Runtime, job_id: str, *, stop: threading.Event | None = None, ma
 class _FileReader:
     """The resources of one file, page by page through the access layer, and what the file's audit needs."""
 
-    def __init__(self, access: AccessService, spec: jobs.JobSpec, kind: str, cursor: str | None, limit: int) -> None:
+    def __init__(
+        self,
+        access: AccessService,
+        spec: jobs.JobSpec,
+        kind: str,
+        cursor: str | None,
+        limit: int,
+        stop: threading.Event | None,
+    ) -> None:
         self.access, self.spec, self.kind, self.cursor, self.limit = access, spec, kind, cursor, limit
+        self.stop = stop
         self.tally: Counter[str] = Counter()
         self.span: list[datetime | None] = [None, None]
 
     def lines(self) -> Iterator[dict[str, Any]]:
         remaining = self.limit
         while remaining > 0:
+            if self.stop is not None and self.stop.is_set():  # a server shutting down: the .part file is dropped
+                raise _Stopped
             want = min(PAGE, remaining)
             page = self.access.export_page(self.spec, self.kind, self.cursor, want)
             yield from page.resources
