@@ -152,6 +152,21 @@ def test_group_export_holds_only_the_pilot_s_patients(client, runtime, exports, 
     assert len(other["Observation"]) == 4
 
 
+def test_a_pilot_is_a_group_of_the_patients_the_evaluator_may_export(client, runtime, evaluator, matrix):  # type: ignore[no-untyped-def]
+    from fhir.resources.R4B.group import Group
+
+    auth = {"Authorization": f"Bearer {evaluator.token}"}
+    body = client.get(f"/fhir/Group/{runtime.settings.pilot}", headers=auth).json()
+    Group.model_validate(body)
+    assert body["id"] == runtime.settings.pilot and body["quantity"] == 2
+    assert {mm["entity"]["reference"] for mm in body["member"]} == {
+        f"Patient/{evaluator.pseudonym('Patient', matrix.ids[n])}" for n in ("research", "period")
+    }
+    assert client.get("/fhir/Group/no-such-pilot", headers=auth).status_code == 404
+    clinician = client.get(f"/fhir/Group/{runtime.settings.pilot}", headers={"Authorization": "Bearer x"})
+    assert clinician.status_code == 401
+
+
 def test_an_export_with_nothing_permitted_has_an_empty_output(client, exports, evaluator):  # type: ignore[no-untyped-def]
     _, manifest, found = BulkClient(client, evaluator.token).export("/fhir/$export")
     assert manifest["output"] == [] and found == {}

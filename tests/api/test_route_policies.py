@@ -46,6 +46,7 @@ EXPECTED = {
     ("GET", "/fhir/$export"): "export",
     ("GET", "/fhir/Patient/$export"): "export",
     ("GET", "/fhir/Group/{group_id}/$export"): "export",
+    ("GET", "/fhir/Group/{group_id}"): "export",
     ("GET", "/fhir/bulk-status/{job_id}"): "export",
     ("DELETE", "/fhir/bulk-status/{job_id}"): "export",
     ("GET", "/fhir/bulk-files/{job_id}/{file_name}"): "export",

@@ -81,6 +81,38 @@ class ExportReads(Decisions):
         team = select(m.CareTeam.id).where(m.CareTeam.pilot == pilot).limit(1)
         return session.execute(in_use).first() is not None or session.execute(team).first() is not None
 
+    # -- Groups: one per pilot ---------------------------------------------------------------------------
+    def read_group(self, principal: Principal, purpose: str | None, group_id: str) -> dict[str, Any]:
+        """The pilot as a FHIR Group of the patients this evaluator may export now (members as its pseudonyms);
+        audited. An unknown pilot answers 404."""
+        view = self.export_view(principal, purpose)
+        with self.rt.sessions.begin() as session:
+            known = self._pilot_exists(session, group_id)
+            members: list[str] = []
+            if known:
+                patients = dict(
+                    session.execute(
+                        select(m.Patient.patient_key, m.Patient.id).where(m.Patient.pilot == group_id)
+                    ).all()
+                )
+                windows = self.readable_windows(session, view, list(patients))
+                members = sorted(patients[k] for k in windows)
+            detail = f"{len(members)} members" if known else "no such group"
+            self._audit(session, principal, "read", "permit" if known else "deny", purpose=view.purpose,
+                        entity=f"Group/{group_id}"[:200], detail=detail)  # fmt: skip
+        if not known:
+            raise NotFound.resource("Group", group_id)
+        # the pilot's name is the Group's id in every domain (it names no one); members are the reader's pseudonyms
+        return {
+            "resourceType": "Group",
+            "id": group_id,
+            "type": "person",
+            "actual": True,
+            "name": f"pilot {group_id}: patients whose consent permits research use now",
+            "quantity": len(members),
+            "member": [{"entity": {"reference": f"Patient/{view.shown_id('Patient', pid)}"}} for pid in members],
+        }
+
     # -- the job's pages ----------------------------------------------------------------------------
     def _windows(self, session: Session, view: View, job: jobs.JobSpec) -> dict[str, Window]:
         keys: list[str] | None = None

@@ -63,6 +63,11 @@ def export_group(group_id: str, request: Request, rt: RuntimeDep, caller: Export
     return _kick_off(request, rt, caller, base, "group", group_id)
 
 
+@router.get("/Group/{group_id}", summary="A pilot as a Group of the patients the evaluator may export")
+def read_group(group_id: str, caller: Exporter) -> Response:
+    return FhirResponse(caller.access.read_group(caller.user, caller.purpose, group_id))
+
+
 @router.get("/bulk-status/{job_id}", summary="An export job's status: 202 in progress, 200 with the manifest")
 def export_status(job_id: str, rt: RuntimeDep, caller: Exporter, base: BaseDep) -> Response:
     job = caller.access.export_status(caller.user, job_id)

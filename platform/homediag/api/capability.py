@@ -75,6 +75,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Group",
+                        "interaction": [{"code": "read"}],
                         "operation": [
                             {"name": "export", "definition": BULK_DATA + "/OperationDefinition/group-export"}
                         ],
