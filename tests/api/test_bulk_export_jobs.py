@@ -152,7 +152,7 @@ def test_the_app_s_worker_runs_a_job_on_its_own(client, runtime, exports, evalua
     assert len(found["Observation"]) == 12
 
 
-def test_a_revoked_owner_s_running_job_fails_and_keeps_no_file(client, runtime, exports, evaluator, matrix):  # type: ignore[no-untyped-def]
+def test_a_revoked_owner_s_running_job_fails_and_keeps_no_file(client, runtime, tokens, exports, evaluator, matrix):  # type: ignore[no-untyped-def]
     from homediag.users import revoke_user
 
     bulk = BulkClient(client, evaluator.token)
@@ -163,6 +163,10 @@ def test_a_revoked_owner_s_running_job_fails_and_keeps_no_file(client, runtime, 
     assert run_job(runtime, job_id) == "failed"
     assert "revoked" in (_job(runtime, job_id).error or "")
     assert not (exports / job_id).exists()
+    # the admin's AuditEvent view shows the job's end as a serious failure, with the reason
+    events = client.get("/fhir/AuditEvent?type=export-end", headers=tokens.auth("admin")).json()
+    (event,) = [e["resource"] for e in events["entry"]]
+    assert event["outcome"] == "8" and "revoked" in event["outcomeDesc"]
 
 
 def test_export_over_a_real_http_server(runtime, live_server, tmp_path, tokens):  # type: ignore[no-untyped-def]
