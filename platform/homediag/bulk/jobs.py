@@ -24,7 +24,6 @@ from homediag.settings import Settings
 from homediag.store import models as m
 from homediag.users import Principal
 
-from .ndjson import PART
 from .request import ExportRequest
 
 ACTIVE = ("queued", "running")
@@ -187,7 +186,3 @@ def expire(rt: Runtime) -> list[str]:
             if child.is_dir() and child.name in gone:
                 shutil.rmtree(child, ignore_errors=True)
     return [job.id for job in due]
-
-
-def is_whole(name: str) -> bool:
-    return not name.endswith(PART)
