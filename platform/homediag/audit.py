@@ -218,6 +218,7 @@ def verify_checkpoint(session: Session, keys: KeyRing, document: dict[str, objec
 
 # -- AuditEvent resources for administrators ---------------------------------------------------
 _OUTCOME = {"permit": "0", "created": "0", "duplicate": "0", "done": "0", "exists": "0", "deny": "4", "rejected": "4"}
+_OUTCOME["error"] = "8"  # an export job that failed
 _ACTION = {
     "read": "R",
     "search": "E",

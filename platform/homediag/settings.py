@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     future_tolerance_minutes: int = Field(
         default=10, description="how far ahead of the server's clock a reading may be dated"
     )
+    export_dir: Path = Field(
+        default=Path("homediag-exports"), description="where Bulk Data export jobs write their NDJSON files"
+    )
+    export_expiry_minutes: int = Field(
+        default=24 * 60, ge=1, description="how long a finished export's files stay; then they are removed"
+    )
+    export_file_resources: int = Field(
+        default=50_000, ge=1, description="resources per NDJSON file (a file is the unit a job resumes from)"
+    )
+    export_retry_after_seconds: int = Field(default=2, ge=0, description="Retry-After of a status answer in progress")
+    export_lease_seconds: int = Field(
+        default=60, ge=1, description="a running job not heard of for this long is resumed by another worker"
+    )
+    export_worker: bool = Field(default=True, description="run export jobs in a thread started with the app")
 
 
 @lru_cache

@@ -57,6 +57,13 @@ EXPECTED = {
     ("GET", "/admin/users"): "admin-read",
     ("POST", "/admin/users"): "admin-write",
     ("POST", "/admin/users/{user_id}/revoke"): "admin-write",
+    ("GET", "/fhir/$export"): "export",
+    ("GET", "/fhir/Patient/$export"): "export",
+    ("GET", "/fhir/Group/{group_id}/$export"): "export",
+    ("GET", "/fhir/Group/{group_id}"): "export",
+    ("GET", "/fhir/bulk-status/{job_id}"): "export",
+    ("DELETE", "/fhir/bulk-status/{job_id}"): "export",
+    ("GET", "/fhir/bulk-files/{job_id}/{file_name}"): "export",
 }
 
 

@@ -6,13 +6,21 @@ from .administration import AdministrationReads
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
+from .export import ExportReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
 from .uploads import UploadLogReads
 
 
 class AccessService(
-    DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack, AdministrationReads
+    DeviceReads,
+    PatientReads,
+    ConsentReads,
+    AuditLogReads,
+    UploadLogReads,
+    GatewayReadBack,
+    AdministrationReads,
+    ExportReads,
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +15,7 @@ from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
-from . import admin, fhir, gateway, ingest
+from . import admin, bulk, fhir, gateway, ingest
 from .headers import NoStoreForCallers
 from .policy import check_policies
 from .responses import FhirResponse, error_response
@@ -24,10 +26,20 @@ log = logging.getLogger(__name__)
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The app over ``runtime`` (default: from the HOMEDIAG_* settings)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bulk.worker_of(app, app.state.runtime)  # resumes unfinished export jobs
+        yield
+        worker = getattr(app.state, "export_worker", None)
+        if worker is not None:
+            worker.stop()
+
     app = FastAPI(
         title="homediag",
         version=__version__,
         description="Home-diagnostics pilot platform: device readings in, consent-checked FHIR R4 out.",
+        lifespan=lifespan,
     )
     app.state.runtime = runtime or Runtime.from_settings()
 
@@ -58,6 +70,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(NoStoreForCallers)
     app.include_router(ingest.router)
     app.include_router(gateway.router)
+    app.include_router(bulk.router)  # before fhir: /fhir/Patient/$export is not /fhir/Patient/{patient_id}
     app.include_router(fhir.router)
     app.include_router(vendor_router)
     app.include_router(admin.router)

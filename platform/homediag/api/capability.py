@@ -8,6 +8,7 @@ from homediag import __version__
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.search_params import OBSERVATION_PARAMETERS
 
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
 _PARAM_TYPES = {
     "patient": "reference",
     "subject": "reference",
@@ -27,6 +28,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         "kind": "instance",
         "software": {"name": "homediag", "version": __version__},
         "implementation": {"description": "homediag home-diagnostics pilot platform", "url": base},
+        "instantiates": [BULK_DATA + "/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "rest": [
@@ -48,6 +50,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     ),
                 },
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [{"name": "export", "definition": BULK_DATA + "/OperationDefinition/export"}],
                 "resource": [
                     {
                         "type": "Observation",
@@ -63,7 +66,20 @@ def capability_statement(base: str) -> dict[str, Any]:
                         ],
                     },
                     {"type": "StructureDefinition", "interaction": [{"code": "read"}, {"code": "search-type"}]},
-                    {"type": "Patient", "interaction": [{"code": "read"}, {"code": "create"}]},
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}, {"code": "create"}],
+                        "operation": [
+                            {"name": "export", "definition": BULK_DATA + "/OperationDefinition/patient-export"}
+                        ],
+                    },
+                    {
+                        "type": "Group",
+                        "interaction": [{"code": "read"}],
+                        "operation": [
+                            {"name": "export", "definition": BULK_DATA + "/OperationDefinition/group-export"}
+                        ],
+                    },
                     {
                         "type": "Consent",
                         "versioning": "versioned",

@@ -57,8 +57,11 @@ ADMIN_WRITE = Policy(
 )
 GATEWAY_WRITE = Policy("gateway-write", ("gateway",), "only its own uploads' read-back, through the access layer")
 VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, through the access layer")
+EXPORT = Policy(
+    "export", ("evaluator",), "Bulk Data exports of its own pseudonym domain, through the access layer (audited)"
+)
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS)  # fmt: skip
+            VENDOR_TOOLS, EXPORT)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,33 @@ class GatewayDevice(Base):
     gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     serial: Mapped[str] = mapped_column(String(300), primary_key=True)
     assigned_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ExportJob(Base):
+    """A Bulk Data export job (``homediag.bulk``): who asked for what, and how far it got.
+
+    ``progress`` holds per resource type the cursor (the last id written), the files written and their
+    counts, so that a job resumes after a restart from its last whole file. ``lease_until`` is how long the
+    worker that runs it holds it; another worker takes it over after that."""
+
+    __tablename__ = "export_job"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))  # system | patient | group
+    group_id: Mapped[str | None] = mapped_column(String(100))
+    types: Mapped[str] = mapped_column(String(200))  # comma-separated resource types
+    since: Mapped[datetime | None] = mapped_column(DateTime)
+    request: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | completed | failed | cancelled
+    transaction_time: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    progress: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    error: Mapped[str | None] = mapped_column(Text)
