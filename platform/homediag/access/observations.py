@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag import bundles
 from homediag.clock import from_store, to_store
-from homediag.errors import NotFound
+from homediag.errors import BadRequest, NotFound
 from homediag.fhir_profiles import terminology
+from homediag.keys import KeyRing
 from homediag.search_params import ObservationQuery, Token
 from homediag.store import models as m
 from homediag.users import Principal
 
+from . import paging
 from .decisions import Decisions
 from .view import View
 
@@ -62,7 +66,10 @@ class ObservationReads(Decisions):
         base_url: str,
         query_items: list[tuple[str, str]],
         purpose: str | None = None,
+        cursor: paging.Cursor | None = None,
     ) -> dict[str, Any]:
+        """One page of a search walk: the first (``cursor`` None: takes the snapshot and the total) or a
+        later one (``cursor`` from the ``_page`` token of a link this method made)."""
         view = self.view(principal, purpose)
         with self.rt.sessions.begin() as session:
             audited = False
@@ -97,15 +104,8 @@ class ObservationReads(Decisions):
 
             devices = [view.real_id("Device", shown) for shown in q.device_ids]
             filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices)]
-            total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
-            order = m.Observation.effective_start.desc() if q.descending else m.Observation.effective_start.asc()
-            rows = session.execute(
-                select(m.Observation.id, m.Observation.patient_key, m.Observation.resource)
-                .where(*filters)
-                .order_by(order, m.Observation.id)
-                .offset(q.offset)
-                .limit(q.count)
-            ).all()
+            page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view))
+            rows = page.rows
             for pkey in sorted({r.patient_key for r in rows}):
                 returned = sum(1 for r in rows if r.patient_key == pkey)
                 self._audit(
@@ -129,7 +129,24 @@ class ObservationReads(Decisions):
                     entity="Observation",
                     detail="0 returned",
                 )
-        return _searchset(base_url, query_items, q, total, [view.shown(r.resource) for r in rows])
+        return _searchset(self.rt.keys, base_url, q, page, [view.shown(r.resource) for r in rows])
+
+    def page_cursor(
+        self, principal: Principal, items: list[tuple[str, str]], purpose: str | None = None
+    ) -> paging.Cursor | None:
+        """The walk a ``_page`` link continues (None: the query is a first page). A page link carries
+        the whole query: any other parameter beside it is refused."""
+        tokens = [v for k, v in items if k == paging.PAGE_PARAMETER]
+        if not tokens:
+            return None
+        others = sorted({k for k, _ in items if k not in (paging.PAGE_PARAMETER, "_format")})
+        if len(tokens) > 1 or others:
+            raise BadRequest(
+                f"{paging.PAGE_PARAMETER}: a page link carries its whole search; send it alone"
+                + (f" (not with {', '.join(others)})" if others else ""),
+                paging.PAGE_PARAMETER,
+            )
+        return paging.unseal(self.rt.keys, tokens[0], _reader(principal, self.view(principal, purpose)))
 
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
@@ -195,22 +212,91 @@ def _code_clause(token: Token) -> ColumnElement[bool]:
     return or_(m.Observation.codes.like(f"%|{code} %", escape="\\"), m.Observation.codes.like(f"%|{code}", escape="\\"))
 
 
-def _searchset(
-    base_url: str,
-    query_items: list[tuple[str, str]],
+def _reader(principal: Principal, view: View) -> str:
+    return f"{principal.id}|{view.purpose}|{view.domain.name if view.domain else ''}"
+
+
+@dataclass
+class _Page:
+    rows: list[Any]
+    cursor: paging.Cursor  # the walk, at this page
+    more_after: bool
+    more_before: bool
+
+
+def _sort_key(q: ObservationQuery) -> Any:
+    return m.Observation.effective_start
+
+
+def _page_rows(
+    session: Session,
     q: ObservationQuery,
-    total: int,
+    filters: list[ColumnElement[bool]],
+    cursor: paging.Cursor | None,
+    query_items: list[tuple[str, str]],
+    reader: str,
+) -> _Page:
+    """The rows of one page: keyset on (sort key, id) under the walk's snapshot."""
+    key = _sort_key(q)
+    if cursor is None:
+        snapshot = paging.take_snapshot(session)
+        filters = [*filters, paging.within(snapshot)]
+        total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
+        items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
+        cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
+    else:
+        filters = [*filters, paging.within(cursor.snapshot)]
+    backwards = cursor.before is not None
+    if cursor.after is not None:
+        edge = (datetime.fromisoformat(cursor.after[0]), cursor.after[1])
+        filters.append(tuple_(key, m.Observation.id) < edge if q.descending else tuple_(key, m.Observation.id) > edge)
+    elif cursor.before is not None:
+        edge = (datetime.fromisoformat(cursor.before[0]), cursor.before[1])
+        filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
+    reverse = q.descending != backwards
+    order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
+    stmt = (
+        select(m.Observation.id, m.Observation.patient_key, m.Observation.resource, key.label("sort_value"))
+        .where(*filters)
+        .order_by(*order)
+        .limit(q.count + 1)
+    )
+    if cursor.after is None and cursor.before is None and q.offset:
+        stmt = stmt.offset(q.offset)
+    rows = list(session.execute(stmt).all())
+    more = len(rows) > q.count
+    rows = rows[: q.count]
+    if backwards:
+        rows.reverse()
+        return _Page(rows, cursor, more_after=True, more_before=more)
+    first_page = cursor.after is None
+    return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
+
+
+def _searchset(
+    keys: KeyRing,
+    base_url: str,
+    q: ObservationQuery,
+    page: _Page,
     resources: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    def link(offset: int) -> str:
-        items = [(k, v) for k, v in query_items if k not in ("_offset", "_count")]
-        items += [("_count", str(q.count)), ("_offset", str(offset))]
-        return f"{base_url}/Observation?{urlencode(items)}"
+    walk = page.cursor
 
-    links = {"self": link(q.offset)}
+    def link(**edge: Any) -> str:
+        moved = paging.Cursor(walk.items, walk.snapshot, walk.total, walk.reader, **edge)
+        return f"{base_url}/Observation?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
+
+    def mark(row: Any) -> tuple[str, str]:
+        return (row.sort_value.isoformat(), row.id)
+
+    self_items = walk.items if any(k == "_count" for k, _ in walk.items) else [*walk.items, ("_count", str(q.count))]
+    links = {"self": f"{base_url}/Observation?{urlencode(self_items)}"}
+    if walk.after is not None or walk.before is not None:
+        links["self"] = link(index=walk.index, after=walk.after, before=walk.before)
     # _count=0 asks for the total only: a next/previous link would point at this page again, forever.
-    if q.count > 0 and q.offset + q.count < total:
-        links["next"] = link(q.offset + q.count)
-    if q.count > 0 and q.offset > 0:
-        links["previous"] = link(max(q.offset - q.count, 0))
-    return bundles.searchset(base_url, resources, total=total, links=links)
+    if q.count > 0 and page.rows:
+        if page.more_after:
+            links["next"] = link(index=walk.index + 1, after=mark(page.rows[-1]))
+        if page.more_before:
+            links["previous"] = link(index=max(walk.index - 1, 0), before=mark(page.rows[0]))
+    return bundles.searchset(base_url, resources, total=walk.total, links=links)

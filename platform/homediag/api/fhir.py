@@ -88,8 +88,11 @@ async def validate_observation(request: Request, _caller: AnyUser) -> FhirRespon
 @router.get("/Observation", summary="Search Observations the caller may see")
 def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
     items = list(request.query_params.multi_items())
+    cursor = caller.access.page_cursor(caller.user, items, caller.purpose)
+    if cursor is not None:
+        items = cursor.items
     query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
-    return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose))
+    return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose, cursor))
 
 
 @router.get("/Observation/{observation_id}", summary="Read an Observation")
