@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from homediag import bundles
+from homediag import bundles, versions
 from homediag.clock import from_store, to_store
 from homediag.errors import BadRequest, NotFound
 from homediag.fhir_profiles import terminology
@@ -54,10 +54,19 @@ class ObservationReads(Decisions):
                     detail=decision.reason,
                 )
                 if decision.permit:
-                    seen = row.resource
+                    seen = versions.stamp(row.resource, 1, row.received_at)
         if seen is None:
             raise NotFound.resource("Observation", observation_id)
         return view.shown(seen)
+
+    def read_observation_version(
+        self, principal: Principal, observation_id: str, version: str, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """vread: a reading is stored once and never changed, so version 1 is the only one."""
+        current = self.read_observation(principal, observation_id, purpose)  # decided and audited as a read
+        if version != current["meta"]["versionId"]:
+            raise NotFound(f"Observation/{observation_id} has no version {version[:20]} (a reading has only version 1)")
+        return current
 
     def search_observations(
         self,
@@ -129,7 +138,8 @@ class ObservationReads(Decisions):
                     entity="Observation",
                     detail="0 returned",
                 )
-        return _searchset(self.rt.keys, base_url, q, page, [view.shown(r.resource) for r in rows])
+        shown = [view.shown(versions.stamp(r.resource, 1, r.received_at)) for r in rows]
+        return _searchset(self.rt.keys, base_url, q, page, shown)
 
     def page_cursor(
         self, principal: Principal, items: list[tuple[str, str]], purpose: str | None = None
@@ -256,7 +266,13 @@ def _page_rows(
     reverse = q.descending != backwards
     order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
     stmt = (
-        select(m.Observation.id, m.Observation.patient_key, m.Observation.resource, key.label("sort_value"))
+        select(
+            m.Observation.id,
+            m.Observation.patient_key,
+            m.Observation.resource,
+            m.Observation.received_at,
+            key.label("sort_value"),
+        )
         .where(*filters)
         .order_by(*order)
         .limit(q.count + 1)

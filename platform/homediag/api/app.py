@@ -15,6 +15,7 @@ from homediag.runtime import Runtime
 
 from . import fhir, gateway, ingest
 from .headers import NoStoreForCallers
+from .negotiation import FhirNegotiation
 from .policy import check_policies
 from .responses import FhirResponse, error_response
 from .vendor import router as vendor_router
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return FhirResponse(operation_outcome([issue]), status_code=500)
 
     app.add_middleware(NoStoreForCallers)
+    app.add_middleware(FhirNegotiation)  # outermost: a 406 or a HEAD is answered for every /fhir route
     app.include_router(ingest.router)
     app.include_router(gateway.router)
     app.include_router(fhir.router)

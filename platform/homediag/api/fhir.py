@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
-from homediag import bundles, enrolment
+from homediag import bundles, enrolment, versions
 from homediag.errors import BadRequest, NotFound
 from homediag.fhir_profiles import fhirjson, operation_outcome, validate
 from homediag.fhir_profiles.profiles import PROFILES
@@ -28,6 +28,7 @@ from .policy import (
     enforce,
 )
 from .responses import FhirResponse
+from .versioned import check_if_match, versioned
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -96,8 +97,23 @@ def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader
 
 
 @router.get("/Observation/{observation_id}", summary="Read an Observation")
-def read_observation(observation_id: str, caller: ClinicalReader) -> FhirResponse:
-    return FhirResponse(caller.access.read_observation(caller.user, observation_id, caller.purpose))
+def read_observation(observation_id: str, request: Request, caller: ClinicalReader) -> Response:
+    return versioned(request, caller.access.read_observation(caller.user, observation_id, caller.purpose))
+
+
+@router.get("/Observation/{observation_id}/_history/{version_id}", summary="vread an Observation")
+def vread_observation(observation_id: str, version_id: str, request: Request, caller: ClinicalReader) -> Response:
+    found = caller.access.read_observation_version(caller.user, observation_id, version_id, caller.purpose)
+    return versioned(request, found)
+
+
+@router.get(
+    "/Observation/{observation_id}/_history", summary="The versions of an Observation (one: readings never change)"
+)
+def observation_history(observation_id: str, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
+    return FhirResponse(
+        bundles.history(base, [caller.access.read_observation(caller.user, observation_id, caller.purpose)])
+    )
 
 
 # -- Patient ---------------------------------------------------------------------------------
@@ -105,19 +121,37 @@ def read_observation(observation_id: str, caller: ClinicalReader) -> FhirRespons
 async def create_patient(request: Request, rt: RuntimeDep, caller: AdminWriter, base: BaseDep) -> FhirResponse:
     resource = await _resource(request)
     enrolled = enrolment.enrol_patient(rt, caller.user, resource)
-    body = {"resourceType": "Patient", "id": enrolled.patient.id, "active": enrolled.patient.active}
-    headers = {"Location": f"{base}/Patient/{enrolled.patient.id}"}
+    body = versions.stamp(
+        {"resourceType": "Patient", "id": enrolled.patient.id, "active": enrolled.patient.active},
+        1,
+        enrolled.patient.enrolled_at,
+    )
+    headers = {"Location": f"{base}/Patient/{enrolled.patient.id}/_history/1"}
     if enrolled.warnings:
         headers["X-Warning"] = "; ".join(enrolled.warnings)
-    return FhirResponse(body, status_code=201 if enrolled.created else 200, headers=headers)
+    return versioned(request, body, status_code=201 if enrolled.created else 200, headers=headers)
 
 
 @router.get("/Patient/{patient_id}", summary="Read a patient (identity for a treating clinician only)")
-def read_patient(patient_id: str, caller: PatientReader) -> FhirResponse:
+def read_patient(patient_id: str, request: Request, caller: PatientReader) -> Response:
     """Identity (CPR, name) is disclosed to a treating clinician only with an ``X-Reidentification-Reason``
     header, and audited as a re-identification."""
     patient = caller.access.read_patient(caller.user, patient_id, purpose=caller.purpose, reason=caller.reason)
-    return FhirResponse(patient)
+    return versioned(request, patient)
+
+
+@router.get("/Patient/{patient_id}/_history/{version_id}", summary="vread a patient")
+def vread_patient(patient_id: str, version_id: str, request: Request, caller: PatientReader) -> Response:
+    found = caller.access.read_patient_version(
+        caller.user, patient_id, version_id, purpose=caller.purpose, reason=caller.reason
+    )
+    return versioned(request, found)
+
+
+@router.get("/Patient/{patient_id}/_history", summary="The versions of a patient record (one)")
+def patient_history(patient_id: str, caller: PatientReader, base: BaseDep) -> FhirResponse:
+    found = caller.access.read_patient(caller.user, patient_id, purpose=caller.purpose, reason=caller.reason)
+    return FhirResponse(bundles.history(base, [found]))
 
 
 # -- Consent ---------------------------------------------------------------------------------
@@ -125,18 +159,31 @@ def read_patient(patient_id: str, caller: PatientReader) -> FhirResponse:
 async def create_consent(request: Request, rt: RuntimeDep, caller: AdminWriter, base: BaseDep) -> FhirResponse:
     resource = await _resource(request)
     stored = enrolment.record_consent(rt, caller.user, resource)
-    return FhirResponse(stored, status_code=201, headers={"Location": f"{base}/Consent/{stored['id']}/_history/1"})
+    location = f"{base}/Consent/{stored['id']}/_history/{stored['meta']['versionId']}"
+    return versioned(request, stored, status_code=201, headers={"Location": location})
 
 
 @router.put("/Consent/{consent_id}", summary="Update a consent, e.g. set it inactive to withdraw (admin)")
-async def update_consent(consent_id: str, request: Request, rt: RuntimeDep, caller: AdminWriter) -> FhirResponse:
+async def update_consent(
+    consent_id: str, request: Request, rt: RuntimeDep, caller: AdminWriter, base: BaseDep
+) -> Response:
+    """``If-Match: W/"n"`` makes the update apply only to version n (412 when the consent has moved on)."""
     resource = await _resource(request)
-    return FhirResponse(enrolment.record_consent(rt, caller.user, resource, consent_id))
+    stored = enrolment.record_consent(
+        rt, caller.user, resource, consent_id, if_match=lambda current: check_if_match(request, current)
+    )
+    location = f"{base}/Consent/{stored['id']}/_history/{stored['meta']['versionId']}"
+    return versioned(request, stored, headers={"Location": location})
 
 
 @router.get("/Consent/{consent_id}", summary="Read a consent (admin)")
-def read_consent(consent_id: str, caller: AdminReader) -> FhirResponse:
-    return FhirResponse(caller.access.read_consent(caller.user, consent_id))
+def read_consent(consent_id: str, request: Request, caller: AdminReader) -> Response:
+    return versioned(request, caller.access.read_consent(caller.user, consent_id))
+
+
+@router.get("/Consent/{consent_id}/_history/{version_id}", summary="vread a consent (admin)")
+def vread_consent(consent_id: str, version_id: str, request: Request, caller: AdminReader) -> Response:
+    return versioned(request, caller.access.read_consent_version(caller.user, consent_id, version_id))
 
 
 @router.get("/Consent/{consent_id}/_history", summary="Every version of a consent (admin)")
@@ -153,23 +200,51 @@ def search_consents(request: Request, caller: AdminReader, base: BaseDep) -> Fhi
 
 
 # -- Device ----------------------------------------------------------------------------------
-@router.get("/Device/{device_id}", summary="Read a device (a clinician: of a patient it may see; admin)")
-def read_device(device_id: str, caller: DeviceReader) -> FhirResponse:
-    return FhirResponse(caller.access.read_device(caller.user, device_id, caller.purpose))
+@router.get(
+    "/Device/{device_id}",
+    summary="Read a device (a clinician: of a patient it may see; admin)",
+)
+def read_device(device_id: str, request: Request, caller: DeviceReader) -> Response:
+    return versioned(request, caller.access.read_device(caller.user, device_id, caller.purpose))
+
+
+@router.get("/Device/{device_id}/_history/{version_id}", summary="vread a device (its current version)")
+def vread_device(device_id: str, version_id: str, request: Request, caller: DeviceReader) -> Response:
+    return versioned(request, caller.access.read_device_version(caller.user, device_id, version_id, caller.purpose))
+
+
+@router.get("/Device/{device_id}/_history", summary="The versions of a device kept (the current one)")
+def device_history(device_id: str, caller: DeviceReader, base: BaseDep) -> FhirResponse:
+    return FhirResponse(bundles.history(base, [caller.access.read_device(caller.user, device_id, caller.purpose)]))
 
 
 # -- StructureDefinition ---------------------------------------------------------------------
-@router.get("/StructureDefinition/{profile_id}", summary="A published profile (no token needed)")
-def read_structure_definition(profile_id: str, _caller: Public) -> FhirResponse:
+def _structure_definition(profile_id: str) -> dict[str, Any]:
     sd = published_structure_definition(profile_id)
     if sd is None:
         raise NotFound(f"StructureDefinition/{profile_id} is not known; see GET /fhir/StructureDefinition")
-    return FhirResponse(sd)
+    return versions.structure_definition(sd)
+
+
+@router.get("/StructureDefinition/{profile_id}", summary="A published profile (no token needed)")
+def read_structure_definition(profile_id: str, request: Request, _caller: Public) -> Response:
+    return versioned(request, _structure_definition(profile_id))
+
+
+@router.get(
+    "/StructureDefinition/{profile_id}/_history/{version_id}",
+    summary="vread a published profile (version 1)",
+)
+def vread_structure_definition(profile_id: str, version_id: str, request: Request, _caller: Public) -> Response:
+    sd = _structure_definition(profile_id)
+    if version_id != sd["meta"]["versionId"]:
+        raise NotFound(f"StructureDefinition/{profile_id} has no version {version_id[:20]} (only version 1)")
+    return versioned(request, sd)
 
 
 @router.get("/StructureDefinition", summary="All published profiles (no token needed)")
 def list_structure_definitions(base: BaseDep, _caller: Public) -> FhirResponse:
-    return FhirResponse(bundles.searchset(base, [published_structure_definition(p.id) for p in PROFILES.values()]))
+    return FhirResponse(bundles.searchset(base, [_structure_definition(p.id) for p in PROFILES.values()]))
 
 
 # -- AuditEvent ------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ class Device(Base):
     identifier: Mapped[str | None] = mapped_column(String(300), index=True, unique=True)
     kind: Mapped[str | None] = mapped_column(String(8))  # phd | phg
     resource: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    # the version of the Device resource served (meta.versionId) and when it became that (meta.lastUpdated;
+    # None: as first seen)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Consent(Base):

@@ -1,4 +1,5 @@
-"""Stable search paging: each Observation row records the transaction that wrote it (PostgreSQL).
+"""Stable search paging: each Observation row records the transaction that wrote it (PostgreSQL);
+versioned Devices: the version of the Device resource served and when it last changed.
 
 Revision ID: 0005_h10fhir
 Revises: 0004
@@ -17,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("device", sa.Column("version", sa.Integer(), server_default="1", nullable=False))
+    op.add_column("device", sa.Column("updated_at", sa.DateTime(), nullable=True))
     op.add_column("observation", sa.Column("txn", sa.BigInteger(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         # rows written before this revision keep NULL: committed before any walk can begin
@@ -26,3 +29,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("observation") as batch:
         batch.drop_column("txn")
+    with op.batch_alter_table("device") as batch:
+        batch.drop_column("updated_at")
+        batch.drop_column("version")
