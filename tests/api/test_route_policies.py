@@ -29,6 +29,8 @@ EXPECTED = {
     ("GET", "/fhir/StructureDefinition/{profile_id}/_history/{version_id}"): "public",
     ("POST", "/fhir/Observation/$validate"): "any-user",
     ("GET", "/fhir/Observation"): "clinical-read",
+    ("POST", "/fhir/Observation/_search"): "clinical-read",
+    ("GET", "/fhir/Patient/{patient_id}/Observation"): "clinical-read",
     ("GET", "/fhir/Observation/{observation_id}"): "clinical-read",
     ("GET", "/fhir/Observation/{observation_id}/_history/{version_id}"): "clinical-read",
     ("GET", "/fhir/Observation/{observation_id}/_history"): "clinical-read",

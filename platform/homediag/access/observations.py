@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,11 +12,11 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag import bundles, versions
-from homediag.clock import from_store, to_store
-from homediag.errors import BadRequest, NotFound
-from homediag.fhir_profiles import terminology
+from homediag.clock import from_store, to_store, utcnow
+from homediag.errors import BadRequest, Forbidden, NotFound
+from homediag.fhir_profiles import Issue, operation_outcome, terminology
 from homediag.keys import KeyRing
-from homediag.search_params import ObservationQuery, Token
+from homediag.search_params import DateRange, ObservationQuery, QuantityParam, Token
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -113,6 +114,9 @@ class ObservationReads(Decisions):
 
             devices = [view.real_id("Device", shown) for shown in q.device_ids]
             filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices)]
+            for ids in q.ids:  # _id: the reader's ids (its pseudonyms outside care)
+                real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
+                filters.append(m.Observation.id.in_(real))
             page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view))
             rows = page.rows
             for pkey in sorted({r.patient_key for r in rows}):
@@ -139,7 +143,35 @@ class ObservationReads(Decisions):
                     detail="0 returned",
                 )
         shown = [view.shown(versions.stamp(r.resource, 1, r.received_at)) for r in rows]
-        return _searchset(self.rt.keys, base_url, q, page, shown)
+        included = self._included(principal, q, shown, purpose) if q.includes else []
+        return _searchset(self.rt.keys, base_url, q, page, [_subset(r, q) for r in shown], included)
+
+    def _included(
+        self, principal: Principal, q: ObservationQuery, shown: list[dict[str, Any]], purpose: str | None
+    ) -> list[dict[str, Any]]:
+        """``_include``: the patients and devices the page refers to, each read through this layer's own
+        read (decided and audited as a read): what the reader may not read is left out."""
+        wanted: dict[str, None] = {}
+        for resource in shown:
+            if "patient" in q.includes or "subject" in q.includes:
+                ref = (resource.get("subject") or {}).get("reference")
+                if isinstance(ref, str) and ref.startswith("Patient/"):
+                    wanted[ref] = None
+            if "device" in q.includes:
+                ref = (resource.get("device") or {}).get("reference")
+                if isinstance(ref, str) and ref.startswith("Device/"):
+                    wanted[ref] = None
+        found = []
+        for ref in wanted:
+            kind, _, shown_id = ref.partition("/")
+            try:
+                if kind == "Patient":
+                    found.append(self.read_patient(principal, shown_id, purpose=purpose))  # type: ignore[attr-defined]
+                else:
+                    found.append(self.read_device(principal, shown_id, purpose))  # type: ignore[attr-defined]
+            except (NotFound, Forbidden):
+                continue
+        return found
 
     def page_cursor(
         self, principal: Principal, items: list[tuple[str, str]], purpose: str | None = None
@@ -178,19 +210,86 @@ def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnEl
     if device_ids:
         filters.append(m.Observation.device_id.in_([d for d in device_ids if d is not None]))
     for d in q.dates:
-        low, high = to_store(d.low), to_store(d.high)
-        col = m.Observation.effective_start
-        filters.append(
-            {
+        filters.append(_date_clause(m.Observation.effective_start, d))
+    for d in q.last_updated:
+        filters.append(_date_clause(m.Observation.received_at, d))
+    for tokens in q.not_codes:
+        filters.append(~or_(*(_code_clause(t) for t in tokens)))
+    for tokens in q.not_categories:
+        filters.append(~or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
+    for quantities in q.quantities:
+        filters.append(or_(*(_quantity_clause(p) for p in quantities)))
+    columns = {
+        "code": m.Observation.code,
+        "category": m.Observation.category,
+        "device": m.Observation.device_id,
+        "value-quantity": m.Observation.value,
+    }
+    for name, missing in q.missing.items():
+        col = columns[name]
+        absent = or_(col.is_(None), col == "") if name in ("code", "category") else col.is_(None)
+        filters.append(absent if missing else ~absent)
+    return filters
+
+
+def _date_clause(col: Any, d: DateRange) -> ColumnElement[bool]:
+    """A date parameter on a point in time ``col`` (naive UTC): the value's range [low, high) per prefix."""
+    low, high = to_store(d.low), to_store(d.high)
+    if d.prefix == "ap":  # approximately: the range widened by 10% of its distance from now (at least a day)
+        now = utcnow()
+        margin = max(abs(now - low), abs(now - high)) / 10
+        margin = max(margin, timedelta(days=1))
+        return and_(col >= low - margin, col < high + margin)
+    return {
+        "eq": and_(col >= low, col < high),
+        "ne": or_(col < low, col >= high),
+        "gt": col >= high,
+        "sa": col >= high,
+        "ge": col >= low,
+        "lt": col < low,
+        "eb": col < low,
+        "le": col < high,
+    }[d.prefix]
+
+
+def _quantity_units(p: QuantityParam) -> list[tuple[str | None, Decimal]]:
+    """(stored unit, the value in it) pairs the parameter stands for: as sent, and converted (UCUM) to the
+    canonical unit of every measurement that knows the unit it was sent in."""
+    if p.code is None:
+        return [(None, Decimal(1))]
+    pairs: list[tuple[str | None, Decimal]] = [(p.code, Decimal(1))]
+    if p.system in (None, "http://unitsofmeasure.org"):
+        for measurement in terminology.MEASUREMENTS.values():
+            conv = measurement.conversions.get(p.code)
+            if conv is not None and measurement.unit and measurement.unit != p.code and conv.offset == 0:
+                pairs.append((measurement.unit, conv.factor))
+    return list(dict.fromkeys(pairs))
+
+
+def _quantity_clause(p: QuantityParam) -> ColumnElement[bool]:
+    """value-quantity on the stored value and unit (a panel's components are not searched this way)."""
+    col = m.Observation.value
+    clauses = []
+    for unit, factor in _quantity_units(p):
+        low, high, value = (float(x * factor) for x in (p.low, p.high, p.value))
+        if factor < 0:
+            low, high = high, low
+        if p.prefix == "ap":
+            margin = abs(value) / 10
+            compare = and_(col >= value - margin, col <= value + margin)
+        else:
+            compare = {
                 "eq": and_(col >= low, col < high),
                 "ne": or_(col < low, col >= high),
-                "gt": col >= high,
-                "ge": col >= low,
-                "lt": col < low,
-                "le": col < high,
-            }[d.prefix]
-        )
-    return filters
+                "gt": col > value,
+                "sa": col > value,
+                "ge": col >= value,
+                "lt": col < value,
+                "eb": col < value,
+                "le": col <= value,
+            }[p.prefix]
+        clauses.append(and_(col.is_not(None), compare, *([m.Observation.unit == unit] if unit is not None else [])))
+    return or_(*clauses)
 
 
 def _like_literal(text: str) -> str:
@@ -235,7 +334,13 @@ class _Page:
 
 
 def _sort_key(q: ObservationQuery) -> Any:
-    return m.Observation.effective_start
+    return {"date": m.Observation.effective_start, "_lastUpdated": m.Observation.received_at, "_id": m.Observation.id}[
+        q.sort
+    ]
+
+
+def _edge(q: ObservationQuery, mark: list[str] | tuple[str, str]) -> tuple[Any, str]:
+    return (mark[0] if q.sort == "_id" else datetime.fromisoformat(mark[0]), mark[1])
 
 
 def _page_rows(
@@ -258,10 +363,10 @@ def _page_rows(
         filters = [*filters, paging.within(cursor.snapshot)]
     backwards = cursor.before is not None
     if cursor.after is not None:
-        edge = (datetime.fromisoformat(cursor.after[0]), cursor.after[1])
+        edge = _edge(q, cursor.after)
         filters.append(tuple_(key, m.Observation.id) < edge if q.descending else tuple_(key, m.Observation.id) > edge)
     elif cursor.before is not None:
-        edge = (datetime.fromisoformat(cursor.before[0]), cursor.before[1])
+        edge = _edge(q, cursor.before)
         filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
     reverse = q.descending != backwards
     order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
@@ -289,12 +394,43 @@ def _page_rows(
     return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
 
 
+# what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
+_SUMMARY_ELEMENTS = (
+    "resourceType", "id", "meta", "implicitRules", "identifier", "basedOn", "partOf", "status", "category", "code",
+    "subject", "focus", "encounter", "effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant",
+    "issued", "performer", "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
+    "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
+    "dataAbsentReason", "hasMember", "derivedFrom",
+)  # fmt: skip
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def _subset(resource: dict[str, Any], q: ObservationQuery) -> dict[str, Any]:
+    """The resource as _summary / _elements ask (tagged SUBSETTED when elements were left out)."""
+    if q.summary in (None, "false") and not q.elements:
+        return resource
+    if q.summary == "data":
+        out = {k: v for k, v in resource.items() if k != "text"}
+    elif q.summary == "true":
+        out = {k: v for k, v in resource.items() if k in _SUMMARY_ELEMENTS}
+    else:
+        keep = {"resourceType", "id", "meta", *(e.split(".")[0] for e in q.elements)}
+        keep |= {k for k in resource if any(k.startswith(e) and k[len(e) :][:1].isupper() for e in q.elements)}
+        out = {k: v for k, v in resource.items() if k in keep}
+    if out.keys() != resource.keys():
+        meta = dict(out.get("meta") or {})
+        meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+        out["meta"] = meta
+    return out
+
+
 def _searchset(
     keys: KeyRing,
     base_url: str,
     q: ObservationQuery,
     page: _Page,
     resources: list[dict[str, Any]],
+    included: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     walk = page.cursor
 
@@ -303,7 +439,8 @@ def _searchset(
         return f"{base_url}/Observation?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
 
     def mark(row: Any) -> tuple[str, str]:
-        return (row.sort_value.isoformat(), row.id)
+        value = row.sort_value
+        return (value if isinstance(value, str) else value.isoformat(), row.id)
 
     self_items = walk.items if any(k == "_count" for k, _ in walk.items) else [*walk.items, ("_count", str(q.count))]
     links = {"self": f"{base_url}/Observation?{urlencode(self_items)}"}
@@ -315,4 +452,24 @@ def _searchset(
             links["next"] = link(index=walk.index + 1, after=mark(page.rows[-1]))
         if page.more_before:
             links["previous"] = link(index=max(walk.index - 1, 0), before=mark(page.rows[0]))
-    return bundles.searchset(base_url, resources, total=walk.total, links=links)
+    outcome = None
+    if q.ignored:
+        outcome = operation_outcome(
+            [
+                Issue(
+                    "warning",
+                    "not-supported",
+                    f"unknown search parameter '{name}' ignored (Prefer: handling=lenient)",
+                    name,
+                )
+                for name in q.ignored
+            ]
+        )
+    return bundles.searchset(
+        base_url,
+        resources,
+        total=None if q.total == "none" else walk.total,
+        links=links,
+        included=included,
+        outcome=outcome,
+    )

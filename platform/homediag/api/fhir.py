@@ -4,8 +4,10 @@ AuditEvent. Every route declares its policy; every read of patient data goes thr
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from homediag import bundles, enrolment, versions
 from homediag.errors import BadRequest, NotFound
@@ -86,14 +88,56 @@ async def validate_observation(request: Request, _caller: AnyUser) -> FhirRespon
     return FhirResponse(operation_outcome(validate(resource)))
 
 
-@router.get("/Observation", summary="Search Observations the caller may see")
-def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
-    items = list(request.query_params.multi_items())
+def _lenient(request: Request) -> bool:
+    """``Prefer: handling=lenient`` (unknown parameters ignored and reported); strict otherwise."""
+    for part in request.headers.get("prefer", "").replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "lenient"
+    return False
+
+
+def _observation_search(
+    request: Request, items: list[tuple[str, str]], rt: Any, caller: Caller, base: str
+) -> FhirResponse:
     cursor = caller.access.page_cursor(caller.user, items, caller.purpose)
     if cursor is not None:
         items = cursor.items
-    query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
+    query = parse_observation_query(
+        items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size, lenient=_lenient(request)
+    )
+    items = [(k, v) for k, v in items if k not in query.ignored]  # the walk goes on without them
     return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose, cursor))
+
+
+@router.get("/Observation", summary="Search Observations the caller may see")
+def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
+    return _observation_search(request, list(request.query_params.multi_items()), rt, caller, base)
+
+
+@router.post("/Observation/_search", summary="Search Observations with the parameters in a form body")
+async def search_observations_post(
+    request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep
+) -> FhirResponse:
+    kind = request.headers.get("content-type", "application/x-www-form-urlencoded").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise BadRequest(
+            f"POST _search takes its parameters as application/x-www-form-urlencoded, not {kind[:60]}",
+            "Content-Type",
+        )
+    body = (await request.body()).decode("utf-8", errors="replace")
+    items = [*request.query_params.multi_items(), *parse_qsl(body, keep_blank_values=True)]
+    return await run_in_threadpool(_observation_search, request, items, rt, caller, base)
+
+
+@router.get("/Patient/{patient_id}/Observation", summary="The Observations of one patient (compartment search)")
+def patient_observations(
+    patient_id: str, request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep
+) -> FhirResponse:
+    items = list(request.query_params.multi_items())
+    if not any(k == "_page" for k, _ in items):
+        items = [("patient", patient_id), *items]
+    return _observation_search(request, items, rt, caller, base)
 
 
 @router.get("/Observation/{observation_id}", summary="Read an Observation")
