@@ -9,9 +9,14 @@ from decimal import Decimal
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
-from test_fhir_search import BP, readings, search  # noqa: F401 - the fixture is used by name
+from test_fhir_search import BP, Readings, search
+from test_fhir_search import readings as make_readings
 
-PULSE = "http://loinc.org|8867-4"
+
+@pytest.fixture
+def readings(client, tokens, pilot) -> Readings:
+    """Five cuff readings (blood pressure and pulse) of one consenting patient (as in test_fhir_search)."""
+    return make_readings.__wrapped__(client, tokens, pilot)
 
 
 def ids(bundle: dict, mode: str = "match") -> set[str]:
@@ -206,9 +211,7 @@ def test_compartment_and_post_search_match_the_plain_search(client, tokens, read
     )
     assert posted.status_code == 200, posted.text
     assert ids(plain) == ids(compartment) == ids(posted.json()) == set(readings.bp.values())
-    wrong = client.post(
-        "/fhir/Observation/_search", json={"patient": pid}, headers=tokens.auth("clinician")
-    )
+    wrong = client.post("/fhir/Observation/_search", json={"patient": pid}, headers=tokens.auth("clinician"))
     assert wrong.status_code == 400 and "x-www-form-urlencoded" in wrong.text
     other = client.get("/fhir/Patient/someone-else/Observation", headers=tokens.auth("clinician"))
     assert other.status_code == 200 and other.json()["total"] == 0
