@@ -24,6 +24,8 @@ from homediag.runtime import Runtime
 # The decided policy of every route: changing one is a deliberate change of this table.
 EXPECTED = {
     ("GET", "/fhir/metadata"): "public",
+    ("GET", "/.well-known/smart-configuration"): "public",
+    ("GET", "/fhir/.well-known/smart-configuration"): "public",
     ("GET", "/fhir/StructureDefinition"): "public",
     ("GET", "/fhir/StructureDefinition/{profile_id}"): "public",
     ("GET", "/fhir/StructureDefinition/{profile_id}/_history/{version_id}"): "public",

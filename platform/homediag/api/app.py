@@ -13,7 +13,7 @@ from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
-from . import fhir, gateway, ingest
+from . import fhir, gateway, ingest, smart
 from .headers import NoStoreForCallers
 from .negotiation import FhirNegotiation
 from .policy import check_policies
@@ -60,6 +60,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(FhirNegotiation)  # outermost: a 406 or a HEAD is answered for every /fhir route
     app.include_router(ingest.router)
     app.include_router(gateway.router)
+    app.include_router(smart.router)  # before /fhir/{type}/{id}: /fhir/.well-known/... is no read
     app.include_router(fhir.router)
     app.include_router(vendor_router)
     check_policies(app)

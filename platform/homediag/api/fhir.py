@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from homediag import bundles, enrolment, versions
-from homediag.errors import BadRequest, NotFound
-from homediag.fhir_profiles import fhirjson, operation_outcome, validate
+from homediag.errors import BadRequest, NotFound, Unavailable
+from homediag.fhir_profiles import Issue, fhirjson, operation_outcome, validate
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.fhir_profiles.publish import published_structure_definition
 from homediag.search_params import parse_count, parse_observation_query, parse_reference
 
-from .capability import capability_statement
+from .capability import STRUCTURE_DEFINITION_PARAMETERS, capability_statement
 from .deps import BaseDep, RuntimeDep
 from .policy import (
     ADMIN_READ,
@@ -30,6 +30,7 @@ from .policy import (
     enforce,
 )
 from .responses import FhirResponse
+from .smart import smart_configuration
 from .versioned import check_if_match, versioned
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -64,8 +65,12 @@ def _only(request: Request, allowed: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 @router.get("/metadata", summary="CapabilityStatement")
-def metadata(base: BaseDep, _caller: Public) -> FhirResponse:
-    return FhirResponse(capability_statement(base))
+def metadata(base: BaseDep, rt: RuntimeDep, _caller: Public) -> FhirResponse:
+    try:
+        smart = smart_configuration(rt)
+    except Unavailable:  # the issuer cannot be asked now: the statement says what is sure
+        smart = None
+    return FhirResponse(capability_statement(base, smart))
 
 
 # -- Observation -----------------------------------------------------------------------------
@@ -240,7 +245,8 @@ def search_consents(request: Request, caller: AdminReader, base: BaseDep) -> Fhi
     patient_id = None
     for name, value in _only(request, ("patient",)):
         patient_id = parse_reference(value, "Patient", name)
-    return FhirResponse(bundles.searchset(base, caller.access.search_consents(caller.user, patient_id)))
+    found = caller.access.search_consents(caller.user, patient_id)
+    return FhirResponse(bundles.searchset(base, found, links={"self": str(request.url)}))
 
 
 # -- Device ----------------------------------------------------------------------------------
@@ -286,9 +292,42 @@ def vread_structure_definition(profile_id: str, version_id: str, request: Reques
     return versioned(request, sd)
 
 
-@router.get("/StructureDefinition", summary="All published profiles (no token needed)")
-def list_structure_definitions(base: BaseDep, _caller: Public) -> FhirResponse:
-    return FhirResponse(bundles.searchset(base, [_structure_definition(p.id) for p in PROFILES.values()]))
+@router.get("/StructureDefinition", summary="Search the published profiles by url, name, type, version (no token)")
+def search_structure_definitions(request: Request, base: BaseDep, _caller: Public) -> FhirResponse:
+    """``url`` (exact, ``|version`` allowed), ``name`` (starts with, any case; ``name:exact``), ``type``,
+    ``version``, ``_id``; comma for OR, repeated for AND."""
+    found = [_structure_definition(p.id) for p in PROFILES.values()]
+    allowed = (*STRUCTURE_DEFINITION_PARAMETERS, "name:exact", "_count")
+    ignored: list[str] = []
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            if _lenient(request):
+                ignored.append(name)
+                continue
+            raise BadRequest(f"unknown search parameter '{name}'; supported: {', '.join(allowed)}", name)
+        if name == "_count":
+            parse_count(value, name)
+            continue
+        options = value.split(",")
+        found = [sd for sd in found if any(_sd_matches(sd, name, option) for option in options)]
+    outcome = None
+    if ignored:
+        issues = [Issue("warning", "not-supported", f"unknown search parameter '{n}' ignored", n) for n in ignored]
+        outcome = operation_outcome(issues)
+    links = {"self": str(request.url)}
+    return FhirResponse(bundles.searchset(base, found, links=links, outcome=outcome))
+
+
+def _sd_matches(sd: dict[str, Any], name: str, value: str) -> bool:
+    if name == "url":
+        url, _, version = value.partition("|")
+        return sd.get("url") == url and (not version or sd.get("version") == version)
+    if name == "name":
+        return str(sd.get("name", "")).lower().startswith(value.lower())
+    if name == "name:exact":
+        return sd.get("name") == value
+    field = {"type": "type", "version": "version", "_id": "id"}[name]
+    return sd.get(field) == value
 
 
 # -- AuditEvent ------------------------------------------------------------------------------
@@ -310,5 +349,6 @@ def search_audit_events(request: Request, caller: AdminReader, base: BaseDep) ->
     links = {}
     if count and offset + count < page.total:
         links["next"] = str(request.url.include_query_params(_offset=offset + count, _count=count))
+    links["self"] = str(request.url)
     bundle = bundles.searchset(base, page.events, total=page.total, links=links)
     return FhirResponse(bundle)

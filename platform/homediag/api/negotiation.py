@@ -94,9 +94,9 @@ class FhirNegotiation:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 is_json = any(k.lower() == b"content-type" and b"json" in v for k, v in headers)
-                state["rewrite"] = is_json
+                is_fhir = any(k.lower() == b"content-type" and b"fhir+json" in v for k, v in headers)
                 state["buffer"] = is_json and pretty
-                if is_json:
+                if is_fhir:  # a plain JSON answer (SMART discovery) stays plain JSON
                     headers = [
                         (k, f"{content_type}; charset=utf-8".encode()) if k.lower() == b"content-type" else (k, v)
                         for k, v in headers
