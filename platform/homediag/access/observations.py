@@ -201,6 +201,12 @@ class ObservationReads(Decisions):
         return session.execute(stmt.limit(1)).first() is not None
 
 
+def search_filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnElement[bool]]:
+    """The SQL of a query's criteria (not who may see what: the caller adds that). Also what a PHD gateway's
+    conditional create matches with, within the reading's patient."""
+    return _filters(q, device_ids)
+
+
 def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     for tokens in q.codes:
