@@ -166,6 +166,9 @@ class ObservationQuery:
     device_ids: list[str] = field(default_factory=list)
     ids: list[list[str]] = field(default_factory=list)  # _id: AND of ORs
     quantities: list[list[QuantityParam]] = field(default_factory=list)
+    component_codes: list[list[Token]] = field(default_factory=list)
+    component_quantities: list[list[QuantityParam]] = field(default_factory=list)
+    combo_codes: list[list[Token]] = field(default_factory=list)  # code or a component's code
     missing: dict[str, bool] = field(default_factory=dict)  # parameter -> :missing=true|false
     count: int = 50
     offset: int = 0
@@ -186,6 +189,9 @@ OBSERVATION_PARAMETERS = (
     "date",
     "device",
     "value-quantity",
+    "component-code",
+    "component-value-quantity",
+    "combo-code",
     "_id",
     "_lastUpdated",
     "_count",
@@ -207,6 +213,9 @@ OBSERVATION_PARAMETER_TYPES = {
     "date": "date",
     "device": "reference",
     "value-quantity": "quantity",
+    "component-code": "token",
+    "component-value-quantity": "quantity",
+    "combo-code": "token",
     "_id": "token",
     "_lastUpdated": "date",
 }
@@ -292,6 +301,12 @@ def _parse_one(  # noqa: C901 - one branch per parameter
         q.device_ids.append(parse_reference(value, "Device", name))
     elif name == "value-quantity":
         q.quantities.append([parse_quantity(v, name) for v in value.split(",")])
+    elif name == "component-value-quantity":
+        q.component_quantities.append([parse_quantity(v, name) for v in value.split(",")])
+    elif name == "component-code":
+        q.component_codes.append(parse_tokens(value, name))
+    elif name == "combo-code":
+        q.combo_codes.append(parse_tokens(value, name))
     elif name == "_id":
         ids = [v for v in value.split(",")]
         for v in ids:

@@ -215,3 +215,41 @@ def test_compartment_and_post_search_match_the_plain_search(client, tokens, read
     assert wrong.status_code == 400 and "x-www-form-urlencoded" in wrong.text
     other = client.get("/fhir/Patient/someone-else/Observation", headers=tokens.auth("clinician"))
     assert other.status_code == 200 and other.json()["total"] == 0
+
+
+def test_component_code_component_value_quantity_and_combo_code(client, tokens, readings):
+    pid = readings.patient_id
+    panels = {
+        e["resource"]["id"]: e["resource"]
+        for e in search(client, tokens, ("patient", pid), ("code", BP)).json()["entry"]
+    }
+    systolic = {i: Decimal(str(r["component"][0]["valueQuantity"]["value"])) for i, r in panels.items()}
+    assert all(r["component"][0]["code"]["coding"][1]["code"] == "8480-6" for r in panels.values())
+
+    def found(*params) -> set[str]:
+        response = search(client, tokens, ("patient", pid), *params)
+        assert response.status_code == 200, response.text
+        return ids(response.json())
+
+    assert found(("component-code", "http://loinc.org|8480-6")) == set(panels)
+    assert found(("component-code", "8480-6")) == set(panels)
+    assert found(("component-code", "http://loinc.org|85354-9")) == set()  # the panel's own code is no component's
+    assert found(("combo-code", "http://loinc.org|8480-6")) == set(panels)
+    assert found(("combo-code", "http://loinc.org|8867-4")) == set(readings.pulse.values())
+
+    def any_component(rule) -> set[str]:
+        return {
+            i
+            for i, r in panels.items()
+            if any(rule(Decimal(str(c["valueQuantity"]["value"]))) for c in r["component"] if "valueQuantity" in c)
+        }
+
+    top = max(systolic.values())
+    assert found(("component-value-quantity", f"ge{top}||mm[Hg]")) == any_component(lambda v: v >= top)
+    assert found(("component-value-quantity", f"lt{top}")) == any_component(lambda v: v < top)
+    assert found(("component-value-quantity", f"{top}")) == any_component(lambda v: v == top)
+    # UCUM: the same bound in kPa (mm[Hg] = kPa x 7.500637554...)
+    kpa = (top / Decimal("7.500637554192106329037968227")).quantize(Decimal("0.0001"))
+    in_kpa = found(("component-value-quantity", f"ge{kpa}|http://unitsofmeasure.org|kPa"))
+    assert in_kpa == any_component(lambda v: v >= kpa * Decimal("7.500637554192106329037968227"))
+    assert found(("component-value-quantity", f"gt{top}|http://unitsofmeasure.org|kg")) == set()

@@ -21,6 +21,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from . import paging
+from .components import component_match
 from .decisions import Decisions
 from .view import View
 
@@ -225,6 +226,12 @@ def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnEl
         filters.append(~or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
     for quantities in q.quantities:
         filters.append(or_(*(_quantity_clause(p) for p in quantities)))
+    for tokens in q.component_codes:
+        filters.append(or_(*(component_match(t.system or None, t.code) for t in tokens)))
+    for tokens in q.combo_codes:
+        filters.append(or_(*(or_(_code_clause(t), component_match(t.system or None, t.code)) for t in tokens)))
+    for quantities in q.component_quantities:
+        filters.append(or_(*(_component_quantity_clause(p) for p in quantities)))
     columns = {
         "code": m.Observation.code,
         "category": m.Observation.category,
@@ -295,6 +302,23 @@ def _quantity_clause(p: QuantityParam) -> ColumnElement[bool]:
                 "le": col <= value,
             }[p.prefix]
         clauses.append(and_(col.is_not(None), compare, *([m.Observation.unit == unit] if unit is not None else [])))
+    return or_(*clauses)
+
+
+def _component_quantity_clause(p: QuantityParam) -> ColumnElement[bool]:
+    """component-value-quantity: a component whose value compares as asked, in the unit as sent or converted."""
+    clauses = []
+    for unit, factor in _quantity_units(p):
+        low, high, value = (float(x * factor) for x in (p.low, p.high, p.value))
+        if p.prefix == "ap":
+            compare: tuple[Any, ...] = ("range", value - abs(value) / 10, value + abs(value) / 10)
+        elif p.prefix == "eq":
+            compare = ("range", low, high)
+        elif p.prefix == "ne":
+            compare = ("outside", low, high)
+        else:
+            compare = (p.prefix, value)
+        clauses.append(component_match(None, None, compare, unit))
     return or_(*clauses)
 
 
