@@ -470,9 +470,8 @@ def search_everything(world: World, reader: Reader, patient: Enrolled) -> None:
     assert_no_secrets(world, reader, response)
 
 
+INCLUDES = ("Observation:patient", "Observation:subject", "Observation:device")
 REFUSED_SEARCHES = (
-    {"_include": "Observation:patient"},
-    {"_include": "Observation:subject"},
     {"_revinclude": "Provenance:target"},
     {"_has:Consent:patient:status": "active"},
     {"subject:Patient.identifier": "<cpr>"},  # chained, by CPR
@@ -480,8 +479,28 @@ REFUSED_SEARCHES = (
 
 
 def search_with_include(world: World, reader: Reader, patient: Enrolled) -> None:
-    """_include, _revinclude, _has and chained searches are refused (400), with and without a patient;
-    a role that may not search Observations at all is refused as such (403) before its parameters are read."""
+    """_include brings only resources the matches refer to and the reader may read, with no secret;
+    _revinclude, _has and chained searches are refused (400), with and without a patient; a role that may
+    not search Observations at all is refused as such (403) before its parameters are read."""
+    for include in INCLUDES:
+        for scoped in ({}, {"patient": world.known_patient_id(reader, patient)}):
+            response = get(world, reader, "/fhir/Observation", _include=include, **scoped)
+            if not reader.reads_clinical:
+                assert_forbidden(response)
+                continue
+            assert response.status_code == 200, (include, response.text)
+            entries = response.json().get("entry", [])
+            matches = [e["resource"] for e in entries if e["search"]["mode"] == "match"]
+            referred = {r["subject"]["reference"] for r in matches} | {
+                r["device"]["reference"] for r in matches if "device" in r
+            }
+            included = {
+                f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                for e in entries
+                if e["search"]["mode"] == "include"
+            }
+            assert included <= referred, (include, included - referred)
+            assert_no_secrets(world, reader, response, sent=tuple(scoped.values()))
     for refused in REFUSED_SEARCHES:
         params = {k: v.replace("<cpr>", f"{CPR_SYSTEM}|{patient.person.cpr}") for k, v in refused.items()}
         for scoped in ({}, {"patient": world.known_patient_id(reader, patient)}):
