@@ -49,6 +49,24 @@ def searchset(
     return bundle
 
 
+def history_of_searchset(base: str, searchset_bundle: dict[str, Any]) -> dict[str, Any]:
+    """A page of a type history made from a searchset page of the same resources (newest first): the
+    same total and paging links, each entry as the version it is."""
+    matches = [e["resource"] for e in searchset_bundle.get("entry", []) if e["search"]["mode"] == "match"]
+    out = history(base, matches)
+    if "total" in searchset_bundle:
+        out["total"] = searchset_bundle["total"]
+    else:
+        out.pop("total")
+    if searchset_bundle.get("link"):
+        out = {
+            **{k: v for k, v in out.items() if k != "entry"},
+            "link": searchset_bundle["link"],
+            "entry": out["entry"],
+        }
+    return out
+
+
 def history(base: str, versions: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """A history Bundle of resource versions, newest first; each version carries ``meta.versionId``
     and ``meta.lastUpdated``. Version 1 was a create (POST), later ones updates (PUT)."""

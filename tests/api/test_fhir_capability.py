@@ -110,6 +110,10 @@ def test_every_declared_interaction_and_search_parameter_works(client, tokens, w
             elif interaction == "history-instance":
                 response = client.get(f"/fhir/{rtype}/{rid}/_history", headers=auth)
                 assert response.status_code == 200 and response.json()["type"] == "history", rtype
+            elif interaction == "history-type":
+                response = client.get(f"/fhir/{rtype}/_history", headers=auth)
+                assert response.status_code == 200 and response.json()["type"] == "history", rtype
+                assert response.json()["total"] >= 1, rtype
             elif interaction == "search-type":
                 response = client.get(f"/fhir/{rtype}", headers=auth)
                 assert response.status_code == 200 and response.json()["type"] == "searchset", rtype
@@ -168,7 +172,7 @@ def _create(client, tokens, rtype: str, world: dict):
     raise AssertionError(f"no create for {rtype}")
 
 
-@pytest.mark.parametrize("path", ["/fhir/Encounter", "/fhir/Encounter/1", "/fhir/Observation/_history"])
+@pytest.mark.parametrize("path", ["/fhir/Encounter", "/fhir/Encounter/1", "/fhir/Patient/_history"])
 def test_what_is_not_declared_is_not_served(client, tokens, path):
     assert client.get(path, headers=tokens.auth("clinician")).status_code in (404, 405)
 

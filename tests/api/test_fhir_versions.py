@@ -155,3 +155,41 @@ def test_patient_device_and_profile_carry_versions(client, tokens, pilot, readin
     assert client.get("/fhir/StructureDefinition/homediag-blood-pressure/_history/1").json() == sd
     listed = client.get("/fhir/StructureDefinition").json()
     assert all(e["resource"]["meta"]["versionId"] == "1" for e in listed["entry"])
+
+
+def test_observation_type_history_lists_what_the_reader_may_see_newest_first(client, tokens, pilot, reading):
+    patient, pid, _, oid = reading
+    for day in (2, 3, 4):
+        body = envelope(patient, cuff_payload(random.Random(day), datetime(2026, 6, day, 8, 0)), datetime.now(UTC))
+        assert client.post("/ingest", json=body, headers=tokens.auth("gateway")).status_code == 201
+    other = synthetic_patients(2, seed=32)[1]
+    pilot.enrol(other.cpr)  # no consent: its readings are in no history this clinician sees
+    body = envelope(other, cuff_payload(random.Random(9), datetime(2026, 6, 5, 8, 0)), datetime.now(UTC))
+    assert client.post("/ingest", json=body, headers=tokens.auth("gateway")).status_code == 201
+
+    auth = tokens.auth("clinician")
+    first = client.get("/fhir/Observation/_history", params={"_count": "3"}, headers=auth)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    Bundle.model_validate(page)
+    assert page["type"] == "history" and page["total"] == 8
+    seen = []
+    while True:
+        for entry in page["entry"]:
+            assert entry["response"]["etag"] == 'W/"1"' and entry["request"]["method"] == "POST"
+            seen.append(entry["resource"])
+        following = [link["url"] for link in page.get("link", []) if link["relation"] == "next"]
+        if not following:
+            break
+        assert "/Observation/_history?" in following[0]
+        page = client.get(following[0], headers=auth).json()
+        assert page["type"] == "history"
+    assert len(seen) == len({r["id"] for r in seen}) == 8
+    assert {r["subject"]["reference"] for r in seen} == {f"Patient/{pid}"}
+    stamps = [r["meta"]["lastUpdated"] for r in seen]
+    assert stamps == sorted(stamps, reverse=True)
+    assert oid in {r["id"] for r in seen}
+
+    later = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert client.get("/fhir/Observation/_history", params={"_since": later}, headers=auth).json()["total"] == 0
+    assert client.get("/fhir/Observation/_history", params={"code": "x"}, headers=auth).status_code == 400

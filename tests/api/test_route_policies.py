@@ -32,6 +32,7 @@ EXPECTED = {
     ("POST", "/fhir/Observation/$validate"): "any-user",
     ("GET", "/fhir/Observation"): "clinical-read",
     ("POST", "/fhir/Observation/_search"): "clinical-read",
+    ("GET", "/fhir/Observation/_history"): "clinical-read",
     ("GET", "/fhir/Patient/{patient_id}/Observation"): "clinical-read",
     ("GET", "/fhir/Observation/{observation_id}"): "clinical-read",
     ("GET", "/fhir/Observation/{observation_id}/_history/{version_id}"): "clinical-read",

@@ -78,6 +78,7 @@ class ObservationReads(Decisions):
         query_items: list[tuple[str, str]],
         purpose: str | None = None,
         cursor: paging.Cursor | None = None,
+        path: str = "Observation",
     ) -> dict[str, Any]:
         """One page of a search walk: the first (``cursor`` None: takes the snapshot and the total) or a
         later one (``cursor`` from the ``_page`` token of a link this method made)."""
@@ -145,7 +146,7 @@ class ObservationReads(Decisions):
                 )
         shown = [view.shown(versions.stamp(r.resource, 1, r.received_at)) for r in rows]
         included = self._included(principal, q, shown, purpose) if q.includes else []
-        return _searchset(self.rt.keys, base_url, q, page, [_subset(r, q) for r in shown], included)
+        return _searchset(self.rt.keys, base_url, q, page, [_subset(r, q) for r in shown], included, path)
 
     def _included(
         self, principal: Principal, q: ObservationQuery, shown: list[dict[str, Any]], purpose: str | None
@@ -461,19 +462,20 @@ def _searchset(
     page: _Page,
     resources: list[dict[str, Any]],
     included: list[dict[str, Any]] | None = None,
+    path: str = "Observation",
 ) -> dict[str, Any]:
     walk = page.cursor
 
     def link(**edge: Any) -> str:
         moved = paging.Cursor(walk.items, walk.snapshot, walk.total, walk.reader, **edge)
-        return f"{base_url}/Observation?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
+        return f"{base_url}/{path}?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
 
     def mark(row: Any) -> tuple[str, str]:
         value = row.sort_value
         return (value if isinstance(value, str) else value.isoformat(), row.id)
 
     self_items = walk.items if any(k == "_count" for k, _ in walk.items) else [*walk.items, ("_count", str(q.count))]
-    links = {"self": f"{base_url}/Observation?{urlencode(self_items)}"}
+    links = {"self": f"{base_url}/{path}?{urlencode(self_items)}"}
     if walk.after is not None or walk.before is not None:
         links["self"] = link(index=walk.index, after=walk.after, before=walk.before)
     # _count=0 asks for the total only: a next/previous link would point at this page again, forever.

@@ -71,7 +71,9 @@ def capability_statement(base: str, smart: dict[str, Any] | None = None) -> dict
                     {
                         "type": "Observation",
                         "supportedProfile": [p.url for p in PROFILES.values()],
-                        "interaction": _interactions("read", "vread", "history-instance", "search-type", "create"),
+                        "interaction": _interactions(
+                            "read", "vread", "history-instance", "history-type", "search-type", "create"
+                        ),
                         "versioning": "versioned",
                         "readHistory": False,
                         "conditionalCreate": True,

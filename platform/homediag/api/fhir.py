@@ -145,6 +145,33 @@ def patient_observations(
     return _observation_search(request, items, rt, caller, base)
 
 
+@router.get("/Observation/_history", summary="Type history: the readings the caller may see, newest stored first")
+def observation_type_history(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
+    """``_count`` and ``_since`` (an instant); a reading has one version, so this lists each reading the
+    caller may see once, as it was stored, newest first; paged like a search (a snapshot)."""
+    items = list(request.query_params.multi_items())
+    cursor = caller.access.page_cursor(caller.user, items, caller.purpose)
+    if cursor is not None:
+        items = cursor.items
+    else:
+        converted = [("_sort", "-_lastUpdated")]
+        for name, value in items:
+            if name == "_count":
+                converted.append((name, value))
+            elif name == "_since":
+                if not value[:1].isdigit():
+                    raise BadRequest(f"_since: an instant (e.g. 2026-11-30T08:00:00Z), not '{value[:40]}'", name)
+                converted.append(("_lastUpdated", f"ge{value}"))
+            else:
+                raise BadRequest(f"unknown parameter '{name}' of a history; supported: _count, _since", name)
+        items = converted
+    query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
+    page = caller.access.search_observations(
+        caller.user, query, base, items, caller.purpose, cursor, path="Observation/_history"
+    )
+    return FhirResponse(bundles.history_of_searchset(base, page))
+
+
 @router.get("/Observation/{observation_id}", summary="Read an Observation")
 def read_observation(observation_id: str, request: Request, caller: ClinicalReader) -> Response:
     return versioned(request, caller.access.read_observation(caller.user, observation_id, caller.purpose))
