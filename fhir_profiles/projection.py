@@ -57,7 +57,13 @@ VALUE: dict[str, Spec] = {
     "interpretation": CONCEPT,
 }
 REFERENCE_RANGE: dict[str, Spec] = {"low": QUANTITY, "high": QUANTITY, "type": CONCEPT, "appliesTo": CONCEPT}
-META: dict[str, Spec] = {"profile": "uri", "security": CODING, "tag": CODING, "lastUpdated": "time"}
+META: dict[str, Spec] = {
+    "versionId": "code",
+    "profile": "uri",
+    "security": CODING,
+    "tag": CODING,
+    "lastUpdated": "time",
+}
 # the profiles' extensions, by url: the value element each carries
 EXTENSIONS: dict[str, tuple[str, Spec]] = {
     EXT_GATEWAY_DEVICE: ("valueReference", REFERENCE),

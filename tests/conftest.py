@@ -65,10 +65,12 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def runtime(database_url: str) -> Iterator[Runtime]:
-    """A runtime over a migrated, empty database, with fresh keys."""
+def runtime(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime over a migrated, empty database, with fresh keys, writing exports under the test's tmp dir."""
     keys = KeyRing.generate()
-    settings = Settings(database_url=database_url, keys_json=keys.to_json(), _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=database_url, keys_json=keys.to_json(), export_dir=tmp_path / "exports", _env_file=None
+    )
     engine = make_engine(database_url)
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
@@ -89,6 +91,7 @@ class Tokens:
     admin: str
     clinician: str
     gateway: str
+    evaluator: str
     ids: dict[str, str] = field(default_factory=dict)  # role -> user id
     team: str = ""  # the test clinician's care team
 
@@ -101,10 +104,11 @@ ADMIN = Principal("test-admin", "test admin", "admin", None)
 
 @pytest.fixture
 def tokens(runtime: Runtime) -> Tokens:
-    """An admin, a clinician on a care team, and a gateway that may use any device."""
+    """An admin, a clinician on a care team, a gateway that may use any device, and an evaluator of FIERS."""
     with runtime.sessions.begin() as session:
         users = {
-            role: create_user(session, name=f"test {role}", role=role) for role in ("admin", "clinician", "gateway")
+            role: create_user(session, name=f"test {role}", role=role, organisation=organisation)
+            for role, organisation in (("admin", None), ("clinician", None), ("gateway", None), ("evaluator", "FIERS"))
         }
         team = care.create_team(session, runtime.keys, ADMIN, "test team", runtime.settings.pilot)
         care.add_member(session, runtime.keys, ADMIN, team.id, users["clinician"][0].id)

@@ -9,6 +9,8 @@ from typing import Any
 
 
 def entry(base: str, resource: dict[str, Any], mode: str = "match") -> dict[str, Any]:
+    if "id" not in resource:  # an OperationOutcome about the search itself
+        return {"resource": resource, "search": {"mode": mode}}
     return {
         "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
         "resource": resource,
@@ -16,24 +18,53 @@ def entry(base: str, resource: dict[str, Any], mode: str = "match") -> dict[str,
     }
 
 
+_COUNTED = object()
+
+
 def searchset(
     base: str,
     resources: Iterable[dict[str, Any]],
     *,
-    total: int | None = None,
+    total: int | None | object = _COUNTED,
     links: dict[str, str] | None = None,
+    included: Iterable[dict[str, Any]] | None = None,
+    outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A searchset of ``resources`` (all matches). ``links``: relation -> URL (self, next, previous)."""
+    """A searchset of ``resources`` (the matches; ``total`` default: their number, None: left out).
+    ``links``: relation -> URL (self, next, previous); ``included``: resources an ``_include`` brought
+    (search.mode include); ``outcome``: an OperationOutcome about the search (search.mode outcome)."""
     entries = [entry(base, r) for r in resources]
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(entries) if total is None else total,
-    }
+    matches = len(entries)
+    entries += [entry(base, r, "include") for r in included or ()]
+    if outcome is not None:
+        entries.append(entry(base, outcome, "outcome"))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is _COUNTED:
+        bundle["total"] = matches
+    elif total is not None:
+        bundle["total"] = total
     if links:
         bundle["link"] = [{"relation": relation, "url": url} for relation, url in links.items()]
     bundle["entry"] = entries
     return bundle
+
+
+def history_of_searchset(base: str, searchset_bundle: dict[str, Any]) -> dict[str, Any]:
+    """A page of a type history made from a searchset page of the same resources (newest first): the
+    same total and paging links, each entry as the version it is."""
+    matches = [e["resource"] for e in searchset_bundle.get("entry", []) if e["search"]["mode"] == "match"]
+    out = history(base, matches)
+    if "total" in searchset_bundle:
+        out["total"] = searchset_bundle["total"]
+    else:
+        out.pop("total")
+    if searchset_bundle.get("link"):
+        out = {
+            **{k: v for k, v in out.items() if k != "entry"},
+            "link": searchset_bundle["link"],
+            "entry": out["entry"],
+        }
+    return out
 
 
 def history(base: str, versions: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,9 +147,16 @@ def _stamp(resource: dict[str, Any], consent_id: str, version: int, when: Any) -
 
 
 def record_consent(
-    rt: Runtime, actor: Principal, resource: dict[str, Any], consent_id: str | None = None
+    rt: Runtime,
+    actor: Principal,
+    resource: dict[str, Any],
+    consent_id: str | None = None,
+    *,
+    if_match: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Create (``consent_id`` None) or update a Consent; every version is kept. Takes effect on the next request."""
+    """Create (``consent_id`` None) or update a Consent; every version is kept. Takes effect on the next request.
+    ``if_match`` is shown the current version of an updated consent (in the updating transaction) and may
+    refuse the update by raising."""
     if resource.get("resourceType") != "Consent":
         raise Invalid(
             Issue("error", "structure", f"expected a Consent, got {resource.get('resourceType')!r}", "resourceType")
@@ -181,6 +189,8 @@ def record_consent(
             row = session.get(m.Consent, consent_id)
             if row is None:
                 raise Missing(f"Consent/{consent_id} is not known")
+            if if_match is not None:
+                if_match(row.resource)
             if row.patient_key != patient.patient_key:
                 raise Invalid(
                     Issue(

@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from homediag.errors import BadRequest
 
-DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+NUMBER_PREFIXES = DATE_PREFIXES
 _DATE = re.compile(
     r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
@@ -121,16 +123,62 @@ def parse_reference(raw: str, resource_type: str, parameter: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class QuantityParam:
+    """A quantity parameter: prefix, the number as sent and the range its precision covers, and the unit."""
+
+    prefix: str
+    value: Decimal
+    low: Decimal
+    high: Decimal
+    system: str | None
+    code: str | None
+
+
+def parse_quantity(raw: str, parameter: str) -> QuantityParam:
+    """``[prefix]number[|system|code]`` (also ``number||code``)."""
+    prefix = raw[:2] if raw[:2].isalpha() else "eq"
+    text = raw[2:] if raw[:2].isalpha() else raw
+    if prefix not in NUMBER_PREFIXES:
+        raise SearchError(
+            f"{parameter}: prefix '{prefix}' is not supported (use one of {', '.join(NUMBER_PREFIXES)})", parameter
+        )
+    number, system, code = (text.split("|", 2) + ["", ""])[:3] if "|" in text else (text, "", "")
+    if not re.fullmatch(r"-?\d{1,12}(\.\d{1,12})?([eE][+-]?\d{1,3})?", number):
+        raise SearchError(f"{parameter}: '{number[:40]}' is not a number", parameter)
+    value = Decimal(number)
+    exponent = value.as_tuple().exponent
+    half = Decimal(5).scaleb(int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
+    if "|" in text and not code:
+        raise SearchError(f"{parameter}: '{text[:40]}' names no unit code after the system", parameter)
+    return QuantityParam(prefix, value, value - half, value + half, system or None, code or None)
+
+
 @dataclass
 class ObservationQuery:
     patient_ids: list[str] = field(default_factory=list)
     codes: list[list[Token]] = field(default_factory=list)  # AND of ORs
     categories: list[list[Token]] = field(default_factory=list)
+    not_codes: list[list[Token]] = field(default_factory=list)  # code:not (none of)
+    not_categories: list[list[Token]] = field(default_factory=list)
     dates: list[DateRange] = field(default_factory=list)
+    last_updated: list[DateRange] = field(default_factory=list)
     device_ids: list[str] = field(default_factory=list)
+    ids: list[list[str]] = field(default_factory=list)  # _id: AND of ORs
+    quantities: list[list[QuantityParam]] = field(default_factory=list)
+    component_codes: list[list[Token]] = field(default_factory=list)
+    component_quantities: list[list[QuantityParam]] = field(default_factory=list)
+    combo_codes: list[list[Token]] = field(default_factory=list)  # code or a component's code
+    missing: dict[str, bool] = field(default_factory=dict)  # parameter -> :missing=true|false
     count: int = 50
     offset: int = 0
+    sort: str = "date"  # date | _lastUpdated | _id
     descending: bool = True
+    summary: str | None = None  # count | true | data | false
+    total: str = "accurate"  # none | estimate | accurate
+    elements: list[str] = field(default_factory=list)
+    includes: list[str] = field(default_factory=list)  # patient | subject | device
+    ignored: list[str] = field(default_factory=list)  # unknown parameters a lenient search ignored
 
 
 OBSERVATION_PARAMETERS = (
@@ -140,11 +188,43 @@ OBSERVATION_PARAMETERS = (
     "category",
     "date",
     "device",
+    "value-quantity",
+    "component-code",
+    "component-value-quantity",
+    "combo-code",
+    "_id",
+    "_lastUpdated",
     "_count",
     "_sort",
     "_offset",
+    "_summary",
+    "_total",
+    "_elements",
+    "_include",
     "_format",
+    "_pretty",
 )
+# parameter -> its FHIR search parameter type (what the CapabilityStatement declares)
+OBSERVATION_PARAMETER_TYPES = {
+    "patient": "reference",
+    "subject": "reference",
+    "code": "token",
+    "category": "token",
+    "date": "date",
+    "device": "reference",
+    "value-quantity": "quantity",
+    "component-code": "token",
+    "component-value-quantity": "quantity",
+    "combo-code": "token",
+    "_id": "token",
+    "_lastUpdated": "date",
+}
+SORTABLE = ("date", "_lastUpdated", "_id")
+MISSING_ALLOWED = ("code", "category", "device", "value-quantity")
+INCLUDES = {"Observation:patient": "patient", "Observation:subject": "subject", "Observation:device": "device"}
+_SUMMARIES = ("true", "false", "count", "data")
+# a client's way of asking how to count (fhirpy's .count() sends _totalMethod=count): the total is always exact
+_TOTAL_METHODS = ("count", "estimate", "accurate", "none")
 
 
 _WHOLE = re.compile(r"[0-9]{1,9}")
@@ -157,41 +237,109 @@ def parse_count(value: str, parameter: str) -> int:
     return int(value)
 
 
+def _unknown(name: str) -> SearchError:
+    hint = (
+        " (_revinclude, chained and _has searches are not supported)"
+        if name.startswith(("_include", "_revinclude", "_has")) or "." in name or ":" in name
+        else ""
+    )
+    return SearchError(f"unknown search parameter '{name}'{hint}; supported: {', '.join(OBSERVATION_PARAMETERS)}", name)
+
+
 def parse_observation_query(
-    items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int
+    items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int, *, lenient: bool = False
 ) -> ObservationQuery:
+    """The query of ``items``. Strict (the default): an unknown parameter is a 400. Lenient
+    (``Prefer: handling=lenient``): it is ignored and named in ``ignored``; a known parameter with a value
+    that cannot be read is a 400 either way."""
     q = ObservationQuery(count=default_count)
-    for name, value in items:
-        if name in ("patient", "subject"):
-            q.patient_ids.append(parse_reference(value, "Patient", name))
-        elif name == "code":
-            q.codes.append(parse_tokens(value, name))
-        elif name == "category":
-            q.categories.append(parse_tokens(value, name))
-        elif name == "date":
-            q.dates.append(parse_date(value, zone))
-        elif name == "device":
-            q.device_ids.append(parse_reference(value, "Device", name))
-        elif name == "_count":
-            q.count = min(parse_count(value, name), max_count)
-        elif name == "_offset":
-            q.offset = parse_count(value, name)
-        elif name == "_sort":
-            if value not in ("date", "-date"):
-                raise SearchError(f"_sort: only 'date' and '-date' are supported, not '{value}'", name)
-            q.descending = value == "-date"
-        elif name == "_format":
-            if value not in ("json", "application/json", "application/fhir+json"):
-                raise SearchError(f"_format: only JSON is served, not '{value}'", name)
-        else:
-            hint = (
-                " (_include, chained and _has searches are not supported)"
-                if name.startswith(("_include", "_revinclude", "_has")) or "." in name or ":" in name
-                else ""
-            )
-            raise SearchError(
-                f"unknown search parameter '{name}'{hint}; supported: {', '.join(OBSERVATION_PARAMETERS)}", name
-            )
+    for raw_name, value in items:
+        name, _, modifier = raw_name.partition(":")
+        try:
+            _parse_one(q, name, modifier, raw_name, value, zone, max_count)
+        except _Unknown:
+            if not lenient:
+                raise _unknown(raw_name) from None
+            q.ignored.append(raw_name)
     if len(set(q.patient_ids)) > 1:
         raise SearchError("patient: more than one patient given; repeat the search per patient", "patient")
+    if q.summary == "count":
+        q.count = 0
     return q
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _parse_one(  # noqa: C901 - one branch per parameter
+    q: ObservationQuery, name: str, modifier: str, raw_name: str, value: str, zone: ZoneInfo, max_count: int
+) -> None:
+    if modifier == "missing":
+        if name not in MISSING_ALLOWED:
+            raise _Unknown
+        if value not in ("true", "false"):
+            raise SearchError(f"{raw_name}: 'true' or 'false', not '{value[:40]}'", raw_name)
+        q.missing[name] = value == "true"
+        return
+    if modifier == "not" and name in ("code", "category"):
+        (q.not_codes if name == "code" else q.not_categories).append(parse_tokens(value, raw_name))
+        return
+    if modifier:
+        raise _Unknown
+    if name in ("patient", "subject"):
+        q.patient_ids.append(parse_reference(value, "Patient", name))
+    elif name == "code":
+        q.codes.append(parse_tokens(value, name))
+    elif name == "category":
+        q.categories.append(parse_tokens(value, name))
+    elif name == "date":
+        q.dates.append(parse_date(value, zone))
+    elif name == "_lastUpdated":
+        q.last_updated.append(parse_date(value, zone, name))
+    elif name == "device":
+        q.device_ids.append(parse_reference(value, "Device", name))
+    elif name == "value-quantity":
+        q.quantities.append([parse_quantity(v, name) for v in value.split(",")])
+    elif name == "component-value-quantity":
+        q.component_quantities.append([parse_quantity(v, name) for v in value.split(",")])
+    elif name == "component-code":
+        q.component_codes.append(parse_tokens(value, name))
+    elif name == "combo-code":
+        q.combo_codes.append(parse_tokens(value, name))
+    elif name == "_id":
+        ids = [v for v in value.split(",")]
+        for v in ids:
+            if not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", v):
+                raise SearchError(f"_id: '{v[:40]}' is not a valid resource id", name)
+        q.ids.append(ids)
+    elif name == "_count":
+        q.count = min(parse_count(value, name), max_count)
+    elif name == "_offset":
+        q.offset = parse_count(value, name)
+    elif name == "_sort":
+        field_name = value.removeprefix("-")
+        if field_name not in SORTABLE or "," in value:
+            raise SearchError(f"_sort: one of {', '.join(SORTABLE)} (with '-' for descending), not '{value}'", name)
+        q.sort, q.descending = field_name, value.startswith("-")
+    elif name == "_summary":
+        if value not in _SUMMARIES:
+            raise SearchError(f"_summary: one of {', '.join(_SUMMARIES)}, not '{value[:40]}'", name)
+        q.summary = value
+    elif name == "_total":
+        if value not in ("none", "estimate", "accurate"):
+            raise SearchError(f"_total: one of none, estimate, accurate, not '{value[:40]}'", name)
+        q.total = value
+    elif name == "_totalMethod":
+        if value not in _TOTAL_METHODS:
+            raise SearchError(f"_totalMethod: one of {', '.join(_TOTAL_METHODS)}, not '{value[:40]}'", name)
+    elif name == "_elements":
+        q.elements += [e.strip() for e in value.split(",") if e.strip()]
+    elif name == "_include":
+        if value not in INCLUDES:
+            raise SearchError(f"_include: one of {', '.join(INCLUDES)}, not '{value[:60]}'", name)
+        q.includes.append(INCLUDES[value])
+    elif name in ("_format", "_pretty"):
+        pass  # taken care of by content negotiation (api/negotiation.py)
+    else:
+        raise _Unknown

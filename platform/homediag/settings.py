@@ -44,6 +44,14 @@ class Settings(BaseSettings):
         default=None, description="the provider's signing keys as a JWKS file, for a closed network"
     )
     oidc_role_claim: str = Field(default="homediag_role", description="the claim that names the person's role")
+    oidc_authorization_endpoint: str | None = Field(
+        default=None,
+        description="the provider's authorization endpoint for SMART discovery; default: from its"
+        " /.well-known/openid-configuration",
+    )
+    oidc_token_endpoint: str | None = Field(
+        default=None, description="the provider's token endpoint for SMART discovery; default: as above"
+    )
     future_tolerance_minutes: int = Field(
         default=10, description="how far ahead of the server's clock a reading may be dated"
     )

@@ -429,6 +429,27 @@ def read(world: World, reader: Reader, patient: Enrolled) -> None:
             assert_same_as_unknown(real, r.id, unknown, unknown_id)
 
 
+def vread(world: World, reader: Reader, patient: Enrolled) -> None:
+    """GET /fhir/Observation/{id}/_history/1 and /_history: decided exactly as a read (the same answer,
+    the same 404 as for what does not exist), with the id as the reader knows it."""
+    unknown_id = world.unknown_id(reader, "Observation")
+    for r in patient.readings:
+        known = world.known_reading_id(reader, r) if reader.reads_clinical else r.id
+        read_answer = get(world, reader, f"/fhir/Observation/{known}")
+        for suffix in ("/_history/1", "/_history"):
+            response = get(world, reader, f"/fhir/Observation/{known}{suffix}")
+            if not reader.reads_clinical:
+                assert_forbidden(response)
+            elif may_see_reading(reader, patient.subject, r.maker):
+                assert response.status_code == 200, response.text
+                version = response.json() if suffix.endswith("1") else response.json()["entry"][0]["resource"]
+                assert version == read_answer.json()
+            else:
+                unknown = get(world, reader, f"/fhir/Observation/{unknown_id}{suffix}")
+                assert_same_as_unknown(response, known, unknown, unknown_id)
+            assert_no_secrets(world, reader, response, sent=(known,))
+
+
 def search_by_patient(world: World, reader: Reader, patient: Enrolled) -> None:
     """GET /fhir/Observation?patient= (and ?subject=Patient/...)."""
     known = world.known_patient_id(reader, patient)
@@ -470,9 +491,8 @@ def search_everything(world: World, reader: Reader, patient: Enrolled) -> None:
     assert_no_secrets(world, reader, response)
 
 
+INCLUDES = ("Observation:patient", "Observation:subject", "Observation:device")
 REFUSED_SEARCHES = (
-    {"_include": "Observation:patient"},
-    {"_include": "Observation:subject"},
     {"_revinclude": "Provenance:target"},
     {"_has:Consent:patient:status": "active"},
     {"subject:Patient.identifier": "<cpr>"},  # chained, by CPR
@@ -480,8 +500,28 @@ REFUSED_SEARCHES = (
 
 
 def search_with_include(world: World, reader: Reader, patient: Enrolled) -> None:
-    """_include, _revinclude, _has and chained searches are refused (400), with and without a patient;
-    a role that may not search Observations at all is refused as such (403) before its parameters are read."""
+    """_include brings only resources the matches refer to and the reader may read, with no secret;
+    _revinclude, _has and chained searches are refused (400), with and without a patient; a role that may
+    not search Observations at all is refused as such (403) before its parameters are read."""
+    for include in INCLUDES:
+        for scoped in ({}, {"patient": world.known_patient_id(reader, patient)}):
+            response = get(world, reader, "/fhir/Observation", _include=include, **scoped)
+            if not reader.reads_clinical:
+                assert_forbidden(response)
+                continue
+            assert response.status_code == 200, (include, response.text)
+            entries = response.json().get("entry", [])
+            matches = [e["resource"] for e in entries if e["search"]["mode"] == "match"]
+            referred = {r["subject"]["reference"] for r in matches} | {
+                r["device"]["reference"] for r in matches if "device" in r
+            }
+            included = {
+                f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                for e in entries
+                if e["search"]["mode"] == "include"
+            }
+            assert included <= referred, (include, included - referred)
+            assert_no_secrets(world, reader, response, sent=tuple(scoped.values()))
     for refused in REFUSED_SEARCHES:
         params = {k: v.replace("<cpr>", f"{CPR_SYSTEM}|{patient.person.cpr}") for k, v in refused.items()}
         for scoped in ({}, {"patient": world.known_patient_id(reader, patient)}):
@@ -644,6 +684,7 @@ def audit_read(world: World, reader: Reader, patient: Enrolled) -> None:
 
 INTERACTIONS: dict[str, Callable[[World, Reader, Enrolled], None]] = {
     "read": read,
+    "vread": vread,
     "search-patient": search_by_patient,
     "search-all": search_everything,
     "search-include": search_with_include,

@@ -206,7 +206,7 @@ def test_only_the_owner_sees_a_job_s_status_and_files(client, runtime, exports, 
         ({"_outputFormat": "text/csv"}, {}, 400, "_outputFormat"),
         ({"_since": "2026-03-01"}, {}, 400, "_since"),
         ({"_typeFilter": "Observation?code=x"}, {}, 400, "_typeFilter"),
-        ({}, {"Accept": "text/html"}, 400, "Accept"),
+        ({}, {"Accept": "text/html"}, 406, "text/html"),  # the FHIR API serves JSON only
     ],
 )
 def test_a_bad_kick_off_is_refused_with_what_is_wrong(client, exports, evaluator, params, headers, status, says):  # type: ignore[no-untyped-def]

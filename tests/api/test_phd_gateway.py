@@ -592,7 +592,10 @@ LATER_TABLES = {
     "gateway_patient",
     "gateway_device",
 }
-LATER_COLUMNS = {"device": {"identifier", "kind", "resource"}, "observation": {"gateway_received_at"}}
+LATER_COLUMNS = {
+    "device": {"identifier", "kind", "resource", "version", "updated_at"},
+    "observation": {"gateway_received_at", "txn"},
+}
 
 
 def _schema(url: str) -> tuple[set[str], dict[str, set[str]], list]:

@@ -291,6 +291,7 @@ def test_a_shifted_date_search_over_thousands_of_patients_is_one_expression(runt
     """A shifted reader's date bounds are chosen per patient by one CASE: 3,000 patients stay within
     SQLite's expression depth (a chain of ORs would not)."""
     from homediag.access import AccessService
+    from homediag.access.observations import search_filters
     from homediag.access.view import View, Window
     from homediag.domains import domain_for
     from homediag.search_params import parse_observation_query
@@ -307,5 +308,7 @@ def test_a_shifted_date_search_over_thousands_of_patients_is_one_expression(runt
     query = parse_observation_query(items, ZoneInfo("Europe/Copenhagen"), 50, 500)
     reads = AccessService(runtime)
     with runtime.sessions() as session:
-        clause = reads._dates(session, view, query, dict.fromkeys(keys, Window(((None, None),))))
-        assert session.scalar(select(func.count()).select_from(m.Observation).where(clause)) == 0
+        moved = reads._mover(session, view, dict.fromkeys(keys, Window(((None, None),))))
+        assert moved is not None
+        clauses = search_filters(query, [], moved)
+        assert session.scalar(select(func.count()).select_from(m.Observation).where(*clauses)) == 0

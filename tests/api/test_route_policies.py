@@ -24,15 +24,28 @@ from homediag.runtime import Runtime
 # The decided policy of every route: changing one is a deliberate change of this table.
 EXPECTED = {
     ("GET", "/fhir/metadata"): "public",
+    ("GET", "/.well-known/smart-configuration"): "public",
+    ("GET", "/fhir/.well-known/smart-configuration"): "public",
     ("GET", "/fhir/StructureDefinition"): "public",
     ("GET", "/fhir/StructureDefinition/{profile_id}"): "public",
+    ("GET", "/fhir/StructureDefinition/{profile_id}/_history/{version_id}"): "public",
     ("POST", "/fhir/Observation/$validate"): "any-user",
     ("GET", "/fhir/Observation"): "clinical-read",
+    ("POST", "/fhir/Observation/_search"): "clinical-read",
+    ("GET", "/fhir/Observation/_history"): "clinical-read",
+    ("GET", "/fhir/Patient/{patient_id}/Observation"): "clinical-read",
     ("GET", "/fhir/Observation/{observation_id}"): "clinical-read",
+    ("GET", "/fhir/Observation/{observation_id}/_history/{version_id}"): "clinical-read",
+    ("GET", "/fhir/Observation/{observation_id}/_history"): "clinical-read",
     ("GET", "/fhir/Patient/{patient_id}"): "patient-read",
+    ("GET", "/fhir/Patient/{patient_id}/_history/{version_id}"): "patient-read",
+    ("GET", "/fhir/Patient/{patient_id}/_history"): "patient-read",
     ("GET", "/fhir/Device/{device_id}"): "device-read",
+    ("GET", "/fhir/Device/{device_id}/_history/{version_id}"): "device-read",
+    ("GET", "/fhir/Device/{device_id}/_history"): "device-read",
     ("GET", "/fhir/Consent"): "admin-read",
     ("GET", "/fhir/Consent/{consent_id}"): "admin-read",
+    ("GET", "/fhir/Consent/{consent_id}/_history/{version_id}"): "admin-read",
     ("GET", "/fhir/Consent/{consent_id}/_history"): "admin-read",
     ("GET", "/fhir/AuditEvent"): "admin-read",
     ("POST", "/fhir/Patient"): "admin-write",
@@ -117,11 +130,13 @@ def test_only_the_openapi_pages_are_exempt_and_they_show_no_data(app: FastAPI) -
 
 def test_a_policy_authenticates_before_the_route_runs(app: FastAPI) -> None:
     with TestClient(app) as client:
-        for (method, path), name in EXPECTED.items():
+        for (methods, path), name in EXPECTED.items():
             if name == "public":
                 continue
             url = path.replace("{", "x").replace("}", "")
-            response = client.request(method, url, content=b"{}")
-            assert response.status_code == 401, (method, path, response.text)
-            assert response.json()["resourceType"] == "OperationOutcome"
-            assert response.headers["www-authenticate"].startswith("Bearer")
+            for method in methods.split(","):
+                response = client.request(method, url, content=b"{}")
+                assert response.status_code == 401, (method, path, response.text)
+                assert response.headers["www-authenticate"].startswith("Bearer")
+                if method != "HEAD":  # a HEAD answer has no body
+                    assert response.json()["resourceType"] == "OperationOutcome"

@@ -38,6 +38,27 @@ class ConsentReads(Decisions):
             raise NotFound.resource("Consent", consent_id)
         return resource
 
+    def read_consent_version(self, principal: Principal, consent_id: str, version: str) -> dict[str, Any]:
+        """vread: every version of a consent is kept (``consent_version``)."""
+        self._admin_only(principal)
+        number = int(version) if version.isdigit() and len(version) < 9 else None
+        with self.rt.sessions.begin() as session:
+            row = session.get(m.ConsentVersion, (consent_id, number)) if number is not None else None
+            pkey = session.execute(select(m.Consent.patient_key).where(m.Consent.id == consent_id)).scalar()
+            self._audit(
+                session,
+                principal,
+                "read",
+                "permit" if row is not None else "deny",
+                patient_key=pkey,
+                entity=f"Consent/{consent_id}/_history/{number}",
+                detail=None if row is not None else "no such version",
+            )
+            resource = row.resource if row is not None else None
+        if resource is None:
+            raise NotFound(f"Consent/{consent_id} has no version {version[:20]}")
+        return resource
+
     def consent_history(self, principal: Principal, consent_id: str) -> list[dict[str, Any]]:
         self._admin_only(principal)
         with self.rt.sessions.begin() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homediag import versions
 from homediag.errors import Forbidden, NotFound
 from homediag.store import models as m
 from homediag.users import Principal
@@ -57,7 +58,19 @@ class DeviceReads(ObservationReads):
                 detail=detail,
             )
             if permit and device is not None:
-                seen = device_resource(device)
+                seen = versions.stamp(device_resource(device), device.version, device.updated_at or device.first_seen)
         if seen is None:
             raise NotFound.resource("Device", device_id)
         return seen
+
+    def read_device_version(
+        self, principal: Principal, device_id: str, version: str, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """vread: the current version only (earlier versions of a Device are not kept); audited as a read."""
+        current = self.read_device(principal, device_id, purpose)
+        if version != current["meta"]["versionId"]:
+            raise NotFound(
+                f"Device/{device_id} version {version[:20]} is not kept (the current version is "
+                f"{current['meta']['versionId']}; earlier versions of a Device are not kept)"
+            )
+        return current

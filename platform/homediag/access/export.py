@@ -11,6 +11,7 @@ and cancellation, and the finished job (counts per type, patients, the period of
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from homediag import versions
 from homediag.bulk import jobs
 from homediag.bulk.request import ExportRequest
 from homediag.clock import from_store, utcnow
@@ -102,16 +104,23 @@ class ExportReads(Decisions):
                         entity=f"Group/{group_id}"[:200], detail=detail)  # fmt: skip
         if not known:
             raise NotFound.resource("Group", group_id)
-        # the pilot's name is the Group's id in every domain (it names no one); members are the reader's pseudonyms
-        return {
-            "resourceType": "Group",
-            "id": group_id,
-            "type": "person",
-            "actual": True,
-            "name": f"pilot {group_id}: patients whose consent permits research use now",
-            "quantity": len(members),
-            "member": [{"entity": {"reference": f"Patient/{view.shown_id('Patient', pid)}"}} for pid in members],
-        }
+        # the pilot's name is the Group's id in every domain (it names no one); members are the reader's pseudonyms.
+        # The Group is decided now: its version is a digest of what it holds, so it changes when membership does.
+        shown = [view.shown_id("Patient", pid) for pid in members]
+        digest = hashlib.sha256("\n".join(shown).encode()).hexdigest()[:16]
+        return versions.stamp(
+            {
+                "resourceType": "Group",
+                "id": group_id,
+                "type": "person",
+                "actual": True,
+                "name": f"pilot {group_id}: patients whose consent permits research use now",
+                "quantity": len(members),
+                "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in shown],
+            },
+            digest,
+            utcnow(),
+        )
 
     # -- the job's pages ----------------------------------------------------------------------------
     def _windows(self, session: Session, view: View, job: jobs.JobSpec) -> dict[str, Window]:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from homediag import bundles
-from homediag.clock import from_store, to_store
-from homediag.errors import NotFound
-from homediag.fhir_profiles import terminology
-from homediag.search_params import ObservationQuery, Token
+from homediag import bundles, versions
+from homediag.clock import from_store, to_store, utcnow
+from homediag.errors import BadRequest, Forbidden, NotFound
+from homediag.fhir_profiles import Issue, operation_outcome, terminology
+from homediag.keys import KeyRing
+from homediag.search_params import DateRange, ObservationQuery, QuantityParam, Token
 from homediag.store import models as m
 from homediag.users import Principal
 
+from . import paging
+from .components import component_match
 from .decisions import Decisions
 from .view import View, Window
 
@@ -51,10 +57,19 @@ class ObservationReads(Decisions):
                     detail=decision.reason,
                 )
                 if decision.permit:
-                    seen = row.resource
+                    seen = versions.stamp(row.resource, 1, row.received_at)
         if seen is None:
             raise NotFound.resource("Observation", observation_id)
         return view.shown(seen)
+
+    def read_observation_version(
+        self, principal: Principal, observation_id: str, version: str, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """vread: a reading is stored once and never changed, so version 1 is the only one."""
+        current = self.read_observation(principal, observation_id, purpose)  # decided and audited as a read
+        if version != current["meta"]["versionId"]:
+            raise NotFound(f"Observation/{observation_id} has no version {version[:20]} (a reading has only version 1)")
+        return current
 
     def search_observations(
         self,
@@ -63,7 +78,11 @@ class ObservationReads(Decisions):
         base_url: str,
         query_items: list[tuple[str, str]],
         purpose: str | None = None,
+        cursor: paging.Cursor | None = None,
+        path: str = "Observation",
     ) -> dict[str, Any]:
+        """One page of a search walk: the first (``cursor`` None: takes the snapshot and the total) or a
+        later one (``cursor`` from the ``_page`` token of a link this method made)."""
         view = self.view(principal, purpose)
         with self.rt.sessions.begin() as session:
             audited = False
@@ -97,18 +116,13 @@ class ObservationReads(Decisions):
                 windows = self.readable_windows(session, view)
 
             devices = [view.real_id("Device", shown) for shown in q.device_ids]
-            filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices)]
-            if q.dates:
-                filters.append(self._dates(session, view, q, windows))
-            total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
-            order = m.Observation.effective_start.desc() if q.descending else m.Observation.effective_start.asc()
-            rows = session.execute(
-                select(m.Observation.id, m.Observation.patient_key, m.Observation.resource)
-                .where(*filters)
-                .order_by(order, m.Observation.id)
-                .offset(q.offset)
-                .limit(q.count)
-            ).all()
+            moved = self._mover(session, view, windows) if q.dates or q.last_updated else None
+            filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices, moved)]
+            for ids in q.ids:  # _id: the reader's ids (its pseudonyms outside care)
+                real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
+                filters.append(m.Observation.id.in_(real))
+            page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view))
+            rows = page.rows
             for pkey in sorted({r.patient_key for r in rows}):
                 returned = sum(1 for r in rows if r.patient_key == pkey)
                 self._audit(
@@ -132,28 +146,73 @@ class ObservationReads(Decisions):
                     entity="Observation",
                     detail="0 returned",
                 )
-        return _searchset(base_url, query_items, q, total, [view.shown(r.resource) for r in rows])
+        shown = [view.shown(versions.stamp(r.resource, 1, r.received_at)) for r in rows]
+        included = self._included(principal, q, shown, purpose) if q.includes else []
+        return _searchset(self.rt.keys, base_url, q, page, [_subset(r, q) for r in shown], included, path)
 
-    def _dates(
-        self, session: Session, view: View, q: ObservationQuery, windows: dict[str, Window]
-    ) -> ColumnElement[bool]:
-        """The date parameters, in the reader's time: in care real times; outside care each patient's shifted
-        times (a reading matches when its shifted time does): each bound moved back by the patient's offset,
-        chosen per row by a CASE on the patient key (one expression, however many patients: a chain of
-        ORs would exceed SQLite's expression depth past a thousand patients)."""
+    def _included(
+        self, principal: Principal, q: ObservationQuery, shown: list[dict[str, Any]], purpose: str | None
+    ) -> list[dict[str, Any]]:
+        """``_include``: the patients and devices the page refers to, each read through this layer's own
+        read (decided and audited as a read): what the reader may not read is left out."""
+        wanted: dict[str, None] = {}
+        for resource in shown:
+            if "patient" in q.includes or "subject" in q.includes:
+                ref = (resource.get("subject") or {}).get("reference")
+                if isinstance(ref, str) and ref.startswith("Patient/"):
+                    wanted[ref] = None
+            if "device" in q.includes:
+                ref = (resource.get("device") or {}).get("reference")
+                if isinstance(ref, str) and ref.startswith("Device/"):
+                    wanted[ref] = None
+        found = []
+        for ref in wanted:
+            kind, _, shown_id = ref.partition("/")
+            try:
+                if kind == "Patient":
+                    found.append(self.read_patient(principal, shown_id, purpose=purpose))  # type: ignore[attr-defined]
+                else:
+                    found.append(self.read_device(principal, shown_id, purpose))  # type: ignore[attr-defined]
+            except (NotFound, Forbidden):
+                continue
+        return found
+
+    def page_cursor(
+        self, principal: Principal, items: list[tuple[str, str]], purpose: str | None = None
+    ) -> paging.Cursor | None:
+        """The walk a ``_page`` link continues (None: the query is a first page). A page link carries
+        the whole query: any other parameter beside it is refused."""
+        tokens = [v for k, v in items if k == paging.PAGE_PARAMETER]
+        if not tokens:
+            return None
+        others = sorted({k for k, _ in items if k not in (paging.PAGE_PARAMETER, "_format")})
+        if len(tokens) > 1 or others:
+            raise BadRequest(
+                f"{paging.PAGE_PARAMETER}: a page link carries its whole search; send it alone"
+                + (f" (not with {', '.join(others)})" if others else ""),
+                paging.PAGE_PARAMETER,
+            )
+        return paging.unseal(self.rt.keys, tokens[0], _reader(principal, self.view(principal, purpose)))
+
+    def _mover(self, session: Session, view: View, windows: dict[str, Window]) -> Mover | None:
+        """How a date bound in the reader's time becomes one on the stored (real) time: unchanged in care
+        (None); outside care each patient's times are shifted, so a reading matches when its shifted time
+        does: the bound is moved back by the patient's offset, chosen per row by a CASE on the patient key
+        (one expression, however many patients: a chain of ORs would exceed SQLite's expression depth
+        past a thousand patients)."""
         if not view.shifted:
-            return and_(*(_date_clause(d.prefix, to_store(d.low), to_store(d.high)) for d in q.dates))
+            return None
         ids = session.execute(
             select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
         ).all()
-        if not ids:
-            return false()
         offsets = {pkey: view.offset(pid) for pkey, pid in ids}
 
-        def moved(bound: datetime) -> ColumnElement[Any]:
+        def moved(bound: datetime) -> ColumnElement[Any] | None:
+            if not offsets:
+                return None
             return case({k: _moved(bound, off) for k, off in offsets.items()}, value=m.Observation.patient_key)
 
-        return and_(*(_date_clause(d.prefix, moved(to_store(d.low)), moved(to_store(d.high))) for d in q.dates))
+        return moved
 
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
@@ -166,7 +225,21 @@ class ObservationReads(Decisions):
         return session.execute(stmt.limit(1)).first() is not None
 
 
-def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnElement[bool]]:
+def search_filters(
+    q: ObservationQuery, device_ids: list[str | None], moved: Mover | None = None
+) -> list[ColumnElement[bool]]:
+    """The SQL of a query's criteria (not who may see what: the caller adds that), dates in the reader's time
+    (``moved``). Also what a PHD gateway's conditional create matches with, within the reading's patient."""
+    return _filters(q, device_ids, moved)
+
+
+# A date bound in the reader's (shifted) time as an expression on the stored time; None: no patient to match.
+Mover = Callable[[datetime], ColumnElement[Any] | None]
+
+
+def _filters(
+    q: ObservationQuery, device_ids: list[str | None], moved: Mover | None = None
+) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     for tokens in q.codes:
         filters.append(or_(*(_code_clause(t) for t in tokens)))
@@ -174,21 +247,122 @@ def _filters(q: ObservationQuery, device_ids: list[str | None]) -> list[ColumnEl
         filters.append(or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
     if device_ids:
         filters.append(m.Observation.device_id.in_([d for d in device_ids if d is not None]))
+    for d in q.dates:
+        filters.append(_date_clause(m.Observation.effective_start, d, moved))
+    for d in q.last_updated:
+        filters.append(_date_clause(m.Observation.received_at, d, moved))
+    for tokens in q.not_codes:
+        filters.append(~or_(*(_code_clause(t) for t in tokens)))
+    for tokens in q.not_categories:
+        filters.append(~or_(*(_has_word(m.Observation.category, t.code) for t in tokens)))
+    for quantities in q.quantities:
+        filters.append(or_(*(_quantity_clause(p) for p in quantities)))
+    for tokens in q.component_codes:
+        filters.append(or_(*(component_match(t.system or None, t.code) for t in tokens)))
+    for tokens in q.combo_codes:
+        filters.append(or_(*(or_(_code_clause(t), component_match(t.system or None, t.code)) for t in tokens)))
+    for quantities in q.component_quantities:
+        filters.append(or_(*(_component_quantity_clause(p) for p in quantities)))
+    columns = {
+        "code": m.Observation.code,
+        "category": m.Observation.category,
+        "device": m.Observation.device_id,
+        "value-quantity": m.Observation.value,
+    }
+    for name, missing in q.missing.items():
+        col = columns[name]
+        absent = or_(col.is_(None), col == "") if name in ("code", "category") else col.is_(None)
+        filters.append(absent if missing else ~absent)
     return filters
 
 
-def _date_clause(prefix: str, low: Any, high: Any) -> ColumnElement[bool]:
-    """One date parameter [low, high) against the stored (real) time; the bounds are times or, for a shifted
-    reader, expressions giving each row's patient's bounds."""
-    col = m.Observation.effective_start
+def _date_clause(col: Any, d: DateRange, moved: Mover | None = None) -> ColumnElement[bool]:
+    """A date parameter on a point in time ``col`` (naive UTC): the value's range [low, high) per prefix,
+    in the reader's time (``moved``: the bounds as each row's patient's shifted time)."""
+    low, high = to_store(d.low), to_store(d.high)
+    prefix = d.prefix
+    if prefix == "ap":  # approximately: the range widened by 10% of its distance from now (at least a day)
+        now = utcnow()
+        margin = max(abs(now - low), abs(now - high)) / 10
+        margin = max(margin, timedelta(days=1))
+        low, high, prefix = _moved(low, margin), _moved(high, -margin), "eq"
+    if moved is not None:
+        low_at, high_at = moved(low), moved(high)
+        if low_at is None or high_at is None:
+            return false()
+        return _compare(col, prefix, low_at, high_at)
+    return _compare(col, prefix, low, high)
+
+
+def _compare(col: Any, prefix: str, low: Any, high: Any) -> ColumnElement[bool]:
+    """``col`` against the range [low, high) as the prefix asks (bounds: times or expressions)."""
     return {
         "eq": and_(col >= low, col < high),
         "ne": or_(col < low, col >= high),
         "gt": col >= high,
+        "sa": col >= high,
         "ge": col >= low,
         "lt": col < low,
+        "eb": col < low,
         "le": col < high,
     }[prefix]
+
+
+def _quantity_units(p: QuantityParam) -> list[tuple[str | None, Decimal]]:
+    """(stored unit, the value in it) pairs the parameter stands for: as sent, and converted (UCUM) to the
+    canonical unit of every measurement that knows the unit it was sent in."""
+    if p.code is None:
+        return [(None, Decimal(1))]
+    pairs: list[tuple[str | None, Decimal]] = [(p.code, Decimal(1))]
+    if p.system in (None, "http://unitsofmeasure.org"):
+        for measurement in terminology.MEASUREMENTS.values():
+            conv = measurement.conversions.get(p.code)
+            if conv is not None and measurement.unit and measurement.unit != p.code and conv.offset == 0:
+                pairs.append((measurement.unit, conv.factor))
+    return list(dict.fromkeys(pairs))
+
+
+def _quantity_clause(p: QuantityParam) -> ColumnElement[bool]:
+    """value-quantity on the stored value and unit (a panel's components are not searched this way)."""
+    col = m.Observation.value
+    clauses = []
+    for unit, factor in _quantity_units(p):
+        low, high, value = (float(x * factor) for x in (p.low, p.high, p.value))
+        if factor < 0:
+            low, high = high, low
+        if p.prefix == "ap":
+            margin = abs(value) / 10
+            compare = and_(col >= value - margin, col <= value + margin)
+        else:
+            compare = {
+                "eq": and_(col >= low, col < high),
+                "ne": or_(col < low, col >= high),
+                "gt": col > value,
+                "sa": col > value,
+                "ge": col >= value,
+                "lt": col < value,
+                "eb": col < value,
+                "le": col <= value,
+            }[p.prefix]
+        clauses.append(and_(col.is_not(None), compare, *([m.Observation.unit == unit] if unit is not None else [])))
+    return or_(*clauses)
+
+
+def _component_quantity_clause(p: QuantityParam) -> ColumnElement[bool]:
+    """component-value-quantity: a component whose value compares as asked, in the unit as sent or converted."""
+    clauses = []
+    for unit, factor in _quantity_units(p):
+        low, high, value = (float(x * factor) for x in (p.low, p.high, p.value))
+        if p.prefix == "ap":
+            compare: tuple[Any, ...] = ("range", value - abs(value) / 10, value + abs(value) / 10)
+        elif p.prefix == "eq":
+            compare = ("range", low, high)
+        elif p.prefix == "ne":
+            compare = ("outside", low, high)
+        else:
+            compare = (p.prefix, value)
+        clauses.append(component_match(None, None, compare, unit))
+    return or_(*clauses)
 
 
 def _moved(when: datetime, offset: timedelta) -> datetime:
@@ -228,22 +402,156 @@ def _code_clause(token: Token) -> ColumnElement[bool]:
     return or_(m.Observation.codes.like(f"%|{code} %", escape="\\"), m.Observation.codes.like(f"%|{code}", escape="\\"))
 
 
-def _searchset(
-    base_url: str,
-    query_items: list[tuple[str, str]],
-    q: ObservationQuery,
-    total: int,
-    resources: list[dict[str, Any]],
-) -> dict[str, Any]:
-    def link(offset: int) -> str:
-        items = [(k, v) for k, v in query_items if k not in ("_offset", "_count")]
-        items += [("_count", str(q.count)), ("_offset", str(offset))]
-        return f"{base_url}/Observation?{urlencode(items)}"
+def _reader(principal: Principal, view: View) -> str:
+    return f"{principal.id}|{view.purpose}|{view.domain.name if view.domain else ''}"
 
-    links = {"self": link(q.offset)}
+
+@dataclass
+class _Page:
+    rows: list[Any]
+    cursor: paging.Cursor  # the walk, at this page
+    more_after: bool
+    more_before: bool
+
+
+def _sort_key(q: ObservationQuery) -> Any:
+    return {"date": m.Observation.effective_start, "_lastUpdated": m.Observation.received_at, "_id": m.Observation.id}[
+        q.sort
+    ]
+
+
+def _edge(q: ObservationQuery, mark: list[str] | tuple[str, str]) -> tuple[Any, str]:
+    return (mark[0] if q.sort == "_id" else datetime.fromisoformat(mark[0]), mark[1])
+
+
+def _page_rows(
+    session: Session,
+    q: ObservationQuery,
+    filters: list[ColumnElement[bool]],
+    cursor: paging.Cursor | None,
+    query_items: list[tuple[str, str]],
+    reader: str,
+) -> _Page:
+    """The rows of one page: keyset on (sort key, id) under the walk's snapshot."""
+    key = _sort_key(q)
+    if cursor is None:
+        snapshot = paging.take_snapshot(session)
+        filters = [*filters, paging.within(snapshot)]
+        total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
+        items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
+        cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
+    else:
+        filters = [*filters, paging.within(cursor.snapshot)]
+    backwards = cursor.before is not None
+    if cursor.after is not None:
+        edge = _edge(q, cursor.after)
+        filters.append(tuple_(key, m.Observation.id) < edge if q.descending else tuple_(key, m.Observation.id) > edge)
+    elif cursor.before is not None:
+        edge = _edge(q, cursor.before)
+        filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
+    reverse = q.descending != backwards
+    order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
+    stmt = (
+        select(
+            m.Observation.id,
+            m.Observation.patient_key,
+            m.Observation.resource,
+            m.Observation.received_at,
+            key.label("sort_value"),
+        )
+        .where(*filters)
+        .order_by(*order)
+        .limit(q.count + 1)
+    )
+    if cursor.after is None and cursor.before is None and q.offset:
+        stmt = stmt.offset(q.offset)
+    rows = list(session.execute(stmt).all())
+    more = len(rows) > q.count
+    rows = rows[: q.count]
+    if backwards:
+        rows.reverse()
+        return _Page(rows, cursor, more_after=True, more_before=more)
+    first_page = cursor.after is None
+    return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
+
+
+# what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
+_SUMMARY_ELEMENTS = (
+    "resourceType", "id", "meta", "implicitRules", "identifier", "basedOn", "partOf", "status", "category", "code",
+    "subject", "focus", "encounter", "effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant",
+    "issued", "performer", "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
+    "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
+    "dataAbsentReason", "hasMember", "derivedFrom",
+)  # fmt: skip
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def _subset(resource: dict[str, Any], q: ObservationQuery) -> dict[str, Any]:
+    """The resource as _summary / _elements ask (tagged SUBSETTED when elements were left out)."""
+    if q.summary in (None, "false") and not q.elements:
+        return resource
+    if q.summary == "data":
+        out = {k: v for k, v in resource.items() if k != "text"}
+    elif q.summary == "true":
+        out = {k: v for k, v in resource.items() if k in _SUMMARY_ELEMENTS}
+    else:
+        keep = {"resourceType", "id", "meta", *(e.split(".")[0] for e in q.elements)}
+        keep |= {k for k in resource if any(k.startswith(e) and k[len(e) :][:1].isupper() for e in q.elements)}
+        out = {k: v for k, v in resource.items() if k in keep}
+    if out.keys() != resource.keys():
+        meta = dict(out.get("meta") or {})
+        meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+        out["meta"] = meta
+    return out
+
+
+def _searchset(
+    keys: KeyRing,
+    base_url: str,
+    q: ObservationQuery,
+    page: _Page,
+    resources: list[dict[str, Any]],
+    included: list[dict[str, Any]] | None = None,
+    path: str = "Observation",
+) -> dict[str, Any]:
+    walk = page.cursor
+
+    def link(**edge: Any) -> str:
+        moved = paging.Cursor(walk.items, walk.snapshot, walk.total, walk.reader, **edge)
+        return f"{base_url}/{path}?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
+
+    def mark(row: Any) -> tuple[str, str]:
+        value = row.sort_value
+        return (value if isinstance(value, str) else value.isoformat(), row.id)
+
+    self_items = walk.items if any(k == "_count" for k, _ in walk.items) else [*walk.items, ("_count", str(q.count))]
+    links = {"self": f"{base_url}/{path}?{urlencode(self_items)}"}
+    if walk.after is not None or walk.before is not None:
+        links["self"] = link(index=walk.index, after=walk.after, before=walk.before)
     # _count=0 asks for the total only: a next/previous link would point at this page again, forever.
-    if q.count > 0 and q.offset + q.count < total:
-        links["next"] = link(q.offset + q.count)
-    if q.count > 0 and q.offset > 0:
-        links["previous"] = link(max(q.offset - q.count, 0))
-    return bundles.searchset(base_url, resources, total=total, links=links)
+    if q.count > 0 and page.rows:
+        if page.more_after:
+            links["next"] = link(index=walk.index + 1, after=mark(page.rows[-1]))
+        if page.more_before:
+            links["previous"] = link(index=max(walk.index - 1, 0), before=mark(page.rows[0]))
+    outcome = None
+    if q.ignored:
+        outcome = operation_outcome(
+            [
+                Issue(
+                    "warning",
+                    "not-supported",
+                    f"unknown search parameter '{name}' ignored (Prefer: handling=lenient)",
+                    name,
+                )
+                for name in q.ignored
+            ]
+        )
+    return bundles.searchset(
+        base_url,
+        resources,
+        total=None if q.total == "none" else walk.total,
+        links=links,
+        included=included,
+        outcome=outcome,
+    )

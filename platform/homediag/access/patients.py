@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from homediag import versions
 from homediag.errors import Forbidden, NotFound
 from homediag.fhir_profiles.profiles import CANONICAL
 from homediag.identity import CPR_SYSTEM, SealedIdentity, open_identity, said
@@ -95,4 +96,20 @@ class PatientReads(Decisions):
                     }
         if patient is None or not permit:
             raise NotFound.resource("Patient", _said(patient_id))
+        resource = versions.stamp(resource, 1, patient.enrolled_at)  # a record is never changed after enrolment
         return view.shown(resource) if view else resource
+
+    def read_patient_version(
+        self,
+        principal: Principal,
+        patient_id: str,
+        version: str,
+        *,
+        purpose: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """vread: the record has one version (1); decided and audited as a read."""
+        current = self.read_patient(principal, patient_id, purpose=purpose, reason=reason)
+        if version != current["meta"]["versionId"]:
+            raise NotFound(f"Patient/{_said(patient_id)} has no version {version[:20]} (only version 1)")
+        return current

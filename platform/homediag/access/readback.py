@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from homediag import versions
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -30,4 +31,4 @@ class GatewayReadBack(Decisions):
             entity=f"Observation/{observation_id}",
             detail=detail,
         )
-        return row.resource if permit and row is not None else None
+        return versions.stamp(row.resource, 1, row.received_at) if permit and row is not None else None

@@ -15,8 +15,9 @@ from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
-from . import admin, bulk, fhir, gateway, ingest
+from . import admin, bulk, fhir, gateway, ingest, smart
 from .headers import NoStoreForCallers
+from .negotiation import FhirNegotiation
 from .policy import check_policies
 from .responses import FhirResponse, error_response
 from .vendor import router as vendor_router
@@ -68,9 +69,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return FhirResponse(operation_outcome([issue]), status_code=500)
 
     app.add_middleware(NoStoreForCallers)
+    app.add_middleware(FhirNegotiation)  # outermost: a 406 or a HEAD is answered for every /fhir route
     app.include_router(ingest.router)
     app.include_router(gateway.router)
     app.include_router(bulk.router)  # before fhir: /fhir/Patient/$export is not /fhir/Patient/{patient_id}
+    app.include_router(smart.router)  # before /fhir/{type}/{id}: /fhir/.well-known/... is no read
     app.include_router(fhir.router)
     app.include_router(vendor_router)
     app.include_router(admin.router)

@@ -1,4 +1,6 @@
-"""The CapabilityStatement served at ``GET /fhir/metadata``."""
+"""The CapabilityStatement served at ``GET /fhir/metadata``: exactly what the API serves (a test walks
+every interaction and search parameter it declares), and SMART on FHIR discovery from the configured
+OpenID Connect issuer."""
 
 from __future__ import annotations
 
@@ -6,58 +8,81 @@ from typing import Any
 
 from homediag import __version__
 from homediag.fhir_profiles.profiles import PROFILES
-from homediag.search_params import OBSERVATION_PARAMETERS
+from homediag.search_params import INCLUDES, OBSERVATION_PARAMETER_TYPES
 
+# the HL7 Personal Health Device IG, whose gateway transactions POST /fhir and POST /fhir/Observation accept
+PHD_IG = "http://hl7.org/fhir/uv/phd/ImplementationGuide/hl7.fhir.uv.phd"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+STRUCTURE_DEFINITION_PARAMETERS = {"url": "uri", "name": "string", "type": "token", "version": "token", "_id": "token"}
+AUDIT_EVENT_PARAMETERS = {"patient": "reference", "type": "token"}
 BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
-_PARAM_TYPES = {
-    "patient": "reference",
-    "subject": "reference",
-    "code": "token",
-    "category": "token",
-    "date": "date",
-    "device": "reference",
-}
 
 
-def capability_statement(base: str) -> dict[str, Any]:
-    observation_params = [{"name": p, "type": _PARAM_TYPES[p]} for p in OBSERVATION_PARAMETERS if p in _PARAM_TYPES]
+def _interactions(*codes: str) -> list[dict[str, str]]:
+    return [{"code": c} for c in codes]
+
+
+def _params(types: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "type": kind} for name, kind in types.items()]
+
+
+def capability_statement(base: str, smart: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``smart``: the SMART configuration (``authorization_endpoint``, ``token_endpoint``), when an OpenID
+    Connect issuer is configured; its endpoints are then published in the ``oauth-uris`` extension."""
+    security: dict[str, Any] = {
+        "service": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": code}
+                    for code in (("OAuth", "SMART-on-FHIR") if smart else ("OAuth",))
+                ]
+            }
+        ],
+        "description": (
+            "Bearer tokens: an API token, or an OpenID Connect token of the configured issuer. Clinicians read "
+            "under purpose TREAT, only patients in their care teams whose consent permits it."
+        ),
+    }
+    if smart:
+        security["extension"] = [
+            {
+                "url": OAUTH_URIS,
+                "extension": [
+                    {"url": "authorize", "valueUri": smart["authorization_endpoint"]},
+                    {"url": "token", "valueUri": smart["token_endpoint"]},
+                ],
+            }
+        ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-26",
+        "date": "2026-11-30",
         "kind": "instance",
         "software": {"name": "homediag", "version": __version__},
         "implementation": {"description": "homediag home-diagnostics pilot platform", "url": base},
-        "instantiates": [BULK_DATA + "/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
+        "implementationGuide": [PHD_IG],
+        "instantiates": [BULK_DATA + "/CapabilityStatement/bulk-data"],
         "rest": [
             {
                 "mode": "server",
-                "security": {
-                    "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "code": "OAuth",
-                                }
-                            ]
-                        }
-                    ],
-                    "description": (
-                        "Bearer tokens. Clinicians read under purpose TREAT, only patients whose consent permits it."
-                    ),
-                },
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "security": security,
+                "interaction": _interactions("transaction", "batch"),
                 "operation": [{"name": "export", "definition": BULK_DATA + "/OperationDefinition/export"}],
                 "resource": [
                     {
                         "type": "Observation",
                         "supportedProfile": [p.url for p in PROFILES.values()],
-                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                        "interaction": _interactions(
+                            "read", "vread", "history-instance", "history-type", "search-type", "create"
+                        ),
+                        "versioning": "versioned",
+                        "readHistory": False,
                         "conditionalCreate": True,
-                        "searchParam": observation_params,
+                        "conditionalRead": "full-support",
+                        "searchInclude": list(INCLUDES),
+                        "searchParam": _params(OBSERVATION_PARAMETER_TYPES),
                         "operation": [
                             {
                                 "name": "validate",
@@ -65,34 +90,52 @@ def capability_statement(base: str) -> dict[str, Any]:
                             }
                         ],
                     },
-                    {"type": "StructureDefinition", "interaction": [{"code": "read"}, {"code": "search-type"}]},
                     {
                         "type": "Patient",
-                        "interaction": [{"code": "read"}, {"code": "create"}],
+                        "interaction": _interactions("read", "vread", "history-instance", "create"),
+                        "versioning": "versioned",
+                        "readHistory": False,
+                        "conditionalRead": "full-support",
                         "operation": [
                             {"name": "export", "definition": BULK_DATA + "/OperationDefinition/patient-export"}
                         ],
                     },
                     {
                         "type": "Group",
-                        "interaction": [{"code": "read"}],
+                        "interaction": _interactions("read"),
                         "operation": [
                             {"name": "export", "definition": BULK_DATA + "/OperationDefinition/group-export"}
                         ],
                     },
                     {
-                        "type": "Consent",
+                        "type": "Device",
+                        "interaction": _interactions("read", "vread", "history-instance"),
                         "versioning": "versioned",
-                        "interaction": [
-                            {"code": "read"},
-                            {"code": "create"},
-                            {"code": "update"},
-                            {"code": "history-instance"},
-                            {"code": "search-type"},
-                        ],
-                        "searchParam": [{"name": "patient", "type": "reference"}],
+                        "readHistory": False,
+                        "conditionalRead": "full-support",
                     },
-                    {"type": "Device", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "Consent",
+                        "versioning": "versioned-update",
+                        "readHistory": True,
+                        "conditionalRead": "full-support",
+                        "interaction": _interactions(
+                            "read", "vread", "create", "update", "history-instance", "search-type"
+                        ),
+                        "searchParam": _params({"patient": "reference"}),
+                    },
+                    {
+                        "type": "StructureDefinition",
+                        "interaction": _interactions("read", "vread", "search-type"),
+                        "versioning": "versioned",
+                        "readHistory": False,
+                        "searchParam": _params(STRUCTURE_DEFINITION_PARAMETERS),
+                    },
+                    {
+                        "type": "AuditEvent",
+                        "interaction": _interactions("search-type"),
+                        "searchParam": _params(AUDIT_EVENT_PARAMETERS),
+                    },
                 ],
             }
         ],

@@ -4,17 +4,19 @@ AuditEvent. Every route declares its policy; every read of patient data goes thr
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from homediag import bundles, enrolment
-from homediag.errors import BadRequest, NotFound
-from homediag.fhir_profiles import fhirjson, operation_outcome, validate
+from homediag import bundles, enrolment, versions
+from homediag.errors import BadRequest, NotFound, Unavailable
+from homediag.fhir_profiles import Issue, fhirjson, operation_outcome, validate
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.fhir_profiles.publish import published_structure_definition
 from homediag.search_params import parse_count, parse_observation_query, parse_reference
 
-from .capability import capability_statement
+from .capability import STRUCTURE_DEFINITION_PARAMETERS, capability_statement
 from .deps import BaseDep, RuntimeDep
 from .policy import (
     ADMIN_READ,
@@ -28,6 +30,8 @@ from .policy import (
     enforce,
 )
 from .responses import FhirResponse
+from .smart import smart_configuration
+from .versioned import check_if_match, versioned
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -61,8 +65,12 @@ def _only(request: Request, allowed: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 @router.get("/metadata", summary="CapabilityStatement")
-def metadata(base: BaseDep, _caller: Public) -> FhirResponse:
-    return FhirResponse(capability_statement(base))
+def metadata(base: BaseDep, rt: RuntimeDep, _caller: Public) -> FhirResponse:
+    try:
+        smart = smart_configuration(rt)
+    except Unavailable:  # the issuer cannot be asked now: the statement says what is sure
+        smart = None
+    return FhirResponse(capability_statement(base, smart))
 
 
 # -- Observation -----------------------------------------------------------------------------
@@ -85,16 +93,103 @@ async def validate_observation(request: Request, _caller: AnyUser) -> FhirRespon
     return FhirResponse(operation_outcome(validate(resource)))
 
 
+def _lenient(request: Request) -> bool:
+    """``Prefer: handling=lenient`` (unknown parameters ignored and reported); strict otherwise."""
+    for part in request.headers.get("prefer", "").replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "lenient"
+    return False
+
+
+def _observation_search(
+    request: Request, items: list[tuple[str, str]], rt: Any, caller: Caller, base: str
+) -> FhirResponse:
+    cursor = caller.access.page_cursor(caller.user, items, caller.purpose)
+    if cursor is not None:
+        items = cursor.items
+    query = parse_observation_query(
+        items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size, lenient=_lenient(request)
+    )
+    items = [(k, v) for k, v in items if k not in query.ignored]  # the walk goes on without them
+    return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose, cursor))
+
+
 @router.get("/Observation", summary="Search Observations the caller may see")
 def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
+    return _observation_search(request, list(request.query_params.multi_items()), rt, caller, base)
+
+
+@router.post("/Observation/_search", summary="Search Observations with the parameters in a form body")
+async def search_observations_post(
+    request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep
+) -> FhirResponse:
+    kind = request.headers.get("content-type", "application/x-www-form-urlencoded").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise BadRequest(
+            f"POST _search takes its parameters as application/x-www-form-urlencoded, not {kind[:60]}",
+            "Content-Type",
+        )
+    body = (await request.body()).decode("utf-8", errors="replace")
+    items = [*request.query_params.multi_items(), *parse_qsl(body, keep_blank_values=True)]
+    return await run_in_threadpool(_observation_search, request, items, rt, caller, base)
+
+
+@router.get("/Patient/{patient_id}/Observation", summary="The Observations of one patient (compartment search)")
+def patient_observations(
+    patient_id: str, request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep
+) -> FhirResponse:
     items = list(request.query_params.multi_items())
+    if not any(k == "_page" for k, _ in items):
+        items = [("patient", patient_id), *items]
+    return _observation_search(request, items, rt, caller, base)
+
+
+@router.get("/Observation/_history", summary="Type history: the readings the caller may see, newest stored first")
+def observation_type_history(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
+    """``_count`` and ``_since`` (an instant); a reading has one version, so this lists each reading the
+    caller may see once, as it was stored, newest first; paged like a search (a snapshot)."""
+    items = list(request.query_params.multi_items())
+    cursor = caller.access.page_cursor(caller.user, items, caller.purpose)
+    if cursor is not None:
+        items = cursor.items
+    else:
+        converted = [("_sort", "-_lastUpdated")]
+        for name, value in items:
+            if name == "_count":
+                converted.append((name, value))
+            elif name == "_since":
+                if not value[:1].isdigit():
+                    raise BadRequest(f"_since: an instant (e.g. 2026-11-30T08:00:00Z), not '{value[:40]}'", name)
+                converted.append(("_lastUpdated", f"ge{value}"))
+            else:
+                raise BadRequest(f"unknown parameter '{name}' of a history; supported: _count, _since", name)
+        items = converted
     query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
-    return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose))
+    page = caller.access.search_observations(
+        caller.user, query, base, items, caller.purpose, cursor, path="Observation/_history"
+    )
+    return FhirResponse(bundles.history_of_searchset(base, page))
 
 
 @router.get("/Observation/{observation_id}", summary="Read an Observation")
-def read_observation(observation_id: str, caller: ClinicalReader) -> FhirResponse:
-    return FhirResponse(caller.access.read_observation(caller.user, observation_id, caller.purpose))
+def read_observation(observation_id: str, request: Request, caller: ClinicalReader) -> Response:
+    return versioned(request, caller.access.read_observation(caller.user, observation_id, caller.purpose))
+
+
+@router.get("/Observation/{observation_id}/_history/{version_id}", summary="vread an Observation")
+def vread_observation(observation_id: str, version_id: str, request: Request, caller: ClinicalReader) -> Response:
+    found = caller.access.read_observation_version(caller.user, observation_id, version_id, caller.purpose)
+    return versioned(request, found)
+
+
+@router.get(
+    "/Observation/{observation_id}/_history", summary="The versions of an Observation (one: readings never change)"
+)
+def observation_history(observation_id: str, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
+    return FhirResponse(
+        bundles.history(base, [caller.access.read_observation(caller.user, observation_id, caller.purpose)])
+    )
 
 
 # -- Patient ---------------------------------------------------------------------------------
@@ -102,19 +197,37 @@ def read_observation(observation_id: str, caller: ClinicalReader) -> FhirRespons
 async def create_patient(request: Request, rt: RuntimeDep, caller: AdminWriter, base: BaseDep) -> FhirResponse:
     resource = await _resource(request)
     enrolled = enrolment.enrol_patient(rt, caller.user, resource)
-    body = {"resourceType": "Patient", "id": enrolled.patient.id, "active": enrolled.patient.active}
-    headers = {"Location": f"{base}/Patient/{enrolled.patient.id}"}
+    body = versions.stamp(
+        {"resourceType": "Patient", "id": enrolled.patient.id, "active": enrolled.patient.active},
+        1,
+        enrolled.patient.enrolled_at,
+    )
+    headers = {"Location": f"{base}/Patient/{enrolled.patient.id}/_history/1"}
     if enrolled.warnings:
         headers["X-Warning"] = "; ".join(enrolled.warnings)
-    return FhirResponse(body, status_code=201 if enrolled.created else 200, headers=headers)
+    return versioned(request, body, status_code=201 if enrolled.created else 200, headers=headers)
 
 
 @router.get("/Patient/{patient_id}", summary="Read a patient (identity for a treating clinician only)")
-def read_patient(patient_id: str, caller: PatientReader) -> FhirResponse:
+def read_patient(patient_id: str, request: Request, caller: PatientReader) -> Response:
     """Identity (CPR, name) is disclosed to a treating clinician only with an ``X-Reidentification-Reason``
     header, and audited as a re-identification."""
     patient = caller.access.read_patient(caller.user, patient_id, purpose=caller.purpose, reason=caller.reason)
-    return FhirResponse(patient)
+    return versioned(request, patient)
+
+
+@router.get("/Patient/{patient_id}/_history/{version_id}", summary="vread a patient")
+def vread_patient(patient_id: str, version_id: str, request: Request, caller: PatientReader) -> Response:
+    found = caller.access.read_patient_version(
+        caller.user, patient_id, version_id, purpose=caller.purpose, reason=caller.reason
+    )
+    return versioned(request, found)
+
+
+@router.get("/Patient/{patient_id}/_history", summary="The versions of a patient record (one)")
+def patient_history(patient_id: str, caller: PatientReader, base: BaseDep) -> FhirResponse:
+    found = caller.access.read_patient(caller.user, patient_id, purpose=caller.purpose, reason=caller.reason)
+    return FhirResponse(bundles.history(base, [found]))
 
 
 # -- Consent ---------------------------------------------------------------------------------
@@ -122,18 +235,31 @@ def read_patient(patient_id: str, caller: PatientReader) -> FhirResponse:
 async def create_consent(request: Request, rt: RuntimeDep, caller: AdminWriter, base: BaseDep) -> FhirResponse:
     resource = await _resource(request)
     stored = enrolment.record_consent(rt, caller.user, resource)
-    return FhirResponse(stored, status_code=201, headers={"Location": f"{base}/Consent/{stored['id']}/_history/1"})
+    location = f"{base}/Consent/{stored['id']}/_history/{stored['meta']['versionId']}"
+    return versioned(request, stored, status_code=201, headers={"Location": location})
 
 
 @router.put("/Consent/{consent_id}", summary="Update a consent, e.g. set it inactive to withdraw (admin)")
-async def update_consent(consent_id: str, request: Request, rt: RuntimeDep, caller: AdminWriter) -> FhirResponse:
+async def update_consent(
+    consent_id: str, request: Request, rt: RuntimeDep, caller: AdminWriter, base: BaseDep
+) -> Response:
+    """``If-Match: W/"n"`` makes the update apply only to version n (412 when the consent has moved on)."""
     resource = await _resource(request)
-    return FhirResponse(enrolment.record_consent(rt, caller.user, resource, consent_id))
+    stored = enrolment.record_consent(
+        rt, caller.user, resource, consent_id, if_match=lambda current: check_if_match(request, current)
+    )
+    location = f"{base}/Consent/{stored['id']}/_history/{stored['meta']['versionId']}"
+    return versioned(request, stored, headers={"Location": location})
 
 
 @router.get("/Consent/{consent_id}", summary="Read a consent (admin)")
-def read_consent(consent_id: str, caller: AdminReader) -> FhirResponse:
-    return FhirResponse(caller.access.read_consent(caller.user, consent_id))
+def read_consent(consent_id: str, request: Request, caller: AdminReader) -> Response:
+    return versioned(request, caller.access.read_consent(caller.user, consent_id))
+
+
+@router.get("/Consent/{consent_id}/_history/{version_id}", summary="vread a consent (admin)")
+def vread_consent(consent_id: str, version_id: str, request: Request, caller: AdminReader) -> Response:
+    return versioned(request, caller.access.read_consent_version(caller.user, consent_id, version_id))
 
 
 @router.get("/Consent/{consent_id}/_history", summary="Every version of a consent (admin)")
@@ -146,27 +272,89 @@ def search_consents(request: Request, caller: AdminReader, base: BaseDep) -> Fhi
     patient_id = None
     for name, value in _only(request, ("patient",)):
         patient_id = parse_reference(value, "Patient", name)
-    return FhirResponse(bundles.searchset(base, caller.access.search_consents(caller.user, patient_id)))
+    found = caller.access.search_consents(caller.user, patient_id)
+    return FhirResponse(bundles.searchset(base, found, links={"self": str(request.url)}))
 
 
 # -- Device ----------------------------------------------------------------------------------
-@router.get("/Device/{device_id}", summary="Read a device (a clinician: of a patient it may see; admin)")
-def read_device(device_id: str, caller: DeviceReader) -> FhirResponse:
-    return FhirResponse(caller.access.read_device(caller.user, device_id, caller.purpose))
+@router.get(
+    "/Device/{device_id}",
+    summary="Read a device (a clinician: of a patient it may see; admin)",
+)
+def read_device(device_id: str, request: Request, caller: DeviceReader) -> Response:
+    return versioned(request, caller.access.read_device(caller.user, device_id, caller.purpose))
+
+
+@router.get("/Device/{device_id}/_history/{version_id}", summary="vread a device (its current version)")
+def vread_device(device_id: str, version_id: str, request: Request, caller: DeviceReader) -> Response:
+    return versioned(request, caller.access.read_device_version(caller.user, device_id, version_id, caller.purpose))
+
+
+@router.get("/Device/{device_id}/_history", summary="The versions of a device kept (the current one)")
+def device_history(device_id: str, caller: DeviceReader, base: BaseDep) -> FhirResponse:
+    return FhirResponse(bundles.history(base, [caller.access.read_device(caller.user, device_id, caller.purpose)]))
 
 
 # -- StructureDefinition ---------------------------------------------------------------------
-@router.get("/StructureDefinition/{profile_id}", summary="A published profile (no token needed)")
-def read_structure_definition(profile_id: str, _caller: Public) -> FhirResponse:
+def _structure_definition(profile_id: str) -> dict[str, Any]:
     sd = published_structure_definition(profile_id)
     if sd is None:
         raise NotFound(f"StructureDefinition/{profile_id} is not known; see GET /fhir/StructureDefinition")
-    return FhirResponse(sd)
+    return versions.structure_definition(sd)
 
 
-@router.get("/StructureDefinition", summary="All published profiles (no token needed)")
-def list_structure_definitions(base: BaseDep, _caller: Public) -> FhirResponse:
-    return FhirResponse(bundles.searchset(base, [published_structure_definition(p.id) for p in PROFILES.values()]))
+@router.get("/StructureDefinition/{profile_id}", summary="A published profile (no token needed)")
+def read_structure_definition(profile_id: str, request: Request, _caller: Public) -> Response:
+    return versioned(request, _structure_definition(profile_id))
+
+
+@router.get(
+    "/StructureDefinition/{profile_id}/_history/{version_id}",
+    summary="vread a published profile (version 1)",
+)
+def vread_structure_definition(profile_id: str, version_id: str, request: Request, _caller: Public) -> Response:
+    sd = _structure_definition(profile_id)
+    if version_id != sd["meta"]["versionId"]:
+        raise NotFound(f"StructureDefinition/{profile_id} has no version {version_id[:20]} (only version 1)")
+    return versioned(request, sd)
+
+
+@router.get("/StructureDefinition", summary="Search the published profiles by url, name, type, version (no token)")
+def search_structure_definitions(request: Request, base: BaseDep, _caller: Public) -> FhirResponse:
+    """``url`` (exact, ``|version`` allowed), ``name`` (starts with, any case; ``name:exact``), ``type``,
+    ``version``, ``_id``; comma for OR, repeated for AND."""
+    found = [_structure_definition(p.id) for p in PROFILES.values()]
+    allowed = (*STRUCTURE_DEFINITION_PARAMETERS, "name:exact", "_count")
+    ignored: list[str] = []
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            if _lenient(request):
+                ignored.append(name)
+                continue
+            raise BadRequest(f"unknown search parameter '{name}'; supported: {', '.join(allowed)}", name)
+        if name == "_count":
+            parse_count(value, name)
+            continue
+        options = value.split(",")
+        found = [sd for sd in found if any(_sd_matches(sd, name, option) for option in options)]
+    outcome = None
+    if ignored:
+        issues = [Issue("warning", "not-supported", f"unknown search parameter '{n}' ignored", n) for n in ignored]
+        outcome = operation_outcome(issues)
+    links = {"self": str(request.url)}
+    return FhirResponse(bundles.searchset(base, found, links=links, outcome=outcome))
+
+
+def _sd_matches(sd: dict[str, Any], name: str, value: str) -> bool:
+    if name == "url":
+        url, _, version = value.partition("|")
+        return sd.get("url") == url and (not version or sd.get("version") == version)
+    if name == "name":
+        return str(sd.get("name", "")).lower().startswith(value.lower())
+    if name == "name:exact":
+        return sd.get("name") == value
+    field = {"type": "type", "version": "version", "_id": "id"}[name]
+    return sd.get(field) == value
 
 
 # -- AuditEvent ------------------------------------------------------------------------------
@@ -188,5 +376,6 @@ def search_audit_events(request: Request, caller: AdminReader, base: BaseDep) ->
     links = {}
     if count and offset + count < page.total:
         links["next"] = str(request.url.include_query_params(_offset=offset + count, _count=count))
+    links["self"] = str(request.url)
     bundle = bundles.searchset(base, page.events, total=page.total, links=links)
     return FhirResponse(bundle)

@@ -13,6 +13,7 @@ from homediag.users import Principal
 from .deps import BaseDep, RuntimeDep
 from .policy import GATEWAY_WRITE, principal
 from .responses import FhirResponse
+from .versioned import version_headers
 
 router = APIRouter(prefix="/fhir", tags=["gateway"])
 
@@ -20,7 +21,7 @@ GatewayDep = Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
 
 
 def _response(result: GatewayResult, base: str) -> FhirResponse:
-    headers = {"X-Upload-Id": result.upload}
+    headers = {"X-Upload-Id": result.upload, **version_headers(result.body)}
     if result.location:
         headers["Location"] = f"{base}/{result.location}"
     return FhirResponse(result.body, status_code=result.status, headers=headers)

@@ -3,10 +3,12 @@ what each answers (``response`` in a transaction-response or batch-response Bund
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from homediag.domains import MAX_TEXT_ID
 from homediag.errors import BadRequest, Unprocessable
 from homediag.fhir_profiles import Issue, has_errors, operation_outcome
 from homediag.ingest.pipeline import Admitted
@@ -18,6 +20,8 @@ STATUS_TEXT = {
     201: "201 Created",
     400: "400 Bad Request",
     404: "404 Not Found",
+    409: "409 Conflict",
+    412: "412 Precondition Failed",
     422: "422 Unprocessable Entity",
     500: "500 Internal Server Error",
 }
@@ -67,6 +71,7 @@ class Entry:
     obs_id: str | None = None
     dedup: str | None = None
     existing: bool = False  # a conditional create that matched
+    client_id: str | None = None  # PUT Type/{id}: the id the client assigned, to be kept
     effective: tuple[datetime, datetime] | None = None
     row: dict[str, Any] | None = None
 
@@ -144,15 +149,56 @@ def observation_entry(raw: Any, if_none_exist: str | None) -> Entry:
     return Entry(EntryResult(0, None, "Observation"), raw, request)
 
 
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_HEX_ID = re.compile(r"(?:[0-9a-f]{2}){1,16}")
+# the longest id (in bytes; a lower-case hex id: 32 digits) that a reader's pseudonym domain can carry as a FHIR id
+MAX_CLIENT_ID = MAX_TEXT_ID
+
+
+def keepable_id(resource_id: str) -> bool:
+    """Whether a client-assigned id can be kept as the resource's id here: a FHIR id that pseudonymised
+    readers can be shown too (AES-SIV of at most 16 bytes, hex: 64 characters, the FHIR limit)."""
+    return bool(_HEX_ID.fullmatch(resource_id)) or (
+        bool(_ID.fullmatch(resource_id)) and len(resource_id.encode()) <= MAX_CLIENT_ID
+    )
+
+
 def check_request(e: Entry, mode: str) -> None:
-    """What a gateway may ask of an entry: POST (or PUT) of a Patient, Device or Observation."""
+    """What a gateway may ask of an entry: POST or PUT of a Patient, Device or Observation. ``PUT
+    Type/{id}`` asks for a client-assigned id: kept (``client_id``) when this server can keep it, else
+    refused saying why; ``PUT Type?criteria`` is a conditional update (``ifNoneExist`` for a reading,
+    which never changes)."""
     method = str(e.request.get("method") or ("POST" if mode == "single" else "")).upper()
     if not e.resource:
         e.fail(Issue("error", "required", "the entry has no resource", "resource"), status=400)
     elif e.rtype not in TYPES:
         text = f"a gateway Bundle may hold Patient, Device and Observation entries, not {e.rtype!r}"
         e.fail(Issue("error", "not-supported", text, "resource.resourceType"), status=400)
-    elif method not in (("POST", "PUT") if e.rtype in ("Patient", "Device") else ("POST",)):
-        allowed = "POST" if e.rtype == "Observation" else "POST, PUT"
-        text = f"request.method {method or 'missing'} is not supported for {e.rtype} ({allowed})"
+    elif method not in ("POST", "PUT"):
+        text = f"request.method {method or 'missing'} is not supported for {e.rtype} (POST, PUT)"
         e.fail(Issue("error", "not-supported", text, "request.method"), status=400)
+    elif method == "PUT" and e.rtype in ("Device", "Observation"):
+        url = str(e.request.get("url") or "")
+        kind, _, rest = url.partition("?") if "?" in url else url.partition("/")
+        if "?" in url:
+            if kind != e.rtype:
+                text = f"request.url {url[:80]!r} names another type than the resource ({e.rtype})"
+                e.fail(Issue("error", "invalid", text, "request.url"), status=400)
+            elif e.rtype == "Observation":
+                e.request = {**e.request, "ifNoneExist": rest}  # a reading is never changed: update = create once
+            return
+        if kind != e.rtype or not _ID.fullmatch(rest):
+            text = f"request.url of a PUT is {e.rtype}/{{id}} or {e.rtype}?criteria, not {url[:80]!r}"
+            e.fail(Issue("error", "invalid", text, "request.url"), status=400)
+        elif e.resource.get("id") not in (None, rest):
+            text = f"the resource id {str(e.resource.get('id'))[:64]!r} is not the id in request.url ({rest})"
+            e.fail(Issue("error", "invalid", text, "resource.id"), status=400)
+        elif not keepable_id(rest):
+            text = (
+                f"the id {rest!r} cannot be kept: this server keeps client-assigned ids of at most {MAX_CLIENT_ID}"
+                " characters (or 32 lower-case hex digits), because readers in pseudonym domains are shown an"
+                f" encryption of every id; POST the {e.rtype} instead (the answer's location names its id here)"
+            )
+            e.fail(Issue("error", "not-supported", text, "request.url"), status=422)
+        else:
+            e.client_id = rest

@@ -134,11 +134,14 @@ def rewrite_references(ctx: Context, resource: dict[str, Any]) -> list[Issue]:
 def inherit_patient(ctx: Context, e: Entry) -> None:
     """An Observation about a device (the PHD coincident time stamp) belongs to the patient whose readings
     refer to it."""
-    url = e.result.full_url
     keys = {
         o.patient.key: o.patient
         for o in ctx.entries
-        if o.rtype == "Observation" and o.patient is not None and not o.failed and url and url in references(o.resource)
+        if o.rtype == "Observation"
+        and o.patient is not None
+        and not o.failed
+        # a reference to this entry, as its fullUrl or relative to it (Observation/<id>): resolved alike
+        and any(ctx.by_url.get(ref) is e for ref in references(o.resource))
     }
     if len(keys) == 1:
         e.patient = next(iter(keys.values()))

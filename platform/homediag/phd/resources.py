@@ -10,12 +10,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy import select
+
+from homediag.access.observations import search_filters
 from homediag.consent.fhirtime import local_span
-from homediag.errors import Unprocessable
+from homediag.errors import BadRequest, Unprocessable
 from homediag.fhir_profiles import Issue, check_structure, has_errors, validate
 from homediag.fhir_profiles import terminology as t
 from homediag.fhir_profiles.walk import strings
 from homediag.ingest.pipeline import observation_row
+from homediag.search_params import parse_observation_query
+from homediag.store import models as m
 from homediag.store.repositories import devices, observations
 
 from .constants import ADAPTER, BLUETOOTH_SYSTEM, EUI64_SYSTEM, GATEWAY_DEVICE, MDC_AHD, PHD_IDENTIFIER_SYSTEM, WHAT
@@ -63,6 +68,16 @@ def device_entry(ctx: Context, e: Entry) -> None:
     except Unprocessable as exc:
         return e.fail(*exc.issues)
     dev_id = hashlib.sha256(f"fhir-device|{identifier}".encode()).hexdigest()[:24]
+    if e.client_id is not None:  # PUT Device/{id}: kept under the client's id, unless that would re-home a device
+        kept = devices.id_by_identifier(ctx.session, identifier)
+        if kept is not None and kept != e.client_id:
+            text = f"this Device (identifier {identifier}) is kept here as Device/{kept}; PUT it to that id, or POST it"
+            return e.fail(Issue("error", "conflict", text, "request.url"), status=409)
+        other = ctx.session.get(m.Device, e.client_id)
+        if other is not None and other.identifier != identifier:
+            text = f"Device/{e.client_id} is another device here (another identifier); a device's identifier is kept"
+            return e.fail(Issue("error", "conflict", text, "request.url"), status=409)
+        dev_id = e.client_id
     e.device_id = dev_id
     e.result.status, e.result.location = (200 if devices.exists(ctx.session, dev_id) else 201), f"Device/{dev_id}"
 
@@ -161,14 +176,50 @@ def identifier_dedup(pkey: str, system: str, value: str) -> str:
     return hashlib.sha256(f"fhir-identifier|{pkey}|{system}|{value}".encode()).hexdigest()
 
 
-def _if_none_exist(condition: str) -> tuple[str, str]:
-    params = parse_qsl(condition.lstrip("?"), keep_blank_values=True)
-    if [k for k, _ in params] != ["identifier"]:
-        raise ValueError("conditional create supports exactly one search parameter, identifier=system|value")
-    system, bar, value = params[0][1].partition("|")
-    if not bar or not system or not value:
-        raise ValueError("conditional create needs identifier=system|value (both parts)")
-    return system, value
+CONDITIONAL_PARAMETERS = (
+    "identifier",
+    "patient",
+    "subject",
+    "code",
+    "category",
+    "date",
+    "device",
+    "value-quantity",
+    "_id",
+)
+
+
+def conditional_matches(ctx: Context, e: Entry, condition: str) -> list[str]:
+    """The ids of this patient's stored readings that a conditional create's criteria match (at most two:
+    one is a match, two are too many). Criteria: ``identifier=system|value`` and the Observation search
+    parameters; a patient named must be the reading's own. ValueError says what cannot be used."""
+    assert e.patient is not None
+    items = parse_qsl(condition.lstrip("?"), keep_blank_values=True)
+    if not items:
+        raise ValueError("a conditional create needs search criteria, e.g. identifier=system|value")
+    unknown = sorted({k for k, _ in items if k not in CONDITIONAL_PARAMETERS})
+    if unknown:
+        raise ValueError(f"conditional create supports {', '.join(CONDITIONAL_PARAMETERS)}, not {', '.join(unknown)}")
+    filters: list[Any] = [m.Observation.patient_key == e.patient.key]
+    others = []
+    for name, value in items:
+        if name == "identifier":
+            system, bar, ident = value.partition("|")
+            if not bar or not system or not ident:
+                raise ValueError("conditional create needs identifier=system|value (both parts)")
+            filters.append(m.Observation.dedup == identifier_dedup(e.patient.key, system, ident))
+        else:
+            others.append((name, value))
+    try:
+        q = parse_observation_query(others, ctx.rt.local_zone, 1, 1)
+    except BadRequest as exc:
+        raise ValueError(str(exc)) from None
+    if any(pid != e.patient.id for pid in q.patient_ids):
+        return []
+    if q.ids:
+        filters += [m.Observation.id.in_(ids) for ids in q.ids]
+    filters += search_filters(q, list(q.device_ids))
+    return list(ctx.session.execute(select(m.Observation.id).where(*filters).limit(2)).scalars())
 
 
 def key_and_match(ctx: Context, e: Entry) -> None:
@@ -191,17 +242,35 @@ def key_and_match(ctx: Context, e: Entry) -> None:
         ]
         e.dedup = hashlib.sha256("|".join(parts).encode()).hexdigest()
     e.obs_id = e.dedup[:32]
+    if e.client_id is not None:  # PUT Observation/{id}: kept under the client's id; a reading is never changed
+        stored = observations.id_by_dedup(ctx.session, e.dedup, pkey)
+        if stored is not None and stored != e.client_id:
+            text = f"this reading is stored here already as Observation/{stored}; it is not stored twice"
+            return e.fail(Issue("error", "duplicate", text, "request.url"), status=409)
+        if stored is None and ctx.session.get(m.Observation, e.client_id) is not None:
+            text = (
+                f"Observation/{e.client_id} is another reading here; a stored reading is never changed"
+                " (send a new one with a new id)"
+            )
+            return e.fail(Issue("error", "conflict", text, "request.url"), status=409)
+        e.obs_id = e.client_id
+        if stored is not None:
+            e.existing = True
+            e.result.status, e.result.location = 200, f"Observation/{stored}"
+            return
     condition = e.request.get("ifNoneExist")
     if condition:
+        where = "If-None-Exist" if ctx.mode == "single" else "request.ifNoneExist"
         try:
-            system, value = _if_none_exist(str(condition))
+            found = conditional_matches(ctx, e, str(condition))
         except ValueError as exc:
-            where = "If-None-Exist" if ctx.mode == "single" else "request.ifNoneExist"
             return e.fail(Issue("error", "not-supported", str(exc), where), status=400)
-        found = observations.id_by_dedup(ctx.session, identifier_dedup(pkey, system, value), pkey)
-        if found is not None:
-            e.existing, e.obs_id = True, found
-            e.result.status, e.result.location = 200, f"Observation/{found}"
+        if len(found) > 1:
+            text = "the conditional create's criteria match more than one stored reading; make them selective"
+            return e.fail(Issue("error", "multiple-matches", text, where), status=412)
+        if found:
+            e.existing, e.obs_id = True, found[0]
+            e.result.status, e.result.location = 200, f"Observation/{found[0]}"
 
 
 def observation_entry_row(ctx: Context, e: Entry) -> None:

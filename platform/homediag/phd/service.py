@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from homediag import bundles
+from homediag import bundles, versions
 from homediag.access import AccessService
+from homediag.clock import utcnow
 from homediag.errors import BadRequest, ServiceError
 from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
 from homediag.ingest.pipeline import Pipeline
@@ -177,7 +178,8 @@ class _Request:
                 upload, e.result.status if e.result.status >= 400 else 422, operation_outcome(e.result.issues)
             )
         if e.result.status == 201 and e.row is not None:
-            return GatewayResult(upload, 201, e.row["resource"], location=e.result.location)
+            stamped = versions.stamp(e.row["resource"], 1, e.row.get("received_at") or utcnow())
+            return GatewayResult(upload, 201, stamped, location=e.result.location)
         # an Observation with this identifier is stored: a gateway writes, it does not read, so it gets
         # back the stored resource only when it sent that itself
         location = f"Observation/{e.obs_id}"

@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    FetchedValue,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,6 +69,10 @@ class Device(Base):
     identifier: Mapped[str | None] = mapped_column(String(300), index=True, unique=True)
     kind: Mapped[str | None] = mapped_column(String(8))  # phd | phg
     resource: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    # the version of the Device resource served (meta.versionId) and when it became that (meta.lastUpdated;
+    # None: as first seen)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Consent(Base):
@@ -131,6 +148,9 @@ class Observation(Base):
     # the gateway's receive time (PHD coincident time stamp, the gateway's extension, the Bundle's timestamp,
     # or the request time); ``received_at`` is the platform's, the effective time the device's
     gateway_received_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the id of the transaction that wrote the row, filled by PostgreSQL (its default; NULL on SQLite, where
+    # the rowid is in commit order): a search walk's high-water mark (access/paging.py)
+    txn: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(), nullable=True)
 
     __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
 

@@ -5,24 +5,31 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag.store import models as m
 
 UPDATED = ("manufacturer", "model", "serial", "address", "last_seen", "identifier", "kind", "resource")
+# what the served Device is made of: a change of any is a new version (``last_seen`` alone is not)
+SERVED = ("manufacturer", "model", "serial", "address", "identifier", "kind", "resource")
 
 
 @cache
 def _upsert(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(m.Device)
-    return stmt.on_conflict_do_update(index_elements=["id"], set_={k: getattr(stmt.excluded, k) for k in UPDATED})
+    changed = or_(*(getattr(m.Device, k).is_distinct_from(getattr(stmt.excluded, k)) for k in SERVED))
+    set_ = {k: getattr(stmt.excluded, k) for k in UPDATED}
+    set_["version"] = case((changed, m.Device.version + 1), else_=m.Device.version)
+    set_["updated_at"] = case((changed, stmt.excluded.last_seen), else_=m.Device.updated_at)
+    return stmt.on_conflict_do_update(index_elements=["id"], set_=set_)
 
 
 def upsert(session: Session, values: dict[str, Any]) -> None:
-    """Insert the device, or bring a known one up to date (``first_seen`` stays)."""
+    """Insert the device, or bring a known one up to date (``first_seen`` stays; ``version`` counts the
+    changes of what the Device resource shows, ``updated_at`` is when the last one was seen)."""
     session.execute(_upsert(session.get_bind().dialect.name), values)
 
 
