@@ -17,7 +17,8 @@ def _insert(dialect: str) -> Any:
     """Built once per dialect so that SQLAlchemy compiles it once (a ``.values(rows)`` statement is new
     every time and misses the compiled cache)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(m.Observation).on_conflict_do_nothing(index_elements=["dedup"]).returning(m.Observation.id)
+    table = m.Observation.__table__  # Core, not the ORM's bulk path
+    return insert(table).on_conflict_do_nothing(index_elements=["dedup"]).returning(table.c.id)
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
