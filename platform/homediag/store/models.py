@@ -123,7 +123,7 @@ class Observation(Base):
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
-    dedup: Mapped[str] = mapped_column(String(128), unique=True)
+    dedup: Mapped[str] = mapped_column(String(128))  # unique through ``observation_dedup``
     resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     adapter: Mapped[str | None] = mapped_column(String(100))
@@ -133,6 +133,20 @@ class Observation(Base):
     gateway_received_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
+
+
+class ObservationDedup(Base):
+    """The claim on a reading's dedup key, one row per stored Observation: the uniqueness ``observation`` cannot
+    hold itself once it is partitioned by time on PostgreSQL (a partitioned table's unique keys must include the
+    time, and a PHD identifier's dedup key does not determine the time). Keyed by patient first, like every
+    patient-scoped table (docs/scaling.md)."""
+
+    __tablename__ = "observation_dedup"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dedup: Mapped[str] = mapped_column(String(128), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64))
+    effective_start: Mapped[datetime] = mapped_column(DateTime)
 
 
 class User(Base):
