@@ -5,7 +5,8 @@
   a table partitioned by time cannot hold itself; filled from the stored Observations.
 - PostgreSQL: ``observation`` becomes a table partitioned by range of ``effective_start``: monthly partitions
   made ahead by the application (``homediag.store.partitions``), a default one for the rest, the series index on
-  each. Its primary key becomes (id, effective_start), as a partitioned table's must hold the partition key.
+  each. Its primary key becomes (id, effective_start, patient_key): a partitioned table's must hold the partition
+  key, and a distributed one (Citus, docs/scaling.md) the patient key.
 
 Revision ID: 0005_h11perf
 Revises: 0004
@@ -61,7 +62,8 @@ def _partition() -> None:
         "create table observation (like observation_unpartitioned including defaults)"
         " partition by range (effective_start)"
     )
-    op.execute("alter table observation add constraint observation_pkey primary key (id, effective_start)")
+    # the partition key and the patient key (Citus: distribution column) in the primary key; id first, for reads by id
+    op.execute("alter table observation add constraint observation_pkey primary key (id, effective_start, patient_key)")
     op.execute("create index ix_observation_series on observation (patient_key, code, effective_start desc)")
     op.execute("create table observation_default partition of observation default")
     ensure_observation_partitions(op.get_bind())
