@@ -91,7 +91,7 @@ _HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_
 _INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
 
 
-def append(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
+def append(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: bool = False) -> None:
     """Add records to the chain inside the caller's transaction (they commit or roll back with it).
 
     The records are chained in memory and inserted with one executemany; the head (row-locked on
@@ -99,7 +99,8 @@ def append(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
     """
     if not entries:
         return
-    open_head(session, keys)
+    if not head_open:  # the caller ran ``open_head`` in this transaction already
+        open_head(session, keys)
     secret, kid = keys.audit.secret, keys.audit.kid
     with _append_lock:
         seq, prev = session.execute(_HEAD).one()

@@ -405,3 +405,23 @@ def test_an_envelope_the_database_refuses_costs_no_other_envelope_of_its_list(cl
         assert audit.verify(session, runtime.keys).ok
     assert stored == {results[0]["upload"], results[2]["upload"]}
     assert kept == {r["upload"]: r["outcome"] for r in results}  # the refused one is kept too
+
+
+def test_an_envelope_whose_work_fails_unexpectedly_costs_no_other_envelope_of_its_list(
+    client, tokens, runtime, enrolled
+):
+    """A NUL character in a device serial: PostgreSQL's driver refuses it in the query that admits the device, a
+    failure that is no refusal of the platform's; SQLite stores it. Either way the envelopes around it are stored
+    and every envelope is kept in the upload log."""
+    first, odd, last = cuff_envelope(seed=21), cuff_envelope(seed=22), cuff_envelope(seed=23)
+    odd["device"] = {**odd["device"], "serial": "SN-\u0000-1"}
+    response = post(client, tokens, [first, odd, last])
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [results[0]["outcome"], results[2]["outcome"]] == ["created", "created"]
+    if runtime.engine.dialect.name == "postgresql":
+        assert results[1]["outcome"] == "rejected"
+    with runtime.sessions() as session:
+        kept = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
+        assert audit.verify(session, runtime.keys).ok
+    assert kept == {r["upload"]: r["outcome"] for r in results}

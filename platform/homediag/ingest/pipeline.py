@@ -91,10 +91,12 @@ class Pipeline:
 
     def batch(self, sender: Principal, work: Callable[[Batch], None]) -> list[Any]:
         """Run ``work`` (which adds envelopes) in one ``Batch``, one transaction; the envelopes' results."""
-        with self.rt.sessions.begin() as session:
+        with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
             batch = Batch(self, session, sender)
             work(batch)
-            return batch.write()
+            results = batch.write()
+            session.commit()
+            return results
 
     # -- admitting ----------------------------------------------------------------------------------
     def admit_patient(
@@ -247,8 +249,8 @@ class Batch:
     hands its rows to ``store`` and its outcome to ``finish``. ``write`` then writes everything at once:
     devices, Observations (one insert, idempotent on ``dedup``), uploads, and the audit entries chained in
     memory and appended together, last, so the chain's head is held only until the commit. Should the
-    bulk write fail, it is rolled back to its savepoint and each envelope is written under a savepoint of
-    its own: a failing one is kept in the upload log as rejected, and never costs the others.
+    bulk write fail, it is rolled back (nothing else was written yet) and each envelope is written under a
+    savepoint of its own: a failing one is kept in the upload log as rejected, and never costs the others.
     """
 
     def __init__(self, pipeline: Pipeline, session: Session, sender: Principal) -> None:
@@ -346,14 +348,15 @@ class Batch:
     # -- the end of the request ---------------------------------------------------------------------
     def write(self) -> list[Any]:
         """Write the batch (see the class); the envelopes' results, in order."""
-        session = self.session
+        session, keys = self.session, self.pipeline.rt.keys
         # the first write: on SQLite it begins the transaction, so that the savepoints below nest in it
-        audit.open_head(session, self.pipeline.rt.keys)
+        audit.open_head(session, keys)
         try:
-            with session.begin_nested():
-                self._write(self.items)
+            self._write(self.items)
         except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
             log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
+            session.rollback()  # only this write is lost: the envelopes' work only read
+            audit.open_head(session, keys)
             for item in self.items:
                 try:
                     with session.begin_nested():
@@ -368,7 +371,7 @@ class Batch:
                         item.upload.redacted = None  # the readable copy is what the database refused
                         with session.begin_nested():
                             uploads.insert_many(session, [item.upload.row()])
-        audit.append(session, self.pipeline.rt.keys, [e for item in self.items for e in item.entries])
+        audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
         return [item.result for item in self.items]
 
     def _write(self, items: list[_Item]) -> None:
