@@ -27,7 +27,7 @@ import httpx
 from homediag.api.app import create_app
 from homediag.synthetic import SyntheticPatient
 
-from . import data, env
+from . import ceiling, data, env
 from .client import TestClient
 from .latency import clinician_queries
 from .pilot import enrol
@@ -48,6 +48,7 @@ class ServedResult:
     search_p95_ms_mixed: float
     rss_max_total_mb: float
     rss_max_process_mb: float
+    ceilings: list[ceiling.Ceiling]
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -67,6 +68,12 @@ class ServedResult:
                 "slowdown_with_4_searching": round(alone / mixed, 2),
                 "searches_during": self.searches_during_mixed,
                 "search_p95_ms_during": round(self.search_p95_ms_mixed, 1),
+            },
+            "ceiling": [c.as_json() for c in self.ceilings],
+            "lists_alone_over_ceiling": {c.variant: round(alone / c.per_s, 3) for c in self.ceilings},
+            "single_envelopes_per_s_over_ceiling_envelopes_per_s": {
+                c.variant: round((self.single_requests / self.single_seconds) / (c.per_s / 2.03), 3)
+                for c in self.ceilings
             },
             "server_rss_mb": {
                 "max_total": round(self.rss_max_total_mb, 1),
@@ -246,6 +253,14 @@ def run(
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+        # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
+        fresh = [data.cuff_envelopes(people, 25, seed=s)[:1000] for s in (61, 62)]
+        ceilings = [
+            ceiling.measure(rt, fresh[0], full_validation=True),
+            ceiling.measure(rt, fresh[1], full_validation=False),
+        ]
+        full, rules = ceilings
+        say(f"{engine}: ceiling {full.per_s:.0f} (full validation) / {rules.per_s:.0f} (rules) Observations/s")
         return ServedResult(
             engine,
             workers,
@@ -260,4 +275,5 @@ def run(
             p95,
             watch.total,
             watch.largest,
+            ceilings,
         )
