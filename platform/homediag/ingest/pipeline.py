@@ -247,8 +247,8 @@ class Batch:
 
     An envelope's work only reads (admission, with the answers cached for the request) and computes; it
     hands its rows to ``store`` and its outcome to ``finish``. ``write`` then writes everything at once:
-    devices, Observations (one insert, idempotent on ``dedup``), uploads, and the audit entries chained in
-    memory and appended together, last, so the chain's head is held only until the commit. Should the
+    devices, Observations (their dedup keys claimed, then the new ones inserted), uploads, and the audit entries
+    chained in memory and appended together, last, so the chain's head is held only until the commit. Should the
     bulk write fail, it is rolled back (nothing else was written yet) and each envelope is written under a
     savepoint of its own: a failing one is kept in the upload log as rejected, and never costs the others.
     """
