@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from homediag.synthetic import synthetic_patients
 
@@ -24,6 +25,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile one 100-envelope ingest and the search path"
+    )
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="also serve with `homediag serve --workers N` and drive it from concurrent clients over loopback",
+    )
+    parser.add_argument("--no-main", action="store_true", help="skip the in-process run (only --served / --scale)")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes for --served (default 4)")
+    parser.add_argument(
+        "--scale",
+        type=lambda v: [int(float(x)) for x in v.split(",")],
+        help="store sizes to grow through, e.g. 1e5,1e6,1e7: ingest and series search at each (PostgreSQL: COPY)",
     )
     return parser.parse_args(argv)
 
@@ -52,12 +65,34 @@ def main(argv: list[str]) -> int:
     )
     host = machine.describe()
     results: list[EngineResult] = []
-    for engine in engines:
+    for engine in [] if args.no_main else engines:
         started = time.perf_counter()
         result = run_engine(engine, sizes, people, profile=args.profile)
         print(f"  {engine}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         results.append(result)
         print(report.render(result), flush=True)
+    served: dict[str, Any] = {}
+    if args.served:
+        from .served import run as run_served
+
+        for engine in engines:
+            result_served = run_served(
+                engine,
+                people[: min(len(people), 20)],
+                workers=args.workers,
+                singles=400 if args.quick else 2_000,
+                lists=5 if args.quick else 20,
+                say=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
+            )
+            served[engine] = result_served.as_json()
+            print(json.dumps({"served": served[engine]}, indent=2), flush=True)
+    scaled: dict[str, Any] = {}
+    if args.scale:
+        from .scale import run as run_scale
+
+        for engine in engines:
+            scaled[engine] = run_scale(engine, args.scale)
+            print(json.dumps({"scale": scaled[engine]}, indent=2), flush=True)
     if args.out:
         since = "<90 days ago>"
         payload = {
@@ -66,6 +101,8 @@ def main(argv: list[str]) -> int:
             "sizes": vars(sizes) | {"mode": "quick" if args.quick else "full", "envelopes": envelopes},
             "queries": {q.kind: f"GET /fhir/Observation?{q.describe}" for q in clinician_queries(since)},
             "engines": {r.engine: r.as_json() for r in results},
+            **({"served": served} if served else {}),
+            **({"scale": scaled} if scaled else {}),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(payload, indent=2) + "\n")

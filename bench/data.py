@@ -82,6 +82,16 @@ def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:
 
 
 def _insert(rt: Runtime, rows: list[dict[str, Any]]) -> int:
-    with rt.engine.begin() as conn:  # Core executemany: one statement for the chunk
-        conn.execute(insert(m.Base.metadata.tables["observation"]), rows)
+    claims = [
+        {
+            "patient_key": r["patient_key"],
+            "dedup": r["dedup"],
+            "observation_id": r["id"],
+            "effective_start": r["effective_start"],
+        }
+        for r in rows
+    ]
+    with rt.engine.begin() as conn:  # Core executemany: one statement for the chunk (and one for its dedup claims)
+        conn.execute(insert(m.ObservationDedup.__table__), claims)
+        conn.execute(insert(m.Observation.__table__), rows)
     return len(rows)

@@ -72,4 +72,12 @@ def render(result: EngineResult) -> str:
         f"p50 {st.during.p50_ms:.1f} ms, max {st.during.max_ms:.1f} ms "
         f"({st.during.count} probes)"
     )
-    return f"{head}\n\n{ingest}\n\n{search}\n\n{stall}\n"
+    ceilings = "; ".join(f"{c.variant} {c.per_s:.0f} Observations/s" for c in result.ceilings)
+    ratios = "; ".join(
+        f"{mode}: " + ", ".join(f"{r:.2f}x of {variant}" for variant, r in per.items())
+        for mode, per in result.ratios().items()
+    )
+    ceiling = (
+        f"same-run ceiling, one core in process (decode, build, rules, pseudonymise, insert): {ceilings}\n{ratios}"
+    )
+    return f"{head}\n\n{ingest}\n\n{ceiling}\n\n{search}\n\n{stall}\n"

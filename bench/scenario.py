@@ -16,7 +16,7 @@ from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.synthetic import SyntheticPatient
 
-from . import data, env, stall
+from . import ceiling, data, env, stall
 from .client import TestClient
 from .latency import SearchRun, clinician_queries, search
 from .pilot import Pilot, enrol
@@ -54,7 +54,15 @@ class EngineResult:
     ingest: list[IngestRun]
     search: list[SearchRun]
     stall: StallRun
+    ceilings: list[ceiling.Ceiling]
     profile: dict[str, Any] | None = None
+
+    def ratios(self) -> dict[str, dict[str, float]]:
+        """Each HTTP ingest rate over each same-run ceiling."""
+        return {
+            run.mode: {c.variant: round(run.observations_per_s / c.per_s, 3) for c in self.ceilings}
+            for run in self.ingest
+        }
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +75,8 @@ class EngineResult:
             "ingest": [r.as_json() for r in self.ingest],
             "search": [r.as_json() for r in self.search],
             "stall": self.stall.as_json(),
+            "ceiling": [c.as_json() for c in self.ceilings],
+            "ingest_over_ceiling": self.ratios(),
             **({"profile": self.profile} if self.profile else {}),
         }
 
@@ -134,6 +144,14 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
             f"during a {stalled.ingest_ms:.0f} ms POST /ingest of {stalled.envelopes}"
         )
 
+        # after the searches: the ceiling's readings land in the searched window
+        ceilings = []
+        for seed, full in ((11, True), (12, False)):  # other seeds draw other minutes: new readings
+            fresh = data.cuff_envelopes(people, -(-sizes.batched // len(people) // 2), seed=seed)[: sizes.batched]
+            ceilings.append(ceiling.measure(rt, fresh, full_validation=full, batch=sizes.batch))
+            last = ceilings[-1]
+            say(f"{engine}: ceiling, one core in process, {last.variant}: {last.per_s:.0f} Observations/s")
+
         profiles: dict[str, Any] | None = None
         if profile:
             from .hotspots import profile_ingest, profile_search
@@ -150,6 +168,7 @@ def run_engine(engine: str, sizes: Sizes, people: list[SyntheticPatient], profil
             runs,
             searches,
             stalled,
+            ceilings,
             profiles,
         )
 

@@ -2,7 +2,10 @@
 
 Each record's ``hash`` is HMAC-SHA256 under the audit key over the previous record's hash and this
 record's fields, so altering, removing or reordering a record breaks the chain at that point, and
-without the key nobody can forge a replacement chain. ``verify`` walks it.
+without the key nobody can forge a replacement chain. The head (last seq and hash) is persisted and
+sealed with its own HMAC, so removing the newest records and moving the head back is caught too;
+replaying an older sealed head is caught by the last signed checkpoint (``verify_checkpoint``).
+``verify`` walks it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha256
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -65,42 +69,68 @@ def _digest(key: bytes, prev_hash: str, seq: int, at: datetime, e: AuditEvent | 
     return hmac.new(key, body.encode(), sha256).hexdigest()
 
 
-def append(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
-    """Add records to the chain inside the caller's transaction (they commit or roll back with it)."""
+def _head_mac(key: bytes, seq: int, digest: str) -> str:
+    """The head's seal: without the audit key nobody can move the head back to an earlier record."""
+    return hmac.new(key, json.dumps(["head", seq, digest]).encode(), sha256).hexdigest()
+
+
+def _dialect_insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def open_head(session: Session, keys: KeyRing) -> None:
+    """Make sure the head row exists (race-free on PostgreSQL), with a write statement: on SQLite it starts
+    the write transaction, so the process lock below is never held while waiting for another writer."""
+    stmt = _dialect_insert(session)(AuditHead).values(
+        id=1, seq=0, hash=GENESIS, mac=_head_mac(keys.audit.secret, 0, GENESIS)
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+
+_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
+
+
+def append(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: bool = False) -> None:
+    """Add records to the chain inside the caller's transaction (they commit or roll back with it).
+
+    The records are chained in memory and inserted with one executemany; the head (row-locked on
+    PostgreSQL) moves once. Callers append last in their transaction, so the head is held briefly.
+    """
     if not entries:
         return
-    # Make sure the head row exists (race-free on PostgreSQL) with a write statement, before taking the
-    # process lock: on SQLite that write starts the write transaction, so no one holds _append_lock
-    # while waiting for a writer that waits for it.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["id"]))
+    if not head_open:  # the caller ran ``open_head`` in this transaction already
+        open_head(session, keys)
+    secret, kid = keys.audit.secret, keys.audit.kid
     with _append_lock:
-        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
-        seq, prev = head.seq, head.hash
+        seq, prev = session.execute(_HEAD).one()
+        rows = []
+        at = utcnow()
         for entry in entries:
             seq += 1
-            at = utcnow()
-            digest = _digest(keys.audit.secret, prev, seq, at, entry, keys.audit.kid)
-            session.add(
-                AuditEvent(
-                    seq=seq,
-                    at=at,
-                    actor=entry.actor,
-                    role=entry.role,
-                    purpose=entry.purpose,
-                    patient_key=entry.patient_key,
-                    action=entry.action,
-                    entity=entry.entity,
-                    outcome=entry.outcome,
-                    detail=entry.detail,
-                    kid=keys.audit.kid,
-                    prev_hash=prev,
-                    hash=digest,
-                )
+            digest = _digest(secret, prev, seq, at, entry, kid)
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "actor": entry.actor,
+                    "role": entry.role,
+                    "purpose": entry.purpose,
+                    "patient_key": entry.patient_key,
+                    "action": entry.action,
+                    "entity": entry.entity,
+                    "outcome": entry.outcome,
+                    "detail": entry.detail,
+                    "kid": kid,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
             )
             prev = digest
-        head.seq, head.hash = seq, prev
-        session.flush()
+        session.execute(_INSERT, rows)
+        session.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
+        )
 
 
 @dataclass(frozen=True)
@@ -132,7 +162,21 @@ def verify(session: Session, keys: KeyRing) -> VerifyResult:
             )
         prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
     head = session.get(AuditHead, 1)
-    if head is not None and (head.seq != checked or head.hash != prev):
+    if head is None:
+        if checked:
+            return VerifyResult(
+                False, checked, "the chain's head is missing: records may have been removed from the end"
+            )
+        return VerifyResult(True, 0, "audit chain intact: 0 records")
+    if head.mac is None or not hmac.compare_digest(_head_mac(keys.audit.secret, head.seq, head.hash), head.mac):
+        return VerifyResult(
+            False,
+            checked,
+            "the chain's head is not sealed by this installation's audit key: it was altered"
+            " (a deployment upgraded from before 0005 has an unsealed head until its next audited action)",
+            head.seq + 1,
+        )
+    if head.seq != checked or head.hash != prev:
         return VerifyResult(
             False,
             checked,

@@ -95,7 +95,16 @@ def _move_patient(session: Session, old: str, new: str) -> None:
         )
     )
     session.flush()
-    for table in (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias, m.CareTeamPatient, m.GatewayPatient):
+    for table in (
+        m.Identity,
+        m.Consent,
+        m.Observation,
+        m.ObservationDedup,
+        m.Upload,
+        m.PatientAlias,
+        m.CareTeamPatient,
+        m.GatewayPatient,
+    ):
         session.execute(update(table).where(table.patient_key == old).values(patient_key=new))
     session.execute(delete(m.Patient).where(m.Patient.id == public_id))
     session.flush()

@@ -1,4 +1,4 @@
-"""Serving the app with uvicorn."""
+"""Serving the app with uvicorn: one process, or several workers (each its own runtime and connection pool)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,53 @@ import logging
 from fastapi import FastAPI
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
-    """Run ``app``. The objects made at start-up are frozen out of the garbage collector's full
-    passes: without that, those passes over the loaded app set the search p95 (docs/performance.md)."""
-    import uvicorn
+def partitions_ahead(app: FastAPI) -> None:
+    """PostgreSQL: the months ahead of ``observation`` made at start-up (``homediag.store.partitions``)."""
+    from homediag.store.partitions import ensure_observation_partitions
 
+    with app.state.runtime.engine.begin() as conn:
+        ensure_observation_partitions(conn)
+
+
+def _no_cprs_in_logs() -> None:
+    """A CPR typed into a URL is never logged in clear (uvicorn's access and error logs)."""
     from .identity import NoCprInLogs
 
-    for name in ("uvicorn.access", "uvicorn.error"):  # a CPR typed into a URL is never logged in clear
+    for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(NoCprInLogs())
+
+
+def _freeze_startup_heap() -> None:
+    """The objects made at start-up are frozen out of the garbage collector's full passes: without that,
+    those passes over the loaded app set the search p95 (docs/performance.md)."""
     gc.collect()
     gc.freeze()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``uvicorn --factory``): built from the HOMEDIAG_* settings, start-up heap
+    frozen."""
+    from homediag.api.app import create_app
+
+    app = create_app()
+    _no_cprs_in_logs()
+    _freeze_startup_heap()
+    return app
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run ``app`` in this process."""
+    import uvicorn
+
+    partitions_ahead(app)
+    _no_cprs_in_logs()
+    _freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def serve_workers(host: str, port: int, workers: int) -> None:
+    """Run ``workers`` processes, each building its app from the settings (``worker_app``). For PostgreSQL: with
+    SQLite, writers in several processes only queue on the database file's one lock."""
+    import uvicorn
+
+    uvicorn.run("homediag.server:worker_app", factory=True, host=host, port=port, workers=workers, log_level="info")

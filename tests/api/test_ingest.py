@@ -362,3 +362,66 @@ def test_three_times_are_kept_device_gateway_and_platform(client, tokens, pilot,
         assert effective == taken.astimezone(UTC).replace(tzinfo=None)
         assert gateway == received.astimezone(UTC).replace(tzinfo=None)
         assert platform > gateway
+
+
+def _refuse_device_model(runtime, model: str) -> None:
+    """A trigger by which the database itself refuses to store a device of this model (as it would a value it
+    cannot hold): a write that fails in the database, not in the platform's checks."""
+    with runtime.engine.begin() as conn:
+        if runtime.engine.dialect.name == "sqlite":
+            conn.execute(
+                text(
+                    "create trigger refuse_model before insert on device "
+                    f"when new.model = '{model}' begin select raise(abort, 'refused by the database'); end"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "create function refuse_model() returns trigger language plpgsql as $$ begin "
+                    f"if new.model = '{model}' then raise exception 'refused by the database'; end if; "
+                    "return new; end $$"
+                )
+            )
+            conn.execute(
+                text("create trigger refuse_model before insert on device for each row execute function refuse_model()")
+            )
+
+
+def test_an_envelope_the_database_refuses_costs_no_other_envelope_of_its_list(client, tokens, runtime, enrolled):
+    """The list is written at once; when the database refuses that write, each envelope is written on its own:
+    the one it refuses is kept as rejected, the others are stored."""
+    _refuse_device_model(runtime, "refused-cuff")
+    first, bad, last = cuff_envelope(seed=11), cuff_envelope(seed=12), cuff_envelope(seed=13)
+    bad["device"] = {**bad["device"], "model": "refused-cuff", "serial": "SN-REFUSED-1"}
+    response = post(client, tokens, [first, bad, last])
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected", "created"]
+    assert "could not store" in diagnostics(results[1]["issues"])
+    with runtime.sessions() as session:
+        stored = {o.upload_id for o in session.scalars(select(m.Observation))}
+        kept = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
+        assert audit.verify(session, runtime.keys).ok
+    assert stored == {results[0]["upload"], results[2]["upload"]}
+    assert kept == {r["upload"]: r["outcome"] for r in results}  # the refused one is kept too
+
+
+def test_an_envelope_whose_work_fails_unexpectedly_costs_no_other_envelope_of_its_list(
+    client, tokens, runtime, enrolled
+):
+    """A NUL character in a device serial: PostgreSQL's driver refuses it in the query that admits the device, a
+    failure that is no refusal of the platform's; SQLite stores it. Either way the envelopes around it are stored
+    and every envelope is kept in the upload log."""
+    first, odd, last = cuff_envelope(seed=21), cuff_envelope(seed=22), cuff_envelope(seed=23)
+    odd["device"] = {**odd["device"], "serial": "SN-\u0000-1"}
+    response = post(client, tokens, [first, odd, last])
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [results[0]["outcome"], results[2]["outcome"]] == ["created", "created"]
+    if runtime.engine.dialect.name == "postgresql":
+        assert results[1]["outcome"] == "rejected"
+    with runtime.sessions() as session:
+        kept = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
+        assert audit.verify(session, runtime.keys).ok
+    assert kept == {r["upload"]: r["outcome"] for r in results}

@@ -24,7 +24,11 @@ def test_audit_checkpoint_then_verify_finds_a_truncated_tail(deployment, tmp_pat
         with rt.sessions.begin() as session:
             from homediag import audit
 
-            audit.append(session, rt.keys, [audit.Entry("x", "admin", "enrol", "created") for _ in range(4)])
+            audit.append(session, rt.keys, [audit.Entry("x", "admin", "enrol", "created") for _ in range(3)])
+        with rt.engine.connect() as conn:  # someone with database access keeps a copy of the sealed head
+            saved = conn.execute(text("select seq, hash, mac from audit_head")).one()
+        with rt.sessions.begin() as session:
+            audit.append(session, rt.keys, [audit.Entry("x", "admin", "enrol", "created")])
     made = runner.invoke(app, ["audit", "checkpoint", "--out", str(tmp_path / "cp.json")], env=deployment)
     assert made.exit_code == 0, made.output
     assert json.loads((tmp_path / "cp.json").read_text())["checkpoint"]["seq"] == 4
@@ -33,7 +37,12 @@ def test_audit_checkpoint_then_verify_finds_a_truncated_tail(deployment, tmp_pat
 
     with rt.engine.begin() as conn:
         conn.execute(text("delete from audit_event where seq = 4"))
-        conn.execute(text("update audit_head set seq = 3, hash = (select hash from audit_event where seq = 3)"))
+    removed = runner.invoke(app, ["audit", "verify"], env=deployment)
+    assert removed.exit_code == 1 and "removed from the end" in removed.stdout
+    with rt.engine.begin() as conn:  # the old sealed head put back: only the checkpoint can tell
+        conn.execute(
+            text("update audit_head set seq = :s, hash = :h, mac = :m"), {"s": saved[0], "h": saved[1], "m": saved[2]}
+        )
     rt.close()
     assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0
     caught = runner.invoke(app, ["audit", "verify", "--checkpoint", str(tmp_path / "cp.json")], env=deployment)

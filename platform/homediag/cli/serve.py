@@ -17,14 +17,27 @@ app = typer.Typer()  # its commands join the root command (``add_typer`` without
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default HOMEDIAG_HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default HOMEDIAG_PORT or 8000)")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="worker processes (several for PostgreSQL; docs/performance.md); default 1"),
+    ] = 1,
 ) -> None:
     """Serve the API (settings from HOMEDIAG_* environment variables)."""
     from homediag.api.app import create_app
     from homediag.server import serve as run
+    from homediag.server import serve_workers
     from homediag.settings import get_settings
 
     settings = get_settings()
-    run(create_app(runtime()), host or settings.host, port or settings.port)
+    app = create_app(runtime())  # also when forking workers: a bad setting or key file fails here, clearly
+    if workers == 1:
+        run(app, host or settings.host, port or settings.port)
+    else:
+        from homediag.server import partitions_ahead
+
+        partitions_ahead(app)  # once, before the workers start
+        app.state.runtime.close()
+        serve_workers(host or settings.host, port or settings.port, workers)
 
 
 @app.command(

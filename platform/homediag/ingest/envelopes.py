@@ -1,9 +1,10 @@
 """The ``/ingest`` front: envelope in, adapter, readings, built Observations; the rest is the pipeline.
 
-Per envelope, in one transaction (``Pipeline.unit``): keep the envelope (sealed, and redacted for
-display), pick the adapter, decode, build, check the profile rules, pseudonymise, admit the patient
-and the device for the gateway, insert idempotently on the dedup identifier, audit. A refused
-envelope is still kept, with the reason. See docs/architecture.md.
+One transaction per request (``pipeline.Batch``), each envelope all-or-nothing in it: keep the envelope
+(sealed, and redacted for display), pick the adapter, decode, build, check the profile rules,
+pseudonymise, admit the patient and the device for the gateway (reads only); then the batch inserts
+idempotently on the dedup identifier and audits. A refused envelope is still kept, with the reason.
+See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from . import pipeline
-from .pipeline import Pipeline
+from .pipeline import Batch, Pipeline, UploadRecord
 
 STATUS = {"created": 201, "duplicate": 200, "held": 202, "discarded": 200}  # else 422 (rejected)
 
@@ -150,24 +151,33 @@ class IngestService:
         )
 
     def ingest(self, sender: Principal, raw_envelopes: list[Any]) -> list[EnvelopeResult]:
-        return [self.ingest_one(sender, raw, index) for index, raw in enumerate(raw_envelopes)]
+        """A list of parsed envelopes, in one transaction (``pipeline.Batch``): each envelope all-or-nothing."""
+
+        def add_all(batch: Batch) -> None:
+            for index, raw in enumerate(raw_envelopes):
+                self._add(batch, raw, index)
+
+        return self.pipeline.batch(sender, add_all)
 
     def ingest_one(self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None) -> EnvelopeResult:
         """Ingest one parsed envelope. ``body`` is the request body when it held just this envelope:
         it is kept byte for byte; an envelope from a list is kept as its JSON."""
+        (result,) = self.pipeline.batch(sender, lambda batch: self._add(batch, raw, index, body=body))
+        return result  # type: ignore[no-any-return]
+
+    def _add(self, batch: Batch, raw: Any, index: int, *, body: bytes | None = None) -> None:
         body = body if body is not None else fhirjson.dumps(raw).encode()
         adapter = str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None
-        return self.pipeline.unit(
-            sender,
+        batch.add(
             body,
             adapter=adapter,
             redacted=redact(raw),
             what="reading",
-            work=lambda session, upload: self._process(session, sender, upload, raw, index),
+            work=lambda batch, upload: self._process(batch, batch.sender, upload, raw, index),
             refused=_refused(index),
         )
 
-    def _process(self, session: Session, sender: Principal, upload: m.Upload, raw: Any, index: int) -> EnvelopeResult:
+    def _process(self, batch: Batch, sender: Principal, upload: UploadRecord, raw: Any, index: int) -> Any:
         if not isinstance(raw, dict):
             raise Unprocessable(
                 issues=[
@@ -190,11 +200,9 @@ class IngestService:
             raise Unprocessable(issues=[Issue("error", "value", text, "envelope.patient.value")]) from None
         pkey = patient_key(cpr.cpr, self.rt.keys.pseudonym)
         upload.patient_key = pkey
-        patient = self.pipeline.admit_patient(session, sender, pkey, where="envelope.patient", what="reading")
+        patient = batch.admit_patient(pkey, where="envelope.patient", what="reading")
         serial, address = env.device.serial, env.device.address
-        self.pipeline.admit_device(
-            session,
-            sender,
+        batch.admit_device(
             [serial or "", address or ""],
             described=f"the device (serial {serial or '-'}, address {address or '-'})",
             where="envelope.device",
@@ -238,7 +246,7 @@ class IngestService:
         kept = [r for r in readings if r.disposition == "store"]
         if not kept:
             outcome = "held" if any(r.disposition == "hold" for r in readings) else "discarded"
-            self.pipeline.finish(session, sender, upload, outcome, issues)
+            batch.finish(upload, outcome, issues)
             return EnvelopeResult(index, upload.id, outcome, [], issues)
         built: list[Built] = [b for reading in kept for b in build(reading, ctx)]
         for b in built:
@@ -266,21 +274,22 @@ class IngestService:
             for b in built
         ]
         device = {"id": dev_id, "manufacturer": env.device.manufacturer, "model": env.device.model}
-        stored = self.pipeline.store(session, rows, [{**device, "serial": serial, "address": address}])
-        results = [
-            ObservationResult(str(r["id"]), str(r["code"]), "created" if new else "duplicate")
-            for r, new in zip(rows, stored, strict=True)
-        ]
-        n_created = sum(stored)
-        outcome = "created" if n_created else "duplicate"
-        self.pipeline.finish(
-            session,
-            sender,
-            upload,
-            outcome,
-            issues,
-            created=n_created,
-            duplicates=len(rows) - n_created,
-            detail=f"{n_created} created, {len(rows) - n_created} duplicate",
-        )
-        return EnvelopeResult(index, upload.id, outcome, results, issues)
+
+        def stored(new: list[bool]) -> EnvelopeResult:  # once the batch knows which rows were new
+            results = [
+                ObservationResult(str(r["id"]), str(r["code"]), "created" if n else "duplicate")
+                for r, n in zip(rows, new, strict=True)
+            ]
+            n_created = sum(new)
+            outcome = "created" if n_created else "duplicate"
+            batch.finish(
+                upload,
+                outcome,
+                issues,
+                created=n_created,
+                duplicates=len(rows) - n_created,
+                detail=f"{n_created} created, {len(rows) - n_created} duplicate",
+            )
+            return EnvelopeResult(index, upload.id, outcome, results, issues)
+
+        return batch.store(rows, [{**device, "serial": serial, "address": address}], stored)

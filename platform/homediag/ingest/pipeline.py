@@ -1,8 +1,9 @@
 """The one write path behind both fronts (``/ingest`` envelopes and PHD gateway FHIR).
 
 A front turns what it received into patients, devices and Observation rows; everything else happens
-here, the same for both: the unit of work (one ``rt.sessions.begin()`` per envelope or PHD request)
-with the upload log kept whatever happens, admitting a patient and a device for the sending gateway,
+here, the same for both: the unit of work (``Batch``: one transaction per ``/ingest`` request, each
+envelope all-or-nothing; ``unit``: one transaction per PHD request) with the upload log kept whatever
+happens, admitting a patient and a device for the sending gateway,
 the future-date check, building and storing the rows (one insert, idempotent on ``dedup``; devices
 upserted), finishing the upload (outcome, counters, issues) and the audit entries.
 
@@ -13,8 +14,9 @@ upload as ``rejected`` with them and lets the front word the answer.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,10 +28,10 @@ from homediag.errors import ServiceError, Unprocessable
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 from homediag.store import models as m
-from homediag.store.repositories import devices, observations, patients
+from homediag.store.repositories import devices, observations, patients, uploads
 from homediag.users import Principal
 
-from .uploadlog import new_upload
+from .uploadlog import new_upload, seal_upload
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +83,20 @@ class Pipeline:
                     return refused(upload, exc)
         except Exception as exc:  # a failure of ours: keep what was sent, say so
             log.exception("a %s could not be stored; kept in the upload log as rejected", what)
-            text = f"the platform could not store this {what} ({type(exc).__name__}); it is kept in the upload log"
-            error = ServiceError(issues=[Issue("fatal", "exception", text, None)])
+            error = _fatal(what, exc)
             with self.rt.sessions.begin() as session:
                 upload = new_upload(session, self.rt.keys, sender, body, adapter=adapter, redacted=redacted)
                 self.finish(session, sender, upload, "rejected", error.issues, rejected=rejected)
                 return refused(upload, error)
+
+    def batch(self, sender: Principal, work: Callable[[Batch], None]) -> list[Any]:
+        """Run ``work`` (which adds envelopes) in one ``Batch``, one transaction; the envelopes' results."""
+        with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
+            batch = Batch(self, session, sender)
+            work(batch)
+            results = batch.write()
+            session.commit()
+            return results
 
     # -- admitting ----------------------------------------------------------------------------------
     def admit_patient(
@@ -163,17 +173,234 @@ class Pipeline:
         """Record the outcome on the upload and audit it: one entry per patient (or one for the upload)."""
         upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
         upload.issues = operation_outcome(issues) if issues else None
-        text = (detail if detail is not None else issues[0].diagnostics if issues else outcome)[:500]
-        keys: list[str | None] = [*sorted(set(patient_keys))] or [upload.patient_key]
-        entry = f"upload/{upload.id}"
-        audit.append(
-            session,
-            self.rt.keys,
-            [
-                audit.Entry(sender.id, sender.role, "ingest", outcome, patient_key=k, entity=entry, detail=text)
-                for k in keys
-            ],
-        )
+        audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
+
+
+def _fatal(what: str, exc: BaseException) -> ServiceError:
+    text = f"the platform could not store this {what} ({type(exc).__name__}); it is kept in the upload log"
+    return ServiceError(issues=[Issue("fatal", "exception", text, None)])
+
+
+def _entries(
+    sender: Principal,
+    upload: Any,
+    outcome: str,
+    issues: list[Issue],
+    detail: str | None,
+    patient_keys: Iterable[str] = (),
+) -> list[audit.Entry]:
+    """The audit entries of a finished upload: one per patient (or one for the upload)."""
+    text = (detail if detail is not None else issues[0].diagnostics if issues else outcome)[:500]
+    keys: list[str | None] = [*sorted(set(patient_keys))] or [upload.patient_key]
+    entity = f"upload/{upload.id}"
+    return [
+        audit.Entry(sender.id, sender.role, "ingest", outcome, patient_key=k, entity=entity, detail=text) for k in keys
+    ]
+
+
+@dataclass
+class UploadRecord:
+    """An upload of a ``Batch``: a row of ``upload`` kept in memory and written with the batch."""
+
+    id: str
+    received_at: datetime
+    sender: str
+    adapter: str | None
+    kid: str
+    nonce: bytes
+    sealed: bytes
+    redacted: Any
+    outcome: str = "pending"
+    created: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    issues: Any = None
+    patient_key: str | None = None
+    device_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class Stored:
+    """What an envelope's work hands the batch: rows and devices to write, and how to finish once it knows
+    which rows were new (``then`` gets one flag per row and returns the envelope's result)."""
+
+    rows: list[dict[str, Any]]
+    devices: list[dict[str, Any]]
+    then: Callable[[list[bool]], Any]
+
+
+@dataclass
+class _Item:
+    upload: UploadRecord
+    refused: Callable[[Any, ServiceError], Any]
+    what: str
+    stored: Stored | None = None
+    result: Any = None
+    entries: list[audit.Entry] = field(default_factory=list)
+
+
+class Batch:
+    """The unit of work of one ``/ingest`` request: one transaction, each envelope all-or-nothing.
+
+    An envelope's work only reads (admission, with the answers cached for the request) and computes; it
+    hands its rows to ``store`` and its outcome to ``finish``. ``write`` then writes everything at once:
+    devices, Observations (their dedup keys claimed, then the new ones inserted), uploads, and the audit entries
+    chained in memory and appended together, last, so the chain's head is held only until the commit. Should the
+    bulk write fail, it is rolled back (nothing else was written yet) and each envelope is written under a
+    savepoint of its own: a failing one is kept in the upload log as rejected, and never costs the others.
+    """
+
+    def __init__(self, pipeline: Pipeline, session: Session, sender: Principal) -> None:
+        self.pipeline, self.session, self.sender = pipeline, session, sender
+        self.items: list[_Item] = []
+        self._by_upload: dict[str, _Item] = {}
+        self._patients: dict[tuple[str | None, str, str], Admitted | ServiceError] = {}
+        self._devices: dict[tuple[str, ...], bool] = {}
+
+    # -- per envelope -------------------------------------------------------------------------------
+    def add(
+        self,
+        body: bytes,
+        *,
+        adapter: str | None,
+        redacted: Any,
+        what: str,
+        work: Callable[[Batch, UploadRecord], Any],
+        refused: Callable[[Any, ServiceError], Any],
+    ) -> None:
+        """Keep ``body`` (sealed) as a new upload and run ``work`` for it; a ``ServiceError`` refuses it."""
+        keys = self.pipeline.rt.keys
+        upload_id = str(uuid.uuid4())
+        kid, nonce, sealed = seal_upload(keys, body, upload_id)
+        upload = UploadRecord(upload_id, utcnow(), self.sender.id, adapter, kid, nonce, sealed, redacted)
+        item = _Item(upload, refused, what)
+        self.items.append(item)
+        self._by_upload[upload_id] = item
+        try:
+            out = work(self, upload)
+        except ServiceError as exc:
+            self.finish(upload, "rejected", exc.issues, rejected=1)
+            item.result = refused(upload, exc)
+        except Exception as exc:  # a failure of ours: keep what was sent, say so
+            log.exception("a %s could not be stored; kept in the upload log as rejected", what)
+            self.session.rollback()  # only reads ran in it: the batch writes at the end
+            self._reject(item, _fatal(what, exc))
+        else:
+            if isinstance(out, Stored):
+                item.stored = out
+            else:
+                item.result = out
+
+    def admit_patient(self, pkey: str | None, *, where: str, what: str) -> Admitted:
+        """``Pipeline.admit_patient``, answered once per patient in a request."""
+        key = (pkey, where, what)
+        if key not in self._patients:
+            try:
+                self._patients[key] = self.pipeline.admit_patient(
+                    self.session, self.sender, pkey, where=where, what=what
+                )
+            except ServiceError as exc:
+                self._patients[key] = exc
+        answer = self._patients[key]
+        if isinstance(answer, ServiceError):
+            raise answer
+        return answer
+
+    def admit_device(self, names: list[str], *, described: str, where: str, what: str) -> None:
+        """``Pipeline.admit_device``, asked once per device in a request."""
+        key = tuple(names)
+        if key not in self._devices:
+            self._devices[key] = care.gateway_may_use(self.session, self.sender.id, names)
+        if not self._devices[key]:
+            self.pipeline.admit_device(self.session, self.sender, names, described=described, where=where, what=what)
+
+    def store(
+        self, rows: list[dict[str, Any]], devices_seen: list[dict[str, Any]], then: Callable[[list[bool]], Any]
+    ) -> Stored:
+        """What ``work`` returns to have ``rows`` written; ``then`` finishes the envelope."""
+        return Stored(rows, devices_seen, then)
+
+    def finish(
+        self,
+        upload: UploadRecord,
+        outcome: str,
+        issues: list[Issue],
+        *,
+        created: int = 0,
+        duplicates: int = 0,
+        rejected: int = 0,
+        detail: str | None = None,
+    ) -> None:
+        """Record the outcome on the upload and its audit entry (appended when the batch is written)."""
+        upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
+        upload.issues = operation_outcome(issues) if issues else None
+        self._by_upload[upload.id].entries = _entries(self.sender, upload, outcome, issues, detail)
+
+    def _reject(self, item: _Item, error: ServiceError) -> None:
+        item.stored = None
+        item.upload.patient_key = item.upload.device_id = None
+        self.finish(item.upload, "rejected", error.issues, rejected=1)
+        item.result = item.refused(item.upload, error)
+
+    # -- the end of the request ---------------------------------------------------------------------
+    def write(self) -> list[Any]:
+        """Write the batch (see the class); the envelopes' results, in order."""
+        session, keys = self.session, self.pipeline.rt.keys
+        # the first write: on SQLite it begins the transaction, so that the savepoints below nest in it
+        audit.open_head(session, keys)
+        try:
+            self._write(self.items)
+        except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
+            log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
+            session.rollback()  # only this write is lost: the envelopes' work only read
+            audit.open_head(session, keys)
+            for item in self.items:
+                try:
+                    with session.begin_nested():
+                        self._write([item])
+                except Exception as exc:
+                    log.exception("a %s could not be stored; kept in the upload log as rejected", item.what)
+                    self._reject(item, _fatal(item.what, exc))
+                    try:
+                        with session.begin_nested():
+                            uploads.insert_many(session, [item.upload.row()])
+                    except Exception:
+                        item.upload.redacted = None  # the readable copy is what the database refused
+                        with session.begin_nested():
+                            uploads.insert_many(session, [item.upload.row()])
+        audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
+        return [item.result for item in self.items]
+
+    def _write(self, items: list[_Item]) -> None:
+        session, now = self.session, utcnow()
+        seen: dict[str, dict[str, Any]] = {}
+        first: dict[str, dict[str, Any]] = {}
+        for item in items:
+            if item.stored is None:
+                continue
+            for values in item.stored.devices:
+                seen[values["id"]] = {
+                    "identifier": None,
+                    "kind": None,
+                    "resource": None,
+                    **values,
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+            for row in item.stored.rows:
+                row["received_at"] = now
+                first.setdefault(row["dedup"], row)
+        # rows and devices in key order: concurrent requests lock what they share in the same order
+        devices.upsert_many(session, [seen[k] for k in sorted(seen)])
+        created = observations.insert_new(session, [first[k] for k in sorted(first)])
+        for item in items:
+            if item.stored is not None:
+                rows = item.stored.rows
+                item.result = item.stored.then([row["id"] in created and first[row["dedup"]] is row for row in rows])
+        uploads.insert_many(session, [item.upload.row() for item in items])
 
 
 def observation_row(

@@ -140,7 +140,7 @@ class Observation(Base):
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
-    dedup: Mapped[str] = mapped_column(String(128), unique=True)
+    dedup: Mapped[str] = mapped_column(String(128))  # unique through ``observation_dedup``
     resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     adapter: Mapped[str | None] = mapped_column(String(100))
@@ -153,6 +153,20 @@ class Observation(Base):
     txn: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(), nullable=True)
 
     __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
+
+
+class ObservationDedup(Base):
+    """The claim on a reading's dedup key, one row per stored Observation: the uniqueness ``observation`` cannot
+    hold itself once it is partitioned by time on PostgreSQL (a partitioned table's unique keys must include the
+    time, and a PHD identifier's dedup key does not determine the time). Keyed by patient first, like every
+    patient-scoped table (docs/scaling.md)."""
+
+    __tablename__ = "observation_dedup"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dedup: Mapped[str] = mapped_column(String(128), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64))
+    effective_start: Mapped[datetime] = mapped_column(DateTime)
 
 
 class User(Base):
@@ -198,6 +212,7 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # HMAC of (seq, hash) under the audit key
 
 
 class PatientAlias(Base):

@@ -29,17 +29,41 @@ def test_checkpoint_verifies_while_the_chain_grows(runtime: Runtime) -> None:
     assert doc["checkpoint"]["seq"] == 3  # type: ignore[index]
 
 
-def test_a_truncated_tail_with_a_patched_head_is_found_only_with_the_checkpoint(runtime: Runtime) -> None:
-    _log(runtime, 5)
+def _head(runtime: Runtime) -> tuple[int, str, str | None]:
     with runtime.sessions() as session:
-        doc = audit.checkpoint(session, runtime.keys)
-    # someone with database access removes the last two records and makes the head agree
+        head = session.execute(select(AuditHead.seq, AuditHead.hash, AuditHead.mac)).one()
+    return head.seq, head.hash, head.mac
+
+
+def test_a_removed_newest_record_is_found_even_when_the_head_is_moved_back(runtime: Runtime) -> None:
+    _log(runtime, 4)
+    # someone with database access removes the newest record
     with runtime.sessions.begin() as session:
-        session.execute(delete(AuditEvent).where(AuditEvent.seq > 3))
+        session.execute(delete(AuditEvent).where(AuditEvent.seq == 4))
+    with runtime.sessions() as session:
+        result = audit.verify(session, runtime.keys)
+    assert not result.ok and "removed from the end" in result.message
+    # ... and makes the head agree: without the audit key the head's seal no longer matches
+    with runtime.sessions.begin() as session:
         third = session.execute(select(AuditEvent.hash).where(AuditEvent.seq == 3)).scalar_one()
         session.execute(update(AuditHead).values(seq=3, hash=third))
     with runtime.sessions() as session:
-        assert audit.verify(session, runtime.keys).ok  # the chain alone looks intact
+        result = audit.verify(session, runtime.keys)
+    assert not result.ok and "head is not sealed" in result.message
+
+
+def test_a_truncated_tail_with_a_replayed_head_is_found_only_with_the_checkpoint(runtime: Runtime) -> None:
+    _log(runtime, 3)
+    saved = _head(runtime)  # someone with database access keeps a copy of the sealed head
+    _log(runtime, 2)
+    with runtime.sessions() as session:
+        doc = audit.checkpoint(session, runtime.keys)
+    # ... later removes the last two records and puts the old sealed head back
+    with runtime.sessions.begin() as session:
+        session.execute(delete(AuditEvent).where(AuditEvent.seq > 3))
+        session.execute(update(AuditHead).values(seq=saved[0], hash=saved[1], mac=saved[2]))
+    with runtime.sessions() as session:
+        assert audit.verify(session, runtime.keys).ok  # the chain and its head alone look intact
         result = audit.verify_checkpoint(session, runtime.keys, doc)
     assert not result.ok
     assert "truncated" in result.message and "record 5" in result.message

@@ -64,7 +64,7 @@ def test_rotating_both_keys_keeps_every_patient_and_reading(
     with runtime.sessions() as session:
         new_keys = set(session.execute(select(m.Patient.patient_key)).scalars())
         assert not new_keys & old_keys
-        for table in (m.Identity, m.Consent, m.Observation, m.Upload):
+        for table in (m.Identity, m.Consent, m.Observation, m.ObservationDedup, m.Upload):
             assert not set(session.execute(select(table.patient_key)).scalars()) & old_keys, table.__tablename__
         assert {u.kid for u in session.execute(select(m.Upload)).scalars()} == {runtime.keys.vault.kid}
         assert audit.verify(session, runtime.keys).ok

@@ -19,11 +19,12 @@ SERVED = ("manufacturer", "model", "serial", "address", "identifier", "kind", "r
 @cache
 def _upsert(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(m.Device)
-    changed = or_(*(getattr(m.Device, k).is_distinct_from(getattr(stmt.excluded, k)) for k in SERVED))
-    set_ = {k: getattr(stmt.excluded, k) for k in UPDATED}
-    set_["version"] = case((changed, m.Device.version + 1), else_=m.Device.version)
-    set_["updated_at"] = case((changed, stmt.excluded.last_seen), else_=m.Device.updated_at)
+    table = m.Device.__table__
+    stmt = insert(table)  # Core, not the ORM's bulk path
+    changed = or_(*(table.c[k].is_distinct_from(stmt.excluded[k]) for k in SERVED))
+    set_ = {k: stmt.excluded[k] for k in UPDATED}
+    set_["version"] = case((changed, table.c.version + 1), else_=table.c.version)
+    set_["updated_at"] = case((changed, stmt.excluded.last_seen), else_=table.c.updated_at)
     return stmt.on_conflict_do_update(index_elements=["id"], set_=set_)
 
 
@@ -31,6 +32,12 @@ def upsert(session: Session, values: dict[str, Any]) -> None:
     """Insert the device, or bring a known one up to date (``first_seen`` stays; ``version`` counts the
     changes of what the Device resource shows, ``updated_at`` is when the last one was seen)."""
     session.execute(_upsert(session.get_bind().dialect.name), values)
+
+
+def upsert_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """``upsert`` of several devices in one executemany (in a stable order: callers sort by id)."""
+    if rows:
+        session.execute(_upsert(session.get_bind().dialect.name), rows)
 
 
 def exists(session: Session, device_id: str) -> bool:

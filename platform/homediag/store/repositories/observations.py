@@ -1,11 +1,12 @@
-"""Observations: inserted idempotently on the dedup identifier, all of a request's in one statement."""
+"""Observations: inserted idempotently on the dedup identifier (claimed in ``observation_dedup``), all of a
+request's at once."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -13,23 +14,44 @@ from homediag.store import models as m
 
 
 @cache
-def _insert(dialect: str) -> Any:
+def _claim(dialect: str) -> Any:
     """Built once per dialect so that SQLAlchemy compiles it once (a ``.values(rows)`` statement is new
-    every time and misses the compiled cache)."""
+    every time and misses the compiled cache). Core, not the ORM's bulk path."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(m.Observation).on_conflict_do_nothing(index_elements=["dedup"]).returning(m.Observation.id)
+    table = m.ObservationDedup.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["patient_key", "dedup"]).returning(table.c.dedup)
+
+
+_INSERT = insert(m.Observation.__table__)
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert ``rows`` (one statement); the ids of those that were new (the others were stored already)."""
+    """Insert those of ``rows`` (distinct dedup keys) whose dedup key is new, two executemany statements: claim the
+    keys (idempotent; a concurrent claim of the same key waits for the other transaction, then finds it), then
+    insert the Observations of the keys claimed. The ids of those stored now."""
     if not rows:
         return set()
-    return set(session.execute(_insert(session.get_bind().dialect.name), rows).scalars())
+    claims = [
+        {
+            "patient_key": r["patient_key"],
+            "dedup": r["dedup"],
+            "observation_id": r["id"],
+            "effective_start": r["effective_start"],
+        }
+        for r in rows
+    ]
+    claimed = set(session.execute(_claim(session.get_bind().dialect.name), claims).scalars())
+    new = [r for r in rows if r["dedup"] in claimed]
+    if new:
+        session.execute(_INSERT, new)
+    return {r["id"] for r in new}
 
 
 def id_by_dedup(session: Session, dedup: str, patient_key: str) -> str | None:
     return session.execute(
-        select(m.Observation.id).where(m.Observation.dedup == dedup, m.Observation.patient_key == patient_key)
+        select(m.ObservationDedup.observation_id).where(
+            m.ObservationDedup.patient_key == patient_key, m.ObservationDedup.dedup == dedup
+        )
     ).scalar_one_or_none()
 
 

@@ -1,0 +1,213 @@
+"""Growth: ingest and the clinician's series search as the store grows (``--scale 1e5,1e6,1e7``).
+
+The store is grown in steps to each size; at each it measures, through the in-process app: lists of 100
+envelopes through ``POST /ingest`` (Observations/s) beside the same-run ceiling (``ceiling``), and the
+``bp-90-days`` and ``bp-latest`` searches (p50/p95) of 20 enrolled patients with a year of readings.
+
+Seeding bypasses HTTP: real rows are built for one day of each searched patient with the real builder and
+repeated, shifted by whole days (new ids and dedup keys, the resource's time and identifier rewritten); the
+filler that makes up the size belongs to 10,000 patient keys nobody searches, spread over three years, so the
+table and its indexes grow as a region's would. PostgreSQL is seeded with COPY (psycopg), SQLite with
+executemany; the seconds it took are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+
+from homediag.api.app import create_app
+from homediag.fhir_profiles import fhirjson
+from homediag.store import models as m
+from homediag.store.partitions import ensure_observation_partitions
+from homediag.synthetic import synthetic_patients
+
+from . import ceiling, data, env
+from .client import TestClient
+from .latency import clinician_queries, search
+from .pilot import enrol
+from .throughput import ingest
+
+SEARCHED = 20
+FILLER_PATIENTS = 10_000
+COLUMNS = [c.name for c in m.Observation.__table__.columns]
+
+
+def say(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def _shifted(row: dict[str, Any], days: int, patient_key: str | None = None, salt: str = "") -> dict[str, Any]:
+    """A copy of a real row moved ``days`` earlier (and to another patient key when given): new id and dedup."""
+    dedup = hashlib.sha256(f"{row['dedup']}|{days}|{patient_key}|{salt}".encode()).hexdigest()
+    delta = timedelta(days=days)
+    start = row["effective_start"] - delta
+    resource = dict(row["resource"])
+    resource["id"] = dedup[:32]
+    resource["effectiveDateTime"] = start.isoformat() + "Z"
+    resource["identifier"] = [{**resource["identifier"][0], "value": dedup}]
+    return {
+        **row,
+        "id": dedup[:32],
+        "dedup": dedup,
+        "patient_key": patient_key or row["patient_key"],
+        "effective_start": start,
+        "effective_end": row["effective_end"] - delta,
+        "resource": resource,
+    }
+
+
+def _rows(templates: list[dict[str, Any]], count: int, *, start_day: int, filler: bool) -> Iterator[dict[str, Any]]:
+    """``count`` rows from the templates; searched patients get consecutive earlier days, filler spreads out."""
+    made, n = 0, 0
+    while made < count:
+        for template in templates:
+            if made >= count:
+                return
+            if filler:
+                key = hashlib.sha256(f"filler-{n % FILLER_PATIENTS}".encode()).hexdigest()[:64]
+                yield _shifted(template, 1 + (n * 7919) % 1095, key, salt=f"f{start_day}-{n}")
+            else:
+                yield _shifted(template, start_day + n + 1, salt="s")
+            made += 1
+        n += 1
+
+
+def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
+    """Write ``rows`` (and their dedup claims): COPY on PostgreSQL, executemany on SQLite."""
+    count = 0
+    if rt.engine.dialect.name == "postgresql":
+        raw = rt.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            claims: list[tuple[Any, ...]] = []
+            with cursor.copy(f"COPY observation ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    values = {**row, "resource": fhirjson.dumps(row["resource"])}
+                    copy.write_row([values[c] for c in COLUMNS])
+                    claims.append((row["patient_key"], row["dedup"], row["id"], row["effective_start"]))
+                    count += 1
+            with cursor.copy(
+                "COPY observation_dedup (patient_key, dedup, observation_id, effective_start) FROM STDIN"
+            ) as copy:
+                for claim in claims:
+                    copy.write_row(claim)
+            raw.commit()
+        finally:
+            raw.close()
+        return count
+    chunk: list[dict[str, Any]] = []
+    table, claims_table = m.Observation.__table__, m.ObservationDedup.__table__
+
+    def flush() -> None:
+        with rt.engine.begin() as conn:
+            conn.execute(insert(table), chunk)
+            conn.execute(
+                insert(claims_table),
+                [
+                    {
+                        "patient_key": r["patient_key"],
+                        "dedup": r["dedup"],
+                        "observation_id": r["id"],
+                        "effective_start": r["effective_start"],
+                    }
+                    for r in chunk
+                ],
+            )
+
+    for row in rows:
+        chunk.append(row)
+        count += 1
+        if len(chunk) >= 10_000:
+            flush()
+            chunk = []
+    if chunk:
+        flush()
+    return count
+
+
+def run(engine: str, sizes: list[int]) -> dict[str, Any]:
+    people = synthetic_patients(SEARCHED, seed=4242)
+    steps: list[dict[str, Any]] = []
+    with env.fresh_database(engine) as url, env.runtime(url) as rt, TestClient(create_app(rt)) as client:
+        consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=4000)).date()
+        pilot = enrol(client, rt, people, consent_from)
+        if engine == "postgresql":
+            with rt.engine.begin() as conn:  # three years of months, as a deployment that has run that long
+                ensure_observation_partitions(conn, back=40)
+        with rt.sessions() as session:
+            ids = {pkey: pid for pkey, pid in session.execute(select(m.Patient.patient_key, m.Patient.id))}
+        # one day of real readings per searched patient (the newest day), the templates of everything seeded
+        today = data.cuff_envelopes(people, 1, seed=99)
+        templates = [row for raw in today for row in data.observation_rows(rt, raw, ids)]
+        searched_rows = SEARCHED * 365 * 2 * 2  # a year of two envelopes a day (BP and pulse each)
+        seeded_at_start = 0
+        ingest_seed = 500
+        for size in sizes:
+            with rt.sessions() as session:
+                stored = session.execute(select(func.count()).select_from(m.Observation)).scalar_one()
+            todo = max(0, size - stored)
+            t0 = time.perf_counter()
+            if seeded_at_start == 0:
+                mine = min(todo, searched_rows)
+                seeded = _seed(rt, _rows(templates, mine, start_day=0, filler=False))
+                seeded += _seed(rt, _rows(templates, todo - mine, start_day=len(steps), filler=True))
+                seeded_at_start = 1
+            else:
+                seeded = _seed(rt, _rows(templates, todo, start_day=len(steps) + 1, filler=True))
+            seed_seconds = time.perf_counter() - t0
+            with rt.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))  # as autovacuum would soon after a bulk load
+            say(f"{engine} scale {size:,}: seeded {seeded:,} rows in {seed_seconds:.0f} s")
+
+            since = (datetime.now(data.COPENHAGEN) - timedelta(days=90)).date().isoformat()
+            clinician = pilot.auth("clinician")
+            searches = {
+                q.kind: search(client, clinician, q, pilot.patient_ids, 200, 20).as_json()
+                for q in clinician_queries(since)
+            }
+            # new readings (other minutes than the seeded ones) in lists of 100, then the same-run ceiling
+            fresh = data.cuff_envelopes(people, 25, seed=ingest_seed)[:1000]
+            ingest_seed += 1
+            run_http = ingest(client, pilot.auth("gateway"), fresh, 100)
+            full = ceiling.measure(rt, data.cuff_envelopes(people, 25, seed=ingest_seed)[:1000], full_validation=True)
+            ingest_seed += 1
+            rules = ceiling.measure(rt, data.cuff_envelopes(people, 25, seed=ingest_seed)[:1000], full_validation=False)
+            ingest_seed += 1
+            step = {
+                "size": size,
+                "seeded": seeded,
+                "seed_seconds": round(seed_seconds, 1),
+                "search": searches,
+                "ingest_lists_of_100_observations_per_s": round(run_http.observations_per_s, 1),
+                "ceiling": [full.as_json(), rules.as_json()],
+                "ingest_over_ceiling": {
+                    full.variant: round(run_http.observations_per_s / full.per_s, 3),
+                    rules.variant: round(run_http.observations_per_s / rules.per_s, 3),
+                },
+            }
+            steps.append(step)
+            series = searches["bp-90-days"]["latency"]
+            say(
+                f"{engine} scale {size:,}: bp-90-days p95 {series['p95_ms']} ms, bp-latest p95 "
+                f"{searches['bp-latest']['latency']['p95_ms']} ms; ingest {run_http.observations_per_s:.0f} obs/s "
+                f"(ceiling {full.per_s:.0f} full / {rules.per_s:.0f} rules)"
+            )
+    first = steps[0]
+    for step in steps:
+        step["growth_vs_first"] = {
+            "ingest": round(
+                step["ingest_lists_of_100_observations_per_s"] / first["ingest_lists_of_100_observations_per_s"], 3
+            ),
+            "series_p95": round(
+                step["search"]["bp-90-days"]["latency"]["p95_ms"] / first["search"]["bp-90-days"]["latency"]["p95_ms"],
+                3,
+            ),
+        }
+    return {"engine": engine, "steps": steps}

@@ -1,0 +1,279 @@
+"""Served for real: ``homediag serve --workers N`` (uvicorn processes) on loopback, driven by several clients.
+
+- single envelopes from 8 concurrent gateway clients: requests/s;
+- lists of 100 from one client, alone and then while four clinician clients search: the slow-down;
+- the server's resident memory (all its processes) sampled throughout: the largest sum and process.
+
+The server runs in its own processes, so its time is not on the bench's core; the bench and the server
+share the machine's cores. Set-up (users, patients, consents, seeding) goes through the in-process app.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from homediag.api.app import create_app
+from homediag.synthetic import SyntheticPatient
+
+from . import ceiling, data, env
+from .client import TestClient
+from .latency import clinician_queries
+from .pilot import enrol
+
+
+@dataclass(frozen=True)
+class ServedResult:
+    engine: str
+    workers: int
+    single_requests: int
+    single_clients: int
+    single_seconds: float
+    list_observations_alone: int
+    list_seconds_alone: float
+    list_observations_mixed: int
+    list_seconds_mixed: float
+    searches_during_mixed: int
+    search_p95_ms_mixed: float
+    rss_max_total_mb: float
+    rss_max_process_mb: float
+    ceilings: list[ceiling.Ceiling]
+
+    def as_json(self) -> dict[str, Any]:
+        alone = self.list_observations_alone / self.list_seconds_alone
+        mixed = self.list_observations_mixed / self.list_seconds_mixed
+        return {
+            "engine": self.engine,
+            "workers": self.workers,
+            "single": {
+                "clients": self.single_clients,
+                "requests": self.single_requests,
+                "seconds": round(self.single_seconds, 2),
+                "requests_per_s": round(self.single_requests / self.single_seconds, 1),
+            },
+            "lists_of_100": {
+                "alone_observations_per_s": round(alone, 1),
+                "with_4_searching_observations_per_s": round(mixed, 1),
+                "slowdown_with_4_searching": round(alone / mixed, 2),
+                "searches_during": self.searches_during_mixed,
+                "search_p95_ms_during": round(self.search_p95_ms_mixed, 1),
+            },
+            "ceiling": [c.as_json() for c in self.ceilings],
+            "lists_alone_over_ceiling": {c.variant: round(alone / c.per_s, 3) for c in self.ceilings},
+            "single_envelopes_per_s_over_ceiling_envelopes_per_s": {
+                c.variant: round((self.single_requests / self.single_seconds) / (c.per_s / 2.03), 3)
+                for c in self.ceilings
+            },
+            "server_rss_mb": {
+                "max_total": round(self.rss_max_total_mb, 1),
+                "max_process": round(self.rss_max_process_mb, 1),
+            },
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        found += frontier
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class MemoryWatch:
+    """Samples the resident memory of a process tree every 0.2 s in a thread."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.total, self.largest = root, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            sizes = [_rss_mb(pid) for pid in _tree(self.root)]
+            self.total, self.largest = max(self.total, sum(sizes)), max(self.largest, max(sizes, default=0.0))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _post_all(base: str, headers: dict[str, str], bodies: list[bytes]) -> int:
+    """POST each body in turn; the number of Observations created."""
+    created = 0
+    with httpx.Client(base_url=base, timeout=300, headers={**headers, "Content-Type": "application/json"}) as http:
+        for body in bodies:
+            response = http.post("/ingest", content=body)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"POST /ingest answered {response.status_code}: {response.text[:300]}")
+            payload = response.json()
+            for result in payload.get("results", [payload]):
+                created += sum(1 for o in result["observations"] if o["outcome"] == "created")
+    return created
+
+
+def run(
+    engine: str, people: list[SyntheticPatient], *, workers: int, singles: int, lists: int, say: Any
+) -> ServedResult:
+    import json
+
+    days = 250
+    envelopes = data.cuff_envelopes(people, days)
+    single = envelopes[:singles]
+    alone = envelopes[singles : singles + lists * 100]
+    mixed = envelopes[singles + lists * 100 : singles + 2 * lists * 100]
+    seeded = envelopes[singles + 2 * lists * 100 :]
+    with env.fresh_database(engine) as url, env.runtime(url) as rt:
+        with TestClient(create_app(rt)) as client:
+            consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=days + 1)).date()
+            pilot = enrol(client, rt, people, consent_from)
+        data.seed(rt, seeded)
+        port = _free_port()
+        environment = {
+            **os.environ,
+            "HOMEDIAG_DATABASE_URL": url,
+            "HOMEDIAG_KEYS_JSON": rt.keys.to_json(),
+        }
+        command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", str(workers)]
+        log = tempfile.TemporaryFile()  # uvicorn's log: a pipe nobody reads would fill and stall the server
+        server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/fhir/metadata", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"the server did not start: {log.read().decode()[-2000:]}")
+                time.sleep(0.2)
+            watch = MemoryWatch(server.pid)
+            gateway = pilot.auth("gateway")
+            say(f"{engine}: served by {workers} workers on port {port}")
+
+            # single envelopes from 8 concurrent clients
+            clients = 8
+            shares = [[json.dumps(e).encode() for e in single[i::clients]] for i in range(clients)]
+            threads = [threading.Thread(target=_post_all, args=(base, gateway, share)) for share in shares]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            single_seconds = time.perf_counter() - t0
+            rate = len(single) / single_seconds
+            say(f"{engine}: {len(single)} single envelopes from {clients} clients: {rate:.0f} req/s")
+
+            def lists_of(chunk: list[dict[str, Any]]) -> list[bytes]:
+                return [json.dumps(chunk[i : i + 100]).encode() for i in range(0, len(chunk), 100)]
+
+            t0 = time.perf_counter()
+            alone_created = _post_all(base, gateway, lists_of(alone))
+            alone_seconds = time.perf_counter() - t0
+            say(f"{engine}: lists of 100 alone: {alone_created / alone_seconds:.0f} Observations/s")
+
+            stop = threading.Event()
+            latencies: list[float] = []
+            since = (datetime.now(data.COPENHAGEN) - timedelta(days=90)).date().isoformat()
+            query = clinician_queries(since)[0]
+
+            def searcher(n: int) -> None:
+                with httpx.Client(base_url=base, timeout=60, headers=pilot.auth("clinician")) as http:
+                    i = n
+                    while not stop.is_set():
+                        s0 = time.perf_counter()
+                        response = http.get(
+                            "/fhir/Observation", params=query.params(pilot.patient_ids[i % len(pilot.patient_ids)])
+                        )
+                        latencies.append(time.perf_counter() - s0)
+                        response.raise_for_status()
+                        i += 1
+
+            searchers = [threading.Thread(target=searcher, args=(n,)) for n in range(4)]
+            for t in searchers:
+                t.start()
+            time.sleep(1.0)
+            t0 = time.perf_counter()
+            mixed_created = _post_all(base, gateway, lists_of(mixed))
+            mixed_seconds = time.perf_counter() - t0
+            stop.set()
+            for t in searchers:
+                t.join()
+            watch.stop()
+            ordered = sorted(latencies)
+            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000 if ordered else float("nan")
+            say(
+                f"{engine}: lists of 100 with 4 clients searching: {mixed_created / mixed_seconds:.0f} Observations/s; "
+                f"{len(latencies)} searches, p95 {p95:.0f} ms; server RSS max {watch.total:.0f} MB in all"
+            )
+        finally:
+            log.close()
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
+        fresh = [data.cuff_envelopes(people, 25, seed=s)[:1000] for s in (61, 62)]
+        ceilings = [
+            ceiling.measure(rt, fresh[0], full_validation=True),
+            ceiling.measure(rt, fresh[1], full_validation=False),
+        ]
+        full, rules = ceilings
+        say(f"{engine}: ceiling {full.per_s:.0f} (full validation) / {rules.per_s:.0f} (rules) Observations/s")
+        return ServedResult(
+            engine,
+            workers,
+            len(single),
+            clients,
+            single_seconds,
+            alone_created,
+            alone_seconds,
+            mixed_created,
+            mixed_seconds,
+            len(latencies),
+            p95,
+            watch.total,
+            watch.largest,
+            ceilings,
+        )
