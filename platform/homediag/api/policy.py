@@ -53,8 +53,11 @@ ADMIN_READ = Policy("admin-read", ("admin",), "consents and the audit log, throu
 ADMIN_WRITE = Policy("admin-write", ("admin",), "nothing: enrolment and consents (audited writes)")
 GATEWAY_WRITE = Policy("gateway-write", ("gateway",), "only its own uploads' read-back, through the access layer")
 VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, through the access layer")
+EVALUATION_READ = Policy(
+    "evaluation-read", ("evaluator",), "the evaluation export and metrics, through the access layer (audited)"
+)
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS)  # fmt: skip
+            VENDOR_TOOLS, EVALUATION_READ)  # fmt: skip
 
 
 @dataclass(frozen=True)

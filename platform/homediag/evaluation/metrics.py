@@ -77,7 +77,8 @@ WITH days AS (
     FROM spans
 ), bp AS (
     SELECT patient, date_trunc('week', local_date)::DATE AS week,
-           avg(value) FILTER (WHERE quantity = 'systolic') AS sys, avg(value) FILTER (WHERE quantity = 'diastolic') AS dia
+           avg(value) FILTER (WHERE quantity = 'systolic') AS sys,
+           avg(value) FILTER (WHERE quantity = 'diastolic') AS dia
     FROM readings WHERE quantity IN ('systolic', 'diastolic') GROUP BY ALL
 )
 SELECT w.week, (datediff('day', w.first_week, w.week) // 7 + 1)::INTEGER AS study_week,
@@ -142,8 +143,9 @@ def compute(directory: Path, start: date, end: date) -> Metrics:
     ).fetchall()
     vendors = tuple(sorted({r[0] for r in clock_rows}))
     faults = ("ok", "clock not set", "clock off by more than 1 h")
-    clock = suppress(Cube("clock-faults", ("vendor", "fault"), (vendors, faults),
-                          {(v, f): n for v, f, n in clock_rows}, table_keys(2, [0, 1], {}, (vendors, faults))))  # fmt: skip
+    clock_counts = {(v, f): n for v, f, n in clock_rows}
+    clock_keys = table_keys(2, [0, 1], {}, (vendors, faults))
+    clock = suppress(Cube("clock-faults", ("vendor", "fault"), (vendors, faults), clock_counts, clock_keys))
 
     rd = con.execute(
         "SELECT date_trunc('week', local_date)::DATE, count(DISTINCT reading) FROM readings GROUP BY 1"
@@ -163,7 +165,8 @@ def compute(directory: Path, start: date, end: date) -> Metrics:
             "p90_gateway_to_platform_s": d if p >= 5 else None,
         }
         for w, p, a, b, c, d in con.execute(
-            """SELECT week, count(DISTINCT patient), median(d1), quantile_cont(d1, 0.9), median(d2), quantile_cont(d2, 0.9)
+            """SELECT week, count(DISTINCT patient), median(d1), quantile_cont(d1, 0.9),
+                      median(d2), quantile_cont(d2, 0.9)
                FROM (SELECT DISTINCT reading, patient, date_trunc('week', local_date)::DATE AS week,
                             delay_device_to_gateway_s AS d1, delay_gateway_to_platform_s AS d2 FROM readings)
                GROUP BY week ORDER BY week"""
