@@ -238,7 +238,7 @@ class EvaluationReads(ObservationReads):
             patients = select(m.Patient.patient_key, m.Patient.enrolled_at)
             if pilot is not None:
                 patients = patients.where(m.Patient.pilot == pilot)
-            enrolled = dict(session.execute(patients).tuples().all())
+            enrolled = {k: at for k, at in session.execute(patients).all()}
             tally: dict[tuple[date, str], int] = {}
             for at in enrolled.values():
                 key = (_monday(at, zone), "enrolled")
