@@ -1,14 +1,15 @@
-"""Small-cell suppression with complementary suppression, checked by an attacker's linear programs.
+"""Small-cell suppression with complementary suppression, checked by an attacker's integer programs.
 
 A count cube holds the detailed counts (one per combination of its dimensions' values). Every published
 number of a cube is a lattice key: a value per dimension or ``ALL`` where the dimension is summed (a
 table's cells, its row and column totals, the grand total). A published count under the threshold (5)
 is shown as "<5" (primary suppression). An attacker knows every shown count, that a "<5" cell lies in
-0..4, and that a cell suppressed only to protect another ("x") is 5 or more; for each "<5" cell it
-solves two linear programs (the least and the greatest value the published numbers allow, SciPy's
-HiGHS). While some "<5" cell can take only one whole value, the smallest shown count beside it (same
-row or column of a table, or the total it adds up to) is suppressed too ("x"), and the check is
-repeated. Each suppression is recorded with its reason for the report.
+0..4, that a cell suppressed only to protect another ("x") is 5 or more, and that counts are whole
+numbers; for each "<5" cell it solves two integer programs (the least and the greatest value the
+published numbers allow; SciPy's ``milp``, HiGHS). While a "<5" cell can take only one whole value, the
+cheapest one or two further counts beside it (same row or column of a table, or the total it adds up to)
+that leave it undetermined are suppressed too ("x"), and the check is repeated; failing that, the whole
+table is withheld. Each suppression is recorded with its reason for the report.
 
 Tables of different cubes share no count but, at most, a total shown unsuppressed in both; a number that
 is a combination of one cube's counts (a share, a mean) is shown only where no count it rests on is
@@ -23,7 +24,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_matrix
 
 ALL = "*"
@@ -88,29 +89,28 @@ class _Attacker:
         self.n = len(base)
 
     def bounds(self, target: Key, hidden: dict[Key, str], values: dict[Key, int]) -> tuple[float, float]:
-        eq = [k for k in self.cube.published if k not in hidden]
-        a_eq = csr_matrix(np.array([self.rows[k] for k in eq])) if eq else None
-        b_eq = np.array([values[k] for k in eq], dtype=float) if eq else None
-        ub_rows, ub = [], []
-        for k, mark in hidden.items():
-            if mark == "<5":
-                ub_rows.append(self.rows[k])
-                ub.append(THRESHOLD - 1)
+        """The least and greatest whole value ``target`` can take given what is published (integer programs)."""
+        lower, upper = [], []
+        keys = list(self.cube.published)
+        for k in keys:
+            if k not in hidden:
+                lower.append(values[k])
+                upper.append(values[k])
+            elif hidden[k] == "<5":
+                lower.append(0)
+                upper.append(THRESHOLD - 1)
             else:
-                ub_rows.append(-self.rows[k])
-                ub.append(-THRESHOLD)
-        a_ub = csr_matrix(np.array(ub_rows)) if ub_rows else None
-        b_ub = np.array(ub, dtype=float) if ub_rows else None
+                lower.append(THRESHOLD)
+                upper.append(np.inf)
+        matrix = csr_matrix(np.array([self.rows[k] for k in keys]))
+        constraint = LinearConstraint(matrix, np.array(lower, dtype=float), np.array(upper, dtype=float))
         out = []
         for sign in (1.0, -1.0):
-            res = linprog(
+            res = milp(
                 sign * self.rows[target],
-                A_ub=a_ub,
-                b_ub=b_ub,
-                A_eq=a_eq,
-                b_eq=b_eq,
-                bounds=(0, None),
-                method="highs",
+                constraints=constraint,
+                integrality=np.ones(self.n),
+                bounds=Bounds(0, np.inf),
             )
             out.append(sign * res.fun if res.status == 0 else (0.0 if sign > 0 else math.inf))
         return out[0], out[1]
@@ -141,11 +141,13 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
     attacker = _Attacker(cube)
     published = set(cube.published)
     for _ in range(len(cube.published)):
-        weak = next((k for k in reversed(hidden) if _determined(*attacker.bounds(k, hidden, values))), None)
-        if weak is None:
-            break
-        picks = _complement(attacker, weak, published, hidden, values)
-        if not picks:
+        weak, picks = None, []
+        for k in [k for k, mark in hidden.items() if mark == "<5"]:
+            if _determined(*attacker.bounds(k, hidden, values)):
+                weak, picks = k, _complement(attacker, k, published, hidden, values)
+                if picks:
+                    break
+        if weak is None or not picks:
             break
         for pick in picks:
             hidden[pick] = "x"
@@ -157,6 +159,13 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
                     f"{_label(cube, pick)}: otherwise {_label(cube, weak)} could be worked out from the shown counts",
                 )
             )
+    exposed = [k for k, mark in hidden.items() if mark == "<5" and _determined(*attacker.bounds(k, hidden, values))]
+    if exposed:  # no cheap complement found: withhold the whole cube rather than give a count away
+        for k in cube.published:
+            if k not in hidden:
+                hidden[k] = "x"
+                log.append(Suppressed(cube.name, k, "complementary", f"{_label(cube, k)}: the table could not "
+                                      f"otherwise protect {_label(cube, exposed[0])}"))  # fmt: skip
     shown = {k: v for k, v in values.items() if k not in hidden}
     return Result(cube, shown, hidden, log)
 
