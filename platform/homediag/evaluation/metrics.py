@@ -2,7 +2,8 @@
 
 Definitions (the report's methods section repeats them):
 - patient-week: an ISO week (Monday to Sunday, Europe/Copenhagen) from the week of a patient's first
-  reading in the period to the week of its last; adherence is the number of days in it with a reading.
+  reading in the period to the week of its last; adherence is the number of days in it with a reading,
+  published in bands (0, 1-3, 4-6, 7 days) so that fewer counts fall under 5.
 - study week: weeks since the patient's first reading (1 = the week of the first reading); retention is
   the number of patients still measuring in that study week (their last reading is that week or later).
 - home blood pressure under 135/85: the week's mean systolic under 135 mmHg and mean diastolic under
@@ -24,7 +25,7 @@ import duckdb
 from .suppression import ALL, Cube, Result, suppress, table_keys
 
 CLOCK_SKEW_S = 3600
-DAYS = tuple(range(8))
+DAYS = ("0", "1-3", "4-6", "7")  # days with a reading in a patient-week, in bands
 BP = ("under", "over", "none")
 
 
@@ -53,7 +54,7 @@ def _source(directory: Path, table: str) -> str:
 
 
 def _connect(directory: Path, start: date, end: date) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": 2, "memory_limit": "300MB"})
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "200MB"})
     con.execute(f"CREATE VIEW readings_all AS SELECT * FROM {_source(directory, 'readings')}")
     con.execute(
         "CREATE VIEW readings AS SELECT * FROM readings_all WHERE local_date BETWEEN ? AND ?".replace(
@@ -82,7 +83,8 @@ WITH days AS (
     FROM readings WHERE quantity IN ('systolic', 'diastolic') GROUP BY ALL
 )
 SELECT w.week, (datediff('day', w.first_week, w.week) // 7 + 1)::INTEGER AS study_week,
-       count(DISTINCT d.day)::INTEGER AS days,
+       CASE count(DISTINCT d.day) WHEN 0 THEN '0' WHEN 7 THEN '7'
+            WHEN 1 THEN '1-3' WHEN 2 THEN '1-3' WHEN 3 THEN '1-3' ELSE '4-6' END AS days,
        CASE WHEN bp.sys IS NULL OR bp.dia IS NULL THEN 'none' WHEN bp.sys < 135 AND bp.dia < 85 THEN 'under'
             ELSE 'over' END AS bp
 FROM weeks w LEFT JOIN days d USING (patient, week) LEFT JOIN bp USING (patient, week)

@@ -110,7 +110,7 @@ def _plots(m: Metrics, directory: Path) -> list[dict[str, str]]:
         under, over = res.number((w, ALL, "under")), res.number((w, ALL, "over"))
         share.append(100 * under / (under + over) if under is not None and over is not None and under + over else None)
     for name, series, label, title in (
-        ("adherence.svg", mean, "days with a reading per patient-week (mean)", "Adherence"),
+        ("adherence.svg", mean, "% of patient-weeks with readings on 4+ days", "Adherence"),
         ("bp-under-135-85.svg", share, "% of measured patient-weeks under 135/85", "Home blood pressure under 135/85"),
     ):
         fig, ax = plt.subplots()

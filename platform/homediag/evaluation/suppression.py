@@ -29,6 +29,7 @@ from scipy.sparse import csr_matrix
 
 ALL = "*"
 THRESHOLD = 5
+MILP_SECONDS = 5.0
 Key = tuple[Hashable, ...]
 
 
@@ -111,8 +112,11 @@ class _Attacker:
                 constraints=constraint,
                 integrality=np.ones(self.n),
                 bounds=Bounds(0, np.inf),
+                options={"time_limit": MILP_SECONDS},
             )
-            out.append(sign * res.fun if res.status == 0 else (0.0 if sign > 0 else math.inf))
+            if res.status != 0:  # not solved in time: take it as worked out, and suppress more rather than less
+                return (0.0, 0.0)
+            out.append(sign * res.fun)
         return out[0], out[1]
 
 
@@ -140,25 +144,25 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
             log.append(Suppressed(cube.name, k, "primary", f"{_label(cube, k)}: a count under {threshold}"))
     attacker = _Attacker(cube)
     published = set(cube.published)
-    for _ in range(len(cube.published)):
-        weak, picks = None, []
-        for k in [k for k, mark in hidden.items() if mark == "<5"]:
-            if _determined(*attacker.bounds(k, hidden, values)):
-                weak, picks = k, _complement(attacker, k, published, hidden, values)
-                if picks:
-                    break
-        if weak is None or not picks:
-            break
-        for pick in picks:
-            hidden[pick] = "x"
-            log.append(
-                Suppressed(
-                    cube.name,
-                    pick,
-                    "complementary",
-                    f"{_label(cube, pick)}: otherwise {_label(cube, weak)} could be worked out from the shown counts",
+    for _ in range(len(cube.published)):  # passes over the "<5" counts until one changes nothing
+        changed = False
+        for weak in [k for k, mark in hidden.items() if mark == "<5"]:
+            if not _determined(*attacker.bounds(weak, hidden, values)):
+                continue
+            for pick in _complement(attacker, weak, published, hidden, values):
+                changed = True
+                hidden[pick] = "x"
+                log.append(
+                    Suppressed(
+                        cube.name,
+                        pick,
+                        "complementary",
+                        f"{_label(cube, pick)}: otherwise {_label(cube, weak)} could be worked out from the shown "
+                        "counts",
+                    )
                 )
-            )
+        if not changed:
+            break
     exposed = [k for k, mark in hidden.items() if mark == "<5" and _determined(*attacker.bounds(k, hidden, values))]
     if exposed:  # no cheap complement found: withhold the whole cube rather than give a count away
         for k in cube.published:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -141,6 +142,17 @@ NOT_YET = {
 }
 
 
+@lru_cache(maxsize=1024)
+def _identify(codings: tuple[tuple[str, str], ...]) -> terminology.Measurement | None:
+    return terminology.identify({"coding": [{"system": s, "code": c} for s, c in codings]})
+
+
+def identify(concept: dict[str, Any] | None) -> terminology.Measurement | None:
+    """The measurement a CodeableConcept names (``terminology.identify``, cached: an export asks a million times)."""
+    codings = (concept or {}).get("coding") or []
+    return _identify(tuple((str(c.get("system")), str(c.get("code"))) for c in codings if isinstance(c, dict)))
+
+
 def _code(measurement: terminology.Measurement | None, concept: dict[str, Any] | None) -> str | None:
     if measurement is not None:
         coding = measurement.loinc or measurement.mdc
@@ -165,7 +177,7 @@ def reading_rows(reading: EvaluatedReading) -> Iterator[dict[str, Any]]:
     """The tidy rows of one Observation as the evaluator received it."""
     r = reading.resource
     effective = _time(r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start"))
-    measured = terminology.identify(r.get("code"))
+    measured = identify(r.get("code"))
     clock_set = not any(e.get("url") == EXT_DEVICE_TIME for e in r.get("extension") or [])
     common = {
         "reading": r.get("id"),
@@ -190,7 +202,7 @@ def reading_rows(reading: EvaluatedReading) -> Iterator[dict[str, Any]]:
             value, unit = (1.0 if holder["valueBoolean"] else 0.0), "1"
         else:
             continue
-        m = terminology.identify(concept)
+        m = identify(concept)
         yield {
             **common,
             # a status bit is a component of the status Observation; it is named by the Observation's measurement
