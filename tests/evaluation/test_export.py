@@ -133,3 +133,19 @@ def test_only_an_evaluator_receives_evaluation_data(research_pilot: ResearchPilo
     clinician = Principal("someone", "Dr. X (synthetic)", "clinician", None)
     with pytest.raises(Forbidden):
         export(AccessService(research_pilot.runtime), clinician, tmp_path / "x")
+
+
+def test_two_evaluators_exports_share_no_id(
+    research_pilot: ResearchPilot, exported: ExportResult, tmp_path: Path
+) -> None:
+    from homediag.users import create_user
+
+    rt = research_pilot.runtime
+    with rt.sessions.begin() as session:
+        other, _ = create_user(session, name="another evaluator (synthetic)", role="evaluator", organisation="Other")
+        other_id = other.id
+    theirs = export(AccessService(rt), Principal(other_id, "x", "evaluator", "Other"), tmp_path / "other")
+    ids = "SELECT DISTINCT reading, patient, device FROM '{}/readings/*.parquet'"
+    mine = {v for row in duckdb.sql(ids.format(exported.directory)).fetchall() for v in row}
+    their = {v for row in duckdb.sql(ids.format(theirs.directory)).fetchall() for v in row}
+    assert len(their) > 1 and not mine & their

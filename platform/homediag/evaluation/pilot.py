@@ -73,3 +73,33 @@ def build_research_pilot(directory: Path, *, patients: int = 40, days: int = 42,
         if plan == "withdrawn":
             record_consent(rt, DEMO_ADMIN, {**made, "status": "inactive"}, consent_id=made["id"])
     return pilot
+
+
+def write_example(out: Path, *, patients: int = 40, days: int = 42) -> dict[str, Any]:
+    """The committed example (``docs/examples/evaluation/``): a research pilot, its export and its report."""
+    import shutil
+    import tempfile
+
+    from homediag.access import AccessService
+    from homediag.evaluation.export import export
+    from homediag.evaluation.report import Parameters, render
+    from homediag.users import Principal
+
+    with tempfile.TemporaryDirectory(prefix="homediag-example-") as tmp:
+        pilot = build_research_pilot(Path(tmp) / "demo", patients=patients, days=days)
+        rt = pilot.runtime
+        evaluator = Principal(pilot.evaluator_id, "FIERS evaluator (synthetic)", "evaluator", EVALUATOR_ORGANISATION)
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        export(AccessService(rt), evaluator, out / "export", pilot=rt.settings.pilot)
+        end = datetime.now(COPENHAGEN).date()
+        made = render(out / "export", out, Parameters(rt.settings.pilot, end - timedelta(days=days + 7), end))
+        rt.close()
+    return made
+
+
+if __name__ == "__main__":  # python -m homediag.evaluation.pilot docs/examples/evaluation
+    import sys
+
+    print(write_example(Path(sys.argv[1]))["stamp"])
