@@ -29,6 +29,9 @@ from scipy.sparse import csr_matrix
 
 ALL = "*"
 THRESHOLD = 5
+# A zero is a count under 5 too, and is shown as "<5" (the brief's rule). Statistics Denmark and the Danish Health
+# Data Authority suppress only 1 to 4; set this False for that rule (the attacker then knows a "<5" is 1 to 4).
+SUPPRESS_ZEROS = True
 MILP_SECONDS = 5.0
 Key = tuple[Hashable, ...]
 
@@ -98,7 +101,7 @@ class _Attacker:
                 lower.append(values[k])
                 upper.append(values[k])
             elif hidden[k] == "<5":
-                lower.append(0)
+                lower.append(0 if SUPPRESS_ZEROS else 1)
                 upper.append(THRESHOLD - 1)
             else:
                 lower.append(THRESHOLD)
@@ -139,7 +142,7 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
     hidden: dict[Key, str] = {}
     log: list[Suppressed] = []
     for k in cube.published:
-        if values[k] < threshold:
+        if values[k] < threshold and (SUPPRESS_ZEROS or values[k] > 0):
             hidden[k] = "<5"
             log.append(Suppressed(cube.name, k, "primary", f"{_label(cube, k)}: a count under {threshold}"))
     attacker = _Attacker(cube)
