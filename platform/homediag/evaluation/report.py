@@ -194,7 +194,7 @@ def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
         "clock": _table(m.clock, 0, 1, m.clock.cube.values[0], m.clock.cube.values[1], {}),
     }
     suppressed = [s for r in m.results for s in r.log]
-    code = {**manifest["software"], "report": software()["homediag"]}
+    code = {**manifest["software"], "report": software()["homediag"], "evaluation_code_sha256": code_fingerprint()}
     stamp = {
         "snapshot": manifest["snapshot"],
         "software": code,
@@ -223,6 +223,15 @@ def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
     _atomic(out / "measure-reports.json", (json.dumps(reports, indent=2, sort_keys=True) + "\n").encode())
     pdf = _pdf(out)
     return {"html": out / "report.html", "pdf": pdf, "plots": plots, "stamp": stamp, "suppressed": len(suppressed)}
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over the evaluation package's own source and templates: the code version, without git."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *root.glob("templates/*.j2")]):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _atomic(path: Path, data: bytes) -> None:
