@@ -110,7 +110,7 @@ def main(argv: list[str]) -> int:
         child = subprocess.run(
             [sys.executable, "-m", "bench", "evaluation", "--measure", database, str(key_file), token, str(work)],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
         )
         timings = json.loads(child.stdout.strip().splitlines()[-1])

@@ -145,6 +145,8 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
         if values[k] < threshold and (SUPPRESS_ZEROS or values[k] > 0):
             hidden[k] = "<5"
             log.append(Suppressed(cube.name, k, "primary", f"{_label(cube, k)}: a count under {threshold}"))
+    if not cube.base():  # nothing counted at all: every published count is a zero
+        return Result(cube, {}, dict(hidden), log)
     attacker = _Attacker(cube)
     published = set(cube.published)
     for _ in range(len(cube.published)):  # passes over the "<5" counts until one changes nothing
