@@ -36,7 +36,7 @@ from .tables import EVENTS, READINGS, TABLES, UPLOADS, Table, batches, event_row
 
 FORMATS = ("parquet", "csv")
 PART_PATIENTS = 250
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 STATE = "state.json"
 MANIFEST = "manifest.json"
 
