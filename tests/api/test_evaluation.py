@@ -110,6 +110,12 @@ def test_the_metrics_as_measure_reports(client, cohort) -> None:  # type: ignore
     assert None in counts
 
 
+def test_an_unknown_format_is_a_clear_error(client, cohort) -> None:  # type: ignore[no-untyped-def]
+    answer = client.get("/evaluation/export", params={"format": "xlsx"}, headers=_auth(cohort["token"]))
+    assert answer.status_code == 400
+    assert "must be one of parquet, csv" in answer.json()["issue"][0]["diagnostics"]
+
+
 def test_a_bad_date_is_a_clear_error(client, cohort) -> None:  # type: ignore[no-untyped-def]
     answer = client.get("/evaluation/MeasureReport", params={"from": "2026-13-01", "to": "2026-12-01"},
                         headers=_auth(cohort["token"]))  # fmt: skip

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from evaluation_support import all_bytes
+from evaluation_support import all_bytes, evaluator_fixture, exported_fixture, research_pilot_fixture  # noqa: F401
 
 from homediag.access import AccessService
 from homediag.evaluation.export import ExportResult, export, sha256_file

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from evaluation_support import all_bytes
+from evaluation_support import all_bytes, evaluator_fixture, exported_fixture, research_pilot_fixture  # noqa: F401
 from fhir.resources.R4B.measurereport import MeasureReport
 
 from homediag.evaluation.export import ExportResult

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import zipfile
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from homediag.errors import BadRequest
-from homediag.evaluation.export import export
+from homediag.evaluation.export import export, export_zip
 from homediag.evaluation.measure import measure_reports
 from homediag.evaluation.metrics import compute
 from homediag.evaluation.report import Parameters
@@ -38,23 +37,13 @@ def evaluation_export(
     pilot: Annotated[str | None, Query(description="only this pilot's patients")] = None,
 ) -> FileResponse:
     """The tidy tables, codebook and manifest the evaluator may receive, as one zip file."""
-    work = Path(tempfile.mkdtemp(prefix="homediag-evaluation-"))
-    try:
-        result = export(caller.access, caller.user, work / "export", fmt=format, pilot=pilot, purpose=caller.purpose)
-        archive = work / "evaluation-export.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-            for path in sorted(result.directory.rglob("*")):
-                if path.is_file():
-                    z.write(path, path.relative_to(result.directory).as_posix())
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    archive, manifest = export_zip(caller.access, caller.user, fmt=format, pilot=pilot, purpose=caller.purpose)
     return FileResponse(
         archive,
         media_type="application/zip",
         filename="evaluation-export.zip",
-        headers={"X-Snapshot": result.manifest["snapshot"]},
-        background=BackgroundTask(shutil.rmtree, work, True),
+        headers={"X-Snapshot": manifest["snapshot"]},
+        background=BackgroundTask(shutil.rmtree, archive.parent, True),
     )
 
 

@@ -130,7 +130,7 @@ def export(
 ) -> ExportResult:
     """Export what ``principal`` (an evaluator) may receive into ``out``, which must not exist yet."""
     if fmt not in FORMATS:
-        raise BadRequest(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise BadRequest(f"the format (--format) must be one of {', '.join(FORMATS)}, not {fmt!r}")
     out = out.resolve()
     if out.exists():
         raise BadRequest(f"{out} exists already; an export writes a new directory")
@@ -201,3 +201,29 @@ def export(
     _write_json(partial / MANIFEST, manifest)
     os.replace(partial, out)
     return ExportResult(out, manifest, resumed)
+
+
+def export_zip(
+    access: AccessService,
+    principal: Principal,
+    *,
+    fmt: str = "parquet",
+    pilot: str | None = None,
+    purpose: str | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """An export as one zip file in a new temporary directory (the caller removes ``path.parent``)."""
+    import tempfile
+    import zipfile
+
+    work = Path(tempfile.mkdtemp(prefix="homediag-evaluation-"))
+    try:
+        result = export(access, principal, work / "export", fmt=fmt, pilot=pilot, purpose=purpose)
+        archive = work / "evaluation-export.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted(result.directory.rglob("*")):
+                if path.is_file():
+                    z.write(path, path.relative_to(result.directory).as_posix())
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return archive, result.manifest
