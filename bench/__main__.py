@@ -1,4 +1,5 @@
-"""``python -m bench``: ingest throughput and search latency on SQLite and/or PostgreSQL."""
+"""``python -m bench``: ingest throughput and search latency on SQLite and/or PostgreSQL;
+``python -m bench evaluation``: the evaluation export and metrics at scale (``bench/evaluation.py``)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["evaluation"]:  # python -m bench evaluation: the evaluation export and metrics at scale
+        from . import evaluation
+
+        return evaluation.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.WARNING)

@@ -77,6 +77,8 @@ EXPECTED = {
     ("GET", "/fhir/bulk-status/{job_id}"): "export",
     ("DELETE", "/fhir/bulk-status/{job_id}"): "export",
     ("GET", "/fhir/bulk-files/{job_id}/{file_name}"): "export",
+    ("GET", "/evaluation/export"): "evaluation-read",
+    ("GET", "/evaluation/MeasureReport"): "evaluation-read",
 }
 
 

@@ -6,6 +6,7 @@ from .administration import AdministrationReads
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
+from .evaluation import EvaluationReads
 from .export import ExportReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
@@ -21,6 +22,7 @@ class AccessService(
     GatewayReadBack,
     AdministrationReads,
     ExportReads,
+    EvaluationReads,
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

@@ -60,8 +60,11 @@ VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, thro
 EXPORT = Policy(
     "export", ("evaluator",), "Bulk Data exports of its own pseudonym domain, through the access layer (audited)"
 )
+EVALUATION_READ = Policy(
+    "evaluation-read", ("evaluator",), "the evaluation export and metrics, through the access layer (audited)"
+)
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS, EXPORT)  # fmt: skip
+            VENDOR_TOOLS, EXPORT, EVALUATION_READ)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""A demo pilot with research consents, for the committed example report and the tests.
+
+The demo (``homediag.demo``) records treatment consents only, so an evaluator would receive nothing.
+This adds, through the same enrolment code the API uses, research (HRESCH) consents in a fixed plan:
+some patients give none, some only for data from a date on (a consent ``dataPeriod``), some withdraw,
+the rest consent to all their data; and an evaluator user of FIERS. All of it is synthetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from homediag.consent import COPENHAGEN, treatment_consent
+from homediag.demo import DEMO_ADMIN, DemoPilot, build_demo
+from homediag.enrolment import record_consent
+from homediag.users import create_user
+
+EVALUATOR_ORGANISATION = "FIERS (synthetic)"
+PERIOD_DAYS = 10  # a dataPeriod consent covers the last PERIOD_DAYS days of data only
+
+
+def research_plan(count: int) -> list[str]:
+    """none | period | withdrawn | research, per patient, in enrolment order."""
+    plan = []
+    for i in range(count):
+        if i % 5 == 0:
+            plan.append("none")
+        elif i % 7 == 2:
+            plan.append("period")
+        elif i % 9 == 4:
+            plan.append("withdrawn")
+        else:
+            plan.append("research")
+    return plan
+
+
+@dataclass
+class ResearchPilot:
+    demo: DemoPilot
+    evaluator_token: str
+    evaluator_id: str
+    research: dict[str, str] = field(default_factory=dict)  # patient id -> plan
+    period_start: datetime | None = None
+
+    @property
+    def runtime(self) -> Any:
+        return self.demo.runtime
+
+
+def build_research_pilot(directory: Path, *, patients: int = 40, days: int = 42, seed: int = 2026) -> ResearchPilot:
+    demo = build_demo(directory, patients=patients, days=days, seed=seed)
+    rt = demo.runtime
+    assert rt is not None
+    with rt.sessions.begin() as session:
+        user, token = create_user(session, name="FIERS evaluator (synthetic)", role="evaluator",
+                                  organisation=EVALUATOR_ORGANISATION)  # fmt: skip
+        evaluator_id = user.id
+    start_all = (datetime.now(COPENHAGEN) - timedelta(days=days + 1)).date()
+    period_start = (datetime.now(COPENHAGEN) - timedelta(days=PERIOD_DAYS)).replace(microsecond=0)
+    pilot = ResearchPilot(demo, token, evaluator_id, period_start=period_start)
+    for patient, plan in zip(demo.patients, research_plan(len(demo.patients)), strict=True):
+        pilot.research[patient["id"]] = plan
+        if plan == "none":
+            continue
+        ref = f"Patient/{patient['id']}"
+        resource = treatment_consent(ref, purposes=("HRESCH",), scope="research", start=start_all)
+        if plan == "period":  # only data from period_start on
+            resource["provision"]["dataPeriod"] = {"start": period_start.isoformat()}
+        made = record_consent(rt, DEMO_ADMIN, resource)
+        if plan == "withdrawn":
+            record_consent(rt, DEMO_ADMIN, {**made, "status": "inactive"}, consent_id=made["id"])
+    return pilot
+
+
+def write_example(out: Path, *, patients: int = 40, days: int = 42) -> dict[str, Any]:
+    """The committed example (``docs/examples/evaluation/``): a research pilot, its export and its report."""
+    import shutil
+    import tempfile
+
+    from homediag.access import AccessService
+    from homediag.evaluation.export import export
+    from homediag.evaluation.report import Parameters, render
+    from homediag.users import Principal
+
+    with tempfile.TemporaryDirectory(prefix="homediag-example-") as tmp:
+        pilot = build_research_pilot(Path(tmp) / "demo", patients=patients, days=days)
+        rt = pilot.runtime
+        evaluator = Principal(pilot.evaluator_id, "FIERS evaluator (synthetic)", "evaluator", EVALUATOR_ORGANISATION)
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        export(AccessService(rt), evaluator, out / "export", pilot=rt.settings.pilot)
+        end = datetime.now(COPENHAGEN).date()
+        made = render(out / "export", out, Parameters(rt.settings.pilot, end - timedelta(days=days + 7), end))
+        rt.close()
+    return made
+
+
+if __name__ == "__main__":  # python -m homediag.evaluation.pilot docs/examples/evaluation
+    import sys
+
+    print(write_example(Path(sys.argv[1]))["stamp"])

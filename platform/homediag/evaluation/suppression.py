@@ -1,0 +1,241 @@
+"""Small-cell suppression with complementary suppression, checked by an attacker's integer programs.
+
+A count cube holds the detailed counts (one per combination of its dimensions' values). Every published
+number of a cube is a lattice key: a value per dimension or ``ALL`` where the dimension is summed (a
+table's cells, its row and column totals, the grand total). A published count under the threshold (5)
+is shown as "<5" (primary suppression). An attacker knows every shown count, that a "<5" cell lies in
+0..4, that a cell suppressed only to protect another ("x") is 5 or more, and that counts are whole
+numbers; for each "<5" cell it solves two integer programs (the least and the greatest value the
+published numbers allow; SciPy's ``milp``, HiGHS). While a "<5" cell can take only one whole value, the
+cheapest one or two further counts beside it (same row or column of a table, or the total it adds up to)
+that leave it undetermined are suppressed too ("x"), and the check is repeated; failing that, the whole
+table is withheld. Each suppression is recorded with its reason for the report.
+
+Tables of different cubes share no count but, at most, a total shown unsuppressed in both; a number that
+is a combination of one cube's counts (a share, a mean) is shown only where no count it rests on is
+suppressed, so it adds nothing an attacker could solve with.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_matrix
+
+ALL = "*"
+THRESHOLD = 5
+# A zero is a count under 5 too, and is shown as "<5" (the brief's rule). Statistics Denmark and the Danish Health
+# Data Authority suppress only 1 to 4; set this False for that rule (the attacker then knows a "<5" is 1 to 4).
+SUPPRESS_ZEROS = True
+MILP_SECONDS = 5.0
+Key = tuple[Hashable, ...]
+
+
+@dataclass
+class Cube:
+    name: str
+    dims: tuple[str, ...]
+    values: tuple[tuple[Hashable, ...], ...]  # the values of each dimension, in order
+    counts: dict[Key, int]  # detailed counts (missing: 0)
+    published: list[Key]  # lattice keys shown in the report's tables
+    possible: Callable[[Key], bool] = field(default=lambda key: True)  # structural zeros are public knowledge
+
+    def base(self) -> list[Key]:
+        return [k for k in itertools.product(*self.values) if self.possible(k)]
+
+    def value(self, key: Key) -> int:
+        return sum(n for k, n in self.counts.items() if _covers(key, k))
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    cube: str
+    key: Key
+    kind: str  # primary | complementary
+    why: str
+
+
+@dataclass
+class Result:
+    cube: Cube
+    shown: dict[Key, int]
+    hidden: dict[Key, str]  # key -> "<5" (primary) or "x" (complementary)
+    log: list[Suppressed]
+
+    def cell(self, key: Key) -> str:
+        return self.hidden.get(key) or str(self.shown[key])
+
+    def number(self, key: Key) -> int | None:
+        return None if key in self.hidden else self.shown[key]
+
+
+def _covers(key: Key, base: Key) -> bool:
+    return all(k == ALL or k == b for k, b in zip(key, base, strict=True))
+
+
+def _label(cube: Cube, key: Key) -> str:
+    parts = [f"{d}={v}" for d, v in zip(cube.dims, key, strict=True) if v != ALL]
+    return f"{cube.name}[{', '.join(parts) or 'total'}]"
+
+
+class _Attacker:
+    """The published numbers as linear constraints over the cube's detailed counts."""
+
+    def __init__(self, cube: Cube) -> None:
+        self.cube = cube
+        base = cube.base()
+        self.rows = {key: np.array([1.0 if _covers(key, b) else 0.0 for b in base]) for key in cube.published}
+        self.n = len(base)
+
+    def bounds(self, target: Key, hidden: dict[Key, str], values: dict[Key, int]) -> tuple[float, float]:
+        """The least and greatest whole value ``target`` can take given what is published (integer programs)."""
+        lower, upper = [], []
+        keys = list(self.cube.published)
+        for k in keys:
+            if k not in hidden:
+                lower.append(values[k])
+                upper.append(values[k])
+            elif hidden[k] == "<5":
+                lower.append(0 if SUPPRESS_ZEROS else 1)
+                upper.append(THRESHOLD - 1)
+            else:
+                lower.append(THRESHOLD)
+                upper.append(np.inf)
+        matrix = csr_matrix(np.array([self.rows[k] for k in keys]))
+        constraint = LinearConstraint(matrix, np.array(lower, dtype=float), np.array(upper, dtype=float))
+        out = []
+        for sign in (1.0, -1.0):
+            res = milp(
+                sign * self.rows[target],
+                constraints=constraint,
+                integrality=np.ones(self.n),
+                bounds=Bounds(0, np.inf),
+                options={"time_limit": MILP_SECONDS},
+            )
+            if res.status != 0:  # not solved in time: take it as worked out, and suppress more rather than less
+                return (0.0, 0.0)
+            out.append(sign * res.fun)
+        return out[0], out[1]
+
+
+def _determined(low: float, high: float) -> bool:
+    """At most one whole number lies between the bounds."""
+    return math.floor(high + 1e-6) - math.ceil(low - 1e-6) < 1
+
+
+def _neighbours(key: Key) -> list[Key]:
+    """The counts beside a cell in its tables: its siblings along each dimension and the totals it adds to."""
+    out = []
+    for i, v in enumerate(key):
+        if v != ALL:
+            out.append((*key[:i], ALL, *key[i + 1 :]))
+    return out
+
+
+def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
+    values = {k: cube.value(k) for k in cube.published}
+    hidden: dict[Key, str] = {}
+    log: list[Suppressed] = []
+    for k in cube.published:
+        if values[k] < threshold and (SUPPRESS_ZEROS or values[k] > 0):
+            hidden[k] = "<5"
+            log.append(Suppressed(cube.name, k, "primary", f"{_label(cube, k)}: a count under {threshold}"))
+    if not cube.base():  # nothing counted at all: every published count is a zero
+        return Result(cube, {}, dict(hidden), log)
+    attacker = _Attacker(cube)
+    published = set(cube.published)
+    for _ in range(len(cube.published)):  # passes over the "<5" counts until one changes nothing
+        changed = False
+        for weak in [k for k, mark in hidden.items() if mark == "<5"]:
+            if not _determined(*attacker.bounds(weak, hidden, values)):
+                continue
+            for pick in _complement(attacker, weak, published, hidden, values):
+                changed = True
+                hidden[pick] = "x"
+                log.append(
+                    Suppressed(
+                        cube.name,
+                        pick,
+                        "complementary",
+                        f"{_label(cube, pick)}: otherwise {_label(cube, weak)} could be worked out from the shown "
+                        "counts",
+                    )
+                )
+        if not changed:
+            break
+    exposed = [k for k, mark in hidden.items() if mark == "<5" and _determined(*attacker.bounds(k, hidden, values))]
+    if exposed:  # no cheap complement found: withhold the whole cube rather than give a count away
+        for k in cube.published:
+            if k not in hidden:
+                hidden[k] = "x"
+                log.append(Suppressed(cube.name, k, "complementary", f"{_label(cube, k)}: the table could not "
+                                      f"otherwise protect {_label(cube, exposed[0])}"))  # fmt: skip
+    shown = {k: v for k, v in values.items() if k not in hidden}
+    return Result(cube, shown, hidden, log)
+
+
+def _complement(
+    attacker: _Attacker, weak: Key, published: set[Key], hidden: dict[Key, str], values: dict[Key, int]
+) -> list[Key]:
+    """The cheapest one or two further counts to suppress that leave ``weak`` undetermined (a rectangle of
+    suppressed cells), else the smallest count beside it."""
+    first = _candidates(weak, published, hidden, values)[:8]
+
+    def protects(extra: list[Key]) -> bool:
+        trial = {**hidden, **{k: "x" for k in extra}}
+        return not _determined(*attacker.bounds(weak, trial, values))
+
+    for k in first:
+        if protects([k]):
+            return [k]
+    pairs = []
+    for k in first:
+        for k2 in _candidates(k, published, {**hidden, k: "x"}, values)[:8]:
+            if k2 != k:
+                pairs.append((values[k] + values[k2], str(k), str(k2), k, k2))
+    for *_, k, k2 in sorted(pairs):
+        if protects([k, k2]):
+            return [k, k2]
+    return first[:1]
+
+
+def _candidates(weak: Key, published: set[Key], hidden: dict[Key, str], values: dict[Key, int]) -> list[Key]:
+    """Shown counts in the same rows and columns as ``weak`` (siblings first, then the totals), smallest first."""
+    siblings: list[Key] = []
+    for total in _neighbours(weak):
+        i = next(j for j, (a, b) in enumerate(zip(total, weak, strict=True)) if a != b)
+        siblings += [k for k in published if k != weak and _same_except(k, weak, i)]
+    totals = [t for t in _neighbours(weak) if t in published]
+
+    def paired(k: Key) -> bool:  # another suppressed count in one of its own rows or columns: a rectangle forms
+        return any(h != weak and any(_same_except(h, k, i) for i in range(len(k))) for h in hidden)
+
+    seen: list[Key] = []
+    for group in (siblings, totals):
+        for k in sorted(group, key=lambda k: (not paired(k), values[k], str(k))):
+            if k not in hidden and k not in seen:
+                seen.append(k)
+    return seen
+
+
+def _same_except(k: Key, other: Key, i: int) -> bool:
+    return k[i] != ALL and all(a == b for j, (a, b) in enumerate(zip(k, other, strict=True)) if j != i)
+
+
+def table_keys(
+    n_dims: int, axes: Sequence[int], fixed: dict[int, Hashable], values: Sequence[Sequence[Hashable]]
+) -> list[Key]:
+    """The lattice keys of a table over ``axes`` (with its totals), other dimensions ``fixed`` or summed."""
+    keys: list[Key] = []
+    choices = [list(values[a]) + [ALL] for a in axes]
+    for combo in itertools.product(*choices):
+        key: list[Hashable] = [fixed.get(i, ALL) for i in range(n_dims)]
+        for a, v in zip(axes, combo, strict=True):
+            key[a] = v
+        keys.append(tuple(key))
+    return keys

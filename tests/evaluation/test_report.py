@@ -1,0 +1,77 @@
+"""The report: byte-identical for the same export and parameters, MAST domains, methods, what was suppressed,
+no identity; the metrics as FHIR MeasureReports."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from evaluation_support import all_bytes, evaluator_fixture, exported_fixture, research_pilot_fixture  # noqa: F401
+from fhir.resources.R4B.measurereport import MeasureReport
+
+from homediag.evaluation.export import ExportResult
+from homediag.evaluation.report import Parameters, render
+from homediag.synthetic import synthetic_patients
+
+
+@pytest.fixture(scope="module")
+def params() -> Parameters:
+    today = date.today()
+    return Parameters("nykobing-f-home-diagnostics", today - timedelta(days=60), today)
+
+
+@pytest.fixture(scope="module")
+def report(exported: ExportResult, params: Parameters, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    render(exported.directory, out, params)
+    return out
+
+
+def test_the_same_export_and_parameters_give_a_byte_identical_report(
+    exported: ExportResult, params: Parameters, report: Path, tmp_path: Path
+) -> None:
+    render(exported.directory, tmp_path, params)
+    first = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    second = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert {Path("report.html"), Path("measure-reports.json"), Path("plots/retention.svg")} <= first.keys()
+    assert first == second
+    other = tmp_path / "other"
+    render(exported.directory, other, Parameters(params.pilot, params.start + timedelta(days=1), params.end))
+    assert (other / "report.html").read_bytes() != first[Path("report.html")]  # the stamp names the parameters
+
+
+def test_the_report_maps_mast_domains_explains_methods_and_lists_suppressions(
+    exported: ExportResult, report: Path
+) -> None:
+    html = (report / "report.html").read_text()
+    for domain in ("Clinical effectiveness", "Economic aspects", "Organisational aspects", "Patient perspectives"):
+        assert domain in html
+    assert "Methods" in html and "135/85" in html and "Small-cell suppression" in html
+    assert "What was suppressed and why" in html and "a count under 5" in html
+    assert exported.manifest["snapshot"] in html
+    assert "&lt;5" in html
+    assert '<img src="plots/adherence.svg"' in html
+    svg = (report / "plots" / "adherence.svg").read_text()
+    assert "<svg" in svg and "Date" not in svg
+
+
+def test_no_identity_in_the_report(report: Path) -> None:
+    data = all_bytes(report)
+    for person in synthetic_patients(16, 7):
+        for secret in (person.cpr, person.family, person.cuff_serial):
+            assert secret.encode() not in data
+
+
+def test_metrics_as_measure_reports_validate_and_mask_small_counts(report: Path) -> None:
+    bundle = json.loads((report / "measure-reports.json").read_text())
+    reports = [MeasureReport.model_validate(e["resource"]) for e in bundle["entry"]]
+    assert {r.measure.rsplit("-", 1)[-1] for r in reports} >= {"weeks", "retention", "uploads", "faults"}
+    populations = [
+        pop for r in reports for g in r.group for s in g.stratifier for st in s.stratum for pop in st.population
+    ]
+    masked = [p for p in populations if p.count is None]
+    assert masked and all(p.extension[0].valueCode == "masked" for p in masked)
+    assert all(p.count >= 5 for p in populations if p.count is not None)
