@@ -13,7 +13,7 @@ from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
-from . import fhir, gateway, ingest
+from . import fhir, gateway, ingest, monitoring
 from .headers import NoStoreForCallers
 from .policy import check_policies
 from .responses import FhirResponse, error_response
@@ -60,5 +60,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(fhir.router)
     app.include_router(vendor_router)
+    app.include_router(monitoring.router)
     check_policies(app)
     return app

@@ -53,8 +53,16 @@ ADMIN_READ = Policy("admin-read", ("admin",), "consents and the audit log, throu
 ADMIN_WRITE = Policy("admin-write", ("admin",), "nothing: enrolment and consents (audited writes)")
 GATEWAY_WRITE = Policy("gateway-write", ("gateway",), "only its own uploads' read-back, through the access layer")
 VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, through the access layer")
+MONITORING_READ = Policy(
+    "monitoring-read",
+    ("clinician",),
+    "triage, thresholds, plans and reviews of patients in care, through the access layer",
+)
+MONITORING_WRITE = Policy(
+    "monitoring-write", ("clinician",), "thresholds, plans and acknowledgements of patients in care (decided, audited)"
+)
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS)  # fmt: skip
+            VENDOR_TOOLS, MONITORING_READ, MONITORING_WRITE)  # fmt: skip
 
 
 @dataclass(frozen=True)
