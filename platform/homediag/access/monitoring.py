@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from homediag import audit
 from homediag.clock import from_store, to_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from homediag.monitoring import store
@@ -253,7 +254,7 @@ class MonitoringReads(Decisions):
                 t = store.triager(session, pkey, start, end, scope)
                 t.history = [trial]
                 now_counts = _colour_counts(r.colour for r in readings)
-                new_counts = _colour_counts(t.triage(r.resource, r.effective)[0].colour for r in readings)
+                new_counts = _colour_counts(t.triage(r.values, r.effective)[0].colour for r in readings)
                 self._audit(
                     session,
                     principal,
@@ -316,22 +317,26 @@ class MonitoringReads(Decisions):
                     select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
                 ).all()
             )
-            for pkey, window in windows.items():
-                if pkey not in ids:
-                    continue
-                status = self._status(session, ids[pkey], pkey, self.scope({pkey: window}), start, end)
+            keys = [k for k in windows if k in ids]
+            data = store.patients_data(session, keys, start, end, self.scope(windows), lookback=True)
+            entries = []
+            for pkey in keys:
+                status = self._status_of(ids[pkey], data[pkey], start, end)
                 out.append(status)
-                self._audit(
-                    session,
-                    principal,
-                    "monitoring-status",
-                    "permit",
-                    purpose=view.purpose,
-                    patient_key=pkey,
-                    entity=f"Patient/{ids[pkey]}",
-                    detail=status.colour.value,
+                entries.append(
+                    audit.Entry(
+                        principal.id,
+                        principal.role,
+                        "monitoring-status",
+                        "permit",
+                        purpose=view.purpose,
+                        patient_key=pkey,
+                        entity=f"Patient/{ids[pkey]}",
+                        detail=status.colour.value,
+                    )
                 )
-            if not windows:
+            audit.append(session, self.rt.keys, entries)  # one append for the page: one lock, one head update
+            if not keys:
                 self._audit(
                     session, principal, "monitoring-worklist", "permit", purpose=view.purpose, detail="0 patients"
                 )
@@ -341,13 +346,15 @@ class MonitoringReads(Decisions):
     def _status(
         self, session: Session, patient_id: str, pkey: str, scope: ColumnElement[bool], start: datetime, end: datetime
     ) -> PatientStatus:
-        readings = store.triaged_readings(session, pkey, start, end, scope)
-        history = store.versions(session, pkey)
-        current = store.in_force(history, end)
+        data = store.patients_data(session, [pkey], start, end, scope, lookback=True)[pkey]
+        return self._status_of(patient_id, data, start, end)
+
+    def _status_of(self, patient_id: str, data: store.PatientData, start: datetime, end: datetime) -> PatientStatus:
+        readings = [r for r in data.readings if r.effective >= start]
+        current = store.in_force(data.history, end)
         plan = current.settings.plan
-        lookback = max((i.every_days for i in plan.items), default=1)
         times: dict[str, list[datetime]] = {}
-        for r in store.triaged_readings(session, pkey, min(start, end - timedelta(days=lookback)), end, scope):
+        for r in data.readings:
             for v in {v.measure for v in _values(r)}:
                 times.setdefault(v, []).append(r.effective)
         adh = adherence(plan, times, start, end, self.rt.local_zone)
@@ -380,7 +387,7 @@ class MonitoringReads(Decisions):
             unacknowledged=sum(1 for r in readings if not r.acknowledged),
             latest=latest,
             adherence=adh,
-            last_review=review_summary(store.last_review(session, pkey)),
+            last_review=review_summary(data.last_review),
             settings_version=current.version,
             group=current.settings.group,
         )
@@ -681,10 +688,8 @@ def _triageable(resource: dict[str, Any]) -> bool:
     return bool(measures_of(resource))
 
 
-def _values(r: store.TriagedReading) -> list[Any]:
-    from homediag.monitoring.triage import measures_of
-
-    return measures_of(r.resource)
+def _values(r: store.TriagedReading) -> tuple[Any, ...]:
+    return r.values
 
 
 def _colour_counts(colours: Any) -> dict[str, int]:

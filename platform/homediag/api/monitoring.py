@@ -14,7 +14,6 @@ from homediag.errors import BadRequest
 from homediag.fhir_profiles import fhirjson
 from homediag.monitoring import default_groups
 from homediag.monitoring.store import TriagedReading
-from homediag.monitoring.triage import measures_of
 from homediag.runtime import Runtime
 from homediag.search_params import parse_count, parse_reference
 
@@ -119,7 +118,7 @@ def reading_json(r: TriagedReading) -> dict[str, Any]:
                 "colour": verdicts[v.measure].colour.value if v.measure in verdicts else None,
                 "interpretation": verdicts[v.measure].direction.value if v.measure in verdicts else None,
             }
-            for v in measures_of(r.resource)
+            for v in r.values
         ],
         "settings_version": r.version.version,
         "acknowledged": r.acknowledged,
