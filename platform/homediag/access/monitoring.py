@@ -318,7 +318,9 @@ class MonitoringReads(Decisions):
                 ).all()
             )
             keys = [k for k in windows if k in ids]
-            data = store.patients_data(session, keys, start, end, self.scope(windows), lookback=True)
+            data = store.patients_data(
+                session, keys, start, end, self.scope(windows), lookback=True, with_resources=False
+            )
             entries = []
             for pkey in keys:
                 status = self._status_of(ids[pkey], data[pkey], start, end)
@@ -346,7 +348,7 @@ class MonitoringReads(Decisions):
     def _status(
         self, session: Session, patient_id: str, pkey: str, scope: ColumnElement[bool], start: datetime, end: datetime
     ) -> PatientStatus:
-        data = store.patients_data(session, [pkey], start, end, scope, lookback=True)[pkey]
+        data = store.patients_data(session, [pkey], start, end, scope, lookback=True, with_resources=False)[pkey]
         return self._status_of(patient_id, data, start, end)
 
     def _status_of(self, patient_id: str, data: store.PatientData, start: datetime, end: datetime) -> PatientStatus:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import ColumnElement, Text, cast, func, or_, select, true
@@ -24,6 +25,33 @@ WEIGHT_CODES = sorted(code for code, measure in MEASURE_OF_CODE.items() if measu
 SYSTOLIC_CODES = ["150020", "150021"]  # a cuff reading: the compound Observation (or a lone systolic one)
 
 
+# Process-wide memory of what never changes: a stored Observation's measured values, by (patient key, id): a
+# stored Observation is never changed and a patient key is a keyed hash, so the pair names one reading in any
+# database; and a reading's triage under a given settings content. Cleared when large, like the consent cache.
+_VALUES: dict[tuple[str, str], tuple[Value, ...]] = {}
+_TRIAGED: dict[tuple[str, str, str], Triage] = {}
+_CACHE_LIMIT = 300_000
+# the resource as text, parsed with the standard library's C decoder: several times faster than the column's
+# Decimal-exact decoder, and triage needs floats only
+_RESOURCE_TEXT = cast(m.Observation.resource, Text).label("resource")
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def _load_values(session: Session, observation_ids: Sequence[str]) -> None:
+    """Read and remember the measured values of Observations not seen before."""
+    for chunk in _chunks(list(observation_ids)):
+        if not chunk:
+            continue
+        stmt = select(m.Observation.id, m.Observation.patient_key, _RESOURCE_TEXT).where(m.Observation.id.in_(chunk))
+        for oid, pkey, text in session.execute(stmt):
+            _remember(_VALUES, (pkey, oid), tuple(measures_of(json.loads(text))))
+
+
 @dataclass(frozen=True)
 class SettingsVersion:
     """One version of a patient's settings. Version 0 is the default group's set, in force until a first
@@ -35,6 +63,11 @@ class SettingsVersion:
     recorded_at: datetime | None
     recorded_by: str | None
     note: str | None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The settings' content as one string: equal for equal settings, whichever patient or database."""
+        return json.dumps(self.settings.to_json(), sort_keys=True)
 
     @property
     def label(self) -> str:
@@ -134,7 +167,7 @@ def record_version(
 @dataclass(frozen=True)
 class TriagedReading:
     id: str
-    resource: dict[str, Any]
+    resource: dict[str, Any] | None  # None only on the worklist's path (``patients_data(with_resources=False)``)
     effective: datetime
     received_at: datetime | None
     gateway_received_at: datetime | None
@@ -155,6 +188,23 @@ class Triager:
 
     history: Sequence[SettingsVersion]
     weights: list[tuple[datetime, float]] = field(default_factory=list)
+
+    def cached_triage(
+        self, reading: tuple[str, str], values: Sequence[Value], at: datetime
+    ) -> tuple[Triage, SettingsVersion]:
+        """As ``triage`` of ``reading`` (patient key, Observation id), remembered per reading and settings
+        content: a reading never changes, and its triage depends on nothing else but for the weight rule (earlier
+        weights), which is never remembered."""
+        version = in_force(self.history, at)
+        thresholds = version.settings.thresholds
+        if thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+            return self.triage(values, at)
+        key = (*reading, version.fingerprint)
+        found = _TRIAGED.get(key)
+        if found is None:
+            found = triage(values, thresholds, at=at)
+            _remember(_TRIAGED, key, found)
+        return found, version
 
     def triage(self, reading: dict[str, Any] | Sequence[Value], at: datetime) -> tuple[Triage, SettingsVersion]:
         """A stored Observation (or its measured values) taken ``at``, by the version in force then."""
@@ -238,10 +288,13 @@ def patients_data(
     *,
     lookback: bool = False,
     only: set[str] | None = None,
+    with_resources: bool = True,
 ) -> dict[str, PatientData]:
     """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
     patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
-    window; the weight rule's earlier weights are always read."""
+    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
+    measured values but not their resources (``resource`` None), which are then read only for readings this
+    process has not seen before."""
     keys = list(dict.fromkeys(patient_keys))
     histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
     for chunk in _chunks(keys):
@@ -276,17 +329,16 @@ def patients_data(
             (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
         )
     since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
-    columns = (
+    columns = [
         m.Observation.id,
         m.Observation.patient_key,
         m.Observation.code,
-        # as text, parsed with the standard library's C decoder: several times faster than the column's
-        # Decimal-exact decoder, and triage needs floats only
-        cast(m.Observation.resource, Text).label("resource"),
         m.Observation.effective_start,
         m.Observation.received_at,
         m.Observation.gateway_received_at,
-    )
+    ]
+    if with_resources:
+        columns.append(_RESOURCE_TEXT)
     fetched: list[Any] = []
     for chunk in _chunks(keys):
         stmt = select(*columns).where(
@@ -307,34 +359,41 @@ def patients_data(
                 )
             ).scalars()
         )
-    parsed = [(r, json.loads(r.resource)) for r in fetched]
-    measured = {r.id: tuple(measures_of(resource)) for r, resource in parsed}
+    resources: dict[str, dict[str, Any]] = {}
+    if with_resources:
+        resources = {r.id: json.loads(r.resource) for r in fetched}
+        for r in fetched:
+            if (r.patient_key, r.id) not in _VALUES:
+                _remember(_VALUES, (r.patient_key, r.id), tuple(measures_of(resources[r.id])))
+    else:
+        _load_values(session, [r.id for r in fetched if (r.patient_key, r.id) not in _VALUES])
     weights: dict[str, list[tuple[datetime, float]]] = {}
-    for r, _resource in parsed:
+    for r in fetched:
         if r.code in WEIGHT_CODES:
-            for value in measured[r.id]:
+            for value in _VALUES[(r.patient_key, r.id)]:
                 if value.measure == "weight" and value.unit in (None, "kg"):
                     weights.setdefault(r.patient_key, []).append((from_store(r.effective_start), value.value))
     out = {k: PatientData(histories[k], []) for k in keys}
     triagers = {k: Triager(histories[k], weights.get(k, [])) for k in keys}
-    for r, resource in parsed:
+    for r in fetched:
         effective = from_store(r.effective_start)
         if only is not None and r.id not in only:
             continue
         if not lookback and effective < start:
             continue
-        result, version = triagers[r.patient_key].triage(measured[r.id], effective)
+        values = _VALUES[(r.patient_key, r.id)]
+        result, version = triagers[r.patient_key].cached_triage((r.patient_key, r.id), values, effective)
         out[r.patient_key].readings.append(
             TriagedReading(
                 r.id,
-                resource,
+                resources.get(r.id),
                 effective,
                 from_store(r.received_at) if r.received_at else None,
                 from_store(r.gateway_received_at) if r.gateway_received_at else None,
                 result,
                 version,
                 r.id in acked,
-                measured[r.id],
+                values,
             )
         )
     for review in last_reviews(session, keys):
