@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,7 @@ class PatientStatus:
     last_review: dict[str, Any] | None
     settings_version: int
     group: str
+    care_teams: list[dict[str, str]] = field(default_factory=list)  # the clinician's teams the patient is on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class PatientStatus:
             "last_review": self.last_review,
             "settings_version": self.settings_version,
             "group": self.group,
+            "care_teams": self.care_teams,
         }
 
 
@@ -278,16 +280,26 @@ class MonitoringReads(Decisions):
 
     # -- status, worklist, adherence ------------------------------------------------------------------------
     def patient_status(
-        self, principal: Principal, patient_id: str, start: datetime, end: datetime, purpose: str | None = None
+        self,
+        principal: Principal,
+        patient_id: str,
+        start: datetime,
+        end: datetime,
+        purpose: str | None = None,
+        *,
+        adherence_from: datetime | None = None,
     ) -> PatientStatus:
+        """The patient's status for [start, end); adherence over [adherence_from, end) (default: the same period)."""
         view = self._clinician_view(principal, purpose)
         _check_period(start, end)
+        _check_period(adherence_from or start, end)
         status: PatientStatus | None = None
         with self.rt.sessions.begin() as session:
             found = self._patient_scope(session, view, patient_id, "monitoring-status")
             if found is not None:
                 pkey, scope = found
-                status = self._status(session, patient_id, pkey, scope, start, end)
+                status = self._status(session, patient_id, pkey, scope, start, end, adherence_from or start)
+                status.care_teams.extend(self._teams(session, principal, [pkey]).get(pkey, []))
                 self._audit(
                     session,
                     principal,
@@ -303,12 +315,20 @@ class MonitoringReads(Decisions):
         return status
 
     def worklist(
-        self, principal: Principal, start: datetime, end: datetime, purpose: str | None = None
+        self,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        purpose: str | None = None,
+        *,
+        adherence_from: datetime | None = None,
     ) -> list[PatientStatus]:
         """The status of every patient the clinician may see now (its care teams, consent for treatment),
-        most severe first (red, yellow, blue, green; then most unacknowledged readings)."""
+        most severe first (red, yellow, blue, green; then most unacknowledged readings). Colours over
+        [start, end), adherence over [adherence_from, end) (default: the same period)."""
         view = self._clinician_view(principal, purpose)
         _check_period(start, end)
+        _check_period(adherence_from or start, end)
         out: list[PatientStatus] = []
         with self.rt.sessions.begin() as session:
             windows = self.readable_windows(session, view)
@@ -318,12 +338,15 @@ class MonitoringReads(Decisions):
                 ).all()
             )
             keys = [k for k in windows if k in ids]
+            adh_start = adherence_from or start
             data = store.patients_data(
-                session, keys, start, end, self.scope(windows), lookback=True, with_resources=False
+                session, keys, min(start, adh_start), end, self.scope(windows), lookback=True, with_resources=False
             )
+            teams = self._teams(session, principal, keys)
             entries = []
             for pkey in keys:
-                status = self._status_of(ids[pkey], data[pkey], start, end)
+                status = self._status_of(ids[pkey], data[pkey], start, end, adh_start)
+                status.care_teams.extend(teams.get(pkey, []))
                 out.append(status)
                 entries.append(
                     audit.Entry(
@@ -345,13 +368,40 @@ class MonitoringReads(Decisions):
         out.sort(key=lambda s: (-s.colour.severity, -s.open_colour.severity, -s.unacknowledged, s.patient_id))
         return out
 
-    def _status(
-        self, session: Session, patient_id: str, pkey: str, scope: ColumnElement[bool], start: datetime, end: datetime
-    ) -> PatientStatus:
-        data = store.patients_data(session, [pkey], start, end, scope, lookback=True, with_resources=False)[pkey]
-        return self._status_of(patient_id, data, start, end)
+    def _teams(self, session: Session, principal: Principal, keys: list[str]) -> dict[str, list[dict[str, str]]]:
+        """Per patient key, the clinician's care teams the patient is on (id and name), for the worklist's filter."""
+        out: dict[str, list[dict[str, str]]] = {}
+        rows = session.execute(
+            select(m.CareTeamPatient.patient_key, m.CareTeam.id, m.CareTeam.name)
+            .join(m.CareTeam, m.CareTeam.id == m.CareTeamPatient.care_team_id)
+            .join(m.CareTeamMember, m.CareTeamMember.care_team_id == m.CareTeam.id)
+            .where(m.CareTeamMember.user_id == principal.id)
+            .order_by(m.CareTeam.name, m.CareTeam.id)
+        ).all()
+        wanted = set(keys)
+        for pkey, team_id, name in rows:
+            if pkey in wanted:
+                out.setdefault(pkey, []).append({"id": team_id, "name": name})
+        return out
 
-    def _status_of(self, patient_id: str, data: store.PatientData, start: datetime, end: datetime) -> PatientStatus:
+    def _status(
+        self,
+        session: Session,
+        patient_id: str,
+        pkey: str,
+        scope: ColumnElement[bool],
+        start: datetime,
+        end: datetime,
+        adherence_from: datetime,
+    ) -> PatientStatus:
+        data = store.patients_data(
+            session, [pkey], min(start, adherence_from), end, scope, lookback=True, with_resources=False
+        )[pkey]
+        return self._status_of(patient_id, data, start, end, adherence_from)
+
+    def _status_of(
+        self, patient_id: str, data: store.PatientData, start: datetime, end: datetime, adherence_from: datetime
+    ) -> PatientStatus:
         readings = [r for r in data.readings if r.effective >= start]
         current = store.in_force(data.history, end)
         plan = current.settings.plan
@@ -359,7 +409,7 @@ class MonitoringReads(Decisions):
         for r in data.readings:
             for v in {v.measure for v in _values(r)}:
                 times.setdefault(v, []).append(r.effective)
-        adh = adherence(plan, times, start, end, self.rt.local_zone)
+        adh = adherence(plan, times, adherence_from, end, self.rt.local_zone)
         colour = worst(r.colour for r in readings)
         open_colour = worst(r.colour for r in readings if not r.acknowledged)
         reasons = [reason for r in readings for reason in r.result.reasons]
