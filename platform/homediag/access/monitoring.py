@@ -402,42 +402,57 @@ class MonitoringReads(Decisions):
     def _status_of(
         self, patient_id: str, data: store.PatientData, start: datetime, end: datetime, adherence_from: datetime
     ) -> PatientStatus:
-        readings = [r for r in data.readings if r.effective >= start]
         current = store.in_force(data.history, end)
         plan = current.settings.plan
+        planned = {item.measure for item in plan.items}
         times: dict[str, list[datetime]] = {}
-        for r in data.readings:
-            for v in {v.measure for v in _values(r)}:
-                times.setdefault(v, []).append(r.effective)
+        counts = {"red": 0, "yellow": 0, "green": 0}
+        colour = open_colour = Colour.GREEN
+        reasons: list[str] = []
+        unacknowledged = 0
+        latest: dict[str, store.TriagedReading] = {}
+        for r in data.readings:  # oldest first
+            if planned:
+                for measure in {v.measure for v in r.values} & planned:
+                    times.setdefault(measure, []).append(r.effective)
+            if r.effective < start:
+                continue
+            result = r.result
+            if result.triaged:
+                counts[result.colour.value] += 1
+                if result.colour is not Colour.GREEN:
+                    reasons += result.reasons
+                    colour = worst((colour, result.colour))
+                    if not r.acknowledged:
+                        open_colour = worst((open_colour, result.colour))
+            if not r.acknowledged:
+                unacknowledged += 1
+            for v in r.values:
+                latest[v.measure] = r
         adh = adherence(plan, times, adherence_from, end, self.rt.local_zone)
-        colour = worst(r.colour for r in readings)
-        open_colour = worst(r.colour for r in readings if not r.acknowledged)
-        reasons = [reason for r in readings for reason in r.result.reasons]
         if adh.missing:
             reasons += adh.reasons
-            if colour.severity < Colour.BLUE.severity:
-                colour = Colour.BLUE
-            if open_colour.severity < Colour.BLUE.severity:
-                open_colour = Colour.BLUE
-        latest: dict[str, dict[str, Any]] = {}
-        for r in readings:
-            for v in _values(r):
-                verdict = next((x for x in r.result.verdicts if x.measure == v.measure), None)
-                latest[v.measure] = {
-                    "observation": f"Observation/{r.id}",
-                    "value": v.value,
-                    "unit": v.unit,
-                    "at": _instant(r.effective),
-                    "colour": verdict.colour.value if verdict else None,
-                }
+            colour = worst((colour, Colour.BLUE))
+            open_colour = worst((open_colour, Colour.BLUE))
+        latest_json: dict[str, dict[str, Any]] = {}
+        for measure, r in latest.items():
+            value = next(v for v in r.values if v.measure == measure)
+            verdict = next((x for x in r.result.verdicts if x.measure == measure), None)
+            latest_json[measure] = {
+                "observation": f"Observation/{r.id}",
+                "value": value.value,
+                "unit": value.unit,
+                "at": _instant(r.effective),
+                "colour": verdict.colour.value if verdict else None,
+            }
         return PatientStatus(
             patient_id=patient_id,
             colour=colour,
             open_colour=open_colour,
             reasons=reasons,
-            counts=_colour_counts(r.colour for r in readings if r.result.triaged),
-            unacknowledged=sum(1 for r in readings if not r.acknowledged),
-            latest=latest,
+            counts=counts,
+            unacknowledged=unacknowledged,
+            latest=latest_json,
             adherence=adh,
             last_review=review_summary(data.last_review),
             settings_version=current.version,
