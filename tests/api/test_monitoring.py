@@ -337,3 +337,11 @@ def test_a_clinician_outside_the_team_or_without_consent_sees_nothing(client, to
     assert client.get(f"/monitoring/patients/{pid}/status", headers=tokens.auth("clinician")).status_code == 404
     assert client.get(f"/fhir/Task/{task['id']}", headers=tokens.auth("clinician")).status_code == 404
     assert client.get("/monitoring/worklist", headers=tokens.auth("clinician")).json()["patients"] == []
+
+
+def test_a_cpr_typed_as_a_patient_id_is_neither_echoed_nor_audited(client, tokens, patient, runtime):
+    cpr_like = "0101901234"
+    response = client.get(f"/monitoring/patients/{cpr_like}/status", headers=tokens.auth("clinician"))
+    assert response.status_code == 404 and cpr_like not in response.text
+    with runtime.sessions() as session:
+        assert not [e for e in session.execute(select(AuditEvent)).scalars() if cpr_like in (e.entity or "")]

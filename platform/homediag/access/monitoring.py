@@ -30,6 +30,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
+from .patients import _said
 from .view import View
 
 PREVIEW_DAYS = 30
@@ -120,7 +121,7 @@ class MonitoringReads(Decisions):
                 action,
                 "deny",
                 purpose=view.purpose,
-                entity=f"Patient/{patient_id}",
+                entity=f"Patient/{_said(patient_id)}",
                 detail="no such resource",
             )
             return None
@@ -134,7 +135,7 @@ class MonitoringReads(Decisions):
                 "deny",
                 purpose=view.purpose,
                 patient_key=pkey,
-                entity=f"Patient/{patient_id}",
+                entity=f"Patient/{_said(patient_id)}",
                 detail=reason,
             )
             return None
@@ -158,7 +159,7 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"{len(history)} version(s)",
                 )
                 out = {
@@ -167,7 +168,7 @@ class MonitoringReads(Decisions):
                     "history": [v.to_json(patient_id) for v in reversed(history)],
                 }
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     def record_monitoring_settings(
@@ -226,12 +227,12 @@ class MonitoringReads(Decisions):
                     "done",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"version {version} ({new.group}) valid from {_instant(valid_from)}",
                 )
                 out = store.versions(session, pkey)[-1].to_json(patient_id)
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     def preview_alerts(
@@ -264,7 +265,7 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"{len(readings)} reading(s)",
                 )
                 out = {
@@ -275,7 +276,7 @@ class MonitoringReads(Decisions):
                     "current": {"alerts": now_counts["red"] + now_counts["yellow"], "counts": now_counts},
                 }
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     # -- status, worklist, adherence ------------------------------------------------------------------------
@@ -307,11 +308,11 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=status.colour.value,
                 )
         if status is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return status
 
     def worklist(
@@ -478,11 +479,11 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"{len(out)} returned",
                 )
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     # -- reviews -----------------------------------------------------------------------------------------
@@ -548,7 +549,7 @@ class MonitoringReads(Decisions):
         if problem is not None:
             raise problem
         if task is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return task
 
     def _store_review(
@@ -622,10 +623,10 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                 )
         if not found_any:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     def _review_resource(self, principal: Principal, kind: str, review_id: str, purpose: str | None) -> dict[str, Any]:
