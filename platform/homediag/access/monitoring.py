@@ -254,8 +254,7 @@ class MonitoringReads(Decisions):
                 proposed = _parse(body, history[-1].settings)
                 readings = store.triaged_readings(session, pkey, start, end, scope)
                 trial = store.SettingsVersion(history[-1].version + 1, proposed, start, None, principal.id, None)
-                t = store.triager(session, pkey, start, end, scope)
-                t.history = [trial]
+                t = store.triager(session, pkey, start, end, scope, history=[trial])
                 now_counts = _colour_counts(r.colour for r in readings)
                 new_counts = _colour_counts(t.triage(r.values, r.effective)[0].colour for r in readings)
                 self._audit(

@@ -247,10 +247,16 @@ def weights_between(
 
 
 def triager(
-    session: Session, patient_key: str, start: datetime, end: datetime, scope: ColumnElement[bool] | None = None
+    session: Session,
+    patient_key: str,
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    history: Sequence[SettingsVersion] | None = None,
 ) -> Triager:
-    """What triaging the patient's readings of [start, end) needs: its settings history and earlier weights."""
-    history = versions(session, patient_key)
+    """What triaging the patient's readings of [start, end) needs: its settings history (or the one given, e.g.
+    proposed settings) and earlier weights."""
+    history = list(history) if history is not None else versions(session, patient_key)
     days = max(
         (v.settings.thresholds.weight_change.days for v in history if v.settings.thresholds.weight_change), default=0
     )
