@@ -15,6 +15,7 @@ from sqlalchemy import select
 from homediag.adapters.devices.blood_pressure import encode
 from homediag.adapters.devices.readings import DeviceTime
 from homediag.adapters.devices.weight_scale import encode as encode_weight
+from homediag.consent import treatment_consent
 from homediag.store.models import AuditEvent, ReviewItem
 from homediag.synthetic import envelope, synthetic_patients
 from homediag.users import create_user
@@ -380,3 +381,19 @@ def test_heart_failure_weight_gain_is_flagged_previewed_and_shown_as_a_significa
     assert colours(client.get(f"/fhir/Observation/{steady}", headers=auth).json()) == ("N", "green")
     status = client.get(f"/monitoring/patients/{pid}/status?days=1", headers=auth).json()
     assert any("weight +2.5 kg within 3 days" in r for r in status["reasons"])
+
+
+def test_the_weight_rule_compares_only_with_weights_the_consent_lets_the_clinician_see(client, tokens, pilot):
+    synthetic = synthetic_patients(3, seed=12)[2]
+    pid = pilot.enrol(synthetic.cpr)
+    consent = treatment_consent(f"Patient/{pid}")
+    consent["provision"]["dataPeriod"] = {"start": hours_ago(24).isoformat()}  # data of the last day only
+    assert client.post("/fhir/Consent", json=consent, headers=tokens.auth("admin")).status_code == 201
+    auth = tokens.auth("clinician")
+    scale(client, tokens, synthetic, "80.0", hours_ago(60))  # before the consent's data period
+    gained = scale(client, tokens, synthetic, "82.5", hours_ago(2))
+    put_settings(client, tokens, pid, {"group": "heart-failure", "valid_from": hours_ago(24 * 7).isoformat()}, 0)
+    read = client.get(f"/fhir/Observation/{gained}", headers=auth).json()
+    assert colours(read) == (None, None)  # nothing visible to compare with
+    readings = client.get(f"/monitoring/patients/{pid}/readings?days=5", headers=auth).json()["readings"]
+    assert [(r["observation"], r["colour"]) for r in readings] == [(f"Observation/{gained}", None)]

@@ -719,7 +719,7 @@ class MonitoringReads(Decisions):
         return interpret(self, session, view, rows)
 
 
-def interpret(_access: Decisions, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def interpret(access: Decisions, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """The resources of ``rows`` (each with ``patient_key`` and ``resource``), for a clinician with each
     reading's triage against the thresholds in force at its time (``interpretation``, ``referenceRange``);
     other readers get them unchanged. One settings read per patient (and its weights, for a weight rule)."""
@@ -736,7 +736,14 @@ def interpret(_access: Decisions, session: Session, view: View, rows: Sequence[A
         t = triagers.get(row.patient_key)
         if t is None:
             times = [x for x in (_effective(r.resource) for r in rows if r.patient_key == row.patient_key) if x]
-            t = store.triager(session, row.patient_key, min(times), max(times) + timedelta(seconds=1))
+            history = store.versions(session, row.patient_key)
+            scope = None
+            if any(v.settings.thresholds.weight_change for v in history):
+                # earlier weights (the weight rule) only from what this reader may see of the patient
+                scope = access.scope(access.readable_windows(session, view, [row.patient_key]))
+            t = store.triager(
+                session, row.patient_key, min(times), max(times) + timedelta(seconds=1), scope, history=history
+            )
             triagers[row.patient_key] = t
         result, version = t.triage(resource, at)
         out.append(interpreted(resource, result, version.settings.thresholds, version.label))
