@@ -5,14 +5,14 @@ from __future__ import annotations
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
-from .monitoring import MonitoringReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
+from .reviews import ReviewReads
 from .uploads import UploadLogReads
 
 
 class AccessService(
-    DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack, MonitoringReads
+    DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack, ReviewReads
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""
