@@ -104,6 +104,9 @@ def _move_patient(session: Session, old: str, new: str) -> None:
         m.PatientAlias,
         m.CareTeamPatient,
         m.GatewayPatient,
+        m.MonitoringSettings,
+        m.Review,
+        m.ReviewItem,
     ):
         session.execute(update(table).where(table.patient_key == old).values(patient_key=new))
     session.execute(delete(m.Patient).where(m.Patient.id == public_id))

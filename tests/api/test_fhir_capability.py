@@ -25,6 +25,8 @@ READERS = {
     "AuditEvent": "admin",
     "StructureDefinition": None,
     "Group": "evaluator",
+    "Task": "clinician",
+    "Provenance": "clinician",
 }
 
 
@@ -38,6 +40,10 @@ def world(client, tokens, pilot, runtime):
     oid = next(o["id"] for o in stored if o["code"] == "150020")
     resource = client.get(f"/fhir/Observation/{oid}", headers=tokens.auth("clinician")).json()
     device = resource["device"]["reference"].split("/")[1]
+    review = client.post(  # an acknowledgement: a Task and its Provenance
+        f"/monitoring/patients/{pid}/acknowledge", json={"observations": [f"Observation/{oid}"]},
+        headers=tokens.auth("clinician"),
+    ).json()  # fmt: skip
     ids = {
         "Observation": oid,
         "Patient": pid,
@@ -45,6 +51,8 @@ def world(client, tokens, pilot, runtime):
         "Consent": consent["id"],
         "StructureDefinition": "homediag-blood-pressure",
         "Group": runtime.settings.pilot,
+        "Task": review["id"],
+        "Provenance": review["id"],
     }
     return {"pid": pid, "ids": ids, "device": device, "oid": oid}
 
@@ -63,6 +71,8 @@ def _sample(rtype: str, name: str, world: dict) -> str:
         ("Observation", "combo-code"): BP,
         ("Observation", "_id"): world["oid"],
         ("Observation", "_lastUpdated"): "ge2026-01-01",
+        ("Task", "patient"): world["pid"],
+        ("Provenance", "patient"): world["pid"],
         ("Consent", "patient"): world["pid"],
         ("StructureDefinition", "url"): "https://homediag.example.org/fhir/StructureDefinition/homediag-bmi",
         ("StructureDefinition", "name"): "HomediagB",

@@ -79,6 +79,18 @@ EXPECTED = {
     ("GET", "/fhir/bulk-files/{job_id}/{file_name}"): "export",
     ("GET", "/evaluation/export"): "evaluation-read",
     ("GET", "/evaluation/MeasureReport"): "evaluation-read",
+    ("GET", "/monitoring/groups"): "monitoring-read",
+    ("GET", "/monitoring/worklist"): "monitoring-read",
+    ("GET", "/monitoring/patients/{patient_id}/status"): "monitoring-read",
+    ("GET", "/monitoring/patients/{patient_id}/readings"): "monitoring-read",
+    ("GET", "/monitoring/patients/{patient_id}/settings"): "monitoring-read",
+    ("PUT", "/monitoring/patients/{patient_id}/settings"): "monitoring-write",
+    ("POST", "/monitoring/patients/{patient_id}/settings/$preview"): "monitoring-read",
+    ("POST", "/monitoring/patients/{patient_id}/acknowledge"): "monitoring-write",
+    ("GET", "/fhir/Task"): "monitoring-read",
+    ("GET", "/fhir/Task/{task_id}"): "monitoring-read",
+    ("GET", "/fhir/Provenance"): "monitoring-read",
+    ("GET", "/fhir/Provenance/{provenance_id}"): "monitoring-read",
 }
 
 

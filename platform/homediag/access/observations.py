@@ -24,6 +24,7 @@ from homediag.users import Principal
 from . import paging
 from .components import component_match
 from .decisions import Decisions
+from .monitoring import interpret
 from .view import View, Window
 
 
@@ -57,7 +58,7 @@ class ObservationReads(Decisions):
                     detail=decision.reason,
                 )
                 if decision.permit:
-                    seen = versions.stamp(row.resource, 1, row.received_at)
+                    seen = versions.stamp(interpret(self, session, view, [row])[0], 1, row.received_at)
         if seen is None:
             raise NotFound.resource("Observation", observation_id)
         return view.shown(seen)
@@ -146,7 +147,8 @@ class ObservationReads(Decisions):
                     entity="Observation",
                     detail="0 returned",
                 )
-        shown = [view.shown(versions.stamp(r.resource, 1, r.received_at)) for r in rows]
+            resources = interpret(self, session, view, rows)  # with their triage, for a clinician
+        shown = [view.shown(versions.stamp(res, 1, r.received_at)) for res, r in zip(resources, rows, strict=True)]
         included = self._included(principal, q, shown, purpose) if q.includes else []
         return _searchset(self.rt.keys, base_url, q, page, [_subset(r, q) for r in shown], included, path)
 

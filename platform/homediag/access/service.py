@@ -10,6 +10,7 @@ from .evaluation import EvaluationReads
 from .export import ExportReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
+from .reviews import ReviewReads
 from .uploads import UploadLogReads
 
 
@@ -23,6 +24,7 @@ class AccessService(
     AdministrationReads,
     ExportReads,
     EvaluationReads,
+    ReviewReads,
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

@@ -15,7 +15,7 @@ from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 
-from . import admin, bulk, evaluation, fhir, gateway, ingest, smart
+from . import admin, bulk, evaluation, fhir, gateway, ingest, monitoring, smart
 from .headers import NoStoreForCallers
 from .negotiation import FhirNegotiation
 from .policy import check_policies
@@ -78,5 +78,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(vendor_router)
     app.include_router(admin.router)
     app.include_router(evaluation.router)
+    app.include_router(monitoring.router)
     check_policies(app)
     return app

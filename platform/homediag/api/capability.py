@@ -136,6 +136,14 @@ def capability_statement(base: str, smart: dict[str, Any] | None = None) -> dict
                         "interaction": _interactions("search-type"),
                         "searchParam": _params(AUDIT_EVENT_PARAMETERS),
                     },
+                    *(  # reviews of readings (homediag.monitoring): clinicians, patients in their care
+                        {
+                            "type": kind,
+                            "interaction": _interactions("read", "search-type"),
+                            "searchParam": _params({"patient": "reference"}),
+                        }
+                        for kind in ("Task", "Provenance")
+                    ),
                 ],
             }
         ],

@@ -63,8 +63,16 @@ EXPORT = Policy(
 EVALUATION_READ = Policy(
     "evaluation-read", ("evaluator",), "the evaluation export and metrics, through the access layer (audited)"
 )
+MONITORING_READ = Policy(
+    "monitoring-read",
+    ("clinician",),
+    "triage, thresholds, plans and reviews of patients in care, through the access layer",
+)
+MONITORING_WRITE = Policy(
+    "monitoring-write", ("clinician",), "thresholds, plans and acknowledgements of patients in care (decided, audited)"
+)
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS, EXPORT, EVALUATION_READ)  # fmt: skip
+            VENDOR_TOOLS, EXPORT, EVALUATION_READ, MONITORING_READ, MONITORING_WRITE)  # fmt: skip
 
 
 @dataclass(frozen=True)

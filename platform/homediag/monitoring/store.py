@@ -1,0 +1,511 @@
+"""Monitoring's SQL: settings versions, a patient's readings with their triage, reviews. Every function takes
+the caller's session and decides nothing: ``homediag.access.monitoring`` decides and audits, then calls these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, String, Text, cast, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from homediag.clock import from_store, to_store
+from homediag.store import models as m
+
+from .settings import DEFAULT_GROUP, MonitoringSettings, default_groups, parse_settings
+from .triage import MEASURE_OF_CODE, Colour, Thresholds, Triage, Value, measures_of, triage
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WEIGHT_CODES = sorted(code for code, measure in MEASURE_OF_CODE.items() if measure == "weight")
+SYSTOLIC_CODES = ["150020", "150021"]  # a cuff reading: the compound Observation (or a lone systolic one)
+
+
+# Process-wide memory of what never changes: a stored Observation's measured values, by (patient key, id): a
+# stored Observation is never changed and a patient key is a keyed hash, so the pair names one reading in any
+# database; and a reading's triage under a given settings content. Cleared when large, like the consent cache.
+_VALUES: dict[tuple[str, str], tuple[Value, ...]] = {}
+_TRIAGED: dict[tuple[str, str, str], Triage] = {}
+_CACHE_LIMIT = 300_000
+# the resource as text, parsed with the standard library's C decoder: several times faster than the column's
+# Decimal-exact decoder, and triage needs floats only
+_RESOURCE_TEXT = cast(m.Observation.resource, Text).label("resource")
+
+
+class _Row(NamedTuple):
+    id: str
+    patient_key: str
+    code: str
+    effective: datetime
+    received_at: datetime | None
+    gateway_received_at: datetime | None
+    resource: dict[str, Any] | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return from_store(value) if value is not None else None
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def _load_values(session: Session, observation_ids: Sequence[str]) -> None:
+    """Read and remember the measured values of Observations not seen before."""
+    for chunk in _chunks(list(observation_ids)):
+        if not chunk:
+            continue
+        stmt = select(m.Observation.id, m.Observation.patient_key, _RESOURCE_TEXT).where(m.Observation.id.in_(chunk))
+        for oid, pkey, text in session.execute(stmt):
+            _remember(_VALUES, (pkey, oid), tuple(measures_of(json.loads(text))))
+
+
+@dataclass(frozen=True)
+class SettingsVersion:
+    """One version of a patient's settings. Version 0 is the default group's set, in force until a first
+    version is recorded (it is not stored)."""
+
+    version: int
+    settings: MonitoringSettings
+    valid_from: datetime
+    recorded_at: datetime | None
+    recorded_by: str | None
+    note: str | None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The settings' content as one string: equal for equal settings, whichever patient or database."""
+        return json.dumps(self.settings.to_json(), sort_keys=True)
+
+    @property
+    def label(self) -> str:
+        return f"thresholds version {self.version} ({self.settings.group})"
+
+    def to_json(self, patient_id: str) -> dict[str, Any]:
+        def instant(t: datetime | None) -> str | None:
+            return t.isoformat().replace("+00:00", "Z") if t is not None else None
+
+        return {
+            "patient": f"Patient/{patient_id}",
+            "version": self.version,
+            "valid_from": instant(self.valid_from if self.version else None),
+            "recorded_at": instant(self.recorded_at),
+            "recorded_by": self.recorded_by,
+            "note": self.note,
+            **self.settings.to_json(),
+        }
+
+
+def default_version() -> SettingsVersion:
+    return SettingsVersion(0, default_groups()[DEFAULT_GROUP].settings, EPOCH, None, None, None)
+
+
+def versions(session: Session, patient_key: str) -> list[SettingsVersion]:
+    """Every version of a patient's settings, oldest first, the defaults (version 0) first."""
+    rows = session.execute(
+        select(m.MonitoringSettings)
+        .where(m.MonitoringSettings.patient_key == patient_key)
+        .order_by(m.MonitoringSettings.version)
+    ).scalars()
+    out = [default_version()]
+    for row in rows:
+        out.append(
+            SettingsVersion(
+                row.version,
+                parse_settings(row.content),
+                from_store(row.valid_from),
+                from_store(row.recorded_at),
+                row.recorded_by,
+                row.note,
+            )
+        )
+    return out
+
+
+def in_force(history: Sequence[SettingsVersion], at: datetime) -> SettingsVersion:
+    """The version in force at ``at``: the highest whose ``valid_from`` is not after it (a later decision
+    overrides an earlier one from its own ``valid_from`` on, even when back-dated)."""
+    best = history[0]
+    for v in history:
+        if v.valid_from <= at and v.version >= best.version:
+            best = v
+    return best
+
+
+def thresholds_in_force(session: Session, patient_key: str, at: datetime) -> Thresholds:
+    return in_force(versions(session, patient_key), at).settings.thresholds
+
+
+def plan_for(session: Session, patient_key: str, at: datetime) -> Any:
+    return in_force(versions(session, patient_key), at).settings.plan
+
+
+def record_version(
+    session: Session,
+    patient_key: str,
+    new: MonitoringSettings,
+    *,
+    valid_from: datetime,
+    recorded_at: datetime,
+    recorded_by: str,
+    note: str | None,
+) -> int:
+    """Store ``new`` as the next version; returns its number."""
+    current = session.execute(
+        select(func.max(m.MonitoringSettings.version)).where(m.MonitoringSettings.patient_key == patient_key)
+    ).scalar()
+    version = (current or 0) + 1
+    session.add(
+        m.MonitoringSettings(
+            patient_key=patient_key,
+            version=version,
+            group=new.group,
+            content=new.to_json(),
+            valid_from=to_store(valid_from),
+            recorded_at=to_store(recorded_at),
+            recorded_by=recorded_by,
+            note=note,
+        )
+    )
+    session.flush()
+    return version
+
+
+# -- readings and their triage -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TriagedReading:
+    id: str
+    resource: dict[str, Any] | None  # None only on the worklist's path (``patients_data(with_resources=False)``)
+    effective: datetime
+    received_at: datetime | None
+    gateway_received_at: datetime | None
+    result: Triage
+    version: SettingsVersion
+    acknowledged: bool = False
+    values: tuple[Value, ...] = ()
+
+    @property
+    def colour(self) -> Colour:
+        return self.result.colour
+
+
+@dataclass
+class Triager:
+    """Triages a patient's readings, each by the settings version in force at its time; weight-change rules
+    look at the patient's earlier weights (fetched once per patient)."""
+
+    history: Sequence[SettingsVersion]
+    weights: list[tuple[datetime, float]] = field(default_factory=list)
+
+    def cached_triage(
+        self, reading: tuple[str, str], values: Sequence[Value], at: datetime
+    ) -> tuple[Triage, SettingsVersion]:
+        """As ``triage`` of ``reading`` (patient key, Observation id), remembered per reading and settings
+        content: a reading never changes, and its triage depends on nothing else but for the weight rule (earlier
+        weights), which is never remembered."""
+        version = in_force(self.history, at)
+        thresholds = version.settings.thresholds
+        if thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+            return self.triage(values, at)
+        key = (*reading, version.fingerprint)
+        found = _TRIAGED.get(key)
+        if found is None:
+            found = triage(values, thresholds, at=at)
+            _remember(_TRIAGED, key, found)
+        return found, version
+
+    def triage(self, reading: dict[str, Any] | Sequence[Value], at: datetime) -> tuple[Triage, SettingsVersion]:
+        """A stored Observation (or its measured values) taken ``at``, by the version in force then."""
+        version = in_force(self.history, at)
+        return triage(reading, version.settings.thresholds, earlier_weights=self.weights, at=at), version
+
+
+def weights_between(
+    session: Session, patient_key: str, start: datetime, end: datetime, scope: ColumnElement[bool] | None = None
+) -> list[tuple[datetime, float]]:
+    rows = session.execute(
+        select(m.Observation.effective_start, m.Observation.resource).where(
+            m.Observation.patient_key == patient_key,
+            m.Observation.code.in_(WEIGHT_CODES),
+            m.Observation.effective_start >= to_store(start),
+            m.Observation.effective_start < to_store(end),
+            scope if scope is not None else true(),
+        )
+    ).all()
+    out = []
+    for at, resource in rows:
+        for value in measures_of(resource):
+            if value.measure == "weight" and value.unit in (None, "kg"):
+                out.append((from_store(at), value.value))
+    return out
+
+
+def triager(
+    session: Session,
+    patient_key: str,
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    history: Sequence[SettingsVersion] | None = None,
+) -> Triager:
+    """What triaging the patient's readings of [start, end) needs: its settings history (or the one given, e.g.
+    proposed settings) and earlier weights."""
+    history = list(history) if history is not None else versions(session, patient_key)
+    days = max(
+        (v.settings.thresholds.weight_change.days for v in history if v.settings.thresholds.weight_change), default=0
+    )
+    weights = weights_between(session, patient_key, start - timedelta(days=days), end, scope) if days else []
+    return Triager(history, weights)
+
+
+def triaged_readings(
+    session: Session,
+    patient_key: str,
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    ids: Sequence[str] | None = None,
+) -> list[TriagedReading]:
+    """The patient's readings of [start, end) (``scope``: what the reader may see), oldest first, triaged."""
+    if ids is not None:
+        wanted = set(ids)
+        data = patients_data(session, [patient_key], start, end, scope, only=wanted)
+    else:
+        data = patients_data(session, [patient_key], start, end, scope)
+    return [r for r in data[patient_key].readings if r.effective >= start]
+
+
+@dataclass
+class PatientData:
+    """What a patient's monitoring status needs, loaded for many patients at once: the settings history, the
+    readings from ``since`` (before the period when the plan or the weight rule looks back) to the period's end,
+    triaged, and the last review."""
+
+    history: list[SettingsVersion]
+    readings: list[TriagedReading]
+    last_review: m.Review | None = None
+
+
+_CHUNK = 500
+
+
+def _chunks(keys: Sequence[str]) -> list[list[str]]:
+    return [list(keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)] or [[]]
+
+
+def patients_data(
+    session: Session,
+    patient_keys: Sequence[str],
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    *,
+    lookback: bool = False,
+    only: set[str] | None = None,
+    with_resources: bool = True,
+) -> dict[str, PatientData]:
+    """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
+    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
+    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
+    measured values but not their resources (``resource`` None), which are then read only for readings this
+    process has not seen before."""
+    keys = list(dict.fromkeys(patient_keys))
+    histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(m.MonitoringSettings)
+            .where(m.MonitoringSettings.patient_key.in_(chunk))
+            .order_by(m.MonitoringSettings.patient_key, m.MonitoringSettings.version)
+        ).scalars()
+        for row in rows:
+            histories[row.patient_key].append(
+                SettingsVersion(
+                    row.version,
+                    parse_settings(row.content),
+                    from_store(row.valid_from),
+                    from_store(row.recorded_at),
+                    row.recorded_by,
+                    row.note,
+                )
+            )
+    weight_days = max(
+        (
+            v.settings.thresholds.weight_change.days
+            for h in histories.values()
+            for v in h
+            if v.settings.thresholds.weight_change is not None
+        ),
+        default=0,
+    )
+    plan_days = 0
+    if lookback:
+        plan_days = max(
+            (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
+        )
+    since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
+    # The worklist's path reads four plain columns, the time as text parsed by datetime.fromisoformat (the DateTime
+    # type's per-row processing on SQLite cost more than the rest of a reading's work); the resources are read only
+    # for readings this process has not seen (``_load_values``).
+    columns: list[Any] = [
+        m.Observation.id,
+        m.Observation.patient_key,
+        m.Observation.code,
+        cast(m.Observation.effective_start, String).label("effective"),
+    ]
+    if with_resources:
+        columns += [m.Observation.received_at, m.Observation.gateway_received_at, _RESOURCE_TEXT]
+    fetched: list[_Row] = []
+    for chunk in _chunks(keys):
+        stmt = select(*columns).where(
+            m.Observation.patient_key.in_(chunk),
+            m.Observation.effective_start >= to_store(since),
+            m.Observation.effective_start < to_store(end),
+            scope if scope is not None else true(),
+        )
+        if only is not None:  # the readings asked for, and the weights their triage may need
+            stmt = stmt.where(or_(m.Observation.id.in_(sorted(only)), m.Observation.code.in_(WEIGHT_CODES)))
+        for row in session.execute(stmt.order_by(m.Observation.effective_start, m.Observation.id)):
+            effective = datetime.fromisoformat(row[3]).replace(tzinfo=UTC)
+            if with_resources:
+                fetched.append(
+                    _Row(row[0], row[1], row[2], effective, _aware(row[4]), _aware(row[5]), json.loads(row[6]))
+                )
+            else:
+                fetched.append(_Row(row[0], row[1], row[2], effective, None, None, None))
+    acked: set[str] = set()
+    for chunk in _chunks(keys):
+        acked |= set(
+            session.execute(
+                select(m.ReviewItem.observation_id).where(
+                    m.ReviewItem.patient_key.in_(chunk), m.ReviewItem.effective_at >= to_store(since)
+                )
+            ).scalars()
+        )
+    if with_resources:
+        for r in fetched:
+            if (r.patient_key, r.id) not in _VALUES and r.resource is not None:
+                _remember(_VALUES, (r.patient_key, r.id), tuple(measures_of(r.resource)))
+    else:
+        _load_values(session, [r.id for r in fetched if (r.patient_key, r.id) not in _VALUES])
+    weights: dict[str, list[tuple[datetime, float]]] = {}
+    for r in fetched:
+        if r.code in WEIGHT_CODES:
+            for value in _VALUES[(r.patient_key, r.id)]:
+                if value.measure == "weight" and value.unit in (None, "kg"):
+                    weights.setdefault(r.patient_key, []).append((r.effective, value.value))
+    out = {k: PatientData(histories[k], []) for k in keys}
+    triagers = {k: Triager(histories[k], weights.get(k, [])) for k in keys}
+    for r in fetched:
+        if only is not None and r.id not in only:
+            continue
+        if not lookback and r.effective < start:
+            continue
+        values = _VALUES[(r.patient_key, r.id)]
+        result, version = triagers[r.patient_key].cached_triage((r.patient_key, r.id), values, r.effective)
+        out[r.patient_key].readings.append(
+            TriagedReading(
+                r.id,
+                r.resource,
+                r.effective,
+                r.received_at,
+                r.gateway_received_at,
+                result,
+                version,
+                r.id in acked,
+                values,
+            )
+        )
+    for review in last_reviews(session, keys):
+        out[review.patient_key].last_review = review
+    return out
+
+
+# -- reviews -------------------------------------------------------------------------------------------
+def acknowledged_ids(session: Session, patient_key: str, observation_ids: Sequence[str]) -> set[str]:
+    if not observation_ids:
+        return set()
+    found: set[str] = set()
+    ids = list(observation_ids)
+    for i in range(0, len(ids), 500):
+        found |= set(
+            session.execute(
+                select(m.ReviewItem.observation_id).where(
+                    m.ReviewItem.patient_key == patient_key, m.ReviewItem.observation_id.in_(ids[i : i + 500])
+                )
+            ).scalars()
+        )
+    return found
+
+
+def last_reviews(session: Session, patient_keys: Sequence[str]) -> list[m.Review]:
+    """The last review of each of the patients (that has one)."""
+    out: list[m.Review] = []
+    for chunk in _chunks(list(patient_keys)):
+        latest = (
+            select(m.Review.patient_key, func.max(m.Review.reviewed_at).label("at"))
+            .where(m.Review.patient_key.in_(chunk))
+            .group_by(m.Review.patient_key)
+            .subquery()
+        )
+        rows = session.execute(
+            select(m.Review)
+            .join(latest, (latest.c.patient_key == m.Review.patient_key) & (latest.c.at == m.Review.reviewed_at))
+            .order_by(m.Review.patient_key, m.Review.id)
+        ).scalars()
+        seen: set[str] = set()
+        for review in rows:
+            if review.patient_key not in seen:
+                seen.add(review.patient_key)
+                out.append(review)
+    return out
+
+
+def last_review(session: Session, patient_key: str) -> m.Review | None:
+    return session.execute(
+        select(m.Review).where(m.Review.patient_key == patient_key).order_by(m.Review.reviewed_at.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def review_times(session: Session) -> dict[str, Any]:
+    """Aggregates for the evaluation: per colour, how many readings were acknowledged and the median and 90th
+    percentile of hours from reading (device time) and from arrival (platform) to their first acknowledgement."""
+    first = (
+        select(
+            m.ReviewItem.observation_id,
+            func.min(m.ReviewItem.reviewed_at).label("reviewed_at"),
+        )
+        .group_by(m.ReviewItem.observation_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(m.ReviewItem.colour, m.ReviewItem.effective_at, m.ReviewItem.received_at, first.c.reviewed_at)
+        .join(first, first.c.observation_id == m.ReviewItem.observation_id)
+        .where(m.ReviewItem.reviewed_at == first.c.reviewed_at)
+    ).all()
+
+    def summary(hours: list[float]) -> dict[str, Any]:
+        hours = sorted(hours)
+        if not hours:
+            return {"count": 0, "median_hours": None, "p90_hours": None}
+        return {
+            "count": len(hours),
+            "median_hours": round(hours[(len(hours) - 1) // 2], 2),
+            "p90_hours": round(hours[min(len(hours) - 1, int(0.9 * len(hours)))], 2),
+        }
+
+    out: dict[str, Any] = {}
+    for colour in sorted({r.colour for r in rows}):
+        mine = [r for r in rows if r.colour == colour]
+        out[colour] = {
+            "from_reading": summary([(r.reviewed_at - r.effective_at).total_seconds() / 3600 for r in mine]),
+            "from_arrival": summary(
+                [(r.reviewed_at - r.received_at).total_seconds() / 3600 for r in mine if r.received_at is not None]
+            ),
+        }
+    return out
