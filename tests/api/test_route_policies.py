@@ -43,7 +43,18 @@ EXPECTED = {
     ("POST", "/fhir/Observation"): "gateway-write",
     ("POST", "/sandbox/{adapter}"): "vendor-tools",
     ("GET", "/uploads"): "vendor-tools",
+    ("GET", "/app/"): "web-signed-in",
+    ("GET", "/app/worklist"): "web-clinician",
+    ("GET", "/app/patients/{patient_id}"): "web-clinician",
+    ("GET", "/app/signin"): "web-public",
+    ("GET", "/app/signin/oidc"): "web-public",
+    ("GET", "/app/signin/callback"): "web-public",
+    ("GET", "/app/signin/link/{token}"): "web-public",
+    ("POST", "/app/signout"): "web-public",
+    ("POST", "/app/language"): "web-public",
+    ("GET", "/app/static/{name}"): "web-public",
 }
+WEB_SIGNED_IN = {"web-signed-in", "web-clinician"}  # web pages: without a session, to the sign-in page
 
 
 @pytest.fixture
@@ -97,9 +108,14 @@ def test_only_the_openapi_pages_are_exempt_and_they_show_no_data(app: FastAPI) -
 def test_a_policy_authenticates_before_the_route_runs(app: FastAPI) -> None:
     with TestClient(app) as client:
         for (method, path), name in EXPECTED.items():
-            if name == "public":
+            if name in ("public", "web-public"):
                 continue
             url = path.replace("{", "x").replace("}", "")
+            if name in WEB_SIGNED_IN:
+                response = client.request(method, url, follow_redirects=False)
+                assert response.status_code == 303, (method, path, response.text)
+                assert response.headers["location"].startswith("/app/signin?next=")
+                continue
             response = client.request(method, url, content=b"{}")
             assert response.status_code == 401, (method, path, response.text)
             assert response.json()["resourceType"] == "OperationOutcome"

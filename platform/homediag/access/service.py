@@ -5,11 +5,14 @@ from __future__ import annotations
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
+from .patient_page import PatientPageReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
 from .uploads import UploadLogReads
 
 
-class AccessService(DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack):
+class AccessService(
+    DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack, PatientPageReads
+):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -12,6 +12,8 @@ from homediag import __version__
 from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
+from homediag.web import install as install_web
+from homediag.web.errors import error_page, is_web
 
 from . import fhir, gateway, ingest
 from .headers import NoStoreForCallers
@@ -32,11 +34,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime or Runtime.from_settings()
 
     @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> FhirResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        if is_web(request):  # the web app's pages answer people with HTML
+            return error_page(request, exc, exc.status)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> FhirResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if is_web(request):
+            return error_page(request, None, 400)
         issues = [
             Issue("error", "invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
             for e in exc.errors()
@@ -44,7 +50,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return FhirResponse(operation_outcome(issues), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> FhirResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_web(request):
+            return error_page(request, None, exc.status_code)
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         return FhirResponse(operation_outcome([Issue("error", code, str(exc.detail))]), status_code=exc.status_code)
 
@@ -60,5 +68,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(fhir.router)
     app.include_router(vendor_router)
+    install_web(app)  # the clinician web app under /app (homediag.web)
     check_policies(app)
     return app
