@@ -76,6 +76,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class PreconditionFailed(ServiceError):
+    """A conditional change (If-Match, a version check) whose condition does not hold: changed meanwhile."""
+
+    status = 412
+    code = "conflict"
+
+
 class Unprocessable(ServiceError):
     """Readable, but it breaks a rule (a profile, enrolment, a relation)."""
 

@@ -95,7 +95,8 @@ def _move_patient(session: Session, old: str, new: str) -> None:
         )
     )
     session.flush()
-    for table in (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias, m.CareTeamPatient, m.GatewayPatient):
+    tables = (m.Identity, m.Consent, m.Observation, m.Upload, m.PatientAlias, m.CareTeamPatient, m.GatewayPatient)
+    for table in (*tables, m.MonitoringSettings, m.Review, m.ReviewItem):
         session.execute(update(table).where(table.patient_key == old).values(patient_key=new))
     session.execute(delete(m.Patient).where(m.Patient.id == public_id))
     session.flush()

@@ -53,8 +53,25 @@ EXPECTED = {
     ("POST", "/app/signout"): "web-public",
     ("POST", "/app/language"): "web-public",
     ("GET", "/app/static/{name}"): "web-public",
+    ("POST", "/app/patients/{patient_id}/acknowledge"): "web-clinician-write",
+    ("GET", "/monitoring/groups"): "monitoring-read",
+    ("GET", "/monitoring/worklist"): "monitoring-read",
+    ("GET", "/monitoring/patients/{patient_id}/status"): "monitoring-read",
+    ("GET", "/monitoring/patients/{patient_id}/readings"): "monitoring-read",
+    ("GET", "/monitoring/patients/{patient_id}/settings"): "monitoring-read",
+    ("PUT", "/monitoring/patients/{patient_id}/settings"): "monitoring-write",
+    ("POST", "/monitoring/patients/{patient_id}/settings/$preview"): "monitoring-read",
+    ("POST", "/monitoring/patients/{patient_id}/acknowledge"): "monitoring-write",
+    ("GET", "/fhir/Task"): "monitoring-read",
+    ("GET", "/fhir/Task/{task_id}"): "monitoring-read",
+    ("GET", "/fhir/Provenance"): "monitoring-read",
+    ("GET", "/fhir/Provenance/{provenance_id}"): "monitoring-read",
 }
-WEB_SIGNED_IN = {"web-signed-in", "web-clinician"}  # web pages: without a session, to the sign-in page
+WEB_SIGNED_IN = {
+    "web-signed-in",
+    "web-clinician",
+    "web-clinician-write",
+}  # web pages: without a session, to the sign-in page
 
 
 @pytest.fixture

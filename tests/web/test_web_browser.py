@@ -109,8 +109,10 @@ def test_the_chart_shows_one_point_per_reading_in_range_and_each_point_tells_its
     assert "Systolisk" in tip and "mmHg" in tip and "Syntetisk Medico BPM-1" in tip and "modtaget" in tip
     box = chart.bounding_box()
     assert box is not None and box["width"] > 600  # drawn, with its styles (no CSP-blocked style)
-    fill = systolic.first.evaluate("e => getComputedStyle(e).fill")
-    assert fill == "rgb(55, 71, 79)"  # not assessed: the neutral colour, from a presentation attribute
+    colours = {"triage-green": "rgb(27, 94, 32)", "triage-yellow": "rgb(138, 97, 0)", "triage-red": "rgb(183, 28, 28)"}
+    for point in systolic.all()[:10]:  # coloured by triage, from presentation attributes (no CSP-blocked style)
+        kind = next(c for c in (point.get_attribute("class") or "").split() if c.startswith("triage-"))
+        assert point.evaluate("e => getComputedStyle(e).fill") == colours[kind]
     page.get_by_text("Tabel over målingerne").first.click()
     rows = page.locator("[data-measurement='blood-pressure'] table tbody tr")
     assert rows.count() == web_pilot.readings[patient]
@@ -120,6 +122,33 @@ def test_the_chart_shows_one_point_per_reading_in_range_and_each_point_tells_its
     assert page.locator("svg.trend .point").count() == 0
     assert page.get_by_text("Ingen målinger i perioden.").is_visible()
     assert page.csp_errors == []
+
+
+def test_acknowledging_a_reading_and_all_green_ones_survives_a_reload(
+    page: Any, live_server: str, runtime: Runtime, tokens, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    page.goto(live_server + issue_signin_link(runtime, tokens.ids["clinician"]))
+    page.goto(f"{live_server}/app/patients/{web_pilot.refused_for}?days=30")
+    block = page.locator("[data-measurement='blood-pressure']")
+    block.get_by_text("Tabel over målingerne").click()
+    first = block.locator("tbody tr").first
+    reading = first.get_attribute("data-reading")
+    first.get_by_role("button", name="Kvittér").click()
+    page.wait_for_url("**acknowledged=1")
+    page.reload()
+    block = page.locator("[data-measurement='blood-pressure']")
+    block.get_by_text("Tabel over målingerne").click()
+    row = block.locator(f"tbody tr[data-reading='{reading}']")
+    assert row.get_by_text("Kvitteret").is_visible()
+    page.get_by_role("button", name="Kvittér alle grønne").click()
+    page.wait_for_url("**acknowledged=1")
+    page.reload()
+    greens = page.locator("[data-measurement='blood-pressure'] tbody tr:has(.badge.triage-green)")
+    assert greens.count() > 0
+    assert greens.locator("button").count() == 0  # every green one acknowledged
+    page.goto(f"{live_server}/app/worklist")
+    reviewed = page.locator(f"tr[data-patient='{web_pilot.refused_for}']").inner_text()
+    assert "test clinician" in reviewed  # last reviewed: by whom (and when)
 
 
 def test_the_language_switch_turns_the_pages_english_and_back(

@@ -17,6 +17,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
+from .monitoring import interpret
 from .view import View
 
 
@@ -50,7 +51,7 @@ class ObservationReads(Decisions):
                     detail=decision.reason,
                 )
                 if decision.permit:
-                    seen = row.resource
+                    seen = interpret(self, session, view, [row])[0]  # with its triage, for a clinician
         if seen is None:
             raise NotFound.resource("Observation", observation_id)
         return view.shown(seen)
@@ -129,7 +130,8 @@ class ObservationReads(Decisions):
                     entity="Observation",
                     detail="0 returned",
                 )
-        return _searchset(base_url, query_items, q, total, [view.shown(r.resource) for r in rows])
+            resources = interpret(self, session, view, rows)  # with their triage, for a clinician
+        return _searchset(base_url, query_items, q, total, [view.shown(r) for r in resources])
 
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).

@@ -60,6 +60,7 @@ class PatientPage:
     uploads: list[RefusedUpload]
     consents: list[ConsentVersion]
     days_measured: set[date] = field(default_factory=set)
+    assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
 
 
 def _period(p: Any) -> tuple[str | None, str | None]:
@@ -92,7 +93,7 @@ def consent_version(row: m.ConsentVersion) -> ConsentVersion:
 
 class PatientPageReads(WorklistReads):
     def patient_page(self, principal: Principal, patient_id: str, start: datetime, end: datetime) -> PatientPage:
-        view = self._clinician_view(principal)
+        view = self._web_view(principal)
         page: PatientPage | None = None
         with self.rt.sessions.begin() as session:
             patient = session.execute(select(m.Patient).where(m.Patient.id == patient_id)).scalar_one_or_none()
@@ -146,7 +147,8 @@ class PatientPageReads(WorklistReads):
                         readings.append(reading)
                 for reading in readings:
                     reading.flags = flags.get(reading.id, [])
-                bands = triage.assess_readings(session, self.rt, pkey, readings)
+                bands = triage.assess_readings(session, pkey, self.scope(windows), start, end, readings)
+                status = triage.assess_patients(self, session, [(patient.id, pkey, self.scope(windows))], start, end)
                 uploads = [
                     RefusedUpload(
                         u.id,
@@ -197,6 +199,7 @@ class PatientPageReads(WorklistReads):
                     uploads,
                     consents,
                     {r.effective.astimezone(zone).date() for r in readings},
+                    status.get(patient.id),
                 )
         if page is None:
             raise NotFound.resource("Patient", patient_id)

@@ -33,7 +33,9 @@ class Reading:
     gateway: str
     clock_not_set: bool
     flags: list[str] = field(default_factory=list)  # status bit names (irregular-pulse, cuff-fit-loose, ...)
-    triage: str | None = None  # red | yellow | green, from homediag.monitoring when it has an opinion
+    triage: str | None = None  # red | yellow | green, from homediag.monitoring (None: no thresholds for it)
+    acknowledged: bool = False
+    reasons: list[str] = field(default_factory=list)  # why it is not green, in words
 
 
 def birth_date(cpr: str) -> date | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
+from .monitoring import MonitoringReads
 from .patient_page import PatientPageReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
@@ -12,7 +13,14 @@ from .uploads import UploadLogReads
 
 
 class AccessService(
-    DeviceReads, PatientReads, ConsentReads, AuditLogReads, UploadLogReads, GatewayReadBack, PatientPageReads
+    DeviceReads,
+    PatientReads,
+    ConsentReads,
+    AuditLogReads,
+    UploadLogReads,
+    GatewayReadBack,
+    MonitoringReads,
+    PatientPageReads,
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

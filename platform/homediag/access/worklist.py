@@ -42,6 +42,7 @@ class WorklistRow:
     triage: str | None = None  # red | yellow | green | blue (homediag.monitoring); None: not assessed
     last_reviewed: tuple[str, datetime] | None = None  # (by whom, when)
     teams: list[str] = field(default_factory=list)
+    assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
 
 
 @dataclass
@@ -91,12 +92,12 @@ def device_and_gateway(session: Session, rows: list[Any]) -> tuple[dict[str, str
 
 
 class WorklistReads(Decisions):
-    def _clinician_view(self, principal: Principal) -> View:
+    def _web_view(self, principal: Principal) -> View:
         if principal.role != "clinician":
             raise Forbidden(f"the role '{principal.role}' has no worklist (clinicians only)")
         return self.view(principal)
 
-    def worklist(
+    def worklist_page(
         self,
         principal: Principal,
         *,
@@ -104,7 +105,7 @@ class WorklistReads(Decisions):
         colour: str | None = None,
         measurement: str | None = None,
     ) -> Worklist:
-        view = self._clinician_view(principal)
+        view = self._web_view(principal)
         now = self.rt.clock()
         zone = ZoneInfo(self.rt.settings.local_timezone)
         with self.rt.sessions.begin() as session:
@@ -146,17 +147,31 @@ class WorklistReads(Decisions):
                 row.last_reading = max((r.effective for r in row.latest.values()), default=None)
                 row.days_measured = len(days.get(pkey, set()))
                 rows.append(row)
-            assessed = triage.assess_patients(session, self.rt, [(r.patient_id, k) for k, r in _keyed(rows, patients)])
+            period = (now - timedelta(days=ADHERENCE_DAYS), now)
+            assessed = triage.assess_patients(
+                self,
+                session,
+                [(r.patient_id, k, self.scope({k: windows[k]})) for k, r in _keyed(rows, patients)],
+                *period,
+            )
             for row in rows:
                 found = assessed.get(row.patient_id)
                 if found is not None:
-                    row.triage, row.last_reviewed = found.colour, found.last_reviewed
+                    row.triage, row.last_reviewed, row.assessment = found.colour, found.last_reviewed, found
             shown_measurements = sorted({(k, r.text) for row in rows for k, r in row.latest.items()})
             if colour:
                 rows = [r for r in rows if r.triage == colour]
             if measurement:
                 rows = [r for r in rows if measurement in r.latest]
-            rows.sort(key=lambda r: (SEVERITY.get(r.triage, 4), r.name.casefold(), r.patient_id))
+            rows.sort(
+                key=lambda r: (
+                    SEVERITY.get(r.triage, 4),
+                    SEVERITY.get(r.assessment.open_colour if r.assessment else None, 4),
+                    -(r.assessment.unacknowledged if r.assessment else 0),
+                    r.name.casefold(),
+                    r.patient_id,
+                )
+            )
             by_key = {p.id: k for k, p in patients.items()}
             self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
         return Worklist(rows, teams, shown_measurements, triage_available=triage.available())

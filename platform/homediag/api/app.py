@@ -15,7 +15,7 @@ from homediag.runtime import Runtime
 from homediag.web import install as install_web
 from homediag.web.errors import error_page, is_web
 
-from . import fhir, gateway, ingest
+from . import fhir, gateway, ingest, monitoring
 from .headers import NoStoreForCallers
 from .policy import check_policies
 from .responses import FhirResponse, error_response
@@ -68,6 +68,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(fhir.router)
     app.include_router(vendor_router)
+    app.include_router(monitoring.router)
     install_web(app)  # the clinician web app under /app (homediag.web)
     check_policies(app)
     return app

@@ -54,14 +54,26 @@ ADMIN_READ = Policy("admin-read", ("admin",), "consents and the audit log, throu
 ADMIN_WRITE = Policy("admin-write", ("admin",), "nothing: enrolment and consents (audited writes)")
 GATEWAY_WRITE = Policy("gateway-write", ("gateway",), "only its own uploads' read-back, through the access layer")
 VENDOR_TOOLS = Policy("vendor-tools", ("vendor", "admin"), "the upload log, through the access layer")
+MONITORING_READ = Policy(
+    "monitoring-read",
+    ("clinician",),
+    "triage, thresholds, plans and reviews of patients in care, through the access layer",
+)
+MONITORING_WRITE = Policy(
+    "monitoring-write", ("clinician",), "thresholds, plans and acknowledgements of patients in care (decided, audited)"
+)
 # The web app (homediag.web): signed in with a session cookie, never a bearer token.
 WEB_PUBLIC = Policy("web-public", (), "nothing: sign-in, sign-out, the language switch, static assets", via="session")
 WEB_SIGNED_IN = Policy("web-signed-in", ("clinician", "admin"), "nothing: the start page of a signed-in person",
                        via="session")  # fmt: skip
 WEB_CLINICIAN = Policy("web-clinician", ("clinician",), "the worklist and patient pages, through the access layer",
                        via="session")  # fmt: skip
+WEB_CLINICIAN_WRITE = Policy("web-clinician-write", ("clinician",),
+                             "acknowledgements and thresholds of patients in care, through the access layer (audited)",
+                             via="session")  # fmt: skip
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS, WEB_PUBLIC, WEB_SIGNED_IN, WEB_CLINICIAN)  # fmt: skip
+            VENDOR_TOOLS, MONITORING_READ, MONITORING_WRITE, WEB_PUBLIC, WEB_SIGNED_IN, WEB_CLINICIAN,
+            WEB_CLINICIAN_WRITE)  # fmt: skip
 
 
 @dataclass(frozen=True)

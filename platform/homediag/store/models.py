@@ -249,6 +249,55 @@ class GatewayDevice(Base):
     assigned_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class MonitoringSettings(Base):
+    """One version of a patient's monitoring settings (patient group, thresholds, plan; ``homediag.monitoring``).
+    The version in force at a time is the highest whose ``valid_from`` is not after it; versions are never
+    changed, only added, each with who and when."""
+
+    __tablename__ = "monitoring_settings"
+
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Review(Base):
+    """A clinician's acknowledgement of readings (one or all green of a period), kept as a FHIR Task and its
+    Provenance; the readings it covers are in ``review_item``."""
+
+    __tablename__ = "review"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), ForeignKey("patient.patient_key"), index=True)
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime)
+    reviewed_by: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))  # readings | all-green
+    note: Mapped[str | None] = mapped_column(Text)
+    task: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+
+
+class ReviewItem(Base):
+    """One reading a review acknowledged, with its three times and the acknowledgement's, for the evaluation
+    (time from reading and from arrival to acknowledgement)."""
+
+    __tablename__ = "review_item"
+
+    review_id: Mapped[str] = mapped_column(String(64), ForeignKey("review.id"), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    patient_key: Mapped[str] = mapped_column(String(64), index=True)
+    colour: Mapped[str] = mapped_column(String(8))
+    effective_at: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime | None] = mapped_column(DateTime)
+    gateway_received_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class WebSession(Base):
     """A signed-in person of the web app (``homediag.web``): the cookie holds a random token, the store its
     SHA-256. Ends at sign-out or after the idle timeout (``last_seen``)."""

@@ -62,12 +62,22 @@ class Band:
     label: str
 
 
+@dataclass(frozen=True)
+class Line:
+    """A threshold drawn as a line (a chart of several series, e.g. systolic and diastolic, has lines, not bands)."""
+
+    value: float
+    colour: str
+    label: str
+
+
 def trend_svg(
     chart_id: str,
     title: str,
     unit: str,
     series: list[Series],
     bands: list[Band],
+    lines: list[Line],
     start: datetime,
     end: datetime,
     zone: ZoneInfo,
@@ -86,13 +96,23 @@ def trend_svg(
             fig = Figure(figsize=(8.0, 2.6), dpi=72)
             ax = fig.add_subplot()
             values = [p.value for s in series for p in s.points]
+            edges = [e for b in bands for e in (b.low, b.high) if e is not None]
+            floor = min([*values, *edges]) if values or edges else 0.0
+            top = max([*values, *edges]) if values or edges else 1.0
+            margin = (top - floor) * 0.15 or 1.0
+            if bands:
+                ax.set_ylim(floor - margin, top + margin)
             for band in bands:
                 ax.axhspan(
-                    band.low if band.low is not None else min([*values, band.high or 0]) - 10,
-                    band.high if band.high is not None else max([*values, band.low or 0]) + 10,
+                    band.low if band.low is not None else floor - 10 * margin,
+                    band.high if band.high is not None else top + 10 * margin,
                     color=BAND_FILL.get(band.colour, "#eeeeee"),
                     zorder=0,
                     linewidth=0,
+                )
+            for line in lines:
+                ax.axhline(
+                    line.value, color=COLOURS.get(line.colour, "#555555"), linewidth=0.9, linestyle="--", zorder=0
                 )
             for n, s in enumerate(series):
                 xs = [p.at.astimezone(zone) for p in s.points]

@@ -36,6 +36,7 @@ def error_page(request: Request, exc: ServiceError | None, status: int) -> Respo
         400: _("The request could not be read"),
         403: _("Not allowed"),
         404: _("Not found"),
+        422: _("This could not be done"),
         503: _("Try again shortly"),
     }
     message = exc.issues[0].diagnostics if exc is not None and exc.issues else ""

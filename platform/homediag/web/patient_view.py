@@ -86,18 +86,25 @@ def patient_context(
             )
             for component in components
         ]
-        bands = [
-            charts.Band(b.low, b.high, b.colour, b.colour)
-            for b in page.bands
-            if b.component in components and len(components) == 1
-        ]
+        mine = [b for b in page.bands if b.component in components]
+        bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
+        lines = _lines(mine) if len(components) > 1 else []
         title = _("%(measurement)s, %(start)s to %(end)s") % {
             "measurement": text,
             "start": fmt.date(first),
             "end": fmt.date(last),
         }
         svg = charts.trend_svg(
-            f"chart{n}", title, unit, series, bands, page.start, page.end, rt.local_zone, decimal_comma=lang == "da"
+            f"chart{n}",
+            title,
+            unit,
+            series,
+            bands,
+            lines,
+            page.start,
+            page.end,
+            rt.local_zone,
+            decimal_comma=lang == "da",
         )
         blocks.append(MeasurementBlock(key, text, unit, readings, svg))
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -118,6 +125,18 @@ def patient_context(
         "flag_names": FLAG_NAMES,
         "component_names": COMPONENT_NAMES,
     }
+
+
+def _lines(bands: list[Any]) -> list[charts.Line]:
+    """Every threshold as a line: at each edge between two bands, in the colour of the band away from green."""
+    out = []
+    for b in bands:
+        if b.low is None:
+            continue
+        below = next((x for x in bands if x.component == b.component and x.high == b.low), None)
+        colour = b.colour if b.colour != "green" else (below.colour if below is not None else "yellow")
+        out.append(charts.Line(b.low, colour, b.component))
+    return out
 
 
 def _point_title(reading: Reading, component: str, _: Any, fmt: Formats) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from homediag.api.policy import WEB_CLINICIAN, WEB_PUBLIC, WEB_SIGNED_IN, Caller, enforce
+from homediag.api.policy import WEB_CLINICIAN, WEB_CLINICIAN_WRITE, WEB_PUBLIC, WEB_SIGNED_IN, Caller, enforce
 from homediag.errors import BadRequest, NotFound
 from homediag.runtime import Runtime
 
@@ -26,6 +26,7 @@ router = APIRouter(prefix="/app", include_in_schema=False)
 Public = Annotated[Caller, Depends(enforce(WEB_PUBLIC))]
 SignedIn = Annotated[Caller, Depends(enforce(WEB_SIGNED_IN))]
 Clinician = Annotated[Caller, Depends(enforce(WEB_CLINICIAN))]
+ClinicianWrite = Annotated[Caller, Depends(enforce(WEB_CLINICIAN_WRITE))]
 STATIC = {"app.css"}
 
 
@@ -52,7 +53,7 @@ def worklist(
     colour: str | None = None,
     measurement: str | None = None,
 ) -> Response:
-    found = caller.access.worklist(
+    found = caller.access.worklist_page(
         caller.user, team=team or None, colour=colour or None, measurement=measurement or None
     )
     return render(request, "worklist.html", **worklist_context(found, team, colour, measurement))
@@ -68,6 +69,42 @@ def patient(
     end: Annotated[str | None, Query(alias="to")] = None,
 ) -> Response:
     rt = _rt(request)
+    chosen, first, last, period_start, period_end = _period(rt, days, start, end)
+    page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
+    return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
+
+
+@router.post("/patients/{patient_id}/acknowledge")
+def acknowledge(
+    request: Request,
+    patient_id: str,
+    caller: ClinicianWrite,
+    csrf: Annotated[str | None, Form()] = None,
+    observation: Annotated[str | None, Form()] = None,
+    all_green: Annotated[str | None, Form()] = None,
+    note: Annotated[str | None, Form()] = None,
+    days: Annotated[int | None, Form()] = None,
+    start: Annotated[str | None, Form(alias="from")] = None,
+    end: Annotated[str | None, Form(alias="to")] = None,
+) -> Response:
+    """Acknowledge one reading, or every green reading of the shown period (homediag.monitoring: a Task and its
+    Provenance, audited); back to the patient page."""
+    rt = _rt(request)
+    sessions.check_csrf(request, rt, csrf)
+    _chosen, _first, _last, period_start, period_end = _period(rt, days, start, end)
+    text = (note or "").strip() or None
+    if all_green:
+        caller.access.acknowledge(caller.user, patient_id, all_green=(period_start, period_end), note=text)
+    else:
+        caller.access.acknowledge(caller.user, patient_id, observation_ids=[observation or ""], note=text)
+    query = f"from={start}&to={end}" if start or end else f"days={days or 14}"
+    return _redirect(f"/app/patients/{patient_id}?{query}&acknowledged=1")
+
+
+def _period(
+    rt: Runtime, days: int | None, start: str | None, end: str | None
+) -> tuple[int | None, date, date, datetime, datetime]:
+    """(the chosen number of days or None, first day, last day, and the period as instants) of a page's query."""
     zone = rt.local_zone
     today = rt.clock().astimezone(zone).date()
     if start or end:
@@ -84,8 +121,7 @@ def patient(
         first, last = today - timedelta(days=chosen - 1), today
     period_start = datetime.combine(first, time.min, zone)
     period_end = datetime.combine(last + timedelta(days=1), time.min, zone)
-    page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
-    return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
+    return chosen, first, last, period_start, period_end
 
 
 # -- signing in and out --------------------------------------------------------------------------------

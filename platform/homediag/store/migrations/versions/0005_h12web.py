@@ -1,7 +1,7 @@
 """The clinician web app's sign-in: server-side sessions and one-time sign-in links.
 
 Revision ID: 0005_h12web
-Revises: 0004
+Revises: 0005_h12mon (chained after the monitoring branch merged into this one)
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_h12web"
-down_revision = "0004"
+down_revision = "0005_h12mon"
 branch_labels = None
 depends_on = None
 

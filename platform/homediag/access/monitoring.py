@@ -1,0 +1,739 @@
+"""Monitoring reads and reviews (``homediag.monitoring``): a clinician's patients' triage, settings, adherence
+and acknowledgements, each decided (care team, consent for treatment, the consent's data window) and audited
+here, like every other read of patient data. What may not be seen answers as unknown (404).
+
+Also the Observation serving path's hook (``interpreted``): for a clinician, each Observation carries its
+triage against the thresholds in force at its time (``interpretation``, ``referenceRange``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from homediag.clock import from_store, to_store
+from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from homediag.monitoring import store
+from homediag.monitoring.interpretation import interpreted
+from homediag.monitoring.plan import Adherence, adherence
+from homediag.monitoring.reviews import review_resources
+from homediag.monitoring.settings import MonitoringSettings, SettingsError, default_groups, parse_settings
+from homediag.monitoring.triage import Colour, worst
+from homediag.store import models as m
+from homediag.users import Principal
+
+from .decisions import Decisions
+from .view import View
+
+PREVIEW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class PatientStatus:
+    """A patient's monitoring status for a period: ``colour`` the worst of its readings (red, yellow) or blue
+    when measurements are missing against the plan, else green; ``open_colour`` the same over the readings not
+    yet acknowledged. ``latest``: per measure, the latest reading of the period."""
+
+    patient_id: str
+    colour: Colour
+    open_colour: Colour
+    reasons: list[str]
+    counts: dict[str, int]
+    unacknowledged: int
+    latest: dict[str, dict[str, Any]]
+    adherence: Adherence
+    last_review: dict[str, Any] | None
+    settings_version: int
+    group: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "patient": f"Patient/{self.patient_id}",
+            "colour": self.colour.value,
+            "open_colour": self.open_colour.value,
+            "reasons": self.reasons,
+            "counts": self.counts,
+            "unacknowledged": self.unacknowledged,
+            "latest": self.latest,
+            "adherence": {
+                "ratio": self.adherence.ratio,
+                "missing": self.adherence.missing,
+                "items": [
+                    {
+                        "measurement": i.measurement,
+                        "expected": i.expected,
+                        "received": i.received,
+                        "days_with_reading": i.days_with_reading,
+                        "days": i.days,
+                    }
+                    for i in self.adherence.items
+                ],
+            },
+            "last_review": self.last_review,
+            "settings_version": self.settings_version,
+            "group": self.group,
+        }
+
+
+def _instant(t: datetime | None) -> str | None:
+    return t.isoformat().replace("+00:00", "Z") if t is not None else None
+
+
+def review_summary(review: m.Review | None) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    return {
+        "task": f"Task/{review.id}",
+        "by": review.reviewed_by,
+        "at": _instant(from_store(review.reviewed_at)),
+        "scope": review.scope,
+        "note": review.note,
+    }
+
+
+class MonitoringReads(Decisions):
+    # -- the decision for one patient ---------------------------------------------------------------------
+    def _clinician_view(self, principal: Principal, purpose: str | None) -> View:
+        if principal.role != "clinician":
+            raise Forbidden(f"the role '{principal.role}' may not use monitoring (clinicians only)")
+        return self.view(principal, purpose)
+
+    def _patient_scope(
+        self, session: Session, view: View, patient_id: str, action: str
+    ) -> tuple[str, ColumnElement[bool]] | None:
+        """(patient key, the SQL scope of its readable Observations), or None (audited deny) when the clinician
+        may not see the patient now."""
+        pkey = session.execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id)).scalar_one_or_none()
+        if pkey is None:
+            self._audit(
+                session,
+                view.principal,
+                action,
+                "deny",
+                purpose=view.purpose,
+                entity=f"Patient/{patient_id}",
+                detail="no such resource",
+            )
+            return None
+        windows = self.readable_windows(session, view, [pkey])
+        if pkey not in windows:
+            reason = self._relation_reason(session, view, pkey) or self.decide(session, view.purpose, pkey, None).reason
+            self._audit(
+                session,
+                view.principal,
+                action,
+                "deny",
+                purpose=view.purpose,
+                patient_key=pkey,
+                entity=f"Patient/{patient_id}",
+                detail=reason,
+            )
+            return None
+        return pkey, self.scope(windows)
+
+    # -- settings (thresholds and plan) ---------------------------------------------------------------------
+    def monitoring_settings(self, principal: Principal, patient_id: str, purpose: str | None = None) -> dict[str, Any]:
+        """``{"current": version, "history": [versions, newest first]}``; version 0 is the default set."""
+        view = self._clinician_view(principal, purpose)
+        out: dict[str, Any] | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "monitoring-settings")
+            if found is not None:
+                pkey, _scope = found
+                history = store.versions(session, pkey)
+                current = store.in_force(history, self.rt.clock())
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-settings",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{patient_id}",
+                    detail=f"{len(history)} version(s)",
+                )
+                out = {
+                    "current": current.to_json(patient_id),
+                    "latest_version": history[-1].version,
+                    "history": [v.to_json(patient_id) for v in reversed(history)],
+                }
+        if out is None:
+            raise NotFound.resource("Patient", patient_id)
+        return out
+
+    def record_monitoring_settings(
+        self,
+        principal: Principal,
+        patient_id: str,
+        body: Any,
+        expected_version: int | None,
+        purpose: str | None = None,
+    ) -> dict[str, Any]:
+        """A new version of the patient's settings; ``expected_version`` (If-Match, or ``version`` in the body)
+        must be the latest version (0 when there is none yet), else 412 and nothing is stored."""
+        view = self._clinician_view(principal, purpose)
+        if isinstance(body, dict) and "version" in body:
+            given = body["version"]
+            if isinstance(given, bool) or not isinstance(given, int):
+                raise BadRequest(f"version must be a whole number, got {given!r}", "version")
+            if expected_version is not None and expected_version != given:
+                raise BadRequest(f"If-Match names version {expected_version} but the body version {given}", "version")
+            expected_version = given
+        if expected_version is None:
+            raise BadRequest(
+                "say which version this change is based on: an If-Match: W/\"<version>\" header or 'version' in the "
+                "body (0 when the patient has no settings yet)",
+                "version",
+                code="required",
+            )
+        valid_from = _valid_from(body, self.rt.clock())
+        note = _note(body)
+        out: dict[str, Any] | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "monitoring-settings-change")
+            if found is not None:
+                pkey, _scope = found
+                history = store.versions(session, pkey)
+                latest = history[-1]
+                if latest.version != expected_version:
+                    raise PreconditionFailed(
+                        f"the settings are at version {latest.version}, not {expected_version}: reload, then change",
+                        "version",
+                    )
+                new = _parse(body, latest.settings)
+                version = store.record_version(
+                    session,
+                    pkey,
+                    new,
+                    valid_from=valid_from,
+                    recorded_at=self.rt.clock(),
+                    recorded_by=principal.id,
+                    note=note,
+                )
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-settings-change",
+                    "done",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{patient_id}",
+                    detail=f"version {version} ({new.group}) valid from {_instant(valid_from)}",
+                )
+                out = store.versions(session, pkey)[-1].to_json(patient_id)
+        if out is None:
+            raise NotFound.resource("Patient", patient_id)
+        return out
+
+    def preview_alerts(
+        self, principal: Principal, patient_id: str, body: Any, days: int = PREVIEW_DAYS, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """How many alerts (red or yellow readings) proposed settings would have raised in the last ``days``,
+        beside how many the readings have now. Stores nothing."""
+        view = self._clinician_view(principal, purpose)
+        if not 1 <= days <= 366:
+            raise BadRequest(f"days must be between 1 and 366 (got {days})", "days")
+        end = self.rt.clock()
+        start = end - timedelta(days=days)
+        out: dict[str, Any] | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "monitoring-preview")
+            if found is not None:
+                pkey, scope = found
+                history = store.versions(session, pkey)
+                proposed = _parse(body, history[-1].settings)
+                readings = store.triaged_readings(session, pkey, start, end, scope)
+                trial = store.SettingsVersion(history[-1].version + 1, proposed, start, None, principal.id, None)
+                t = store.triager(session, pkey, start, end, scope)
+                t.history = [trial]
+                now_counts = _colour_counts(r.colour for r in readings)
+                new_counts = _colour_counts(t.triage(r.resource, r.effective)[0].colour for r in readings)
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-preview",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{patient_id}",
+                    detail=f"{len(readings)} reading(s)",
+                )
+                out = {
+                    "days": days,
+                    "readings": len(readings),
+                    "alerts": new_counts["red"] + new_counts["yellow"],
+                    "counts": new_counts,
+                    "current": {"alerts": now_counts["red"] + now_counts["yellow"], "counts": now_counts},
+                }
+        if out is None:
+            raise NotFound.resource("Patient", patient_id)
+        return out
+
+    # -- status, worklist, adherence ------------------------------------------------------------------------
+    def patient_status(
+        self, principal: Principal, patient_id: str, start: datetime, end: datetime, purpose: str | None = None
+    ) -> PatientStatus:
+        view = self._clinician_view(principal, purpose)
+        _check_period(start, end)
+        status: PatientStatus | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "monitoring-status")
+            if found is not None:
+                pkey, scope = found
+                status = self._status(session, patient_id, pkey, scope, start, end)
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-status",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{patient_id}",
+                    detail=status.colour.value,
+                )
+        if status is None:
+            raise NotFound.resource("Patient", patient_id)
+        return status
+
+    def worklist(
+        self, principal: Principal, start: datetime, end: datetime, purpose: str | None = None
+    ) -> list[PatientStatus]:
+        """The status of every patient the clinician may see now (its care teams, consent for treatment),
+        most severe first (red, yellow, blue, green; then most unacknowledged readings)."""
+        view = self._clinician_view(principal, purpose)
+        _check_period(start, end)
+        out: list[PatientStatus] = []
+        with self.rt.sessions.begin() as session:
+            windows = self.readable_windows(session, view)
+            ids = dict(
+                session.execute(
+                    select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
+                ).all()
+            )
+            for pkey, window in windows.items():
+                if pkey not in ids:
+                    continue
+                status = self._status(session, ids[pkey], pkey, self.scope({pkey: window}), start, end)
+                out.append(status)
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-status",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{ids[pkey]}",
+                    detail=status.colour.value,
+                )
+            if not windows:
+                self._audit(
+                    session, principal, "monitoring-worklist", "permit", purpose=view.purpose, detail="0 patients"
+                )
+        out.sort(key=lambda s: (-s.colour.severity, -s.open_colour.severity, -s.unacknowledged, s.patient_id))
+        return out
+
+    def _status(
+        self, session: Session, patient_id: str, pkey: str, scope: ColumnElement[bool], start: datetime, end: datetime
+    ) -> PatientStatus:
+        readings = store.triaged_readings(session, pkey, start, end, scope)
+        history = store.versions(session, pkey)
+        current = store.in_force(history, end)
+        plan = current.settings.plan
+        lookback = max((i.every_days for i in plan.items), default=1)
+        times: dict[str, list[datetime]] = {}
+        for r in store.triaged_readings(session, pkey, min(start, end - timedelta(days=lookback)), end, scope):
+            for v in {v.measure for v in _values(r)}:
+                times.setdefault(v, []).append(r.effective)
+        adh = adherence(plan, times, start, end, self.rt.local_zone)
+        colour = worst(r.colour for r in readings)
+        open_colour = worst(r.colour for r in readings if not r.acknowledged)
+        reasons = [reason for r in readings for reason in r.result.reasons]
+        if adh.missing:
+            reasons += adh.reasons
+            if colour.severity < Colour.BLUE.severity:
+                colour = Colour.BLUE
+            if open_colour.severity < Colour.BLUE.severity:
+                open_colour = Colour.BLUE
+        latest: dict[str, dict[str, Any]] = {}
+        for r in readings:
+            for v in _values(r):
+                verdict = next((x for x in r.result.verdicts if x.measure == v.measure), None)
+                latest[v.measure] = {
+                    "observation": f"Observation/{r.id}",
+                    "value": v.value,
+                    "unit": v.unit,
+                    "at": _instant(r.effective),
+                    "colour": verdict.colour.value if verdict else None,
+                }
+        return PatientStatus(
+            patient_id=patient_id,
+            colour=colour,
+            open_colour=open_colour,
+            reasons=reasons,
+            counts=_colour_counts(r.colour for r in readings if r.result.triaged),
+            unacknowledged=sum(1 for r in readings if not r.acknowledged),
+            latest=latest,
+            adherence=adh,
+            last_review=review_summary(store.last_review(session, pkey)),
+            settings_version=current.version,
+            group=current.settings.group,
+        )
+
+    def triaged_readings(
+        self, principal: Principal, patient_id: str, start: datetime, end: datetime, purpose: str | None = None
+    ) -> list[store.TriagedReading]:
+        """The patient's readings of [start, end) with their triage (oldest first), for charts and tables."""
+        view = self._clinician_view(principal, purpose)
+        _check_period(start, end)
+        out: list[store.TriagedReading] | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "monitoring-readings")
+            if found is not None:
+                pkey, scope = found
+                out = store.triaged_readings(session, pkey, start, end, scope)
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-readings",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{patient_id}",
+                    detail=f"{len(out)} returned",
+                )
+        if out is None:
+            raise NotFound.resource("Patient", patient_id)
+        return out
+
+    # -- reviews -----------------------------------------------------------------------------------------
+    def acknowledge(
+        self,
+        principal: Principal,
+        patient_id: str,
+        *,
+        observation_ids: Sequence[str] | None = None,
+        all_green: tuple[datetime, datetime] | None = None,
+        note: str | None = None,
+        purpose: str | None = None,
+    ) -> dict[str, Any]:
+        """Acknowledge readings of a patient: the ones named, or every green one of a period not yet acknowledged.
+        Stored as a Task and a Provenance, with each reading's times; audited. Answers the Task."""
+        view = self._clinician_view(principal, purpose)
+        if (observation_ids is None) == (all_green is None):
+            raise BadRequest("name the readings to acknowledge ('observations'), or ask for all green of a period")
+        if note is not None and len(note) > 2000:
+            raise BadRequest(f"the note is {len(note)} characters; at most 2000", "note")
+        if observation_ids is not None and not observation_ids:
+            raise BadRequest("'observations' is empty: name at least one reading", "observations")
+        task: dict[str, Any] | None = None
+        problem: Unprocessable | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "acknowledge")
+            if found is not None:
+                pkey, scope = found
+                now = self.rt.clock()
+                if all_green is not None:
+                    _check_period(*all_green)
+                    chosen = [
+                        r
+                        for r in store.triaged_readings(session, pkey, all_green[0], all_green[1], scope)
+                        if r.colour == Colour.GREEN and not r.acknowledged
+                    ]
+                    if not chosen:
+                        problem = Unprocessable("there is no unacknowledged green reading in that period", "period")
+                else:
+                    wanted = list(dict.fromkeys(observation_ids or ()))
+                    chosen = store.triaged_readings(
+                        session, pkey, store.EPOCH, now + timedelta(days=1), scope, ids=wanted
+                    )
+                    missing = sorted(set(wanted) - {r.id for r in chosen})
+                    if missing:
+                        problem = Unprocessable(
+                            f"not readings of Patient/{patient_id} this clinician may see: "
+                            + ", ".join(f"Observation/{x}" for x in missing[:10]),
+                            "observations",
+                        )
+                if problem is None:
+                    task = self._store_review(
+                        session,
+                        principal,
+                        view,
+                        patient_id,
+                        pkey,
+                        chosen,
+                        note,
+                        now,
+                        "all-green" if all_green is not None else "readings",
+                    )
+        if problem is not None:
+            raise problem
+        if task is None:
+            raise NotFound.resource("Patient", patient_id)
+        return task
+
+    def _store_review(
+        self,
+        session: Session,
+        principal: Principal,
+        view: View,
+        patient_id: str,
+        pkey: str,
+        chosen: list[store.TriagedReading],
+        note: str | None,
+        now: datetime,
+        scope: str,
+    ) -> dict[str, Any]:
+        review_id = secrets.token_hex(16)
+        task, provenance = review_resources(
+            review_id, patient_id, [r.id for r in chosen], principal.id, now, note, scope
+        )
+        session.add(
+            m.Review(
+                id=review_id,
+                patient_key=pkey,
+                reviewed_at=to_store(now),
+                reviewed_by=principal.id,
+                scope=scope,
+                note=note,
+                task=task,
+                provenance=provenance,
+            )
+        )
+        session.flush()
+        for r in chosen:
+            session.add(
+                m.ReviewItem(
+                    review_id=review_id,
+                    observation_id=r.id,
+                    patient_key=pkey,
+                    colour=r.colour.value,
+                    effective_at=to_store(r.effective),
+                    received_at=to_store(r.received_at) if r.received_at else None,
+                    gateway_received_at=to_store(r.gateway_received_at) if r.gateway_received_at else None,
+                    reviewed_at=to_store(now),
+                )
+            )
+        self._audit(
+            session,
+            principal,
+            "acknowledge",
+            "done",
+            purpose=view.purpose,
+            patient_key=pkey,
+            entity=f"Task/{review_id}",
+            detail=f"{len(chosen)} reading(s), {scope}",
+        )
+        return task
+
+    def last_review(self, principal: Principal, patient_id: str, purpose: str | None = None) -> dict[str, Any] | None:
+        view = self._clinician_view(principal, purpose)
+        found_any = False
+        out: dict[str, Any] | None = None
+        with self.rt.sessions.begin() as session:
+            found = self._patient_scope(session, view, patient_id, "monitoring-last-review")
+            if found is not None:
+                found_any = True
+                pkey, _scope = found
+                out = review_summary(store.last_review(session, pkey))
+                self._audit(
+                    session,
+                    principal,
+                    "monitoring-last-review",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=f"Patient/{patient_id}",
+                )
+        if not found_any:
+            raise NotFound.resource("Patient", patient_id)
+        return out
+
+    def _review_resource(self, principal: Principal, kind: str, review_id: str, purpose: str | None) -> dict[str, Any]:
+        view = self._clinician_view(principal, purpose)
+        out: dict[str, Any] | None = None
+        with self.rt.sessions.begin() as session:
+            review = session.get(m.Review, review_id)
+            if review is None:
+                self._audit(
+                    session,
+                    principal,
+                    "read",
+                    "deny",
+                    purpose=view.purpose,
+                    entity=f"{kind}/{review_id}",
+                    detail="no such resource",
+                )
+            else:
+                windows = self.readable_windows(session, view, [review.patient_key])
+                permit = review.patient_key in windows
+                reason = (
+                    None
+                    if permit
+                    else (
+                        self._relation_reason(session, view, review.patient_key)
+                        or self.decide(session, view.purpose, review.patient_key, None).reason
+                    )
+                )
+                self._audit(
+                    session,
+                    principal,
+                    "read",
+                    "permit" if permit else "deny",
+                    purpose=view.purpose,
+                    patient_key=review.patient_key,
+                    entity=f"{kind}/{review_id}",
+                    detail=reason,
+                )
+                if permit:
+                    out = review.task if kind == "Task" else review.provenance
+        if out is None:
+            raise NotFound.resource(kind, review_id)
+        return out
+
+    def read_task(self, principal: Principal, task_id: str, purpose: str | None = None) -> dict[str, Any]:
+        return self._review_resource(principal, "Task", task_id, purpose)
+
+    def read_provenance(self, principal: Principal, provenance_id: str, purpose: str | None = None) -> dict[str, Any]:
+        return self._review_resource(principal, "Provenance", provenance_id, purpose)
+
+    def search_reviews(
+        self, principal: Principal, kind: str, patient_id: str | None, purpose: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Tasks or Provenances of reviews of the patients the clinician may see (one patient, or all), newest
+        first."""
+        view = self._clinician_view(principal, purpose)
+        with self.rt.sessions.begin() as session:
+            if patient_id is not None:
+                found = self._patient_scope(session, view, patient_id, "search")
+                keys = [found[0]] if found is not None else []
+            else:
+                keys = list(self.readable_windows(session, view))
+            rows = (
+                session.execute(
+                    select(m.Review).where(m.Review.patient_key.in_(keys)).order_by(m.Review.reviewed_at.desc())
+                )
+                .scalars()
+                .all()
+                if keys
+                else []
+            )
+            for pkey in sorted({r.patient_key for r in rows}):
+                self._audit(
+                    session,
+                    principal,
+                    "search",
+                    "permit",
+                    purpose=view.purpose,
+                    patient_key=pkey,
+                    entity=kind,
+                    detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned",
+                )
+            if not rows:
+                self._audit(
+                    session, principal, "search", "permit", purpose=view.purpose, entity=kind, detail="0 returned"
+                )
+            return [r.task if kind == "Task" else r.provenance for r in rows]
+
+    # -- the Observation serving path's hook ------------------------------------------------------------
+    def interpreted(self, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        return interpret(self, session, view, rows)
+
+
+def interpret(_access: Decisions, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """The resources of ``rows`` (each with ``patient_key`` and ``resource``), for a clinician with each
+    reading's triage against the thresholds in force at its time (``interpretation``, ``referenceRange``);
+    other readers get them unchanged. One settings read per patient (and its weights, for a weight rule)."""
+    if view.principal.role != "clinician" or not rows:
+        return [r.resource for r in rows]
+    out: list[dict[str, Any]] = []
+    triagers: dict[str, store.Triager] = {}
+    for row in rows:
+        resource = row.resource
+        at = _effective(resource)
+        if at is None or not _triageable(resource):
+            out.append(resource)
+            continue
+        t = triagers.get(row.patient_key)
+        if t is None:
+            times = [x for x in (_effective(r.resource) for r in rows if r.patient_key == row.patient_key) if x]
+            t = store.triager(session, row.patient_key, min(times), max(times) + timedelta(seconds=1))
+            triagers[row.patient_key] = t
+        result, version = t.triage(resource, at)
+        out.append(interpreted(resource, result, version.settings.thresholds, version.label))
+    return out
+
+
+def _effective(resource: dict[str, Any]) -> datetime | None:
+    from homediag.monitoring.triage import effective_time
+
+    return effective_time(resource)
+
+
+def _triageable(resource: dict[str, Any]) -> bool:
+    from homediag.monitoring.triage import measures_of
+
+    return bool(measures_of(resource))
+
+
+def _values(r: store.TriagedReading) -> list[Any]:
+    from homediag.monitoring.triage import measures_of
+
+    return measures_of(r.resource)
+
+
+def _colour_counts(colours: Any) -> dict[str, int]:
+    counts = {c.value: 0 for c in (Colour.RED, Colour.YELLOW, Colour.GREEN)}
+    for c in colours:
+        counts[c.value] = counts.get(c.value, 0) + 1
+    return counts
+
+
+def _check_period(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise BadRequest("a period's start and end need a UTC offset", "period")
+    if end <= start:
+        raise BadRequest(
+            f"the period's end ({end.isoformat()}) must be after its start ({start.isoformat()})", "period"
+        )
+    if end - start > timedelta(days=400):
+        raise BadRequest("a period is at most 400 days", "period")
+
+
+def _parse(body: Any, base: MonitoringSettings) -> MonitoringSettings:
+    try:
+        return parse_settings(body, base)
+    except SettingsError as exc:
+        raise Unprocessable(exc.message, exc.path) from None
+
+
+def _valid_from(body: Any, now: datetime) -> datetime:
+    raw = body.get("valid_from") if isinstance(body, dict) else None
+    if raw is None:
+        return now
+    if not isinstance(raw, str):
+        raise BadRequest(f"valid_from must be a date-time with an offset, got {raw!r}", "valid_from")
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"valid_from is not a date-time: {raw!r}", "valid_from") from None
+    if parsed.tzinfo is None:
+        raise BadRequest(f"valid_from needs a UTC offset: {raw!r}", "valid_from")
+    return parsed
+
+
+def _note(body: Any) -> str | None:
+    raw = body.get("note") if isinstance(body, dict) else None
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > 2000:
+        raise BadRequest("note must be a text of at most 2000 characters", "note")
+    return raw
+
+
+__all__ = ["MonitoringReads", "PatientStatus", "default_groups", "store"]

@@ -1,0 +1,144 @@
+"""The monitoring plan: which measurements a patient takes how often, and adherence against it. Pure.
+
+A plan item asks for ``times`` readings of a measure every ``every_days`` days (blood pressure twice a day:
+``times=2, every_days=1``; weight once a week: ``times=1, every_days=7``). For a period, the item's windows are
+consecutive spans of ``every_days`` ending at the period's end, going back until one reaches the period's start
+(a period shorter than the span still has one window: "weekly weight" asked about today looks back a week).
+A window with fewer readings than ``times`` is a shortfall: the patient is *blue* (missing measurements).
+Blood pressure is counted by its systolic value (one cuff reading, one reading).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+PLAN_MEASURES: dict[str, str] = {
+    "blood-pressure": "systolic",
+    "pulse": "pulse",
+    "spo2": "spo2",
+    "temperature": "temperature",
+    "weight": "weight",
+    "glucose": "glucose",
+}
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    measurement: str  # a key of PLAN_MEASURES
+    times: int = 1
+    every_days: int = 1
+
+    def check(self) -> str | None:
+        if self.measurement not in PLAN_MEASURES:
+            return f"unknown measurement {self.measurement!r}; known: {', '.join(PLAN_MEASURES)}"
+        if not 1 <= self.times <= 24:
+            return f"times must be between 1 and 24 (got {self.times})"
+        if not 1 <= self.every_days <= 90:
+            return f"every_days must be between 1 and 90 (got {self.every_days})"
+        return None
+
+    @property
+    def measure(self) -> str:
+        return PLAN_MEASURES[self.measurement]
+
+
+@dataclass(frozen=True)
+class Plan:
+    items: tuple[PlanItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemAdherence:
+    """One plan item over a period: readings expected and received, days with a reading, and windows short."""
+
+    measurement: str
+    expected: int
+    received: int
+    days_with_reading: int
+    days: int
+    short_windows: int
+
+    @property
+    def missing(self) -> int:
+        return max(self.expected - self.received, 0) if self.short_windows else 0
+
+    @property
+    def ratio(self) -> float | None:
+        """Received over expected, at most 1 (None when nothing was expected)."""
+        return min(self.received / self.expected, 1.0) if self.expected else None
+
+
+@dataclass(frozen=True)
+class Adherence:
+    items: tuple[ItemAdherence, ...]
+
+    @property
+    def missing(self) -> bool:
+        """Whether any plan item fell short in the period (the patient's colour is then at least blue)."""
+        return any(i.short_windows for i in self.items)
+
+    @property
+    def ratio(self) -> float | None:
+        """Received over expected across the plan's items (each capped at its expectation)."""
+        expected = sum(i.expected for i in self.items)
+        if not expected:
+            return None
+        return sum(min(i.received, i.expected) for i in self.items) / expected
+
+    @property
+    def reasons(self) -> list[str]:
+        return [
+            f"{i.measurement}: {i.received} of {i.expected} expected readings" for i in self.items if i.short_windows
+        ]
+
+
+def _windows(start: datetime, end: datetime, every_days: int) -> list[tuple[datetime, datetime]]:
+    span = timedelta(days=every_days)
+    count = max(1, math.ceil((end - start) / span)) if end > start else 1
+    return [(end - span * (k + 1), end - span * k) for k in range(count)][::-1]
+
+
+def adherence(
+    plan: Plan,
+    readings: Mapping[str, Iterable[datetime]],
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo | None = None,
+) -> Adherence:
+    """Adherence of ``readings`` (measure -> times, aware) to ``plan`` over [start, end). Days with a reading
+    are counted as calendar days in ``zone`` (default UTC) that fall in the period."""
+    items: list[ItemAdherence] = []
+    for item in plan.items:
+        times = sorted(readings.get(item.measure, ()))
+        windows = _windows(start, end, item.every_days)
+        counts = [sum(1 for t in times if lo <= t < hi) for lo, hi in windows]
+        expected = item.times * len(windows)
+        in_period = [t for t in times if start <= t < end]
+        days_seen = {_day(t, zone) for t in in_period}
+        all_days = _days(start, end, zone)
+        items.append(
+            ItemAdherence(
+                measurement=item.measurement,
+                expected=expected,
+                received=sum(counts),
+                days_with_reading=len(days_seen),
+                days=len(all_days),
+                short_windows=sum(1 for c in counts if c < item.times),
+            )
+        )
+    return Adherence(tuple(items))
+
+
+def _day(t: datetime, zone: ZoneInfo | None) -> date:
+    return t.astimezone(zone).date() if zone is not None else t.date()
+
+
+def _days(start: datetime, end: datetime, zone: ZoneInfo | None) -> set[date]:
+    if end <= start:
+        return set()
+    first, last = _day(start, zone), _day(end - timedelta(microseconds=1), zone)
+    return {first + timedelta(days=k) for k in range((last - first).days + 1)}
