@@ -32,10 +32,13 @@ def test_every_text_of_the_templates_and_modules_has_a_danish_translation() -> N
     assert missing == []
 
 
-def test_every_measurement_a_page_shows_has_a_danish_name() -> None:
+def test_every_measurement_and_patient_group_a_page_shows_has_a_danish_name() -> None:
     danish = _danish()
     shown = [m.text for m in terminology.MEASUREMENTS.values() if m.kind in ("panel", "quantity")]
     assert [t for t in shown if not danish.get(t)] == []
+    from homediag.monitoring import default_groups
+
+    assert [g.title for g in default_groups().values() if not danish.get(g.title)] == []
     assert translations("da").gettext("Blood pressure") == "Blodtryk"
     assert translations("en").gettext("Blood pressure") == "Blood pressure"
 

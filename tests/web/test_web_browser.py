@@ -183,6 +183,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_screen(
         "patient": f"/app/patients/{web_pilot.refused_for}?days=30",
         "patient 90 days": f"/app/patients/{web_pilot.refused_for}?days=90",
         "not found": "/app/patients/no-such-patient",
+        "thresholds": f"/app/patients/{web_pilot.refused_for}/thresholds",
     }
     for name, path in clinician_screens.items():
         page.goto(live_server + path)

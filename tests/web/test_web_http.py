@@ -198,3 +198,38 @@ def test_an_admin_signs_in_but_has_no_worklist(web: TestClient, runtime: Runtime
     assert "Administration" in web.get("/app/").text
     assert web.get("/app/worklist").status_code == 403
     assert web.get("/app/patients/anything").status_code == 403
+
+
+def test_a_threshold_change_is_previewed_then_saved_as_a_version_and_re_triages_the_readings(
+    web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    sign_in(web, runtime, tokens.ids["clinician"])
+    pid = web_pilot.refused_for
+    page = web.get(f"/app/patients/{pid}/thresholds")
+    assert page.status_code == 200 and web_pilot.shown[pid] in page.text
+    assert 'name="systolic.yellow_high" value="135"' in page.text  # the general group's default
+    form = {
+        "csrf": _csrf(page.text),
+        "version": "0",
+        "group": "general",
+        "systolic.yellow_high": "50",  # every systolic value crosses it
+        "systolic.red_high": "250",
+        "pulse.yellow_low": "1",
+        "pulse.yellow_high": "299",
+        "valid_from": (date.today() - timedelta(days=40)).isoformat(),
+    }
+    preview = web.post(f"/app/patients/{pid}/thresholds/preview", data=form)
+    assert preview.status_code == 200
+    alerts = re.search(r'id="preview-alerts">[^<]*?(\d+) alarm', preview.text)
+    assert alerts and int(alerts.group(1)) == web_pilot.readings[pid]  # one per blood-pressure reading
+    assert 'name="systolic.yellow_high" value="50"' in preview.text  # the proposal stays in the form
+    before = web.get(f"/app/patients/{pid}?days=30").text
+    assert before.count('point triage-yellow" data-series="systolic"') < web_pilot.readings[pid]
+    saved = web.post(f"/app/patients/{pid}/thresholds", data=form)
+    assert saved.status_code == 200 and "version 1" in saved.text
+    after = web.get(f"/app/patients/{pid}?days=30").text
+    assert after.count('point triage-yellow" data-series="systolic"') == web_pilot.readings[pid]
+    stale = web.post(f"/app/patients/{pid}/thresholds", data=form)  # based on version 0, now 1
+    assert stale.status_code == 412

@@ -91,7 +91,43 @@ def consent_version(row: m.ConsentVersion) -> ConsentVersion:
     )
 
 
+@dataclass(frozen=True)
+class PatientHeader:
+    patient_id: str
+    name: str
+    birth_date: date | None
+
+
 class PatientPageReads(WorklistReads):
+    def patient_page_header(self, principal: Principal, patient_id: str) -> PatientHeader:
+        """Who the patient is (name, date of birth) for the heading of a page about it; decided and audited as a
+        re-identification like the patient page; 404 for a patient the clinician may not see."""
+        view = self._web_view(principal)
+        header: PatientHeader | None = None
+        with self.rt.sessions.begin() as session:
+            pkey = session.execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id)).scalar()
+            windows = self.readable_windows(session, view, [pkey]) if pkey else {}
+            permit = pkey is not None and pkey in windows
+            if permit:
+                assert pkey is not None
+                name, born = identity_of(session, self.rt, pkey)
+                header = PatientHeader(patient_id, name, born)
+            self._audit(
+                session,
+                principal,
+                "re-identify" if permit else "read",
+                "permit" if permit else "deny",
+                purpose=view.purpose,
+                patient_key=pkey,
+                entity="patient-page",
+                detail="web page heading: name, date of birth"
+                if permit
+                else "not in care with consent, or no such patient",
+            )
+        if header is None:
+            raise NotFound.resource("Patient", patient_id)
+        return header
+
     def patient_page(self, principal: Principal, patient_id: str, start: datetime, end: datetime) -> PatientPage:
         view = self._web_view(principal)
         page: PatientPage | None = None

@@ -32,6 +32,9 @@ def N_(text: str) -> str:  # noqa: N802 - the gettext convention: marks a text f
     return text
 
 
+UNIT_NAMES = (N_("beats/minute"), N_("breaths/minute"))  # unit displays that read differently in Danish
+
+
 @cache
 def translations(lang: str) -> NullTranslations:
     """The catalogue of ``lang`` (English: the message ids themselves)."""

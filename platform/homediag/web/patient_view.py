@@ -14,7 +14,7 @@ from homediag.access.readings import Reading
 from homediag.runtime import Runtime
 
 from . import charts, reasons
-from .i18n import N_, Formats, translations
+from .i18n import N_, UNIT_NAMES, Formats, translations
 from .render import language
 
 PERIODS = (14, 30, 90)
@@ -34,7 +34,6 @@ FLAG_NAMES = {
     "improper-body-position": N_("Body position"),
     "clock-not-set": N_("Clock not set"),
 }
-UNIT_NAMES = (N_("beats/minute"), N_("breaths/minute"))  # unit displays that read differently in Danish
 SHOWN_COMPONENTS = ("systolic", "diastolic")  # a blood-pressure chart draws these; the table shows all
 
 
@@ -72,7 +71,7 @@ def patient_context(
     for n, key in enumerate(keys):
         readings = by_measurement[key]
         text = _(readings[0].text)
-        unit = _(readings[0].unit)
+        unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
         components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(readings[0].values)
         series = [
             charts.Series(
@@ -139,9 +138,14 @@ def _lines(bands: list[Any]) -> list[charts.Line]:
     return out
 
 
+def _unit(text: str, _: Any) -> str:
+    return str(_(text)) if text in UNIT_NAMES else text
+
+
 def _point_title(reading: Reading, component: str, _: Any, fmt: Formats) -> str:
     parts = [
-        f"{_(COMPONENT_NAMES.get(component, reading.text))} {fmt.number(reading.values[component])} {_(reading.unit)}",
+        f"{_(COMPONENT_NAMES.get(component, reading.text))} {fmt.number(reading.values[component])}"
+        f" {_unit(reading.unit, _)}",
         _("device time %(time)s") % {"time": fmt.datetime(reading.effective)},
         reading.device,
         _("gateway %(gateway)s") % {"gateway": reading.gateway},

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from homediag.runtime import Runtime
 
 from . import sessions
-from .i18n import LANG_COOKIE, Formats, language_of, translations
+from .i18n import LANG_COOKIE, UNIT_NAMES, Formats, language_of, translations
 
 
 @cache
@@ -48,6 +48,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     lang = language(request)
     found = getattr(request.state, "web_session", None)
     csrf = sessions.csrf_token(request)
+    plain = translations(lang).gettext  # no %-formatting: a unit may be "%"
     html = (
         environment(lang)
         .get_template(template)
@@ -56,6 +57,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
             fmt=Formats(lang, rt.local_zone),
             user=found.principal if found is not None else None,
             csrf=csrf,
+            unit=lambda text: plain(text) if text in UNIT_NAMES else text,
             here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             **context,
         )

@@ -10,16 +10,19 @@ from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from homediag.api.policy import WEB_CLINICIAN, WEB_CLINICIAN_WRITE, WEB_PUBLIC, WEB_SIGNED_IN, Caller, enforce
 from homediag.errors import BadRequest, NotFound
+from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
 from . import oidc_flow, sessions
 from .i18n import LANG_COOKIE, LANGUAGES
 from .patient_view import PERIODS, patient_context
 from .render import local_path, render
+from .thresholds_view import settings_from_form, thresholds_context
 from .worklist_view import worklist_context
 
 router = APIRouter(prefix="/app", include_in_schema=False)
@@ -122,6 +125,59 @@ def _period(
     period_start = datetime.combine(first, time.min, zone)
     period_end = datetime.combine(last + timedelta(days=1), time.min, zone)
     return chosen, first, last, period_start, period_end
+
+
+@router.get("/patients/{patient_id}/thresholds")
+def thresholds(request: Request, patient_id: str, caller: Clinician, saved: int | None = None) -> Response:
+    settings = caller.access.monitoring_settings(caller.user, patient_id)
+    page = caller.access.patient_page_header(caller.user, patient_id)
+    return render(
+        request,
+        "thresholds.html",
+        patient=page,
+        saved=bool(saved),
+        **thresholds_context(settings, settings["current"], None),
+    )
+
+
+@router.post("/patients/{patient_id}/thresholds/preview")
+async def thresholds_preview(request: Request, patient_id: str, caller: Clinician) -> Response:
+    """How many alerts the settings in the form would have raised in the last 30 days; stores nothing."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    sessions.check_csrf(request, _rt(request), form.get("csrf"))
+
+    def work() -> Response:
+        settings = caller.access.monitoring_settings(caller.user, patient_id)
+        body = settings_from_form(form, settings["current"]["group"])
+        preview = caller.access.preview_alerts(caller.user, patient_id, body)
+        proposed = {**settings["current"], **body}
+        if "thresholds" not in body:  # a new group: show its defaults
+            proposed["thresholds"] = default_groups()[body["group"]].settings.to_json()["thresholds"]
+        page = caller.access.patient_page_header(caller.user, patient_id)
+        return render(
+            request, "thresholds.html", patient=page, saved=False, **thresholds_context(settings, proposed, preview)
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/patients/{patient_id}/thresholds")
+async def thresholds_save(request: Request, patient_id: str, caller: ClinicianWrite) -> Response:
+    """A new version of the patient's thresholds (homediag.monitoring: versioned, who and when, audited)."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    sessions.check_csrf(request, _rt(request), form.get("csrf"))
+
+    def work() -> None:
+        settings = caller.access.monitoring_settings(caller.user, patient_id)
+        body = settings_from_form(form, settings["current"]["group"], _rt(request).local_zone)
+        try:
+            based_on = int(form.get("version", ""))
+        except ValueError:
+            raise BadRequest("the form does not say which version it changes; reload the page") from None
+        caller.access.record_monitoring_settings(caller.user, patient_id, {**body, "version": based_on}, None)
+
+    await run_in_threadpool(work)
+    return _redirect(f"/app/patients/{patient_id}/thresholds?saved=1")
 
 
 # -- signing in and out --------------------------------------------------------------------------------
