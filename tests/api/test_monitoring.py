@@ -204,6 +204,11 @@ def test_status_is_blue_when_the_plan_is_not_followed_and_red_beats_blue(client,
     cuff(client, tokens, other, 118, 70, hours_ago(1))
     rows = client.get("/monitoring/worklist?days=3", headers=auth).json()["patients"]
     assert [(r["patient"], r["colour"]) for r in rows] == [(f"Patient/{pid}", "red"), (f"Patient/{other_id}", "green")]
+    assert rows[0]["care_teams"] == [{"id": tokens.team, "name": "test team"}]
+    # colours over the last day, adherence over the last 3 days: 4 of the 6 planned readings came
+    narrow = client.get(f"/monitoring/patients/{pid}/status?days=1&adherence_days=3", headers=auth).json()
+    assert narrow["colour"] == "red" and narrow["adherence"]["items"][0]["expected"] == 6
+    assert narrow["adherence"]["items"][0]["received"] == 4
 
 
 # -- reviews -----------------------------------------------------------------------------------------------

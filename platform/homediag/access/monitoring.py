@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from homediag import audit
 from homediag.clock import from_store, to_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from homediag.monitoring import store
@@ -51,6 +52,7 @@ class PatientStatus:
     last_review: dict[str, Any] | None
     settings_version: int
     group: str
+    care_teams: list[dict[str, str]] = field(default_factory=list)  # the clinician's teams the patient is on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class PatientStatus:
             "last_review": self.last_review,
             "settings_version": self.settings_version,
             "group": self.group,
+            "care_teams": self.care_teams,
         }
 
 
@@ -253,7 +256,7 @@ class MonitoringReads(Decisions):
                 t = store.triager(session, pkey, start, end, scope)
                 t.history = [trial]
                 now_counts = _colour_counts(r.colour for r in readings)
-                new_counts = _colour_counts(t.triage(r.resource, r.effective)[0].colour for r in readings)
+                new_counts = _colour_counts(t.triage(r.values, r.effective)[0].colour for r in readings)
                 self._audit(
                     session,
                     principal,
@@ -277,16 +280,26 @@ class MonitoringReads(Decisions):
 
     # -- status, worklist, adherence ------------------------------------------------------------------------
     def patient_status(
-        self, principal: Principal, patient_id: str, start: datetime, end: datetime, purpose: str | None = None
+        self,
+        principal: Principal,
+        patient_id: str,
+        start: datetime,
+        end: datetime,
+        purpose: str | None = None,
+        *,
+        adherence_from: datetime | None = None,
     ) -> PatientStatus:
+        """The patient's status for [start, end); adherence over [adherence_from, end) (default: the same period)."""
         view = self._clinician_view(principal, purpose)
         _check_period(start, end)
+        _check_period(adherence_from or start, end)
         status: PatientStatus | None = None
         with self.rt.sessions.begin() as session:
             found = self._patient_scope(session, view, patient_id, "monitoring-status")
             if found is not None:
                 pkey, scope = found
-                status = self._status(session, patient_id, pkey, scope, start, end)
+                status = self._status(session, patient_id, pkey, scope, start, end, adherence_from or start)
+                status.care_teams.extend(self._teams(session, principal, [pkey]).get(pkey, []))
                 self._audit(
                     session,
                     principal,
@@ -302,12 +315,20 @@ class MonitoringReads(Decisions):
         return status
 
     def worklist(
-        self, principal: Principal, start: datetime, end: datetime, purpose: str | None = None
+        self,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        purpose: str | None = None,
+        *,
+        adherence_from: datetime | None = None,
     ) -> list[PatientStatus]:
         """The status of every patient the clinician may see now (its care teams, consent for treatment),
-        most severe first (red, yellow, blue, green; then most unacknowledged readings)."""
+        most severe first (red, yellow, blue, green; then most unacknowledged readings). Colours over
+        [start, end), adherence over [adherence_from, end) (default: the same period)."""
         view = self._clinician_view(principal, purpose)
         _check_period(start, end)
+        _check_period(adherence_from or start, end)
         out: list[PatientStatus] = []
         with self.rt.sessions.begin() as session:
             windows = self.readable_windows(session, view)
@@ -316,41 +337,79 @@ class MonitoringReads(Decisions):
                     select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
                 ).all()
             )
-            for pkey, window in windows.items():
-                if pkey not in ids:
-                    continue
-                status = self._status(session, ids[pkey], pkey, self.scope({pkey: window}), start, end)
+            keys = [k for k in windows if k in ids]
+            adh_start = adherence_from or start
+            data = store.patients_data(
+                session, keys, min(start, adh_start), end, self.scope(windows), lookback=True, with_resources=False
+            )
+            teams = self._teams(session, principal, keys)
+            entries = []
+            for pkey in keys:
+                status = self._status_of(ids[pkey], data[pkey], start, end, adh_start)
+                status.care_teams.extend(teams.get(pkey, []))
                 out.append(status)
-                self._audit(
-                    session,
-                    principal,
-                    "monitoring-status",
-                    "permit",
-                    purpose=view.purpose,
-                    patient_key=pkey,
-                    entity=f"Patient/{ids[pkey]}",
-                    detail=status.colour.value,
+                entries.append(
+                    audit.Entry(
+                        principal.id,
+                        principal.role,
+                        "monitoring-status",
+                        "permit",
+                        purpose=view.purpose,
+                        patient_key=pkey,
+                        entity=f"Patient/{ids[pkey]}",
+                        detail=status.colour.value,
+                    )
                 )
-            if not windows:
+            audit.append(session, self.rt.keys, entries)  # one append for the page: one lock, one head update
+            if not keys:
                 self._audit(
                     session, principal, "monitoring-worklist", "permit", purpose=view.purpose, detail="0 patients"
                 )
         out.sort(key=lambda s: (-s.colour.severity, -s.open_colour.severity, -s.unacknowledged, s.patient_id))
         return out
 
+    def _teams(self, session: Session, principal: Principal, keys: list[str]) -> dict[str, list[dict[str, str]]]:
+        """Per patient key, the clinician's care teams the patient is on (id and name), for the worklist's filter."""
+        out: dict[str, list[dict[str, str]]] = {}
+        rows = session.execute(
+            select(m.CareTeamPatient.patient_key, m.CareTeam.id, m.CareTeam.name)
+            .join(m.CareTeam, m.CareTeam.id == m.CareTeamPatient.care_team_id)
+            .join(m.CareTeamMember, m.CareTeamMember.care_team_id == m.CareTeam.id)
+            .where(m.CareTeamMember.user_id == principal.id)
+            .order_by(m.CareTeam.name, m.CareTeam.id)
+        ).all()
+        wanted = set(keys)
+        for pkey, team_id, name in rows:
+            if pkey in wanted:
+                out.setdefault(pkey, []).append({"id": team_id, "name": name})
+        return out
+
     def _status(
-        self, session: Session, patient_id: str, pkey: str, scope: ColumnElement[bool], start: datetime, end: datetime
+        self,
+        session: Session,
+        patient_id: str,
+        pkey: str,
+        scope: ColumnElement[bool],
+        start: datetime,
+        end: datetime,
+        adherence_from: datetime,
     ) -> PatientStatus:
-        readings = store.triaged_readings(session, pkey, start, end, scope)
-        history = store.versions(session, pkey)
-        current = store.in_force(history, end)
+        data = store.patients_data(
+            session, [pkey], min(start, adherence_from), end, scope, lookback=True, with_resources=False
+        )[pkey]
+        return self._status_of(patient_id, data, start, end, adherence_from)
+
+    def _status_of(
+        self, patient_id: str, data: store.PatientData, start: datetime, end: datetime, adherence_from: datetime
+    ) -> PatientStatus:
+        readings = [r for r in data.readings if r.effective >= start]
+        current = store.in_force(data.history, end)
         plan = current.settings.plan
-        lookback = max((i.every_days for i in plan.items), default=1)
         times: dict[str, list[datetime]] = {}
-        for r in store.triaged_readings(session, pkey, min(start, end - timedelta(days=lookback)), end, scope):
+        for r in data.readings:
             for v in {v.measure for v in _values(r)}:
                 times.setdefault(v, []).append(r.effective)
-        adh = adherence(plan, times, start, end, self.rt.local_zone)
+        adh = adherence(plan, times, adherence_from, end, self.rt.local_zone)
         colour = worst(r.colour for r in readings)
         open_colour = worst(r.colour for r in readings if not r.acknowledged)
         reasons = [reason for r in readings for reason in r.result.reasons]
@@ -380,7 +439,7 @@ class MonitoringReads(Decisions):
             unacknowledged=sum(1 for r in readings if not r.acknowledged),
             latest=latest,
             adherence=adh,
-            last_review=review_summary(store.last_review(session, pkey)),
+            last_review=review_summary(data.last_review),
             settings_version=current.version,
             group=current.settings.group,
         )
@@ -681,10 +740,8 @@ def _triageable(resource: dict[str, Any]) -> bool:
     return bool(measures_of(resource))
 
 
-def _values(r: store.TriagedReading) -> list[Any]:
-    from homediag.monitoring.triage import measures_of
-
-    return measures_of(r.resource)
+def _values(r: store.TriagedReading) -> tuple[Any, ...]:
+    return r.values
 
 
 def _colour_counts(colours: Any) -> dict[str, int]:

@@ -77,6 +77,14 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "searchParam": [{"name": "patient", "type": "reference"}],
                     },
                     {"type": "Device", "interaction": [{"code": "read"}]},
+                    *(  # reviews of readings (homediag.monitoring): clinicians, patients in their care
+                        {
+                            "type": kind,
+                            "interaction": [{"code": "read"}, {"code": "search-type"}],
+                            "searchParam": [{"name": "patient", "type": "reference"}],
+                        }
+                        for kind in ("Task", "Provenance")
+                    ),
                 ],
             }
         ],

@@ -14,7 +14,6 @@ from homediag.errors import BadRequest
 from homediag.fhir_profiles import fhirjson
 from homediag.monitoring import default_groups
 from homediag.monitoring.store import TriagedReading
-from homediag.monitoring.triage import measures_of
 from homediag.runtime import Runtime
 from homediag.search_params import parse_count, parse_reference
 
@@ -119,7 +118,7 @@ def reading_json(r: TriagedReading) -> dict[str, Any]:
                 "colour": verdicts[v.measure].colour.value if v.measure in verdicts else None,
                 "interpretation": verdicts[v.measure].direction.value if v.measure in verdicts else None,
             }
-            for v in measures_of(r.resource)
+            for v in r.values
         ],
         "settings_version": r.version.version,
         "acknowledged": r.acknowledged,
@@ -135,10 +134,24 @@ def groups(request: Request, _caller: Reader) -> JsonResponse:
     )
 
 
+def _adherence_from(params: dict[str, str], end: datetime) -> datetime | None:
+    if "adherence_days" not in params:
+        return None
+    days = parse_count(params["adherence_days"], "adherence_days")
+    if not 1 <= days <= 400:
+        raise BadRequest(f"adherence_days must be between 1 and 400 (got {days})", "adherence_days")
+    return end - timedelta(days=days)
+
+
 @router.get("/monitoring/worklist", summary="Every patient in my care with triage colour, adherence, last review")
 def worklist(request: Request, rt: RuntimeDep, caller: Reader) -> JsonResponse:
-    start, end = _period(rt, _only(request, ("start", "end", "days")))
-    statuses = caller.access.worklist(caller.user, start, end, caller.purpose)
+    """Colours over the period (``start``/``end`` or ``days``, default 7), adherence over ``adherence_days``
+    back from its end (default: the same period)."""
+    params = _only(request, ("start", "end", "days", "adherence_days"))
+    start, end = _period(rt, params)
+    statuses = caller.access.worklist(
+        caller.user, start, end, caller.purpose, adherence_from=_adherence_from(params, end)
+    )
     return JsonResponse(
         {"start": start.isoformat(), "end": end.isoformat(), "patients": [s.to_json() for s in statuses]}
     )
@@ -146,8 +159,12 @@ def worklist(request: Request, rt: RuntimeDep, caller: Reader) -> JsonResponse:
 
 @router.get("/monitoring/patients/{patient_id}/status", summary="A patient's triage colour, reasons and adherence")
 def status(patient_id: str, request: Request, rt: RuntimeDep, caller: Reader) -> JsonResponse:
-    start, end = _period(rt, _only(request, ("start", "end", "days")))
-    return JsonResponse(caller.access.patient_status(caller.user, patient_id, start, end, caller.purpose).to_json())
+    params = _only(request, ("start", "end", "days", "adherence_days"))
+    start, end = _period(rt, params)
+    found = caller.access.patient_status(
+        caller.user, patient_id, start, end, caller.purpose, adherence_from=_adherence_from(params, end)
+    )
+    return JsonResponse(found.to_json())
 
 
 @router.get("/monitoring/patients/{patient_id}/readings", summary="A patient's readings of a period, triaged")

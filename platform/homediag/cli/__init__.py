@@ -11,6 +11,7 @@
 | ``profiles`` | ``profiles validate|list|publish`` |
 | ``consents`` | ``consents add|withdraw|list`` |
 | ``care`` | ``careteams create|add-member|add-patient``, ``gateways assign|allow-device`` |
+| ``monitoring`` | ``monitoring groups|settings|set|preview|status|worklist|acknowledge|review-times`` |
 | ``common`` | the runtime, the command line's admin, ``fail``, and the one error path of a ``ServiceError`` |
 
 Commands are thin: they read arguments, call the service and print. A ``homediag.errors.ServiceError`` from any
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import typer
 
-from homediag.cli import adapters, audit, care, consents, db, keys, profiles, serve, users
+from homediag.cli import adapters, audit, care, consents, db, keys, monitoring, profiles, serve, users
 from homediag.cli.common import CommandLine
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.add_typer(profiles.app, name="profiles")
 app.add_typer(consents.app, name="consents")
 app.add_typer(care.careteams_app, name="careteams")
 app.add_typer(care.gateways_app, name="gateways")
+app.add_typer(monitoring.app, name="monitoring")
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ version.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,10 +64,12 @@ def _top_direction(verdicts: tuple[Verdict, ...]) -> Direction:
 
 def interpreted(resource: Mapping[str, Any], result: Triage, thresholds: Thresholds, label: str) -> dict[str, Any]:
     """A copy of ``resource`` with its triage; unchanged (a copy) when nothing in it has thresholds."""
-    out = copy.deepcopy(dict(resource))
+    out = dict(resource)  # a shallow copy: only what is changed below is copied (the stored resource is shared)
     if not result.triaged:
         return out
-    components = out.get("component") or []
+    components = [dict(c) if isinstance(c, dict) else c for c in out.get("component") or []]
+    if components:
+        out["component"] = components
     for verdict in result.verdicts:
         if verdict.component is not None and verdict.component < len(components):
             comp = components[verdict.component]

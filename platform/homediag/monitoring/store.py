@@ -4,23 +4,52 @@ the caller's session and decides nothing: ``homediag.access.monitoring`` decides
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from homediag.clock import from_store, to_store
 from homediag.store import models as m
 
 from .settings import DEFAULT_GROUP, MonitoringSettings, default_groups, parse_settings
-from .triage import MEASURE_OF_CODE, Colour, Thresholds, Triage, measures_of, triage
+from .triage import MEASURE_OF_CODE, Colour, Thresholds, Triage, Value, measures_of, triage
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEIGHT_CODES = sorted(code for code, measure in MEASURE_OF_CODE.items() if measure == "weight")
 SYSTOLIC_CODES = ["150020", "150021"]  # a cuff reading: the compound Observation (or a lone systolic one)
+
+
+# Process-wide memory of what never changes: a stored Observation's measured values, by (patient key, id): a
+# stored Observation is never changed and a patient key is a keyed hash, so the pair names one reading in any
+# database; and a reading's triage under a given settings content. Cleared when large, like the consent cache.
+_VALUES: dict[tuple[str, str], tuple[Value, ...]] = {}
+_TRIAGED: dict[tuple[str, str, str], Triage] = {}
+_CACHE_LIMIT = 300_000
+# the resource as text, parsed with the standard library's C decoder: several times faster than the column's
+# Decimal-exact decoder, and triage needs floats only
+_RESOURCE_TEXT = cast(m.Observation.resource, Text).label("resource")
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def _load_values(session: Session, observation_ids: Sequence[str]) -> None:
+    """Read and remember the measured values of Observations not seen before."""
+    for chunk in _chunks(list(observation_ids)):
+        if not chunk:
+            continue
+        stmt = select(m.Observation.id, m.Observation.patient_key, _RESOURCE_TEXT).where(m.Observation.id.in_(chunk))
+        for oid, pkey, text in session.execute(stmt):
+            _remember(_VALUES, (pkey, oid), tuple(measures_of(json.loads(text))))
 
 
 @dataclass(frozen=True)
@@ -34,6 +63,11 @@ class SettingsVersion:
     recorded_at: datetime | None
     recorded_by: str | None
     note: str | None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The settings' content as one string: equal for equal settings, whichever patient or database."""
+        return json.dumps(self.settings.to_json(), sort_keys=True)
 
     @property
     def label(self) -> str:
@@ -133,13 +167,14 @@ def record_version(
 @dataclass(frozen=True)
 class TriagedReading:
     id: str
-    resource: dict[str, Any]
+    resource: dict[str, Any] | None  # None only on the worklist's path (``patients_data(with_resources=False)``)
     effective: datetime
     received_at: datetime | None
     gateway_received_at: datetime | None
     result: Triage
     version: SettingsVersion
     acknowledged: bool = False
+    values: tuple[Value, ...] = ()
 
     @property
     def colour(self) -> Colour:
@@ -154,9 +189,27 @@ class Triager:
     history: Sequence[SettingsVersion]
     weights: list[tuple[datetime, float]] = field(default_factory=list)
 
-    def triage(self, resource: dict[str, Any], at: datetime) -> tuple[Triage, SettingsVersion]:
+    def cached_triage(
+        self, reading: tuple[str, str], values: Sequence[Value], at: datetime
+    ) -> tuple[Triage, SettingsVersion]:
+        """As ``triage`` of ``reading`` (patient key, Observation id), remembered per reading and settings
+        content: a reading never changes, and its triage depends on nothing else but for the weight rule (earlier
+        weights), which is never remembered."""
         version = in_force(self.history, at)
-        return triage(resource, version.settings.thresholds, earlier_weights=self.weights), version
+        thresholds = version.settings.thresholds
+        if thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+            return self.triage(values, at)
+        key = (*reading, version.fingerprint)
+        found = _TRIAGED.get(key)
+        if found is None:
+            found = triage(values, thresholds, at=at)
+            _remember(_TRIAGED, key, found)
+        return found, version
+
+    def triage(self, reading: dict[str, Any] | Sequence[Value], at: datetime) -> tuple[Triage, SettingsVersion]:
+        """A stored Observation (or its measured values) taken ``at``, by the version in force then."""
+        version = in_force(self.history, at)
+        return triage(reading, version.settings.thresholds, earlier_weights=self.weights, at=at), version
 
 
 def weights_between(
@@ -200,39 +253,151 @@ def triaged_readings(
     ids: Sequence[str] | None = None,
 ) -> list[TriagedReading]:
     """The patient's readings of [start, end) (``scope``: what the reader may see), oldest first, triaged."""
-    stmt = select(
+    if ids is not None:
+        wanted = set(ids)
+        data = patients_data(session, [patient_key], start, end, scope, only=wanted)
+    else:
+        data = patients_data(session, [patient_key], start, end, scope)
+    return [r for r in data[patient_key].readings if r.effective >= start]
+
+
+@dataclass
+class PatientData:
+    """What a patient's monitoring status needs, loaded for many patients at once: the settings history, the
+    readings from ``since`` (before the period when the plan or the weight rule looks back) to the period's end,
+    triaged, and the last review."""
+
+    history: list[SettingsVersion]
+    readings: list[TriagedReading]
+    last_review: m.Review | None = None
+
+
+_CHUNK = 500
+
+
+def _chunks(keys: Sequence[str]) -> list[list[str]]:
+    return [list(keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)] or [[]]
+
+
+def patients_data(
+    session: Session,
+    patient_keys: Sequence[str],
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    *,
+    lookback: bool = False,
+    only: set[str] | None = None,
+    with_resources: bool = True,
+) -> dict[str, PatientData]:
+    """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
+    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
+    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
+    measured values but not their resources (``resource`` None), which are then read only for readings this
+    process has not seen before."""
+    keys = list(dict.fromkeys(patient_keys))
+    histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(m.MonitoringSettings)
+            .where(m.MonitoringSettings.patient_key.in_(chunk))
+            .order_by(m.MonitoringSettings.patient_key, m.MonitoringSettings.version)
+        ).scalars()
+        for row in rows:
+            histories[row.patient_key].append(
+                SettingsVersion(
+                    row.version,
+                    parse_settings(row.content),
+                    from_store(row.valid_from),
+                    from_store(row.recorded_at),
+                    row.recorded_by,
+                    row.note,
+                )
+            )
+    weight_days = max(
+        (
+            v.settings.thresholds.weight_change.days
+            for h in histories.values()
+            for v in h
+            if v.settings.thresholds.weight_change is not None
+        ),
+        default=0,
+    )
+    plan_days = 0
+    if lookback:
+        plan_days = max(
+            (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
+        )
+    since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
+    columns = [
         m.Observation.id,
-        m.Observation.resource,
+        m.Observation.patient_key,
+        m.Observation.code,
         m.Observation.effective_start,
         m.Observation.received_at,
         m.Observation.gateway_received_at,
-    ).where(
-        m.Observation.patient_key == patient_key,
-        m.Observation.effective_start >= to_store(start),
-        m.Observation.effective_start < to_store(end),
-        scope if scope is not None else true(),
-    )
-    if ids is not None:
-        stmt = stmt.where(m.Observation.id.in_(list(ids)))
-    rows = session.execute(stmt.order_by(m.Observation.effective_start, m.Observation.id)).all()
-    t = triager(session, patient_key, start, end, scope)
-    acked = acknowledged_ids(session, patient_key, [r.id for r in rows])
-    out = []
-    for r in rows:
+    ]
+    if with_resources:
+        columns.append(_RESOURCE_TEXT)
+    fetched: list[Any] = []
+    for chunk in _chunks(keys):
+        stmt = select(*columns).where(
+            m.Observation.patient_key.in_(chunk),
+            m.Observation.effective_start >= to_store(since),
+            m.Observation.effective_start < to_store(end),
+            scope if scope is not None else true(),
+        )
+        if only is not None:  # the readings asked for, and the weights their triage may need
+            stmt = stmt.where(or_(m.Observation.id.in_(sorted(only)), m.Observation.code.in_(WEIGHT_CODES)))
+        fetched += session.execute(stmt.order_by(m.Observation.effective_start, m.Observation.id)).all()
+    acked: set[str] = set()
+    for chunk in _chunks(keys):
+        acked |= set(
+            session.execute(
+                select(m.ReviewItem.observation_id).where(
+                    m.ReviewItem.patient_key.in_(chunk), m.ReviewItem.effective_at >= to_store(since)
+                )
+            ).scalars()
+        )
+    resources: dict[str, dict[str, Any]] = {}
+    if with_resources:
+        resources = {r.id: json.loads(r.resource) for r in fetched}
+        for r in fetched:
+            if (r.patient_key, r.id) not in _VALUES:
+                _remember(_VALUES, (r.patient_key, r.id), tuple(measures_of(resources[r.id])))
+    else:
+        _load_values(session, [r.id for r in fetched if (r.patient_key, r.id) not in _VALUES])
+    weights: dict[str, list[tuple[datetime, float]]] = {}
+    for r in fetched:
+        if r.code in WEIGHT_CODES:
+            for value in _VALUES[(r.patient_key, r.id)]:
+                if value.measure == "weight" and value.unit in (None, "kg"):
+                    weights.setdefault(r.patient_key, []).append((from_store(r.effective_start), value.value))
+    out = {k: PatientData(histories[k], []) for k in keys}
+    triagers = {k: Triager(histories[k], weights.get(k, [])) for k in keys}
+    for r in fetched:
         effective = from_store(r.effective_start)
-        result, version = t.triage(r.resource, effective)
-        out.append(
+        if only is not None and r.id not in only:
+            continue
+        if not lookback and effective < start:
+            continue
+        values = _VALUES[(r.patient_key, r.id)]
+        result, version = triagers[r.patient_key].cached_triage((r.patient_key, r.id), values, effective)
+        out[r.patient_key].readings.append(
             TriagedReading(
                 r.id,
-                r.resource,
+                resources.get(r.id),
                 effective,
                 from_store(r.received_at) if r.received_at else None,
                 from_store(r.gateway_received_at) if r.gateway_received_at else None,
                 result,
                 version,
                 r.id in acked,
+                values,
             )
         )
+    for review in last_reviews(session, keys):
+        out[review.patient_key].last_review = review
     return out
 
 
@@ -253,7 +418,69 @@ def acknowledged_ids(session: Session, patient_key: str, observation_ids: Sequen
     return found
 
 
+def last_reviews(session: Session, patient_keys: Sequence[str]) -> list[m.Review]:
+    """The last review of each of the patients (that has one)."""
+    out: list[m.Review] = []
+    for chunk in _chunks(list(patient_keys)):
+        latest = (
+            select(m.Review.patient_key, func.max(m.Review.reviewed_at).label("at"))
+            .where(m.Review.patient_key.in_(chunk))
+            .group_by(m.Review.patient_key)
+            .subquery()
+        )
+        rows = session.execute(
+            select(m.Review)
+            .join(latest, (latest.c.patient_key == m.Review.patient_key) & (latest.c.at == m.Review.reviewed_at))
+            .order_by(m.Review.patient_key, m.Review.id)
+        ).scalars()
+        seen: set[str] = set()
+        for review in rows:
+            if review.patient_key not in seen:
+                seen.add(review.patient_key)
+                out.append(review)
+    return out
+
+
 def last_review(session: Session, patient_key: str) -> m.Review | None:
     return session.execute(
         select(m.Review).where(m.Review.patient_key == patient_key).order_by(m.Review.reviewed_at.desc()).limit(1)
     ).scalar_one_or_none()
+
+
+def review_times(session: Session) -> dict[str, Any]:
+    """Aggregates for the evaluation: per colour, how many readings were acknowledged and the median and 90th
+    percentile of hours from reading (device time) and from arrival (platform) to their first acknowledgement."""
+    first = (
+        select(
+            m.ReviewItem.observation_id,
+            func.min(m.ReviewItem.reviewed_at).label("reviewed_at"),
+        )
+        .group_by(m.ReviewItem.observation_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(m.ReviewItem.colour, m.ReviewItem.effective_at, m.ReviewItem.received_at, first.c.reviewed_at)
+        .join(first, first.c.observation_id == m.ReviewItem.observation_id)
+        .where(m.ReviewItem.reviewed_at == first.c.reviewed_at)
+    ).all()
+
+    def summary(hours: list[float]) -> dict[str, Any]:
+        hours = sorted(hours)
+        if not hours:
+            return {"count": 0, "median_hours": None, "p90_hours": None}
+        return {
+            "count": len(hours),
+            "median_hours": round(hours[(len(hours) - 1) // 2], 2),
+            "p90_hours": round(hours[min(len(hours) - 1, int(0.9 * len(hours)))], 2),
+        }
+
+    out: dict[str, Any] = {}
+    for colour in sorted({r.colour for r in rows}):
+        mine = [r for r in rows if r.colour == colour]
+        out[colour] = {
+            "from_reading": summary([(r.reviewed_at - r.effective_at).total_seconds() / 3600 for r in mine]),
+            "from_arrival": summary(
+                [(r.reviewed_at - r.received_at).total_seconds() / 3600 for r in mine if r.received_at is not None]
+            ),
+        }
+    return out

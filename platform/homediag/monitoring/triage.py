@@ -258,15 +258,16 @@ def triage(
     thresholds: Thresholds,
     *,
     earlier_weights: Iterable[tuple[datetime, float]] = (),
+    at: datetime | None = None,
 ) -> Triage:
     """The triage of one reading: a stored FHIR Observation, a ``(measure, value)`` pair, or its ``Value``s.
 
-    ``earlier_weights`` ((time, kg) of the patient's earlier weights) feed the weight-change rule.
-    A value in a unit other than its measure's is not triaged (no colour claimed from a unit mix-up)."""
-    at: datetime | None = None
+    ``earlier_weights`` ((time, kg) of the patient's earlier weights) feed the weight-change rule, for a reading
+    taken ``at`` (default: an Observation's effective time). A value in a unit other than its measure's is not
+    triaged (no colour claimed from a unit mix-up)."""
     if isinstance(reading, Mapping):
         values = measures_of(reading)
-        at = effective_time(reading)
+        at = at or effective_time(reading)
     elif isinstance(reading, tuple) and len(reading) == 2 and isinstance(reading[0], str):
         measure, number = reading
         values = [Value(measure, float(number), UNITS.get(measure))]
