@@ -184,7 +184,7 @@ class PatientPageReads(WorklistReads):
                 for reading in readings:
                     reading.flags = flags.get(reading.id, [])
                 bands = triage.assess_readings(session, pkey, self.scope(windows), start, end, readings)
-                status = triage.assess_patients(self, session, [(patient.id, pkey, self.scope(windows))], start, end)
+                status = triage.assess_patients(self, session, [(patient.id, pkey)], self.scope(windows), start, end)
                 uploads = [
                     RefusedUpload(
                         u.id,

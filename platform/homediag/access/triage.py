@@ -63,15 +63,20 @@ def _reviewer(session: Session, who: str) -> str:
 def assess_patients(
     access: Any,
     session: Session,
-    patients: list[tuple[str, str, ColumnElement[bool]]],
+    patients: list[tuple[str, str]],
+    scope: ColumnElement[bool],
     start: datetime,
     end: datetime,
 ) -> dict[str, Assessment]:
-    """Patient id -> its monitoring status for [start, end), for (patient id, patient key, readable scope)."""
+    """Patient id -> its monitoring status for [start, end), for (patient id, patient key) pairs whose readable
+    Observations ``scope`` selects; monitoring loads them all in a few statements."""
+    data = monitoring_store.patients_data(
+        session, [k for _, k in patients], start, end, scope, lookback=True, with_resources=False
+    )
     out: dict[str, Assessment] = {}
-    for patient_id, pkey, scope in patients:
-        status = access._status(session, patient_id, pkey, scope, start, end)  # monitoring's status of a patient
-        review = monitoring_store.last_review(session, pkey)
+    for patient_id, pkey in patients:
+        status = access._status_of(patient_id, data[pkey], start, end, start)  # monitoring's status of a patient
+        review = data[pkey].last_review
         out[patient_id] = Assessment(
             colour=status.colour.value,
             open_colour=status.open_colour.value,

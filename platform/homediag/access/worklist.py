@@ -151,7 +151,8 @@ class WorklistReads(Decisions):
             assessed = triage.assess_patients(
                 self,
                 session,
-                [(r.patient_id, k, self.scope({k: windows[k]})) for k, r in _keyed(rows, patients)],
+                [(r.patient_id, k) for k, r in _keyed(rows, patients)],
+                self.scope(windows),
                 *period,
             )
             for row in rows:
