@@ -55,6 +55,7 @@ EXPECTED = {
     ("GET", "/app/static/{name}"): "web-public",
     ("POST", "/app/patients/{patient_id}/acknowledge"): "web-clinician-write",
     ("GET", "/app/patients/{patient_id}/thresholds"): "web-clinician",
+    ("GET", "/app/patients/{patient_id}/report"): "web-clinician",
     ("POST", "/app/patients/{patient_id}/thresholds/preview"): "web-clinician",
     ("POST", "/app/patients/{patient_id}/thresholds"): "web-clinician-write",
     ("GET", "/monitoring/groups"): "monitoring-read",

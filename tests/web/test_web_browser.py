@@ -184,6 +184,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_screen(
         "patient 90 days": f"/app/patients/{web_pilot.refused_for}?days=90",
         "not found": "/app/patients/no-such-patient",
         "thresholds": f"/app/patients/{web_pilot.refused_for}/thresholds",
+        "period report": f"/app/patients/{web_pilot.refused_for}/report",
     }
     for name, path in clinician_screens.items():
         page.goto(live_server + path)

@@ -233,3 +233,25 @@ def test_a_threshold_change_is_previewed_then_saved_as_a_version_and_re_triages_
     assert after.count('point triage-yellow" data-series="systolic"') == web_pilot.readings[pid]
     stale = web.post(f"/app/patients/{pid}/thresholds", data=form)  # based on version 0, now 1
     assert stale.status_code == 412
+
+
+def test_the_period_report_counts_the_readings_and_gives_paste_ready_text(
+    web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    pid = web_pilot.refused_for
+    report = web.get(f"/app/patients/{pid}/report")
+    assert report.status_code == 200
+    row = re.search(r'<tr data-measurement="blood-pressure">(.*?)</tr>', report.text, re.S)
+    assert row and f"<td>{web_pilot.readings[pid]} (10 dage)</td>" in row.group(1)
+    assert "<td>ja</td>" in row.group(1)  # 20 readings on 10 days: enough to judge
+    paste = re.search(r'<textarea id="paste" readonly rows="\d+">(.*?)</textarea>', report.text, re.S)
+    assert paste is not None
+    text = paste.group(1)
+    assert text.startswith("Hjemmemonitorering ")
+    assert f"Blodtryk: {web_pilot.readings[pid]} målinger, systolisk gennemsnit" in text
+    assert "<" not in text and "@media print" in web.get("/app/static/app.css").text
+    short = web.get(f"/app/patients/{pid}/report?days=3")  # two days with readings: too few to judge
+    assert "for få målinger til at vurdere" in short.text
+    other = next(iter(web_pilot.hidden))
+    assert web.get(f"/app/patients/{other}/report").status_code == 404

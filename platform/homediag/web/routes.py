@@ -19,9 +19,10 @@ from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
 from . import oidc_flow, sessions
-from .i18n import LANG_COOKIE, LANGUAGES
-from .patient_view import PERIODS, patient_context
-from .render import local_path, render
+from .i18n import LANG_COOKIE, LANGUAGES, Formats, translations
+from .patient_view import patient_context
+from .render import language, local_path, render
+from .report_view import MIN_READINGS, paste_text, summarise
 from .thresholds_view import settings_from_form, thresholds_context
 from .worklist_view import worklist_context
 
@@ -77,6 +78,27 @@ def patient(
     return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
 
 
+@router.get("/patients/{patient_id}/report")
+def report(
+    request: Request,
+    patient_id: str,
+    caller: Clinician,
+    days: int | None = None,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
+    """The period report: one printable page and a paste-ready text (default: the last 30 days)."""
+    rt = _rt(request)
+    chosen, first, last, period_start, period_end = _period(rt, days or (None if start or end else 30), start, end)
+    page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
+    context = patient_context(page, request, chosen, first, last, rt)
+    _ = translations(language(request)).gettext
+    summaries = summarise(page, _)
+    fmt = Formats(language(request), rt.local_zone)
+    text = paste_text(page, summaries, first, last, fmt, _, context["days_measured"])
+    return render(request, "report.html", summaries=summaries, paste=text, min_readings=MIN_READINGS, **context)
+
+
 @router.post("/patients/{patient_id}/acknowledge")
 def acknowledge(
     request: Request,
@@ -120,7 +142,7 @@ def _period(
             raise BadRequest("the period's end comes before its start, or the period is longer than a year")
         chosen = None
     else:
-        chosen = days if days in PERIODS else 14
+        chosen = days if days is not None and 1 <= days <= 366 else 14
         first, last = today - timedelta(days=chosen - 1), today
     period_start = datetime.combine(first, time.min, zone)
     period_end = datetime.combine(last + timedelta(days=1), time.min, zone)
