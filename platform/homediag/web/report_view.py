@@ -37,7 +37,7 @@ def summarise(page: PatientPage, gettext: Any) -> list[Summary]:
     by: dict[str, list[Reading]] = {}
     for r in page.readings:
         by.setdefault(r.measurement, []).append(r)
-    out = []
+    out: list[Summary] = []
     for key, readings in by.items():
         components = list(dict.fromkeys(c for r in readings for c in r.values))
         values = []
@@ -58,7 +58,9 @@ def summarise(page: PatientPage, gettext: Any) -> list[Summary]:
                 len(readings) >= MIN_READINGS and days >= MIN_DAYS,
             )
         )
-    return out
+    from .patient_view import ORDER
+
+    return sorted(out, key=lambda s: (ORDER.index(s.key) if s.key in ORDER else len(ORDER), s.key))
 
 
 COMPONENT_TEXT = {"systolic": N_("systolic"), "diastolic": N_("diastolic"), "mean-arterial-pressure": N_("mean")}
