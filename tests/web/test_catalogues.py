@@ -53,3 +53,4 @@ def test_danish_dates_and_numbers() -> None:
     assert fmt.date(datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == "01.12.2026"  # midnight passed in Copenhagen
     assert fmt.datetime(datetime(2026, 11, 30, 7, 15, tzinfo=UTC)) == "30.11.2026 08.15"
     assert Formats("en", ZoneInfo("Europe/Copenhagen")).number(36.8) == "36.8"
+    assert fmt.plain(1234.5) == "1234,5"  # an input field's value: no thousands separator

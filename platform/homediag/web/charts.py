@@ -140,7 +140,7 @@ def trend_svg(
                 ax.spines[side].set_visible(False)
             if len(series) > 1:
                 ax.legend(loc="upper left", frameon=False, ncols=len(series), fontsize=9)
-            fig.tight_layout(pad=0.4)
+            fig.subplots_adjust(left=0.085, right=0.985, top=0.96, bottom=0.13)  # fixed: tight_layout costs a draw
             buffer = io.StringIO()
             fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     return _presentational(buffer.getvalue(), chart_id, title, series)

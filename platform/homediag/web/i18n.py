@@ -87,5 +87,9 @@ class Formats:
             return ""
         return format_decimal(value, format=f"#,##0.{'#' * digits}" if digits else "#,##0", locale=self.locale)
 
+    def plain(self, value: Any) -> str:
+        """A number for an input field: no thousands separator (it would read as a decimal point)."""
+        return "" if value is None else format_decimal(value, format="0.###", locale=self.locale)
+
     def percent(self, value: float) -> str:
         return format_percent(value, locale=self.locale)
