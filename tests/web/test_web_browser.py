@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from browser_support import CHROMIUM_ARGS, axe_source, chromium_path, serious_violations
 from oidc_issuer import Provider, configure, running_provider
-from web_support import WebPilot
+from web_support import WebPilot, web, web_pilot  # noqa: F401 - fixtures
 
 from homediag import care
 from homediag.runtime import Runtime

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from web_support import WebPilot, sign_in
+from web_support import WebPilot, sign_in, web, web_pilot  # noqa: F401 - fixtures
 
 from homediag.clock import utcnow
 from homediag.runtime import Runtime

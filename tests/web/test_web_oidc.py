@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from oidc_issuer import Provider, configure, running_provider
+from web_support import web  # noqa: F401 - a fixture
 
 from homediag import care
 from homediag.runtime import Runtime

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from fastapi.testclient import TestClient
 
 from homediag import care
@@ -83,3 +84,20 @@ def sign_in(client: TestClient, runtime: Runtime, user_id: str) -> None:
     response = client.get(issue_signin_link(runtime, user_id), follow_redirects=False)
     assert response.status_code == 303, response.text
     assert "hd_session" in client.cookies
+
+
+# -- fixtures: imported by the web test modules (a conftest.py here would shadow tests/conftest.py, which
+# other test modules import as ``conftest``)
+
+
+@pytest.fixture
+def web(client: TestClient, runtime: Runtime) -> TestClient:
+    """The app's client over plain http: cookies without the Secure flag (a test checks the flag is set by
+    default)."""
+    runtime.settings.web_secure_cookies = False
+    return client
+
+
+@pytest.fixture
+def web_pilot(web: TestClient, pilot, runtime: Runtime) -> WebPilot:  # type: ignore[no-untyped-def]
+    return build_pilot(pilot, runtime)
