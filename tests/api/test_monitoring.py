@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from homediag.adapters.devices.blood_pressure import encode
 from homediag.adapters.devices.readings import DeviceTime
+from homediag.adapters.devices.weight_scale import encode as encode_weight
+from homediag.consent import treatment_consent
 from homediag.store.models import AuditEvent, ReviewItem
 from homediag.synthetic import envelope, synthetic_patients
 from homediag.users import create_user
@@ -337,3 +339,61 @@ def test_a_clinician_outside_the_team_or_without_consent_sees_nothing(client, to
     assert client.get(f"/monitoring/patients/{pid}/status", headers=tokens.auth("clinician")).status_code == 404
     assert client.get(f"/fhir/Task/{task['id']}", headers=tokens.auth("clinician")).status_code == 404
     assert client.get("/monitoring/worklist", headers=tokens.auth("clinician")).json()["patients"] == []
+
+
+def test_a_cpr_typed_as_a_patient_id_is_neither_echoed_nor_audited(client, tokens, patient, runtime):
+    cpr_like = "0101901234"
+    response = client.get(f"/monitoring/patients/{cpr_like}/status", headers=tokens.auth("clinician"))
+    assert response.status_code == 404 and cpr_like not in response.text
+    with runtime.sessions() as session:
+        assert not [e for e in session.execute(select(AuditEvent)).scalars() if cpr_like in (e.entity or "")]
+
+
+def scale(client, tokens, patient, kg: str, taken: datetime) -> str:
+    local = taken.astimezone(CPH)
+    payload = encode_weight(
+        Decimal(kg),
+        timestamp=DeviceTime(local.year, local.month, local.day, local.hour, local.minute, local.second),
+        user_id=1,
+    )
+    body = {**envelope(patient, payload, datetime.now(UTC)), "adapter": "ble-weight-scale"}
+    response = client.post("/ingest", json=body, headers=tokens.auth("gateway"))
+    assert response.status_code == 201, response.text
+    return next(o["id"] for o in response.json()["observations"] if o["code"] == "188736")
+
+
+def test_heart_failure_weight_gain_is_flagged_previewed_and_shown_as_a_significant_change_up(client, tokens, patient):
+    synthetic, pid = patient
+    auth = tokens.auth("clinician")
+    scale(client, tokens, synthetic, "80.0", hours_ago(72))
+    steady = scale(client, tokens, synthetic, "80.5", hours_ago(48))
+    gained = scale(client, tokens, synthetic, "82.5", hours_ago(2))
+    # the general set has no weight rule: nothing to flag
+    assert colours(client.get(f"/fhir/Observation/{gained}", headers=auth).json()) == (None, None)
+    preview = client.post(
+        f"/monitoring/patients/{pid}/settings/$preview", json={"group": "heart-failure"}, headers=auth
+    ).json()
+    assert (preview["current"]["alerts"], preview["alerts"], preview["counts"]["yellow"]) == (0, 1, 1)
+    put_settings(client, tokens, pid, {"group": "heart-failure", "valid_from": hours_ago(24 * 7).isoformat()}, 0)
+    read = client.get(f"/fhir/Observation/{gained}", headers=auth).json()
+    assert colours(read) == ("U", "yellow")  # +2.5 kg within 3 days
+    Observation.model_validate(read)
+    assert colours(client.get(f"/fhir/Observation/{steady}", headers=auth).json()) == ("N", "green")
+    status = client.get(f"/monitoring/patients/{pid}/status?days=1", headers=auth).json()
+    assert any("weight +2.5 kg within 3 days" in r for r in status["reasons"])
+
+
+def test_the_weight_rule_compares_only_with_weights_the_consent_lets_the_clinician_see(client, tokens, pilot):
+    synthetic = synthetic_patients(3, seed=12)[2]
+    pid = pilot.enrol(synthetic.cpr)
+    consent = treatment_consent(f"Patient/{pid}")
+    consent["provision"]["dataPeriod"] = {"start": hours_ago(24).isoformat()}  # data of the last day only
+    assert client.post("/fhir/Consent", json=consent, headers=tokens.auth("admin")).status_code == 201
+    auth = tokens.auth("clinician")
+    scale(client, tokens, synthetic, "80.0", hours_ago(60))  # before the consent's data period
+    gained = scale(client, tokens, synthetic, "82.5", hours_ago(2))
+    put_settings(client, tokens, pid, {"group": "heart-failure", "valid_from": hours_ago(24 * 7).isoformat()}, 0)
+    read = client.get(f"/fhir/Observation/{gained}", headers=auth).json()
+    assert colours(read) == (None, None)  # nothing visible to compare with
+    readings = client.get(f"/monitoring/patients/{pid}/readings?days=5", headers=auth).json()["readings"]
+    assert [(r["observation"], r["colour"]) for r in readings] == [(f"Observation/{gained}", None)]

@@ -8,7 +8,9 @@ the reader's domain. A resource that may not be seen answers exactly as one that
 Every decision, permit and deny, is audited.
 
 One module per kind of read: ``observations``, ``patients``, ``devices``, ``consents``, ``auditlog``
-(AuditEvent), ``uploads`` (the upload log), ``readback`` (a PHD gateway's conditional-create answer);
+(AuditEvent), ``uploads`` (the upload log), ``readback`` (a PHD gateway's conditional-create answer),
+``monitoring`` (triage, thresholds and plans; and the triage a clinician's Observations carry), ``reviews``
+(acknowledgements as Task and Provenance);
 the shared steps in ``decisions`` and ``view``.
 """
 

@@ -1,14 +1,14 @@
-"""Monitoring reads and reviews (``homediag.monitoring``): a clinician's patients' triage, settings, adherence
-and acknowledgements, each decided (care team, consent for treatment, the consent's data window) and audited
-here, like every other read of patient data. What may not be seen answers as unknown (404).
+"""Monitoring reads (``homediag.monitoring``): a clinician's patients' triage, status and worklist, settings
+(thresholds and plan) and their versions, each decided (care team, consent for treatment, the consent's data
+window) and audited here, like every other read of patient data. What may not be seen answers as unknown (404).
+Reviews (acknowledgements) build on these in ``reviews``.
 
-Also the Observation serving path's hook (``interpreted``): for a clinician, each Observation carries its
-triage against the thresholds in force at its time (``interpretation``, ``referenceRange``).
+Also the Observation serving path's hook (``interpret``): for a clinician, each Observation carries its triage
+against the thresholds in force at its time (``interpretation``, ``referenceRange``).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,18 +18,18 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from homediag import audit
-from homediag.clock import from_store, to_store
+from homediag.clock import from_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from homediag.monitoring import store
 from homediag.monitoring.interpretation import interpreted
 from homediag.monitoring.plan import Adherence, adherence
-from homediag.monitoring.reviews import review_resources
-from homediag.monitoring.settings import MonitoringSettings, SettingsError, default_groups, parse_settings
+from homediag.monitoring.settings import MonitoringSettings, SettingsError, parse_settings
 from homediag.monitoring.triage import Colour, worst
 from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
+from .patients import _said
 from .view import View
 
 PREVIEW_DAYS = 30
@@ -120,7 +120,7 @@ class MonitoringReads(Decisions):
                 action,
                 "deny",
                 purpose=view.purpose,
-                entity=f"Patient/{patient_id}",
+                entity=f"Patient/{_said(patient_id)}",
                 detail="no such resource",
             )
             return None
@@ -134,7 +134,7 @@ class MonitoringReads(Decisions):
                 "deny",
                 purpose=view.purpose,
                 patient_key=pkey,
-                entity=f"Patient/{patient_id}",
+                entity=f"Patient/{_said(patient_id)}",
                 detail=reason,
             )
             return None
@@ -158,7 +158,7 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"{len(history)} version(s)",
                 )
                 out = {
@@ -167,7 +167,7 @@ class MonitoringReads(Decisions):
                     "history": [v.to_json(patient_id) for v in reversed(history)],
                 }
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     def record_monitoring_settings(
@@ -226,12 +226,12 @@ class MonitoringReads(Decisions):
                     "done",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"version {version} ({new.group}) valid from {_instant(valid_from)}",
                 )
                 out = store.versions(session, pkey)[-1].to_json(patient_id)
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     def preview_alerts(
@@ -253,8 +253,7 @@ class MonitoringReads(Decisions):
                 proposed = _parse(body, history[-1].settings)
                 readings = store.triaged_readings(session, pkey, start, end, scope)
                 trial = store.SettingsVersion(history[-1].version + 1, proposed, start, None, principal.id, None)
-                t = store.triager(session, pkey, start, end, scope)
-                t.history = [trial]
+                t = store.triager(session, pkey, start, end, scope, history=[trial])
                 now_counts = _colour_counts(r.colour for r in readings)
                 new_counts = _colour_counts(t.triage(r.values, r.effective)[0].colour for r in readings)
                 self._audit(
@@ -264,7 +263,7 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"{len(readings)} reading(s)",
                 )
                 out = {
@@ -275,7 +274,7 @@ class MonitoringReads(Decisions):
                     "current": {"alerts": now_counts["red"] + now_counts["yellow"], "counts": now_counts},
                 }
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
 
     # -- status, worklist, adherence ------------------------------------------------------------------------
@@ -307,11 +306,11 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=status.colour.value,
                 )
         if status is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return status
 
     def worklist(
@@ -402,42 +401,57 @@ class MonitoringReads(Decisions):
     def _status_of(
         self, patient_id: str, data: store.PatientData, start: datetime, end: datetime, adherence_from: datetime
     ) -> PatientStatus:
-        readings = [r for r in data.readings if r.effective >= start]
         current = store.in_force(data.history, end)
         plan = current.settings.plan
+        planned = {item.measure for item in plan.items}
         times: dict[str, list[datetime]] = {}
-        for r in data.readings:
-            for v in {v.measure for v in _values(r)}:
-                times.setdefault(v, []).append(r.effective)
+        counts = {"red": 0, "yellow": 0, "green": 0}
+        colour = open_colour = Colour.GREEN
+        reasons: list[str] = []
+        unacknowledged = 0
+        latest: dict[str, store.TriagedReading] = {}
+        for r in data.readings:  # oldest first
+            if planned:
+                for measure in {v.measure for v in r.values} & planned:
+                    times.setdefault(measure, []).append(r.effective)
+            if r.effective < start:
+                continue
+            result = r.result
+            if result.triaged:
+                counts[result.colour.value] += 1
+                if result.colour is not Colour.GREEN:
+                    reasons += result.reasons
+                    colour = worst((colour, result.colour))
+                    if not r.acknowledged:
+                        open_colour = worst((open_colour, result.colour))
+            if not r.acknowledged:
+                unacknowledged += 1
+            for v in r.values:
+                latest[v.measure] = r
         adh = adherence(plan, times, adherence_from, end, self.rt.local_zone)
-        colour = worst(r.colour for r in readings)
-        open_colour = worst(r.colour for r in readings if not r.acknowledged)
-        reasons = [reason for r in readings for reason in r.result.reasons]
         if adh.missing:
             reasons += adh.reasons
-            if colour.severity < Colour.BLUE.severity:
-                colour = Colour.BLUE
-            if open_colour.severity < Colour.BLUE.severity:
-                open_colour = Colour.BLUE
-        latest: dict[str, dict[str, Any]] = {}
-        for r in readings:
-            for v in _values(r):
-                verdict = next((x for x in r.result.verdicts if x.measure == v.measure), None)
-                latest[v.measure] = {
-                    "observation": f"Observation/{r.id}",
-                    "value": v.value,
-                    "unit": v.unit,
-                    "at": _instant(r.effective),
-                    "colour": verdict.colour.value if verdict else None,
-                }
+            colour = worst((colour, Colour.BLUE))
+            open_colour = worst((open_colour, Colour.BLUE))
+        latest_json: dict[str, dict[str, Any]] = {}
+        for measure, r in latest.items():
+            value = next(v for v in r.values if v.measure == measure)
+            verdict = next((x for x in r.result.verdicts if x.measure == measure), None)
+            latest_json[measure] = {
+                "observation": f"Observation/{r.id}",
+                "value": value.value,
+                "unit": value.unit,
+                "at": _instant(r.effective),
+                "colour": verdict.colour.value if verdict else None,
+            }
         return PatientStatus(
             patient_id=patient_id,
             colour=colour,
             open_colour=open_colour,
             reasons=reasons,
-            counts=_colour_counts(r.colour for r in readings if r.result.triaged),
-            unacknowledged=sum(1 for r in readings if not r.acknowledged),
-            latest=latest,
+            counts=counts,
+            unacknowledged=unacknowledged,
+            latest=latest_json,
             adherence=adh,
             last_review=review_summary(data.last_review),
             settings_version=current.version,
@@ -463,248 +477,19 @@ class MonitoringReads(Decisions):
                     "permit",
                     purpose=view.purpose,
                     patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
+                    entity=f"Patient/{_said(patient_id)}",
                     detail=f"{len(out)} returned",
                 )
         if out is None:
-            raise NotFound.resource("Patient", patient_id)
+            raise NotFound.resource("Patient", _said(patient_id))
         return out
-
-    # -- reviews -----------------------------------------------------------------------------------------
-    def acknowledge(
-        self,
-        principal: Principal,
-        patient_id: str,
-        *,
-        observation_ids: Sequence[str] | None = None,
-        all_green: tuple[datetime, datetime] | None = None,
-        note: str | None = None,
-        purpose: str | None = None,
-    ) -> dict[str, Any]:
-        """Acknowledge readings of a patient: the ones named, or every green one of a period not yet acknowledged.
-        Stored as a Task and a Provenance, with each reading's times; audited. Answers the Task."""
-        view = self._clinician_view(principal, purpose)
-        if (observation_ids is None) == (all_green is None):
-            raise BadRequest("name the readings to acknowledge ('observations'), or ask for all green of a period")
-        if note is not None and len(note) > 2000:
-            raise BadRequest(f"the note is {len(note)} characters; at most 2000", "note")
-        if observation_ids is not None and not observation_ids:
-            raise BadRequest("'observations' is empty: name at least one reading", "observations")
-        task: dict[str, Any] | None = None
-        problem: Unprocessable | None = None
-        with self.rt.sessions.begin() as session:
-            found = self._patient_scope(session, view, patient_id, "acknowledge")
-            if found is not None:
-                pkey, scope = found
-                now = self.rt.clock()
-                if all_green is not None:
-                    _check_period(*all_green)
-                    chosen = [
-                        r
-                        for r in store.triaged_readings(session, pkey, all_green[0], all_green[1], scope)
-                        if r.colour == Colour.GREEN and not r.acknowledged
-                    ]
-                    if not chosen:
-                        problem = Unprocessable("there is no unacknowledged green reading in that period", "period")
-                else:
-                    wanted = list(dict.fromkeys(observation_ids or ()))
-                    chosen = store.triaged_readings(
-                        session, pkey, store.EPOCH, now + timedelta(days=1), scope, ids=wanted
-                    )
-                    missing = sorted(set(wanted) - {r.id for r in chosen})
-                    if missing:
-                        problem = Unprocessable(
-                            f"not readings of Patient/{patient_id} this clinician may see: "
-                            + ", ".join(f"Observation/{x}" for x in missing[:10]),
-                            "observations",
-                        )
-                if problem is None:
-                    task = self._store_review(
-                        session,
-                        principal,
-                        view,
-                        patient_id,
-                        pkey,
-                        chosen,
-                        note,
-                        now,
-                        "all-green" if all_green is not None else "readings",
-                    )
-        if problem is not None:
-            raise problem
-        if task is None:
-            raise NotFound.resource("Patient", patient_id)
-        return task
-
-    def _store_review(
-        self,
-        session: Session,
-        principal: Principal,
-        view: View,
-        patient_id: str,
-        pkey: str,
-        chosen: list[store.TriagedReading],
-        note: str | None,
-        now: datetime,
-        scope: str,
-    ) -> dict[str, Any]:
-        review_id = secrets.token_hex(16)
-        task, provenance = review_resources(
-            review_id, patient_id, [r.id for r in chosen], principal.id, now, note, scope
-        )
-        session.add(
-            m.Review(
-                id=review_id,
-                patient_key=pkey,
-                reviewed_at=to_store(now),
-                reviewed_by=principal.id,
-                scope=scope,
-                note=note,
-                task=task,
-                provenance=provenance,
-            )
-        )
-        session.flush()
-        for r in chosen:
-            session.add(
-                m.ReviewItem(
-                    review_id=review_id,
-                    observation_id=r.id,
-                    patient_key=pkey,
-                    colour=r.colour.value,
-                    effective_at=to_store(r.effective),
-                    received_at=to_store(r.received_at) if r.received_at else None,
-                    gateway_received_at=to_store(r.gateway_received_at) if r.gateway_received_at else None,
-                    reviewed_at=to_store(now),
-                )
-            )
-        self._audit(
-            session,
-            principal,
-            "acknowledge",
-            "done",
-            purpose=view.purpose,
-            patient_key=pkey,
-            entity=f"Task/{review_id}",
-            detail=f"{len(chosen)} reading(s), {scope}",
-        )
-        return task
-
-    def last_review(self, principal: Principal, patient_id: str, purpose: str | None = None) -> dict[str, Any] | None:
-        view = self._clinician_view(principal, purpose)
-        found_any = False
-        out: dict[str, Any] | None = None
-        with self.rt.sessions.begin() as session:
-            found = self._patient_scope(session, view, patient_id, "monitoring-last-review")
-            if found is not None:
-                found_any = True
-                pkey, _scope = found
-                out = review_summary(store.last_review(session, pkey))
-                self._audit(
-                    session,
-                    principal,
-                    "monitoring-last-review",
-                    "permit",
-                    purpose=view.purpose,
-                    patient_key=pkey,
-                    entity=f"Patient/{patient_id}",
-                )
-        if not found_any:
-            raise NotFound.resource("Patient", patient_id)
-        return out
-
-    def _review_resource(self, principal: Principal, kind: str, review_id: str, purpose: str | None) -> dict[str, Any]:
-        view = self._clinician_view(principal, purpose)
-        out: dict[str, Any] | None = None
-        with self.rt.sessions.begin() as session:
-            review = session.get(m.Review, review_id)
-            if review is None:
-                self._audit(
-                    session,
-                    principal,
-                    "read",
-                    "deny",
-                    purpose=view.purpose,
-                    entity=f"{kind}/{review_id}",
-                    detail="no such resource",
-                )
-            else:
-                windows = self.readable_windows(session, view, [review.patient_key])
-                permit = review.patient_key in windows
-                reason = (
-                    None
-                    if permit
-                    else (
-                        self._relation_reason(session, view, review.patient_key)
-                        or self.decide(session, view.purpose, review.patient_key, None).reason
-                    )
-                )
-                self._audit(
-                    session,
-                    principal,
-                    "read",
-                    "permit" if permit else "deny",
-                    purpose=view.purpose,
-                    patient_key=review.patient_key,
-                    entity=f"{kind}/{review_id}",
-                    detail=reason,
-                )
-                if permit:
-                    out = review.task if kind == "Task" else review.provenance
-        if out is None:
-            raise NotFound.resource(kind, review_id)
-        return out
-
-    def read_task(self, principal: Principal, task_id: str, purpose: str | None = None) -> dict[str, Any]:
-        return self._review_resource(principal, "Task", task_id, purpose)
-
-    def read_provenance(self, principal: Principal, provenance_id: str, purpose: str | None = None) -> dict[str, Any]:
-        return self._review_resource(principal, "Provenance", provenance_id, purpose)
-
-    def search_reviews(
-        self, principal: Principal, kind: str, patient_id: str | None, purpose: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Tasks or Provenances of reviews of the patients the clinician may see (one patient, or all), newest
-        first."""
-        view = self._clinician_view(principal, purpose)
-        with self.rt.sessions.begin() as session:
-            if patient_id is not None:
-                found = self._patient_scope(session, view, patient_id, "search")
-                keys = [found[0]] if found is not None else []
-            else:
-                keys = list(self.readable_windows(session, view))
-            rows = (
-                session.execute(
-                    select(m.Review).where(m.Review.patient_key.in_(keys)).order_by(m.Review.reviewed_at.desc())
-                )
-                .scalars()
-                .all()
-                if keys
-                else []
-            )
-            for pkey in sorted({r.patient_key for r in rows}):
-                self._audit(
-                    session,
-                    principal,
-                    "search",
-                    "permit",
-                    purpose=view.purpose,
-                    patient_key=pkey,
-                    entity=kind,
-                    detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned",
-                )
-            if not rows:
-                self._audit(
-                    session, principal, "search", "permit", purpose=view.purpose, entity=kind, detail="0 returned"
-                )
-            return [r.task if kind == "Task" else r.provenance for r in rows]
 
     # -- the Observation serving path's hook ------------------------------------------------------------
     def interpreted(self, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
         return interpret(self, session, view, rows)
 
 
-def interpret(_access: Decisions, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def interpret(access: Decisions, session: Session, view: View, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """The resources of ``rows`` (each with ``patient_key`` and ``resource``), for a clinician with each
     reading's triage against the thresholds in force at its time (``interpretation``, ``referenceRange``);
     other readers get them unchanged. One settings read per patient (and its weights, for a weight rule)."""
@@ -721,7 +506,14 @@ def interpret(_access: Decisions, session: Session, view: View, rows: Sequence[A
         t = triagers.get(row.patient_key)
         if t is None:
             times = [x for x in (_effective(r.resource) for r in rows if r.patient_key == row.patient_key) if x]
-            t = store.triager(session, row.patient_key, min(times), max(times) + timedelta(seconds=1))
+            history = store.versions(session, row.patient_key)
+            scope = None
+            if any(v.settings.thresholds.weight_change for v in history):
+                # earlier weights (the weight rule) only from what this reader may see of the patient
+                scope = access.scope(access.readable_windows(session, view, [row.patient_key]))
+            t = store.triager(
+                session, row.patient_key, min(times), max(times) + timedelta(seconds=1), scope, history=history
+            )
             triagers[row.patient_key] = t
         result, version = t.triage(resource, at)
         out.append(interpreted(resource, result, version.settings.thresholds, version.label))
@@ -793,4 +585,4 @@ def _note(body: Any) -> str | None:
     return raw
 
 
-__all__ = ["MonitoringReads", "PatientStatus", "default_groups", "store"]
+__all__ = ["MonitoringReads", "PatientStatus", "interpret", "review_summary"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from .auditlog import AuditLogReads
 from .consents import ConsentReads
 from .devices import DeviceReads
-from .monitoring import MonitoringReads
 from .patient_page import PatientPageReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
+from .reviews import ReviewReads
 from .uploads import UploadLogReads
 
 
@@ -19,7 +19,7 @@ class AccessService(
     AuditLogReads,
     UploadLogReads,
     GatewayReadBack,
-    MonitoringReads,
+    ReviewReads,
     PatientPageReads,
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app

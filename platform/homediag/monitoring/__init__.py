@@ -21,12 +21,15 @@ Pure (no database, no web), ``homediag.monitoring.triage`` / ``.plan`` / ``.sett
 Decided and audited, on ``homediag.access.AccessService`` (``caller.access`` in a route; clinicians only; a
 patient the clinician may not see now answers ``NotFound`` exactly as an unknown one):
 
-- ``worklist(principal, start, end, purpose=None) -> list[PatientStatus]`` most severe first;
-  ``patient_status(principal, patient_id, start, end) -> PatientStatus``: ``colour``, ``open_colour`` (over
-  unacknowledged readings), ``reasons``, ``counts``, ``unacknowledged``, ``latest`` per measure, ``adherence``,
-  ``last_review``, ``settings_version``, ``group``; ``.to_json()``.
-- ``triaged_readings(principal, patient_id, start, end) -> list[TriagedReading]`` (id, resource, effective,
-  received_at, gateway_received_at, result: Triage, version: SettingsVersion, acknowledged, colour).
+- ``worklist(principal, start, end, purpose=None, *, adherence_from=None) -> list[PatientStatus]`` most severe
+  first; ``patient_status(principal, patient_id, start, end, purpose=None, *, adherence_from=None) ->
+  PatientStatus``: ``colour``, ``open_colour`` (over unacknowledged readings), ``reasons``, ``counts``,
+  ``unacknowledged``, ``latest`` per measure, ``adherence`` (over [adherence_from or start, end)),
+  ``last_review``, ``settings_version``, ``group``, ``care_teams`` (the clinician's teams the patient is on);
+  ``.to_json()``.
+- ``triaged_readings(principal, patient_id, start, end) -> list[TriagedReading]`` (id, resource (floats, not
+  Decimals), effective, received_at, gateway_received_at, result: Triage, version: SettingsVersion,
+  acknowledged, values, colour).
 - ``monitoring_settings(principal, patient_id) -> {"current", "latest_version", "history"}`` (version 0: the
   default set); ``record_monitoring_settings(principal, patient_id, body, expected_version)`` -> the new version
   (``PreconditionFailed`` 412 when ``expected_version`` is not the latest); ``preview_alerts(principal,

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Text, cast, func, or_, select, true
+from sqlalchemy import ColumnElement, String, Text, cast, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from homediag.clock import from_store, to_store
@@ -34,6 +34,20 @@ _CACHE_LIMIT = 300_000
 # the resource as text, parsed with the standard library's C decoder: several times faster than the column's
 # Decimal-exact decoder, and triage needs floats only
 _RESOURCE_TEXT = cast(m.Observation.resource, Text).label("resource")
+
+
+class _Row(NamedTuple):
+    id: str
+    patient_key: str
+    code: str
+    effective: datetime
+    received_at: datetime | None
+    gateway_received_at: datetime | None
+    resource: dict[str, Any] | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return from_store(value) if value is not None else None
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -233,10 +247,16 @@ def weights_between(
 
 
 def triager(
-    session: Session, patient_key: str, start: datetime, end: datetime, scope: ColumnElement[bool] | None = None
+    session: Session,
+    patient_key: str,
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    history: Sequence[SettingsVersion] | None = None,
 ) -> Triager:
-    """What triaging the patient's readings of [start, end) needs: its settings history and earlier weights."""
-    history = versions(session, patient_key)
+    """What triaging the patient's readings of [start, end) needs: its settings history (or the one given, e.g.
+    proposed settings) and earlier weights."""
+    history = list(history) if history is not None else versions(session, patient_key)
     days = max(
         (v.settings.thresholds.weight_change.days for v in history if v.settings.thresholds.weight_change), default=0
     )
@@ -329,17 +349,18 @@ def patients_data(
             (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
         )
     since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
-    columns = [
+    # The worklist's path reads four plain columns, the time as text parsed by datetime.fromisoformat (the DateTime
+    # type's per-row processing on SQLite cost more than the rest of a reading's work); the resources are read only
+    # for readings this process has not seen (``_load_values``).
+    columns: list[Any] = [
         m.Observation.id,
         m.Observation.patient_key,
         m.Observation.code,
-        m.Observation.effective_start,
-        m.Observation.received_at,
-        m.Observation.gateway_received_at,
+        cast(m.Observation.effective_start, String).label("effective"),
     ]
     if with_resources:
-        columns.append(_RESOURCE_TEXT)
-    fetched: list[Any] = []
+        columns += [m.Observation.received_at, m.Observation.gateway_received_at, _RESOURCE_TEXT]
+    fetched: list[_Row] = []
     for chunk in _chunks(keys):
         stmt = select(*columns).where(
             m.Observation.patient_key.in_(chunk),
@@ -349,7 +370,14 @@ def patients_data(
         )
         if only is not None:  # the readings asked for, and the weights their triage may need
             stmt = stmt.where(or_(m.Observation.id.in_(sorted(only)), m.Observation.code.in_(WEIGHT_CODES)))
-        fetched += session.execute(stmt.order_by(m.Observation.effective_start, m.Observation.id)).all()
+        for row in session.execute(stmt.order_by(m.Observation.effective_start, m.Observation.id)):
+            effective = datetime.fromisoformat(row[3]).replace(tzinfo=UTC)
+            if with_resources:
+                fetched.append(
+                    _Row(row[0], row[1], row[2], effective, _aware(row[4]), _aware(row[5]), json.loads(row[6]))
+                )
+            else:
+                fetched.append(_Row(row[0], row[1], row[2], effective, None, None, None))
     acked: set[str] = set()
     for chunk in _chunks(keys):
         acked |= set(
@@ -359,12 +387,10 @@ def patients_data(
                 )
             ).scalars()
         )
-    resources: dict[str, dict[str, Any]] = {}
     if with_resources:
-        resources = {r.id: json.loads(r.resource) for r in fetched}
         for r in fetched:
-            if (r.patient_key, r.id) not in _VALUES:
-                _remember(_VALUES, (r.patient_key, r.id), tuple(measures_of(resources[r.id])))
+            if (r.patient_key, r.id) not in _VALUES and r.resource is not None:
+                _remember(_VALUES, (r.patient_key, r.id), tuple(measures_of(r.resource)))
     else:
         _load_values(session, [r.id for r in fetched if (r.patient_key, r.id) not in _VALUES])
     weights: dict[str, list[tuple[datetime, float]]] = {}
@@ -372,24 +398,23 @@ def patients_data(
         if r.code in WEIGHT_CODES:
             for value in _VALUES[(r.patient_key, r.id)]:
                 if value.measure == "weight" and value.unit in (None, "kg"):
-                    weights.setdefault(r.patient_key, []).append((from_store(r.effective_start), value.value))
+                    weights.setdefault(r.patient_key, []).append((r.effective, value.value))
     out = {k: PatientData(histories[k], []) for k in keys}
     triagers = {k: Triager(histories[k], weights.get(k, [])) for k in keys}
     for r in fetched:
-        effective = from_store(r.effective_start)
         if only is not None and r.id not in only:
             continue
-        if not lookback and effective < start:
+        if not lookback and r.effective < start:
             continue
         values = _VALUES[(r.patient_key, r.id)]
-        result, version = triagers[r.patient_key].cached_triage((r.patient_key, r.id), values, effective)
+        result, version = triagers[r.patient_key].cached_triage((r.patient_key, r.id), values, r.effective)
         out[r.patient_key].readings.append(
             TriagedReading(
                 r.id,
-                resources.get(r.id),
-                effective,
-                from_store(r.received_at) if r.received_at else None,
-                from_store(r.gateway_received_at) if r.gateway_received_at else None,
+                r.resource,
+                r.effective,
+                r.received_at,
+                r.gateway_received_at,
                 result,
                 version,
                 r.id in acked,

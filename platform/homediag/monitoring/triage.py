@@ -58,12 +58,15 @@ class Colour(StrEnum):
     @property
     def severity(self) -> int:
         """3 red, 2 yellow, 1 blue, 0 green: sort a worklist by it, descending."""
-        return {"red": 3, "yellow": 2, "blue": 1, "green": 0}[self.value]
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Colour.RED: 3, Colour.YELLOW: 2, Colour.BLUE: 1, Colour.GREEN: 0}
 
 
 def worst(colours: Iterable[Colour]) -> Colour:
     """The most severe colour; green when there is none."""
-    return max(colours, key=lambda c: c.severity, default=Colour.GREEN)
+    return max(colours, key=_SEVERITY.__getitem__, default=Colour.GREEN)
 
 
 class Direction(StrEnum):
