@@ -63,9 +63,9 @@ def display_name(name: Any) -> str:
     return " ".join([*(str(g) for g in name.get("given") or []), str(name.get("family") or "")]).strip()
 
 
-def identity_of(session: Session, rt: Any, pkey: str) -> tuple[str, date | None]:
-    """(name, date of birth) from the vault."""
-    vault = session.get(m.Identity, pkey)
+def identity_of(session: Session, rt: Any, pkey: str, vault: m.Identity | None = None) -> tuple[str, date | None]:
+    """(name, date of birth) from the vault (its row read here unless given)."""
+    vault = vault if vault is not None else session.get(m.Identity, pkey)
     if vault is None:
         return "", None
     ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), pkey, rt.keys)
@@ -139,8 +139,12 @@ class WorklistReads(Decisions):
             latest = self._latest(session, windows)
             days = self._days_measured(session, windows, now, zone)
             rows: list[WorklistRow] = []
+            vaults = {
+                v.patient_key: v
+                for v in session.execute(select(m.Identity).where(m.Identity.patient_key.in_(list(patients)))).scalars()
+            }  # one statement for the page, not one per patient
             for pkey, patient in patients.items():
-                name, born = identity_of(session, self.rt, pkey)
+                name, born = identity_of(session, self.rt, pkey, vaults[pkey]) if pkey in vaults else ("", None)
                 row = WorklistRow(patient.id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
                 for reading in latest.get(pkey, []):
                     row.latest[reading.measurement] = reading
