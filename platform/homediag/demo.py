@@ -33,6 +33,7 @@ from .settings import Settings
 from .store.database import upgrade
 from .synthetic import cuff_payload, envelope, synthetic_patients
 from .users import Principal, create_user
+from .web.sessions import LINK_MINUTES, issue_signin_link
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 DEMO_ADMIN = Principal("demo-setup", "homediag demo", "admin", None)
@@ -47,6 +48,7 @@ class DemoPilot:
     patients: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, int] = field(default_factory=dict)
     runtime: Runtime | None = None
+    web: dict[str, str] = field(default_factory=dict)  # role -> one-time sign-in link (path) of the web app
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class DemoPilot:
             "tokens": self.tokens,
             "patients": self.patients,
             "uploads": self.uploads,
+            "web": self.web,
         }
 
 
@@ -76,7 +79,8 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
     write_key_file(key_file, KeyRing.generate())
     database = f"sqlite:///{(directory / 'homediag.sqlite3').resolve()}"
     upgrade(database)
-    runtime = Runtime.from_settings(Settings(database_url=database, key_file=key_file, _env_file=None))  # type: ignore[call-arg]
+    settings = Settings(database_url=database, key_file=key_file, web_secure_cookies=False, _env_file=None)  # type: ignore[call-arg]
+    runtime = Runtime.from_settings(settings)
     with runtime.sessions.begin() as session:
         users = {
             role: create_user(session, name=name, role=role, organisation=org)
@@ -145,6 +149,7 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
             for result in response.json()["results"]:
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
         pilot.uploads = counts
+    pilot.web = {role: issue_signin_link(runtime, users[role][0].id) for role in ("clinician", "admin")}
     return pilot
 
 
@@ -159,6 +164,8 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
         "",
         f"  API        {url}/fhir/metadata",
         f"  API docs   {url}/docs",
+        f"  web app    {url}/app/  (one-time sign-in links, valid {LINK_MINUTES} minutes:)",
+        *(f"    {role:10} {url}{path}" for role, path in pilot.web.items()),
         "",
         "  tokens (Authorization: Bearer <token>)",
         *(f"    {role:10} {token}" for role, token in pilot.tokens.items()),
@@ -168,7 +175,7 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
         f" '{url}/fhir/Observation?code=http://loinc.org|85354-9&_count=5'",
         "",
         f"  serve this database again later: HOMEDIAG_DATABASE_URL='{pilot.database}'"
-        f" HOMEDIAG_KEY_FILE='{pilot.key_file}' homediag serve",
+        f" HOMEDIAG_KEY_FILE='{pilot.key_file}' HOMEDIAG_WEB_SECURE_COOKIES=false homediag serve",
     ]
     print("\n".join(lines), flush=True)
 

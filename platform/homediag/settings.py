@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     oidc_token_endpoint: str | None = Field(
         default=None, description="the provider's token endpoint for SMART discovery; default: as above"
     )
+    oidc_client_id: str | None = Field(
+        default=None, description="the web app's client id at the provider (default: the audience)"
+    )
+    oidc_client_secret: str | None = Field(
+        default=None, description="the web app's client secret (none: a public client, PKCE only)"
+    )
+    oidc_discovery_url: str | None = Field(
+        default=None,
+        description="the provider's discovery document (default: <issuer>/.well-known/openid-configuration)",
+    )
+    web_idle_minutes: int = Field(default=30, description="a web session ends after this long without a request")
+    web_secure_cookies: bool = Field(
+        default=True, description="mark the web app's cookies Secure (HTTPS only); the demo on http turns it off"
+    )
     future_tolerance_minutes: int = Field(
         default=10, description="how far ahead of the server's clock a reading may be dated"
     )

@@ -79,6 +79,21 @@ EXPECTED = {
     ("GET", "/fhir/bulk-files/{job_id}/{file_name}"): "export",
     ("GET", "/evaluation/export"): "evaluation-read",
     ("GET", "/evaluation/MeasureReport"): "evaluation-read",
+    ("GET", "/app/"): "web-signed-in",
+    ("GET", "/app/worklist"): "web-clinician",
+    ("GET", "/app/patients/{patient_id}"): "web-clinician",
+    ("GET", "/app/signin"): "web-public",
+    ("GET", "/app/signin/oidc"): "web-public",
+    ("GET", "/app/signin/callback"): "web-public",
+    ("GET", "/app/signin/link/{token}"): "web-public",
+    ("POST", "/app/signout"): "web-public",
+    ("POST", "/app/language"): "web-public",
+    ("GET", "/app/static/{name}"): "web-public",
+    ("POST", "/app/patients/{patient_id}/acknowledge"): "web-clinician-write",
+    ("GET", "/app/patients/{patient_id}/thresholds"): "web-clinician",
+    ("GET", "/app/patients/{patient_id}/report"): "web-clinician",
+    ("POST", "/app/patients/{patient_id}/thresholds/preview"): "web-clinician",
+    ("POST", "/app/patients/{patient_id}/thresholds"): "web-clinician-write",
     ("GET", "/monitoring/groups"): "monitoring-read",
     ("GET", "/monitoring/worklist"): "monitoring-read",
     ("GET", "/monitoring/patients/{patient_id}/status"): "monitoring-read",
@@ -92,6 +107,11 @@ EXPECTED = {
     ("GET", "/fhir/Provenance"): "monitoring-read",
     ("GET", "/fhir/Provenance/{provenance_id}"): "monitoring-read",
 }
+WEB_SIGNED_IN = {
+    "web-signed-in",
+    "web-clinician",
+    "web-clinician-write",
+}  # web pages: without a session, to the sign-in page
 
 
 @pytest.fixture
@@ -145,10 +165,15 @@ def test_only_the_openapi_pages_are_exempt_and_they_show_no_data(app: FastAPI) -
 def test_a_policy_authenticates_before_the_route_runs(app: FastAPI) -> None:
     with TestClient(app) as client:
         for (methods, path), name in EXPECTED.items():
-            if name == "public":
+            if name in ("public", "web-public"):
                 continue
             url = path.replace("{", "x").replace("}", "")
             for method in methods.split(","):
+                if name in WEB_SIGNED_IN:
+                    response = client.request(method, url, follow_redirects=False)
+                    assert response.status_code == 303, (method, path, response.text)
+                    assert response.headers["location"].startswith("/app/signin?next=")
+                    continue
                 response = client.request(method, url, content=b"{}")
                 assert response.status_code == 401, (method, path, response.text)
                 assert response.headers["www-authenticate"].startswith("Bearer")

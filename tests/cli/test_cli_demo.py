@@ -99,3 +99,19 @@ def test_demo_gateway_token_cannot_read(demo) -> None:  # type: ignore[no-untype
     response = httpx.get(f"{base}/fhir/Observation", headers={"Authorization": f"Bearer {seeded['tokens']['gateway']}"})
     assert response.status_code == 403
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_demo_prints_one_time_web_sign_in_links_that_open_the_clinicians_worklist(demo) -> None:  # type: ignore[no-untyped-def]
+    base, seeded = demo
+    assert set(seeded["web"]) == {"clinician", "admin"}
+    link = seeded["web"]["clinician"]
+    assert link.startswith("/app/signin/link/")
+    with httpx.Client(base_url=base) as browser:
+        signed_in = browser.get(link)
+        assert signed_in.status_code == 303
+        worklist = browser.get("/app/worklist")
+        assert worklist.status_code == 200
+        listed = {p["id"] for p in seeded["patients"] if f'data-patient="{p["id"]}"' in worklist.text}
+        assert listed == {p["id"] for p in seeded["patients"] if p["consent"] == "active"}
+    with httpx.Client(base_url=base) as stranger:
+        assert stranger.get(link).status_code == 401  # used once already

@@ -8,6 +8,7 @@ from .consents import ConsentReads
 from .devices import DeviceReads
 from .evaluation import EvaluationReads
 from .export import ExportReads
+from .patient_page import PatientPageReads
 from .patients import PatientReads
 from .readback import GatewayReadBack
 from .reviews import ReviewReads
@@ -25,6 +26,7 @@ class AccessService(
     ExportReads,
     EvaluationReads,
     ReviewReads,
+    PatientPageReads,
 ):
     """The one enforcement point for reads. ``AccessService(rt).<read>(principal, ...)``; the HTTP app
     reaches it only through a route's declared policy (``homediag.api.policy``)."""

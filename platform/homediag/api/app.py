@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -14,6 +14,8 @@ from homediag import __version__
 from homediag.errors import ServiceError
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
+from homediag.web import install as install_web
+from homediag.web.errors import error_page, is_web
 
 from . import admin, bulk, evaluation, fhir, gateway, ingest, monitoring, smart
 from .headers import NoStoreForCallers
@@ -45,11 +47,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime or Runtime.from_settings()
 
     @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> FhirResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        if is_web(request):  # the web app's pages answer people with HTML
+            return error_page(request, exc, exc.status)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> FhirResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if is_web(request):
+            return error_page(request, None, 400)
         issues = [
             Issue("error", "invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
             for e in exc.errors()
@@ -57,7 +63,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return FhirResponse(operation_outcome(issues), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> FhirResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_web(request):
+            return error_page(request, None, exc.status_code)
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         return FhirResponse(operation_outcome([Issue("error", code, str(exc.detail))]), status_code=exc.status_code)
 
@@ -79,5 +87,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(evaluation.router)
     app.include_router(monitoring.router)
+    install_web(app)  # the clinician web app under /app (homediag.web)
     check_policies(app)
     return app

@@ -36,6 +36,7 @@ class Policy:
     name: str
     roles: tuple[str, ...]
     reads: str
+    via: str = "bearer"  # how the caller authenticates: a bearer token (API), or a web session cookie ("session")
 
     @property
     def public(self) -> bool:
@@ -71,8 +72,18 @@ MONITORING_READ = Policy(
 MONITORING_WRITE = Policy(
     "monitoring-write", ("clinician",), "thresholds, plans and acknowledgements of patients in care (decided, audited)"
 )
+# The web app (homediag.web): signed in with a session cookie, never a bearer token.
+WEB_PUBLIC = Policy("web-public", (), "nothing: sign-in, sign-out, the language switch, static assets", via="session")
+WEB_SIGNED_IN = Policy("web-signed-in", ("clinician", "admin"), "nothing: the start page of a signed-in person",
+                       via="session")  # fmt: skip
+WEB_CLINICIAN = Policy("web-clinician", ("clinician",), "the worklist and patient pages, through the access layer",
+                       via="session")  # fmt: skip
+WEB_CLINICIAN_WRITE = Policy("web-clinician-write", ("clinician",),
+                             "acknowledgements and thresholds of patients in care, through the access layer (audited)",
+                             via="session")  # fmt: skip
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
-            VENDOR_TOOLS, EXPORT, EVALUATION_READ, MONITORING_READ, MONITORING_WRITE)  # fmt: skip
+            VENDOR_TOOLS, EXPORT, EVALUATION_READ, MONITORING_READ, MONITORING_WRITE, WEB_PUBLIC, WEB_SIGNED_IN,
+            WEB_CLINICIAN, WEB_CLINICIAN_WRITE)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,12 @@ def enforce(policy: Policy) -> Callable[[Request], Caller]:
         access = AccessService(rt)
         if policy.public:
             return Caller(policy, None, None, None, access)
-        principal = authenticate_request(request, rt)
+        if policy.via == "session":
+            from homediag.web.sessions import principal_of_request  # the web app's session cookie
+
+            principal = principal_of_request(request, rt)
+        else:
+            principal = authenticate_request(request, rt)
         if principal.role not in policy.roles:
             raise Forbidden(f"the role '{principal.role}' may not do this (allowed: {', '.join(policy.roles)})")
         purpose = request.headers.get("x-purpose-of-use", "").strip() or None

@@ -361,3 +361,31 @@ class ReviewItem(Base):
     received_at: Mapped[datetime | None] = mapped_column(DateTime)
     gateway_received_at: Mapped[datetime | None] = mapped_column(DateTime)
     reviewed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WebSession(Base):
+    """A signed-in person of the web app (``homediag.web``): the cookie holds a random token, the store its
+    SHA-256. Ends at sign-out or after the idle timeout (``last_seen``)."""
+
+    __tablename__ = "web_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200))  # an API user id, or oidc:<sub>
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class WebSigninLink(Base):
+    """A one-time sign-in link (the demo's): valid a few minutes, used once; the store keeps its SHA-256."""
+
+    __tablename__ = "web_signin_link"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)

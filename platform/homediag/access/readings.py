@@ -1,0 +1,118 @@
+"""Readings as the web app shows them: an Observation row turned into what a clinician reads off it
+(measurement, values per component, the device's, gateway's and platform's times, device, flags).
+
+Pure shaping of rows the access layer has already decided on; no decision here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from homediag.fhir_profiles import terminology
+from homediag.identity import _century
+
+DEVICE_TIME_EXT = "https://homediag.example.org/fhir/StructureDefinition/device-time"
+# The measurements a worklist and a patient page show a series of (a status observation is a flag, and a
+# component is shown inside its panel).
+SHOWN_KINDS = ("panel", "quantity")
+
+
+@dataclass
+class Reading:
+    id: str
+    measurement: str  # terminology key: blood-pressure, pulse-rate, spo2, ...
+    text: str
+    unit: str
+    values: dict[str, float]  # component key (or the measurement's own key) -> value in the canonical unit
+    effective: datetime  # the device's time (or the gateway's when the device clock could not date it)
+    received_at: datetime  # the platform's
+    gateway_received_at: datetime | None
+    device: str  # manufacturer and model
+    gateway: str
+    clock_not_set: bool
+    flags: list[str] = field(default_factory=list)  # status bit names (irregular-pulse, cuff-fit-loose, ...)
+    triage: str | None = None  # red | yellow | green, from homediag.monitoring (None: no thresholds for it)
+    acknowledged: bool = False
+    reasons: list[str] = field(default_factory=list)  # why it is not green, in words
+
+
+def birth_date(cpr: str) -> date | None:
+    """The date of birth a CPR number carries (ddmmyy and the century from its 7th digit)."""
+    digits = cpr.replace("-", "")
+    if len(digits) != 10 or not digits.isdigit():
+        return None
+    yy = int(digits[4:6])
+    try:
+        return date(_century(yy, int(digits[6])) + yy, int(digits[2:4]), int(digits[0:2]))
+    except ValueError:
+        return None
+
+
+def aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _quantity(q: Any) -> float | None:
+    if isinstance(q, dict) and isinstance(q.get("value"), int | float):
+        return float(q["value"])
+    return None
+
+
+def reading_of(row: Any, device: str, gateway: str) -> Reading | None:
+    """The reading of an Observation row (with its device and gateway names); None for a status observation
+    or anything that is not a shown measurement."""
+    resource: dict[str, Any] = row.resource
+    found = terminology.identify(resource.get("code"))
+    if found is None or found.kind not in SHOWN_KINDS:
+        return None
+    values: dict[str, float] = {}
+    unit = found.unit_display or found.unit or ""
+    if found.kind == "panel":
+        for comp in resource.get("component") or []:
+            part = terminology.identify(comp.get("code"))
+            value = _quantity(comp.get("valueQuantity"))
+            if part is not None and value is not None:
+                values[part.key] = value
+                unit = part.unit_display or part.unit or unit
+    else:
+        value = _quantity(resource.get("valueQuantity"))
+        if value is not None:
+            values[found.key] = value
+    if not values:
+        return None
+    clock_not_set = any(e.get("url") == DEVICE_TIME_EXT for e in resource.get("extension") or [])
+    return Reading(
+        id=row.id,
+        measurement=found.key,
+        text=found.text,
+        unit=unit,
+        values=values,
+        effective=aware(row.effective_start),  # type: ignore[arg-type]
+        received_at=aware(row.received_at),  # type: ignore[arg-type]
+        gateway_received_at=aware(row.gateway_received_at),
+        device=device,
+        gateway=gateway,
+        clock_not_set=clock_not_set,
+    )
+
+
+def status_flags(resource: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """(the Observation id a PHD status observation is about, the names of its set bits)."""
+    found = terminology.identify(resource.get("code"))
+    if found is None or found.kind != "status":
+        return None, []
+    about = None
+    for ref in resource.get("derivedFrom") or []:
+        text = str(ref.get("reference", ""))
+        if text.startswith("Observation/"):
+            about = text.split("/", 1)[1]
+    names = {str(bit): name for name, bit in found.bits.items()}  # ASN1ToHL7 code "8410608.<bit>" -> bit name
+    flags = []
+    for comp in resource.get("component") or []:
+        if comp.get("valueBoolean") is True:
+            codings = (comp.get("code") or {}).get("coding") or []
+            code = next((str(c.get("code")) for c in codings if c.get("code")), "")
+            flags.append(names.get(code.rpartition(".")[2], code))
+    return about, flags

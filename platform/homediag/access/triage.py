@@ -1,0 +1,132 @@
+"""Where the web app's reads take triage from: ``homediag.monitoring`` (thresholds and plans per patient,
+versioned; reviews). This module only asks it, for patients the calling read has already decided on;
+it never triages by itself, so that there is one triage engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from homediag.clock import from_store
+from homediag.fhir_profiles import terminology
+from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.triage import MEASURE_OF_CODE, UNITS, Limits, Value, triage_value
+from homediag.store import models as m
+
+from .readings import Reading
+
+
+@dataclass(frozen=True)
+class Assessment:
+    colour: str  # red | yellow | blue | green
+    open_colour: str  # the same over the readings not yet acknowledged
+    unacknowledged: int
+    reasons: list[str]
+    plan_ratio: float | None  # received / expected against the monitoring plan
+    last_reviewed: tuple[str, datetime] | None  # (by whom, when)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A threshold band of one value (a terminology key: systolic, pulse-rate, ...) to draw behind its chart."""
+
+    component: str
+    low: float | None
+    high: float | None
+    colour: str  # green | yellow | red
+
+
+def available() -> bool:
+    return True
+
+
+def measure_of(key: str) -> str | None:
+    """The monitoring measure (systolic, pulse, weight, ...) of a terminology key, by its MDC code."""
+    found = terminology.MEASUREMENTS.get(key)
+    return MEASURE_OF_CODE.get(found.primary_code) if found is not None else None
+
+
+def _reviewer(session: Session, who: str) -> str:
+    if who.startswith("oidc:"):
+        named = session.execute(
+            select(m.WebSession.name).where(m.WebSession.user_id == who).order_by(m.WebSession.created_at.desc())
+        ).scalar()
+        return str(named or who[5:])
+    return str(session.execute(select(m.User.name).where(m.User.id == who)).scalar() or who)
+
+
+def assess_patients(
+    access: Any,
+    session: Session,
+    patients: list[tuple[str, str]],
+    scope: ColumnElement[bool],
+    start: datetime,
+    end: datetime,
+) -> dict[str, Assessment]:
+    """Patient id -> its monitoring status for [start, end), for (patient id, patient key) pairs whose readable
+    Observations ``scope`` selects; monitoring loads them all in a few statements."""
+    data = monitoring_store.patients_data(
+        session, [k for _, k in patients], start, end, scope, lookback=True, with_resources=False
+    )
+    out: dict[str, Assessment] = {}
+    for patient_id, pkey in patients:
+        status = access._status_of(patient_id, data[pkey], start, end, start)  # monitoring's status of a patient
+        review = data[pkey].last_review
+        out[patient_id] = Assessment(
+            colour=status.colour.value,
+            open_colour=status.open_colour.value,
+            unacknowledged=status.unacknowledged,
+            reasons=list(status.reasons),
+            plan_ratio=status.adherence.ratio,
+            last_reviewed=(_reviewer(session, review.reviewed_by), from_store(review.reviewed_at))
+            if review is not None
+            else None,
+        )
+    return out
+
+
+def assess_readings(
+    session: Session,
+    patient_key: str,
+    scope: ColumnElement[bool],
+    start: datetime,
+    end: datetime,
+    readings: list[Reading],
+) -> list[Band]:
+    """Colours the readings (``Reading.triage``, ``Reading.acknowledged``) against the thresholds in force at
+    each one's time; the bands of the thresholds in force at the end of the period."""
+    triaged = {r.id: r for r in monitoring_store.triaged_readings(session, patient_key, start, end, scope)}
+    for reading in readings:
+        found = triaged.get(reading.id)
+        if found is not None:
+            reading.triage = found.colour.value if found.result.triaged else None
+            reading.acknowledged = found.acknowledged
+            reading.reasons = list(found.result.reasons)
+    thresholds = monitoring_store.thresholds_in_force(session, patient_key, end)
+    keys = {k for r in readings for k in r.values}
+    bands: list[Band] = []
+    for key in sorted(keys):
+        measure = measure_of(key)
+        limits: Limits | None = thresholds.limits.get(measure) if measure else None
+        if limits is None:
+            continue
+        edges = sorted(
+            {e for e in (limits.red_low, limits.yellow_low, limits.yellow_high, limits.red_high) if e is not None}
+        )
+        if not edges:
+            continue
+        spans: list[tuple[float | None, float | None]] = [(None, edges[0])]
+        spans += [(a, b) for a, b in zip(edges, edges[1:], strict=False)] + [(edges[-1], None)]
+        for low, high in spans:
+            if low is not None and high is not None:
+                probe = (low + high) / 2
+            else:
+                probe = high - 1 if high is not None else (low or 0) + 1
+            colour = triage_value(Value(measure, probe, UNITS.get(measure)), limits).colour.value  # monitoring decides
+            bands.append(Band(key, low, high, colour))
+    return bands

@@ -1,0 +1,258 @@
+"""The clinician's worklist: the patients in the clinician's care teams whose consent permits treatment
+now, one row each, with identity (the web app's worklist shows name and date of birth: audited as a
+re-identification per patient shown), the latest value per measurement, adherence and triage.
+
+Patients without consent, with a withdrawn consent or outside the clinician's teams are not read at
+all: the consent windows and care relations narrow the SQL, as for every other read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from homediag.errors import Forbidden
+from homediag.identity import SealedIdentity, open_identity
+from homediag.store import models as m
+from homediag.users import Principal
+
+from . import triage
+from .decisions import Decisions
+from .readings import Reading, aware, birth_date, reading_of
+from .view import View, Window
+
+ADHERENCE_DAYS = 14
+SEVERITY = {"red": 0, "yellow": 1, "blue": 2, "green": 3, None: 4}
+COLOURS = ("red", "yellow", "blue", "green")
+
+
+@dataclass
+class WorklistRow:
+    patient_id: str
+    name: str
+    birth_date: date | None
+    latest: dict[str, Reading] = field(default_factory=dict)  # measurement key -> its latest reading
+    days_measured: int = 0  # days with a reading among the last ADHERENCE_DAYS
+    last_reading: datetime | None = None
+    triage: str | None = None  # red | yellow | green | blue (homediag.monitoring); None: not assessed
+    last_reviewed: tuple[str, datetime] | None = None  # (by whom, when)
+    teams: list[str] = field(default_factory=list)
+    assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
+
+
+@dataclass
+class Worklist:
+    rows: list[WorklistRow]
+    teams: list[tuple[str, str]]  # the clinician's teams: (id, name)
+    measurements: list[tuple[str, str]]  # measurements the listed patients have: (key, text)
+    adherence_days: int = ADHERENCE_DAYS
+    triage_available: bool = False
+
+
+def display_name(name: Any) -> str:
+    """A FHIR HumanName as one line ("Given Family")."""
+    if not isinstance(name, dict):
+        return ""
+    if name.get("text"):
+        return str(name["text"])
+    return " ".join([*(str(g) for g in name.get("given") or []), str(name.get("family") or "")]).strip()
+
+
+def identity_of(session: Session, rt: Any, pkey: str, vault: m.Identity | None = None) -> tuple[str, date | None]:
+    """(name, date of birth) from the vault (its row read here unless given)."""
+    vault = vault if vault is not None else session.get(m.Identity, pkey)
+    if vault is None:
+        return "", None
+    ident = open_identity(SealedIdentity(vault.kid, vault.nonce, vault.ciphertext), pkey, rt.keys)
+    return display_name(ident.name), birth_date(ident.cpr)
+
+
+def device_and_gateway(session: Session, rows: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Device id -> "manufacturer model"; upload id -> the gateway's name."""
+    device_ids = {r.device_id for r in rows if r.device_id}
+    upload_ids = {r.upload_id for r in rows if r.upload_id}
+    devices = {
+        d.id: " ".join(x for x in (d.manufacturer, d.model) if x) or d.id
+        for d in session.execute(select(m.Device).where(m.Device.id.in_(device_ids))).scalars()
+    }
+    gateways = {
+        uid: name
+        for uid, name in session.execute(
+            select(m.Upload.id, m.User.name)
+            .join(m.User, m.User.id == m.Upload.sender)
+            .where(m.Upload.id.in_(upload_ids))
+        )
+    }
+    return devices, gateways
+
+
+class WorklistReads(Decisions):
+    def _web_view(self, principal: Principal) -> View:
+        if principal.role != "clinician":
+            raise Forbidden(f"the role '{principal.role}' has no worklist (clinicians only)")
+        return self.view(principal)
+
+    def worklist_page(
+        self,
+        principal: Principal,
+        *,
+        team: str | None = None,
+        colour: str | None = None,
+        measurement: str | None = None,
+    ) -> Worklist:
+        view = self._web_view(principal)
+        now = self.rt.clock()
+        zone = ZoneInfo(self.rt.settings.local_timezone)
+        with self.rt.sessions.begin() as session:
+            teams = [
+                (t.id, t.name)
+                for t in session.execute(
+                    select(m.CareTeam)
+                    .join(m.CareTeamMember, m.CareTeamMember.care_team_id == m.CareTeam.id)
+                    .where(m.CareTeamMember.user_id == principal.id)
+                    .order_by(m.CareTeam.name)
+                ).scalars()
+            ]
+            windows = self.readable_windows(session, view)
+            team_of: dict[str, list[str]] = {}
+            names = dict(teams)
+            for tid, pkey in session.execute(
+                select(m.CareTeamPatient.care_team_id, m.CareTeamPatient.patient_key).where(
+                    m.CareTeamPatient.care_team_id.in_(list(names)), m.CareTeamPatient.patient_key.in_(list(windows))
+                )
+            ):
+                team_of.setdefault(pkey, []).append(tid)
+            if team:
+                windows = {k: w for k, w in windows.items() if team in team_of.get(k, [])}
+            patients = {
+                p.patient_key: p
+                for p in session.execute(
+                    select(m.Patient).where(m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True))
+                ).scalars()
+            }
+            windows = {k: w for k, w in windows.items() if k in patients}
+            latest = self._latest(session, windows)
+            days = self._days_measured(session, windows, now, zone)
+            rows: list[WorklistRow] = []
+            vaults = {
+                v.patient_key: v
+                for v in session.execute(select(m.Identity).where(m.Identity.patient_key.in_(list(patients)))).scalars()
+            }  # one statement for the page, not one per patient
+            for pkey, patient in patients.items():
+                name, born = identity_of(session, self.rt, pkey, vaults[pkey]) if pkey in vaults else ("", None)
+                row = WorklistRow(patient.id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
+                for reading in latest.get(pkey, []):
+                    row.latest[reading.measurement] = reading
+                row.last_reading = max((r.effective for r in row.latest.values()), default=None)
+                row.days_measured = len(days.get(pkey, set()))
+                rows.append(row)
+            period = (now - timedelta(days=ADHERENCE_DAYS), now)
+            assessed = triage.assess_patients(
+                self,
+                session,
+                [(r.patient_id, k) for k, r in _keyed(rows, patients)],
+                self.scope(windows),
+                *period,
+            )
+            for row in rows:
+                found = assessed.get(row.patient_id)
+                if found is not None:
+                    row.triage, row.last_reviewed, row.assessment = found.colour, found.last_reviewed, found
+            shown_measurements = sorted({(k, r.text) for row in rows for k, r in row.latest.items()})
+            if colour:
+                rows = [r for r in rows if r.triage == colour]
+            if measurement:
+                rows = [r for r in rows if measurement in r.latest]
+            rows.sort(
+                key=lambda r: (
+                    SEVERITY.get(r.triage, 4),
+                    SEVERITY.get(r.assessment.open_colour if r.assessment else None, 4),
+                    -(r.assessment.unacknowledged if r.assessment else 0),
+                    r.name.casefold(),
+                    r.patient_id,
+                )
+            )
+            by_key = {p.id: k for k, p in patients.items()}
+            self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
+        return Worklist(rows, teams, shown_measurements, triage_available=triage.available())
+
+    def _audit_shown(self, session: Session, principal: Principal, view: View, keys: list[str]) -> None:
+        from homediag import audit
+
+        entries = [
+            audit.Entry(
+                principal.id,
+                principal.role,
+                "re-identify",
+                "permit",
+                purpose=view.purpose,
+                patient_key=k,
+                entity="worklist",
+                detail="web worklist: name, date of birth, latest values",
+            )
+            for k in keys
+        ] or [
+            audit.Entry(
+                principal.id, principal.role, "search", "permit", purpose=view.purpose, entity="worklist", detail="0"
+            )
+        ]
+        audit.append(session, self.rt.keys, entries)
+
+    def _latest(self, session: Session, windows: dict[str, Window]) -> dict[str, list[Reading]]:
+        """Each patient's latest reading per measurement code, within what the consent permits."""
+        if not windows:
+            return {}
+        ranked = (
+            select(
+                m.Observation.id,
+                func.row_number()
+                .over(
+                    partition_by=(m.Observation.patient_key, m.Observation.code),
+                    order_by=(m.Observation.effective_start.desc(), m.Observation.id),
+                )
+                .label("rank"),
+            )
+            .where(self.scope(windows))
+            .subquery()
+        )
+        rows = (
+            session.execute(
+                select(m.Observation).join(ranked, ranked.c.id == m.Observation.id).where(ranked.c.rank == 1)
+            )
+            .scalars()
+            .all()
+        )
+        devices, gateways = device_and_gateway(session, rows)
+        out: dict[str, list[Reading]] = {}
+        for row in rows:
+            reading = reading_of(row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", ""))
+            if reading is not None:
+                out.setdefault(row.patient_key, []).append(reading)
+        return out
+
+    def _days_measured(
+        self, session: Session, windows: dict[str, Window], now: datetime, zone: ZoneInfo
+    ) -> dict[str, set[date]]:
+        if not windows:
+            return {}
+        since = (now - timedelta(days=ADHERENCE_DAYS)).replace(tzinfo=None)
+        out: dict[str, set[date]] = {}
+        for pkey, at in session.execute(
+            select(m.Observation.patient_key, m.Observation.effective_start).where(
+                self.scope(windows), m.Observation.effective_start >= since
+            )
+        ):
+            stamp = aware(at)
+            assert stamp is not None
+            out.setdefault(pkey, set()).add(stamp.astimezone(zone).date())
+        return out
+
+
+def _keyed(rows: list[WorklistRow], patients: dict[str, m.Patient]) -> list[tuple[str, WorklistRow]]:
+    by_id = {p.id: k for k, p in patients.items()}
+    return [(by_id[r.patient_id], r) for r in rows]

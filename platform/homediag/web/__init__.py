@@ -1,0 +1,20 @@
+"""The clinician web app, served under ``/app`` by the same ASGI app as the API.
+
+Server-rendered pages (Jinja2), Danish by default and English by choice (Babel catalogues), a strict
+Content-Security-Policy (``security.py``), sign-in with the hospital's OpenID Connect provider or a
+one-time demo link (``sessions.py``, ``oidc_flow.py``). Every route declares its policy in
+``homediag.api.policy`` and reads patient data only through ``homediag.access``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def install(app: FastAPI) -> None:
+    """Add the web app's routes and security headers to ``app``."""
+    from .routes import router
+    from .security import WebSecurityHeaders
+
+    app.add_middleware(WebSecurityHeaders)
+    app.include_router(router)

@@ -1,0 +1,227 @@
+"""Trend charts, drawn on the server by matplotlib as SVG and put inline in the page.
+
+Why server-side SVG: the page needs no chart script at all (the Content-Security-Policy allows no
+inline script or style, and no other host), the chart prints as it shows, and the browser tests can
+count its points. matplotlib writes its colours as ``style`` attributes, which a strict CSP blocks
+inside an HTML page; ``_presentational`` turns them into SVG presentation attributes (``fill``,
+``stroke``, ...), which it does not. Each point becomes an element of class ``point`` carrying a
+``<title>`` (value, device time, device, gateway, arrival): a tooltip on hover. The table beside every
+chart holds the same readings for keyboard and screen-reader users.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates  # noqa: E402 - after choosing the backend
+from matplotlib.figure import Figure  # noqa: E402
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+ET.register_namespace("", SVG_NS)
+ET.register_namespace("xlink", XLINK_NS)
+
+# Triage colours (WCAG AA against white for marks), and the neutral one of a reading not assessed.
+COLOURS = {"red": "#b71c1c", "yellow": "#8a6100", "green": "#1b5e20", "blue": "#0d47a1", None: "#37474f"}
+BAND_FILL = {"red": "#ffcdd2", "yellow": "#fff3c4", "green": "#dcedc8"}
+MARKERS = ("o", "^", "v", "s", "D")
+_lock = threading.Lock()  # matplotlib's state (rcParams, font cache) is not thread-safe
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    value: float
+    colour: str | None
+    title: str
+    reading_id: str
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str
+    label: str
+    points: list[Point]
+
+
+@dataclass(frozen=True)
+class Band:
+    low: float | None
+    high: float | None
+    colour: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """A threshold drawn as a line (a chart of several series, e.g. systolic and diastolic, has lines, not bands)."""
+
+    value: float
+    colour: str
+    label: str
+
+
+def trend_svg(
+    chart_id: str,
+    title: str,
+    unit: str,
+    series: list[Series],
+    bands: list[Band],
+    lines: list[Line],
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    decimal_comma: bool,
+) -> str:
+    """The chart as an inline ``<svg>`` element (a string), its ids prefixed with ``chart_id``."""
+    with _lock:
+        with matplotlib.rc_context(
+            {
+                "svg.fonttype": "none",
+                "svg.hashsalt": chart_id,
+                "font.size": 10,
+                "axes.formatter.use_locale": False,
+            }
+        ):
+            fig = Figure(figsize=(8.0, 2.6), dpi=72)
+            ax = fig.add_subplot()
+            values = [p.value for s in series for p in s.points]
+            edges = [e for b in bands for e in (b.low, b.high) if e is not None]
+            floor = min([*values, *edges]) if values or edges else 0.0
+            top = max([*values, *edges]) if values or edges else 1.0
+            margin = (top - floor) * 0.15 or 1.0
+            if bands:
+                ax.set_ylim(floor - margin, top + margin)
+            for band in bands:
+                ax.axhspan(
+                    band.low if band.low is not None else floor - 10 * margin,
+                    band.high if band.high is not None else top + 10 * margin,
+                    color=BAND_FILL.get(band.colour, "#eeeeee"),
+                    zorder=0,
+                    linewidth=0,
+                )
+            for line in lines:
+                ax.axhline(
+                    line.value, color=COLOURS.get(line.colour, "#555555"), linewidth=0.9, linestyle="--", zorder=0
+                )
+            for n, s in enumerate(series):
+                xs = [p.at.astimezone(zone) for p in s.points]
+                ys = [p.value for p in s.points]
+                ax.plot(xs, ys, color="#90a4ae", linewidth=1, zorder=1)
+                collection = ax.scatter(
+                    xs,
+                    ys,
+                    c=[COLOURS.get(p.colour, COLOURS[None]) for p in s.points] or None,
+                    marker=MARKERS[n % len(MARKERS)],
+                    s=28,
+                    zorder=2,
+                    label=s.label,
+                )
+                collection.set_gid(f"{chart_id}-series-{n}")
+            ax.set_xlim(start.astimezone(zone), end.astimezone(zone))
+            locator = mdates.AutoDateLocator(tz=zone, maxticks=8)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d.%m", tz=zone))
+            ax.set_ylabel(unit)
+            if decimal_comma:
+                ax.yaxis.set_major_formatter(_comma_formatter())
+            ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            if len(series) > 1:
+                ax.legend(loc="upper left", frameon=False, ncols=len(series), fontsize=9)
+            fig.subplots_adjust(left=0.085, right=0.985, top=0.96, bottom=0.13)  # fixed: tight_layout costs a draw
+            buffer = io.StringIO()
+            fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    return _presentational(buffer.getvalue(), chart_id, title, series)
+
+
+def _comma_formatter() -> object:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:g}".replace(".", ","))
+
+
+_NOT_ATTRIBUTES = {"font"}
+
+
+def _declarations(style: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in style.split(";"):
+        name, _, value = part.partition(":")
+        name, value = name.strip(), value.strip()
+        if not name:
+            continue
+        if name == "font":  # "10px 'DejaVu Sans'": the shorthand is no presentation attribute
+            size, _, family = value.partition(" ")
+            out["font-size"] = size
+            out["font-family"] = family.replace("'", "") + ", sans-serif"
+        else:
+            out[name] = value
+    return out
+
+
+def _marks(group: ET.Element) -> list[ET.Element]:
+    """The point marks of a scatter, in order: matplotlib writes them as ``<use>`` of a marker in ``<defs>``,
+    or (for few points) as ``<path>`` elements of their own."""
+    out: list[ET.Element] = []
+    for child in group:
+        if child.tag == f"{{{SVG_NS}}}defs":
+            continue
+        if child.tag in (f"{{{SVG_NS}}}use", f"{{{SVG_NS}}}path"):
+            out.append(child)
+        else:
+            out.extend(_marks(child))
+    return out
+
+
+def _presentational(svg: str, chart_id: str, title: str, series: list[Series]) -> str:
+    root = ET.fromstring(svg)
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag in (f"{{{SVG_NS}}}metadata", f"{{{SVG_NS}}}style"):
+                parent.remove(child)
+    for element in root.iter():
+        style = element.attrib.pop("style", None)
+        if style:
+            for name, value in _declarations(style).items():
+                if name not in _NOT_ATTRIBUTES:
+                    element.set(name, value)
+        if "id" in element.attrib and not element.attrib["id"].startswith(chart_id):
+            element.set("id", f"{chart_id}-{element.attrib['id']}")
+        for attr in ("clip-path", "mask"):
+            if attr in element.attrib:
+                element.set(attr, re.sub(r"url\(#([^)]+)\)", rf"url(#{chart_id}-\1)", element.attrib[attr]))
+        href = element.attrib.get(f"{{{XLINK_NS}}}href")
+        if href and href.startswith("#") and not href.startswith(f"#{chart_id}"):
+            element.set(f"{{{XLINK_NS}}}href", f"#{chart_id}-{href[1:]}")
+    for n, s in enumerate(series):
+        group = root.find(f".//*[@id='{chart_id}-series-{n}']")
+        if group is None:
+            continue
+        marks = _marks(group)
+        for mark, point in zip(marks, s.points, strict=False):
+            mark.set("class", f"point triage-{point.colour or 'none'}")
+            mark.set("data-series", s.key)
+            mark.set("data-reading", point.reading_id)
+            tip = ET.SubElement(mark, f"{{{SVG_NS}}}title")
+            tip.text = point.title
+    root.set("role", "img")
+    root.set("aria-label", title)
+    root.set("class", "trend")
+    root.attrib.pop("width", None)
+    root.attrib.pop("height", None)
+    heading = ET.Element(f"{{{SVG_NS}}}title")
+    heading.text = title
+    root.insert(0, heading)
+    return ET.tostring(root, encoding="unicode")

@@ -1,0 +1,173 @@
+"""What the patient page template gets: charts and tables per measurement, the adherence calendar, the
+refused uploads explained, the consents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import Request
+
+from homediag.access.patient_page import PatientPage
+from homediag.access.readings import Reading
+from homediag.runtime import Runtime
+
+from . import charts, reasons
+from .i18n import N_, UNIT_NAMES, Formats, translations
+from .render import language
+
+PERIODS = (14, 30, 90)
+# The order measurements are shown in, and their components' names.
+ORDER = ("blood-pressure", "pulse-rate", "spo2", "body-temperature", "body-weight")
+COMPONENT_NAMES = {
+    "systolic": N_("Systolic"),
+    "diastolic": N_("Diastolic"),
+    "mean-arterial-pressure": N_("Mean"),
+}
+FLAG_NAMES = {
+    "body-movement": N_("Body movement"),
+    "cuff-too-loose": N_("Cuff fit"),
+    "irregular-pulse": N_("Irregular pulse"),
+    "pulse-rate-exceeds-upper-limit": N_("Pulse above the device's range"),
+    "pulse-rate-less-than-lower-limit": N_("Pulse below the device's range"),
+    "improper-body-position": N_("Body position"),
+    "clock-not-set": N_("Clock not set"),
+}
+SHOWN_COMPONENTS = ("systolic", "diastolic")  # a blood-pressure chart draws these; the table shows all
+
+
+@dataclass
+class MeasurementBlock:
+    key: str
+    text: str
+    unit: str
+    readings: list[Reading]
+    svg: str
+
+
+def value_text(reading: Reading, fmt: Formats) -> str:
+    if reading.measurement == "blood-pressure":
+        sys_, dia = reading.values.get("systolic"), reading.values.get("diastolic")
+        return f"{fmt.number(sys_, 0)}/{fmt.number(dia, 0)}"
+    return " / ".join(fmt.number(v) for v in reading.values.values())
+
+
+def flags_of(reading: Reading) -> list[str]:
+    return [*reading.flags, *(["clock-not-set"] if reading.clock_not_set else [])]
+
+
+def patient_context(
+    page: PatientPage, request: Request, chosen: int | None, first: date, last: date, rt: Runtime
+) -> dict[str, Any]:
+    lang = language(request)
+    _ = translations(lang).gettext
+    fmt = Formats(lang, rt.local_zone)
+    by_measurement: dict[str, list[Reading]] = {}
+    for reading in page.readings:
+        by_measurement.setdefault(reading.measurement, []).append(reading)
+    keys = sorted(by_measurement, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
+    blocks = []
+    for n, key in enumerate(keys):
+        readings = by_measurement[key]
+        text = _(readings[0].text)
+        unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
+        components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(readings[0].values)
+        series = [
+            charts.Series(
+                component,
+                _(COMPONENT_NAMES.get(component, readings[0].text)),
+                [
+                    charts.Point(r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id)
+                    for r in readings
+                    if component in r.values
+                ],
+            )
+            for component in components
+        ]
+        mine = [b for b in page.bands if b.component in components]
+        bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
+        lines = _lines(mine) if len(components) > 1 else []
+        title = _("%(measurement)s, %(start)s to %(end)s") % {
+            "measurement": text,
+            "start": fmt.date(first),
+            "end": fmt.date(last),
+        }
+        svg = charts.trend_svg(
+            f"chart{n}",
+            title,
+            unit,
+            series,
+            bands,
+            lines,
+            page.start,
+            page.end,
+            rt.local_zone,
+            decimal_comma=lang == "da",
+        )
+        blocks.append(MeasurementBlock(key, text, unit, readings, svg))
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    uploads = [(u, reasons.explain(u.outcome, u.issues)) for u in page.uploads]
+    return {
+        "page": page,
+        "blocks": blocks,
+        "periods": PERIODS,
+        "chosen": chosen,
+        "first": first,
+        "last": last,
+        "calendar": _calendar(days, page.days_measured),
+        "days_measured": sum(1 for d in days if d in page.days_measured),
+        "period_days": len(days),
+        "uploads": uploads,
+        "value_text": value_text,
+        "flags_of": flags_of,
+        "flag_names": FLAG_NAMES,
+        "component_names": COMPONENT_NAMES,
+    }
+
+
+def _lines(bands: list[Any]) -> list[charts.Line]:
+    """Every threshold as a line: at each edge between two bands, in the colour of the band away from green."""
+    out = []
+    for b in bands:
+        if b.low is None:
+            continue
+        below = next((x for x in bands if x.component == b.component and x.high == b.low), None)
+        colour = b.colour if b.colour != "green" else (below.colour if below is not None else "yellow")
+        out.append(charts.Line(b.low, colour, b.component))
+    return out
+
+
+def _unit(text: str, _: Any) -> str:
+    return str(_(text)) if text in UNIT_NAMES else text
+
+
+def _point_title(reading: Reading, component: str, _: Any, fmt: Formats) -> str:
+    parts = [
+        f"{_(COMPONENT_NAMES.get(component, reading.text))} {fmt.number(reading.values[component])}"
+        f" {_unit(reading.unit, _)}",
+        _("device time %(time)s") % {"time": fmt.datetime(reading.effective)},
+        reading.device,
+        _("gateway %(gateway)s") % {"gateway": reading.gateway},
+        _("arrived %(time)s") % {"time": fmt.datetime(reading.received_at)},
+    ]
+    flags = [_(FLAG_NAMES.get(f, f)) for f in flags_of(reading)]
+    if flags:
+        parts.append(", ".join(flags))
+    return " · ".join(p for p in parts if p)
+
+
+def _calendar(days: list[date], measured: set[date]) -> list[list[tuple[date, bool] | None]]:
+    """Weeks (Monday first) of (day, measured); None pads the first and last week."""
+    if not days:
+        return []
+    weeks: list[list[tuple[date, bool] | None]] = []
+    week: list[tuple[date, bool] | None] = [None] * days[0].weekday()
+    for day in days:
+        week.append((day, day in measured))
+        if len(week) == 7:
+            weeks.append(week)
+            week = []
+    if week:
+        weeks.append(week + [None] * (7 - len(week)))
+    return weeks
