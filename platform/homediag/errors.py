@@ -76,6 +76,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class PayloadTooLarge(ServiceError):
+    """More than a request may carry: a body over the size limit, a list with too many envelopes."""
+
+    status = 413
+    code = "too-long"
+
+
 class Unprocessable(ServiceError):
     """Readable, but it breaks a rule (a profile, enrolment, a relation)."""
 

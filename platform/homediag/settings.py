@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     future_tolerance_minutes: int = Field(
         default=10, description="how far ahead of the server's clock a reading may be dated"
     )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        description="largest request body (bytes) on the admin and validation endpoints; larger ones get 413 unread",
+    )
+    max_upload_bytes: int = Field(
+        default=8_388_608,
+        description="largest request body (bytes) a gateway may send to POST /ingest, /fhir and /fhir/Observation",
+    )
+    max_envelopes_per_list: int = Field(
+        default=1000, description="most envelopes one POST /ingest list may carry (413 above, kept in the upload log)"
+    )
+    max_search_values: int = Field(
+        default=100, description="most values one search may give a parameter (comma-separated and repeated)"
+    )
 
 
 @lru_cache

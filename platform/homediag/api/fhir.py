@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from homediag import bundles, enrolment
+from homediag import bodies, bundles, enrolment
 from homediag.errors import BadRequest, NotFound
-from homediag.fhir_profiles import fhirjson, operation_outcome, validate
+from homediag.fhir_profiles import operation_outcome, validate
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.fhir_profiles.publish import published_structure_definition
 from homediag.search_params import parse_count, parse_observation_query, parse_reference
@@ -43,9 +43,9 @@ AdminWriter = Annotated[Caller, Depends(enforce(ADMIN_WRITE))]
 async def _resource(request: Request) -> dict[str, Any]:
     body = await request.body()
     try:
-        resource = fhirjson.loads(body)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}", code="structure") from None
+        resource = bodies.loads(body)  # not JSON, nested too deep, a NUL or a lone surrogate: 400, naming where
+    except bodies.BodyError as exc:
+        raise BadRequest(str(exc), exc.where, code="structure") from None
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise BadRequest("the body must be a FHIR resource (a JSON object with resourceType)", code="structure")
     return resource
@@ -88,7 +88,9 @@ async def validate_observation(request: Request, _caller: AnyUser) -> FhirRespon
 @router.get("/Observation", summary="Search Observations the caller may see")
 def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
     items = list(request.query_params.multi_items())
-    query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
+    query = parse_observation_query(
+        items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size, rt.settings.max_search_values
+    )
     return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose))
 
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from homediag import conformance
+from homediag import bodies, conformance
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, EnvelopeDevice
 from homediag.errors import BadRequest
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
+from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 from homediag.users import Principal
 
@@ -76,9 +76,9 @@ def _sandbox(rt: Runtime, caller: Principal, adapter_id: str, body: bytes) -> Fh
         return FhirResponse(operation_outcome(issues), status_code=status)
 
     try:
-        parsed = fhirjson.loads(body)
-    except ValueError as exc:
-        return refuse(400, "invalid", [Issue("error", "structure", f"the body is not JSON: {exc}", "body")])
+        parsed = bodies.loads(body)  # not JSON, nested too deep, a NUL or a lone surrogate
+    except bodies.BodyError as exc:
+        return refuse(400, "invalid", [Issue("error", "structure", str(exc), exc.where)])
     if not isinstance(parsed, dict):
         return refuse(
             400,

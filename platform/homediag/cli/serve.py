@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from homediag.cli.common import runtime
+from homediag.cli.common import fail, runtime
 
 app = typer.Typer()  # its commands join the root command (``add_typer`` without a name)
 
@@ -20,11 +20,18 @@ def serve(
 ) -> None:
     """Serve the API (settings from HOMEDIAG_* environment variables)."""
     from homediag.api.app import create_app
+    from homediag.errors import Unavailable
     from homediag.server import serve as run
     from homediag.settings import get_settings
+    from homediag.store.database import check_reachable
 
     settings = get_settings()
-    run(create_app(runtime()), host or settings.host, port or settings.port)
+    rt = runtime()
+    try:
+        check_reachable(rt.engine)  # fail at start-up, clearly, not with a 500 on every request
+    except Unavailable as exc:
+        raise fail(f"cannot serve: {exc}; start the database or fix HOMEDIAG_DATABASE_URL") from None
+    run(create_app(rt), host or settings.host, port or settings.port)
 
 
 @app.command(

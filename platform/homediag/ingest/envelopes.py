@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from homediag import bodies
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, redact
-from homediag.errors import BadRequest, Unprocessable
+from homediag.errors import BadRequest, PayloadTooLarge, ServiceError, Unprocessable
 from homediag.fhir_profiles import (
     BuildContext,
     Built,
@@ -130,20 +131,31 @@ class IngestService:
         """``POST /ingest``: one envelope (its result, status by outcome), a list (200, a result each), or a
         body that is not JSON (400; kept all the same)."""
         try:
-            parsed: Any = fhirjson.loads(body)
-        except ValueError as exc:
-            result = self.ingest_unreadable(sender, body, f"the body is not JSON ({exc}); it is kept in the upload log")
+            # NULs and lone surrogates are looked for per envelope (``_process``): one bad envelope of a list
+            # never costs the others
+            parsed: Any = bodies.loads(body, check_text=False)
+        except bodies.BodyError as exc:
+            result = self.ingest_unreadable(sender, body, BadRequest(f"{exc}; it is kept in the upload log", exc.where))
             return IngestAnswer(400, result.as_json())
         if isinstance(parsed, list):
+            limit = self.rt.settings.max_envelopes_per_list
+            if len(parsed) > limit:
+                text = (
+                    f"the list holds {len(parsed)} envelopes, more than the {limit} a request may carry"
+                    " (HOMEDIAG_MAX_ENVELOPES_PER_LIST); send them in smaller lists. Nothing of it was stored;"
+                    " it is kept in the upload log"
+                )
+                result = self.ingest_unreadable(sender, body, PayloadTooLarge(text, "body"))
+                return IngestAnswer(413, result.as_json())
             return IngestAnswer(200, {"results": [r.as_json() for r in self.ingest(sender, parsed)]})
         result = self.ingest_one(sender, parsed, body=body)
         return IngestAnswer(STATUS.get(result.outcome, 422), result.as_json())
 
-    def ingest_unreadable(self, sender: Principal, body: bytes, problem: str) -> EnvelopeResult:
-        """A body that is not JSON at all: keep it, refuse it."""
+    def ingest_unreadable(self, sender: Principal, body: bytes, problem: ServiceError) -> EnvelopeResult:
+        """A body that cannot be taken as a whole (not JSON, too deep, too many envelopes): keep it, refuse it."""
 
         def refuse(session: Session, upload: m.Upload) -> EnvelopeResult:
-            raise BadRequest(issues=[Issue("error", "structure", problem, "body")])
+            raise problem
 
         return self.pipeline.unit(
             sender, body, adapter=None, redacted=None, what="reading", work=refuse, refused=_refused(0)
@@ -155,7 +167,8 @@ class IngestService:
     def ingest_one(self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None) -> EnvelopeResult:
         """Ingest one parsed envelope. ``body`` is the request body when it held just this envelope:
         it is kept byte for byte; an envelope from a list is kept as its JSON."""
-        body = body if body is not None else fhirjson.dumps(raw).encode()
+        # a lone surrogate has no UTF-8 form: kept as its JSON escape (\udXXX)
+        body = body if body is not None else fhirjson.dumps(raw).encode("utf-8", "backslashreplace")
         adapter = str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None
         return self.pipeline.unit(
             sender,
@@ -168,6 +181,10 @@ class IngestService:
         )
 
     def _process(self, session: Session, sender: Principal, upload: m.Upload, raw: Any, index: int) -> EnvelopeResult:
+        problem = bodies.text_problem(raw, "envelope")
+        if problem is not None:
+            text, where = problem
+            raise BadRequest(f"{text}; the envelope is kept in the upload log", where, code="structure")
         if not isinstance(raw, dict):
             raise Unprocessable(
                 issues=[

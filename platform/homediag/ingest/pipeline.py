@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from homediag import audit, care
@@ -79,6 +80,8 @@ class Pipeline:
                 except ServiceError as exc:
                     self.finish(session, sender, upload, "rejected", exc.issues, rejected=rejected)
                     return refused(upload, exc)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: the app answers 503 + Retry-After and the gateway sends again
         except Exception as exc:  # a failure of ours: keep what was sent, say so
             log.exception("a %s could not be stored; kept in the upload log as rejected", what)
             text = f"the platform could not store this {what} ({type(exc).__name__}); it is kept in the upload log"

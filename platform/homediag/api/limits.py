@@ -1,0 +1,85 @@
+"""Request body size limits, enforced while the body streams in (pure ASGI middleware).
+
+A body announced larger than its endpoint's limit (``Content-Length``) is answered 413 before a byte
+of it is read; a body without a length (chunked) is counted as it arrives and refused as soon as it
+passes the limit, so the server never holds more than the limit of one request. The gateway
+endpoints take ``HOMEDIAG_MAX_UPLOAD_BYTES`` (lists of envelopes, Bundles), every other endpoint
+``HOMEDIAG_MAX_BODY_BYTES``. The answer is an OperationOutcome naming the limit.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from homediag.errors import PayloadTooLarge
+from homediag.fhir_profiles import fhirjson, operation_outcome
+from homediag.settings import Settings
+
+GATEWAY_PATHS = ("/ingest", "/fhir", "/fhir/Observation")
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The largest body (bytes) a request to ``path`` may carry."""
+    return settings.max_upload_bytes if path.rstrip("/") in GATEWAY_PATHS else settings.max_body_bytes
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than the {limit} bytes this endpoint takes; it was not read"
+        " (send less per request: smaller lists, fewer entries)",
+        "body",
+    )
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(self.settings, scope["path"])
+        length = _content_length(scope)
+        if length is not None and length > limit:
+            await _refuse(send, too_large(limit))
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise too_large(limit)  # the app's one error handler answers it (413 OperationOutcome)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _refuse(send: Send, error: PayloadTooLarge) -> None:
+    body = fhirjson.dumps(operation_outcome(error.issues)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/fhir+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
