@@ -163,7 +163,9 @@ def test_deep_nesting_on_every_other_write_endpoint_is_a_400(client, tokens, met
 
 
 def test_a_consent_nested_2000_deep_is_a_400(client, tokens):
-    consent = '{"resourceType": "Consent", "status": "active"' + ', "extension": [{"url": "x"' * 2000 + "}]" * 2000 + "}"
+    consent = (
+        '{"resourceType": "Consent", "status": "active"' + ', "extension": [{"url": "x"' * 2000 + "}]" * 2000 + "}"
+    )
     response = client.post("/fhir/Consent", content=consent.encode(), headers=tokens.auth("admin"))
     assert response.status_code == 400, response.text
     assert "nested deeper" in response.json()["issue"][0]["diagnostics"]
