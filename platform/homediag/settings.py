@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     future_tolerance_minutes: int = Field(
         default=10, description="how far ahead of the server's clock a reading may be dated"
     )
+    earliest_days_before_enrolment: int = Field(
+        default=365,
+        description="a reading dated more than this many days before the patient's enrolment (or before 2000) is held",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         description="largest request body (bytes) on the admin and validation endpoints; larger ones get 413 unread",

@@ -79,11 +79,14 @@ class UploadLogReads(Decisions):
             # the device's maker as the gateway named it; an upload refused before its device was ever
             # stored is matched on the manufacturer in its (redacted) envelope
             stated = m.Upload.redacted[("device", "manufacturer")].as_string()
+            unattributed = or_(
+                m.Device.manufacturer == principal.organisation,
+                and_(m.Device.id.is_(None), stated == principal.organisation),
+            )
+            # an envelope's vendor was decided when it was admitted: by its device's registration
+            # (gateways allow-device --vendor), whatever manufacturer the gateway wrote
             query = query.where(
-                or_(
-                    m.Device.manufacturer == principal.organisation,
-                    and_(m.Device.id.is_(None), stated == principal.organisation),
-                )
+                or_(m.Upload.vendor == principal.organisation, and_(m.Upload.vendor.is_(None), unattributed))
             )
         with self.rt.sessions.begin() as session:
             total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()

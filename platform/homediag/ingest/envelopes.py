@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from homediag import bodies
+from homediag import bodies, care
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, redact
@@ -197,6 +197,10 @@ class IngestService:
             raise Unprocessable(issues=_envelope_issues(exc)) from None
         dev_id = device_id(env.device)
         upload.device_id = dev_id
+        serial, address = env.device.serial, env.device.address
+        # whose upload log shows it: the vendor its registration names, not the manufacturer it states
+        stated = (env.device.manufacturer or "")[:200] or None
+        upload.vendor = care.registered_vendor(session, sender.id, [serial or "", address or ""]) or stated
         if env.patient.system != CPR_SYSTEM:
             text = f"patient.system must be the CPR system {CPR_SYSTEM}"
             raise Unprocessable(issues=[Issue("error", "code-invalid", text, "envelope.patient.system")])
@@ -208,7 +212,6 @@ class IngestService:
         pkey = patient_key(cpr.cpr, self.rt.keys.pseudonym)
         upload.patient_key = pkey
         patient = self.pipeline.admit_patient(session, sender, pkey, where="envelope.patient", what="reading")
-        serial, address = env.device.serial, env.device.address
         self.pipeline.admit_device(
             session,
             sender,
@@ -216,6 +219,7 @@ class IngestService:
             described=f"the device (serial {serial or '-'}, address {address or '-'})",
             where="envelope.device",
             what="reading",
+            patient_key=pkey,
         )
         try:
             adapter = get_adapter(env.adapter)
@@ -269,6 +273,19 @@ class IngestService:
                 issues.append(ahead)
         if has_errors(issues):
             raise Unprocessable(issues=issues)
+        early = [
+            issue
+            for b in built
+            if (
+                issue := self.pipeline.implausibly_early(
+                    b.effective, patient.enrolled_at, "Observation.effectiveDateTime", f"{b.measurement}: "
+                )
+            )
+        ]
+        if early:
+            issues.extend(early)
+            self.pipeline.finish(session, sender, upload, "held", issues)
+            return EnvelopeResult(index, upload.id, "held", [], issues)
 
         rows = [
             observation_row(

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _KEPT = "the {what} is kept in the upload log but not stored"
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+"""No home device reading is older: an earlier device time is a clock that was never set."""
 
 
 def not_enrolled(what: str) -> str:
@@ -50,6 +52,7 @@ class Admitted:
 
     id: str
     key: str
+    enrolled_at: datetime | None = None
 
 
 class Pipeline:
@@ -102,17 +105,29 @@ class Pipeline:
         if not care.gateway_may_send(session, sender.id, patient.patient_key):
             text = "the patient is not enrolled on this gateway (homediag gateways assign); " + _KEPT.format(what=what)
             raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
-        return Admitted(patient.id, patient.patient_key)
+        return Admitted(patient.id, patient.patient_key, patient.enrolled_at)
 
     def admit_device(
-        self, session: Session, sender: Principal, names: list[str], *, described: str, where: str, what: str
+        self,
+        session: Session,
+        sender: Principal,
+        names: list[str],
+        *,
+        described: str,
+        where: str,
+        what: str,
+        patient_key: str | None = None,
     ) -> None:
-        """Unprocessable unless the gateway may upload from a device known by any of ``names``."""
+        """Unprocessable unless the gateway may upload from a device known by any of ``names`` and, when
+        the device is enrolled for a patient, ``patient_key`` is that patient."""
         if not care.gateway_may_use(session, sender.id, names):
             text = (
                 f"{described} is not allowed on this gateway (homediag gateways allow-device, by serial, address"
                 " or identifier value); " + _KEPT.format(what=what)
             )
+            raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
+        if patient_key is not None and care.bound_elsewhere(session, sender.id, names, patient_key):
+            text = f"{described} is enrolled for another patient on this gateway; " + _KEPT.format(what=what)
             raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
 
     # -- time ---------------------------------------------------------------------------------------
@@ -126,6 +141,26 @@ class Pipeline:
             "business-rule",
             f"{label}dated {when.isoformat()}, more than {minutes} minutes ahead of the platform's clock (check the"
             " device clock, and the gateway's clock when the device sent no time or the gateway set it)",
+            where,
+        )
+
+    def implausibly_early(
+        self, when: datetime, enrolled_at: datetime | None, where: str, label: str = ""
+    ) -> Issue | None:
+        """A warning when ``when`` is before 2000 or long before the patient's enrolment (a device clock
+        never set, a battery change): such a reading is held for review, never stored as a measurement."""
+        floor = EARLIEST_READING
+        if enrolled_at is not None:
+            before = timedelta(days=self.rt.settings.earliest_days_before_enrolment)
+            floor = max(floor, enrolled_at.replace(tzinfo=enrolled_at.tzinfo or UTC) - before)
+        if when >= floor:
+            return None
+        return Issue(
+            "warning",
+            "business-rule",
+            f"{label}dated {when.isoformat()}, before {floor.date().isoformat()} (2000, or"
+            f" {self.rt.settings.earliest_days_before_enrolment} days before the patient's enrolment): the device"
+            " clock is probably not set; held for review, not stored",
             where,
         )
 

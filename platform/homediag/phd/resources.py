@@ -139,6 +139,10 @@ def check_observation(ctx: Context, e: Entry) -> None:
     ahead = ctx.pipeline.too_far_ahead(e.effective[1], f"Observation.{element}")
     if ahead is not None:
         return e.fail(ahead)
+    early = ctx.pipeline.implausibly_early(e.effective[0], None, f"Observation.{element}")
+    if early is not None:  # no held outcome on this front: refused, and kept in the upload log for review
+        text = early.diagnostics.replace("held for review, not stored", "refused (kept in the upload log for review)")
+        return e.fail(Issue("error", early.code, text, early.expression))
 
 
 def _dedup_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
