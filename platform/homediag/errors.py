@@ -82,6 +82,10 @@ class PayloadTooLarge(ServiceError):
     status = 413
     code = "too-long"
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Connection": "close"}  # the rest of the body is never read: the connection cannot be reused
+
 
 class Unprocessable(ServiceError):
     """Readable, but it breaks a rule (a profile, enrolment, a relation)."""

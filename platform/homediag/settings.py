@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_envelopes_per_list: int = Field(
         default=1000, description="most envelopes one POST /ingest list may carry (413 above, kept in the upload log)"
     )
+    uploads_page_bytes: int = Field(
+        default=1_048_576,
+        description="most bytes of envelopes one page of GET /uploads holds (the rest: one at a time)",
+    )
     max_search_values: int = Field(
         default=100, description="most values one search may give a parameter (comma-separated and repeated)"
     )

@@ -3,6 +3,7 @@ values per search parameter, on both engines; the real uvicorn server for the st
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 from collections.abc import Iterator
@@ -103,3 +104,37 @@ def test_a_real_server_refuses_a_large_body_unread(live_server, tokens, runtime)
     assert "OperationOutcome" in answer and "1000000 bytes" in answer
     # the server goes on serving
     assert httpx.get(f"{live_server}/health/live").status_code == 200
+
+
+def test_the_upload_log_page_is_bounded_in_bytes_and_a_large_envelope_is_read_on_its_own(
+    client, tokens, pilot, runtime
+):
+    [person] = synthetic_patients(1, seed=78)
+    pilot.enrol(person.cpr)
+    taken = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(hours=1)
+    big = envelope(person, cuff_payload(random.Random(1), taken), datetime.now(UTC))
+    big["payload_hex"] = "ab" * 200_000  # 400 kB of hex the adapter refuses: kept, with its payload
+    response = client.post("/ingest", json=big, headers=tokens.auth("gateway"))
+    assert response.status_code == 422
+    big_id = response.json()["upload"]
+    for n in range(8):
+        small = envelope(person, cuff_payload(random.Random(n), taken - timedelta(minutes=n)), datetime.now(UTC))
+        assert client.post("/ingest", json=small, headers=tokens.auth("gateway")).status_code == 201
+    runtime.settings.uploads_page_bytes = 2_000
+    page = client.get("/uploads", headers=tokens.auth("admin"))
+    assert page.status_code == 200 and len(page.content) < 20_000
+    listed = {u["id"]: u for u in page.json()["uploads"]}
+    assert len(listed) == 9
+    assert listed[big_id]["redacted"] is None and f"GET /uploads/{big_id}" in listed[big_id]["withheld"]
+    shown = [u for u in listed.values() if u["redacted"] is not None]
+    assert 0 < len(shown) < 8  # the budget cut the page short: the rest are read one at a time
+    assert sum(len(json.dumps(u["redacted"], separators=(",", ":"))) for u in shown) <= 2_000
+    one = client.get(f"/uploads/{big_id}", headers=tokens.auth("admin"))
+    assert one.status_code == 200 and one.json()["redacted"]["payload_hex"] == "ab" * 200_000
+    assert client.get("/uploads/no-such-upload", headers=tokens.auth("admin")).status_code == 404
+    assert client.get(f"/uploads/{big_id}", headers=tokens.auth("clinician")).status_code == 403
+
+
+def test_upload_log_offsets_beyond_a_billion_are_a_400(client, tokens):
+    response = client.get("/uploads", params={"_offset": str(2**63)}, headers=tokens.auth("admin"))
+    assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"

@@ -43,6 +43,7 @@ EXPECTED = {
     ("POST", "/fhir/Observation"): "gateway-write",
     ("POST", "/sandbox/{adapter}"): "vendor-tools",
     ("GET", "/uploads"): "vendor-tools",
+    ("GET", "/uploads/{upload_id}"): "vendor-tools",
     ("GET", "/health/live"): "public",
     ("GET", "/health/ready"): "public",
 }

@@ -23,9 +23,10 @@ def body_limit(settings: Settings, path: str) -> int:
     return settings.max_upload_bytes if path.rstrip("/") in GATEWAY_PATHS else settings.max_body_bytes
 
 
-def too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int, *, partly: bool = False) -> PayloadTooLarge:
+    read = "it was read no further" if partly else "it was not read"
     return PayloadTooLarge(
-        f"the request body is larger than the {limit} bytes this endpoint takes; it was not read"
+        f"the request body is larger than the {limit} bytes this endpoint takes; {read}"
         " (send less per request: smaller lists, fewer entries)",
         "body",
     )
@@ -53,7 +54,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise too_large(limit)  # the app's one error handler answers it (413 OperationOutcome)
+                    raise too_large(limit, partly=True)  # the app's one error handler answers it (413 OperationOutcome)
             return message
 
         await self.app(scope, counted, send)
