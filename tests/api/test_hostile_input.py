@@ -216,3 +216,22 @@ def test_search_values_at_the_edges_still_search(client, tokens):
         assert response.status_code == 200, (value, response.text)
     codes = ",".join(str(n) for n in range(100))
     assert client.get("/fhir/Observation", params={"code": codes}, headers=tokens.auth("clinician")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "role", "where"),
+    [
+        ("/fhir/Observation/%00", "clinician", "path"),
+        ("/fhir/Patient/a%00", "clinician", "path"),
+        ("/fhir/Device/a%00", "admin", "path"),
+        ("/fhir/Consent/a%00/_history", "admin", "path"),
+        ("/uploads/a%00", "admin", "path"),
+        ("/fhir/AuditEvent?type=a%00", "admin", "type"),
+        ("/fhir/Observation?code=1%00", "clinician", "code"),
+    ],
+)
+def test_a_nul_in_a_path_or_a_query_is_a_400_naming_it(client, tokens, url, role, where):
+    response = client.get(url, headers=tokens.auth(role))
+    assert response.status_code == 400, response.text
+    issue = _outcome(response)["issue"][0]
+    assert issue["expression"] == [where] and "NUL" in issue["diagnostics"]

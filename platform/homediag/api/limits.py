@@ -5,13 +5,18 @@ of it is read; a body without a length (chunked) is counted as it arrives and re
 passes the limit, so the server never holds more than the limit of one request. The gateway
 endpoints take ``HOMEDIAG_MAX_UPLOAD_BYTES`` (lists of envelopes, Bundles), every other endpoint
 ``HOMEDIAG_MAX_BODY_BYTES``. The answer is an OperationOutcome naming the limit.
+
+The same middleware refuses (400) a path or query parameter holding a NUL character (``%00``):
+no id or search value holds one, and PostgreSQL cannot even compare a text with one.
 """
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from homediag.errors import PayloadTooLarge
+from homediag.errors import BadRequest, PayloadTooLarge, ServiceError
 from homediag.fhir_profiles import fhirjson, operation_outcome
 from homediag.settings import Settings
 
@@ -41,6 +46,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        nul = _nul_in_request(scope)
+        if nul is not None:
+            await _refuse(send, nul)
+            return
         limit = body_limit(self.settings, scope["path"])
         length = _content_length(scope)
         if length is not None and length > limit:
@@ -60,6 +69,19 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+def _nul_in_request(scope: Scope) -> BadRequest | None:
+    """A 400 naming the path or the query parameter that holds a NUL character, else None."""
+    if "\x00" in scope["path"]:
+        return BadRequest("the request path holds a NUL character (%00)", "path", code="value")
+    query = scope.get("query_string", b"")
+    if b"%00" in query.lower() or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                where = name.replace("\x00", "") or "query"
+                return BadRequest(f"the query parameter '{where}' holds a NUL character (%00)", where, code="value")
+    return None
+
+
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
@@ -70,7 +92,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, error: PayloadTooLarge) -> None:
+async def _refuse(send: Send, error: ServiceError) -> None:
     body = fhirjson.dumps(operation_outcome(error.issues)).encode()
     await send(
         {
@@ -79,7 +101,7 @@ async def _refuse(send: Send, error: PayloadTooLarge) -> None:
             "headers": [
                 (b"content-type", b"application/fhir+json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *((k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()),
             ],
         }
     )
