@@ -127,3 +127,19 @@ def test_a_phd_observation_dated_before_2000_is_refused_and_kept(client, tokens,
     assert _observations(runtime) == 0
     with runtime.sessions() as session:
         assert [u.outcome for u in session.scalars(select(m.Upload))] == ["rejected"]
+
+
+def test_a_phd_device_enrolled_for_another_patient_is_refused(client, tokens, runtime, two_patients):
+    from tests.api.test_phd_gateway import MRN, PATIENTS, bundle_1, enrol, post_bundle
+
+    enrol(client, tokens, PATIENTS[0], MRN)  # the IG example's patient
+    (_, anna_id), _ = two_patients
+    bundle = bundle_1()
+    eui64 = next(
+        e["resource"]["identifier"][0]["value"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Device"
+    )
+    _register(runtime, tokens.ids["gateway"], eui64, patient_id=anna_id)  # the oximeter is Anna's
+    response = post_bundle(client, tokens, bundle)
+    assert response.status_code == 422, response.text
+    assert "enrolled for another patient" in response.text
+    assert _observations(runtime) == 0

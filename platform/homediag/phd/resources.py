@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from homediag import care
 from homediag.consent.fhirtime import local_span
 from homediag.errors import Unprocessable
 from homediag.fhir_profiles import Issue, check_structure, has_errors, validate
 from homediag.fhir_profiles import terminology as t
 from homediag.fhir_profiles.walk import strings
 from homediag.ingest.pipeline import observation_row
+from homediag.store import models as m
 from homediag.store.repositories import devices, observations
 
 from .constants import ADAPTER, BLUETOOTH_SYSTEM, EUI64_SYSTEM, GATEWAY_DEVICE, MDC_AHD, PHD_IDENTIFIER_SYSTEM, WHAT
@@ -175,10 +177,30 @@ def _if_none_exist(condition: str) -> tuple[str, str]:
     return system, value
 
 
+def _device_names(ctx: Context, device_id: str) -> list[str]:
+    """What a device is registered by on a gateway (serial, identifier values, address): from the Device
+    entry of this request, else from the stored device."""
+    names: list[str] = []
+    resources = [d.resource for d in ctx.entries if d.rtype == "Device" and d.device_id == device_id]
+    stored = ctx.session.get(m.Device, device_id)
+    if stored is not None:
+        names += [stored.serial or "", stored.address or ""]
+        resources.append(stored.resource or {})
+    for resource in resources:
+        names.append(str(resource.get("serialNumber") or ""))
+        names += [str(i.get("value")) for i in resource.get("identifier") or [] if isinstance(i, dict)]
+    return [n for n in names if n]
+
+
 def key_and_match(ctx: Context, e: Entry) -> None:
     """The dedup key and our id; a conditional create (ifNoneExist) that matches takes the existing one."""
     assert e.patient is not None and e.effective is not None
     pkey = e.patient.key
+    if e.device_id and care.bound_elsewhere(ctx.session, ctx.sender.id, _device_names(ctx, e.device_id), pkey):
+        text = "the Observation's device is enrolled for another patient on this gateway; " + (
+            f"the {WHAT} is kept in the upload log but not stored"
+        )
+        return e.fail(Issue("error", "forbidden", text, "Observation.device"))
     chosen = _dedup_identifier(e.resource)
     if chosen is not None:
         e.dedup = identifier_dedup(pkey, *chosen)
