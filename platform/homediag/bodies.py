@@ -42,7 +42,7 @@ def loads(body: bytes | str, *, max_depth: int = MAX_DEPTH, check_text: bool = T
     except ValueError as exc:  # UnicodeDecodeError included: not UTF-8
         raise BodyError(f"the body is not JSON ({_short(str(exc))})", root) from None
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    if raw.count(b"[") + raw.count(b"{") > max_depth:
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _deeper_than(value, max_depth):
         where = _too_deep(value, root, max_depth)
         if where is not None:
             raise BodyError(f"the JSON is nested deeper than {max_depth} levels (at {where})", where)
@@ -93,7 +93,25 @@ def _describe_key(key: str) -> str:
     return repr(_short(escape_text(key), 40))
 
 
+def _deeper_than(value: Any, max_depth: int) -> bool:
+    """Whether arrays and objects nest deeper than ``max_depth``: a walk level by level, no paths (it
+    runs on every large body, so it stays cheap)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 1
+    while level:
+        if depth > max_depth:
+            return True
+        deeper = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level, depth = deeper, depth + 1
+    return False
+
+
 def _too_deep(value: Any, root: str, max_depth: int) -> str | None:
+    """The path of the first array or object deeper than ``max_depth`` (only when there is one)."""
     stack: list[tuple[Any, str, int]] = [(value, root, 1)]
     while stack:
         node, path, depth = stack.pop()
