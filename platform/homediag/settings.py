@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         default=10, description="how far ahead of the server's clock a reading may be dated"
     )
     earliest_days_before_enrolment: int = Field(
-        default=365,
+        default=1826,  # five years: a vendor cloud's back-fill of a patient's history is plausible, 1970 is not
         description="a reading dated more than this many days before the patient's enrolment (or before 2000) is held",
     )
     max_body_bytes: int = Field(

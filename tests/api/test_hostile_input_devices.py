@@ -100,8 +100,8 @@ def test_a_reading_dated_before_2000_is_held_for_review_not_stored(client, token
 
 def test_a_reading_long_before_enrolment_is_held_one_shortly_before_is_stored(client, tokens, runtime, two_patients):
     (anna, _), _ = two_patients
-    long_before = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(days=400)
-    shortly_before = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(days=30)
+    long_before = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(days=6 * 365)
+    shortly_before = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(days=4 * 365)
     assert (
         client.post("/ingest", json=_reading(anna, taken=long_before), headers=tokens.auth("gateway")).json()["outcome"]
         == "held"
