@@ -117,21 +117,70 @@ def assign_gateway(session: Session, keys: KeyRing, actor: Principal, gateway_id
 ANY_DEVICE = "*"
 
 
-def allow_device(session: Session, keys: KeyRing, actor: Principal, gateway_id: str, serial: str) -> None:
-    """Let a gateway upload from a device (its serial, Bluetooth address or PHD identifier; ``*``: any device)."""
+def allow_device(
+    session: Session,
+    keys: KeyRing,
+    actor: Principal,
+    gateway_id: str,
+    serial: str,
+    *,
+    patient_id: str | None = None,
+    vendor: str | None = None,
+) -> None:
+    """Let a gateway upload from a device (its serial, Bluetooth address or PHD identifier; ``*``: any device).
+    ``patient_id``: the patient the device is enrolled for (its readings for another patient are refused);
+    ``vendor``: the organisation the device belongs to (its uploads show in that vendor's upload log)."""
     gateway = session.get(m.User, gateway_id)
     if gateway is None or gateway.role != "gateway":
         raise Unknown(f"no gateway {gateway_id!r}")
     serial = serial.strip()
     if not serial:
         raise Unknown("a device is named by its serial, address or identifier (or * for any device)")
-    if session.get(m.GatewayDevice, (gateway_id, serial)) is None:
-        session.add(m.GatewayDevice(gateway_id=gateway_id, serial=serial, assigned_at=utcnow()))
+    if serial == ANY_DEVICE and (patient_id or vendor):
+        raise Unknown("'*' stands for any device: it cannot be bound to a patient or a vendor; name the device")
+    patient_key = _patient(session, patient_id).patient_key if patient_id else None
+    row = session.get(m.GatewayDevice, (gateway_id, serial))
+    if row is None:
+        row = m.GatewayDevice(gateway_id=gateway_id, serial=serial, assigned_at=utcnow())
+        session.add(row)
+    row.patient_key = patient_key or row.patient_key
+    row.vendor = (vendor.strip()[:200] if vendor else None) or row.vendor
     audit.append(
         session,
         keys,
-        [audit.Entry(actor.id, actor.role, "gateway-device", "done", entity=f"gateway/{gateway_id}", detail=serial)],
+        [
+            audit.Entry(
+                actor.id,
+                actor.role,
+                "gateway-device",
+                "done",
+                patient_key=patient_key,
+                entity=f"gateway/{gateway_id}",
+                detail=serial if not vendor else f"{serial} ({vendor})",
+            )
+        ],
     )
+
+
+def registrations(session: Session, gateway_id: str, names: list[str]) -> list[m.GatewayDevice]:
+    """The gateway's registrations of a device known by any of ``names`` (not ``*``)."""
+    wanted = [n for n in names if n and n != ANY_DEVICE]
+    if not wanted:
+        return []
+    query = select(m.GatewayDevice).where(m.GatewayDevice.gateway_id == gateway_id, m.GatewayDevice.serial.in_(wanted))
+    return list(session.scalars(query))
+
+
+def registered_vendor(session: Session, gateway_id: str, names: list[str]) -> str | None:
+    """The vendor the device's registration on this gateway names (None: none, or conflicting ones)."""
+    vendors = {r.vendor for r in registrations(session, gateway_id, names) if r.vendor}
+    return vendors.pop() if len(vendors) == 1 else None
+
+
+def bound_elsewhere(session: Session, gateway_id: str, names: list[str], patient_key: str) -> bool:
+    """Whether the device is enrolled (on this gateway) for a patient other than ``patient_key``."""
+    bound = {r.patient_key for r in registrations(session, gateway_id, names) if r.patient_key}
+    return bool(bound) and patient_key not in bound
 
 
 def gateway_may_use(session: Session, gateway_id: str, names: list[str]) -> bool:

@@ -86,6 +86,17 @@ class PreconditionFailed(ServiceError):
     code = "conflict"
 
 
+class PayloadTooLarge(ServiceError):
+    """More than a request may carry: a body over the size limit, a list with too many envelopes."""
+
+    status = 413
+    code = "too-long"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Connection": "close"}  # the rest of the body is never read: the connection cannot be reused
+
+
 class Unprocessable(ServiceError):
     """Readable, but it breaks a rule (a profile, enrolment, a relation)."""
 

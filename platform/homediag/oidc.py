@@ -8,14 +8,9 @@ opaque API tokens. Machine tokens and people's tokens never mix.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import jwt
 
 from .users import Principal
@@ -30,6 +25,13 @@ class OidcError(Exception):
 
 @dataclass
 class OidcVerifier:
+    """Checks people's tokens against the provider's published keys.
+
+    The keys come through ``jwt.PyJWKClient``: the key set is cached (``cache_seconds``) and a token
+    naming a key id the cache does not hold refreshes it at most once per ``refresh_cooldown`` seconds,
+    so a stream of tokens with made-up key ids costs the provider one fetch, not one each. A key
+    verifies only tokens of its own algorithm (an ES256 token against an RSA key is refused, 401)."""
+
     issuer: str
     audience: str
     jwks_url: str | None = None
@@ -37,46 +39,48 @@ class OidcVerifier:
     role_claim: str = "homediag_role"
     organisation_claim: str = "organisation"
     cache_seconds: int = 300
+    refresh_cooldown: float = 30.0
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._keys: jwt.PyJWKSet | None = None
-        self._fetched = 0.0
+        if self.jwks_file is not None:
+            uri = self.jwks_file.resolve().as_uri()
+        elif self.jwks_url is not None:
+            uri = self.jwks_url
+        else:
+            raise OidcError("no JWKS configured (HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE)")
+        self.keys = jwt.PyJWKClient(
+            uri,
+            cache_jwk_set=True,
+            lifespan=self.cache_seconds,
+            timeout=5,
+            cooldown_duration=self.refresh_cooldown,
+        )
 
-    def _jwks(self, refresh: bool = False) -> jwt.PyJWKSet:
-        with self._lock:
-            stale = time.monotonic() - self._fetched > self.cache_seconds
-            if self._keys is None or stale or refresh:
-                if self.jwks_file is not None:
-                    data: Any = json.loads(self.jwks_file.read_text())
-                elif self.jwks_url is not None:
-                    response = httpx.get(self.jwks_url, timeout=5)
-                    response.raise_for_status()
-                    data = response.json()
-                else:
-                    raise OidcError("no JWKS configured (HOMEDIAG_OIDC_JWKS_URL or HOMEDIAG_OIDC_JWKS_FILE)")
-                self._keys, self._fetched = jwt.PyJWKSet.from_dict(data), time.monotonic()
-            return self._keys
-
-    def _key_for(self, kid: str | None) -> Any:
-        for refresh in (False, True):  # a new kid after the provider rotated its keys: fetch once more
-            for key in self._jwks(refresh).keys:
-                if kid is None or key.key_id == kid:
-                    return key.key
-        raise OidcError(f"no signing key {kid!r} at the identity provider")
+    def _key_for(self, token: str) -> jwt.PyJWK:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if kid is not None:
+                return self.keys.get_signing_key(str(kid))
+            keys = self.keys.get_signing_keys()
+        except jwt.PyJWKClientConnectionError:
+            raise OidcError("the identity provider's signing keys cannot be fetched just now") from None
+        except jwt.PyJWKClientError as exc:
+            raise OidcError(f"no signing key for this token at the identity provider ({exc})") from None
+        if len(keys) != 1:
+            raise OidcError("the token names no key id (kid) and the identity provider has several keys")
+        return keys[0]
 
     def principal(self, token: str) -> Principal:
         try:
-            header = jwt.get_unverified_header(token)
             claims = jwt.decode(
                 token,
-                self._key_for(header.get("kid")),
+                self._key_for(token),  # a PyJWK: only its own algorithm verifies
                 algorithms=ALGORITHMS,
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:  # a malformed token or key: refused, never a 500
             raise OidcError(f"the token was refused: {exc}") from None
         role = claims.get(self.role_claim)
         if isinstance(role, list):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -15,9 +15,12 @@ from homediag.errors import BadRequest
 
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 NUMBER_PREFIXES = DATE_PREFIXES
+# ASCII digits only (``\d`` would take any script's digits); the offset at most 14 hours, as FHIR's
 _DATE = re.compile(
-    r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"^(?P<y>[0-9]{4})(-(?P<m>[0-9]{2})(-(?P<d>[0-9]{2})(T(?P<H>[0-9]{2}):(?P<M>[0-9]{2})(:(?P<S>[0-9]{2})"
+    r"(?P<f>\.[0-9]{1,9})?)?(?P<tz>Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?)?)?$"
 )
+MIN_YEAR, MAX_YEAR = 1, 9998  # a range around a date must still be a date
 
 
 class SearchError(BadRequest):
@@ -57,6 +60,8 @@ def parse_date(raw: str, zone: ZoneInfo, parameter: str = "date") -> DateRange:
             parameter,
         )
     g = match.groupdict()
+    if not MIN_YEAR <= int(g["y"]) <= MAX_YEAR:
+        raise SearchError(f"{parameter}: the year {g['y']} is outside {MIN_YEAR:04d}–{MAX_YEAR}", parameter)
     tz = zone
     if g["tz"]:
         tz = ZoneInfo("UTC") if g["tz"] == "Z" else None  # type: ignore[assignment]
@@ -76,16 +81,22 @@ def parse_date(raw: str, zone: ZoneInfo, parameter: str = "date") -> DateRange:
         low = datetime.fromisoformat(f"{low.isoformat()}{g['tz']}")
     else:
         low = low.replace(tzinfo=tz)
-    if g["f"] or g["S"]:
-        high = low + timedelta(seconds=1) if not g["f"] else low + timedelta(microseconds=1)
-    elif g["M"]:
-        high = low + timedelta(minutes=1)
-    elif g["d"]:
-        high = (low.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=low.tzinfo)
-    elif g["m"]:
-        high = _add_months(low, 1)
-    else:
-        high = low.replace(year=low.year + 1)
+    try:
+        if g["f"] or g["S"]:
+            high = low + timedelta(seconds=1) if not g["f"] else low + timedelta(microseconds=1)
+        elif g["M"]:
+            high = low + timedelta(minutes=1)
+        elif g["d"]:
+            high = (low.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=low.tzinfo)
+        elif g["m"]:
+            high = _add_months(low, 1)
+        else:
+            high = low.replace(year=low.year + 1)
+        low.astimezone(UTC), high.astimezone(UTC)  # the store compares in UTC: it must exist there
+    except (ValueError, OverflowError):
+        raise SearchError(
+            f"{parameter}: '{text}' is too close to the ends of the calendar to search", parameter
+        ) from None
     return DateRange(prefix, low, high)
 
 
@@ -95,10 +106,17 @@ class Token:
     code: str
 
 
-def parse_tokens(raw: str, parameter: str) -> list[Token]:
+MAX_VALUES = 100
+"""Most values a search may give one parameter (comma-separated and repeated together)."""
+
+
+def parse_tokens(raw: str, parameter: str, max_values: int = MAX_VALUES) -> list[Token]:
     """``system|code``, ``|code`` (no system), or bare ``code``; a comma means OR."""
     tokens = []
-    for part in raw.split(","):
+    parts = raw.split(",")
+    if len(parts) > max_values:
+        raise SearchError(f"{parameter}: {len(parts)} values, more than the {max_values} a search may give", parameter)
+    for part in parts:
         if not part:
             raise SearchError(f"{parameter}: empty value", parameter)
         if "|" in part:
@@ -247,13 +265,25 @@ def _unknown(name: str) -> SearchError:
 
 
 def parse_observation_query(
-    items: list[tuple[str, str]], zone: ZoneInfo, default_count: int, max_count: int, *, lenient: bool = False
+    items: list[tuple[str, str]],
+    zone: ZoneInfo,
+    default_count: int,
+    max_count: int,
+    max_values: int = MAX_VALUES,
+    *,
+    lenient: bool = False,
 ) -> ObservationQuery:
     """The query of ``items``. Strict (the default): an unknown parameter is a 400. Lenient
     (``Prefer: handling=lenient``): it is ignored and named in ``ignored``; a known parameter with a value
     that cannot be read is a 400 either way."""
     q = ObservationQuery(count=default_count)
+    seen: dict[str, int] = {}
     for raw_name, value in items:
+        seen[raw_name] = seen.get(raw_name, 0) + value.count(",") + 1
+        if seen[raw_name] > max_values:
+            raise SearchError(
+                f"{raw_name}: more than the {max_values} values a search may give one parameter", raw_name
+            )
         name, _, modifier = raw_name.partition(":")
         try:
             _parse_one(q, name, modifier, raw_name, value, zone, max_count)

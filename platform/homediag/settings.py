@@ -83,6 +83,28 @@ class Settings(BaseSettings):
         default=60, ge=1, description="a running job not heard of for this long is resumed by another worker"
     )
     export_worker: bool = Field(default=True, description="run export jobs in a thread started with the app")
+    earliest_days_before_enrolment: int = Field(
+        default=1826,  # five years: a vendor cloud's back-fill of a patient's history is plausible, 1970 is not
+        description="a reading dated more than this many days before the patient's enrolment (or before 2000) is held",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        description="largest request body (bytes) on the admin and validation endpoints; larger ones get 413 unread",
+    )
+    max_upload_bytes: int = Field(
+        default=8_388_608,
+        description="largest request body (bytes) a gateway may send to POST /ingest, /fhir and /fhir/Observation",
+    )
+    max_envelopes_per_list: int = Field(
+        default=1000, description="most envelopes one POST /ingest list may carry (413 above, kept in the upload log)"
+    )
+    uploads_page_bytes: int = Field(
+        default=1_048_576,
+        description="most bytes of envelopes one page of GET /uploads holds (the rest: one at a time)",
+    )
+    max_search_values: int = Field(
+        default=100, description="most values one search may give a parameter (comma-separated and repeated)"
+    )
 
 
 @lru_cache

@@ -106,6 +106,9 @@ EXPECTED = {
     ("GET", "/fhir/Task/{task_id}"): "monitoring-read",
     ("GET", "/fhir/Provenance"): "monitoring-read",
     ("GET", "/fhir/Provenance/{provenance_id}"): "monitoring-read",
+    ("GET", "/uploads/{upload_id}"): "vendor-tools",
+    ("GET", "/health/live"): "public",
+    ("GET", "/health/ready"): "public",
 }
 WEB_SIGNED_IN = {
     "web-signed-in",

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from homediag.envelope import redact
-from homediag.errors import Forbidden
-from homediag.fhir_profiles import operation_outcome
+from homediag.errors import Forbidden, NotFound
+from homediag.fhir_profiles import fhirjson, operation_outcome
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -20,6 +20,8 @@ from .decisions import Decisions
 from .view import View
 
 MAX_UPLOADS_PAGE = 500
+MAX_ENVELOPE_ON_PAGE = 64 * 1024
+"""A redacted envelope larger than this (bytes of JSON) is never put on a page: it is read on its own."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,45 @@ def _envelope_for(view: View | None, upload: m.Upload, testing: set[str]) -> dic
     return {"redacted": envelope}
 
 
+def _fit_page(uploads: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The page with its envelopes kept while the page stays within ``budget`` bytes of JSON; a larger
+    envelope (or one past the budget) is left out, with where to read it on its own."""
+    used = 0
+    fitted = []
+    for upload in uploads:
+        size = len(fhirjson.dumps(upload.get("redacted")))
+        if upload.get("redacted") is not None and (size > MAX_ENVELOPE_ON_PAGE or used + size > budget):
+            upload = {
+                **upload,
+                "redacted": None,
+                "withheld": f"the envelope ({size} bytes) does not fit on a page;"
+                f" read it with GET /uploads/{upload['id']}",
+            }
+        else:
+            used += size
+        fitted.append(upload)
+    return fitted
+
+
 class UploadLogReads(Decisions):
-    def list_uploads(self, principal: Principal, *, count: int = 50, offset: int = 0) -> UploadPage:
-        """The upload log this reader may see, newest first, audited."""
+    def read_upload(self, principal: Principal, upload_id: str) -> dict[str, Any]:
+        """One upload as this reader may see it, its envelope whatever its size; 404 when it may not."""
+        page = self.list_uploads(principal, count=1, offset=0, upload_id=upload_id)
+        if not page.uploads:
+            raise NotFound.resource("upload", upload_id)
+        return page.uploads[0]
+
+    def list_uploads(
+        self,
+        principal: Principal,
+        *,
+        count: int = 50,
+        offset: int = 0,
+        upload_id: str | None = None,
+        page_bytes: int | None = None,
+    ) -> UploadPage:
+        """The upload log this reader may see, newest first, audited; with ``page_bytes``, the envelopes
+        on the page are bounded (``_fit_page``). ``upload_id``: just that upload (``read_upload``)."""
         if principal.role == "admin":
             view = None
         elif principal.role == "vendor":
@@ -85,15 +123,20 @@ class UploadLogReads(Decisions):
         count = max(0, min(count, MAX_UPLOADS_PAGE))
         offset = max(0, offset)
         query = select(m.Upload).outerjoin(m.Device, m.Device.id == m.Upload.device_id)
+        if upload_id is not None:
+            query = query.where(m.Upload.id == upload_id)
         if view is not None:
             # the device's maker as the gateway named it; an upload refused before its device was ever
             # stored is matched on the manufacturer in its (redacted) envelope
             stated = m.Upload.redacted[("device", "manufacturer")].as_string()
+            unattributed = or_(
+                m.Device.manufacturer == principal.organisation,
+                and_(m.Device.id.is_(None), stated == principal.organisation),
+            )
+            # an envelope's vendor was decided when it was admitted: by its device's registration
+            # (gateways allow-device --vendor), whatever manufacturer the gateway wrote
             query = query.where(
-                or_(
-                    m.Device.manufacturer == principal.organisation,
-                    and_(m.Device.id.is_(None), stated == principal.organisation),
-                )
+                or_(m.Upload.vendor == principal.organisation, and_(m.Upload.vendor.is_(None), unattributed))
             )
         with self.rt.sessions.begin() as session:
             total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
@@ -114,7 +157,11 @@ class UploadLogReads(Decisions):
                 }
                 for u in rows
             ]
+            if page_bytes is not None:
+                uploads = _fit_page(uploads, page_bytes)
             scope = "all uploads" if view is None else f"devices of {principal.organisation}"
+            if upload_id is not None:
+                scope += f", upload/{upload_id}"
             self._audit(
                 session,
                 principal,

@@ -8,17 +8,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from homediag import __version__
-from homediag.errors import ServiceError
+from homediag.errors import ServiceError, Unavailable
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 from homediag.web import install as install_web
 from homediag.web.errors import error_page, is_web
 
-from . import admin, bulk, evaluation, fhir, gateway, ingest, monitoring, smart
+from . import admin, bulk, evaluation, fhir, gateway, health, ingest, monitoring, smart
 from .headers import NoStoreForCallers
+from .limits import BodyLimit
 from .negotiation import FhirNegotiation
 from .policy import check_policies
 from .responses import FhirResponse, error_response
@@ -69,6 +72,17 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         return FhirResponse(operation_outcome([Issue("error", code, str(exc.detail))]), status_code=exc.status_code)
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_unavailable(_request: Request, exc: Exception) -> FhirResponse:
+        """The database went away mid-request: 503 with Retry-After, so a gateway sends again (writes are
+        idempotent: a reading sent twice is stored once)."""
+        log.warning("database unavailable answering a request: %s", type(exc).__name__)
+        return error_response(
+            Unavailable("the database cannot be reached just now; nothing of this request was lost, send it again")
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> FhirResponse:
         """Whatever went wrong of ours: a 500 that is still an OperationOutcome, naming no internals."""
@@ -78,6 +92,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     app.add_middleware(NoStoreForCallers)
     app.add_middleware(FhirNegotiation)  # outermost: a 406 or a HEAD is answered for every /fhir route
+    app.add_middleware(BodyLimit, settings=app.state.runtime.settings)  # outermost: before anything reads
+    app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(gateway.router)
     app.include_router(bulk.router)  # before fhir: /fhir/Patient/$export is not /fhir/Patient/{patient_id}

@@ -9,9 +9,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from homediag import bundles, enrolment, versions
+from homediag import bodies, bundles, enrolment, versions
 from homediag.errors import BadRequest, NotFound, Unavailable
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome, validate
+from homediag.fhir_profiles import Issue, operation_outcome, validate
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.fhir_profiles.publish import published_structure_definition
 from homediag.search_params import parse_count, parse_observation_query, parse_reference
@@ -47,9 +47,9 @@ AdminWriter = Annotated[Caller, Depends(enforce(ADMIN_WRITE))]
 async def _resource(request: Request) -> dict[str, Any]:
     body = await request.body()
     try:
-        resource = fhirjson.loads(body)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}", code="structure") from None
+        resource = bodies.loads(body)  # not JSON, nested too deep, a NUL or a lone surrogate: 400, naming where
+    except bodies.BodyError as exc:
+        raise BadRequest(str(exc), exc.where, code="structure") from None
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise BadRequest("the body must be a FHIR resource (a JSON object with resourceType)", code="structure")
     return resource
@@ -109,7 +109,12 @@ def _observation_search(
     if cursor is not None:
         items = cursor.items
     query = parse_observation_query(
-        items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size, lenient=_lenient(request)
+        items,
+        rt.local_zone,
+        rt.settings.default_page_size,
+        rt.settings.max_page_size,
+        rt.settings.max_search_values,
+        lenient=_lenient(request),
     )
     items = [(k, v) for k, v in items if k not in query.ignored]  # the walk goes on without them
     return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose, cursor))
@@ -165,7 +170,9 @@ def observation_type_history(request: Request, rt: RuntimeDep, caller: ClinicalR
             else:
                 raise BadRequest(f"unknown parameter '{name}' of a history; supported: _count, _since", name)
         items = converted
-    query = parse_observation_query(items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size)
+    query = parse_observation_query(
+        items, rt.local_zone, rt.settings.default_page_size, rt.settings.max_page_size, rt.settings.max_search_values
+    )
     page = caller.access.search_observations(
         caller.user, query, base, items, caller.purpose, cursor, path="Observation/_history"
     )

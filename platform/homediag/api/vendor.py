@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from homediag import conformance
+from homediag import bodies, conformance
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, EnvelopeDevice
 from homediag.errors import BadRequest
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
+from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 from homediag.users import Principal
 
@@ -76,9 +76,9 @@ def _sandbox(rt: Runtime, caller: Principal, adapter_id: str, body: bytes) -> Fh
         return FhirResponse(operation_outcome(issues), status_code=status)
 
     try:
-        parsed = fhirjson.loads(body)
-    except ValueError as exc:
-        return refuse(400, "invalid", [Issue("error", "structure", f"the body is not JSON: {exc}", "body")])
+        parsed = bodies.loads(body)  # not JSON, nested too deep, a NUL or a lone surrogate
+    except bodies.BodyError as exc:
+        return refuse(400, "invalid", [Issue("error", "structure", str(exc), exc.where)])
     if not isinstance(parsed, dict):
         return refuse(
             400,
@@ -138,14 +138,16 @@ def _sandbox(rt: Runtime, caller: Principal, adapter_id: str, body: bytes) -> Fh
         "Vendor token: the uploads from devices whose manufacturer is the vendor's organisation; "
         "admin: all uploads. Each with id, received_at, adapter, device, outcome, counts, issues "
         "(OperationOutcome) and the redacted envelope; never a patient's key, id or CPR. Paged with "
-        "`_count` (default 50, at most 500) and `_offset`. Audited."
+        "`_count` (default 50, at most 500) and `_offset`; a page holds at most HOMEDIAG_UPLOADS_PAGE_BYTES "
+        "of envelopes (1 MiB): a larger envelope is read on its own, `GET /uploads/{id}`. Audited."
     ),
 )
 def uploads(
     request: Request,
     caller: VendorReader,
-    count: Annotated[int, Query(alias="_count", ge=0)] = 50,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    rt: RuntimeDep,
+    count: Annotated[int, Query(alias="_count", ge=0, le=999_999_999)] = 50,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=999_999_999)] = 0,
 ) -> FhirResponse:
     unknown = sorted(set(request.query_params) - {"_count", "_offset"})
     if unknown:
@@ -154,7 +156,9 @@ def uploads(
             unknown[0],
             code="not-supported",
         )
-    page = caller.access.list_uploads(caller.user, count=count, offset=offset)
+    page = caller.access.list_uploads(
+        caller.user, count=count, offset=offset, page_bytes=rt.settings.uploads_page_bytes
+    )
     document: dict[str, Any] = {
         "total": page.total,
         "count": page.count,
@@ -164,3 +168,16 @@ def uploads(
     if page.count and page.offset + page.count < page.total:
         document["next"] = f"{request.url.path}?_count={page.count}&_offset={page.offset + page.count}"
     return JsonResponse(document)
+
+
+@router.get(
+    "/uploads/{upload_id}",
+    summary="One upload of the caller's own devices, its envelope whatever its size",
+    description=(
+        "The same entry as on `GET /uploads` (and under the same rules: a vendor's own devices only, "
+        "never an identity), with the redacted envelope even when it is too large for a page. 404 for "
+        "an upload that does not exist or may not be seen. Audited."
+    ),
+)
+def upload(upload_id: str, caller: VendorReader) -> FhirResponse:
+    return JsonResponse(caller.access.read_upload(caller.user, upload_id))

@@ -116,12 +116,24 @@ def gateways_allow_device(
     device: Annotated[
         str, typer.Argument(help="the device's serial, Bluetooth address or PHD identifier; '*' for any device")
     ],
+    patient: Annotated[
+        str | None,
+        typer.Option(help="the patient's id the device is enrolled for: its readings for anyone else are refused"),
+    ] = None,
+    vendor: Annotated[
+        str | None,
+        typer.Option(help="the vendor organisation the device belongs to: its uploads show in that vendor's log"),
+    ] = None,
 ) -> None:
     """Let a gateway upload from a device; uploads from other devices are refused."""
     from homediag import care
 
-    _change(care.allow_device, gateway, device)
-    typer.echo(f"{gateway} may upload from {'any device' if device.strip() == care.ANY_DEVICE else device}")
+    _change(care.allow_device, gateway, device, patient_id=patient, vendor=vendor)
+    what = "any device" if device.strip() == care.ANY_DEVICE else device
+    bound = "".join(
+        [f" (enrolled for Patient/{patient})" if patient else "", f" (a device of {vendor})" if vendor else ""]
+    )
+    typer.echo(f"{gateway} may upload from {what}{bound}")
 
 
 @gateways_app.command("unassign")

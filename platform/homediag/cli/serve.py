@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from homediag.cli.common import runtime
+from homediag.cli.common import fail, runtime
 
 app = typer.Typer()  # its commands join the root command (``add_typer`` without a name)
 
@@ -24,12 +24,19 @@ def serve(
 ) -> None:
     """Serve the API (settings from HOMEDIAG_* environment variables)."""
     from homediag.api.app import create_app
+    from homediag.errors import Unavailable
     from homediag.server import serve as run
     from homediag.server import serve_workers
     from homediag.settings import get_settings
+    from homediag.store.database import check_reachable
 
     settings = get_settings()
-    app = create_app(runtime())  # also when forking workers: a bad setting or key file fails here, clearly
+    rt = runtime()
+    try:
+        check_reachable(rt.engine)  # fail at start-up, clearly, not with a 500 on every request
+    except Unavailable as exc:
+        raise fail(f"cannot serve: {exc}; start the database or fix HOMEDIAG_DATABASE_URL") from None
+    app = create_app(rt)  # also when forking workers: a bad setting or key file fails here, clearly
     if workers == 1:
         run(app, host or settings.host, port or settings.port)
     else:

@@ -17,10 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from homediag import bodies, care
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, redact
-from homediag.errors import BadRequest, Unprocessable
+from homediag.errors import BadRequest, PayloadTooLarge, ServiceError, Unprocessable
 from homediag.fhir_profiles import (
     BuildContext,
     Built,
@@ -131,20 +132,31 @@ class IngestService:
         """``POST /ingest``: one envelope (its result, status by outcome), a list (200, a result each), or a
         body that is not JSON (400; kept all the same)."""
         try:
-            parsed: Any = fhirjson.loads(body)
-        except ValueError as exc:
-            result = self.ingest_unreadable(sender, body, f"the body is not JSON ({exc}); it is kept in the upload log")
+            # NULs and lone surrogates are looked for per envelope (``_process``): one bad envelope of a list
+            # never costs the others
+            parsed: Any = bodies.loads(body, check_text=False)
+        except bodies.BodyError as exc:
+            result = self.ingest_unreadable(sender, body, BadRequest(f"{exc}; it is kept in the upload log", exc.where))
             return IngestAnswer(400, result.as_json())
         if isinstance(parsed, list):
+            limit = self.rt.settings.max_envelopes_per_list
+            if len(parsed) > limit:
+                text = (
+                    f"the list holds {len(parsed)} envelopes, more than the {limit} a request may carry"
+                    " (HOMEDIAG_MAX_ENVELOPES_PER_LIST); send them in smaller lists. Nothing of it was stored;"
+                    " it is kept in the upload log"
+                )
+                result = self.ingest_unreadable(sender, body, PayloadTooLarge(text, "body"))
+                return IngestAnswer(413, result.as_json())
             return IngestAnswer(200, {"results": [r.as_json() for r in self.ingest(sender, parsed)]})
         result = self.ingest_one(sender, parsed, body=body)
         return IngestAnswer(STATUS.get(result.outcome, 422), result.as_json())
 
-    def ingest_unreadable(self, sender: Principal, body: bytes, problem: str) -> EnvelopeResult:
-        """A body that is not JSON at all: keep it, refuse it."""
+    def ingest_unreadable(self, sender: Principal, body: bytes, problem: ServiceError) -> EnvelopeResult:
+        """A body that cannot be taken as a whole (not JSON, too deep, too many envelopes): keep it, refuse it."""
 
         def refuse(session: Session, upload: m.Upload) -> EnvelopeResult:
-            raise BadRequest(issues=[Issue("error", "structure", problem, "body")])
+            raise problem
 
         return self.pipeline.unit(
             sender, body, adapter=None, redacted=None, what="reading", work=refuse, refused=_refused(0)
@@ -166,7 +178,8 @@ class IngestService:
         return result  # type: ignore[no-any-return]
 
     def _add(self, batch: Batch, raw: Any, index: int, *, body: bytes | None = None) -> None:
-        body = body if body is not None else fhirjson.dumps(raw).encode()
+        # a lone surrogate has no UTF-8 form: kept as its JSON escape (\udXXX)
+        body = body if body is not None else fhirjson.dumps(raw).encode("utf-8", "backslashreplace")
         adapter = str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None
         batch.add(
             body,
@@ -178,6 +191,10 @@ class IngestService:
         )
 
     def _process(self, batch: Batch, sender: Principal, upload: UploadRecord, raw: Any, index: int) -> Any:
+        problem = bodies.text_problem(raw, "envelope")
+        if problem is not None:
+            text, where = problem
+            raise BadRequest(f"{text}; the envelope is kept in the upload log", where, code="structure")
         if not isinstance(raw, dict):
             raise Unprocessable(
                 issues=[
@@ -190,6 +207,10 @@ class IngestService:
             raise Unprocessable(issues=_envelope_issues(exc)) from None
         dev_id = device_id(env.device)
         upload.device_id = dev_id
+        serial, address = env.device.serial, env.device.address
+        # whose upload log shows it: the vendor its registration names, not the manufacturer it states
+        stated = (env.device.manufacturer or "")[:200] or None
+        upload.vendor = care.registered_vendor(batch.session, sender.id, [serial or "", address or ""]) or stated
         if env.patient.system != CPR_SYSTEM:
             text = f"patient.system must be the CPR system {CPR_SYSTEM}"
             raise Unprocessable(issues=[Issue("error", "code-invalid", text, "envelope.patient.system")])
@@ -201,12 +222,12 @@ class IngestService:
         pkey = patient_key(cpr.cpr, self.rt.keys.pseudonym)
         upload.patient_key = pkey
         patient = batch.admit_patient(pkey, where="envelope.patient", what="reading")
-        serial, address = env.device.serial, env.device.address
         batch.admit_device(
             [serial or "", address or ""],
             described=f"the device (serial {serial or '-'}, address {address or '-'})",
             where="envelope.device",
             what="reading",
+            patient_key=pkey,
         )
         try:
             adapter = get_adapter(env.adapter)
@@ -260,6 +281,19 @@ class IngestService:
                 issues.append(ahead)
         if has_errors(issues):
             raise Unprocessable(issues=issues)
+        early = [
+            issue
+            for b in built
+            if (
+                issue := self.pipeline.implausibly_early(
+                    b.effective, patient.enrolled_at, "Observation.effectiveDateTime", f"{b.measurement}: "
+                )
+            )
+        ]
+        if early:
+            issues.extend(early)
+            batch.finish(upload, "held", issues)
+            return EnvelopeResult(index, upload.id, "held", [], issues)
 
         rows = [
             observation_row(

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from homediag import audit, care
+from homediag.bodies import escape_text, readable
 from homediag.clock import to_store, utcnow
 from homediag.errors import ServiceError, Unprocessable
 from homediag.fhir_profiles import Issue, operation_outcome
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _KEPT = "the {what} is kept in the upload log but not stored"
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+"""No home device reading is older: an earlier device time is a clock that was never set."""
 
 
 def not_enrolled(what: str) -> str:
@@ -51,6 +55,7 @@ class Admitted:
 
     id: str
     key: str
+    enrolled_at: datetime | None = None
 
 
 class Pipeline:
@@ -81,6 +86,8 @@ class Pipeline:
                 except ServiceError as exc:
                     self.finish(session, sender, upload, "rejected", exc.issues, rejected=rejected)
                     return refused(upload, exc)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: the app answers 503 + Retry-After and the gateway sends again
         except Exception as exc:  # a failure of ours: keep what was sent, say so
             log.exception("a %s could not be stored; kept in the upload log as rejected", what)
             error = _fatal(what, exc)
@@ -109,17 +116,29 @@ class Pipeline:
         if not care.gateway_may_send(session, sender.id, patient.patient_key):
             text = "the patient is not enrolled on this gateway (homediag gateways assign); " + _KEPT.format(what=what)
             raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
-        return Admitted(patient.id, patient.patient_key)
+        return Admitted(patient.id, patient.patient_key, patient.enrolled_at)
 
     def admit_device(
-        self, session: Session, sender: Principal, names: list[str], *, described: str, where: str, what: str
+        self,
+        session: Session,
+        sender: Principal,
+        names: list[str],
+        *,
+        described: str,
+        where: str,
+        what: str,
+        patient_key: str | None = None,
     ) -> None:
-        """Unprocessable unless the gateway may upload from a device known by any of ``names``."""
+        """Unprocessable unless the gateway may upload from a device known by any of ``names`` and, when
+        the device is enrolled for a patient, ``patient_key`` is that patient."""
         if not care.gateway_may_use(session, sender.id, names):
             text = (
                 f"{described} is not allowed on this gateway (homediag gateways allow-device, by serial, address"
                 " or identifier value); " + _KEPT.format(what=what)
             )
+            raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
+        if patient_key is not None and care.bound_elsewhere(session, sender.id, names, patient_key):
+            text = f"{described} is enrolled for another patient on this gateway; " + _KEPT.format(what=what)
             raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
 
     # -- time ---------------------------------------------------------------------------------------
@@ -133,6 +152,26 @@ class Pipeline:
             "business-rule",
             f"{label}dated {when.isoformat()}, more than {minutes} minutes ahead of the platform's clock (check the"
             " device clock, and the gateway's clock when the device sent no time or the gateway set it)",
+            where,
+        )
+
+    def implausibly_early(
+        self, when: datetime, enrolled_at: datetime | None, where: str, label: str = ""
+    ) -> Issue | None:
+        """A warning when ``when`` is before 2000 or long before the patient's enrolment (a device clock
+        never set, a battery change): such a reading is held for review, never stored as a measurement."""
+        floor = EARLIEST_READING
+        if enrolled_at is not None:
+            before = timedelta(days=self.rt.settings.earliest_days_before_enrolment)
+            floor = max(floor, enrolled_at.replace(tzinfo=enrolled_at.tzinfo or UTC) - before)
+        if when >= floor:
+            return None
+        return Issue(
+            "warning",
+            "business-rule",
+            f"{label}dated {when.isoformat()}, before {floor.date().isoformat()} (2000, or"
+            f" {self.rt.settings.earliest_days_before_enrolment} days before the patient's enrolment): the device"
+            " clock is probably not set; held for review, not stored",
             where,
         )
 
@@ -217,6 +256,7 @@ class UploadRecord:
     issues: Any = None
     patient_key: str | None = None
     device_id: str | None = None
+    vendor: str | None = None  # the registered device's vendor, else the manufacturer the envelope states
 
     def row(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -275,7 +315,11 @@ class Batch:
         keys = self.pipeline.rt.keys
         upload_id = str(uuid.uuid4())
         kid, nonce, sealed = seal_upload(keys, body, upload_id)
-        upload = UploadRecord(upload_id, utcnow(), self.sender.id, adapter, kid, nonce, sealed, redacted)
+        # the readable copy made storable (a NUL or lone surrogate as its visible escape); the sealed body as sent
+        stored_adapter = escape_text(adapter) if adapter is not None else None
+        upload = UploadRecord(
+            upload_id, utcnow(), self.sender.id, stored_adapter, kid, nonce, sealed, readable(redacted)
+        )
         item = _Item(upload, refused, what)
         self.items.append(item)
         self._by_upload[upload_id] = item
@@ -309,13 +353,19 @@ class Batch:
             raise answer
         return answer
 
-    def admit_device(self, names: list[str], *, described: str, where: str, what: str) -> None:
-        """``Pipeline.admit_device``, asked once per device in a request."""
-        key = tuple(names)
+    def admit_device(
+        self, names: list[str], *, described: str, where: str, what: str, patient_key: str | None = None
+    ) -> None:
+        """``Pipeline.admit_device``, asked once per device and patient in a request."""
+        key = (*names, "\x00", patient_key or "")
         if key not in self._devices:
-            self._devices[key] = care.gateway_may_use(self.session, self.sender.id, names)
+            self._devices[key] = care.gateway_may_use(self.session, self.sender.id, names) and not (
+                patient_key is not None and care.bound_elsewhere(self.session, self.sender.id, names, patient_key)
+            )
         if not self._devices[key]:
-            self.pipeline.admit_device(self.session, self.sender, names, described=described, where=where, what=what)
+            self.pipeline.admit_device(
+                self.session, self.sender, names, described=described, where=where, what=what, patient_key=patient_key
+            )
 
     def store(
         self, rows: list[dict[str, Any]], devices_seen: list[dict[str, Any]], then: Callable[[list[bool]], Any]

@@ -1,7 +1,9 @@
 """The upload log: what a gateway sent, kept whatever happens next.
 
 The body is sealed under the vault key (it holds a CPR) and bound to its upload id; beside it a
-redacted copy for display (the front says how to redact what it takes). ``open_upload`` gives an
+redacted copy for display (the front says how to redact what it takes), made storable by
+``bodies.readable`` (PostgreSQL cannot hold a NUL, and no store a lone surrogate: they are written as
+visible escapes; the sealed body keeps the bytes as sent). ``open_upload`` gives an
 administrator the body back byte for byte.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
+from homediag.bodies import escape_text, readable
 from homediag.clock import utcnow
 from homediag.keys import KeyRing
 from homediag.runtime import Runtime
@@ -44,7 +47,7 @@ def new_upload(
         upload_id=upload_id,
         received_at=utcnow(),
         sender=sender.id,
-        adapter=adapter,
+        adapter=escape_text(adapter) if adapter is not None else None,
         sealed=seal_upload(keys, body, upload_id),
-        redacted=redacted,
+        redacted=readable(redacted),
     )

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import select
 
+from homediag import care
 from homediag.access.observations import search_filters
 from homediag.consent.fhirtime import local_span
 from homediag.errors import BadRequest, Unprocessable
@@ -154,6 +155,10 @@ def check_observation(ctx: Context, e: Entry) -> None:
     ahead = ctx.pipeline.too_far_ahead(e.effective[1], f"Observation.{element}")
     if ahead is not None:
         return e.fail(ahead)
+    early = ctx.pipeline.implausibly_early(e.effective[0], None, f"Observation.{element}")
+    if early is not None:  # no held outcome on this front: refused, and kept in the upload log for review
+        text = early.diagnostics.replace("held for review, not stored", "refused (kept in the upload log for review)")
+        return e.fail(Issue("error", early.code, text, early.expression))
 
 
 def _dedup_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
@@ -222,10 +227,30 @@ def conditional_matches(ctx: Context, e: Entry, condition: str) -> list[str]:
     return list(ctx.session.execute(select(m.Observation.id).where(*filters).limit(2)).scalars())
 
 
+def _device_names(ctx: Context, device_id: str) -> list[str]:
+    """What a device is registered by on a gateway (serial, identifier values, address): from the Device
+    entry of this request, else from the stored device."""
+    names: list[str] = []
+    resources = [d.resource for d in ctx.entries if d.rtype == "Device" and d.device_id == device_id]
+    stored = ctx.session.get(m.Device, device_id)
+    if stored is not None:
+        names += [stored.serial or "", stored.address or ""]
+        resources.append(stored.resource or {})
+    for resource in resources:
+        names.append(str(resource.get("serialNumber") or ""))
+        names += [str(i.get("value")) for i in resource.get("identifier") or [] if isinstance(i, dict)]
+    return [n for n in names if n]
+
+
 def key_and_match(ctx: Context, e: Entry) -> None:
     """The dedup key and our id; a conditional create (ifNoneExist) that matches takes the existing one."""
     assert e.patient is not None and e.effective is not None
     pkey = e.patient.key
+    if e.device_id and care.bound_elsewhere(ctx.session, ctx.sender.id, _device_names(ctx, e.device_id), pkey):
+        text = "the Observation's device is enrolled for another patient on this gateway; " + (
+            f"the {WHAT} is kept in the upload log but not stored"
+        )
+        return e.fail(Issue("error", "forbidden", text, "Observation.device"))
     chosen = _dedup_identifier(e.resource)
     if chosen is not None:
         e.dedup = identifier_dedup(pkey, *chosen)

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from homediag import bundles, versions
+from homediag import bodies, bundles, versions
 from homediag.access import AccessService
 from homediag.clock import utcnow
 from homediag.errors import BadRequest, ServiceError
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome
+from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.ingest.pipeline import Pipeline
 from homediag.runtime import Runtime
 from homediag.store import models as m
@@ -49,11 +49,11 @@ class PhdGatewayService:
         entries: list[Entry] = []
         mode = "single"
         try:
-            raw: Any = fhirjson.loads(body)
-        except ValueError as exc:
+            raw: Any = bodies.loads(body)  # not JSON, too deep, a NUL or a lone surrogate: refused, kept
+        except bodies.BodyError as exc:
             raw = None
-            text = f"the body is not JSON ({exc}); it is kept in the upload log"
-            problem = BadRequest(issues=[Issue("error", "structure", text, "body")])
+            text = f"{exc}; it is kept in the upload log"
+            problem = BadRequest(issues=[Issue("error", "structure", text, exc.where)])
         if problem is None:
             try:
                 entries, mode = read(raw)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from homediag.errors import Unavailable
 from homediag.fhir_profiles import fhirjson
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -23,6 +26,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(database))
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
@@ -30,6 +34,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite would create it with the
+    umask's mode; its journal files take the same mode. An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def check_reachable(engine: Engine) -> None:
+    """Unavailable (503, Retry-After) unless the database answers a query; the text says which database."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise Unavailable(
+            f"the database at {where} cannot be reached ({reason[0] if reason else type(exc).__name__})",
+            code="transient",
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,4 +82,6 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database schema to ``revision`` (``homediag db upgrade``)."""
     if make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
         Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
+        if make_url(url).database != ":memory:":
+            _create_private(Path(make_url(url).database or ""))
     command.upgrade(alembic_config(url), revision)

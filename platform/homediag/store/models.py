@@ -124,6 +124,8 @@ class Upload(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     issues: Mapped[Any] = mapped_column(JsonDoc, nullable=True)
+    # the vendor its registered device names (gateway_device.vendor), else the manufacturer it states
+    vendor: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class Observation(Base):
@@ -275,13 +277,17 @@ class GatewayPatient(Base):
 
 class GatewayDevice(Base):
     """A device a gateway may upload from, by its serial (or Bluetooth address, or PHD identifier);
-    ``*`` lets the gateway use any device (a hospital-managed hub)."""
+    ``*`` lets the gateway use any device (a hospital-managed hub). ``patient_key``: the patient the
+    device is enrolled for (its readings for anyone else are refused); ``vendor``: the organisation it
+    belongs to (whose upload log shows its uploads, whatever manufacturer a gateway writes)."""
 
     __tablename__ = "gateway_device"
 
     gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     serial: Mapped[str] = mapped_column(String(300), primary_key=True)
     assigned_at: Mapped[datetime] = mapped_column(DateTime)
+    patient_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    vendor: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ExportJob(Base):

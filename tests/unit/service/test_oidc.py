@@ -27,6 +27,7 @@ class Issuer:
 
     def __init__(self) -> None:
         self.keys: dict[str, Any] = {}
+        self.fetches = 0  # JWKS documents served
         self.rotate()
 
     def rotate(self) -> str:
@@ -63,6 +64,7 @@ def issuer() -> Iterator[tuple[Issuer, str]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            idp.fetches += 1
             body = json.dumps(idp.jwks()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -138,7 +140,11 @@ def test_a_token_signed_by_another_key_or_altered_is_refused(
     assert _search(oidc_client, f"{header}.{forged_payload}.{signature}").status_code == 401
 
 
-def test_keys_rotated_at_the_provider_are_picked_up(oidc_client: TestClient, issuer: tuple[Issuer, str]) -> None:
+def test_keys_rotated_at_the_provider_are_picked_up(
+    oidc_client: TestClient, issuer: tuple[Issuer, str], runtime: Runtime
+) -> None:
+    # once the refresh cool-down (30 s by default) has passed since the last fetch; here it is none
+    runtime.oidc = OidcVerifier(ISSUER, AUDIENCE, jwks_url=issuer[1], refresh_cooldown=0)
     assert _search(oidc_client, issuer[0].token()).status_code == 200
     new_kid = issuer[0].rotate()
     assert _search(oidc_client, issuer[0].token(kid=new_kid)).status_code == 200
@@ -146,3 +152,35 @@ def test_keys_rotated_at_the_provider_are_picked_up(oidc_client: TestClient, iss
 
 def test_api_tokens_still_work_beside_oidc(oidc_client: TestClient, tokens) -> None:  # type: ignore[no-untyped-def]
     assert oidc_client.get("/fhir/Observation", headers=tokens.auth("clinician")).status_code == 200
+
+
+def test_unknown_key_ids_cost_the_provider_one_fetch_not_one_each(
+    oidc_client: TestClient, issuer: tuple[Issuer, str]
+) -> None:
+    idp = issuer[0]
+    assert _search(oidc_client, idp.token()).status_code == 200
+    assert idp.fetches == 1
+    stranger = Issuer()
+    for n in range(20):
+        stranger.keys[f"made-up-{n}"] = stranger.keys["key-1"]
+        response = _search(oidc_client, stranger.token(kid=f"made-up-{n}"))
+        assert response.status_code == 401
+        assert "signing key" in response.json()["issue"][0]["diagnostics"]
+    assert idp.fetches <= 2  # the cached set, refreshed at most once per cool-down
+    assert _search(oidc_client, idp.token()).status_code == 200  # known keys keep working from the cache
+
+
+def test_an_es256_token_against_the_providers_rsa_key_is_a_401_not_a_500(
+    oidc_client: TestClient, issuer: tuple[Issuer, str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "iat": now, "exp": now + 300, "homediag_role": "admin"}
+    for kid in ("key-1", None):
+        headers = {"kid": kid} if kid else {}
+        token = jwt.encode(claims, ec_key, algorithm="ES256", headers=headers)
+        response = _search(oidc_client, token)
+        assert response.status_code == 401, response.text
+        assert response.json()["resourceType"] == "OperationOutcome"
