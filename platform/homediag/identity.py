@@ -31,8 +31,10 @@ from .keys import Key, KeyRing
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 _MOD11_WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
 _CPR_FORM = re.compile(r"([0-9]{6})-?([0-9]{4})", re.ASCII)
-# Detection is wider than the rule: any Unicode decimal digit, after compatibility folding (superscripts)
-_CPR_LIKE = re.compile(r"(?<!\d)(\d{6})-?(\d{4})(?!\d)")
+# Detection is wider than the rule: any Unicode decimal digit, after compatibility folding (superscripts),
+# standing apart from letters and digits (``cpr:0101901234`` and ``cpr_0101901234`` hold one; ten digits
+# inside a random hex id or token do not: such ids, ours included, would otherwise be refused now and then)
+_CPR_LIKE = re.compile(r"(?<![^\W_])(\d{6})-?(\d{4})(?![^\W_])")
 _CPR_APART = re.compile(r"(?<![^\W_])\d{6}-?\d{4}(?![^\W_])")
 WITHHELD = "[a value that looks like a CPR number, not repeated]"
 

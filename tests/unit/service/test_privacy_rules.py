@@ -133,3 +133,22 @@ def test_an_id_too_long_to_pseudonymise_is_shown_as_a_one_way_token():
     assert long_id not in token and len(token) <= 64 and view.real_id("Device", token) is None
     shown = view.shown({"resourceType": "Observation", "id": long_id, "status": "final"})
     assert shown["id"] == view.shown_id("Observation", long_id) and shown["status"] == "final"
+
+
+@pytest.mark.parametrize(
+    ("text", "cpr_like"),
+    [
+        ("0101901234", True),
+        ("010190-1234", True),
+        ("cpr: 0101901234", True),
+        ("patient_cpr_0101901234", True),
+        ("Født 0101901234.", True),
+        # ten digits with a valid date inside a random hex id or token: not a CPR (our own Observation ids are
+        # such tokens; before, about one in a few hundred PHD readings was refused as carrying a CPR)
+        ("a0101901234b", False),
+        ("6f0c3b2e0101901234ffee", False),
+        ("0101901234abcdef", False),
+    ],
+)
+def test_a_cpr_shape_counts_only_standing_apart_from_letters_and_digits(text, cpr_like):
+    assert looks_like_cpr(text) is cpr_like
