@@ -56,6 +56,27 @@ class Decisions:
         )
         audit.append(session, self.rt.keys, [entry])
 
+    def _audit_returned(
+        self,
+        session: Session,
+        principal: Principal,
+        purpose: str | None,
+        entity: str,
+        patient_keys: list[str],
+        *,
+        audited: bool = False,
+    ) -> None:
+        """A search's permit records: one per patient with how many of its resources were returned (the keys
+        as many times as resources), or one saying none were, unless the search was ``audited`` already."""
+        for pkey in sorted(set(patient_keys)):
+            returned = patient_keys.count(pkey)
+            self._audit(
+                session, principal, "search", "permit", purpose=purpose, patient_key=pkey, entity=entity,
+                detail=f"{returned} returned",
+            )  # fmt: skip
+        if not patient_keys and not audited:
+            self._audit(session, principal, "search", "permit", purpose=purpose, entity=entity, detail="0 returned")
+
     # -- decisions -------------------------------------------------------------------------
     def view(self, principal: Principal, requested_purpose: str | None = None) -> View:
         """The reader's view; the purpose of use stated with the request must be one the role may use."""

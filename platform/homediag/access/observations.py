@@ -124,29 +124,9 @@ class ObservationReads(Decisions):
                 filters.append(m.Observation.id.in_(real))
             page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view))
             rows = page.rows
-            for pkey in sorted({r.patient_key for r in rows}):
-                returned = sum(1 for r in rows if r.patient_key == pkey)
-                self._audit(
-                    session,
-                    principal,
-                    "search",
-                    "permit",
-                    purpose=view.purpose,
-                    patient_key=pkey,
-                    entity="Observation",
-                    detail=f"{returned} returned",
-                )
-                audited = True
-            if not audited:
-                self._audit(
-                    session,
-                    principal,
-                    "search",
-                    "permit",
-                    purpose=view.purpose,
-                    entity="Observation",
-                    detail="0 returned",
-                )
+            self._audit_returned(
+                session, principal, view.purpose, "Observation", [r.patient_key for r in rows], audited=audited
+            )
             resources = interpret(self, session, view, rows)  # with their triage, for a clinician
         shown = [view.shown(versions.stamp(res, 1, r.received_at)) for res, r in zip(resources, rows, strict=True)]
         included = self._included(principal, q, shown, purpose) if q.includes else []

@@ -239,19 +239,5 @@ class ReviewReads(MonitoringReads):
                 if keys
                 else []
             )
-            for pkey in sorted({r.patient_key for r in rows}):
-                self._audit(
-                    session,
-                    principal,
-                    "search",
-                    "permit",
-                    purpose=view.purpose,
-                    patient_key=pkey,
-                    entity=kind,
-                    detail=f"{sum(1 for r in rows if r.patient_key == pkey)} returned",
-                )
-            if not rows:
-                self._audit(
-                    session, principal, "search", "permit", purpose=view.purpose, entity=kind, detail="0 returned"
-                )
+            self._audit_returned(session, principal, view.purpose, kind, [r.patient_key for r in rows])
             return [r.task if kind == "Task" else r.provenance for r in rows]
