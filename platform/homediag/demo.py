@@ -88,6 +88,7 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
                 ("clinician", "Dr. Demo Klinikersen (synthetic)", "Nykøbing F. Sygehus"),
                 ("admin", "Pilot administrator (synthetic)", "Nykøbing F. Sygehus"),
                 ("gateway", "tablet-demo-01", "Nykøbing F. Sygehus"),
+                ("evaluator", "FIERS evaluator (synthetic)", "FIERS"),
             )
         }
         team = care.create_team(
@@ -101,7 +102,7 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     gateway = {"Authorization": f"Bearer {tokens['gateway']}"}
     with TestClient(create_app(runtime)) as client:
-        for person, plan in zip(people, _consent_plan(patients), strict=True):
+        for n, (person, plan) in enumerate(zip(people, _consent_plan(patients), strict=True)):
             enrolled = client.post(
                 "/fhir/Patient",
                 headers=admin,
@@ -118,15 +119,23 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
                 care.allow_device(session, runtime.keys, DEMO_ADMIN, users["gateway"][0].id, person.cuff_serial)
             if plan != "none":
                 start = (datetime.now(COPENHAGEN) - timedelta(days=days + 1)).date()
-                made = client.post(
-                    "/fhir/Consent", headers=admin, json=treatment_consent(f"Patient/{patient_id}", start=start)
-                )
+                # two in three also consent to evaluation (research use): those FIERS sees, under its pseudonyms
+                purposes = ("TREAT", "HRESCH") if n % 3 != 2 else ("TREAT",)
+                consent = treatment_consent(f"Patient/{patient_id}", purposes=purposes, start=start)
+                made = client.post("/fhir/Consent", headers=admin, json=consent)
                 made.raise_for_status()
                 if plan == "withdrawn":
                     client.put(
                         f"/fhir/Consent/{made.json()['id']}", headers=admin, json={**made.json(), "status": "inactive"}
                     ).raise_for_status()
-            pilot.patients.append({"id": patient_id, "consent": plan, "name": f"{person.given} {person.family}"})
+            pilot.patients.append(
+                {
+                    "id": patient_id,
+                    "consent": plan,
+                    "research": plan == "active" and n % 3 != 2,
+                    "name": f"{person.given} {person.family}",
+                }
+            )
 
         envelopes = []
         today = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
@@ -159,7 +168,8 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
         "homediag demo pilot (all data synthetic)",
         f"  database   {pilot.database}",
         f"  key file   {pilot.key_file}",
-        f"  patients   {len(pilot.patients)} enrolled, {consented} with an active treatment consent",
+        f"  patients   {len(pilot.patients)} enrolled, {consented} with an active treatment consent,"
+        f" {sum(1 for p in pilot.patients if p['research'])} of them also for evaluation (FIERS)",
         f"  uploads    {', '.join(f'{v} {k}' for k, v in sorted(pilot.uploads.items()))}",
         "",
         f"  API        {url}/fhir/metadata",
@@ -173,6 +183,8 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
         "  try:",
         f"    curl -H 'Authorization: Bearer {pilot.tokens['clinician']}'"
         f" '{url}/fhir/Observation?code=http://loinc.org|85354-9&_count=5'",
+        f"    curl -H 'Authorization: Bearer {pilot.tokens['evaluator']}' -H 'Prefer: respond-async'"
+        f" '{url}/fhir/$export'   # FIERS: a Bulk Data export under its pseudonyms",
         "",
         f"  serve this database again later: HOMEDIAG_DATABASE_URL='{pilot.database}'"
         f" HOMEDIAG_KEY_FILE='{pilot.key_file}' HOMEDIAG_WEB_SECURE_COOKIES=false homediag serve",

@@ -75,7 +75,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
 def test_demo_serves_consented_readings_to_the_clinician_and_nothing_else(demo) -> None:  # type: ignore[no-untyped-def]
     base, seeded = demo
     assert set(seeded) >= {"database", "tokens", "patients"}
-    assert set(seeded["tokens"]) == {"clinician", "admin", "gateway"}
+    assert set(seeded["tokens"]) == {"clinician", "admin", "gateway", "evaluator"}
     states = {p["consent"] for p in seeded["patients"]}
     assert states == {"active", "none", "withdrawn"}
     doc = {"Authorization": f"Bearer {seeded['tokens']['clinician']}"}
@@ -92,6 +92,19 @@ def test_demo_serves_consented_readings_to_the_clinician_and_nothing_else(demo) 
             assert httpx.get(f"{base}/fhir/Patient/{patient['id']}", headers=doc).status_code == 404
     everything = httpx.get(f"{base}/fhir/Observation", params={"code": "85354-9"}, headers=doc).json()
     assert everything["total"] == 4 * sum(1 for p in seeded["patients"] if p["consent"] == "active")
+
+
+def test_demo_evaluator_sees_only_research_consented_readings_under_its_pseudonyms(demo) -> None:  # type: ignore[no-untyped-def]
+    base, seeded = demo
+    fiers = {"Authorization": f"Bearer {seeded['tokens']['evaluator']}"}
+    research = [p for p in seeded["patients"] if p["research"]]
+    assert 0 < len(research) < sum(1 for p in seeded["patients"] if p["consent"] == "active")
+    found = httpx.get(f"{base}/fhir/Observation", params={"code": "85354-9", "_count": 500}, headers=fiers).json()
+    assert found["total"] == 4 * len(research)
+    subjects = {e["resource"]["subject"]["reference"] for e in found["entry"]}
+    assert len(subjects) == len(research)
+    assert not subjects & {f"Patient/{p['id']}" for p in seeded["patients"]}  # pseudonyms, never the platform ids
+    assert all(p["name"] not in json.dumps(found) for p in seeded["patients"])
 
 
 def test_demo_gateway_token_cannot_read(demo) -> None:  # type: ignore[no-untyped-def]
