@@ -66,3 +66,25 @@ def serious_violations(page: Any, source: str) -> list[str]:
         ".map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', '))"
     )
     return list(result)
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def shared_chromium() -> Any:
+    """One headless Chromium for every browser test module of the run (Playwright's sync API allows one
+    instance at a time in a thread, and each module's session fixture would start its own)."""
+    if "browser" not in _SHARED:
+        from playwright.sync_api import sync_playwright
+
+        path = chromium_path()
+        playwright = sync_playwright().start()
+        _SHARED["playwright"] = playwright
+        _SHARED["browser"] = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+    return _SHARED["browser"]
+
+
+def close_shared_chromium() -> None:
+    if "browser" in _SHARED:
+        _SHARED.pop("browser").close()
+        _SHARED.pop("playwright").stop()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM_ARGS, axe_source, chromium_path, serious_violations
+from browser_support import axe_source, close_shared_chromium, serious_violations, shared_chromium
 from oidc_issuer import Provider, configure, running_provider
 from web_support import WebPilot, web, web_pilot  # noqa: F401 - fixtures
 
@@ -22,13 +22,8 @@ ADMIN = care.Principal("test-admin", "test admin", "admin", None)
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    path = chromium_path()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield shared_chromium()  # shared with the other browser test modules
+    close_shared_chromium()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from homediag.clock import from_store
 from homediag.errors import Forbidden
 from homediag.store import models as m
 from homediag.users import Principal
@@ -66,4 +67,26 @@ class AdministrationReads(Decisions):
                     "devices": sorted(serial for gid, serial in devices if gid == gw.id),
                 }
                 for gw in gateways
+            ]
+
+    def enrolled_patients(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every enrolled patient (id, enrolment time, active) with the status of each of its consents; no
+        identity (an administrator's Patient read shows none either)."""
+        self._administrator(principal, "the enrolled patients")
+        with self.rt.sessions.begin() as session:
+            patients = session.execute(
+                select(m.Patient.id, m.Patient.patient_key, m.Patient.enrolled_at, m.Patient.active).order_by(
+                    m.Patient.enrolled_at.desc(), m.Patient.id
+                )
+            ).all()
+            consents = session.execute(select(m.Consent.patient_key, m.Consent.status)).all()
+            self._audit(session, principal, "patient-list", "permit", detail=f"{len(patients)} patient(s)")
+            return [
+                {
+                    "id": p.id,
+                    "enrolled_at": from_store(p.enrolled_at),
+                    "active": p.active,
+                    "consents": sorted(status for pkey, status in consents if pkey == p.patient_key),
+                }
+                for p in patients
             ]

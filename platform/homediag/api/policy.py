@@ -81,9 +81,15 @@ WEB_CLINICIAN = Policy("web-clinician", ("clinician",), "the worklist and patien
 WEB_CLINICIAN_WRITE = Policy("web-clinician-write", ("clinician",),
                              "acknowledgements and thresholds of patients in care, through the access layer (audited)",
                              via="session")  # fmt: skip
+WEB_ADMIN = Policy("web-admin", ("admin",),
+                   "enrolled patients, consents, care teams, gateways and users, through the access layer (audited)",
+                   via="session")  # fmt: skip
+WEB_ADMIN_WRITE = Policy("web-admin-write", ("admin",),
+                         "nothing: enrolment, consents, care teams, gateways and users (CSRF-checked, audited writes)",
+                         via="session")  # fmt: skip
 POLICIES = (PUBLIC, ANY_USER, CLINICAL_READ, PATIENT_READ, DEVICE_READ, ADMIN_READ, ADMIN_WRITE, GATEWAY_WRITE,
             VENDOR_TOOLS, EXPORT, EVALUATION_READ, MONITORING_READ, MONITORING_WRITE, WEB_PUBLIC, WEB_SIGNED_IN,
-            WEB_CLINICIAN, WEB_CLINICIAN_WRITE)  # fmt: skip
+            WEB_CLINICIAN, WEB_CLINICIAN_WRITE, WEB_ADMIN, WEB_ADMIN_WRITE)  # fmt: skip
 
 
 @dataclass(frozen=True)

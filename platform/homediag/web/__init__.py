@@ -13,8 +13,10 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     """Add the web app's routes and security headers to ``app``."""
+    from .admin_routes import router as admin_router
     from .routes import router
     from .security import WebSecurityHeaders
 
     app.add_middleware(WebSecurityHeaders)
     app.include_router(router)
+    app.include_router(admin_router)

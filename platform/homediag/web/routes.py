@@ -46,7 +46,7 @@ def _redirect(path: str) -> RedirectResponse:
 def home(request: Request, caller: SignedIn) -> Response:
     if caller.user.role == "clinician":
         return _redirect("/app/worklist")
-    return render(request, "admin.html")
+    return _redirect("/app/admin/patients")
 
 
 @router.get("/worklist")

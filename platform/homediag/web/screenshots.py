@@ -85,6 +85,12 @@ def take(out: Path, chromium: str) -> list[Path]:
                 page.context.clear_cookies()
                 page.goto(base + issue_signin_link(rt, _admin_id(rt)))
                 shot("07-admin")
+                page.goto(f"{base}/app/admin/patients/{shown['id']}")
+                shot("11-admin-consents", full=True)
+                page.goto(f"{base}/app/admin/care-teams")
+                shot("12-admin-care-teams", full=True)
+                page.goto(f"{base}/app/admin/gateways")
+                shot("13-admin-gateways", full=True)
                 browser.close()
         finally:
             server.should_exit = True  # type: ignore[attr-defined]
