@@ -71,7 +71,12 @@ def _consent_plan(count: int) -> list[str]:
     return plan
 
 
-def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int = 2026) -> DemoPilot:
+def build_demo(
+    directory: Path, *, patients: int = 20, days: int = 30, seed: int = 2026, research: bool = True
+) -> DemoPilot:
+    """The demo pilot in ``directory``. ``research``: two in three consenting patients also consent to
+    evaluation (HRESCH); without it only treatment consents are recorded (the evaluation example adds its own
+    research consents in a fixed plan)."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -120,7 +125,7 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
             if plan != "none":
                 start = (datetime.now(COPENHAGEN) - timedelta(days=days + 1)).date()
                 # two in three also consent to evaluation (research use): those FIERS sees, under its pseudonyms
-                purposes = ("TREAT", "HRESCH") if n % 3 != 2 else ("TREAT",)
+                purposes = ("TREAT", "HRESCH") if research and n % 3 != 2 else ("TREAT",)
                 consent = treatment_consent(f"Patient/{patient_id}", purposes=purposes, start=start)
                 made = client.post("/fhir/Consent", headers=admin, json=consent)
                 made.raise_for_status()
@@ -132,7 +137,7 @@ def build_demo(directory: Path, *, patients: int = 20, days: int = 30, seed: int
                 {
                     "id": patient_id,
                     "consent": plan,
-                    "research": plan == "active" and n % 3 != 2,
+                    "research": research and plan == "active" and n % 3 != 2,
                     "name": f"{person.given} {person.family}",
                 }
             )

@@ -51,7 +51,7 @@ class ResearchPilot:
 
 
 def build_research_pilot(directory: Path, *, patients: int = 40, days: int = 42, seed: int = 2026) -> ResearchPilot:
-    demo = build_demo(directory, patients=patients, days=days, seed=seed)
+    demo = build_demo(directory, patients=patients, days=days, seed=seed, research=False)  # its own plan below
     rt = demo.runtime
     assert rt is not None
     with rt.sessions.begin() as session:
