@@ -46,19 +46,26 @@ def _slow_dumps(resource: Any) -> str:
     return simplejson.dumps(resource, use_decimal=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def dumps_bytes(resource: Any) -> bytes:
-    """``dumps`` encoded as UTF-8 (what a response sends), without decoding orjson's bytes first."""
+def _fast(resource: Any) -> bytes | None:
+    """orjson's UTF-8 when it is provably simplejson's text, else None."""
     try:
         out = orjson.dumps(resource, default=_default, option=_OPTIONS)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _slow_dumps(resource).encode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError is a TypeError (also a lone surrogate, which simplejson writes)
+        return None
     if b"null" in out or b"0.0000" in out or _SHORT_EXPONENT.search(out):
-        return _slow_dumps(resource).encode("utf-8")
+        return None
     return out
 
 
+def dumps_bytes(resource: Any) -> bytes:
+    """``dumps`` encoded as UTF-8 (what a response sends), without decoding orjson's bytes first."""
+    out = _fast(resource)
+    return out if out is not None else _slow_dumps(resource).encode("utf-8")
+
+
 def dumps(resource: Any) -> str:
-    return dumps_bytes(resource).decode("utf-8")
+    out = _fast(resource)
+    return out.decode("utf-8") if out is not None else _slow_dumps(resource)
 
 
 def dumps_pretty(resource: Any) -> str:
