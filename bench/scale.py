@@ -92,7 +92,7 @@ def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
             with cursor.copy(f"COPY observation ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     values = {**row, "resource": fhirjson.dumps(row["resource"])}
-                    copy.write_row([values[c] for c in COLUMNS])
+                    copy.write_row([values.get(c) for c in COLUMNS])  # txn: NULL, as a committed row
                     claims.append((row["patient_key"], row["dedup"], row["id"], row["effective_start"]))
                     count += 1
             with cursor.copy(
