@@ -16,6 +16,7 @@ ALLOWED_THIRD_PARTY = {
     "pydantic",
     "fhir",
     "simplejson",
+    "orjson",  # fhirjson: its fast path, checked against simplejson
     "ucumvert",
     "hl7",
 }  # hl7 (python-hl7): the HL7 v2 parser of the hl7v2-oru adapter

@@ -500,7 +500,8 @@ def interpret(access: Decisions, session: Session, view: View, rows: Sequence[An
     for row in rows:
         resource = row.resource
         at = _effective(resource)
-        if at is None or not _triageable(resource):
+        values = _measures(resource) if at is not None else []
+        if at is None or not values:
             out.append(resource)
             continue
         t = triagers.get(row.patient_key)
@@ -515,7 +516,8 @@ def interpret(access: Decisions, session: Session, view: View, rows: Sequence[An
                 session, row.patient_key, min(times), max(times) + timedelta(seconds=1), scope, history=history
             )
             triagers[row.patient_key] = t
-        result, version = t.triage(resource, at)
+        # remembered per reading and settings content (a reading never changes; the weight rule is never remembered)
+        result, version = t.cached_triage((row.patient_key, row.id), values, at)
         out.append(interpreted(resource, result, version.settings.thresholds, version.label))
     return out
 
@@ -526,10 +528,10 @@ def _effective(resource: dict[str, Any]) -> datetime | None:
     return effective_time(resource)
 
 
-def _triageable(resource: dict[str, Any]) -> bool:
+def _measures(resource: dict[str, Any]) -> list[Any]:
     from homediag.monitoring.triage import measures_of
 
-    return bool(measures_of(resource))
+    return measures_of(resource)
 
 
 def _values(r: store.TriagedReading) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ class FhirResponse(Response):
     media_type = FHIR_JSON
 
     def render(self, content: Any) -> bytes:
-        return fhirjson.dumps(content).encode("utf-8")
+        return fhirjson.dumps_bytes(content)
 
 
 class JsonResponse(FhirResponse):
