@@ -41,7 +41,7 @@ class ConsentReads(Decisions):
     def read_consent_version(self, principal: Principal, consent_id: str, version: str) -> dict[str, Any]:
         """vread: every version of a consent is kept (``consent_version``)."""
         self._admin_only(principal)
-        number = int(version) if version.isdigit() and len(version) < 9 else None
+        number = int(version) if version.isascii() and version.isdigit() and len(version) < 9 else None
         with self.rt.sessions.begin() as session:
             row = session.get(m.ConsentVersion, (consent_id, number)) if number is not None else None
             pkey = session.execute(select(m.Consent.patient_key).where(m.Consent.id == consent_id)).scalar()

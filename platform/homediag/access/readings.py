@@ -41,7 +41,7 @@ class Reading:
 def birth_date(cpr: str) -> date | None:
     """The date of birth a CPR number carries (ddmmyy and the century from its 7th digit)."""
     digits = cpr.replace("-", "")
-    if len(digits) != 10 or not digits.isdigit():
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         return None
     yy = int(digits[4:6])
     try:

@@ -267,7 +267,7 @@ def create_user(
     if role not in users.ROLES:
         raise BadRequest(f"the role is one of {', '.join(users.ROLES)}")
     days = (expires_days or "").strip()
-    if days and (not days.isdigit() or not 1 <= int(days) <= 3650):
+    if days and (not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 3650):
         raise BadRequest("the token's lifetime is a whole number of days from 1 to 3650, or empty")
     user, token = _change(
         caller,
