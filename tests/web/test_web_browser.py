@@ -99,7 +99,8 @@ def test_the_chart_shows_one_point_per_reading_in_range_and_each_point_tells_its
     try:  # the page is drawn on the server (matplotlib): wait for it rather than look once
         chart.wait_for(state="visible", timeout=15_000)
     except Exception:  # say what the page showed instead (a full-suite run once found no chart here)
-        raise AssertionError(f"no blood-pressure chart at {page.url}: {page.locator('main').inner_text()[:2000]}")
+        shown = page.locator("main").inner_text()[:2000]
+        raise AssertionError(f"no blood-pressure chart at {page.url}: {shown}") from None
     systolic = chart.locator(".point[data-series='systolic']")
     assert systolic.count() == web_pilot.readings[patient]
     assert chart.locator(".point[data-series='diastolic']").count() == web_pilot.readings[patient]
