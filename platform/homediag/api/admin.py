@@ -6,18 +6,15 @@ audited, and the lists are read through the access layer (they name the pilot's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from homediag import care, users
 from homediag.clock import utcnow
 from homediag.errors import BadRequest, NotFound
-from homediag.keys import KeyRing
 from homediag.settings import get_settings
 
 from .policy import ADMIN_READ, ADMIN_WRITE, Caller, enforce
@@ -26,18 +23,6 @@ router = APIRouter(prefix="/admin", tags=["administration"])
 
 Reader = Annotated[Caller, Depends(enforce(ADMIN_READ))]
 Writer = Annotated[Caller, Depends(enforce(ADMIN_WRITE))]
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _change(
-    caller: Caller, action: Callable[Concatenate[Session, KeyRing, users.Principal, P], T], *a: P.args, **k: P.kwargs
-) -> T:
-    """One ``homediag.care`` change in its own transaction, by the calling administrator."""
-    rt = caller.access.rt
-    with rt.sessions.begin() as session:
-        return action(session, rt.keys, caller.user, *a, **k)
 
 
 class NewTeam(BaseModel):
@@ -71,30 +56,30 @@ def list_teams(caller: Reader) -> list[dict[str, Any]]:
 
 @router.post("/care-teams", status_code=201, summary="Create a care team")
 def create_team(body: NewTeam, caller: Writer) -> dict[str, Any]:
-    team = _change(caller, care.create_team, body.name, body.pilot or get_settings().pilot)
+    team = caller.change(care.create_team, body.name, body.pilot or get_settings().pilot)
     return {"id": team.id, "name": team.name, "pilot": team.pilot, "members": [], "patients": []}
 
 
 @router.post("/care-teams/{team_id}/members", summary="Put a clinician on a care team")
 def add_member(team_id: str, body: Member, caller: Writer) -> dict[str, str]:
-    _change(caller, care.add_member, team_id, body.user)
+    caller.change(care.add_member, team_id, body.user)
     return {"team": team_id, "member": body.user}
 
 
 @router.delete("/care-teams/{team_id}/members/{user_id}", status_code=204, summary="Take a clinician off a team")
 def remove_member(team_id: str, user_id: str, caller: Writer) -> None:
-    _change(caller, care.remove_member, team_id, user_id)
+    caller.change(care.remove_member, team_id, user_id)
 
 
 @router.post("/care-teams/{team_id}/patients", summary="Put a patient in a care team's care")
 def add_patient(team_id: str, body: PatientRef, caller: Writer) -> dict[str, str]:
-    _change(caller, care.add_patient, team_id, body.patient)
+    caller.change(care.add_patient, team_id, body.patient)
     return {"team": team_id, "patient": body.patient}
 
 
 @router.delete("/care-teams/{team_id}/patients/{patient_id}", status_code=204, summary="Take a patient off a team")
 def remove_patient(team_id: str, patient_id: str, caller: Writer) -> None:
-    _change(caller, care.remove_patient, team_id, patient_id)
+    caller.change(care.remove_patient, team_id, patient_id)
 
 
 @router.get("/gateways", summary="Gateways with their enrolled patients and allowed devices")
@@ -104,18 +89,18 @@ def list_gateways(caller: Reader) -> list[dict[str, Any]]:
 
 @router.post("/gateways/{gateway_id}/patients", summary="Enrol a patient on a gateway")
 def assign_gateway(gateway_id: str, body: PatientRef, caller: Writer) -> dict[str, str]:
-    _change(caller, care.assign_gateway, gateway_id, body.patient)
+    caller.change(care.assign_gateway, gateway_id, body.patient)
     return {"gateway": gateway_id, "patient": body.patient}
 
 
 @router.delete("/gateways/{gateway_id}/patients/{patient_id}", status_code=204, summary="Take a patient off a gateway")
 def unassign_gateway(gateway_id: str, patient_id: str, caller: Writer) -> None:
-    _change(caller, care.unassign_gateway, gateway_id, patient_id)
+    caller.change(care.unassign_gateway, gateway_id, patient_id)
 
 
 @router.post("/gateways/{gateway_id}/devices", summary="Let a gateway upload from a device")
 def allow_device(gateway_id: str, body: DeviceRef, caller: Writer) -> dict[str, str]:
-    _change(caller, care.allow_device, gateway_id, body.device)
+    caller.change(care.allow_device, gateway_id, body.device)
     return {"gateway": gateway_id, "device": body.device.strip()}
 
 
@@ -123,7 +108,7 @@ def allow_device(gateway_id: str, body: DeviceRef, caller: Writer) -> dict[str, 
 def disallow_device(
     gateway_id: str, caller: Writer, device: Annotated[str, Query(min_length=1, max_length=300)]
 ) -> None:
-    _change(caller, care.disallow_device, gateway_id, device)
+    caller.change(care.disallow_device, gateway_id, device)
 
 
 @router.get("/users", summary="Users and gateways: id, role, organisation, name, token state")
@@ -137,14 +122,14 @@ def add_user(body: NewUser, caller: Writer) -> dict[str, Any]:
     if body.role not in users.ROLES:
         raise BadRequest(f"role must be one of {', '.join(users.ROLES)}, not {body.role!r}", expression="role")
     expires_at = utcnow() + timedelta(days=body.expires_days) if body.expires_days is not None else None
-    user, token = _change(
-        caller, users.add_user, name=body.name, role=body.role, organisation=body.organisation, expires_at=expires_at
+    user, token = caller.change(
+        users.add_user, name=body.name, role=body.role, organisation=body.organisation, expires_at=expires_at
     )
     return {"id": user.id, "role": user.role, "name": user.name, "organisation": user.organisation, "token": token}
 
 
 @router.post("/users/{user_id}/revoke", summary="Revoke a user's token: it stops working on the next request")
 def revoke_user(user_id: str, caller: Writer) -> dict[str, str]:
-    if not _change(caller, users.revoke, user_id):
+    if not caller.change(users.revoke, user_id):
         raise NotFound(f"no user {user_id!r}")
     return {"id": user_id, "state": "revoked"}

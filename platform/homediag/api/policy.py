@@ -13,17 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from sqlalchemy.orm import Session
 from starlette.routing import Mount, Route
 
 from homediag.access import ROLE_PURPOSES, AccessService
 from homediag.errors import Forbidden, Unauthenticated
+from homediag.keys import KeyRing
 from homediag.oidc import OidcError, looks_like_jwt
 from homediag.runtime import Runtime
 from homediag.users import ROLES, Principal, authenticate
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # FastAPI's own pages: the OpenAPI document and its viewers (they show no data).
 EXEMPT = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -109,6 +115,15 @@ class Caller:
         if self.principal is None:
             raise Unauthenticated("an Authorization: Bearer <token> header is required")
         return self.principal
+
+    def change(
+        self, action: Callable[Concatenate[Session, KeyRing, Principal, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """An audited change (``homediag.care``, ``homediag.users``) in its own transaction, made by this caller:
+        the administration API and the admin pages make their changes this one way."""
+        rt = self.access.rt
+        with rt.sessions.begin() as session:
+            return action(session, rt.keys, self.user, *args, **kwargs)
 
 
 def _runtime(request: Request) -> Runtime:

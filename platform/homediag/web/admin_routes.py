@@ -6,21 +6,18 @@ apply. A CPR number is sent once, into the vault, and never shown back: the page
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from homediag import care, enrolment, users
 from homediag.api.policy import WEB_ADMIN, WEB_ADMIN_WRITE, Caller, enforce
 from homediag.clock import utcnow
 from homediag.errors import BadRequest, NotFound
 from homediag.identity import CPR_SYSTEM
-from homediag.keys import KeyRing
 from homediag.runtime import Runtime
 
 from . import sessions
@@ -32,9 +29,6 @@ Admin = Annotated[Caller, Depends(enforce(WEB_ADMIN))]
 AdminWrite = Annotated[Caller, Depends(enforce(WEB_ADMIN_WRITE))]
 Csrf = Annotated[str | None, Form()]
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 
 def _rt(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
@@ -42,15 +36,6 @@ def _rt(request: Request) -> Runtime:
 
 def _redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
-
-
-def _change(
-    caller: Caller, action: Callable[Concatenate[Session, KeyRing, users.Principal, P], T], *a: P.args, **k: P.kwargs
-) -> T:
-    """One audited change in its own transaction, by the signed-in administrator."""
-    rt = caller.access.rt
-    with rt.sessions.begin() as session:
-        return action(session, rt.keys, caller.user, *a, **k)
 
 
 def _field(value: str | None, what: str) -> str:
@@ -168,7 +153,7 @@ def create_team(
 ) -> Response:
     rt = _rt(request)
     sessions.check_csrf(request, rt, csrf)
-    _change(caller, care.create_team, _field(name, "name")[:200], rt.settings.pilot)
+    caller.change(care.create_team, _field(name, "name")[:200], rt.settings.pilot)
     return _redirect("/app/admin/care-teams")
 
 
@@ -183,7 +168,7 @@ def team_member(
 ) -> Response:
     """Put a clinician on the team, or (``remove``) take one off."""
     sessions.check_csrf(request, _rt(request), csrf)
-    _change(caller, care.remove_member if remove else care.add_member, team_id, _field(user, "user"))
+    caller.change(care.remove_member if remove else care.add_member, team_id, _field(user, "user"))
     return _redirect("/app/admin/care-teams")
 
 
@@ -198,7 +183,7 @@ def team_patient(
 ) -> Response:
     """Put a patient in the team's care, or (``remove``) take one out."""
     sessions.check_csrf(request, _rt(request), csrf)
-    _change(caller, care.remove_patient if remove else care.add_patient, team_id, _field(patient, "patient"))
+    caller.change(care.remove_patient if remove else care.add_patient, team_id, _field(patient, "patient"))
     return _redirect("/app/admin/care-teams")
 
 
@@ -220,7 +205,7 @@ def gateway_patient(
     """Enrol a patient on the gateway, or (``remove``) take one off."""
     sessions.check_csrf(request, _rt(request), csrf)
     action = care.unassign_gateway if remove else care.assign_gateway
-    _change(caller, action, gateway_id, _field(patient, "patient"))
+    caller.change(action, gateway_id, _field(patient, "patient"))
     return _redirect("/app/admin/gateways")
 
 
@@ -236,7 +221,7 @@ def gateway_device(
     """Let the gateway upload from a device, or (``remove``) stop it."""
     sessions.check_csrf(request, _rt(request), csrf)
     action = care.disallow_device if remove else care.allow_device
-    _change(caller, action, gateway_id, _field(device, "device")[:300])
+    caller.change(action, gateway_id, _field(device, "device")[:300])
     return _redirect("/app/admin/gateways")
 
 
@@ -269,8 +254,7 @@ def create_user(
     days = (expires_days or "").strip()
     if days and (not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 3650):
         raise BadRequest("the token's lifetime is a whole number of days from 1 to 3650, or empty")
-    user, token = _change(
-        caller,
+    user, token = caller.change(
         users.add_user,
         name=_field(name, "name")[:200],
         role=role,
@@ -284,6 +268,6 @@ def create_user(
 @router.post("/users/{user_id}/revoke")
 def revoke_user(request: Request, user_id: str, caller: AdminWrite, csrf: Csrf = None) -> Response:
     sessions.check_csrf(request, _rt(request), csrf)
-    if not _change(caller, users.revoke, user_id):
+    if not caller.change(users.revoke, user_id):
         raise NotFound(f"no user {user_id!r}")
     return _redirect("/app/admin/users")
