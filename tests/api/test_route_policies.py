@@ -92,6 +92,7 @@ EXPECTED = {
     ("POST", "/app/patients/{patient_id}/acknowledge"): "web-clinician-write",
     ("GET", "/app/patients/{patient_id}/thresholds"): "web-clinician",
     ("GET", "/app/patients/{patient_id}/report"): "web-clinician",
+    ("GET", "/app/patients/{patient_id}/report.pdf"): "web-clinician",
     ("POST", "/app/patients/{patient_id}/thresholds/preview"): "web-clinician",
     ("POST", "/app/patients/{patient_id}/thresholds"): "web-clinician-write",
     ("GET", "/app/admin/patients"): "web-admin",

@@ -83,3 +83,63 @@ def explain(outcome: str, issues: list[dict[str, Any]]) -> list[Explained]:
     if not out:
         out.append(Explained(HELD if outcome == "held" else UNKNOWN, "", None))
     return out
+
+
+# -- why a reading or a patient is red, yellow or blue ------------------------------------------------------
+# homediag.monitoring words its reasons in English for the API ("systolic 150 mm[Hg] ≥ 135 (yellow)",
+# "weight +2 kg within 3 days (red)", "blood-pressure: 3 of 14 expected readings"); the pages show them from
+# these catalogue texts, in the reader's language, with the numbers written the language's way.
+# tests/web/test_reasons.py runs every kind of reason monitoring makes through ``triage_reason``.
+MEASURE_NAMES = {
+    "systolic": N_("systolic blood pressure"),
+    "diastolic": N_("diastolic blood pressure"),
+    "pulse": N_("pulse"),
+    "spo2": N_("oxygen saturation"),
+    "temperature": N_("temperature"),
+    "weight": N_("weight"),
+    "glucose": N_("glucose"),
+    "blood-pressure": N_("blood pressure"),
+}
+COLOUR_NAMES = {"red": N_("red"), "yellow": N_("yellow"), "blue": N_("blue"), "green": N_("green")}
+UNIT_SHOWN = {"mm[Hg]": "mmHg", "Cel": "°C", "/min": "/min", "%": "%", "kg": "kg", "mmol/L": "mmol/L"}
+_NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+_LIMIT = re.compile(
+    rf"^(?P<measure>[a-z0-9-]+) (?P<value>{_NUMBER}) (?P<unit>\S*) (?P<sign>≥|<) (?P<limit>{_NUMBER})"
+    r" \((?P<colour>red|yellow)\)$"
+)
+_GAIN = re.compile(rf"^weight \+(?P<gain>{_NUMBER}) kg within (?P<days>\d+) days \((?P<colour>red|yellow)\)$")
+_SHORT = re.compile(r"^(?P<measurement>[a-z0-9-]+): (?P<received>\d+) of (?P<expected>\d+) expected readings$")
+AT_OR_ABOVE = N_("%(measure)s %(value)s %(unit)s, at or above the limit %(limit)s (%(colour)s)")
+BELOW = N_("%(measure)s %(value)s %(unit)s, below the limit %(limit)s (%(colour)s)")
+GAIN = N_("weight gain of %(gain)s kg within %(days)s days (%(colour)s)")
+SHORT = N_("%(measurement)s: %(received)s of %(expected)s expected readings (blue: missing measurements)")
+
+
+def triage_reason(text: str, gettext: Any, number: Any) -> str:
+    """A monitoring reason in the reader's language (``gettext``; ``number`` writes a number, e.g.
+    ``Formats.number``); a text of another form is shown as it is."""
+    _ = gettext
+
+    def num(value: str) -> str:
+        return str(number(float(value), 2))
+
+    if found := _LIMIT.match(text):
+        measure, template = found["measure"], AT_OR_ABOVE if found["sign"] == "≥" else BELOW
+        return _(template) % {
+            "measure": _(MEASURE_NAMES[measure]).capitalize() if measure in MEASURE_NAMES else measure,
+            "value": num(found["value"]),
+            "unit": UNIT_SHOWN.get(found["unit"], found["unit"]),
+            "limit": num(found["limit"]),
+            "colour": _(COLOUR_NAMES[found["colour"]]),
+        }
+    if found := _GAIN.match(text):
+        said = _(GAIN) % {"gain": num(found["gain"]), "days": found["days"], "colour": _(COLOUR_NAMES[found["colour"]])}
+        return said[:1].upper() + said[1:]
+    if found := _SHORT.match(text):
+        name = found["measurement"]
+        return _(SHORT) % {
+            "measurement": _(MEASURE_NAMES[name]).capitalize() if name in MEASURE_NAMES else name,
+            "received": found["received"],
+            "expected": found["expected"],
+        }
+    return text

@@ -13,6 +13,7 @@ from homediag.runtime import Runtime
 
 from . import sessions
 from .i18n import LANG_COOKIE, UNIT_NAMES, Formats, language_of, translations
+from .reasons import triage_reason
 
 
 @cache
@@ -49,15 +50,17 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     found = getattr(request.state, "web_session", None)
     csrf = sessions.csrf_token(request)
     plain = translations(lang).gettext  # no %-formatting: a unit may be "%"
+    fmt = Formats(lang, rt.local_zone)
     html = (
         environment(lang)
         .get_template(template)
         .render(
             lang=lang,
-            fmt=Formats(lang, rt.local_zone),
+            fmt=fmt,
             user=found.principal if found is not None else None,
             csrf=csrf,
             unit=lambda text: plain(text) if text in UNIT_NAMES else text,
+            reason=lambda text: triage_reason(text, plain, fmt.number),  # monitoring's reasons, translated
             here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             **context,
         )

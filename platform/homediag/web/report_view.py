@@ -1,17 +1,32 @@
-"""The period report: a one-page summary of a patient's period, printable, with a paste-ready text for the
-electronic record. Built from the patient page's read (decided and audited there): counts, averages and
-ranges per measurement, readings per triage colour, adherence, and whether there was enough data to judge."""
+"""The period report: a one-page summary of a patient's period, printable, downloadable as PDF, with a
+paste-ready text for the electronic record. Built from the patient page's read (decided and audited there):
+counts, averages and ranges per measurement, readings per triage colour, adherence, and whether there was
+enough data to judge.
+
+The PDF is the same page rendered by WeasyPrint (a dependency: HTML and CSS to PDF, with the SVG charts as
+vectors; it needs the Pango library, no service) with the print stylesheet and ``PDF_CSS`` (A4, one page).
+WeasyPrint fetches nothing from any host: ``_Fetcher`` serves the app's stylesheet and the font shipped
+with matplotlib (DejaVu Sans, which has every Danish letter and the subscript of SpO₂) and refuses the rest.
+"""
 
 from __future__ import annotations
 
+import logging
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date
+from importlib import resources
+from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+import matplotlib
+
 from homediag.access.patient_page import PatientPage
 from homediag.access.readings import Reading
+from homediag.errors import Unavailable
 
+from . import charts
 from .i18n import N_, UNIT_NAMES, Formats
 
 # Enough data to judge a measurement: the ESH home blood pressure protocol asks for at least 12 readings over
@@ -93,3 +108,64 @@ def paste_text(
         head = _("%(measurement)s: %(count)d readings") % {"measurement": s.text, "count": s.count}
         lines.append(f"{head}, " + "; ".join(parts) + f" {s.unit}" + (f"; {colours}" if colours else "") + judged)
     return "\n".join(lines)
+
+
+# -- the report as PDF -----------------------------------------------------------------------------------
+_ORIGIN = "https://homediag.invalid"  # the base URL the page is rendered under; nothing is fetched from it
+_FONT = "/fonts/DejaVuSans.ttf"
+_FONT_BOLD = "/fonts/DejaVuSans-Bold.ttf"
+PDF_CSS = f"""
+@font-face {{ font-family: "Report Sans"; src: url({_ORIGIN}{_FONT}); }}
+@font-face {{ font-family: "Report Sans"; font-weight: bold; src: url({_ORIGIN}{_FONT_BOLD}); }}
+@page {{ size: A4; margin: 12mm 12mm 14mm; @bottom-right {{ content: counter(page) " / " counter(pages);
+  font: 7pt "Report Sans"; }} }}
+html {{ font-size: 8pt; }}
+body {{ font-family: "Report Sans", sans-serif; background: #fff; }}
+main {{ padding: 0; max-width: none; }}
+h1 {{ font-size: 13pt; margin: 0 0 2mm; }}
+p {{ margin: 0 0 2mm; }}
+table.summary th, table.summary td {{ padding: 1mm 1.5mm; }}
+.report-charts {{ display: flex; flex-wrap: wrap; justify-content: space-between; }}
+.report-chart {{ width: 49%; margin: 2mm 0 0; }}
+.report-chart svg.trend {{ width: 100%; height: auto; max-height: 48mm; }}
+.reasons {{ margin: 0 0 2mm; }}
+.printonly {{ display: none !important; }}  /* the paste-ready text repeats the table; one page */
+"""
+
+
+def _fetcher() -> Any:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    served: dict[str, tuple[Any, str]] = {
+        f"{_ORIGIN}/app/static/app.css": (resources.files("homediag.web").joinpath("static", "app.css"), "text/css"),
+        f"{_ORIGIN}{_FONT}": (fonts / "DejaVuSans.ttf", "font/ttf"),
+        f"{_ORIGIN}{_FONT_BOLD}": (fonts / "DejaVuSans-Bold.ttf", "font/ttf"),
+    }
+
+    class _Fetcher(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if url not in served:
+                raise ValueError(f"the report fetches nothing but its own stylesheet and font, not {url}")
+            source, media_type = served[url]
+            return URLFetcherResponse(url, source.read_bytes(), {"Content-Type": media_type})
+
+    return _Fetcher()
+
+
+def pdf(html: str) -> bytes:
+    """The report page (as rendered for the browser) as a PDF document."""
+    try:
+        from weasyprint import CSS, HTML
+    except (ImportError, OSError) as exc:  # OSError: the Pango library is missing
+        raise Unavailable(f"the PDF cannot be made on this server: {exc}") from None
+    # WeasyPrint warns (as logging) of every screen-only CSS property of the app's stylesheet it skips
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    fetcher = _fetcher()
+    document = HTML(string=html, base_url=f"{_ORIGIN}/app/", url_fetcher=fetcher, media_type="print")
+    try:
+        return bytes(document.write_pdf(stylesheets=[CSS(string=PDF_CSS, url_fetcher=fetcher)]))
+    finally:
+        # WeasyPrint's metadata module registers the default XML prefix for no namespace, which takes it from SVG
+        # in ElementTree's process-wide map: the charts would then be written as <ns0:svg>, which no browser draws.
+        ET.register_namespace("", charts.SVG_NS)

@@ -18,7 +18,7 @@ from homediag.errors import BadRequest, NotFound
 from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
-from . import oidc_flow, sessions
+from . import oidc_flow, report_view, sessions
 from .i18n import LANG_COOKIE, LANGUAGES, Formats, translations
 from .patient_view import patient_context
 from .render import language, local_path, render
@@ -88,6 +88,31 @@ def report(
     end: Annotated[str | None, Query(alias="to")] = None,
 ) -> Response:
     """The period report: one printable page and a paste-ready text (default: the last 30 days)."""
+    return _report(request, patient_id, caller, days, start, end)[0]
+
+
+@router.get("/patients/{patient_id}/report.pdf")
+def report_pdf(
+    request: Request,
+    patient_id: str,
+    caller: Clinician,
+    days: int | None = None,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
+    """The period report as a one-page PDF (the same read, decided and audited as the report page)."""
+    page, first, last = _report(request, patient_id, caller, days, start, end)
+    name = translations(language(request)).gettext("period-report")
+    return Response(
+        report_view.pdf(bytes(page.body).decode()),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{first.isoformat()}-{last.isoformat()}.pdf"'},
+    )
+
+
+def _report(
+    request: Request, patient_id: str, caller: Caller, days: int | None, start: str | None, end: str | None
+) -> tuple[Response, date, date]:
     rt = _rt(request)
     chosen, first, last, period_start, period_end = _period(rt, days or (None if start or end else 30), start, end)
     page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
@@ -96,7 +121,8 @@ def report(
     summaries = summarise(page, _)
     fmt = Formats(language(request), rt.local_zone)
     text = paste_text(page, summaries, first, last, fmt, _, context["days_measured"])
-    return render(request, "report.html", summaries=summaries, paste=text, min_readings=MIN_READINGS, **context)
+    html = render(request, "report.html", summaries=summaries, paste=text, min_readings=MIN_READINGS, **context)
+    return html, first, last
 
 
 @router.post("/patients/{patient_id}/acknowledge")
