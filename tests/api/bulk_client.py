@@ -2,7 +2,9 @@
 
 Kick-off: ``GET [base]/$export`` (or ``Patient/$export``, ``Group/[id]/$export``) with ``Accept:
 application/fhir+json`` and ``Prefer: respond-async``; the server answers 202 with the status URL in
-``Content-Location``. Status: ``GET`` the status URL; 202 (with ``X-Progress`` and optionally
+``Content-Location``. A kick-off may also be a ``POST`` of a FHIR ``Parameters`` resource (the same
+parameters, each in its value[x]: ``_type`` and ``_typeFilter`` as valueString, ``_since`` as valueInstant,
+``patient`` as valueReference, which only a POST can carry), with the same headers. Status: ``GET`` the status URL; 202 (with ``X-Progress`` and optionally
 ``Retry-After``) while in progress, 200 with a JSON manifest (``transactionTime``, ``request``,
 ``requiresAccessToken``, ``output[{type, url, count}]``, ``error[]``) when complete, 4xx/5xx with an
 OperationOutcome on error. Files: ``GET`` each ``output.url``, with the access token when
@@ -36,6 +38,22 @@ class BulkClient:
             path,
             params=params or {},
             headers={**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"},
+        )
+        if response.status_code != 202:
+            raise BulkError(f"kick-off answered {response.status_code}: {response.text}")
+        return str(response.headers["Content-Location"])
+
+    def kick_off_post(self, path: str, parameters: list[dict[str, Any]]) -> str:
+        body = {"resourceType": "Parameters", "parameter": parameters}
+        response = self.http.post(
+            path,
+            json=body,
+            headers={
+                **self._auth(),
+                "Accept": "application/fhir+json",
+                "Content-Type": "application/fhir+json",
+                "Prefer": "respond-async",
+            },
         )
         if response.status_code != 202:
             raise BulkError(f"kick-off answered {response.status_code}: {response.text}")
@@ -84,5 +102,12 @@ class BulkClient:
 
     def export(self, path: str, params: dict[str, str] | None = None) -> tuple[str, dict[str, Any], dict[str, list]]:
         status_url = self.kick_off(path, params)
+        manifest = self.wait(status_url)
+        return status_url, manifest, self.download(manifest)
+
+    def export_post(
+        self, path: str, parameters: list[dict[str, Any]]
+    ) -> tuple[str, dict[str, Any], dict[str, list]]:
+        status_url = self.kick_off_post(path, parameters)
         manifest = self.wait(status_url)
         return status_url, manifest, self.download(manifest)

@@ -205,7 +205,15 @@ def test_only_the_owner_sees_a_job_s_status_and_files(client, runtime, exports, 
         ({"_type": "Condition"}, {}, 400, "_type 'Condition'"),
         ({"_outputFormat": "text/csv"}, {}, 400, "_outputFormat"),
         ({"_since": "2026-03-01"}, {}, 400, "_since"),
-        ({"_typeFilter": "Observation?code=x"}, {}, 400, "_typeFilter"),
+        ({"_typeFilter": "Patient?gender=female"}, {}, 400, "_typeFilter on 'Patient' is not supported"),
+        ({"_typeFilter": "Observation?_count=5"}, {}, 400, "_typeFilter may not hold '_count'"),
+        ({"_typeFilter": "Observation?flavour=x"}, {}, 400, "unknown search parameter 'flavour'"),
+        ({"_typeFilter": "Observation?date=soon"}, {}, 400, "_typeFilter: "),
+        ({"_typeFilter": "code=x"}, {}, 400, "[type]?[search parameters]"),
+        ({"_type": "Patient", "_typeFilter": "Observation?code=x"}, {}, 400, "_type leaves out"),
+        ({"includeAssociatedData": "LatestProvenanceResources"}, {}, 400, "no associated data is exported"),
+        ({"patient": "Patient/abc"}, {}, 400, "POST kick-off's Parameters"),
+        ({"_elements": "Patient.name.family"}, {}, 400, "_elements"),
         ({}, {"Accept": "text/html"}, 406, "text/html"),  # the FHIR API serves JSON only
     ],
 )
@@ -219,7 +227,8 @@ def test_a_bad_kick_off_is_refused_with_what_is_wrong(client, exports, evaluator
 
 def test_lenient_handling_ignores_what_it_does_not_support(client, exports, evaluator, matrix):  # type: ignore[no-untyped-def]
     sent = {"Authorization": f"Bearer {evaluator.token}", "Prefer": "respond-async, handling=lenient"}
-    response = client.get("/fhir/$export", params={"_typeFilter": "x", "_type": "Observation,Condition"}, headers=sent)
+    params = {"includeAssociatedData": "LatestProvenanceResources", "_type": "Observation,Condition"}
+    response = client.get("/fhir/$export", params=params, headers=sent)
     assert response.status_code == 202
     manifest = BulkClient(client, evaluator.token).wait(response.headers["Content-Location"])
     assert {e["type"] for e in manifest["output"]} == {"Observation"}

@@ -2,7 +2,12 @@
 
 Only an evaluator exports (purpose of use HRESCH), in its own pseudonym domain: a job holds only patients
 whose consent permits research use now, and of them only Observations whose own (effective) time the
-consent covers; a Group export only the patients of that pilot. The decision is taken afresh for every
+consent covers; a Group export only the patients of that pilot; a POST kick-off's ``patient`` references
+only those of the named patients that the export could hold anyway (a patient named who is unknown, without
+consent, withdrawn or outside the group is simply not there: no error, no hint). A ``_typeFilter`` narrows
+the Observations with the Observation search's criteria in SQL (dates in the reader's shifted time, ids its
+pseudonyms); ``_elements`` leaves out what was not asked for (tagged SUBSETTED, the mandatory elements
+kept). The decision is taken afresh for every
 page a job reads, so a withdrawal takes effect on the job's next page. Every resource is shown through the
 reader's ``View`` (the same projection as a search). The audit chain records the kick-off, each file
 written (one record per patient in it, with its count: the patient key, never an identity), each download
@@ -14,22 +19,23 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from homediag import versions
 from homediag.bulk import jobs
-from homediag.bulk.request import ExportRequest
+from homediag.bulk.request import ExportRequest, parse_type_filter
 from homediag.clock import from_store, utcnow
 from homediag.errors import Forbidden, NotFound
 from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
+from .observations import search_filters
 from .view import View, Window
 
 EXPORT_ROLES = ("evaluator",)
@@ -61,6 +67,12 @@ class ExportReads(Decisions):
             detail = f"level {req.level}; types {','.join(req.types)}" + (
                 f"; since {req.since.isoformat()}Z" if req.since else ""
             )
+            if req.type_filters:
+                detail += f"; {len(req.type_filters)} _typeFilter"
+            if req.elements:
+                detail += "; _elements " + ",".join(f"{k}.{e}" if k else e for k, e in req.elements)
+            if req.patients is not None:
+                detail += f"; {len(req.patients)} patients named"  # how many, never who
             if not known:
                 self._audit(session, principal, "export-start", "deny", purpose=view.purpose, entity=entity,
                             detail=f"{detail}; no such group")  # fmt: skip
@@ -127,6 +139,11 @@ class ExportReads(Decisions):
         keys: list[str] | None = None
         if job.group_id is not None:
             keys = list(session.execute(select(m.Patient.patient_key).where(m.Patient.pilot == job.group_id)).scalars())
+        if job.patients is not None:
+            # the owner's references (its pseudonyms); one that names no patient of ours names no one
+            named = [pid for pid in (view.real_id("Patient", shown) for shown in job.patients) if pid is not None]
+            found = set(session.execute(select(m.Patient.patient_key).where(m.Patient.id.in_(named))).scalars())
+            keys = [k for k in keys if k in found] if keys is not None else sorted(found)
         return self.readable_windows(session, view, keys)
 
     def export_page(self, job: jobs.JobSpec, resource_type: str, after: str | None, limit: int) -> Page:
@@ -165,7 +182,8 @@ class ExportReads(Decisions):
         ).all()
         page = Page([], rows[-1].id if rows else after)
         for row in rows:
-            page.resources.append(view.shown({"resourceType": "Patient", "id": row.id, "active": bool(row.active)}))
+            shown = view.shown({"resourceType": "Patient", "id": row.id, "active": bool(row.active)})
+            page.resources.append(subset(shown, job.elements))
             page.per_patient[row.patient_key] += 1
         return page
 
@@ -175,6 +193,8 @@ class ExportReads(Decisions):
         filters: list[ColumnElement[bool]] = [self.scope(windows), m.Observation.received_at <= job.transaction_time]
         if job.since is not None:
             filters.append(m.Observation.received_at > job.since)
+        if job.type_filters:
+            filters.append(self._type_filters(session, view, job, windows))
         if after is not None:
             filters.append(m.Observation.id > after)
         rows = session.execute(
@@ -185,11 +205,53 @@ class ExportReads(Decisions):
         ).all()
         page = Page([], rows[-1].id if rows else after)
         for row in rows:
-            page.resources.append(view.shown(row.resource))
+            page.resources.append(subset(view.shown(row.resource), job.elements))
             page.per_patient[row.patient_key] += 1
             page.first = row.effective_start if page.first is None else min(page.first, row.effective_start)
             page.last = row.effective_start if page.last is None else max(page.last, row.effective_start)
         return page
+
+    def _type_filters(
+        self, session: Session, view: View, job: jobs.JobSpec, windows: dict[str, Window]
+    ) -> ColumnElement[bool]:
+        """The job's Observation _typeFilters as SQL: each the AND of its criteria, the filters ORed. Ids in them
+        are the owner's (pseudonyms), dates in its (shifted) time."""
+        moved = self._mover(session, view, windows)
+        alternatives: list[ColumnElement[bool]] = []
+        for text in job.type_filters:
+            q = parse_type_filter(text, self.rt.local_zone)
+            devices = [view.real_id("Device", shown) for shown in q.device_ids]
+            criteria = search_filters(q, devices, moved)
+            for ids in q.ids:
+                criteria.append(m.Observation.id.in_([r for r in (view.real_id("Observation", i) for i in ids) if r]))
+            for shown in q.patient_ids:
+                pid = view.real_id("Patient", shown)
+                named = select(m.Patient.patient_key).where(m.Patient.id == pid)
+                key = session.execute(named).scalar() if pid else None
+                criteria.append(m.Observation.patient_key == key if key is not None else false())
+            alternatives.append(and_(*criteria) if criteria else ~false())
+        return or_(*alternatives)
+
+    def _mover(self, session: Session, view: View, windows: dict[str, Window]) -> Any:
+        """A date bound in the reader's shifted time as an expression on the stored time, per patient (a CASE on
+        the patient key, as the Observation search does); None in care (nothing shifted)."""
+        if not view.shifted or not windows:
+            return None
+        ids = session.execute(
+            select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
+        ).all()
+        offsets = {pkey: view.offset(pid) for pkey, pid in ids}
+
+        def moved(bound: datetime) -> ColumnElement[Any] | None:
+            def back(offset: timedelta) -> datetime:
+                try:
+                    return bound - offset
+                except OverflowError:
+                    return datetime.min if offset > timedelta(0) else datetime.max
+
+            return case({k: back(off) for k, off in offsets.items()}, value=m.Observation.patient_key)
+
+        return moved
 
     # -- the audit of a job ---------------------------------------------------------------------------
     def audit_export_file(
@@ -252,6 +314,32 @@ class ExportReads(Decisions):
         if job is None:
             raise NotFound(f"no export job {job_id!r} of this caller (unknown, cancelled or expired)")
         jobs.remove_files(self.rt.settings, job_id)
+
+
+# elements a resource keeps whatever _elements asks (FHIR: mandatory ones SHOULD always be returned)
+_KEPT = {"Patient": {"resourceType", "id", "meta"}, "Observation": {"resourceType", "id", "meta", "status", "code"}}
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def subset(resource: dict[str, Any], elements: tuple[tuple[str | None, str], ...]) -> dict[str, Any]:
+    """The resource with only the elements ``_elements`` asks for its type (``value`` asks for every
+    ``value[x]``), and the mandatory ones; tagged SUBSETTED when something was left out. Unchanged when no
+    element is asked for its type (``Observation.value`` leaves a Patient whole)."""
+    kind = resource.get("resourceType", "")
+    asked = [e for k, e in elements if k in (None, kind)]
+    if not asked:
+        return resource
+    keep = _KEPT.get(kind, {"resourceType", "id", "meta"}) | set(asked)
+
+    def kept(key: str) -> bool:
+        return key in keep or any(key.startswith(e) and key[len(e) :][:1].isupper() for e in asked)
+
+    out = {k: v for k, v in resource.items() if kept(k)}
+    if out.keys() != resource.keys():
+        meta = dict(out.get("meta") or {})
+        meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+        out["meta"] = meta
+    return out
 
 
 def period_text(first: datetime | None, last: datetime | None) -> str:

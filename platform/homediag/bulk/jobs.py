@@ -42,10 +42,15 @@ class JobSpec:
     types: tuple[str, ...]
     since: datetime | None
     transaction_time: datetime  # naive UTC: only what the platform had received by then is exported
+    type_filters: tuple[str, ...] = ()  # Observation _typeFilter queries, ORed
+    elements: tuple[tuple[str | None, str], ...] = ()  # _elements: (type or None, element)
+    patients: tuple[str, ...] | None = None  # POST's patient ids as the owner gave them (its pseudonyms)
 
     @classmethod
     def of(cls, job: m.ExportJob) -> JobSpec:
         owner = Principal(job.owner, job.owner, job.role, job.organisation)
+        asked = job.progress.get("request", {})  # kept in the job's JSON (no column of its own)
+        patients = asked.get("patients")
         return cls(
             job.id,
             owner,
@@ -55,6 +60,9 @@ class JobSpec:
             tuple(job.types.split(",")),
             job.since,
             job.transaction_time,
+            tuple(asked.get("typeFilter", ())),
+            tuple((kind, element) for kind, element in asked.get("elements", ())),
+            tuple(patients) if patients is not None else None,
         )
 
 
@@ -80,7 +88,14 @@ def create(session: Session, rt: Runtime, principal: Principal, purpose: str, re
         transaction_time=now,
         created_at=now,
         updated_at=now,
-        progress={"types": {t: {"cursor": None, "files": [], "done": False} for t in req.types}},
+        progress={
+            "types": {t: {"cursor": None, "files": [], "done": False} for t in req.types},
+            "request": {
+                "typeFilter": list(req.type_filters),
+                "elements": [list(e) for e in req.elements],
+                "patients": list(req.patients) if req.patients is not None else None,
+            },
+        },
     )
     session.add(job)
     return job
