@@ -4,7 +4,8 @@ Kick-off: ``GET [base]/$export`` (or ``Patient/$export``, ``Group/[id]/$export``
 application/fhir+json`` and ``Prefer: respond-async``; the server answers 202 with the status URL in
 ``Content-Location``. A kick-off may also be a ``POST`` of a FHIR ``Parameters`` resource (the same
 parameters, each in its value[x]: ``_type`` and ``_typeFilter`` as valueString, ``_since`` as valueInstant,
-``patient`` as valueReference, which only a POST can carry), with the same headers. Status: ``GET`` the status URL; 202 (with ``X-Progress`` and optionally
+``patient`` as valueReference, which only a POST can carry), with the same headers.
+Status: ``GET`` the status URL; 202 (with ``X-Progress`` and optionally
 ``Retry-After``) while in progress, 200 with a JSON manifest (``transactionTime``, ``request``,
 ``requiresAccessToken``, ``output[{type, url, count}]``, ``error[]``) when complete, 4xx/5xx with an
 OperationOutcome on error. Files: ``GET`` each ``output.url``, with the access token when
@@ -105,9 +106,7 @@ class BulkClient:
         manifest = self.wait(status_url)
         return status_url, manifest, self.download(manifest)
 
-    def export_post(
-        self, path: str, parameters: list[dict[str, Any]]
-    ) -> tuple[str, dict[str, Any], dict[str, list]]:
+    def export_post(self, path: str, parameters: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, list]]:
         status_url = self.kick_off_post(path, parameters)
         manifest = self.wait(status_url)
         return status_url, manifest, self.download(manifest)
