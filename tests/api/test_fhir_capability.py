@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -156,6 +157,7 @@ def test_every_declared_interaction_and_search_parameter_works(client, tokens, w
             if operation["name"] == "export":
                 target = world["ids"]["Group"] + "/" if rtype == "Group" else ""
                 _kick_off_export(client, tokens, f"/fhir/{rtype}/{target}$export")
+                _kick_off_with_each_declared_parameter(client, tokens, f"/fhir/{rtype}/{target}$export", operation)
                 exercised.append(f"{rtype}.$export")
                 continue
             assert operation["name"] == "validate"
@@ -165,6 +167,7 @@ def test_every_declared_interaction_and_search_parameter_works(client, tokens, w
     for operation in rest.get("operation", []):
         assert operation["name"] == "export"
         _kick_off_export(client, tokens, "/fhir/$export")
+        _kick_off_with_each_declared_parameter(client, tokens, "/fhir/$export", operation)
     for interaction in (i["code"] for i in rest["interaction"]):
         entry = {
             "fullUrl": "urn:uuid:6b1f9c1e-0000-4000-8000-000000000001",
@@ -184,6 +187,40 @@ def _kick_off_export(client, tokens, path: str) -> None:
     assert response.status_code == 202, response.text
     status = client.get(response.headers["Content-Location"], headers=tokens.auth("evaluator"))
     assert status.status_code in (200, 202), status.text
+
+
+# a value of each Bulk Data kick-off parameter an export operation's documentation declares, for a POST
+_EXPORT_SAMPLES = {
+    "_outputFormat": {"valueString": "application/fhir+ndjson"},
+    "_since": {"valueInstant": "2026-01-01T00:00:00Z"},
+    "_type": {"valueString": "Observation"},
+    "_typeFilter": {"valueString": "Observation?code=http://loinc.org|59408-5&date=ge2026-01-01"},
+    "_elements": {"valueString": "Observation.effectiveDateTime"},
+    "patient": {"valueReference": {"reference": "Patient/any"}},
+}
+
+
+def _kick_off_with_each_declared_parameter(client, tokens, path: str, operation: dict) -> None:
+    """Every parameter the operation's documentation lists after "Parameters:" is taken by a POST kick-off
+    (202), and the same kick-off by GET unless it is patient (POST only)."""
+    declared = re.search(r"Parameters: ([^.]+)\.", operation["documentation"])
+    assert declared, operation
+    names = [n.strip() for n in declared.group(1).split(",")]
+    assert {"_outputFormat", "_since", "_type"} <= set(names)
+    headers = {**tokens.auth("evaluator"), "Prefer": "respond-async"}
+    for name in names:
+        body = {"resourceType": "Parameters", "parameter": [{"name": name, **_EXPORT_SAMPLES[name]}]}
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 202, (path, name, response.text)
+        if name != "patient":
+            value = next(v for k, v in _EXPORT_SAMPLES[name].items())
+            response = client.get(path, params={name: value}, headers=headers)
+            assert response.status_code == 202, (path, name, response.text)
+    if "patient" not in names:  # undeclared: refused
+        body = {"resourceType": "Parameters", "parameter": [{"name": "patient", **_EXPORT_SAMPLES["patient"]}]}
+        assert client.post(path, json=body, headers=headers).status_code == 400
+    refused = client.get(path, params={"includeAssociatedData": "LatestProvenanceResources"}, headers=headers)
+    assert "includeAssociatedData" in operation["documentation"] and refused.status_code == 400
 
 
 def _create(client, tokens, rtype: str, world: dict):

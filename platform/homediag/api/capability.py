@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from homediag import __version__
+from homediag.bulk import request as bulk_request
 from homediag.fhir_profiles.profiles import PROFILES
 from homediag.search_params import INCLUDES, OBSERVATION_PARAMETER_TYPES
 
@@ -69,7 +70,7 @@ def capability_statement(base: str, smart: dict[str, Any] | None = None) -> dict
                 "mode": "server",
                 "security": security,
                 "interaction": _interactions("transaction", "batch"),
-                "operation": [{"name": "export", "definition": BULK_DATA + "/OperationDefinition/export"}],
+                "operation": [_export("export", "system")],
                 "resource": [
                     {
                         "type": "Observation",
@@ -96,16 +97,12 @@ def capability_statement(base: str, smart: dict[str, Any] | None = None) -> dict
                         "versioning": "versioned",
                         "readHistory": False,
                         "conditionalRead": "full-support",
-                        "operation": [
-                            {"name": "export", "definition": BULK_DATA + "/OperationDefinition/patient-export"}
-                        ],
+                        "operation": [_export("patient-export", "patient")],
                     },
                     {
                         "type": "Group",
                         "interaction": _interactions("read"),
-                        "operation": [
-                            {"name": "export", "definition": BULK_DATA + "/OperationDefinition/group-export"}
-                        ],
+                        "operation": [_export("group-export", "group")],
                     },
                     {
                         "type": "Device",
@@ -148,3 +145,18 @@ def capability_statement(base: str, smart: dict[str, Any] | None = None) -> dict
             }
         ],
     }
+
+
+def _export(definition: str, level: str) -> dict[str, Any]:
+    """A Bulk Data export operation and what its kick-off takes (from ``bulk.request``, which reads it): the
+    parameters are listed after "Parameters:" (tests/api/test_fhir_capability.py kicks off with each)."""
+    names = [p for p in bulk_request.PARAMETERS if p != "patient" or level != "system"]
+    text = (
+        "Kick-off by GET, or by POST of a Parameters resource, with 'Prefer: respond-async'. "
+        f"Parameters: {', '.join(names)}. "
+        f"_type: {', '.join(bulk_request.SUPPORTED_TYPES)}. _outputFormat: {bulk_request.NDJSON}. "
+        f"_typeFilter: {', '.join(bulk_request.FILTERED_TYPES)}, with the search parameters of its searchParam. "
+        + ("patient: in a POST only. " if level != "system" else "")
+        + "Not supported (refused, or ignored with 'Prefer: handling=lenient'): includeAssociatedData."
+    )
+    return {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/{definition}", "documentation": text}
