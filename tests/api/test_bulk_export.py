@@ -270,9 +270,10 @@ def test_each_job_is_audited_with_counts_patients_and_period_never_identities(  
 def test_the_capability_statement_declares_the_export_operations(client):  # type: ignore[no-untyped-def]
     body = client.get("/fhir/metadata").json()
     rest = body["rest"][0]
-    assert {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"} in rest[
-        "operation"
-    ]
+    (system,) = rest["operation"]
+    assert system["name"] == "export"
+    assert system["definition"] == "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+    assert "POST of a Parameters resource" in system["documentation"]
     by_type = {r["type"]: r for r in rest["resource"]}
     assert by_type["Patient"]["operation"][0]["definition"].endswith("/patient-export")
     assert by_type["Group"]["operation"][0]["definition"].endswith("/group-export")
