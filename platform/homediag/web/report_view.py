@@ -159,6 +159,8 @@ def pdf(html: str) -> bytes:
         from weasyprint import CSS, HTML
     except (ImportError, OSError) as exc:  # OSError: the Pango library is missing
         raise Unavailable(f"the PDF cannot be made on this server: {exc}") from None
+    finally:
+        _keep_svg_namespace()
     # WeasyPrint warns (as logging) of every screen-only CSS property of the app's stylesheet it skips
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     fetcher = _fetcher()
@@ -166,6 +168,11 @@ def pdf(html: str) -> bytes:
     try:
         return bytes(document.write_pdf(stylesheets=[CSS(string=PDF_CSS, url_fetcher=fetcher)]))
     finally:
-        # WeasyPrint's metadata module registers the default XML prefix for no namespace, which takes it from SVG
-        # in ElementTree's process-wide map: the charts would then be written as <ns0:svg>, which no browser draws.
-        ET.register_namespace("", charts.SVG_NS)
+        _keep_svg_namespace()
+
+
+def _keep_svg_namespace() -> None:
+    """WeasyPrint's metadata module, when imported, registers the default XML prefix for no namespace, which
+    takes it from SVG in ElementTree's process-wide map: the charts would then be written as <ns0:svg>, which no
+    browser draws (tests/web/test_web_report.py renders a page after a PDF)."""
+    ET.register_namespace("", charts.SVG_NS)
