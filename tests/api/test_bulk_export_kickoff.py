@@ -12,6 +12,8 @@ from bulk_client import BulkClient
 from bulk_support import consent_matrix, make_evaluator, use_export_dir
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from homediag.store import models as m
@@ -221,3 +223,36 @@ def test_other_roles_may_not_post_a_kick_off(client, tokens, exports):  # type: 
         headers={**tokens.auth("clinician"), "Prefer": "respond-async"},
     )
     assert response.status_code == 403
+
+
+# -- any body: an answer, never a 500 ------------------------------------------------------------------------
+_NAMES = st.sampled_from(["_type", "_since", "_typeFilter", "_elements", "patient", "_outputFormat", "x", ""])
+_VALUES = st.one_of(
+    st.none(), st.integers(), st.text(max_size=40), st.lists(st.text(max_size=5), max_size=2),
+    st.dictionaries(st.sampled_from(["reference", "x"]), st.one_of(st.text(max_size=30), st.integers()), max_size=2),
+)  # fmt: skip
+_PARAMETER = st.dictionaries(
+    st.sampled_from(["name", "valueString", "valueInstant", "valueReference", "valueCode", "part"]),
+    st.one_of(_NAMES, _VALUES),
+    max_size=3,
+)
+_BODIES = st.one_of(
+    st.binary(max_size=80),
+    st.fixed_dictionaries(
+        {"resourceType": st.sampled_from(["Parameters", "Bundle", 3])},
+        optional={"parameter": st.one_of(st.lists(_PARAMETER, max_size=4), _VALUES)},
+    ).map(lambda v: json.dumps(v).encode()),
+)
+
+
+def test_no_post_kick_off_body_gives_a_500(client, exports, evaluator):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {evaluator.token}", "Prefer": "respond-async"}
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=_BODIES, path=st.sampled_from(["/fhir/$export", "/fhir/Patient/$export"]))
+    def post(body: bytes, path: str) -> None:
+        response = client.post(path, content=body, headers=headers)
+        assert response.status_code in (202, 400), (body, response.text)
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+    post()
