@@ -95,3 +95,17 @@ def test_a_pdf_in_english_by_the_language_switch(
     assert 'filename="period-report-' in response.headers["content-disposition"]
     _pages, text = _text(response.content)
     assert "Period report" in text and "Perioderapport" not in text
+
+
+def test_six_measurements_still_fit_on_one_page(web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot) -> None:  # type: ignore[no-untyped-def]
+    """Every measurement type a patient can have (six charts, six rows): still one A4 page."""
+    from homediag.web.report_view import pdf
+
+    sign_in(web, runtime, tokens.ids["clinician"])
+    html = web.get(f"/app/patients/{web_pilot.refused_for}/report").text
+    figures = re.findall(r'<figure class="chart report-chart">.*?</figure>', html, re.S)
+    rows = re.findall(r"<tr data-measurement=.*?</tr>", html, re.S)
+    assert len(figures) == 2 and len(rows) == 2  # blood pressure and pulse
+    html = html.replace(figures[1], figures[1] + "".join(figures) * 2).replace(rows[1], rows[1] + "".join(rows) * 2)
+    pages, text = _text(pdf(html))
+    assert pages == 1 and text.count("Blodtryk (mmHg)") == 3
