@@ -114,6 +114,17 @@ def test_patient_references_export_only_the_named_patients_the_evaluator_may_exp
         keys = dict(session.execute(select(m.Patient.id, m.Patient.patient_key)).all())
     assert "1 patients named" in start and research not in start
     assert exported == {keys[matrix.ids["research"]]}
+    # a patient of ours named but not exportable is recorded as a deny (as a search naming one is); the caller
+    # was told nothing. Unknown ids and platform ids name no one: no record.
+    with runtime.sessions() as session:
+        denied = session.execute(
+            select(m.AuditEvent.patient_key, m.AuditEvent.detail).where(
+                m.AuditEvent.action == "export-start", m.AuditEvent.outcome == "deny"
+            )
+        ).all()
+    assert {key for key, _ in denied} == {keys[matrix.ids[n]] for n in ("treatment", "withdrawn", "none")}
+    assert len(denied) == 6  # the three, named alone and then in the mixed kick-off
+    assert all(detail.startswith("named in the kick-off, not exported") for _, detail in denied)
 
 
 def test_a_group_export_names_only_the_group_s_patients(client, runtime, exports, evaluator, matrix):  # type: ignore[no-untyped-def]
