@@ -87,6 +87,14 @@ def open_head(session: Session, keys: KeyRing) -> None:
     session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
 
+def begin_write(session: Session, keys: KeyRing) -> None:
+    """What a writer that appends at the end of its transaction runs first: on SQLite ``open_head`` (it takes
+    the database's write lock now, so that savepoints nest in the transaction); on PostgreSQL nothing (the
+    head is locked by ``append`` itself, made there if missing, so readers never wait on it earlier)."""
+    if session.get_bind().dialect.name != "postgresql":
+        open_head(session, keys)
+
+
 _HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 _INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
 
@@ -94,43 +102,59 @@ _INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
 def append(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: bool = False) -> None:
     """Add records to the chain inside the caller's transaction (they commit or roll back with it).
 
-    The records are chained in memory and inserted with one executemany; the head (row-locked on
-    PostgreSQL) moves once. Callers append last in their transaction, so the head is held briefly.
+    The records are chained in memory and inserted together; the head (row-locked on PostgreSQL) moves
+    once. Callers append last in their transaction, so the head is held briefly. On PostgreSQL that is two
+    round trips: the head locked and read, then the records inserted and the head moved in one statement.
     """
     if not entries:
         return
+    secret, kid = keys.audit.secret, keys.audit.kid
+    if session.get_bind().dialect.name == "postgresql":
+        head = session.execute(_HEAD).first()
+        if head is None:  # a new database (or a removed head, which ``verify`` reports): made race-free
+            open_head(session, keys)
+            head = session.execute(_HEAD).one()
+        seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
+        moved = update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
+        session.execute(moved.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
+        return
     if not head_open:  # the caller ran ``open_head`` in this transaction already
         open_head(session, keys)
-    secret, kid = keys.audit.secret, keys.audit.kid
     with _append_lock:
-        seq, prev = session.execute(_HEAD).one()
-        rows = []
-        at = utcnow()
-        for entry in entries:
-            seq += 1
-            digest = _digest(secret, prev, seq, at, entry, kid)
-            rows.append(
-                {
-                    "seq": seq,
-                    "at": at,
-                    "actor": entry.actor,
-                    "role": entry.role,
-                    "purpose": entry.purpose,
-                    "patient_key": entry.patient_key,
-                    "action": entry.action,
-                    "entity": entry.entity,
-                    "outcome": entry.outcome,
-                    "detail": entry.detail,
-                    "kid": kid,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
-            prev = digest
+        head = session.execute(_HEAD).one()
+        seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
         session.execute(_INSERT, rows)
         session.execute(
             update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
         )
+
+
+def _chain(secret: bytes, kid: str, seq: int, prev: str, entries: list[Entry]) -> tuple[int, str, list[dict[str, Any]]]:
+    """The records of ``entries`` chained after record ``seq`` (hash ``prev``): the new head and the rows."""
+    rows = []
+    at = utcnow()
+    for entry in entries:
+        seq += 1
+        digest = _digest(secret, prev, seq, at, entry, kid)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": entry.actor,
+                "role": entry.role,
+                "purpose": entry.purpose,
+                "patient_key": entry.patient_key,
+                "action": entry.action,
+                "entity": entry.entity,
+                "outcome": entry.outcome,
+                "detail": entry.detail,
+                "kid": kid,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    return seq, prev, rows
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -298,7 +299,7 @@ class Batch:
         self.items: list[_Item] = []
         self._by_upload: dict[str, _Item] = {}
         self._patients: dict[tuple[str | None, str, str], Admitted | ServiceError] = {}
-        self._devices: dict[tuple[str, ...], bool] = {}
+        self._registrations: dict[tuple[str, ...], tuple[bool, list[tuple[str | None, str | None]]]] = {}
 
     # -- per envelope -------------------------------------------------------------------------------
     def add(
@@ -339,33 +340,73 @@ class Batch:
                 item.result = out
 
     def admit_patient(self, pkey: str | None, *, where: str, what: str) -> Admitted:
-        """``Pipeline.admit_patient``, answered once per patient in a request."""
+        """``Pipeline.admit_patient``, answered once per patient in a request, with one query: the patient and
+        whether this gateway is enrolled for it."""
         key = (pkey, where, what)
         if key not in self._patients:
-            try:
-                self._patients[key] = self.pipeline.admit_patient(
-                    self.session, self.sender, pkey, where=where, what=what
+            found = None
+            if pkey:
+                enrolled_here = (
+                    select(m.GatewayPatient.patient_key)
+                    .where(m.GatewayPatient.gateway_id == self.sender.id, m.GatewayPatient.patient_key == pkey)
+                    .exists()
                 )
-            except ServiceError as exc:
-                self._patients[key] = exc
+                found = self.session.execute(
+                    select(m.Patient.id, m.Patient.active, m.Patient.enrolled_at, enrolled_here).where(
+                        m.Patient.patient_key == pkey
+                    )
+                ).first()
+            if found is None or not found.active:
+                self._patients[key] = Unprocessable(issues=[Issue("error", "business-rule", not_enrolled(what), where)])
+            elif not found[3]:
+                text = "the patient is not enrolled on this gateway (homediag gateways assign); " + _KEPT.format(
+                    what=what
+                )
+                self._patients[key] = Unprocessable(issues=[Issue("error", "forbidden", text, where)])
+            else:
+                self._patients[key] = Admitted(found.id, pkey, found.enrolled_at)  # type: ignore[arg-type]
         answer = self._patients[key]
         if isinstance(answer, ServiceError):
             raise answer
         return answer
 
+    def registrations(self, names: list[str]) -> tuple[bool, list[tuple[str | None, str | None]]]:
+        """Whether this gateway may use a device known by any of ``names`` (its own registration or ``*``), and
+        the device's registrations on it (vendor, patient key): one query per device in a request."""
+        key = tuple(names)
+        if key not in self._registrations:
+            wanted = [care.ANY_DEVICE, *(n for n in names if n)]
+            rows = self.session.execute(
+                select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
+                    m.GatewayDevice.gateway_id == self.sender.id, m.GatewayDevice.serial.in_(wanted)
+                )
+            ).all()
+            self._registrations[key] = (
+                bool(rows),
+                [(row.vendor, row.patient_key) for row in rows if row.serial != care.ANY_DEVICE],
+            )
+        return self._registrations[key]
+
+    def registered_vendor(self, names: list[str]) -> str | None:
+        """``care.registered_vendor`` from the request's ``registrations``."""
+        vendors = {vendor for vendor, _ in self.registrations(names)[1] if vendor}
+        return vendors.pop() if len(vendors) == 1 else None
+
     def admit_device(
         self, names: list[str], *, described: str, where: str, what: str, patient_key: str | None = None
     ) -> None:
-        """``Pipeline.admit_device``, asked once per device and patient in a request."""
-        key = (*names, "\x00", patient_key or "")
-        if key not in self._devices:
-            self._devices[key] = care.gateway_may_use(self.session, self.sender.id, names) and not (
-                patient_key is not None and care.bound_elsewhere(self.session, self.sender.id, names, patient_key)
+        """``Pipeline.admit_device``, answered from the request's ``registrations``."""
+        allowed, registered = self.registrations(names)
+        if not allowed:
+            text = (
+                f"{described} is not allowed on this gateway (homediag gateways allow-device, by serial, address"
+                " or identifier value); " + _KEPT.format(what=what)
             )
-        if not self._devices[key]:
-            self.pipeline.admit_device(
-                self.session, self.sender, names, described=described, where=where, what=what, patient_key=patient_key
-            )
+            raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
+        bound = {key for _, key in registered if key}
+        if patient_key is not None and bound and patient_key not in bound:
+            text = f"{described} is enrolled for another patient on this gateway; " + _KEPT.format(what=what)
+            raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
 
     def store(
         self, rows: list[dict[str, Any]], devices_seen: list[dict[str, Any]], then: Callable[[list[bool]], Any]
@@ -399,14 +440,14 @@ class Batch:
     def write(self) -> list[Any]:
         """Write the batch (see the class); the envelopes' results, in order."""
         session, keys = self.session, self.pipeline.rt.keys
-        # the first write: on SQLite it begins the transaction, so that the savepoints below nest in it
-        audit.open_head(session, keys)
+        # on SQLite the first write: it begins the transaction, so that the savepoints below nest in it
+        audit.begin_write(session, keys)
         try:
             self._write(self.items)
         except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
             log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
             session.rollback()  # only this write is lost: the envelopes' work only read
-            audit.open_head(session, keys)
+            audit.begin_write(session, keys)
             for item in self.items:
                 try:
                     with session.begin_nested():
