@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,26 @@ EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
 def not_enrolled(what: str) -> str:
     """What a reading of a patient not (or no longer) in the pilot is refused with."""
     return "the patient is not enrolled in the pilot; " + _KEPT.format(what=what)
+
+
+# the statements of admission, built once (compiled once): a patient with its enrolment on the sending gateway,
+# and the gateway's registrations of a device by its serial or address, or of any device (``*``)
+_PATIENT = select(
+    m.Patient.id,
+    m.Patient.active,
+    m.Patient.enrolled_at,
+    select(m.GatewayPatient.patient_key)
+    .where(m.GatewayPatient.gateway_id == bindparam("gateway"), m.GatewayPatient.patient_key == bindparam("pkey"))
+    .exists(),
+).where(m.Patient.patient_key == bindparam("pkey"))
+_REGISTRATIONS = select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
+    m.GatewayDevice.gateway_id == bindparam("gateway"),
+    or_(
+        m.GatewayDevice.serial == bindparam("any"),
+        m.GatewayDevice.serial == bindparam("first"),
+        m.GatewayDevice.serial == bindparam("second"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -344,18 +364,7 @@ class Batch:
         whether this gateway is enrolled for it."""
         key = (pkey, where, what)
         if key not in self._patients:
-            found = None
-            if pkey:
-                enrolled_here = (
-                    select(m.GatewayPatient.patient_key)
-                    .where(m.GatewayPatient.gateway_id == self.sender.id, m.GatewayPatient.patient_key == pkey)
-                    .exists()
-                )
-                found = self.session.execute(
-                    select(m.Patient.id, m.Patient.active, m.Patient.enrolled_at, enrolled_here).where(
-                        m.Patient.patient_key == pkey
-                    )
-                ).first()
+            found = self.session.execute(_PATIENT, {"gateway": self.sender.id, "pkey": pkey}).first() if pkey else None
             if found is None or not found.active:
                 self._patients[key] = Unprocessable(issues=[Issue("error", "business-rule", not_enrolled(what), where)])
             elif not found[3]:
@@ -375,12 +384,18 @@ class Batch:
         the device's registrations on it (vendor, patient key): one query per device in a request."""
         key = tuple(names)
         if key not in self._registrations:
-            wanted = [care.ANY_DEVICE, *(n for n in names if n)]
-            rows = self.session.execute(
-                select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
-                    m.GatewayDevice.gateway_id == self.sender.id, m.GatewayDevice.serial.in_(wanted)
-                )
-            ).all()
+            # the names as parameters of a statement built once (an expanding IN is compiled again for each call)
+            first, second = ([n for n in names if n] + [None, None])[:2]
+            if len([n for n in names if n]) > 2:  # not from an envelope (serial and address): the general form
+                rows = self.session.execute(
+                    select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
+                        m.GatewayDevice.gateway_id == self.sender.id,
+                        m.GatewayDevice.serial.in_([care.ANY_DEVICE, *(n for n in names if n)]),
+                    )
+                ).all()
+            else:
+                params = {"gateway": self.sender.id, "any": care.ANY_DEVICE, "first": first, "second": second}
+                rows = self.session.execute(_REGISTRATIONS, params).all()
             self._registrations[key] = (
                 bool(rows),
                 [(row.vendor, row.patient_key) for row in rows if row.serial != care.ANY_DEVICE],
