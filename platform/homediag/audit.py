@@ -94,6 +94,7 @@ def begin_write(session: Session, keys: KeyRing) -> None:
     head is locked by ``append`` itself, made there if missing, so readers never wait on it earlier)."""
     if session.get_bind().dialect.name != "postgresql":
         open_head(session, keys)
+        session.info[_HEAD_OPEN] = True  # the records' write, at the commit, need not open it again
 
 
 _HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
@@ -101,6 +102,7 @@ _INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
 
 
 _PENDING = "homediag.audit.pending"
+_HEAD_OPEN = "homediag.audit.head_open"
 _AUDIT_TABLES = frozenset({AuditEvent.__tablename__, AuditHead.__tablename__})
 
 
@@ -163,6 +165,7 @@ def _tables(statement: Any) -> list[Any]:
 def _forget(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the transaction ended (committed: written; rolled back: gone with it)
         session.info.pop(_PENDING, None)
+        session.info.pop(_HEAD_OPEN, None)
 
 
 def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: bool = False) -> None:
@@ -184,7 +187,7 @@ def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: 
         moved = update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
         session.execute(moved.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
         return
-    if not head_open:  # the caller ran ``open_head`` in this transaction already
+    if not (head_open or session.info.get(_HEAD_OPEN)):  # else ``open_head`` ran in this transaction already
         open_head(session, keys)
     with _append_lock:
         head = session.execute(_HEAD).one()
