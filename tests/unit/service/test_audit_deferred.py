@@ -61,3 +61,36 @@ def test_records_of_a_rolled_back_transaction_are_not_written(runtime: Runtime) 
     with runtime.sessions() as session:
         assert session.execute(select(AuditEvent.actor)).scalars().all() == ["kept"]
         assert audit.verify(session, runtime.keys).ok
+
+
+def test_concurrent_writers_each_get_their_records_into_one_intact_chain(runtime: Runtime) -> None:
+    """Eight writers at once (PostgreSQL: each moves the head from what it read, and reads again when another
+    moved it first): every record is there once, in one chain that verifies."""
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry("first")])
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(15):
+                with runtime.sessions.begin() as session:
+                    audit.append(session, runtime.keys, [_entry(f"w{n}-{i}"), _entry(f"w{n}-{i}b")])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with runtime.sessions() as session:
+        actors = session.execute(select(AuditEvent.actor).order_by(AuditEvent.seq)).scalars().all()
+        result = audit.verify(session, runtime.keys)
+    assert result.ok, result.message
+    assert sorted(actors) == sorted(
+        ["first"] + [f"w{n}-{i}{b}" for n in range(8) for i in range(15) for b in ("", "b")]
+    )
+    for n in range(8):  # a writer's two records of one transaction stay together
+        mine = [a for a in actors if a.startswith(f"w{n}-")]
+        assert mine == [f"w{n}-{i}{b}" for i in range(15) for b in ("", "b")]
