@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import TextClause, column, event, exists, insert, select, update, values
+from sqlalchemy import TextClause, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql.util import find_tables
@@ -179,7 +179,13 @@ def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: 
         return
     secret, kid = keys.audit.secret, keys.audit.kid
     if session.get_bind().dialect.name == "postgresql":
-        _write_postgresql(session, secret, kid, keys, entries)
+        head = session.execute(_HEAD).first()
+        if head is None:  # a new database (or a removed head, which ``verify`` reports): made race-free
+            open_head(session, keys)
+            head = session.execute(_HEAD).one()
+        seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
+        moved = update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
+        session.execute(moved.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
         return
     if not (head_open or session.info.get(_HEAD_OPEN)):  # else ``open_head`` ran in this transaction already
         open_head(session, keys)
@@ -190,46 +196,6 @@ def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: 
         session.execute(
             update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
         )
-
-
-_COLUMNS = [c for c in AuditEvent.__table__.columns]
-_READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
-_OPTIMISTIC_TRIES = 20
-
-
-def _write_postgresql(session: Session, secret: bytes, kid: str, keys: KeyRing, entries: list[Entry]) -> None:
-    """PostgreSQL: the head is read without a lock, the records chained after it, and one statement moves the
-    head from what was read (``UPDATE … WHERE seq = :read``, which takes the row lock) and inserts the records
-    only if it did; when another request moved the head first, it is read again. The head is locked from that
-    statement to the commit, one round trip shorter than ``SELECT … FOR UPDATE`` first. After a few lost
-    races (a burst of writers) the head is locked first, so every writer gets through."""
-    for _ in range(_OPTIMISTIC_TRIES):
-        head = session.execute(_READ_HEAD).first()
-        if head is None:  # a new database (or a removed head, which ``verify`` reports): made race-free
-            break
-        seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
-        moved = (
-            update(AuditHead)
-            .where(AuditHead.id == 1, AuditHead.seq == head.seq, AuditHead.hash == head.hash)
-            .values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
-            .returning(AuditHead.id)
-            .cte("moved")
-        )
-        records = values(*[column(c.name, c.type) for c in _COLUMNS], name="records").data(
-            [tuple(row[c.name] for c in _COLUMNS) for row in rows]
-        )
-        stmt = insert(AuditEvent.__table__).from_select(
-            [c.name for c in _COLUMNS], select(records).where(exists(select(moved.c.id)))
-        )
-        if len(session.execute(stmt.add_cte(moved).returning(AuditEvent.seq)).all()) == len(rows):
-            return
-    open_head(session, keys)
-    head = session.execute(_HEAD).one()
-    seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
-    moved_locked = (
-        update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
-    )
-    session.execute(moved_locked.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
 
 
 def _chain(secret: bytes, kid: str, seq: int, prev: str, entries: list[Entry]) -> tuple[int, str, list[dict[str, Any]]]:
