@@ -14,7 +14,10 @@ upload as ``rejected`` with them and lets the front word the answer.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -124,6 +127,7 @@ class Pipeline:
             work(batch)
             results = batch.write()
             session.commit()
+            batch.committed()
             return results
 
     # -- admitting ----------------------------------------------------------------------------------
@@ -319,6 +323,7 @@ class Batch:
         self.items: list[_Item] = []
         self._by_upload: dict[str, _Item] = {}
         self._patients: dict[tuple[str | None, str, str], Admitted | ServiceError] = {}
+        self._devices_written: dict[str, tuple[Any, ...]] = {}
         self._registrations: dict[tuple[str, ...], tuple[bool, list[tuple[str | None, str | None]]]] = {}
 
     # -- per envelope -------------------------------------------------------------------------------
@@ -458,7 +463,7 @@ class Batch:
         # on SQLite the first write: it begins the transaction, so that the savepoints below nest in it
         audit.begin_write(session, keys)
         try:
-            self._write(self.items)
+            self._devices_written = self._write(self.items)
         except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
             log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
             session.rollback()  # only this write is lost: the envelopes' work only read
@@ -466,7 +471,8 @@ class Batch:
             for item in self.items:
                 try:
                     with session.begin_nested():
-                        self._write([item])
+                        written = self._write([item])
+                    self._devices_written.update(written)
                 except Exception as exc:
                     log.exception("a %s could not be stored; kept in the upload log as rejected", item.what)
                     self._reject(item, _fatal(item.what, exc))
@@ -480,7 +486,7 @@ class Batch:
         audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
         return [item.result for item in self.items]
 
-    def _write(self, items: list[_Item]) -> None:
+    def _write(self, items: list[_Item]) -> dict[str, tuple[Any, ...]]:
         session, now = self.session, utcnow()
         seen: dict[str, dict[str, Any]] = {}
         first: dict[str, dict[str, Any]] = {}
@@ -499,14 +505,48 @@ class Batch:
             for row in item.stored.rows:
                 row["received_at"] = now
                 first.setdefault(row["dedup"], row)
-        # rows and devices in key order: concurrent requests lock what they share in the same order
-        devices.upsert_many(session, [seen[k] for k in sorted(seen)])
+        # rows and devices in key order: concurrent requests lock what they share in the same order. A device
+        # this process wrote within the last minute, as it is now, is not written again: the upsert would only
+        # move ``last_seen`` and hold the device's row lock until the commit, which concurrent requests from the
+        # same device wait for (``DEVICE_REFRESH_SECONDS``)
+        recent, at = _recent_devices(self.pipeline.rt.engine), time.monotonic()
+        fresh = {k: seen[k] for k in sorted(seen) if not _written_lately(recent.get(k), _served(seen[k]), at)}
+        devices.upsert_many(session, list(fresh.values()))
         created = observations.insert_new(session, [first[k] for k in sorted(first)])
         for item in items:
             if item.stored is not None:
                 rows = item.stored.rows
                 item.result = item.stored.then([row["id"] in created and first[row["dedup"]] is row for row in rows])
         uploads.insert_many(session, [item.upload.row() for item in items])
+        return {k: _served(v) for k, v in fresh.items()}
+
+    def committed(self) -> None:
+        """After the commit: remember the devices written (see ``_write``)."""
+        recent, at = _recent_devices(self.pipeline.rt.engine), time.monotonic()
+        with _recent_lock:
+            for key, served in self._devices_written.items():
+                recent[key] = (served, at)
+
+
+DEVICE_REFRESH_SECONDS = 60.0
+"""How stale a device's ``last_seen`` may be: a process writes a device it wrote, unchanged, at most this often."""
+# per database engine (a worker's, a test's): device id -> (what was written, when, on the monotonic clock)
+_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], float]]] = weakref.WeakKeyDictionary()
+_recent_lock = threading.Lock()
+
+
+def _recent_devices(engine: Any) -> dict[str, tuple[tuple[Any, ...], float]]:
+    with _recent_lock:
+        return _RECENT.setdefault(engine, {})
+
+
+def _served(values: dict[str, Any]) -> tuple[Any, ...]:
+    """What a device row shows, without its times: a change of any of it is written at once."""
+    return tuple((k, repr(values.get(k))) for k in devices.SERVED)
+
+
+def _written_lately(written: tuple[tuple[Any, ...], float] | None, served: tuple[Any, ...], now: float) -> bool:
+    return written is not None and written[0] == served and now - written[1] < DEVICE_REFRESH_SECONDS
 
 
 def observation_row(
