@@ -33,7 +33,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also serve with `homediag serve --workers N` and drive it from concurrent clients over loopback",
     )
     parser.add_argument("--no-main", action="store_true", help="skip the in-process run (only --served / --scale)")
-    parser.add_argument("--workers", type=int, default=4, help="worker processes for --served (default 4)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes for --served (default 2: one per core of this machine)"
+    )
     parser.add_argument(
         "--scale",
         type=lambda v: [int(float(x)) for x in v.split(",")],

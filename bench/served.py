@@ -49,6 +49,9 @@ class ServedResult:
     rss_max_total_mb: float
     rss_max_process_mb: float
     ceilings: list[ceiling.Ceiling]
+    rss_at_start: list[dict[str, Any]]
+    rss_max_by_process: list[dict[str, Any]]
+    waits: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -78,7 +81,10 @@ class ServedResult:
             "server_rss_mb": {
                 "max_total": round(self.rss_max_total_mb, 1),
                 "max_process": round(self.rss_max_process_mb, 1),
+                "at_start_by_process": self.rss_at_start,
+                "max_by_process": self.rss_max_by_process,
             },
+            "what_sessions_waited_on_during_mixed": self.waits,
         }
 
 
@@ -115,23 +121,95 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _role(pid: int, root: int) -> str:
+    """What a process of the server is: the supervisor (``homediag serve``), a worker, or a helper."""
+    if pid == root:
+        return "supervisor"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    return "helper (multiprocessing)" if "resource_tracker" in command or "semaphore" in command else "worker"
+
+
 class MemoryWatch:
-    """Samples the resident memory of a process tree every 0.2 s in a thread."""
+    """Samples the resident memory of a process tree every 0.2 s in a thread: the largest sum, the largest
+    process, and each process's largest (by role: the supervisor, each worker)."""
 
     def __init__(self, root: int) -> None:
         self.root, self.total, self.largest = root, 0.0, 0.0
+        self.by_process: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
+        self.sample()  # at start-up, before any request
+        self.at_start = dict(self.by_process)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def sample(self) -> None:
+        sizes = {pid: _rss_mb(pid) for pid in _tree(self.root)}
+        for pid, size in sizes.items():
+            role, before = self.by_process.get(pid, (_role(pid, self.root), 0.0))
+            self.by_process[pid] = (role, max(before, size))
+        total = sum(sizes.values())
+        self.total, self.largest = max(self.total, total), max(self.largest, max(sizes.values(), default=0.0))
+
+    def per_process(self, table: dict[int, tuple[str, float]]) -> list[dict[str, Any]]:
+        return [{"pid": pid, "role": role, "rss_mb": round(mb, 1)} for pid, (role, mb) in sorted(table.items())]
+
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            sizes = [_rss_mb(pid) for pid in _tree(self.root)]
-            self.total, self.largest = max(self.total, sum(sizes)), max(self.largest, max(sizes, default=0.0))
+            self.sample()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class WaitWatch:
+    """PostgreSQL: samples what the server's sessions are doing every 20 ms (``pg_stat_activity``): per wait
+    event and statement, how many samples found a session active or waiting. A lock on ``audit_head`` shows
+    as ``Lock:transactionid`` or ``Lock:tuple`` on the head's ``SELECT ... FOR UPDATE``."""
+
+    def __init__(self, url: str) -> None:
+        from collections import Counter
+
+        from sqlalchemy import create_engine
+
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self._engine = create_engine(url, pool_size=1) if url.startswith("postgresql") else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if self._engine is not None:
+            self._thread.start()
+
+    def _run(self) -> None:
+        from sqlalchemy import text
+
+        assert self._engine is not None
+        query = text(
+            "SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU') AS waiting, left(query, 70) AS query"
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state = 'active'"
+        )
+        with self._engine.connect() as conn:
+            while not self._stop.wait(0.02):
+                self.samples += 1
+                for row in conn.execute(query):
+                    self.counts[f"{row.waiting} | {' '.join(row.query.split())}"] += 1
+                conn.rollback()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._engine is None:
+            return {"sampled": False, "why": "SQLite: one process, no server to ask"}
+        self._thread.join()
+        self._engine.dispose()
+        return {
+            "sampled": True,
+            "samples_every_20_ms": self.samples,
+            "active_session_samples_by_wait_and_statement": dict(self.counts.most_common(12)),
+        }
 
 
 def _post_all(base: str, headers: dict[str, str], bodies: list[bytes]) -> int:
@@ -232,9 +310,11 @@ def run(
             for t in searchers:
                 t.start()
             time.sleep(1.0)
+            waiting = WaitWatch(url)
             t0 = time.perf_counter()
             mixed_created = _post_all(base, gateway, lists_of(mixed))
             mixed_seconds = time.perf_counter() - t0
+            waits = waiting.stop()
             stop.set()
             for t in searchers:
                 t.join()
@@ -276,4 +356,7 @@ def run(
             watch.total,
             watch.largest,
             ceilings,
+            watch.per_process(watch.at_start),
+            watch.per_process(watch.by_process),
+            waits,
         )

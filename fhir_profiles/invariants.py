@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from .issues import Issue
@@ -35,15 +34,24 @@ _REFERENCE = re.compile(
 )
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """(path, key, value) for every member of every object, depth first, with FHIRPath-style indexes."""
+def _scan(
+    node: Any, path: str, references: list[tuple[str, str]], quantities: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """One depth-first pass of every object and list: the invalid references
+    and the UCUM quantities, with their paths. A path is formatted only on the way into an object or a list:
+    this runs on every reading at ingest."""
     if isinstance(node, dict):
+        if node.get("system") == UCUM and ("value" in node or "code" in node):
+            quantities.append((path, node))
         for key, value in node.items():
-            yield path, key, value
-            yield from _walk(value, f"{path}.{key}")
+            if key == "reference" and isinstance(value, str) and not _REFERENCE.match(value):
+                references.append((path, value))
+            if isinstance(value, (dict, list)):
+                _scan(value, f"{path}.{key}", references, quantities)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _walk(item, f"{path}[{i}]")
+            if isinstance(item, (dict, list)):
+                _scan(item, f"{path}[{i}]", references, quantities)
 
 
 def _has_value(element: dict[str, Any]) -> bool:
@@ -103,17 +111,19 @@ def check_invariants(resource: dict[str, Any]) -> list[Issue]:
                         f"{path}.value[x]",
                     )
                 )
-    for path, key, value in _walk(resource, rtype):
-        if key == "reference" and isinstance(value, str) and not _REFERENCE.match(value):
-            issues.append(
-                Issue(
-                    "error",
-                    "value",
-                    f"{value!r} is not a valid reference (Type/id, an absolute URL, urn:uuid: or #id)",
-                    f"{path}.reference",
-                )
+    references: list[tuple[str, str]] = []
+    quantities: list[tuple[str, dict[str, Any]]] = []
+    _scan(resource, rtype, references, quantities)
+    for path, value in references:
+        issues.append(
+            Issue(
+                "error",
+                "value",
+                f"{value!r} is not a valid reference (Type/id, an absolute URL, urn:uuid: or #id)",
+                f"{path}.reference",
             )
-    for path, quantity in _quantities(resource, rtype):
+        )
+    for path, quantity in quantities:
         code = quantity.get("code")
         if code is None:
             issues.append(Issue("error", "required", "a UCUM quantity needs a unit code", f"{path}.code"))
@@ -127,14 +137,3 @@ def check_invariants(resource: dict[str, Any]) -> list[Issue]:
                 )
             )
     return issues
-
-
-def _quantities(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    if isinstance(node, dict):
-        if node.get("system") == UCUM and ("value" in node or "code" in node):
-            yield path, node
-        for key, value in node.items():
-            yield from _quantities(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _quantities(item, f"{path}[{i}]")

@@ -172,8 +172,30 @@ def measurement(key: str) -> Measurement:
     return MEASUREMENTS[key]
 
 
+def _index() -> tuple[dict[tuple[str, str], list[Measurement]], dict[str, list[Measurement]]]:
+    """The measurements by (system, code) as ``Measurement.matches`` answers, and by code in any system; each
+    list in the table's order."""
+    by_coding: dict[tuple[str, str], list[Measurement]] = {}
+    by_code: dict[str, list[Measurement]] = {}
+    for m in MEASUREMENTS.values():
+        keys = [(c.system, c.code) for c in (m.mdc, m.loinc) if c is not None]
+        keys += [(system, m.npu.code) for system in NPU_SYSTEMS] if m.npu is not None else []
+        for key in keys:
+            if m.matches(*key) and m not in by_coding.setdefault(key, []):
+                by_coding[key].append(m)
+        for c in m.codings:
+            if m not in by_code.setdefault(c.code, []):
+                by_code[c.code].append(m)
+    return by_coding, by_code
+
+
+_BY_CODING, _BY_CODE = _index()
+
+
 def matching(system: str | None, code: str) -> list[Measurement]:
     """Every measurement with this coding (``system`` None: any system). LOINC 8867-4 names three."""
+    if isinstance(code, str) and (system is None or isinstance(system, str)):  # the index (it runs per reading)
+        return list(_BY_CODING.get((system, code), ()) if system else _BY_CODE.get(code, ()))
     return [
         m
         for m in MEASUREMENTS.values()

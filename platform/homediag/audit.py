@@ -23,9 +23,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import insert, select, update
+from sqlalchemy import TextClause, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql.util import find_tables
 
 from .clock import utcnow
 from .keys import KeyRing
@@ -87,50 +88,142 @@ def open_head(session: Session, keys: KeyRing) -> None:
     session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
 
+def begin_write(session: Session, keys: KeyRing) -> None:
+    """What a writer that appends at the end of its transaction runs first: on SQLite ``open_head`` (it takes
+    the database's write lock now, so that savepoints nest in the transaction); on PostgreSQL nothing (the
+    head is locked by ``append`` itself, made there if missing, so readers never wait on it earlier)."""
+    if session.get_bind().dialect.name != "postgresql":
+        open_head(session, keys)
+        session.info[_HEAD_OPEN] = True  # the records' write, at the commit, need not open it again
+
+
 _HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 _INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
+
+
+_PENDING = "homediag.audit.pending"
+_HEAD_OPEN = "homediag.audit.head_open"
+_AUDIT_TABLES = frozenset({AuditEvent.__tablename__, AuditHead.__tablename__})
 
 
 def append(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: bool = False) -> None:
     """Add records to the chain inside the caller's transaction (they commit or roll back with it).
 
-    The records are chained in memory and inserted with one executemany; the head (row-locked on
-    PostgreSQL) moves once. Callers append last in their transaction, so the head is held briefly.
+    The records are written just before the transaction commits, or before the next statement in it that
+    reads or writes the audit tables, whichever comes first (``write_pending``): any statement that could
+    see them sees them, and the chain's head is locked only from then until the commit. A reader that audits
+    its search and then renders the result holds no lock that other requests wait on while it renders.
+    Inside a savepoint they are written at once (a rolled-back savepoint takes them with it).
     """
     if not entries:
         return
-    if not head_open:  # the caller ran ``open_head`` in this transaction already
-        open_head(session, keys)
+    if session.in_nested_transaction():
+        write_pending(session)
+        _write(session, keys, entries, head_open=head_open)
+        return
+    if session.get_transaction() is None:
+        session.begin()  # the records belong to a transaction: its rollback (even before any statement) drops them
+    pending: list[tuple[KeyRing, list[Entry]]] = session.info.setdefault(_PENDING, [])
+    pending.append((keys, list(entries)))
+
+
+def write_pending(session: Session) -> None:
+    """Write the records appended in this transaction and not written yet, in the order they were appended."""
+    pending: list[tuple[KeyRing, list[Entry]]] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    keys, entries = pending[0][0], []
+    for ring, some in pending:
+        if ring is not keys:  # another key ring (never, in one transaction): its records in a move of their own
+            _write(session, keys, entries)
+            keys, entries = ring, []
+        entries += some
+    _write(session, keys, entries)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released: the records wait for the real commit
+        write_pending(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_audit_statement(state: ORMExecuteState) -> None:
+    """A statement that reads or writes the audit tables sees the records appended before it."""
+    if not state.session.info.get(_PENDING):
+        return
+    statement = state.statement
+    if isinstance(statement, TextClause) or _AUDIT_TABLES & {getattr(t, "name", None) for t in _tables(statement)}:
+        write_pending(state.session)
+
+
+def _tables(statement: Any) -> list[Any]:
+    return find_tables(statement, include_aliases=True, include_joins=True, include_selects=True, include_crud=True)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction ended (committed: written; rolled back: gone with it)
+        session.info.pop(_PENDING, None)
+        session.info.pop(_HEAD_OPEN, None)
+
+
+def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: bool = False) -> None:
+    """Chain ``entries`` after the head and write them: the head locked, the records inserted, the head moved.
+
+    The records are chained in memory and inserted together; the head (row-locked on PostgreSQL) moves
+    once. On PostgreSQL that is two round trips: the head locked and read, then the records inserted and
+    the head moved in one statement.
+    """
+    if not entries:
+        return
     secret, kid = keys.audit.secret, keys.audit.kid
+    if session.get_bind().dialect.name == "postgresql":
+        head = session.execute(_HEAD).first()
+        if head is None:  # a new database (or a removed head, which ``verify`` reports): made race-free
+            open_head(session, keys)
+            head = session.execute(_HEAD).one()
+        seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
+        moved = update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
+        session.execute(moved.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
+        return
+    if not (head_open or session.info.get(_HEAD_OPEN)):  # else ``open_head`` ran in this transaction already
+        open_head(session, keys)
     with _append_lock:
-        seq, prev = session.execute(_HEAD).one()
-        rows = []
-        at = utcnow()
-        for entry in entries:
-            seq += 1
-            digest = _digest(secret, prev, seq, at, entry, kid)
-            rows.append(
-                {
-                    "seq": seq,
-                    "at": at,
-                    "actor": entry.actor,
-                    "role": entry.role,
-                    "purpose": entry.purpose,
-                    "patient_key": entry.patient_key,
-                    "action": entry.action,
-                    "entity": entry.entity,
-                    "outcome": entry.outcome,
-                    "detail": entry.detail,
-                    "kid": kid,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
-            prev = digest
+        head = session.execute(_HEAD).one()
+        seq, prev, rows = _chain(secret, kid, head.seq, head.hash, entries)
         session.execute(_INSERT, rows)
         session.execute(
             update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(secret, seq, prev))
         )
+
+
+def _chain(secret: bytes, kid: str, seq: int, prev: str, entries: list[Entry]) -> tuple[int, str, list[dict[str, Any]]]:
+    """The records of ``entries`` chained after record ``seq`` (hash ``prev``): the new head and the rows."""
+    rows = []
+    at = utcnow()
+    for entry in entries:
+        seq += 1
+        digest = _digest(secret, prev, seq, at, entry, kid)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": entry.actor,
+                "role": entry.role,
+                "purpose": entry.purpose,
+                "patient_key": entry.patient_key,
+                "action": entry.action,
+                "entity": entry.entity,
+                "outcome": entry.outcome,
+                "detail": entry.detail,
+                "kid": kid,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    return seq, prev, rows
 
 
 @dataclass(frozen=True)

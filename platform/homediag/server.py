@@ -31,6 +31,16 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def check_startup() -> None:
+    """What ``homediag serve --workers N`` runs in a child before the workers start: the app built once from
+    the settings (a bad setting or key file fails here, with its message) and PostgreSQL's months ahead made."""
+    from homediag.api.app import create_app
+
+    app = create_app()
+    partitions_ahead(app)
+    app.state.runtime.close()
+
+
 def worker_app() -> FastAPI:
     """The app of one worker process (``uvicorn --factory``): built from the HOMEDIAG_* settings, start-up heap
     frozen."""

@@ -425,3 +425,29 @@ def test_an_envelope_whose_work_fails_unexpectedly_costs_no_other_envelope_of_it
         kept = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
         assert audit.verify(session, runtime.keys).ok
     assert kept == {r["upload"]: r["outcome"] for r in results}
+
+
+def test_a_device_seen_again_within_a_minute_is_not_written_again(client, tokens, runtime, enrolled, monkeypatch):
+    """Uploads from one device do not each rewrite its row (its lock is what concurrent uploads from that device
+    queued on): ``last_seen`` moves at most once a minute per process; a device that shows something else is a
+    device of its own, written at once."""
+    from homediag.ingest import pipeline
+
+    def device_rows() -> list[tuple[str, datetime, datetime]]:
+        with runtime.sessions() as session:
+            return [
+                (d.model, d.first_seen, d.last_seen) for d in session.scalars(select(m.Device).order_by(m.Device.model))
+            ]
+
+    assert post(client, tokens, cuff_envelope(seed=1)).status_code == 201
+    (first,) = device_rows()
+    assert post(client, tokens, cuff_envelope(seed=2, taken_minutes_ago=40)).status_code == 201
+    assert device_rows() == [first]  # not rewritten: last_seen as it was
+    other = cuff_envelope(seed=3, taken_minutes_ago=50)
+    other["device"] = {**other["device"], "model": "another model"}
+    assert post(client, tokens, other).status_code == 201
+    assert [row[0] for row in device_rows()] == sorted([first[0], "another model"])
+    monkeypatch.setattr(pipeline, "DEVICE_REFRESH_SECONDS", 0.0)  # a minute later, as it were
+    assert post(client, tokens, cuff_envelope(seed=4, taken_minutes_ago=60)).status_code == 201
+    again = next(row for row in device_rows() if row[0] == first[0])
+    assert again[1] == first[1] and again[2] > first[2]  # first_seen kept, last_seen moved

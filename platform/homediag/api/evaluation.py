@@ -18,10 +18,6 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from homediag.errors import BadRequest
-from homediag.evaluation.export import export, export_zip
-from homediag.evaluation.measure import measure_reports
-from homediag.evaluation.metrics import compute
-from homediag.evaluation.report import Parameters
 
 from .policy import EVALUATION_READ, Caller, enforce
 from .responses import FhirResponse
@@ -37,6 +33,8 @@ def evaluation_export(
     pilot: Annotated[str | None, Query(description="only this pilot's patients")] = None,
 ) -> FileResponse:
     """The tidy tables, codebook and manifest the evaluator may receive, as one zip file."""
+    from homediag.evaluation.export import export_zip  # pyarrow: loaded on an evaluator's first request
+
     archive, manifest = export_zip(caller.access, caller.user, fmt=format, pilot=pilot, purpose=caller.purpose)
     return FileResponse(
         archive,
@@ -62,6 +60,12 @@ def evaluation_measure_reports(
     pilot: Annotated[str | None, Query(description="the pilot")] = None,
 ) -> FhirResponse:
     """The pilot metrics of the period as a Bundle of MeasureReports, small counts suppressed."""
+    # pyarrow, duckdb, scipy and matplotlib: loaded on an evaluator's first request, not in every worker
+    from homediag.evaluation.export import export
+    from homediag.evaluation.measure import measure_reports
+    from homediag.evaluation.metrics import compute
+    from homediag.evaluation.report import Parameters
+
     params = Parameters(pilot, _day(start, "from"), _day(end, "to"))
     if params.end < params.start:
         raise BadRequest("'to' is before 'from'", expression="to")

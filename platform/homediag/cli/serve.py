@@ -23,7 +23,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API (settings from HOMEDIAG_* environment variables)."""
-    from homediag.api.app import create_app
+    import subprocess
+    import sys
+
     from homediag.errors import Unavailable
     from homediag.server import serve as run
     from homediag.server import serve_workers
@@ -36,15 +38,25 @@ def serve(
         check_reachable(rt.engine)  # fail at start-up, clearly, not with a 500 on every request
     except Unavailable as exc:
         raise fail(f"cannot serve: {exc}; start the database or fix HOMEDIAG_DATABASE_URL") from None
-    app = create_app(rt)  # also when forking workers: a bad setting or key file fails here, clearly
     if workers == 1:
-        run(app, host or settings.host, port or settings.port)
-    else:
-        from homediag.server import partitions_ahead
+        from homediag.api.app import create_app
 
-        partitions_ahead(app)  # once, before the workers start
-        app.state.runtime.close()
-        serve_workers(host or settings.host, port or settings.port, workers)
+        run(create_app(rt), host or settings.host, port or settings.port)  # a bad setting fails here, clearly
+        return
+    rt.close()
+    # The supervisor of the workers never builds the app itself: it would hold the whole application in memory
+    # beside the workers (about 150 MB) for nothing. A child builds it once, so a bad setting or key file still
+    # fails here, clearly, and makes PostgreSQL's months ahead once, before the workers start.
+    check = subprocess.run(
+        [sys.executable, "-c", "from homediag.server import check_startup; check_startup()"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        lines = [line for line in check.stderr.strip().splitlines() if line.strip()]
+        raise fail(f"cannot serve: {lines[-1] if lines else f'the app did not start (exit {check.returncode})'}")
+    serve_workers(host or settings.host, port or settings.port, workers)
 
 
 @app.command(

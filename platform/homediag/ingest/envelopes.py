@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from homediag import bodies, care
+from homediag import bodies
 from homediag.adapters.devices import DecodeError, UnknownAdapter
 from homediag.adapters.devices import get as get_adapter
 from homediag.envelope import Envelope, redact
@@ -210,7 +210,7 @@ class IngestService:
         serial, address = env.device.serial, env.device.address
         # whose upload log shows it: the vendor its registration names, not the manufacturer it states
         stated = (env.device.manufacturer or "")[:200] or None
-        upload.vendor = care.registered_vendor(batch.session, sender.id, [serial or "", address or ""]) or stated
+        upload.vendor = batch.registered_vendor([serial or "", address or ""]) or stated
         if env.patient.system != CPR_SYSTEM:
             text = f"patient.system must be the CPR system {CPR_SYSTEM}"
             raise Unprocessable(issues=[Issue("error", "code-invalid", text, "envelope.patient.system")])

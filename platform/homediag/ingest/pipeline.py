@@ -14,12 +14,16 @@ upload as ``rejected`` with them and lets the front word the answer.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -47,6 +51,26 @@ EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
 def not_enrolled(what: str) -> str:
     """What a reading of a patient not (or no longer) in the pilot is refused with."""
     return "the patient is not enrolled in the pilot; " + _KEPT.format(what=what)
+
+
+# the statements of admission, built once (compiled once): a patient with its enrolment on the sending gateway,
+# and the gateway's registrations of a device by its serial or address, or of any device (``*``)
+_PATIENT = select(
+    m.Patient.id,
+    m.Patient.active,
+    m.Patient.enrolled_at,
+    select(m.GatewayPatient.patient_key)
+    .where(m.GatewayPatient.gateway_id == bindparam("gateway"), m.GatewayPatient.patient_key == bindparam("pkey"))
+    .exists(),
+).where(m.Patient.patient_key == bindparam("pkey"))
+_REGISTRATIONS = select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
+    m.GatewayDevice.gateway_id == bindparam("gateway"),
+    or_(
+        m.GatewayDevice.serial == bindparam("any"),
+        m.GatewayDevice.serial == bindparam("first"),
+        m.GatewayDevice.serial == bindparam("second"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +127,7 @@ class Pipeline:
             work(batch)
             results = batch.write()
             session.commit()
+            batch.committed()
             return results
 
     # -- admitting ----------------------------------------------------------------------------------
@@ -298,7 +323,8 @@ class Batch:
         self.items: list[_Item] = []
         self._by_upload: dict[str, _Item] = {}
         self._patients: dict[tuple[str | None, str, str], Admitted | ServiceError] = {}
-        self._devices: dict[tuple[str, ...], bool] = {}
+        self._devices_written: dict[str, tuple[Any, ...]] = {}
+        self._registrations: dict[tuple[str, ...], tuple[bool, list[tuple[str | None, str | None]]]] = {}
 
     # -- per envelope -------------------------------------------------------------------------------
     def add(
@@ -339,33 +365,68 @@ class Batch:
                 item.result = out
 
     def admit_patient(self, pkey: str | None, *, where: str, what: str) -> Admitted:
-        """``Pipeline.admit_patient``, answered once per patient in a request."""
+        """``Pipeline.admit_patient``, answered once per patient in a request, with one query: the patient and
+        whether this gateway is enrolled for it."""
         key = (pkey, where, what)
         if key not in self._patients:
-            try:
-                self._patients[key] = self.pipeline.admit_patient(
-                    self.session, self.sender, pkey, where=where, what=what
+            found = self.session.execute(_PATIENT, {"gateway": self.sender.id, "pkey": pkey}).first() if pkey else None
+            if found is None or not found.active:
+                self._patients[key] = Unprocessable(issues=[Issue("error", "business-rule", not_enrolled(what), where)])
+            elif not found[3]:
+                text = "the patient is not enrolled on this gateway (homediag gateways assign); " + _KEPT.format(
+                    what=what
                 )
-            except ServiceError as exc:
-                self._patients[key] = exc
+                self._patients[key] = Unprocessable(issues=[Issue("error", "forbidden", text, where)])
+            else:
+                self._patients[key] = Admitted(found.id, pkey, found.enrolled_at)  # type: ignore[arg-type]
         answer = self._patients[key]
         if isinstance(answer, ServiceError):
             raise answer
         return answer
 
+    def registrations(self, names: list[str]) -> tuple[bool, list[tuple[str | None, str | None]]]:
+        """Whether this gateway may use a device known by any of ``names`` (its own registration or ``*``), and
+        the device's registrations on it (vendor, patient key): one query per device in a request."""
+        key = tuple(names)
+        if key not in self._registrations:
+            # the names as parameters of a statement built once (an expanding IN is compiled again for each call)
+            first, second = ([n for n in names if n] + [None, None])[:2]
+            if len([n for n in names if n]) > 2:  # not from an envelope (serial and address): the general form
+                rows = self.session.execute(
+                    select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
+                        m.GatewayDevice.gateway_id == self.sender.id,
+                        m.GatewayDevice.serial.in_([care.ANY_DEVICE, *(n for n in names if n)]),
+                    )
+                ).all()
+            else:
+                params = {"gateway": self.sender.id, "any": care.ANY_DEVICE, "first": first, "second": second}
+                rows = self.session.execute(_REGISTRATIONS, params).all()
+            self._registrations[key] = (
+                bool(rows),
+                [(row.vendor, row.patient_key) for row in rows if row.serial != care.ANY_DEVICE],
+            )
+        return self._registrations[key]
+
+    def registered_vendor(self, names: list[str]) -> str | None:
+        """``care.registered_vendor`` from the request's ``registrations``."""
+        vendors = {vendor for vendor, _ in self.registrations(names)[1] if vendor}
+        return vendors.pop() if len(vendors) == 1 else None
+
     def admit_device(
         self, names: list[str], *, described: str, where: str, what: str, patient_key: str | None = None
     ) -> None:
-        """``Pipeline.admit_device``, asked once per device and patient in a request."""
-        key = (*names, "\x00", patient_key or "")
-        if key not in self._devices:
-            self._devices[key] = care.gateway_may_use(self.session, self.sender.id, names) and not (
-                patient_key is not None and care.bound_elsewhere(self.session, self.sender.id, names, patient_key)
+        """``Pipeline.admit_device``, answered from the request's ``registrations``."""
+        allowed, registered = self.registrations(names)
+        if not allowed:
+            text = (
+                f"{described} is not allowed on this gateway (homediag gateways allow-device, by serial, address"
+                " or identifier value); " + _KEPT.format(what=what)
             )
-        if not self._devices[key]:
-            self.pipeline.admit_device(
-                self.session, self.sender, names, described=described, where=where, what=what, patient_key=patient_key
-            )
+            raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
+        bound = {key for _, key in registered if key}
+        if patient_key is not None and bound and patient_key not in bound:
+            text = f"{described} is enrolled for another patient on this gateway; " + _KEPT.format(what=what)
+            raise Unprocessable(issues=[Issue("error", "forbidden", text, where)])
 
     def store(
         self, rows: list[dict[str, Any]], devices_seen: list[dict[str, Any]], then: Callable[[list[bool]], Any]
@@ -399,18 +460,19 @@ class Batch:
     def write(self) -> list[Any]:
         """Write the batch (see the class); the envelopes' results, in order."""
         session, keys = self.session, self.pipeline.rt.keys
-        # the first write: on SQLite it begins the transaction, so that the savepoints below nest in it
-        audit.open_head(session, keys)
+        # on SQLite the first write: it begins the transaction, so that the savepoints below nest in it
+        audit.begin_write(session, keys)
         try:
-            self._write(self.items)
+            self._devices_written = self._write(self.items)
         except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
             log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
             session.rollback()  # only this write is lost: the envelopes' work only read
-            audit.open_head(session, keys)
+            audit.begin_write(session, keys)
             for item in self.items:
                 try:
                     with session.begin_nested():
-                        self._write([item])
+                        written = self._write([item])
+                    self._devices_written.update(written)
                 except Exception as exc:
                     log.exception("a %s could not be stored; kept in the upload log as rejected", item.what)
                     self._reject(item, _fatal(item.what, exc))
@@ -424,7 +486,7 @@ class Batch:
         audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
         return [item.result for item in self.items]
 
-    def _write(self, items: list[_Item]) -> None:
+    def _write(self, items: list[_Item]) -> dict[str, tuple[Any, ...]]:
         session, now = self.session, utcnow()
         seen: dict[str, dict[str, Any]] = {}
         first: dict[str, dict[str, Any]] = {}
@@ -443,14 +505,48 @@ class Batch:
             for row in item.stored.rows:
                 row["received_at"] = now
                 first.setdefault(row["dedup"], row)
-        # rows and devices in key order: concurrent requests lock what they share in the same order
-        devices.upsert_many(session, [seen[k] for k in sorted(seen)])
+        # rows and devices in key order: concurrent requests lock what they share in the same order. A device
+        # this process wrote within the last minute, as it is now, is not written again: the upsert would only
+        # move ``last_seen`` and hold the device's row lock until the commit, which concurrent requests from the
+        # same device wait for (``DEVICE_REFRESH_SECONDS``)
+        recent, at = _recent_devices(self.pipeline.rt.engine), time.monotonic()
+        fresh = {k: seen[k] for k in sorted(seen) if not _written_lately(recent.get(k), _served(seen[k]), at)}
+        devices.upsert_many(session, list(fresh.values()))
         created = observations.insert_new(session, [first[k] for k in sorted(first)])
         for item in items:
             if item.stored is not None:
                 rows = item.stored.rows
                 item.result = item.stored.then([row["id"] in created and first[row["dedup"]] is row for row in rows])
         uploads.insert_many(session, [item.upload.row() for item in items])
+        return {k: _served(v) for k, v in fresh.items()}
+
+    def committed(self) -> None:
+        """After the commit: remember the devices written (see ``_write``)."""
+        recent, at = _recent_devices(self.pipeline.rt.engine), time.monotonic()
+        with _recent_lock:
+            for key, served in self._devices_written.items():
+                recent[key] = (served, at)
+
+
+DEVICE_REFRESH_SECONDS = 60.0
+"""How stale a device's ``last_seen`` may be: a process writes a device it wrote, unchanged, at most this often."""
+# per database engine (a worker's, a test's): device id -> (what was written, when, on the monotonic clock)
+_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], float]]] = weakref.WeakKeyDictionary()
+_recent_lock = threading.Lock()
+
+
+def _recent_devices(engine: Any) -> dict[str, tuple[tuple[Any, ...], float]]:
+    with _recent_lock:
+        return _RECENT.setdefault(engine, {})
+
+
+def _served(values: dict[str, Any]) -> tuple[Any, ...]:
+    """What a device row shows, without its times: a change of any of it is written at once."""
+    return tuple((k, repr(values.get(k))) for k in devices.SERVED)
+
+
+def _written_lately(written: tuple[tuple[Any, ...], float] | None, served: tuple[Any, ...], now: float) -> bool:
+    return written is not None and written[0] == served and now - written[1] < DEVICE_REFRESH_SECONDS
 
 
 def observation_row(
