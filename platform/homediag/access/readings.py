@@ -50,6 +50,27 @@ def birth_date(cpr: str) -> date | None:
         return None
 
 
+_IDENTIFIED: dict[tuple[tuple[Any, str], ...], terminology.Measurement | None] = {}
+
+
+def identify(concept: Any) -> terminology.Measurement | None:
+    """``terminology.identify``, remembered by the codings' (system, code) pairs, all it looks at: a page shapes
+    thousands of readings of a handful of codes."""
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    key = tuple(
+        (c["system"] if isinstance(c.get("system"), str) else None, str(c.get("code")))
+        for c in (codings if isinstance(codings, list) else [])
+        if isinstance(c, dict)
+    )
+    try:
+        return _IDENTIFIED[key]
+    except KeyError:
+        found = _IDENTIFIED[key] = terminology.identify(concept)
+        if len(_IDENTIFIED) > 10_000:
+            _IDENTIFIED.clear()
+        return found
+
+
 def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -64,14 +85,14 @@ def reading_of(row: Any, device: str, gateway: str) -> Reading | None:
     """The reading of an Observation row (with its device and gateway names); None for a status observation
     or anything that is not a shown measurement."""
     resource: dict[str, Any] = row.resource
-    found = terminology.identify(resource.get("code"))
+    found = identify(resource.get("code"))
     if found is None or found.kind not in SHOWN_KINDS:
         return None
     values: dict[str, float] = {}
     unit = found.unit_display or found.unit or ""
     if found.kind == "panel":
         for comp in resource.get("component") or []:
-            part = terminology.identify(comp.get("code"))
+            part = identify(comp.get("code"))
             value = _quantity(comp.get("valueQuantity"))
             if part is not None and value is not None:
                 values[part.key] = value
@@ -100,7 +121,7 @@ def reading_of(row: Any, device: str, gateway: str) -> Reading | None:
 
 def status_flags(resource: dict[str, Any]) -> tuple[str | None, list[str]]:
     """(the Observation id a PHD status observation is about, the names of its set bits)."""
-    found = terminology.identify(resource.get("code"))
+    found = identify(resource.get("code"))
     if found is None or found.kind != "status":
         return None, []
     about = None

@@ -100,7 +100,10 @@ def assess_readings(
 ) -> list[Band]:
     """Colours the readings (``Reading.triage``, ``Reading.acknowledged``) against the thresholds in force at
     each one's time; the bands of the thresholds in force at the end of the period."""
-    triaged = {r.id: r for r in monitoring_store.triaged_readings(session, patient_key, start, end, scope)}
+    triaged = {
+        r.id: r
+        for r in monitoring_store.triaged_readings(session, patient_key, start, end, scope, with_resources=False)
+    }
     for reading in readings:
         found = triaged.get(reading.id)
         if found is not None:

@@ -7,6 +7,11 @@ inside an HTML page; ``_presentational`` turns them into SVG presentation attrib
 ``stroke``, ...), which it does not. Each point becomes an element of class ``point`` carrying a
 ``<title>`` (value, device time, device, gateway, arrival): a tooltip on hover. The table beside every
 chart holds the same readings for keyboard and screen-reader users.
+
+Drawing is the patient page's slowest part (tens of milliseconds a chart), so a drawn chart is remembered in
+process by everything it shows (``_drawn``: every point with its value, colour and tooltip, the bands, the lines,
+the period, the language): a pure function of its inputs, so a new reading, a re-triage or another period simply
+makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import io
 import re
 import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -36,6 +42,8 @@ COLOURS = {"red": "#b71c1c", "yellow": "#8a6100", "green": "#1b5e20", "blue": "#
 BAND_FILL = {"red": "#ffcdd2", "yellow": "#fff3c4", "green": "#dcedc8"}
 MARKERS = ("o", "^", "v", "s", "D")
 _lock = threading.Lock()  # matplotlib's state (rcParams, font cache) is not thread-safe
+_DRAWN: OrderedDict[tuple[object, ...], str] = OrderedDict()  # the last drawn charts, by all they show
+_DRAWN_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,45 @@ def trend_svg(
     decimal_comma: bool,
 ) -> str:
     """The chart as an inline ``<svg>`` element (a string), its ids prefixed with ``chart_id``."""
+    key = (
+        chart_id,
+        title,
+        unit,
+        tuple(
+            (s.key, s.label, tuple((p.at, p.value, p.colour, p.title, p.reading_id) for p in s.points)) for s in series
+        ),
+        tuple(bands),
+        tuple(lines),
+        start,
+        end,
+        zone.key,
+        decimal_comma,
+    )
+    with _lock:
+        found = _DRAWN.get(key)
+        if found is not None:
+            _DRAWN.move_to_end(key)
+            return found
+    svg = _draw(chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma)
+    with _lock:
+        _DRAWN[key] = svg
+        while len(_DRAWN) > _DRAWN_LIMIT:
+            _DRAWN.popitem(last=False)
+    return svg
+
+
+def _draw(
+    chart_id: str,
+    title: str,
+    unit: str,
+    series: list[Series],
+    bands: list[Band],
+    lines: list[Line],
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    decimal_comma: bool,
+) -> str:
     with _lock:
         with matplotlib.rc_context(
             {
