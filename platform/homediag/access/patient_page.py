@@ -172,7 +172,7 @@ class PatientPageReads(WorklistReads):
                     .order_by(m.Observation.effective_start, m.Observation.id)
                 ).all()
                 devices, gateways = device_and_gateway(session, list(rows))
-                shaped = shapes(session, pkey, [r.id for r in rows])  # resources parsed once per process
+                shaped = shapes(session, [(pkey, r.id) for r in rows])  # resources parsed once per process
                 readings: list[Reading] = []
                 flags: dict[str, list[str]] = {}
                 for row in rows:

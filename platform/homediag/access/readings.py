@@ -137,22 +137,22 @@ _SHAPES_LIMIT = 300_000
 _RESOURCE_TEXT = cast(m.Observation.resource, Text)
 
 
-def shapes(session: Session, patient_key: str, ids: list[str]) -> dict[str, Shape]:
-    """The shapes of a patient's Observations (ids the caller has read under its decision); the resources read
-    (as text, by the standard library's decoder) only of those not seen before in this process."""
-    unknown = [i for i in ids if (patient_key, i) not in _SHAPES]
+def shapes(session: Session, observations: list[tuple[str, str]]) -> dict[str, Shape]:
+    """Observation id -> its shape, of (patient key, id) pairs the caller has read under its decision; the
+    resources read (as text, by the standard library's decoder) only of those not seen before in this process."""
+    unknown = [pair for pair in observations if pair not in _SHAPES]
     if len(_SHAPES) + len(unknown) > _SHAPES_LIMIT:
         _SHAPES.clear()
-        unknown = list(ids)
-    for n in range(0, len(unknown), 500):
-        chunk = unknown[n : n + 500]
-        for oid, text in session.execute(
-            select(m.Observation.id, _RESOURCE_TEXT).where(
-                m.Observation.patient_key == patient_key, m.Observation.id.in_(chunk)
+        unknown = list(observations)
+    ids = [oid for _, oid in unknown]
+    for n in range(0, len(ids), 500):
+        for pkey, oid, text in session.execute(
+            select(m.Observation.patient_key, m.Observation.id, _RESOURCE_TEXT).where(
+                m.Observation.id.in_(ids[n : n + 500])
             )
         ):
-            _SHAPES[(patient_key, oid)] = shape_of(json.loads(text))
-    return {i: _SHAPES.get((patient_key, i), NOTHING) for i in ids}
+            _SHAPES[(pkey, oid)] = shape_of(json.loads(text))
+    return {oid: _SHAPES.get((pkey, oid), NOTHING) for pkey, oid in observations}
 
 
 def reading_from(shape: Shape, row: Any, device: str, gateway: str) -> Reading | None:

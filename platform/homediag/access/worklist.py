@@ -8,14 +8,16 @@ all: the consent windows and care relations narrow the SQL, as for every other r
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from homediag.clock import to_store
 from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.store import models as m
@@ -23,10 +25,12 @@ from homediag.users import Principal
 
 from . import triage
 from .decisions import Decisions
-from .readings import Reading, aware, birth_date, reading_of
+from .readings import Reading, aware, birth_date, reading_from, shapes
 from .view import View, Window
 
 ADHERENCE_DAYS = 14
+_NEVER = datetime.max.replace(tzinfo=UTC)
+_MEMO_LIMIT = 20_000
 SEVERITY = {"red": 0, "yellow": 1, "blue": 2, "green": 3, None: 4}
 COLOURS = ("red", "yellow", "blue", "green")
 
@@ -43,6 +47,21 @@ class WorklistRow:
     last_reviewed: tuple[str, datetime] | None = None  # (by whom, when)
     teams: list[str] = field(default_factory=list)
     assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """A patient's part of the worklist, and what it was computed from (``WorklistReads._marks``)."""
+
+    mark: tuple[Any, ...]
+    until: datetime  # time alone cannot change it before this instant
+    latest: tuple[Reading, ...]
+    days_measured: int
+    assessment: triage.Assessment | None
+
+
+# per database (engine): patient key -> its summary
+_MEMO: weakref.WeakKeyDictionary[Any, dict[str, _Summary]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -136,8 +155,7 @@ class WorklistReads(Decisions):
                 ).scalars()
             }
             windows = {k: w for k, w in windows.items() if k in patients}
-            latest = self._latest(session, windows)
-            days = self._days_measured(session, windows, now, zone)
+            summaries = self._summaries(session, windows, {k: p.id for k, p in patients.items()}, now, zone)
             rows: list[WorklistRow] = []
             vaults = {
                 v.patient_key: v
@@ -146,23 +164,15 @@ class WorklistReads(Decisions):
             for pkey, patient in patients.items():
                 name, born = identity_of(session, self.rt, pkey, vaults[pkey]) if pkey in vaults else ("", None)
                 row = WorklistRow(patient.id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
-                for reading in latest.get(pkey, []):
+                summary = summaries[pkey]
+                for reading in summary.latest:
                     row.latest[reading.measurement] = reading
                 row.last_reading = max((r.effective for r in row.latest.values()), default=None)
-                row.days_measured = len(days.get(pkey, set()))
-                rows.append(row)
-            period = (now - timedelta(days=ADHERENCE_DAYS), now)
-            assessed = triage.assess_patients(
-                self,
-                session,
-                [(r.patient_id, k) for k, r in _keyed(rows, patients)],
-                self.scope(windows),
-                *period,
-            )
-            for row in rows:
-                found = assessed.get(row.patient_id)
-                if found is not None:
+                row.days_measured = summary.days_measured
+                if summary.assessment is not None:
+                    found = summary.assessment
                     row.triage, row.last_reviewed, row.assessment = found.colour, found.last_reviewed, found
+                rows.append(row)
             shown_measurements = sorted({(k, r.text) for row in rows for k, r in row.latest.items()})
             if colour:
                 rows = [r for r in rows if r.triage == colour]
@@ -180,6 +190,83 @@ class WorklistReads(Decisions):
             by_key = {p.id: k for k, p in patients.items()}
             self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
         return Worklist(rows, teams, shown_measurements, triage_available=triage.available())
+
+    def _summaries(
+        self, session: Session, windows: dict[str, Window], ids: dict[str, str], now: datetime, zone: ZoneInfo
+    ) -> dict[str, _Summary]:
+        """Each listed patient's latest values, days measured and monitoring status: remembered per patient and
+        recomputed only for patients whose data changed (``_marks``) or whose status the passing time may have
+        changed (``triage.stable_until``). The caller decided the windows just now, so a withdrawn consent or a
+        patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not read."""
+        memo = _MEMO.setdefault(self.rt.engine, {})
+        marks = self._marks(session, windows, now)
+        out: dict[str, _Summary] = {}
+        for pkey in windows:
+            found = memo.get(pkey)
+            if found is not None and found.mark == marks[pkey] and now < found.until:
+                out[pkey] = found
+        stale = {k: w for k, w in windows.items() if k not in out}
+        if not stale:
+            return out
+        start = now - timedelta(days=ADHERENCE_DAYS)
+        latest = self._latest(session, stale)
+        data = triage.load(session, list(stale), self.scope(stale), start, now)
+        for pkey in stale:
+            readings = [r for r in data[pkey].readings if r.effective >= start]
+            summary = _Summary(
+                mark=marks[pkey],
+                until=min(triage.stable_until(data[pkey], ADHERENCE_DAYS, now, zone), marks[pkey][-1] or _NEVER),
+                latest=tuple(latest.get(pkey, [])),
+                days_measured=len({r.effective.astimezone(zone).date() for r in readings}),
+                assessment=triage.assess(self, session, ids[pkey], data[pkey], start, now),
+            )
+            memo[pkey] = out[pkey] = summary
+        if len(memo) > _MEMO_LIMIT:
+            for key in [k for k in memo if k not in out]:
+                del memo[key]
+        return out
+
+    def _marks(self, session: Session, windows: dict[str, Window], now: datetime) -> dict[str, tuple[Any, ...]]:
+        """Per patient, what its summary was computed from, in a few grouped statements: its consent window, its
+        readable Observations (how many, the last arrival, the highest id), its acknowledgements and reviews, its
+        settings versions; last, the first Observation dated after ``now`` (its status changes when that time
+        comes)."""
+        keys = list(windows)
+        later = case((m.Observation.effective_start > to_store(now), m.Observation.effective_start))
+        observations = {
+            k: (n, at, top, aware(first))
+            for k, n, at, top, first in session.execute(
+                select(
+                    m.Observation.patient_key,
+                    func.count(),
+                    func.max(m.Observation.received_at),
+                    func.max(m.Observation.id),
+                    func.min(later),
+                )
+                .where(self.scope(windows))
+                .group_by(m.Observation.patient_key)
+            )
+        }
+        grouped: list[dict[str, tuple[Any, ...]]] = []
+        for table, at, top in (
+            (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
+            (m.Review, m.Review.reviewed_at, m.Review.id),
+            (m.MonitoringSettings, m.MonitoringSettings.recorded_at, m.MonitoringSettings.version),
+        ):
+            found: dict[str, tuple[Any, ...]] = {}
+            for n in range(0, len(keys), 500):
+                for k, *rest in session.execute(
+                    select(table.patient_key, func.count(), func.max(at), func.max(top))
+                    .where(table.patient_key.in_(keys[n : n + 500]))
+                    .group_by(table.patient_key)
+                ):
+                    found[k] = tuple(rest)
+            grouped.append(found)
+        out: dict[str, tuple[Any, ...]] = {}
+        for k, window in windows.items():
+            n, at, top, first = observations.get(k, (0, None, None, None))
+            out[k] = (window, n, at, top, *(g.get(k) for g in grouped), first)
+        return out
 
     def _audit_shown(self, session: Session, principal: Principal, view: View, keys: list[str]) -> None:
         from homediag import audit
@@ -220,39 +307,27 @@ class WorklistReads(Decisions):
             .where(self.scope(windows))
             .subquery()
         )
-        rows = (
-            session.execute(
-                select(m.Observation).join(ranked, ranked.c.id == m.Observation.id).where(ranked.c.rank == 1)
+        rows = session.execute(
+            select(
+                m.Observation.id,
+                m.Observation.patient_key,
+                m.Observation.device_id,
+                m.Observation.upload_id,
+                m.Observation.effective_start,
+                m.Observation.received_at,
+                m.Observation.gateway_received_at,
             )
-            .scalars()
-            .all()
-        )
+            .join(ranked, ranked.c.id == m.Observation.id)
+            .where(ranked.c.rank == 1)
+        ).all()
         devices, gateways = device_and_gateway(session, rows)
+        shaped = shapes(session, [(r.patient_key, r.id) for r in rows])  # resources parsed once per process
         out: dict[str, list[Reading]] = {}
         for row in rows:
-            reading = reading_of(row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", ""))
-            if reading is not None:
+            shape = shaped[row.id]
+            reading = reading_from(
+                shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", "")
+            )
+            if reading is not None and shape.about is None:
                 out.setdefault(row.patient_key, []).append(reading)
         return out
-
-    def _days_measured(
-        self, session: Session, windows: dict[str, Window], now: datetime, zone: ZoneInfo
-    ) -> dict[str, set[date]]:
-        if not windows:
-            return {}
-        since = (now - timedelta(days=ADHERENCE_DAYS)).replace(tzinfo=None)
-        out: dict[str, set[date]] = {}
-        for pkey, at in session.execute(
-            select(m.Observation.patient_key, m.Observation.effective_start).where(
-                self.scope(windows), m.Observation.effective_start >= since
-            )
-        ):
-            stamp = aware(at)
-            assert stamp is not None
-            out.setdefault(pkey, set()).add(stamp.astimezone(zone).date())
-        return out
-
-
-def _keyed(rows: list[WorklistRow], patients: dict[str, m.Patient]) -> list[tuple[str, WorklistRow]]:
-    by_id = {p.id: k for k, p in patients.items()}
-    return [(by_id[r.patient_id], r) for r in rows]
