@@ -228,25 +228,23 @@ class WorklistReads(Decisions):
 
     def _marks(self, session: Session, windows: dict[str, Window], now: datetime) -> dict[str, tuple[Any, ...]]:
         """Per patient, what its summary was computed from, in a few grouped statements: its consent window, its
-        readable Observations (how many, the last arrival, the highest id), its acknowledgements and reviews, its
+        Observations (how many, the highest id), its acknowledgements and reviews, its
         settings versions; last, the first Observation dated after ``now`` (its status changes when that time
-        comes)."""
+        comes). Observations are counted whatever the window (the window is part of the mark): a stored
+        Observation is never changed, so a new one is a higher count."""
         keys = list(windows)
-        later = case((m.Observation.effective_start > to_store(now), m.Observation.effective_start))
-        observations = {
-            k: (n, at, top, aware(first))
-            for k, n, at, top, first in session.execute(
-                select(
-                    m.Observation.patient_key,
-                    func.count(),
-                    func.max(m.Observation.received_at),
-                    func.max(m.Observation.id),
-                    func.min(later),
-                )
-                .where(self.scope(windows))
-                .group_by(m.Observation.patient_key)
-            )
-        }
+        # observation_dedup: one narrow row per stored Observation, keyed by patient first (the Observations' own
+        # table is wide and, on PostgreSQL, partitioned by time)
+        claims = m.ObservationDedup
+        later = case((claims.effective_start > to_store(now), claims.effective_start))
+        observations: dict[str, tuple[Any, ...]] = {}
+        for n in range(0, len(keys), 500):
+            for k, count, top, first in session.execute(
+                select(claims.patient_key, func.count(), func.max(claims.observation_id), func.min(later))
+                .where(claims.patient_key.in_(keys[n : n + 500]))
+                .group_by(claims.patient_key)
+            ):
+                observations[k] = (count, top, aware(first))
         grouped: list[dict[str, tuple[Any, ...]]] = []
         for table, at, top in (
             (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
@@ -264,8 +262,8 @@ class WorklistReads(Decisions):
             grouped.append(found)
         out: dict[str, tuple[Any, ...]] = {}
         for k, window in windows.items():
-            n, at, top, first = observations.get(k, (0, None, None, None))
-            out[k] = (window, n, at, top, *(g.get(k) for g in grouped), first)
+            count, top, first = observations.get(k, (0, None, None))
+            out[k] = (window, count, top, *(g.get(k) for g in grouped), first)
         return out
 
     def _audit_shown(self, session: Session, principal: Principal, view: View, keys: list[str]) -> None:
