@@ -227,24 +227,25 @@ class WorklistReads(Decisions):
         return out
 
     def _marks(self, session: Session, windows: dict[str, Window], now: datetime) -> dict[str, tuple[Any, ...]]:
-        """Per patient, what its summary was computed from, in a few grouped statements: its consent window, its
-        Observations (how many, the highest id), its acknowledgements and reviews, its
-        settings versions; last, the first Observation dated after ``now`` (its status changes when that time
-        comes). Observations are counted whatever the window (the window is part of the mark): a stored
-        Observation is never changed, so a new one is a higher count."""
+        """Per patient, what its summary was computed from, in a few grouped statements: its consent window, how many
+        Observations it has, its acknowledgements and reviews (how many, the last), its settings versions (how many,
+        the last); last, the first Observation dated after ``now`` (its status changes when that time comes).
+        Observations are counted whatever the window (the window is part of the mark): a stored Observation is
+        never changed or deleted (a key rotation moves it to a new patient key, which is not in the memo), so a
+        new one is a higher count."""
         keys = list(windows)
-        # observation_dedup: one narrow row per stored Observation, keyed by patient first (the Observations' own
-        # table is wide and, on PostgreSQL, partitioned by time)
-        claims = m.ObservationDedup
-        later = case((claims.effective_start > to_store(now), claims.effective_start))
+        # count and first later time, both in the index ix_observation_series (patient key, code, time): an
+        # index-only scan, not a visit of each (wide) Observation row
+        obs = m.Observation
+        later = case((obs.effective_start > to_store(now), obs.effective_start))
         observations: dict[str, tuple[Any, ...]] = {}
         for n in range(0, len(keys), 500):
-            for k, count, top, first in session.execute(
-                select(claims.patient_key, func.count(), func.max(claims.observation_id), func.min(later))
-                .where(claims.patient_key.in_(keys[n : n + 500]))
-                .group_by(claims.patient_key)
+            for k, count, first in session.execute(
+                select(obs.patient_key, func.count(), func.min(later))
+                .where(obs.patient_key.in_(keys[n : n + 500]))
+                .group_by(obs.patient_key)
             ):
-                observations[k] = (count, top, aware(first))
+                observations[k] = (count, aware(first))
         grouped: list[dict[str, tuple[Any, ...]]] = []
         for table, at, top in (
             (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
@@ -262,8 +263,8 @@ class WorklistReads(Decisions):
             grouped.append(found)
         out: dict[str, tuple[Any, ...]] = {}
         for k, window in windows.items():
-            count, top, first = observations.get(k, (0, None, None))
-            out[k] = (window, count, top, *(g.get(k) for g in grouped), first)
+            count, first = observations.get(k, (0, None))
+            out[k] = (window, count, *(g.get(k) for g in grouped), first)
         return out
 
     def _audit_shown(self, session: Session, principal: Principal, view: View, keys: list[str]) -> None:
