@@ -24,8 +24,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from adapters.devices import glucose, pulse_oximeter, thermometer, weight_scale
-from adapters.devices.readings import DeviceTime
+from homediag.adapters.devices import DeviceTime, glucose, pulse_oximeter, thermometer, weight_scale
 from homediag.api.app import create_app
 from homediag.synthetic import SyntheticPatient, envelope, synthetic_patients
 from homediag.web.sessions import issue_signin_link
