@@ -6,10 +6,11 @@ count its points. matplotlib writes its colours as ``style`` attributes, which a
 inside an HTML page; ``_presentational`` turns them into SVG presentation attributes (``fill``,
 ``stroke``, ...), which it does not. Each point becomes an element of class ``point`` carrying a
 ``<title>`` (value, device time, device, gateway, arrival): a tooltip on hover. The table beside every
-chart holds the same readings for keyboard and screen-reader users.
+chart holds the same readings for keyboard and screen-reader users. A blood-pressure chart draws each reading
+as a bar from its diastolic to its systolic value, the two points at its ends, the thresholds as lines.
 
 Drawing is the patient page's slowest part (tens of milliseconds a chart), so a drawn chart is remembered in
-process by everything it shows (``_drawn``: every point with its value, colour and tooltip, the bands, the lines,
+process by everything it shows (``trend_svg``'s key: every point with its value, colour and tooltip, the bands, the lines,
 the period, the language): a pure function of its inputs, so a new reading, a re-triage or another period simply
 makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
 """
@@ -161,6 +162,16 @@ def _draw(
                 ax.axhline(
                     line.value, color=COLOURS.get(line.colour, "#555555"), linewidth=0.9, linestyle="--", zorder=0
                 )
+            ranges = _ranges(series)
+            if ranges:  # blood pressure: each reading a bar from its diastolic to its systolic value
+                ax.vlines(
+                    [at.astimezone(zone) for at, _, _ in ranges],
+                    [low for _, low, _ in ranges],
+                    [high for _, _, high in ranges],
+                    colors="#b0bec5",
+                    linewidth=2.4,
+                    zorder=1,
+                )
             for n, s in enumerate(series):
                 xs = [p.at.astimezone(zone) for p in s.points]
                 ys = [p.value for p in s.points]
@@ -191,6 +202,15 @@ def _draw(
             buffer = io.StringIO()
             fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     return _presentational(buffer.getvalue(), chart_id, title, series)
+
+
+def _ranges(series: list[Series]) -> list[tuple[datetime, float, float]]:
+    """(time, low, high) of each reading that has a point in both a "diastolic" and a "systolic" series."""
+    found = {s.key: s for s in series}
+    if "systolic" not in found or "diastolic" not in found:
+        return []
+    low = {p.reading_id: p.value for p in found["diastolic"].points}
+    return [(p.at, low[p.reading_id], p.value) for p in found["systolic"].points if p.reading_id in low]
 
 
 def _comma_formatter() -> object:
