@@ -10,9 +10,9 @@ chart holds the same readings for keyboard and screen-reader users. A blood-pres
 as a bar from its diastolic to its systolic value, the two points at its ends, the thresholds as lines.
 
 Drawing is the patient page's slowest part (tens of milliseconds a chart), so a drawn chart is remembered in
-process by everything it shows (``trend_svg``'s key: every point with its value, colour and tooltip, the bands, the lines,
-the period, the language): a pure function of its inputs, so a new reading, a re-triage or another period simply
-makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
+process by everything it shows (``trend_svg``'s key: every point with its value, colour and tooltip, the bands,
+the lines, the period, the language): a pure function of its inputs, so a new reading, a re-triage or another
+period simply makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
 """
 
 from __future__ import annotations
