@@ -82,8 +82,9 @@ def display_name(name: Any) -> str:
     return " ".join([*(str(g) for g in name.get("given") or []), str(name.get("family") or "")]).strip()
 
 
-def identity_of(session: Session, rt: Any, pkey: str, vault: m.Identity | None = None) -> tuple[str, date | None]:
-    """(name, date of birth) from the vault (its row read here unless given)."""
+def identity_of(session: Session, rt: Any, pkey: str, vault: Any = None) -> tuple[str, date | None]:
+    """(name, date of birth) from the vault (its row, or a row of its kid, nonce and ciphertext, read here unless
+    given)."""
     vault = vault if vault is not None else session.get(m.Identity, pkey)
     if vault is None:
         return "", None
@@ -148,22 +149,28 @@ class WorklistReads(Decisions):
                 team_of.setdefault(pkey, []).append(tid)
             if team:
                 windows = {k: w for k, w in windows.items() if team in team_of.get(k, [])}
-            patients = {
-                p.patient_key: p
-                for p in session.execute(
-                    select(m.Patient).where(m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True))
-                ).scalars()
+            patients = {  # patient key -> public id (plain columns: no ORM object per patient)
+                k: pid
+                for k, pid in session.execute(
+                    select(m.Patient.patient_key, m.Patient.id).where(
+                        m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True)
+                    )
+                )
             }
             windows = {k: w for k, w in windows.items() if k in patients}
-            summaries = self._summaries(session, windows, {k: p.id for k, p in patients.items()}, now, zone)
+            summaries = self._summaries(session, windows, patients, now, zone)
             rows: list[WorklistRow] = []
             vaults = {
                 v.patient_key: v
-                for v in session.execute(select(m.Identity).where(m.Identity.patient_key.in_(list(patients)))).scalars()
+                for v in session.execute(
+                    select(m.Identity.patient_key, m.Identity.kid, m.Identity.nonce, m.Identity.ciphertext).where(
+                        m.Identity.patient_key.in_(list(patients))
+                    )
+                )
             }  # one statement for the page, not one per patient
-            for pkey, patient in patients.items():
+            for pkey, patient_id in patients.items():
                 name, born = identity_of(session, self.rt, pkey, vaults[pkey]) if pkey in vaults else ("", None)
-                row = WorklistRow(patient.id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
+                row = WorklistRow(patient_id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
                 summary = summaries[pkey]
                 for reading in summary.latest:
                     row.latest[reading.measurement] = reading
@@ -187,7 +194,7 @@ class WorklistReads(Decisions):
                     r.patient_id,
                 )
             )
-            by_key = {p.id: k for k, p in patients.items()}
+            by_key = {pid: k for k, pid in patients.items()}
             self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
         return Worklist(rows, teams, shown_measurements, triage_available=triage.available())
 
