@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
@@ -241,15 +241,16 @@ class WorklistReads(Decisions):
         never changed or deleted (a key rotation moves it to a new patient key, which is not in the memo), so a
         new one is a higher count."""
         keys = list(windows)
+        chunks = [keys] if _postgresql(session) else [keys[n : n + 500] for n in range(0, len(keys), 500)]
         # count and first later time, both in the index ix_observation_series (patient key, code, time): an
         # index-only scan, not a visit of each (wide) Observation row
         obs = m.Observation
         later = case((obs.effective_start > to_store(now), obs.effective_start))
         observations: dict[str, tuple[Any, ...]] = {}
-        for n in range(0, len(keys), 500):
+        for chunk in chunks:
             for k, count, first in session.execute(
                 select(obs.patient_key, func.count(), func.min(later))
-                .where(obs.patient_key.in_(keys[n : n + 500]))
+                .where(_among(session, obs.patient_key, chunk))
                 .group_by(obs.patient_key)
             ):
                 observations[k] = (count, aware(first))
@@ -260,10 +261,10 @@ class WorklistReads(Decisions):
             (m.MonitoringSettings, m.MonitoringSettings.recorded_at, m.MonitoringSettings.version),
         ):
             found: dict[str, tuple[Any, ...]] = {}
-            for n in range(0, len(keys), 500):
+            for chunk in chunks:
                 for k, *rest in session.execute(
                     select(table.patient_key, func.count(), func.max(at), func.max(top))
-                    .where(table.patient_key.in_(keys[n : n + 500]))
+                    .where(_among(session, table.patient_key, chunk))
                     .group_by(table.patient_key)
                 ):
                     found[k] = tuple(rest)
@@ -337,3 +338,15 @@ class WorklistReads(Decisions):
             if reading is not None and shape.about is None:
                 out.setdefault(row.patient_key, []).append(reading)
         return out
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
+    """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter: the statement's text stays
+    the same whatever the number of keys (an IN list of 500 is 500 parameters to render and parse, every view)."""
+    if _postgresql(session):
+        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(keys)  # type: ignore[no-any-return]
