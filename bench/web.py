@@ -1,25 +1,35 @@
 """``python -m bench.web``: the web app's worklist and patient page, server time of the whole page.
 
 500 patients with 14 days of twice-daily cuff readings (seeded directly, as ``python -m bench`` seeds), one of
-them with 90 days, a clinician with all of them in its team, signed in with a one-time link. Times
+them with 90 days of six measurement types (blood pressure systolic/diastolic and pulse from a cuff twice a
+day, SpO2 from a pulse oximeter, temperature, weight and glucose once a day, all real BLE payloads through
+their adapters), a clinician with all of them in its team, signed in with a one-time link. Times
 ``GET /app/worklist`` (access read, monitoring's triage, identity from the vault, template) and
-``GET /app/patients/{id}?days=90`` (readings, triage, two server-side SVG charts, table, calendar, uploads)
-through the ASGI app in process (no network). Cuff readings only: blood pressure and pulse, not six
-measurement types.
+``GET /app/patients/{id}?days=90`` (readings, triage, server-side SVG charts, table, calendar, uploads)
+through the ASGI app in process (no network): the first view of each (nothing remembered yet), then
+``--repeats`` views of each, then five worklist views each after a new reading for 50 patients.
+``--profile worklist|patient`` prints a cProfile of three views of one page.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
 import json
+import pstats
+import random
 import sys
 import time
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from fastapi.testclient import TestClient
 
+from homediag.adapters.devices import DeviceTime, glucose, pulse_oximeter, thermometer, weight_scale
 from homediag.api.app import create_app
-from homediag.synthetic import synthetic_patients
+from homediag.synthetic import SyntheticPatient, cuff_payload, envelope, synthetic_patients
 from homediag.web.sessions import issue_signin_link
 
 from . import data, env
@@ -27,13 +37,54 @@ from .pilot import enrol
 from .stats import Latency
 
 
-def run(engine: str, patients: int, days: int, repeats: int) -> dict[str, object]:
+def other_envelopes(person: SyntheticPatient, days: int, seed: int = 2027) -> list[dict[str, Any]]:
+    """Once a day for ``days`` days up to yesterday: SpO2 and pulse (0x2A5E), temperature (0x2A1C), weight
+    (0x2A9D), glucose (0x2A18), each a real payload from its own (synthetic) device."""
+    rng = random.Random(seed)
+    today = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0)
+    out = []
+    for day in range(1, days + 1):
+        taken = (today - timedelta(days=day)).replace(hour=8, minute=rng.randint(0, 50))
+        stamp = DeviceTime(taken.year, taken.month, taken.day, taken.hour, taken.minute, 0)
+        payloads = [
+            (
+                "ble-plx-spot",
+                "PLX-1",
+                pulse_oximeter.encode_spot(rng.randint(91, 99), rng.randint(55, 95), timestamp=stamp),
+            ),
+            ("ble-thermometer", "TH-1", thermometer.encode(Decimal(rng.randint(359, 381)) / 10, timestamp=stamp)),
+            ("ble-weight-scale", "WS-1", weight_scale.encode(Decimal(rng.randint(8000, 8300)) / 100, timestamp=stamp)),
+            (
+                "ble-glucose",
+                "GL-1",
+                glucose.encode(
+                    Decimal(rng.randint(40, 110)) * Decimal("1E-4"),
+                    mol_per_l=True,
+                    base_time=stamp,
+                    sequence_number=day,
+                ),
+            ),
+        ]
+        for adapter, model, payload in payloads:
+            raw = envelope(person, payload, taken + timedelta(minutes=2))
+            raw["adapter"] = adapter
+            raw["device"] = {**raw["device"], "model": model, "serial": f"{person.cuff_serial}-{model}"}
+            out.append(raw)
+    return out
+
+
+def run(engine: str, patients: int, days: int, repeats: int, profile: str | None = None) -> dict[str, object]:
     people = synthetic_patients(patients)
     with env.fresh_database(engine) as url, env.runtime(url) as rt, TestClient(create_app(rt)) as client:
         rt.settings.web_secure_cookies = False
         consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=91)).date()
         pilot = enrol(client, rt, people, consent_from)
-        seeded = data.seed(rt, data.cuff_envelopes(people[1:], days) + data.cuff_envelopes(people[:1], 90))
+        seeded = data.seed(
+            rt,
+            data.cuff_envelopes(people[1:], days)
+            + data.cuff_envelopes(people[:1], 90)
+            + other_envelopes(people[0], 90),
+        )
         from sqlalchemy import select
 
         from homediag.store import models as m
@@ -42,8 +93,20 @@ def run(engine: str, patients: int, days: int, repeats: int) -> dict[str, object
             clinician_id = session.execute(select(m.User.id).where(m.User.role == "clinician")).scalar_one()
         client.get(issue_signin_link(rt, clinician_id), follow_redirects=False)
         page = f"/app/patients/{pilot.patient_ids[0]}?days=90"
-        assert client.get("/app/worklist").status_code == 200  # warm-up
+        gc.collect()
+        gc.freeze()  # as ``homediag serve`` freezes its start-up heap (server.py); what the pages remember is not
+        t0 = time.perf_counter()
+        assert client.get("/app/worklist").status_code == 200  # the first view: nothing remembered yet
+        first_worklist = time.perf_counter() - t0
+        t0 = time.perf_counter()
         assert client.get(page).status_code == 200
+        first_patient = time.perf_counter() - t0
+        if profile:
+            profiler = _profile_endpoints()
+            for _ in range(3):
+                client.get("/app/worklist" if profile == "worklist" else page)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         worklist, patient = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -52,13 +115,54 @@ def run(engine: str, patients: int, days: int, repeats: int) -> dict[str, object
             t0 = time.perf_counter()
             client.get(page)
             patient.append(time.perf_counter() - t0)
+        # a morning's arrivals: a new cuff reading for 50 of the patients between two views, five times
+        after_new: list[float] = []
+        rng = random.Random(7)
+        for round_ in range(5):
+            taken = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=5 + round_)
+            chosen = people[1 + 50 * round_ : 51 + 50 * round_]
+            data.seed(
+                rt,
+                [
+                    envelope(p, cuff_payload(rng, taken.replace(tzinfo=None)), taken + timedelta(minutes=1))
+                    for p in chosen
+                ],
+            )
+            t0 = time.perf_counter()
+            client.get("/app/worklist")
+            after_new.append(time.perf_counter() - t0)
         return {
             "engine": engine,
             "patients": patients,
             "observations": seeded,
+            "worklist_first_view_ms": round(first_worklist * 1000, 1),
+            "patient_page_first_view_ms": round(first_patient * 1000, 1),
             "worklist_page": Latency.of(worklist).as_json(),
+            "worklist_after_50_new_readings": Latency.of(after_new).as_json(),
             "patient_page_90_days": Latency.of(patient).as_json(),
         }
+
+
+def _profile_endpoints() -> cProfile.Profile:
+    """A profiler of every sync endpoint and dependency from now on: they run in worker threads, which a profiler
+    enabled in this thread would not see."""
+    import fastapi.routing
+
+    profiler = cProfile.Profile()
+    plain = fastapi.routing.run_in_threadpool
+
+    async def profiled(func: Any, *args: Any, **kwargs: Any) -> Any:
+        def inner() -> Any:
+            profiler.enable()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                profiler.disable()
+
+        return await plain(inner)
+
+    fastapi.routing.run_in_threadpool = profiled  # type: ignore[assignment]
+    return profiler
 
 
 def main(argv: list[str]) -> int:
@@ -67,9 +171,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--profile", choices=("worklist", "patient"), help="print a cProfile of 3 views to stderr")
     args = parser.parse_args(argv)
     for engine in ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]:
-        print(json.dumps(run(engine, args.patients, args.days, args.repeats)), flush=True)
+        print(json.dumps(run(engine, args.patients, args.days, args.repeats, args.profile)), flush=True)
     return 0
 
 

@@ -20,7 +20,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from . import triage
-from .readings import Reading, aware, reading_of, status_flags
+from .readings import Reading, aware, reading_from, shapes
 from .worklist import WorklistReads, device_and_gateway, identity_of
 
 REFUSED_OUTCOMES = ("rejected", "held")
@@ -159,25 +159,29 @@ class PatientPageReads(WorklistReads):
                     m.Observation.effective_start >= to_store(start),
                     m.Observation.effective_start < to_store(end),
                 )
-                rows = (
-                    session.execute(
-                        select(m.Observation)
-                        .where(self.scope(windows), *in_range)
-                        .order_by(m.Observation.effective_start, m.Observation.id)
+                rows = session.execute(
+                    select(
+                        m.Observation.id,
+                        m.Observation.device_id,
+                        m.Observation.upload_id,
+                        m.Observation.effective_start,
+                        m.Observation.received_at,
+                        m.Observation.gateway_received_at,
                     )
-                    .scalars()
-                    .all()
-                )
+                    .where(self.scope(windows), *in_range)
+                    .order_by(m.Observation.effective_start, m.Observation.id)
+                ).all()
                 devices, gateways = device_and_gateway(session, list(rows))
+                shaped = shapes(session, [(pkey, r.id) for r in rows])  # resources parsed once per process
                 readings: list[Reading] = []
                 flags: dict[str, list[str]] = {}
                 for row in rows:
-                    about, set_bits = status_flags(row.resource)
-                    if about is not None:
-                        flags.setdefault(about, []).extend(set_bits)
+                    shape = shaped[row.id]
+                    if shape.about is not None:
+                        flags.setdefault(shape.about, []).extend(shape.flags)
                         continue
-                    reading = reading_of(
-                        row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", "")
+                    reading = reading_from(
+                        shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", "")
                     )
                     if reading is not None:
                         readings.append(reading)

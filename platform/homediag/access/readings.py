@@ -6,12 +6,18 @@ Pure shaping of rows the access layer has already decided on; no decision here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
+
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
 
 from homediag.fhir_profiles import terminology
 from homediag.identity import _century
+from homediag.store import models as m
 
 DEVICE_TIME_EXT = "https://homediag.example.org/fhir/StructureDefinition/device-time"
 # The measurements a worklist and a patient page show a series of (a status observation is a flag, and a
@@ -50,28 +56,68 @@ def birth_date(cpr: str) -> date | None:
         return None
 
 
+_IDENTIFIED: dict[tuple[tuple[Any, str], ...], terminology.Measurement | None] = {}
+
+
+def identify(concept: Any) -> terminology.Measurement | None:
+    """``terminology.identify``, remembered by the codings' (system, code) pairs, all it looks at: a page shapes
+    thousands of readings of a handful of codes."""
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    key = tuple(
+        (c["system"] if isinstance(c.get("system"), str) else None, str(c.get("code")))
+        for c in (codings if isinstance(codings, list) else [])
+        if isinstance(c, dict)
+    )
+    try:
+        return _IDENTIFIED[key]
+    except KeyError:
+        found = _IDENTIFIED[key] = terminology.identify(concept)
+        if len(_IDENTIFIED) > 10_000:
+            _IDENTIFIED.clear()
+        return found
+
+
 def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _quantity(q: Any) -> float | None:
-    if isinstance(q, dict) and isinstance(q.get("value"), int | float):
-        return float(q["value"])
+    value = q.get("value") if isinstance(q, dict) else None
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):  # Decimal: the column's exact decoder
+        return float(value)
     return None
 
 
-def reading_of(row: Any, device: str, gateway: str) -> Reading | None:
-    """The reading of an Observation row (with its device and gateway names); None for a status observation
-    or anything that is not a shown measurement."""
-    resource: dict[str, Any] = row.resource
-    found = terminology.identify(resource.get("code"))
+@dataclass(frozen=True)
+class Shape:
+    """What a page takes from an Observation's resource: a shown reading (``measurement`` set), a status
+    observation (``about``: the reading its ``flags`` are about) or neither. A stored Observation never changes,
+    so its shape is remembered by (patient key, id) in process (``shapes``)."""
+
+    measurement: str | None = None
+    text: str = ""
+    unit: str = ""
+    values: tuple[tuple[str, float], ...] = ()
+    clock_not_set: bool = False
+    about: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+NOTHING = Shape()
+
+
+def shape_of(resource: dict[str, Any]) -> Shape:
+    about, flags = status_flags(resource)
+    if about is not None:
+        return Shape(about=about, flags=tuple(flags))
+    found = identify(resource.get("code"))
     if found is None or found.kind not in SHOWN_KINDS:
-        return None
+        return NOTHING
     values: dict[str, float] = {}
     unit = found.unit_display or found.unit or ""
     if found.kind == "panel":
         for comp in resource.get("component") or []:
-            part = terminology.identify(comp.get("code"))
+            part = identify(comp.get("code"))
             value = _quantity(comp.get("valueQuantity"))
             if part is not None and value is not None:
                 values[part.key] = value
@@ -81,26 +127,63 @@ def reading_of(row: Any, device: str, gateway: str) -> Reading | None:
         if value is not None:
             values[found.key] = value
     if not values:
-        return None
+        return NOTHING
     clock_not_set = any(e.get("url") == DEVICE_TIME_EXT for e in resource.get("extension") or [])
+    return Shape(found.key, found.text, unit, tuple(values.items()), clock_not_set)
+
+
+_SHAPES: dict[tuple[str, str], Shape] = {}
+_SHAPES_LIMIT = 300_000
+_RESOURCE_TEXT = cast(m.Observation.resource, Text)
+
+
+def shapes(session: Session, observations: list[tuple[str, str]]) -> dict[str, Shape]:
+    """Observation id -> its shape, of (patient key, id) pairs the caller has read under its decision; the
+    resources read (as text, by the standard library's decoder) only of those not seen before in this process."""
+    unknown = [pair for pair in observations if pair not in _SHAPES]
+    if len(_SHAPES) + len(unknown) > _SHAPES_LIMIT:
+        _SHAPES.clear()
+        unknown = list(observations)
+    ids = [oid for _, oid in unknown]
+    for n in range(0, len(ids), 500):
+        for pkey, oid, text in session.execute(
+            select(m.Observation.patient_key, m.Observation.id, _RESOURCE_TEXT).where(
+                m.Observation.id.in_(ids[n : n + 500])
+            )
+        ):
+            _SHAPES[(pkey, oid)] = shape_of(json.loads(text))
+    return {oid: _SHAPES.get((pkey, oid), NOTHING) for pkey, oid in observations}
+
+
+def reading_from(shape: Shape, row: Any, device: str, gateway: str) -> Reading | None:
+    """The reading of an Observation row of this shape (None when the shape is not a shown reading)."""
+    if shape.measurement is None:
+        return None
     return Reading(
         id=row.id,
-        measurement=found.key,
-        text=found.text,
-        unit=unit,
-        values=values,
+        measurement=shape.measurement,
+        text=shape.text,
+        unit=shape.unit,
+        values=dict(shape.values),
         effective=aware(row.effective_start),  # type: ignore[arg-type]
         received_at=aware(row.received_at),  # type: ignore[arg-type]
         gateway_received_at=aware(row.gateway_received_at),
         device=device,
         gateway=gateway,
-        clock_not_set=clock_not_set,
+        clock_not_set=shape.clock_not_set,
     )
+
+
+def reading_of(row: Any, device: str, gateway: str) -> Reading | None:
+    """The reading of an Observation row (with its device and gateway names); None for a status observation
+    or anything that is not a shown measurement."""
+    shape = shape_of(row.resource)
+    return reading_from(shape, row, device, gateway) if shape.about is None else None
 
 
 def status_flags(resource: dict[str, Any]) -> tuple[str | None, list[str]]:
     """(the Observation id a PHD status observation is about, the names of its set bits)."""
-    found = terminology.identify(resource.get("code"))
+    found = identify(resource.get("code"))
     if found is None or found.kind != "status":
         return None, []
     about = None

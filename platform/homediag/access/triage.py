@@ -6,8 +6,9 @@ it never triages by itself, so that there is one triage engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -70,24 +71,55 @@ def assess_patients(
 ) -> dict[str, Assessment]:
     """Patient id -> its monitoring status for [start, end), for (patient id, patient key) pairs whose readable
     Observations ``scope`` selects; monitoring loads them all in a few statements."""
-    data = monitoring_store.patients_data(
-        session, [k for _, k in patients], start, end, scope, lookback=True, with_resources=False
+    data = load(session, [k for _, k in patients], scope, start, end)
+    return {patient_id: assess(access, session, patient_id, data[pkey], start, end) for patient_id, pkey in patients}
+
+
+def load(
+    session: Session, patient_keys: list[str], scope: ColumnElement[bool], start: datetime, end: datetime
+) -> dict[str, monitoring_store.PatientData]:
+    """What ``assess`` needs of each patient (settings history, readings triaged from as early as the plan looks
+    back, last review), in a few statements for all of them."""
+    return monitoring_store.patients_data(session, patient_keys, start, end, scope, lookback=True, with_resources=False)
+
+
+def assess(
+    access: Any, session: Session, patient_id: str, data: monitoring_store.PatientData, start: datetime, end: datetime
+) -> Assessment:
+    """Monitoring's status of a patient for [start, end) (``access._status_of``: monitoring decides, not this)."""
+    status = access._status_of(patient_id, data, start, end, start)
+    review = data.last_review
+    return Assessment(
+        colour=status.colour.value,
+        open_colour=status.open_colour.value,
+        unacknowledged=status.unacknowledged,
+        reasons=list(status.reasons),
+        plan_ratio=status.adherence.ratio,
+        last_reviewed=(_reviewer(session, review.reviewed_by), from_store(review.reviewed_at))
+        if review is not None
+        else None,
     )
-    out: dict[str, Assessment] = {}
-    for patient_id, pkey in patients:
-        status = access._status_of(patient_id, data[pkey], start, end, start)  # monitoring's status of a patient
-        review = data[pkey].last_review
-        out[patient_id] = Assessment(
-            colour=status.colour.value,
-            open_colour=status.open_colour.value,
-            unacknowledged=status.unacknowledged,
-            reasons=list(status.reasons),
-            plan_ratio=status.adherence.ratio,
-            last_reviewed=(_reviewer(session, review.reviewed_by), from_store(review.reviewed_at))
-            if review is not None
-            else None,
-        )
-    return out
+
+
+def stable_until(data: monitoring_store.PatientData, period_days: int, now: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after ``now`` at which the passing of time alone (no new reading, review or settings)
+    could change ``assess`` of a period of ``period_days`` ending at the moment asked, or the days measured in it:
+    when a reading leaves the period, or crosses an edge of a plan item's windows (which end at the moment asked
+    and step back by the item's ``every_days``), at local midnight (days are counted in local dates), or when a
+    settings version dated ahead comes into force. Conservative: any of these instants, whether or not it changes
+    the outcome."""
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    until = datetime.combine(tomorrow, time.min, zone)
+    spans = {timedelta(days=period_days)}
+    for version in data.history:
+        spans |= {timedelta(days=item.every_days) for item in version.settings.plan.items}
+        if version.valid_from > now:
+            until = min(until, version.valid_from)
+    for reading in data.readings:
+        for span in spans:
+            steps = (now - reading.effective) // span + 1
+            until = min(until, reading.effective + span * steps)
+    return until
 
 
 def assess_readings(
@@ -100,7 +132,10 @@ def assess_readings(
 ) -> list[Band]:
     """Colours the readings (``Reading.triage``, ``Reading.acknowledged``) against the thresholds in force at
     each one's time; the bands of the thresholds in force at the end of the period."""
-    triaged = {r.id: r for r in monitoring_store.triaged_readings(session, patient_key, start, end, scope)}
+    triaged = {
+        r.id: r
+        for r in monitoring_store.triaged_readings(session, patient_key, start, end, scope, with_resources=False)
+    }
     for reading in readings:
         found = triaged.get(reading.id)
         if found is not None:

@@ -8,14 +8,16 @@ all: the consent windows and care relations narrow the SQL, as for every other r
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from homediag.clock import to_store
 from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.store import models as m
@@ -23,10 +25,12 @@ from homediag.users import Principal
 
 from . import triage
 from .decisions import Decisions
-from .readings import Reading, aware, birth_date, reading_of
+from .readings import Reading, aware, birth_date, reading_from, shapes
 from .view import View, Window
 
 ADHERENCE_DAYS = 14
+_NEVER = datetime.max.replace(tzinfo=UTC)
+_MEMO_LIMIT = 20_000
 SEVERITY = {"red": 0, "yellow": 1, "blue": 2, "green": 3, None: 4}
 COLOURS = ("red", "yellow", "blue", "green")
 
@@ -43,6 +47,21 @@ class WorklistRow:
     last_reviewed: tuple[str, datetime] | None = None  # (by whom, when)
     teams: list[str] = field(default_factory=list)
     assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """A patient's part of the worklist, and what it was computed from (``WorklistReads._marks``)."""
+
+    mark: tuple[Any, ...]
+    until: datetime  # time alone cannot change it before this instant
+    latest: tuple[Reading, ...]
+    days_measured: int
+    assessment: triage.Assessment | None
+
+
+# per database (engine): patient key -> its summary
+_MEMO: weakref.WeakKeyDictionary[Any, dict[str, _Summary]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -63,8 +82,9 @@ def display_name(name: Any) -> str:
     return " ".join([*(str(g) for g in name.get("given") or []), str(name.get("family") or "")]).strip()
 
 
-def identity_of(session: Session, rt: Any, pkey: str, vault: m.Identity | None = None) -> tuple[str, date | None]:
-    """(name, date of birth) from the vault (its row read here unless given)."""
+def identity_of(session: Session, rt: Any, pkey: str, vault: Any = None) -> tuple[str, date | None]:
+    """(name, date of birth) from the vault (its row, or a row of its kid, nonce and ciphertext, read here unless
+    given)."""
     vault = vault if vault is not None else session.get(m.Identity, pkey)
     if vault is None:
         return "", None
@@ -129,40 +149,37 @@ class WorklistReads(Decisions):
                 team_of.setdefault(pkey, []).append(tid)
             if team:
                 windows = {k: w for k, w in windows.items() if team in team_of.get(k, [])}
-            patients = {
-                p.patient_key: p
-                for p in session.execute(
-                    select(m.Patient).where(m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True))
-                ).scalars()
+            patients = {  # patient key -> public id (plain columns: no ORM object per patient)
+                k: pid
+                for k, pid in session.execute(
+                    select(m.Patient.patient_key, m.Patient.id).where(
+                        m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True)
+                    )
+                )
             }
             windows = {k: w for k, w in windows.items() if k in patients}
-            latest = self._latest(session, windows)
-            days = self._days_measured(session, windows, now, zone)
+            summaries = self._summaries(session, windows, patients, now, zone)
             rows: list[WorklistRow] = []
             vaults = {
                 v.patient_key: v
-                for v in session.execute(select(m.Identity).where(m.Identity.patient_key.in_(list(patients)))).scalars()
+                for v in session.execute(
+                    select(m.Identity.patient_key, m.Identity.kid, m.Identity.nonce, m.Identity.ciphertext).where(
+                        m.Identity.patient_key.in_(list(patients))
+                    )
+                )
             }  # one statement for the page, not one per patient
-            for pkey, patient in patients.items():
+            for pkey, patient_id in patients.items():
                 name, born = identity_of(session, self.rt, pkey, vaults[pkey]) if pkey in vaults else ("", None)
-                row = WorklistRow(patient.id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
-                for reading in latest.get(pkey, []):
+                row = WorklistRow(patient_id, name, born, teams=[names[t] for t in team_of.get(pkey, [])])
+                summary = summaries[pkey]
+                for reading in summary.latest:
                     row.latest[reading.measurement] = reading
                 row.last_reading = max((r.effective for r in row.latest.values()), default=None)
-                row.days_measured = len(days.get(pkey, set()))
-                rows.append(row)
-            period = (now - timedelta(days=ADHERENCE_DAYS), now)
-            assessed = triage.assess_patients(
-                self,
-                session,
-                [(r.patient_id, k) for k, r in _keyed(rows, patients)],
-                self.scope(windows),
-                *period,
-            )
-            for row in rows:
-                found = assessed.get(row.patient_id)
-                if found is not None:
+                row.days_measured = summary.days_measured
+                if summary.assessment is not None:
+                    found = summary.assessment
                     row.triage, row.last_reviewed, row.assessment = found.colour, found.last_reviewed, found
+                rows.append(row)
             shown_measurements = sorted({(k, r.text) for row in rows for k, r in row.latest.items()})
             if colour:
                 rows = [r for r in rows if r.triage == colour]
@@ -177,9 +194,86 @@ class WorklistReads(Decisions):
                     r.patient_id,
                 )
             )
-            by_key = {p.id: k for k, p in patients.items()}
+            by_key = {pid: k for k, pid in patients.items()}
             self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
         return Worklist(rows, teams, shown_measurements, triage_available=triage.available())
+
+    def _summaries(
+        self, session: Session, windows: dict[str, Window], ids: dict[str, str], now: datetime, zone: ZoneInfo
+    ) -> dict[str, _Summary]:
+        """Each listed patient's latest values, days measured and monitoring status: remembered per patient and
+        recomputed only for patients whose data changed (``_marks``) or whose status the passing time may have
+        changed (``triage.stable_until``). The caller decided the windows just now, so a withdrawn consent or a
+        patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not read."""
+        memo = _MEMO.setdefault(self.rt.engine, {})
+        marks = self._marks(session, windows, now)
+        out: dict[str, _Summary] = {}
+        for pkey in windows:
+            found = memo.get(pkey)
+            if found is not None and found.mark == marks[pkey] and now < found.until:
+                out[pkey] = found
+        stale = {k: w for k, w in windows.items() if k not in out}
+        if not stale:
+            return out
+        start = now - timedelta(days=ADHERENCE_DAYS)
+        latest = self._latest(session, stale)
+        data = triage.load(session, list(stale), self.scope(stale), start, now)
+        for pkey in stale:
+            readings = [r for r in data[pkey].readings if r.effective >= start]
+            summary = _Summary(
+                mark=marks[pkey],
+                until=min(triage.stable_until(data[pkey], ADHERENCE_DAYS, now, zone), marks[pkey][-1] or _NEVER),
+                latest=tuple(latest.get(pkey, [])),
+                days_measured=len({r.effective.astimezone(zone).date() for r in readings}),
+                assessment=triage.assess(self, session, ids[pkey], data[pkey], start, now),
+            )
+            memo[pkey] = out[pkey] = summary
+        if len(memo) > _MEMO_LIMIT:
+            for key in [k for k in memo if k not in out]:
+                del memo[key]
+        return out
+
+    def _marks(self, session: Session, windows: dict[str, Window], now: datetime) -> dict[str, tuple[Any, ...]]:
+        """Per patient, what its summary was computed from, in a few grouped statements: its consent window, how many
+        Observations it has, its acknowledgements and reviews (how many, the last), its settings versions (how many,
+        the last); last, the first Observation dated after ``now`` (its status changes when that time comes).
+        Observations are counted whatever the window (the window is part of the mark): a stored Observation is
+        never changed or deleted (a key rotation moves it to a new patient key, which is not in the memo), so a
+        new one is a higher count."""
+        keys = list(windows)
+        chunks = [keys] if _postgresql(session) else [keys[n : n + 500] for n in range(0, len(keys), 500)]
+        # count and first later time, both in the index ix_observation_series (patient key, code, time): an
+        # index-only scan, not a visit of each (wide) Observation row
+        obs = m.Observation
+        later = case((obs.effective_start > to_store(now), obs.effective_start))
+        observations: dict[str, tuple[Any, ...]] = {}
+        for chunk in chunks:
+            for k, count, first in session.execute(
+                select(obs.patient_key, func.count(), func.min(later))
+                .where(_among(session, obs.patient_key, chunk))
+                .group_by(obs.patient_key)
+            ):
+                observations[k] = (count, aware(first))
+        grouped: list[dict[str, tuple[Any, ...]]] = []
+        for table, at, top in (
+            (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
+            (m.Review, m.Review.reviewed_at, m.Review.id),
+            (m.MonitoringSettings, m.MonitoringSettings.recorded_at, m.MonitoringSettings.version),
+        ):
+            found: dict[str, tuple[Any, ...]] = {}
+            for chunk in chunks:
+                for k, *rest in session.execute(
+                    select(table.patient_key, func.count(), func.max(at), func.max(top))
+                    .where(_among(session, table.patient_key, chunk))
+                    .group_by(table.patient_key)
+                ):
+                    found[k] = tuple(rest)
+            grouped.append(found)
+        out: dict[str, tuple[Any, ...]] = {}
+        for k, window in windows.items():
+            count, first = observations.get(k, (0, None))
+            out[k] = (window, count, *(g.get(k) for g in grouped), first)
+        return out
 
     def _audit_shown(self, session: Session, principal: Principal, view: View, keys: list[str]) -> None:
         from homediag import audit
@@ -220,39 +314,39 @@ class WorklistReads(Decisions):
             .where(self.scope(windows))
             .subquery()
         )
-        rows = (
-            session.execute(
-                select(m.Observation).join(ranked, ranked.c.id == m.Observation.id).where(ranked.c.rank == 1)
+        rows = session.execute(
+            select(
+                m.Observation.id,
+                m.Observation.patient_key,
+                m.Observation.device_id,
+                m.Observation.upload_id,
+                m.Observation.effective_start,
+                m.Observation.received_at,
+                m.Observation.gateway_received_at,
             )
-            .scalars()
-            .all()
-        )
+            .join(ranked, ranked.c.id == m.Observation.id)
+            .where(ranked.c.rank == 1)
+        ).all()
         devices, gateways = device_and_gateway(session, rows)
+        shaped = shapes(session, [(r.patient_key, r.id) for r in rows])  # resources parsed once per process
         out: dict[str, list[Reading]] = {}
         for row in rows:
-            reading = reading_of(row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", ""))
-            if reading is not None:
+            shape = shaped[row.id]
+            reading = reading_from(
+                shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", "")
+            )
+            if reading is not None and shape.about is None:
                 out.setdefault(row.patient_key, []).append(reading)
         return out
 
-    def _days_measured(
-        self, session: Session, windows: dict[str, Window], now: datetime, zone: ZoneInfo
-    ) -> dict[str, set[date]]:
-        if not windows:
-            return {}
-        since = (now - timedelta(days=ADHERENCE_DAYS)).replace(tzinfo=None)
-        out: dict[str, set[date]] = {}
-        for pkey, at in session.execute(
-            select(m.Observation.patient_key, m.Observation.effective_start).where(
-                self.scope(windows), m.Observation.effective_start >= since
-            )
-        ):
-            stamp = aware(at)
-            assert stamp is not None
-            out.setdefault(pkey, set()).add(stamp.astimezone(zone).date())
-        return out
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
-def _keyed(rows: list[WorklistRow], patients: dict[str, m.Patient]) -> list[tuple[str, WorklistRow]]:
-    by_id = {p.id: k for k, p in patients.items()}
-    return [(by_id[r.patient_id], r) for r in rows]
+def _among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
+    """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter: the statement's text stays
+    the same whatever the number of keys (an IN list of 500 is 500 parameters to render and parse, every view)."""
+    if _postgresql(session):
+        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(keys)  # type: ignore[no-any-return]

@@ -131,6 +131,8 @@ def versions(session: Session, patient_key: str) -> list[SettingsVersion]:
 def in_force(history: Sequence[SettingsVersion], at: datetime) -> SettingsVersion:
     """The version in force at ``at``: the highest whose ``valid_from`` is not after it (a later decision
     overrides an earlier one from its own ``valid_from`` on, even when back-dated)."""
+    if len(history) == 1:  # the defaults only: most patients, and most calls on the worklist's path
+        return history[0]
     best = history[0]
     for v in history:
         if v.valid_from <= at and v.version >= best.version:
@@ -271,13 +273,16 @@ def triaged_readings(
     end: datetime,
     scope: ColumnElement[bool] | None = None,
     ids: Sequence[str] | None = None,
+    *,
+    with_resources: bool = True,
 ) -> list[TriagedReading]:
-    """The patient's readings of [start, end) (``scope``: what the reader may see), oldest first, triaged."""
+    """The patient's readings of [start, end) (``scope``: what the reader may see), oldest first, triaged (without
+    ``with_resources``: ``resource`` None, for a caller that has the resources already)."""
     if ids is not None:
         wanted = set(ids)
-        data = patients_data(session, [patient_key], start, end, scope, only=wanted)
+        data = patients_data(session, [patient_key], start, end, scope, only=wanted, with_resources=with_resources)
     else:
-        data = patients_data(session, [patient_key], start, end, scope)
+        data = patients_data(session, [patient_key], start, end, scope, with_resources=with_resources)
     return [r for r in data[patient_key].readings if r.effective >= start]
 
 

@@ -6,7 +6,13 @@ count its points. matplotlib writes its colours as ``style`` attributes, which a
 inside an HTML page; ``_presentational`` turns them into SVG presentation attributes (``fill``,
 ``stroke``, ...), which it does not. Each point becomes an element of class ``point`` carrying a
 ``<title>`` (value, device time, device, gateway, arrival): a tooltip on hover. The table beside every
-chart holds the same readings for keyboard and screen-reader users.
+chart holds the same readings for keyboard and screen-reader users. A blood-pressure chart draws each reading
+as a bar from its diastolic to its systolic value, the two points at its ends, the thresholds as lines.
+
+Drawing is the patient page's slowest part (tens of milliseconds a chart), so a drawn chart is remembered in
+process by everything it shows (``trend_svg``'s key: every point with its value, colour and tooltip, the bands,
+the lines, the period, the language): a pure function of its inputs, so a new reading, a re-triage or another
+period simply makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
 """
 
 from __future__ import annotations
@@ -15,16 +21,10 @@ import io
 import re
 import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.dates as mdates  # noqa: E402 - after choosing the backend
-from matplotlib.figure import Figure  # noqa: E402
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -36,6 +36,8 @@ COLOURS = {"red": "#b71c1c", "yellow": "#8a6100", "green": "#1b5e20", "blue": "#
 BAND_FILL = {"red": "#ffcdd2", "yellow": "#fff3c4", "green": "#dcedc8"}
 MARKERS = ("o", "^", "v", "s", "D")
 _lock = threading.Lock()  # matplotlib's state (rcParams, font cache) is not thread-safe
+_DRAWN: OrderedDict[tuple[object, ...], str] = OrderedDict()  # the last drawn charts, by all they show
+_DRAWN_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,50 @@ def trend_svg(
     decimal_comma: bool,
 ) -> str:
     """The chart as an inline ``<svg>`` element (a string), its ids prefixed with ``chart_id``."""
+    key = (
+        chart_id,
+        title,
+        unit,
+        tuple(
+            (s.key, s.label, tuple((p.at, p.value, p.colour, p.title, p.reading_id) for p in s.points)) for s in series
+        ),
+        tuple(bands),
+        tuple(lines),
+        start,
+        end,
+        zone.key,
+        decimal_comma,
+    )
+    with _lock:
+        found = _DRAWN.get(key)
+        if found is not None:
+            _DRAWN.move_to_end(key)
+            return found
+    svg = _draw(chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma)
+    with _lock:
+        _DRAWN[key] = svg
+        while len(_DRAWN) > _DRAWN_LIMIT:
+            _DRAWN.popitem(last=False)
+    return svg
+
+
+def _draw(
+    chart_id: str,
+    title: str,
+    unit: str,
+    series: list[Series],
+    bands: list[Band],
+    lines: list[Line],
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    decimal_comma: bool,
+) -> str:
+    # matplotlib (with numpy, ~40 MB) is imported on the first chart, not by every server worker at start
+    import matplotlib
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
     with _lock:
         with matplotlib.rc_context(
             {
@@ -113,6 +159,16 @@ def trend_svg(
             for line in lines:
                 ax.axhline(
                     line.value, color=COLOURS.get(line.colour, "#555555"), linewidth=0.9, linestyle="--", zorder=0
+                )
+            ranges = _ranges(series)
+            if ranges:  # blood pressure: each reading a bar from its diastolic to its systolic value
+                ax.vlines(
+                    [at.astimezone(zone) for at, _, _ in ranges],
+                    [low for _, low, _ in ranges],
+                    [high for _, _, high in ranges],
+                    colors="#b0bec5",
+                    linewidth=2.4,
+                    zorder=1,
                 )
             for n, s in enumerate(series):
                 xs = [p.at.astimezone(zone) for p in s.points]
@@ -144,6 +200,15 @@ def trend_svg(
             buffer = io.StringIO()
             fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     return _presentational(buffer.getvalue(), chart_id, title, series)
+
+
+def _ranges(series: list[Series]) -> list[tuple[datetime, float, float]]:
+    """(time, low, high) of each reading that has a point in both a "diastolic" and a "systolic" series."""
+    found = {s.key: s for s in series}
+    if "systolic" not in found or "diastolic" not in found:
+        return []
+    low = {p.reading_id: p.value for p in found["diastolic"].points}
+    return [(p.at, low[p.reading_id], p.value) for p in found["systolic"].points if p.reading_id in low]
 
 
 def _comma_formatter() -> object:

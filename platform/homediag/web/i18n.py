@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +53,23 @@ def language_of(cookie: str | None) -> str:
     return cookie if cookie in LANGUAGES else DEFAULT
 
 
+# Babel's formatting costs tens of microseconds a call and a page formats thousands of instants and values (every
+# point's tooltip, every table row); the same ones again on the next view. Remembered per locale and zone.
+@lru_cache(maxsize=100_000)
+def _datetime(locale: str, zone: ZoneInfo, value: datetime) -> str:
+    return format_datetime(value.astimezone(zone), "short", tzinfo=zone, locale=locale)
+
+
+@lru_cache(maxsize=20_000)
+def _date(locale: str, pattern: str, value: date) -> str:
+    return format_date(value, pattern, locale=locale)
+
+
+@lru_cache(maxsize=100_000)
+def _decimal(locale: str, pattern: str, kind: type, value: Any) -> str:
+    return format_decimal(value, format=pattern, locale=locale)
+
+
 class Formats:
     """Dates, times and numbers the way ``lang`` writes them, in the hospital's time zone."""
 
@@ -67,14 +84,14 @@ class Formats:
     def datetime(self, value: datetime | None) -> str:
         if value is None:
             return ""
-        return format_datetime(self.local(value), "short", tzinfo=self.zone, locale=self.locale)
+        return _datetime(LOCALES[self.lang], self.zone, value)
 
     def date(self, value: date | datetime | None) -> str:
         if value is None:
             return ""
         if isinstance(value, datetime):
             value = self.local(value).date()
-        return format_date(value, "short" if self.lang == "en" else "dd.MM.yyyy", locale=self.locale)
+        return _date(LOCALES[self.lang], "short" if self.lang == "en" else "dd.MM.yyyy", value)
 
     def day(self, value: date) -> str:
         return format_date(value, "EEE d. MMM" if self.lang == "da" else "EEE d MMM", locale=self.locale)
@@ -85,7 +102,7 @@ class Formats:
     def number(self, value: Any, digits: int = 1) -> str:
         if value is None:
             return ""
-        return format_decimal(value, format=f"#,##0.{'#' * digits}" if digits else "#,##0", locale=self.locale)
+        return _decimal(LOCALES[self.lang], f"#,##0.{'#' * digits}" if digits else "#,##0", type(value), value)
 
     def plain(self, value: Any) -> str:
         """A number for an input field: no thousands separator (it would read as a decimal point)."""

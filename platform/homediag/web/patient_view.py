@@ -3,11 +3,12 @@ refused uploads explained, the consents."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from fastapi import Request
+from markupsafe import Markup
 
 from homediag.access.patient_page import PatientPage
 from homediag.access.readings import Reading
@@ -15,7 +16,7 @@ from homediag.runtime import Runtime
 
 from . import charts, reasons
 from .i18n import N_, UNIT_NAMES, Formats, translations
-from .render import language
+from .render import environment, language
 
 PERIODS = (14, 30, 90)
 # The order measurements are shown in, and their components' names.
@@ -44,6 +45,47 @@ class MeasurementBlock:
     unit: str
     readings: list[Reading]
     svg: str
+    rows: list[Markup] = field(default_factory=list)  # the table's rows, newest first (``_table_rows``)
+
+
+# A table row by everything it shows (``_patient_row.html``): a page of 90 days renders hundreds, the same ones
+# view after view; no session data is in a row (its button submits the table's form, which carries the token).
+_ROWS: dict[tuple[Any, ...], Markup] = {}
+_ROWS_LIMIT = 50_000
+
+
+def _table_rows(readings: list[Reading], form_id: str, lang: str, fmt: Formats) -> list[Markup]:
+    macro = environment(lang).get_template("_patient_row.html").module.row  # type: ignore[attr-defined]
+    plain = translations(lang).gettext  # no %-formatting: a unit may be "%"
+
+    def unit(text: str) -> str:
+        return plain(text) if text in UNIT_NAMES else text
+
+    def reason(text: str) -> str:
+        return reasons.triage_reason(text, plain, fmt.number)  # monitoring's reasons, translated
+
+    out = []
+    for r in reversed(readings):
+        key = (
+            lang,
+            fmt.zone.key,
+            form_id,
+            r.id,
+            r.triage,
+            r.acknowledged,
+            tuple(r.reasons),
+            tuple(flags_of(r)),
+            r.device,
+            r.gateway,
+        )
+        found = _ROWS.get(key)
+        if found is None:
+            found = Markup(macro(r, form_id, fmt, unit, value_text, flags_of, FLAG_NAMES, reason))
+            if len(_ROWS) >= _ROWS_LIMIT:
+                _ROWS.clear()
+            _ROWS[key] = found
+        out.append(found)
+    return out
 
 
 def value_text(reading: Reading, fmt: Formats) -> str:
@@ -105,7 +147,7 @@ def patient_context(
             rt.local_zone,
             decimal_comma=lang == "da",
         )
-        blocks.append(MeasurementBlock(key, text, unit, readings, svg))
+        blocks.append(MeasurementBlock(key, text, unit, readings, svg, _table_rows(readings, f"ack-{key}", lang, fmt)))
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     uploads = [(u, reasons.explain(u.outcome, u.issues)) for u in page.uploads]
     return {

@@ -20,8 +20,6 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-import matplotlib
-
 from homediag.access.patient_page import PatientPage
 from homediag.access.readings import Reading
 from homediag.errors import Unavailable
@@ -134,6 +132,7 @@ table.summary th, table.summary td {{ padding: 1mm 1.5mm; }}
 
 
 def _fetcher() -> Any:
+    import matplotlib  # on the first PDF, not by every worker at start
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"

@@ -60,7 +60,9 @@ def worklist(
     found = caller.access.worklist_page(
         caller.user, team=team or None, colour=colour or None, measurement=measurement or None
     )
-    return render(request, "worklist.html", **worklist_context(found, team, colour, measurement))
+    lang = language(request)
+    cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
+    return render(request, "worklist.html", **cells)
 
 
 @router.get("/patients/{patient_id}")

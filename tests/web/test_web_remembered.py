@@ -1,0 +1,122 @@
+"""What the worklist and the patient page remember between views (each patient's summary, drawn charts, shaped
+readings) never shows what is no longer so: a withdrawn consent, a new reading, an acknowledgement, the passing
+of time. Over HTTP, the real ASGI app, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F401 - fixtures
+
+from homediag.adapters.devices import DeviceTime, blood_pressure, thermometer
+from homediag.runtime import Runtime
+from homediag.store import models as m
+from homediag.synthetic import envelope, synthetic_patients
+
+
+def _row(html: str, patient_id: str) -> str | None:
+    found = re.search(rf'<tr data-patient="{patient_id}">(.*?)</tr>', html, re.S)
+    return found.group(1) if found else None
+
+
+def _send(pilot, person, payload: bytes, taken: datetime, adapter: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    raw = envelope(person, payload, taken + timedelta(minutes=1))
+    if adapter:
+        raw["adapter"] = adapter
+        raw["device"] = {**raw["device"], "model": "TH-1", "serial": f"{person.cuff_serial}-TH"}
+    response = pilot.client.post("/ingest", json=[raw], headers=pilot.tokens.auth("gateway"))
+    assert response.status_code == 200, response.text
+
+
+def _stamp(t: datetime) -> DeviceTime:
+    return DeviceTime(t.year, t.month, t.day, t.hour, t.minute, 0)
+
+
+def test_a_withdrawn_consent_takes_the_patient_off_the_remembered_worklist_at_once(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    gone, stays = list(web_pilot.shown)
+    assert _row(web.get("/app/worklist").text, gone) is not None  # seen, and remembered
+    assert _row(web.get("/app/worklist").text, gone) is not None
+    with runtime.sessions() as session:
+        key = session.execute(select(m.Patient.patient_key).where(m.Patient.id == gone)).scalar_one()
+        consent_id = session.execute(select(m.Consent.id).where(m.Consent.patient_key == key)).scalar_one()
+    consent = web.get(f"/fhir/Consent/{consent_id}", headers=tokens.auth("admin")).json()
+    pilot.withdraw(consent)
+    page = web.get("/app/worklist")
+    assert _row(page.text, gone) is None
+    assert web_pilot.shown[gone] not in page.text
+    assert _row(page.text, stays) is not None
+    assert web.get(f"/app/patients/{gone}?days=30").status_code == 404
+
+
+def test_a_new_reading_and_an_acknowledgement_show_at_once_after_remembered_views(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    before = _row(web.get("/app/worklist").text, pid)
+    chart = web.get(f"/app/patients/{pid}?days=14").text
+    assert before is not None and "triage-red" not in before
+    points = chart.count('data-series="systolic"')
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    high = blood_pressure.encode((Decimal(204), Decimal(121), Decimal(149)), timestamp=_stamp(taken), pulse_rate=70)
+    _send(pilot, person, high, taken)
+    after = _row(web.get("/app/worklist").text, pid)
+    assert after is not None and "triage-red" in after and "204/121" in after
+    unacknowledged = re.search(r"(\d+) ikke kvitteret", after)
+    assert unacknowledged, after
+    page = web.get(f"/app/patients/{pid}?days=14").text
+    assert page.count('data-series="systolic"') == points + 1  # the remembered chart was not reused
+    reading = re.search(r'<tr data-reading="([^"]+)">(?:(?!</tr>).)*204/121', page, re.S)
+    assert reading
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    acked = web.post(
+        f"/app/patients/{pid}/acknowledge",
+        data={"csrf": csrf.group(1), "observation": reading.group(1), "days": "14"},
+        follow_redirects=False,
+    )
+    assert acked.status_code == 303, acked.text
+    last = _row(web.get("/app/worklist").text, pid)
+    assert last is not None
+    now_open = re.search(r"(\d+) ikke kvitteret", last)
+    assert now_open is None or int(now_open.group(1)) == int(unacknowledged.group(1)) - 1
+
+
+def test_the_passing_of_time_alone_changes_the_remembered_worklist(
+    web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    pid = next(iter(web_pilot.shown))
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "10 af 14 dage" in row
+    real = runtime.clock
+    later = real() + timedelta(days=6)
+    runtime.clock = lambda: later  # six days on: readings of 7 to 16 days ago, on 8 days of the last 14
+    try:
+        row = _row(web.get("/app/worklist").text, pid)
+        assert row is not None and "8 af 14 dage" in row
+    finally:
+        runtime.clock = real
+
+
+def test_a_temperature_with_a_decimal_is_shown_and_charted(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=2)
+    _send(pilot, person, thermometer.encode(Decimal("36.8"), timestamp=_stamp(taken)), taken, "ble-thermometer")
+    page = web.get(f"/app/patients/{pid}?days=14").text
+    section = page[page.index('data-measurement="body-temperature"') :]
+    assert "36,8" in section
+    assert section.count('data-series="body-temperature"') == 1
+    assert "36,8" in (_row(web.get("/app/worklist").text, pid) or "")
