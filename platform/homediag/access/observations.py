@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from homediag import bundles, versions
+from homediag import bundles, served, versions
 from homediag.clock import from_store, to_store, utcnow
 from homediag.errors import BadRequest, Forbidden, NotFound
-from homediag.fhir_profiles import Issue, operation_outcome, terminology
+from homediag.fhir_profiles import Issue, fhirjson, operation_outcome, terminology
 from homediag.keys import KeyRing
 from homediag.search_params import DateRange, ObservationQuery, QuantityParam, Token
 from homediag.store import models as m
@@ -122,11 +123,15 @@ class ObservationReads(Decisions):
             for ids in q.ids:  # _id: the reader's ids (its pseudonyms outside care)
                 real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
                 filters.append(m.Observation.id.in_(real))
-            page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view))
+            as_text = _served_as_text(q, view)
+            page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view), as_text)
             rows = page.rows
             self._audit_returned(
                 session, principal, view.purpose, "Observation", [r.patient_key for r in rows], audited=audited
             )
+            if as_text:
+                spliced = _spliced(self, session, view, rows)
+                return _searchset(self.rt.keys, base_url, q, page, spliced, [], path)
             resources = interpret(self, session, view, rows)  # with their triage, for a clinician
         shown = [view.shown(versions.stamp(res, 1, r.received_at)) for res, r in zip(resources, rows, strict=True)]
         included = self._included(principal, q, shown, purpose) if q.includes else []
@@ -413,8 +418,10 @@ def _page_rows(
     cursor: paging.Cursor | None,
     query_items: list[tuple[str, str]],
     reader: str,
+    as_text: bool = False,
 ) -> _Page:
-    """The rows of one page: keyset on (sort key, id) under the walk's snapshot."""
+    """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
+    (``as_text``) its served text and marks instead (``_spliced``)."""
     key = _sort_key(q)
     if cursor is None:
         snapshot = paging.take_snapshot(session)
@@ -433,11 +440,12 @@ def _page_rows(
         filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
     reverse = q.descending != backwards
     order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
+    content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
     stmt = (
         select(
             m.Observation.id,
             m.Observation.patient_key,
-            m.Observation.resource,
+            *content,
             m.Observation.received_at,
             key.label("sort_value"),
         )
@@ -455,6 +463,112 @@ def _page_rows(
         return _Page(rows, cursor, more_after=True, more_before=more)
     first_page = cursor.after is None
     return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
+
+
+def _served_as_text(q: ObservationQuery, view: View) -> bool:
+    """Whether a search's entries are written from the stored text (``homediag.served``): in care (the View is
+    the identity), the whole resource asked for, nothing included (what ``_include`` reads, it parses)."""
+    return view.domain is None and q.summary in (None, "false") and not q.elements and not q.includes
+
+
+@dataclass
+class _Parsed:
+    """A row as ``interpret`` reads it: its ids and its resource."""
+
+    id: str
+    patient_key: str
+    resource: dict[str, Any]
+
+
+def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -> list[Mapping[str, Any]]:
+    """The entries of a page in care, each written from its stored text (``fhirjson.Raw``) with its meta and, for
+    a clinician, its triage spliced in (``homediag.served``). ``interpret`` decides the triage as for every other
+    read: it is given each resource as orjson reads it (fractions as floats: what the triage reads them as,
+    ``float`` of the exact value), and what it adds is written into the text. A row without marks (or text: not
+    yet back-filled) is parsed and served as before."""
+    clinician = view.principal.role == "clinician"  # interpret adds to a clinician's resources only
+    missing = [r.id for r in rows if r.served_json is None]
+    stored: dict[str, Any] = {}
+    if missing:
+        found = session.execute(select(m.Observation.id, m.Observation.resource).where(m.Observation.id.in_(missing)))
+        stored = {row_id: resource for row_id, resource in found}
+    given: dict[str, dict[str, Any]] = {}  # what interpret reads, per row id
+    for r in rows:
+        if r.served_json is None:
+            given[r.id] = stored[r.id]
+        elif r.served_marks is None:
+            given[r.id] = fhirjson.loads(r.served_json)
+        elif clinician:
+            try:
+                given[r.id] = orjson.loads(r.served_json)
+            except orjson.JSONDecodeError:  # what orjson cannot read (an integer past 64 bits): read exactly
+                given[r.id] = fhirjson.loads(r.served_json)
+    parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
+    triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
+    members = _Members()
+    out: list[Mapping[str, Any]] = []
+    for r in rows:
+        if r.served_json is not None and r.served_marks is not None:
+            added = _additions(given[r.id], triaged[r.id], members) if clinician else ("", {})
+            if added is not None:
+                meta = versions.meta_members(1, r.received_at)
+                text = served.splice(r.served_json, r.served_marks, meta, *added)
+                out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
+                continue
+            # interpret changed what the marks do not foresee: this one is served parsed
+            resource = fhirjson.loads(r.served_json)
+            triaged[r.id] = interpret(access, session, view, [_Parsed(r.id, r.patient_key, resource)])[0]
+        out.append(versions.stamp(triaged[r.id], 1, r.received_at))
+    return out
+
+
+class _Members:
+    """JSON members (``"name":value``) of what interpret added, each value written once per page (the same
+    concept object is often shared by many readings)."""
+
+    def __init__(self) -> None:
+        self._written: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, name: str, value: Any) -> str:
+        found = self._written.get(id(value))
+        if found is None or found[0] is not value:
+            found = (value, fhirjson.dumps(value))  # the value is held, so its id stays its own for the page
+            self._written[id(value)] = found
+        return f"{fhirjson.dumps(name)}:{found[1]}"
+
+
+def _additions(
+    given: Mapping[str, Any], out: Mapping[str, Any], members: _Members
+) -> tuple[str, dict[int, str]] | None:
+    """What ``interpret`` added to a resource (``given`` -> ``out``) as members to splice: (at the top, per
+    component); None when it changed or removed anything instead (then the resource is served parsed)."""
+    if out is given:
+        return "", {}
+    top: list[str] = []
+    components: dict[int, str] = {}
+    if any(k not in out for k in given):
+        return None
+    for name, value in out.items():
+        if name not in given:
+            top.append(members(name, value))
+        elif value is given[name]:
+            continue
+        elif name == "component" and isinstance(value, list) and len(value) == len(given[name]):
+            for index, (before, after) in enumerate(zip(given[name], value, strict=True)):
+                if after is before:
+                    continue
+                if not isinstance(before, dict) or not isinstance(after, dict) or any(k not in after for k in before):
+                    return None
+                added = []
+                for cname, cvalue in after.items():
+                    if cname not in before:
+                        added.append(members(cname, cvalue))
+                    elif cvalue is not before[cname]:
+                        return None
+                components[index] = ",".join(added)
+        else:
+            return None
+    return ",".join(top), components
 
 
 # what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
@@ -492,7 +606,7 @@ def _searchset(
     base_url: str,
     q: ObservationQuery,
     page: _Page,
-    resources: list[dict[str, Any]],
+    resources: list[Mapping[str, Any]] | list[dict[str, Any]],
     included: list[dict[str, Any]] | None = None,
     path: str = "Observation",
 ) -> dict[str, Any]:
