@@ -505,13 +505,15 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
                 given[r.id] = fhirjson.loads(r.served_json)
     parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
     triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
-    members = _Members()
+    metas: dict[datetime, str] = {}  # a request's readings were received at one time: written once
     out: list[Mapping[str, Any]] = []
     for r in rows:
         if r.served_json is not None and r.served_marks is not None:
-            added = _additions(given[r.id], triaged[r.id], members) if clinician else ("", {})
+            added = _additions(given[r.id], triaged[r.id]) if clinician else ("", None)
             if added is not None:
-                meta = versions.meta_members(1, r.received_at)
+                meta = metas.get(r.received_at)
+                if meta is None:
+                    meta = metas[r.received_at] = versions.meta_members(1, r.received_at)
                 text = served.splice(r.served_json, r.served_marks, meta, *added)
                 out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
                 continue
@@ -522,53 +524,31 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
     return out
 
 
-class _Members:
-    """JSON members (``"name":value``) of what interpret added, each value written once per page (the same
-    concept object is often shared by many readings)."""
-
-    def __init__(self) -> None:
-        self._written: dict[int, tuple[Any, str]] = {}
-
-    def __call__(self, name: str, value: Any) -> str:
-        found = self._written.get(id(value))
-        if found is None or found[0] is not value:
-            found = (value, fhirjson.dumps(value))  # the value is held, so its id stays its own for the page
-            self._written[id(value)] = found
-        return f"{fhirjson.dumps(name)}:{found[1]}"
+def _members(source: Mapping[str, Any], names: list[str]) -> str:
+    """``names`` of ``source`` as JSON members (``"name":value,...``), written in one go."""
+    return fhirjson.dumps({name: source[name] for name in names})[1:-1] if names else ""
 
 
-def _additions(
-    given: Mapping[str, Any], out: Mapping[str, Any], members: _Members
-) -> tuple[str, dict[int, str]] | None:
+def _additions(given: Mapping[str, Any], out: Mapping[str, Any]) -> tuple[str, dict[int, str] | None] | None:
     """What ``interpret`` added to a resource (``given`` -> ``out``) as members to splice: (at the top, per
     component); None when it changed or removed anything instead (then the resource is served parsed)."""
     if out is given:
-        return "", {}
-    top: list[str] = []
-    components: dict[int, str] = {}
-    if any(k not in out for k in given):
+        return "", None
+    if len(out) < len(given) or any(out.get(k, out) is not v for k, v in given.items() if k != "component"):
         return None
-    for name, value in out.items():
-        if name not in given:
-            top.append(members(name, value))
-        elif value is given[name]:
-            continue
-        elif name == "component" and isinstance(value, list) and len(value) == len(given[name]):
-            for index, (before, after) in enumerate(zip(given[name], value, strict=True)):
-                if after is before:
-                    continue
-                if not isinstance(before, dict) or not isinstance(after, dict) or any(k not in after for k in before):
-                    return None
-                added = []
-                for cname, cvalue in after.items():
-                    if cname not in before:
-                        added.append(members(cname, cvalue))
-                    elif cvalue is not before[cname]:
-                        return None
-                components[index] = ",".join(added)
-        else:
+    components: dict[int, str] | None = None
+    before, after = given.get("component"), out.get("component")
+    if after is not before:
+        if not isinstance(before, list) or not isinstance(after, list) or len(after) != len(before):
             return None
-    return ",".join(top), components
+        components = {}
+        for index, (was, now) in enumerate(zip(before, after, strict=True)):
+            if now is was:
+                continue
+            if not isinstance(now, dict) or any(now.get(k, now) is not v for k, v in was.items()):
+                return None
+            components[index] = _members(now, [k for k in now if k not in was])
+    return _members(out, [k for k in out if k not in given]), components
 
 
 # what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
