@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, false, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag import bundles, served, versions
@@ -91,9 +91,9 @@ class ObservationReads(Decisions):
             if q.patient_ids:
                 patient_id = view.real_id("Patient", q.patient_ids[0])
                 named_key = (
-                    session.execute(
-                        select(m.Patient.patient_key).where(m.Patient.id == patient_id)
-                    ).scalar_one_or_none()
+                    session.connection()
+                    .execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id))
+                    .scalar_one_or_none()
                     if patient_id
                     else None
                 )
@@ -424,9 +424,8 @@ def _page_rows(
     (``as_text``) its served text and marks instead (``_spliced``)."""
     key = _sort_key(q)
     if cursor is None:
-        snapshot = paging.take_snapshot(session)
+        total, snapshot = paging.count_at_snapshot(session, filters)
         filters = [*filters, paging.within(snapshot)]
-        total = session.execute(select(func.count()).select_from(m.Observation).where(*filters)).scalar_one()
         items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
         cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
     else:
@@ -455,7 +454,7 @@ def _page_rows(
     )
     if cursor.after is None and cursor.before is None and q.offset:
         stmt = stmt.offset(q.offset)
-    rows = list(session.execute(stmt).all())
+    rows = list(session.connection().execute(stmt).all())  # Core: plain rows, no ORM loading
     more = len(rows) > q.count
     rows = rows[: q.count]
     if backwards:
@@ -490,7 +489,9 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
     missing = [r.id for r in rows if r.served_json is None]
     stored: dict[str, Any] = {}
     if missing:
-        found = session.execute(select(m.Observation.id, m.Observation.resource).where(m.Observation.id.in_(missing)))
+        found = session.connection().execute(
+            select(m.Observation.id, m.Observation.resource).where(m.Observation.id.in_(missing))
+        )
         stored = {row_id: resource for row_id, resource in found}
     given: dict[str, dict[str, Any]] = {}  # what interpret reads, per row id
     for r in rows:
