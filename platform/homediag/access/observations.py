@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import compress, repeat
+from operator import is_, is_not
 from typing import Any
 from urllib.parse import urlencode
 
@@ -535,21 +537,34 @@ def _additions(given: Mapping[str, Any], out: Mapping[str, Any]) -> tuple[str, d
     component); None when it changed or removed anything instead (then the resource is served parsed)."""
     if out is given:
         return "", None
-    if len(out) < len(given) or any(out.get(k, out) is not v for k, v in given.items() if k != "component"):
+    changed = _changed(given, out)
+    if changed is None or (changed and changed != ["component"]):
         return None
     components: dict[int, str] | None = None
-    before, after = given.get("component"), out.get("component")
-    if after is not before:
+    if changed:
+        before, after = given["component"], out["component"]
         if not isinstance(before, list) or not isinstance(after, list) or len(after) != len(before):
             return None
         components = {}
         for index, (was, now) in enumerate(zip(before, after, strict=True)):
             if now is was:
                 continue
-            if not isinstance(now, dict) or any(now.get(k, now) is not v for k, v in was.items()):
+            if not isinstance(was, dict) or not isinstance(now, dict) or _changed(was, now) != []:
                 return None
             components[index] = _members(now, [k for k in now if k not in was])
     return _members(out, [k for k in out if k not in given]), components
+
+
+def _changed(given: Mapping[str, Any], out: Mapping[str, Any]) -> list[str] | None:
+    """The members of ``given`` that ``out`` holds another value for (None: ``out`` lacks one). The objects
+    are compared by identity (``interpret`` copies what it changes), in C: this runs for every reading."""
+    if len(out) < len(given):
+        return None
+    missing = object()
+    kept = list(map(out.get, given, repeat(missing)))
+    if any(map(is_, kept, repeat(missing))):
+        return None
+    return list(compress(given, map(is_not, kept, given.values())))
 
 
 # what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
