@@ -508,11 +508,12 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
                 given[r.id] = fhirjson.loads(r.served_json)
     parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
     triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
+    written: dict[bytes, tuple[str, dict[int, str]]] = {}
     metas: dict[datetime, str] = {}  # a request's readings were received at one time: written once
     out: list[Mapping[str, Any]] = []
     for r in rows:
         if r.served_json is not None and r.served_marks is not None:
-            added = _additions(given[r.id], triaged[r.id]) if clinician else ("", None)
+            added = _additions(given[r.id], triaged[r.id], written) if clinician else ("", None)
             if added is not None:
                 meta = metas.get(r.received_at)
                 if meta is None:
@@ -527,32 +528,44 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
     return out
 
 
-def _members(source: Mapping[str, Any], names: list[str]) -> str:
-    """``names`` of ``source`` as JSON members (``"name":value,...``), written in one go."""
-    return fhirjson.dumps({name: source[name] for name in names})[1:-1] if names else ""
-
-
-def _additions(given: Mapping[str, Any], out: Mapping[str, Any]) -> tuple[str, dict[int, str] | None] | None:
+def _additions(
+    given: Mapping[str, Any], out: Mapping[str, Any], written: dict[bytes, tuple[str, dict[int, str]]]
+) -> tuple[str, dict[int, str] | None] | None:
     """What ``interpret`` added to a resource (``given`` -> ``out``) as members to splice: (at the top, per
-    component); None when it changed or removed anything instead (then the resource is served parsed)."""
+    component); None when it changed or removed anything instead (then the resource is served parsed).
+    ``written``: the members already written for this page, by content (most readings of a page add the same)."""
     if out is given:
         return "", None
     changed = _changed(given, out)
     if changed is None or (changed and changed != ["component"]):
         return None
-    components: dict[int, str] | None = None
+    added: dict[int, dict[str, Any]] = {}
     if changed:
         before, after = given["component"], out["component"]
         if not isinstance(before, list) or not isinstance(after, list) or len(after) != len(before):
             return None
-        components = {}
         for index, (was, now) in enumerate(zip(before, after, strict=True)):
             if now is was:
                 continue
             if not isinstance(was, dict) or not isinstance(now, dict) or _changed(was, now) != []:
                 return None
-            components[index] = _members(now, [k for k in now if k not in was])
-    return _members(out, [k for k in out if k not in given]), components
+            added[index] = {k: now[k] for k in now if k not in was}
+    top = {k: out[k] for k in out if k not in given}
+    try:  # the content as orjson writes it: a key, not what is served (fhirjson decides that)
+        key: bytes | None = orjson.dumps([top, added], option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson does not write (a Decimal): written each time
+        key = None
+    found = written.get(key) if key is not None else None
+    if found is None:
+        found = (_members(top), {i: _members(members) for i, members in added.items()})
+        if key is not None:
+            written[key] = found
+    return found[0], (found[1] if changed else None)
+
+
+def _members(members: Mapping[str, Any]) -> str:
+    """JSON members (``"name":value,...``) as fhirjson writes them."""
+    return fhirjson.dumps(members)[1:-1] if members else ""
 
 
 def _changed(given: Mapping[str, Any], out: Mapping[str, Any]) -> list[str] | None:
