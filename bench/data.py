@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 
+from homediag import served
 from homediag.adapters.devices import get as get_adapter
 from homediag.clock import utcnow
 from homediag.envelope import Envelope
@@ -93,5 +94,5 @@ def _insert(rt: Runtime, rows: list[dict[str, Any]]) -> int:
     ]
     with rt.engine.begin() as conn:  # Core executemany: one statement for the chunk (and one for its dedup claims)
         conn.execute(insert(m.ObservationDedup.__table__), claims)
-        conn.execute(insert(m.Observation.__table__), rows)
+        conn.execute(insert(m.Observation.__table__), served.fill(rows))  # as the ingest service stores them
     return len(rows)

@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
+from homediag import served
 from homediag.api.app import create_app
-from homediag.fhir_profiles import fhirjson
 from homediag.store import models as m
 from homediag.store.partitions import ensure_observation_partitions
 from homediag.synthetic import synthetic_patients
@@ -91,7 +91,8 @@ def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
             claims: list[tuple[Any, ...]] = []
             with cursor.copy(f"COPY observation ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
-                    values = {**row, "resource": fhirjson.dumps(row["resource"])}
+                    text, marks = served.written(row["resource"])  # the resource's text is also what a search serves
+                    values = {**row, "resource": text, "served_json": text, "served_marks": marks}
                     copy.write_row([values.get(c) for c in COLUMNS])  # txn: NULL, as a committed row
                     claims.append((row["patient_key"], row["dedup"], row["id"], row["effective_start"]))
                     count += 1
@@ -126,6 +127,7 @@ def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
     for row in rows:
         chunk.append(row)
         count += 1
+        row["served_json"], row["served_marks"] = served.written(row["resource"])
         if len(chunk) >= 10_000:
             flush()
             chunk = []

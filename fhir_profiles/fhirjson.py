@@ -13,11 +13,16 @@ and non-string keys; a float is written alike by both except in three forms, whi
 output looks for (``_SHORT_EXPONENT`` and its neighbours).
 ``loads`` stays simplejson: orjson reads every fraction as a float, and telling whether a text has one
 costs as much as simplejson's own C scanner.
+
+``Raw`` is a JSON object already written by this module (a stored resource's text, spliced): ``dumps`` writes
+its text as it is (an ``orjson.Fragment``, simplejson's ``RawJSON``), and it reads as a mapping, parsing the
+text only when a key it was not told (``known``) is asked for.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +37,40 @@ _SHORT_EXPONENT = re.compile(rb"e-\d(?!\d)")
 _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
+class Raw(Mapping[str, Any]):
+    """A JSON object as text that this module wrote (or that reads back as what it would write). ``known``: keys
+    whose values the caller knows to be the text's (answered without parsing; e.g. resourceType and id)."""
+
+    __slots__ = ("text", "_known", "_parsed")
+
+    def __init__(self, text: str, known: Mapping[str, Any] | None = None) -> None:
+        self.text = text
+        self._known: Mapping[str, Any] = known or {}
+        self._parsed: dict[str, Any] | None = None
+
+    def parsed(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = loads(self.text)
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._known:
+            return self._known[key]
+        return self.parsed()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known or key in self.parsed()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parsed())
+
+    def __len__(self) -> int:
+        return len(self.parsed())
+
+    def __repr__(self) -> str:
+        return f"Raw({self.text[:60]!r}...)"
+
+
 class _Unlike(TypeError):
     """A value orjson would write differently: simplejson writes (or refuses) it."""
 
@@ -39,11 +78,25 @@ class _Unlike(TypeError):
 def _default(value: Any) -> Any:
     if type(value) is Decimal:
         return orjson.Fragment(str(value))
+    if type(value) is Raw:
+        return orjson.Fragment(value.text)
     raise _Unlike
 
 
+def _raw_json(value: Any) -> Any:
+    if isinstance(value, Raw):
+        return simplejson.RawJSON(value.text)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, Raw):
+        return value.parsed()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _slow_dumps(resource: Any) -> str:
-    return simplejson.dumps(resource, use_decimal=True, separators=(",", ":"), ensure_ascii=False)
+    return simplejson.dumps(resource, use_decimal=True, separators=(",", ":"), ensure_ascii=False, default=_raw_json)
 
 
 def _fast(resource: Any) -> bytes | None:
@@ -69,7 +122,7 @@ def dumps(resource: Any) -> str:
 
 
 def dumps_pretty(resource: Any) -> str:
-    return simplejson.dumps(resource, use_decimal=True, indent=2, ensure_ascii=False)
+    return simplejson.dumps(resource, use_decimal=True, indent=2, ensure_ascii=False, default=_parsed)
 
 
 def loads(text: str | bytes) -> Any:

@@ -4,11 +4,12 @@ build Bundles here only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def entry(base: str, resource: dict[str, Any], mode: str = "match") -> dict[str, Any]:
+def entry(base: str, resource: Mapping[str, Any], mode: str = "match") -> dict[str, Any]:
+    """An entry of ``resource`` (a dict, or a ``fhirjson.Raw``: written as its text)."""
     if "id" not in resource:  # an OperationOutcome about the search itself
         return {"resource": resource, "search": {"mode": mode}}
     return {
@@ -23,7 +24,7 @@ _COUNTED = object()
 
 def searchset(
     base: str,
-    resources: Iterable[dict[str, Any]],
+    resources: Iterable[Mapping[str, Any]],
     *,
     total: int | None | object = _COUNTED,
     links: dict[str, str] | None = None,

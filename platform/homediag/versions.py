@@ -8,6 +8,7 @@ changes of what it shows (``device.version``, ``device.updated_at``); a Consent 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,12 @@ def stamp(resource: dict[str, Any], version: int | str, last_updated: datetime |
     """``resource`` (a copy) with ``meta.versionId`` and ``meta.lastUpdated``; other meta (profile, tag) kept."""
     when = last_updated if isinstance(last_updated, str) else instant(last_updated)
     return {**resource, "meta": {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": when}}
+
+
+def meta_members(version: int | str, last_updated: datetime) -> str:
+    """What ``stamp`` adds to meta, as JSON members (``"versionId":"1","lastUpdated":"…"``), for a resource
+    served as text (``homediag.served``)."""
+    return f'"versionId":{json.dumps(str(version))},"lastUpdated":"{instant(last_updated)}"'
 
 
 def structure_definition(sd: dict[str, Any]) -> dict[str, Any]:

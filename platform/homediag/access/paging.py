@@ -30,7 +30,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from homediag.errors import BadRequest
@@ -111,12 +111,20 @@ def unseal(keys: KeyRing, token: str, reader: str) -> Cursor:
     return cursor
 
 
-def take_snapshot(session: Session) -> str:
-    """The high-water mark of the Observation table, as seen by this session now."""
+def count_at_snapshot(session: Session, filters: list[ColumnElement[bool]]) -> tuple[int, str]:
+    """(how many Observations match ``filters``, the high-water mark they were counted at), in one statement:
+    the count and the mark read the same snapshot of the table (one statement sees one)."""
     if session.get_bind().dialect.name == "postgresql":
-        return "pg:" + str(session.execute(text("SELECT pg_current_snapshot()::text")).scalar_one())
-    top = session.execute(select(func.max(_ROWID)).select_from(m.Observation)).scalar_one_or_none()
-    return f"rowid:{int(top or 0)}"
+        mark = literal_column("pg_current_snapshot()::text")
+        prefix = "pg:"
+    else:
+        mark = literal_column("(select max(rowid) from observation)")
+        prefix = "rowid:"
+    stmt = select(func.count(), mark).select_from(m.Observation).where(*filters)
+    total, top = session.connection().execute(stmt).one()
+    if prefix == "rowid:":
+        return int(total), f"rowid:{int(top or 0)}"
+    return int(total), prefix + str(top)
 
 
 def within(snapshot: str) -> ColumnElement[bool]:

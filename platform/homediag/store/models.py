@@ -153,6 +153,10 @@ class Observation(Base):
     # the id of the transaction that wrote the row, filled by PostgreSQL (its default; NULL on SQLite, where
     # the rowid is in commit order): a search walk's high-water mark (access/paging.py)
     txn: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(), nullable=True)
+    # the text fhirjson writes for ``resource`` and where a read splices into it (homediag/served.py): a search in
+    # care serves it without parsing; NULL (a row not yet back-filled) is served from ``resource``
+    served_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    served_marks: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
 

@@ -10,6 +10,7 @@ from sqlalchemy import Row, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from homediag import served
 from homediag.store import models as m
 
 
@@ -43,7 +44,7 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     claimed = set(session.execute(_claim(session.get_bind().dialect.name), claims).scalars())
     new = [r for r in rows if r["dedup"] in claimed]
     if new:
-        session.execute(_INSERT, new)
+        session.execute(_INSERT, served.fill(new))  # each with the text a search serves
     return {r["id"] for r in new}
 
 

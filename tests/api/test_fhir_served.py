@@ -1,0 +1,128 @@
+"""A search in care is written from each Observation's stored text (``observation.served_json``) with meta and
+the clinician's triage spliced in: the Bundle must be exactly what parsing each stored resource gives (the path
+a row without the text takes), valid FHIR, with every decimal as it was sent."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import simplejson
+from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import select, update
+from test_phd_gateway import enrol, post_observation, spo2
+
+from homediag.store import models as m
+from homediag.synthetic import cuff_payload, envelope, synthetic_patients
+
+
+def _exact(response) -> dict:
+    """The body as JSON with every decimal exact (2.50 and 2.5 differ)."""
+    assert response.status_code == 200, response.text
+    return simplejson.loads(response.content, use_decimal=True)
+
+
+def _unspliced(runtime) -> None:
+    """Every row as one written before the served text existed: searches parse its resource."""
+    with runtime.sessions.begin() as session:
+        session.execute(update(m.Observation).values(served_json=None, served_marks=None))
+
+
+@pytest.fixture
+def cuff_readings(client, tokens, pilot):
+    """A hypertensive patient's blood pressure over a week (panels with components, some red or yellow)."""
+    patient = synthetic_patients(1, seed=77)[0]
+    pid = pilot.enrol(patient.cpr)
+    pilot.consent(pid)
+    rng = random.Random(5)
+    start = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) - timedelta(days=7)
+    for n in range(8):
+        taken = start + timedelta(hours=19 * n)
+        body = envelope(patient, cuff_payload(rng, taken, hypertensive=True), datetime.now(UTC))
+        response = client.post("/ingest", json=body, headers=tokens.auth("gateway"))
+        assert response.status_code == 201, response.text
+    return pid
+
+
+def test_a_spliced_search_is_what_parsing_each_resource_gives(client, tokens, runtime, cuff_readings):
+    params = {"patient": cuff_readings, "_count": "50"}
+    auth = tokens.auth("clinician")
+    with runtime.sessions() as session:
+        stored = session.execute(select(m.Observation.served_json, m.Observation.served_marks)).all()
+    assert stored and all(text is not None and marks is not None for text, marks in stored), "ingest writes the text"
+
+    spliced_response = client.get("/fhir/Observation", params=params, headers=auth)
+    spliced = _exact(spliced_response)
+    Bundle.model_validate_json(spliced_response.content)
+    _unspliced(runtime)
+    parsed = _exact(client.get("/fhir/Observation", params=params, headers=auth))
+
+    assert spliced["total"] == parsed["total"] >= 8
+    # the paging links carry a fresh token each time; everything else is the same, key by key
+    assert [e["resource"] for e in spliced["entry"]] == [e["resource"] for e in parsed["entry"]]
+    assert [e["fullUrl"] for e in spliced["entry"]] == [e["fullUrl"] for e in parsed["entry"]]
+    resources = [e["resource"] for e in spliced["entry"]]
+    assert all(r["meta"]["versionId"] == "1" and r["meta"]["lastUpdated"] for r in resources)
+    assert all(r["meta"].get("profile") for r in resources), "the stored meta is kept beside the version"
+    panels = [r for r in resources if r.get("component")]
+    assert panels, "blood-pressure panels were searched"
+    assert all("interpretation" in r and "referenceRange" in c for r in panels for c in r["component"][:2])
+    colours = {r["interpretation"][1]["coding"][0]["code"] for r in panels}
+    assert colours & {"red", "yellow"}, "the triage was not all green: the splice carried real verdicts"
+
+
+def test_the_type_history_and_a_walk_of_pages_read_the_spliced_entries(client, tokens, runtime, cuff_readings):
+    auth = tokens.auth("clinician")
+    history = client.get("/fhir/Observation/_history", params={"_count": "3"}, headers=auth)
+    assert history.status_code == 200, history.text
+    Bundle.model_validate_json(history.content)
+    assert all(e["response"]["etag"] == 'W/"1"' for e in history.json()["entry"])
+    seen: list[str] = []
+    page = client.get("/fhir/Observation", params={"patient": cuff_readings, "_count": "3"}, headers=auth).json()
+    while True:
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        if not following:
+            break
+        page = client.get(following[0], headers=auth).json()
+    assert len(seen) == len(set(seen)) == page["total"]
+
+
+def test_decimals_keep_their_digits_and_a_resource_with_its_own_interpretation_is_served_whole(
+    client, tokens, runtime, pilot
+):
+    pid = enrol(client, tokens)
+    pilot.consent(pid)
+    taken = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    precise = spo2(pid, taken=taken, identifier="precise")
+    text = json.dumps(precise).replace('"value": 97', '"value": 91.50')
+    assert "91.50" in text
+    response = client.post(
+        "/fhir/Observation",
+        content=text.encode(),
+        headers={**tokens.auth("gateway"), "content-type": "application/fhir+json"},
+    )
+    assert response.status_code == 201, response.text
+    # a gateway's own interpretation: the clinician's triage replaces it, so this one is served by parsing
+    own = spo2(pid, taken=taken - timedelta(hours=1), identifier="own", value=99)
+    own["interpretation"] = [{"text": "as the device said"}]
+    assert post_observation(client, tokens, own).status_code == 201
+    with runtime.sessions() as session:
+        marks = dict(session.execute(select(m.Observation.value, m.Observation.served_marks)).all())
+    assert marks[99] is None and marks[91.5] is not None
+
+    auth = tokens.auth("clinician")
+    params = {"patient": pid, "_sort": "-date"}
+    response = client.get("/fhir/Observation", params=params, headers=auth)
+    assert b'"value":91.50' in response.content
+    Bundle.model_validate_json(response.content)
+    spliced = _exact(response)
+    _unspliced(runtime)
+    parsed = _exact(client.get("/fhir/Observation", params=params, headers=auth))
+    assert [e["resource"] for e in spliced["entry"]] == [e["resource"] for e in parsed["entry"]]
+    first, second = (e["resource"] for e in spliced["entry"])
+    assert str(first["valueQuantity"]["value"]) == "91.50"
+    assert first["interpretation"][1]["coding"][0]["code"] in ("yellow", "red")  # 91.50 % is low
+    assert second["interpretation"] != [{"text": "as the device said"}]  # the clinician's triage, as before

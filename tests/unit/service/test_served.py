@@ -1,0 +1,81 @@
+"""The splice of a stored Observation's text (``homediag.served``): what it gives is what adding the members to
+the parsed resource gives, whatever the resource has or lacks (meta, components, empty objects, decimals)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import simplejson
+
+from homediag import served
+from homediag.fhir_profiles import fhirjson
+
+META = '"versionId":"1","lastUpdated":"2026-11-30T08:00:00Z"'
+RANGE = '"referenceRange":[{"low":{"value":90.0}}]'
+COLOUR = '"interpretation":[{"text":"triage: red"}]'
+
+
+def _exact(text: str) -> dict:
+    return simplejson.loads(text, use_decimal=True)
+
+
+def _expected(resource: dict, components: dict[int, str], top: str) -> dict:
+    out = _exact(fhirjson.dumps(resource))
+    out["meta"] = {**out.get("meta", {}), **_exact("{" + META + "}")}
+    for index, members in components.items():
+        out["component"][index].update(_exact("{" + members + "}"))
+    if top:
+        out.update(_exact("{" + top + "}"))
+    return out
+
+
+CASES = {
+    "meta and two components": {
+        "resourceType": "Observation",
+        "id": "a",
+        "meta": {"profile": ["p"]},
+        "component": [{"code": {"text": "}{"}, "valueQuantity": {"value": Decimal("120.50")}}, {"code": {}}],
+        "valueQuantity": {"value": Decimal("2.00")},
+    },
+    "no meta, an empty component": {"resourceType": "Observation", "id": "b", "component": [{}]},
+    "empty meta, no components": {"resourceType": "Observation", "id": "c", "meta": {}, "note": [{"text": '"meta":{'}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("top", ["", COLOUR, f"{RANGE},{COLOUR}"])
+def test_a_splice_is_the_resource_with_the_members_added(name, top):
+    resource = CASES[name]
+    text, marks = served.written(resource)
+    assert text == fhirjson.dumps(resource) and marks is not None
+    components = {i: (COLOUR if i % 2 == 0 else "") for i in range(len(resource.get("component", [])))}
+    spliced = served.splice(text, marks, META, top, components)
+    assert _exact(spliced) == _expected(resource, components, top)
+    assert "120.50" in spliced or "120.50" not in text
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"resourceType": "Observation", "interpretation": []},
+        {"resourceType": "Observation", "component": [{"referenceRange": []}]},
+        {"resourceType": "Observation", "meta": {"versionId": "3"}},
+        {"resourceType": "Observation", "contained": [{"resourceType": "Observation", "meta": {}}]},
+        {"resourceType": "Observation", "component": ["not an object"]},
+    ],
+)
+def test_what_a_read_would_replace_has_no_marks(resource):
+    assert served.written(resource) == (fhirjson.dumps(resource), None)
+
+
+def test_raw_is_written_as_its_text_and_reads_as_the_resource():
+    raw = fhirjson.Raw('{"resourceType":"Observation","id":"x","valueQuantity":{"value":1.50}}', {"id": "x"})
+    assert (
+        fhirjson.dumps({"entry": [raw]})
+        == '{"entry":[{"resourceType":"Observation","id":"x","valueQuantity":{"value":1.50}}]}'
+    )
+    # the slow writer (here: a float orjson writes unlike simplejson) writes it as its text too
+    assert fhirjson.dumps({"x": 1e-7, "r": raw}).endswith('"valueQuantity":{"value":1.50}}}')
+    assert raw["valueQuantity"]["value"] == Decimal("1.50") and dict(raw)["id"] == "x"
+    assert '"value": 1.50' in fhirjson.dumps_pretty({"r": raw})
