@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, true, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
 from homediag.clock import from_store
 from homediag.errors import Forbidden
+from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -29,17 +33,34 @@ from .view import View, Window
 
 EVALUATION_ROLE = "evaluator"
 ACCEPTED = ("created", "duplicate")
+PAGE_ROWS = 50_000
 
 
-@dataclass(frozen=True)
-class EvaluatedReading:
-    """One Observation as the evaluator sees it, with what the tidy table needs beside it."""
-
-    resource: dict[str, Any]  # after View.shown
-    vendor: str | None  # the device's manufacturer (an organisation, never a person)
-    adapter: str | None
-    device_to_gateway_s: float | None  # gateway receive time - reading time
-    gateway_to_platform_s: float | None  # platform receive time - gateway receive time
+# The columns of a page of evaluated readings (``EvaluationReads.evaluation_readings``): one row per stored
+# Observation and component (an Observation without components has one row with the component columns null).
+READING_PAGE = pa.schema(
+    [
+        ("reading", pa.string()),  # the Observation's id in the evaluator's pseudonym domain
+        ("patient", pa.string()),  # the patient's pseudonym
+        ("device", pa.string()),  # the device's pseudonym; null if none
+        ("vendor", pa.string()),  # the device's manufacturer (an organisation, never a person)
+        ("adapter", pa.string()),
+        ("primary_code", pa.string()),  # observation.code: the Observation's primary (MDC) code
+        ("status", pa.string()),
+        ("effective", pa.timestamp("us", tz="UTC")),  # the reading's time as the evaluator sees it (View.shift)
+        ("device_clock_set", pa.bool_()),  # false: the device-time extension says the gateway's time stands in
+        ("delay_device_to_gateway_s", pa.float64()),  # gateway receive time - reading time
+        ("delay_gateway_to_platform_s", pa.float64()),  # platform receive time - gateway receive time
+        ("first", pa.bool_()),  # the first row of its Observation (carries the Observation's own value)
+        ("value", pa.float64()),  # the Observation's own value: valueQuantity.value, else valueBoolean as 1/0
+        ("unit", pa.string()),
+        ("has_value", pa.bool_()),  # whether the Observation has a valueQuantity or valueBoolean of its own
+        ("component_code", pa.string()),  # the component's code (CodeableConcept as JSON text); null: none
+        ("component_value", pa.float64()),
+        ("component_unit", pa.string()),
+        ("component_has_value", pa.bool_()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,100 @@ def _window_sql(window: Window, column: Any) -> ColumnElement[bool]:
     return or_(*spans)
 
 
+def _reading_query(dialect: str, scope: ColumnElement[bool]) -> Select[Any]:
+    """Every Observation in ``scope`` joined to its components (one row each; one row with nulls when it has
+    none), with what the tidy table needs: the store's own columns, and from the stored JSON (in SQL, with the
+    engine's JSON functions) the components' codes and values, the Observation's valueBoolean and whether the
+    device-time extension is there. In patient, time, id and component order."""
+    o = m.Observation
+    if dialect == "postgresql":
+        doc = type_coerce(o.resource, JSONB)
+        comp = (
+            func.jsonb_array_elements(doc["component"])
+            .table_valued("value", with_ordinality="n")
+            .render_derived(name="c")
+            .lateral()
+        )
+        part = type_coerce(comp.c.value, JSONB)
+        component = (
+            part["code"].astext,
+            part[("valueQuantity", "value")].astext,
+            func.coalesce(part[("valueQuantity", "code")].astext, part[("valueQuantity", "unit")].astext),
+            part["valueBoolean"].astext,
+            part["valueQuantity"].is_not(None),
+        )
+        top = (doc["valueBoolean"].astext, doc["valueQuantity"].is_not(None))
+        clock_off = func.coalesce(doc["extension"].contains([{"url": EXT_DEVICE_TIME}]), False)
+        position = comp.c.n
+    else:  # SQLite: JSON1 (json_each, json_extract, json_type)
+        comp = func.json_each(o.resource, "$.component").table_valued("key", "value").alias("c")
+        position = comp.c.key
+
+        def get(doc: Any, path: str) -> Any:
+            return func.json_extract(doc, path)
+
+        component = (
+            get(comp.c.value, "$.code"),
+            get(comp.c.value, "$.valueQuantity.value"),
+            func.coalesce(get(comp.c.value, "$.valueQuantity.code"), get(comp.c.value, "$.valueQuantity.unit")),
+            get(comp.c.value, "$.valueBoolean"),
+            func.json_type(comp.c.value, "$.valueQuantity").is_not(None),
+        )
+        top = (get(o.resource, "$.valueBoolean"), func.json_type(o.resource, "$.valueQuantity").is_not(None))
+        ext = func.json_each(o.resource, "$.extension").table_valued("value").alias("e")
+        clock_off = exists(select(literal(1)).select_from(ext).where(get(ext.c.value, "$.url") == EXT_DEVICE_TIME))
+    return (
+        select(
+            o.id,
+            o.patient_key,
+            o.code,
+            o.value,
+            o.unit,
+            o.effective_start,
+            o.gateway_received_at,
+            o.received_at,
+            o.device_id,
+            o.adapter,
+            o.status,
+            *top,
+            clock_off,
+            *component,
+        )
+        .select_from(o)
+        .outerjoin(comp, true())
+        .where(scope)
+        .order_by(o.patient_key, o.effective_start, o.id, position)
+    )
+
+
+class _Shift:
+    """``View.shift`` for a page of readings at once: each patient's offset computed once, added to every time
+    of the patient in Arrow (cut to the day where the view coarsens)."""
+
+    def __init__(self, view: View, patient_of: dict[str, str]) -> None:
+        self.view = view
+        self.micros = {k: view.offset(pid) // timedelta(microseconds=1) for k, pid in patient_of.items()}
+
+    def apply(self, times: pa.Array, keys: list[str], indices: pa.Array) -> pa.Array:
+        """``times`` (naive UTC) of the patients ``keys[indices]``, as the view shows them (UTC)."""
+        offsets = pa.array([self.micros[k] for k in keys], pa.int64()).take(indices)
+        moved = pc.add(times.cast(pa.int64()), offsets).cast(pa.timestamp("us", tz="UTC"))
+        return pc.floor_temporal(moved, unit="day") if self.view.coarsen == "day" else moved
+
+
+def _seconds(durations: pa.Array) -> pa.Array:
+    return pc.divide(durations.cast(pa.int64()).cast(pa.float64()), 1e6)
+
+
+def _flag(value: Any) -> float | None:
+    """A JSON boolean as the engine returns it (SQLite 1/0, PostgreSQL 'true'/'false') as 1.0/0.0."""
+    return None if value is None else 1.0 if value in (1, True, "true") else 0.0
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _monday(moment: datetime, zone: Any) -> date:
     day = from_store(moment).astimezone(zone).date()
     return day - timedelta(days=day.weekday())
@@ -126,14 +241,23 @@ class EvaluationReads(ObservationReads):
         return shown
 
     def evaluation_readings(
-        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None, batch: int = 2000
-    ) -> Iterator[EvaluatedReading]:
-        """The readings of ``patients`` (the evaluator's pseudonyms) it may receive, streamed in patient and
-        time order. The decision and one audit record per patient (with the count) are committed first."""
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None, page: int = PAGE_ROWS
+    ) -> Iterator[pa.Table]:
+        """The readings of ``patients`` (the evaluator's pseudonyms) it may receive, streamed in pages of
+        ``READING_PAGE`` rows in patient and time order. The decision and one audit record per patient (with
+        the count) are committed first.
+
+        Read from the store's own columns (code, value, unit, times, device, adapter), components and the
+        device-time flag extracted from the stored JSON in SQL (``_reading_query``), never by parsing the
+        resource in Python. What ``View.shown`` would make of them is applied per patient, once: its
+        pseudonym and its time shift (``View.shown_id``, ``View.shift``); per device its pseudonym and
+        per reading its own. Only allow-listed elements are read, so no identifier, name or free text can
+        reach the page."""
         view = self._evaluator_view(principal, purpose)
         with self.rt.sessions.begin() as session:
             real = [pid for shown in patients if (pid := view.real_id("Patient", shown)) is not None]
-            keys = list(session.execute(select(m.Patient.patient_key).where(m.Patient.id.in_(real))).scalars())
+            people = session.execute(select(m.Patient.patient_key, m.Patient.id).where(m.Patient.id.in_(real))).all()
+            keys = [k for k, _ in people]
             windows = self.readable_windows(session, view, keys) if keys else {}
             scope = self.scope(windows)
             counts = session.execute(
@@ -153,31 +277,84 @@ class EvaluationReads(ObservationReads):
                     entity="Observation",
                     detail=f"{n} readings",
                 )
+            devices = dict(
+                session.execute(
+                    select(m.Device.id, m.Device.manufacturer).where(
+                        m.Device.id.in_(select(m.Observation.device_id).where(scope).distinct())
+                    )
+                ).all()
+            )
         if not counts:
             return
-        stmt = (
-            select(
-                m.Observation.resource,
-                m.Observation.effective_start,
-                m.Observation.gateway_received_at,
-                m.Observation.received_at,
-                m.Observation.adapter,
-                m.Device.manufacturer,
-            )
-            .outerjoin(m.Device, m.Device.id == m.Observation.device_id)
-            .where(scope)
-            .order_by(m.Observation.patient_key, m.Observation.effective_start, m.Observation.id)
-            .execution_options(yield_per=batch)
-        )
+        patient_of = {k: pid for k, pid in people}
+        shown_patient = {k: view.shown_id("Patient", pid) for k, pid in patient_of.items()}
+        shift = _Shift(view, patient_of)
+        shown_device = {d: view.shown_id("Device", d) for d in devices}
         with self.rt.sessions() as session:
-            for resource, effective, gateway, received, adapter, vendor in session.execute(stmt):
-                yield EvaluatedReading(
-                    view.shown(resource),
-                    vendor,
-                    adapter,
-                    (gateway - effective).total_seconds() if gateway is not None else None,
-                    (received - gateway).total_seconds() if gateway is not None else None,
-                )
+            conn = session.connection().execution_options(stream_results=True, max_row_buffer=page)
+            result = conn.execute(_reading_query(conn.dialect.name, scope))
+            last: str | None = None
+            for rows in result.partitions(page):
+                cols = list(zip(*rows, strict=True))
+                (ids, pkeys, code, value, unit, effective, gateway, received, device, adapter, status, top_bool,
+                 top_qty, clock_off, ccode, cval, cunit, cbool, cqty) = cols  # fmt: skip
+                first = [i != prev for i, prev in zip(ids, (last, *ids[:-1]), strict=True)]
+                last = ids[-1]
+                eff = pa.array(effective, pa.timestamp("us"))
+                gw = pa.array(gateway, pa.timestamp("us"))
+                rc = pa.array(received, pa.timestamp("us"))
+                keys_arr = pa.array(pkeys, pa.string()).dictionary_encode()
+                uniq = keys_arr.dictionary.to_pylist()
+                dev_arr = pa.array(device, pa.string()).dictionary_encode()
+                dev_uniq = dev_arr.dictionary.to_pylist()
+                id_arr = pa.array(ids, pa.string()).dictionary_encode()
+                has_top = [q or b is not None for q, b in zip(top_qty, top_bool, strict=True)]
+                columns = {
+                    "reading": pa.array(
+                        [view.shown_id("Observation", i) for i in id_arr.dictionary.to_pylist()], pa.string()
+                    ).take(id_arr.indices),  # fmt: skip
+                    "patient": pa.array([shown_patient[k] for k in uniq], pa.string()).take(keys_arr.indices),
+                    "device": pa.array([shown_device.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
+                    "vendor": pa.array([devices.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
+                    "adapter": pa.array(adapter, pa.string()),
+                    "primary_code": pa.array(code, pa.string()),
+                    "status": pa.array(status, pa.string()),
+                    "effective": shift.apply(eff, uniq, keys_arr.indices),
+                    "device_clock_set": pc.invert(pa.array([bool(c) for c in clock_off], pa.bool_())),
+                    "delay_device_to_gateway_s": _seconds(pc.subtract(gw, eff)),
+                    "delay_gateway_to_platform_s": _seconds(pc.subtract(rc, gw)),
+                    "first": pa.array(first, pa.bool_()),
+                    "value": pa.array(
+                        [v if q else _flag(b) for v, q, b in zip(value, top_qty, top_bool, strict=True)], pa.float64()
+                    ),
+                    "unit": pa.array(
+                        [
+                            u if q else "1" if b is not None else None
+                            for u, q, b in zip(unit, top_qty, top_bool, strict=True)
+                        ],
+                        pa.string(),
+                    ),  # fmt: skip
+                    "has_value": pa.array(has_top, pa.bool_()),
+                    "component_code": pa.array(ccode, pa.string()),
+                    "component_value": pa.array(
+                        [_number(v) if q else _flag(b) for v, q, b in zip(cval, cqty, cbool, strict=True)], pa.float64()
+                    ),
+                    "component_unit": pa.array(
+                        [
+                            u if q else "1" if b is not None else None
+                            for u, q, b in zip(cunit, cqty, cbool, strict=True)
+                        ],
+                        pa.string(),
+                    ),  # fmt: skip
+                    "component_has_value": pa.array(
+                        [
+                            c is not None and (bool(q) or b is not None)
+                            for c, q, b in zip(ccode, cqty, cbool, strict=True)
+                        ],
+                        pa.bool_(),
+                    ),
+                }
+                yield pa.Table.from_pydict(columns, schema=READING_PAGE)
 
     def evaluation_upload_outcomes(
         self, principal: Principal, *, pilot: str | None = None, purpose: str | None = None

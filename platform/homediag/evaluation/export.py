@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -32,7 +32,7 @@ from homediag.errors import BadRequest
 from homediag.users import Principal
 
 from . import codebook
-from .tables import EVENTS, READINGS, TABLES, UPLOADS, Table, batches, event_rows, reading_rows, upload_rows
+from .tables import EVENTS, READINGS, TABLES, UPLOADS, Table, batches, event_rows, reading_table, upload_rows
 
 FORMATS = ("parquet", "csv")
 PART_PATIENTS = 250
@@ -77,8 +77,11 @@ class _Writer:
         else:
             self._w = pacsv.CSVWriter(self.tmp, table.schema)
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._w.write_batch(batch)
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if isinstance(batch, pa.Table):
+            self._w.write_table(batch)
+        else:
+            self._w.write_batch(batch)
         self.rows += batch.num_rows
 
     def close(self) -> None:
@@ -87,9 +90,13 @@ class _Writer:
 
 
 def _write_table(path: Path, table: Table, fmt: str, rows: Iterator[dict[str, Any]]) -> int:
+    return _write_batches(path, table, fmt, batches(rows, table, BATCH_ROWS))
+
+
+def _write_batches(path: Path, table: Table, fmt: str, data: Iterable[pa.RecordBatch | pa.Table]) -> int:
     writer = _Writer(path, table, fmt)
     try:
-        for batch in batches(rows, table, BATCH_ROWS):
+        for batch in data:
             writer.write(batch)
     except BaseException:
         writer._w.close()
@@ -160,8 +167,8 @@ def export(
             name = f"{READINGS.name}/part-{n:05d}.{ext}"
             if name in state["parts"] and (partial / name).exists():
                 continue
-            readings = access.evaluation_readings(principal, patients, purpose=purpose) if patients else iter(())
-            rows = _write_table(partial / name, READINGS, fmt, (row for r in readings for row in reading_rows(r)))
+            pages = access.evaluation_readings(principal, patients, purpose=purpose) if patients else iter(())
+            rows = _write_batches(partial / name, READINGS, fmt, (reading_table(p) for p in pages))
             state["parts"][name] = rows
             _write_json(partial / STATE, state)
             progress.advance(task)

@@ -8,18 +8,18 @@ same column definitions, so that it cannot drift from the files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from homediag.access.evaluation import CohortEvent, EvaluatedReading, UploadOutcomes
+from homediag.access.evaluation import CohortEvent, UploadOutcomes
 from homediag.fhir_profiles import terminology
-from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
@@ -161,56 +161,80 @@ def _code(measurement: terminology.Measurement | None, concept: dict[str, Any] |
     return str(codings[0].get("code")) if codings else None
 
 
-def _ref(resource: dict[str, Any], key: str) -> str | None:
-    ref = (resource.get(key) or {}).get("reference")
-    return ref.split("/", 1)[1] if isinstance(ref, str) and "/" in ref else None
+@lru_cache(maxsize=1)
+def _by_primary() -> dict[str, terminology.Measurement]:
+    return {mm.primary_code: mm for mm in terminology.MEASUREMENTS.values()}
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=COPENHAGEN)
+def _named(primary: str | None) -> tuple[str | None, str | None]:
+    """(quantity, code) of an Observation by its primary code (the store's ``observation.code``)."""
+    found = _by_primary().get(primary or "")
+    return (found.key, _code(found, None)) if found is not None else (None, primary or None)
 
 
-def reading_rows(reading: EvaluatedReading) -> Iterator[dict[str, Any]]:
-    """The tidy rows of one Observation as the evaluator received it."""
-    r = reading.resource
-    effective = _time(r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start"))
-    measured = identify(r.get("code"))
-    clock_set = not any(e.get("url") == EXT_DEVICE_TIME for e in r.get("extension") or [])
+@lru_cache(maxsize=4096)
+def _component(text: str) -> tuple[str | None, str | None]:
+    """(quantity, code) of a component by its code (a CodeableConcept as JSON text); quantity None if unknown."""
+    try:
+        concept = json.loads(text)
+    except ValueError:
+        return None, None
+    concept = concept if isinstance(concept, dict) else None
+    found = identify(concept)
+    return (found.key if found else None), _code(found, concept)
+
+
+def _mapped(column: pa.Array, lookup: Any, index: int) -> pa.Array:
+    """``lookup(value)[index]`` for every value of a string column, computed once per distinct value."""
+    encoded = column.dictionary_encode()
+    values = [lookup(v)[index] if v is not None else None for v in encoded.dictionary.to_pylist()]
+    return pa.array(values, pa.string()).take(encoded.indices)
+
+
+def reading_table(page: pa.Table) -> pa.Table:
+    """The tidy rows (``READINGS``) of a page of readings as the access layer returns them for the evaluator
+    (``access.evaluation.READING_PAGE``): an Observation's own value as one row, each component with a value as
+    one row after it; vectorised in Arrow, codes looked up once per distinct code."""
+    page = pa.RecordBatch.from_arrays([c.combine_chunks() for c in page.columns], schema=page.schema)
+    n = page.num_rows
+    order = pa.array(range(n), pa.int64())
+    own = pc.and_(page["first"], page["has_value"])
+    parts = pc.fill_null(page["component_has_value"], False)
+    primary = page["primary_code"]
+    quantity, code = _mapped(primary, _named, 0), _mapped(primary, _named, 1)
     common = {
-        "reading": r.get("id"),
-        "patient": _ref(r, "subject"),
-        "device": _ref(r, "device"),
-        "vendor": reading.vendor,
-        "adapter": reading.adapter,
-        "observation_code": _code(measured, r.get("code")),
-        "effective": effective.astimezone(UTC) if effective else None,
-        "local_date": effective.astimezone(COPENHAGEN).date() if effective else None,
-        "status": r.get("status"),
-        "device_clock_set": clock_set,
-        "delay_device_to_gateway_s": reading.device_to_gateway_s,
-        "delay_gateway_to_platform_s": reading.gateway_to_platform_s,
+        "reading": page["reading"],
+        "patient": page["patient"],
+        "device": page["device"],
+        "vendor": page["vendor"],
+        "adapter": page["adapter"],
+        "observation_code": code,
     }
-    parts = [(r.get("code"), r)] + [(c.get("code"), c) for c in r.get("component") or []]
-    for concept, holder in parts:
-        if "valueQuantity" in holder:
-            quantity = holder["valueQuantity"]
-            value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
-        elif "valueBoolean" in holder:
-            value, unit = (1.0 if holder["valueBoolean"] else 0.0), "1"
-        else:
-            continue
-        m = identify(concept)
-        yield {
-            **common,
-            # a status bit is a component of the status Observation; it is named by the Observation's measurement
-            "quantity": m.key if m else (measured.key if measured else None),
-            "code": _code(m, concept),
-            "value": float(value) if value is not None else None,
-            "unit": unit,
-        }
+    effective = page["effective"]
+    local = pc.local_timestamp(effective.cast(pa.timestamp("us", tz=str(COPENHAGEN)))).cast(pa.date32())
+    tail = {
+        "effective": effective,
+        "local_date": local,
+        "status": page["status"],
+        "device_clock_set": page["device_clock_set"],
+        "delay_device_to_gateway_s": page["delay_device_to_gateway_s"],
+        "delay_gateway_to_platform_s": page["delay_gateway_to_platform_s"],
+    }
+    comp_quantity = _mapped(page["component_code"], _component, 0)
+    # a status bit is a component of the status Observation; it is named by the Observation's measurement
+    comp_quantity = pc.coalesce(comp_quantity, quantity)
+    rows = [
+        (own, pc.multiply(order, 2), quantity, code, page["value"], page["unit"]),
+        (parts, pc.add(pc.multiply(order, 2), 1), comp_quantity, _mapped(page["component_code"], _component, 1),
+         page["component_value"], page["component_unit"]),
+    ]  # fmt: skip
+    tables = []
+    for mask, rank, q, c, v, u in rows:
+        columns = {**common, "quantity": q, "code": c, "value": v, "unit": u, **tail}
+        table = pa.table({name: columns[name] for name in READINGS.schema.names}, schema=READINGS.schema)
+        tables.append(table.append_column("_rank", rank).filter(mask))
+    out = pa.concat_tables(tables)
+    return out.take(pc.sort_indices(out["_rank"])).drop_columns(["_rank"])
 
 
 def batches(rows: Iterable[dict[str, Any]], table: Table, size: int) -> Iterator[pa.RecordBatch]:
