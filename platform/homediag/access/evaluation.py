@@ -25,6 +25,8 @@ from homediag import consent as consent_model
 from homediag.clock import from_store
 from homediag.errors import Forbidden
 from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
+from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.triage import Colour
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -61,6 +63,32 @@ READING_PAGE = pa.schema(
         ("component_has_value", pa.bool_()),
     ]
 )
+
+
+@dataclass(frozen=True)
+class EvaluatedAlert:
+    """A reading triaged red or yellow, as the evaluator sees it: pseudonyms, shifted time, delays only."""
+
+    reading: str
+    patient: str
+    colour: str  # red | yellow
+    measures: str  # the measures at that colour, comma-separated (monitoring's names: systolic, pulse, ...)
+    effective: datetime  # shifted per patient
+    to_acknowledge_s: float | None  # first acknowledgement - reading time; None: not acknowledged
+    arrival_to_acknowledge_s: float | None  # first acknowledgement - platform receive time
+
+
+@dataclass(frozen=True)
+class EvaluatedAcknowledgement:
+    """The first acknowledgement of a reading, as the evaluator sees it."""
+
+    reading: str
+    patient: str
+    colour: str  # the reading's triage colour when it was acknowledged
+    scope: str  # readings (acknowledged one by one) | all-green (every green reading of a period)
+    acknowledged: datetime  # shifted per patient
+    to_acknowledge_s: float  # acknowledgement - reading time
+    arrival_to_acknowledge_s: float | None  # acknowledgement - platform receive time
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,37 @@ def _window_sql(window: Window, column: Any) -> ColumnElement[bool]:
             clauses.append(column < end)
         spans.append(and_(*clauses) if clauses else true())
     return or_(*spans)
+
+
+def _first_acknowledgements(
+    session: Session, scope: ColumnElement[bool], ids: list[str] | None
+) -> dict[str, tuple[datetime, datetime | None, datetime, Any]]:
+    """Observation id -> (reading time, arrival, first acknowledgement, its review item with the review's scope),
+    aware UTC, for the readings in ``scope`` (and ``ids``, when given)."""
+    item, review = m.ReviewItem, m.Review
+    stmt = (
+        select(
+            item.observation_id,
+            item.patient_key,
+            item.colour,
+            item.effective_at,
+            item.received_at,
+            item.reviewed_at,
+            review.scope,
+        )  # fmt: skip
+        .join(review, review.id == item.review_id)
+        .where(item.observation_id.in_(select(m.Observation.id).where(scope)))
+        .order_by(item.observation_id, item.reviewed_at, item.review_id)
+    )
+    out: dict[str, tuple[datetime, datetime | None, datetime, Any]] = {}
+    chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
+    for chunk in chunks:
+        query = stmt if chunk is None else stmt.where(item.observation_id.in_(chunk))
+        for row in session.execute(query):
+            if row.observation_id not in out:
+                received = from_store(row.received_at) if row.received_at is not None else None
+                out[row.observation_id] = (from_store(row.effective_at), received, from_store(row.reviewed_at), row)
+    return out
 
 
 def _reading_query(dialect: str, scope: ColumnElement[bool]) -> Select[Any]:
@@ -355,6 +414,102 @@ class EvaluationReads(ObservationReads):
                     ),
                 }
                 yield pa.Table.from_pydict(columns, schema=READING_PAGE)
+
+    def _part_scope(
+        self, session: Session, view: View, patients: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, Window], ColumnElement[bool]]:
+        """For the evaluator's pseudonyms ``patients``: patient key -> platform id, the readable windows, their SQL."""
+        real = [pid for shown in patients if (pid := view.real_id("Patient", shown)) is not None]
+        people = dict(session.execute(select(m.Patient.patient_key, m.Patient.id).where(m.Patient.id.in_(real))).all())
+        windows = self.readable_windows(session, view, list(people)) if people else {}
+        return people, windows, self.scope(windows)
+
+    def evaluation_alerts(
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None
+    ) -> list[EvaluatedAlert]:
+        """The readings of ``patients`` the evaluator may receive that monitoring triages red or yellow (by the
+        patient's thresholds in force at the reading's time: ``homediag.monitoring``, the one triage engine),
+        with their first acknowledgement as delays only. Audited per patient with the count."""
+        view = self._evaluator_view(principal, purpose)
+        with self.rt.sessions.begin() as session:
+            people, windows, scope = self._part_scope(session, view, patients)
+            if not windows:
+                return []
+            span = session.execute(
+                select(func.min(m.Observation.effective_start), func.max(m.Observation.effective_start)).where(scope)
+            ).one()
+            if span[0] is None:
+                return []
+            data = monitoring_store.patients_data(
+                session,
+                sorted(windows),
+                from_store(span[0]),
+                from_store(span[1]) + timedelta(seconds=1),
+                scope,
+                with_resources=False,
+            )
+            flagged = {
+                r.id: (pkey, r)
+                for pkey, d in data.items()
+                for r in d.readings
+                if r.colour in (Colour.RED, Colour.YELLOW)
+            }
+            times = _first_acknowledgements(session, scope, list(flagged))
+            out: list[EvaluatedAlert] = []
+            counts: dict[str, int] = {}
+            for oid, (pkey, r) in flagged.items():
+                pid = people[pkey]
+                effective, received, acked, _ = times.get(oid, (None, None, None, None))
+                measures = ",".join(sorted({v.measure for v in r.result.verdicts if v.colour == r.colour}))
+                out.append(
+                    EvaluatedAlert(
+                        view.shown_id("Observation", oid),
+                        view.shown_id("Patient", pid),
+                        str(r.colour),
+                        measures,
+                        view.shift(pid, r.effective),
+                        (acked - effective).total_seconds() if acked is not None and effective is not None else None,
+                        (acked - received).total_seconds() if acked is not None and received is not None else None,
+                    )
+                )
+                counts[pkey] = counts.get(pkey, 0) + 1
+            for pkey, n in sorted(counts.items()):
+                self._audit(session, principal, "evaluation-alerts", "permit", purpose=view.purpose, patient_key=pkey,
+                            entity="Observation", detail=f"{n} alerts")  # fmt: skip
+        return sorted(out, key=lambda a: (a.patient, a.effective, a.reading))
+
+    def evaluation_acknowledgements(
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None
+    ) -> list[EvaluatedAcknowledgement]:
+        """The first acknowledgement of every reading of ``patients`` the evaluator may receive: its triage colour
+        when acknowledged, the review's scope, and the times from the reading and from its arrival as delays (the
+        acknowledgement's own time shifted per patient); never who acknowledged or the note. Audited."""
+        view = self._evaluator_view(principal, purpose)
+        with self.rt.sessions.begin() as session:
+            people, windows, scope = self._part_scope(session, view, patients)
+            if not windows:
+                return []
+            times = _first_acknowledgements(session, scope, None)
+            out = []
+            counts: dict[str, int] = {}
+            for oid, (effective, received, acked, row) in times.items():
+                pid = people[row.patient_key]
+                out.append(
+                    EvaluatedAcknowledgement(
+                        view.shown_id("Observation", oid),
+                        view.shown_id("Patient", pid),
+                        row.colour,
+                        row.scope,
+                        view.shift(pid, acked),
+                        (acked - effective).total_seconds(),
+                        (acked - received).total_seconds() if received is not None else None,
+                    )
+                )
+                counts[row.patient_key] = counts.get(row.patient_key, 0) + 1
+            for pkey, n in sorted(counts.items()):
+                self._audit(session, principal, "evaluation-acknowledgements", "permit", purpose=view.purpose,
+                            patient_key=pkey, entity="Task", detail=f"{n} readings acknowledged")  # fmt: skip
+        return sorted(out, key=lambda a: (a.patient, a.acknowledged, a.reading))
 
     def evaluation_upload_outcomes(
         self, principal: Principal, *, pilot: str | None = None, purpose: str | None = None

@@ -32,12 +32,27 @@ from homediag.errors import BadRequest
 from homediag.users import Principal
 
 from . import codebook
-from .tables import EVENTS, READINGS, TABLES, UPLOADS, Table, batches, event_rows, reading_table, upload_rows
+from .tables import (
+    ACKNOWLEDGEMENTS,
+    ALERTS,
+    EVENTS,
+    READINGS,
+    TABLES,
+    UPLOADS,
+    Table,
+    acknowledgement_rows,
+    alert_rows,
+    batches,
+    event_rows,
+    reading_table,
+    upload_rows,
+)
 
 FORMATS = ("parquet", "csv")
 PART_PATIENTS = 250
 BATCH_ROWS = 20_000
 STATE = "state.json"
+PARTED = (READINGS, ALERTS, ACKNOWLEDGEMENTS)  # tables written in parts of patients
 MANIFEST = "manifest.json"
 
 
@@ -155,21 +170,29 @@ def export(
         if state.get("key") != key:  # another cohort or other arguments: start again
             shutil.rmtree(partial)
             state = {}
-    resumed = len(state.get("parts", {}))
+    resumed = sum(1 for name in state.get("parts", {}) if name.startswith(f"{READINGS.name}/"))
     state = {"key": key, "parts": state.get("parts", {})}
-    (partial / READINGS.name).mkdir(parents=True, exist_ok=True)
+    for parted in PARTED:
+        (partial / parted.name).mkdir(parents=True, exist_ok=True)
     _write_json(partial / STATE, state)
     ext = "parquet" if fmt == "parquet" else "csv"
     parts = [cohort[i : i + part_patients] for i in range(0, len(cohort), part_patients)] or [[]]
     with _progress(show_progress) as progress:
-        task = progress.add_task("readings (parts of patients)", total=len(parts), completed=resumed)
+        task = progress.add_task(
+            "readings, alerts, acknowledgements (parts of patients)", total=len(parts), completed=resumed
+        )
         for n, patients in enumerate(parts):
-            name = f"{READINGS.name}/part-{n:05d}.{ext}"
-            if name in state["parts"] and (partial / name).exists():
+            names = [f"{t.name}/part-{n:05d}.{ext}" for t in PARTED]
+            if all(name in state["parts"] and (partial / name).exists() for name in names):
                 continue
             pages = access.evaluation_readings(principal, patients, purpose=purpose) if patients else iter(())
-            rows = _write_batches(partial / name, READINGS, fmt, (reading_table(p) for p in pages))
-            state["parts"][name] = rows
+            state["parts"][names[0]] = _write_batches(partial / names[0], READINGS, fmt, map(reading_table, pages))
+            alerts = access.evaluation_alerts(principal, patients, purpose=purpose) if patients else []
+            state["parts"][names[1]] = _write_table(partial / names[1], ALERTS, fmt, alert_rows(alerts))
+            acks = access.evaluation_acknowledgements(principal, patients, purpose=purpose) if patients else []
+            state["parts"][names[2]] = _write_table(
+                partial / names[2], ACKNOWLEDGEMENTS, fmt, acknowledgement_rows(acks)
+            )
             _write_json(partial / STATE, state)
             progress.advance(task)
             if after_part is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from homediag.access.evaluation import CohortEvent, UploadOutcomes
+from homediag.access.evaluation import CohortEvent, EvaluatedAcknowledgement, EvaluatedAlert, UploadOutcomes
 from homediag.fhir_profiles import terminology
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -134,12 +135,79 @@ EVENTS = Table(
     note="Counted over the whole pilot, consenting or not: the denominators of enrolment and retention.",
 )
 
-TABLES = (READINGS, UPLOADS, EVENTS)
+_DELAYS = (
+    Column(
+        "delay_reading_to_acknowledgement_s",
+        pa.float64(),
+        "the first acknowledgement's time minus the reading's time (null: not acknowledged)",
+        unit="s",
+    ),
+    Column(
+        "delay_arrival_to_acknowledgement_s",
+        pa.float64(),
+        "the first acknowledgement's time minus the platform's receive time (null: not acknowledged)",
+        unit="s",
+    ),
+)
 
-NOT_YET = {
-    "alerts": "alerts raised on readings and their acknowledgements (time to acknowledge): added once the "
-    "clinician workspace records them; the platform does not record them yet",
-}
+ALERTS = Table(
+    "alerts",
+    "one reading that monitoring triaged red or yellow (by the patient's thresholds in force at its time)",
+    (
+        Column("reading", pa.string(), "the Observation's id in the evaluator's pseudonym domain (as in readings)"),
+        Column("patient", pa.string(), "the patient's id in the evaluator's pseudonym domain"),
+        Column(
+            "colour",
+            pa.string(),
+            "red | yellow: the reading's triage (the worst of its values)",
+            code_system="homediag monitoring triage (docs/monitoring.md)",
+        ),
+        Column(
+            "measures", pa.string(), "the measures at that colour, comma-separated (systolic, diastolic, pulse, ...)"
+        ),
+        Column(
+            "effective",
+            pa.timestamp("us", tz="UTC"),
+            "when the reading was taken, shifted per patient like readings.effective",
+            unit="UTC, microseconds",
+        ),
+        Column("local_date", pa.date32(), "the day of 'effective' in Europe/Copenhagen"),
+        Column("acknowledged", pa.bool_(), "whether a clinician has acknowledged the reading"),
+        *_DELAYS,
+    ),
+    note="Triaged by the same engine as the clinician's worklist (homediag.monitoring), for the readings the "
+    "evaluator receives. No reason text, threshold or clinician is exported.",
+)
+
+ACKNOWLEDGEMENTS = Table(
+    "acknowledgements",
+    "the first acknowledgement of one reading by a clinician (a review recorded as a FHIR Task and Provenance)",
+    (
+        Column("reading", pa.string(), "the Observation's id in the evaluator's pseudonym domain (as in readings)"),
+        Column("patient", pa.string(), "the patient's id in the evaluator's pseudonym domain"),
+        Column(
+            "colour",
+            pa.string(),
+            "the reading's triage colour when it was acknowledged: red | yellow | blue | green",
+            code_system="homediag monitoring triage (docs/monitoring.md)",
+        ),
+        Column(
+            "review", pa.string(), "readings (acknowledged one by one) | all-green (every green reading of a period)"
+        ),
+        Column(
+            "acknowledged",
+            pa.timestamp("us", tz="UTC"),
+            "when it was acknowledged, shifted per patient like readings.effective",
+            unit="UTC, microseconds",
+        ),
+        *_DELAYS,
+    ),
+    note="Who acknowledged, and any note, are never exported.",
+)
+
+TABLES = (READINGS, UPLOADS, EVENTS, ALERTS, ACKNOWLEDGEMENTS)
+
+NOT_YET: dict[str, str] = {}
 
 
 @lru_cache(maxsize=1024)
@@ -258,6 +326,27 @@ def upload_rows(outcomes: Iterable[UploadOutcomes]) -> Iterator[dict[str, Any]]:
     for o in outcomes:
         yield {"day": o.day, "adapter": o.adapter, "vendor": o.vendor, "outcome": o.outcome, "reason": o.reason,
                "uploads": o.uploads}  # fmt: skip
+
+
+def _local_date(moment: datetime) -> date:
+    return moment.astimezone(COPENHAGEN).date()
+
+
+def alert_rows(alerts: Iterable[EvaluatedAlert]) -> Iterator[dict[str, Any]]:
+    for a in alerts:
+        yield {"reading": a.reading, "patient": a.patient, "colour": a.colour, "measures": a.measures,
+               "effective": a.effective.astimezone(UTC), "local_date": _local_date(a.effective),
+               "acknowledged": a.to_acknowledge_s is not None,
+               "delay_reading_to_acknowledgement_s": a.to_acknowledge_s,
+               "delay_arrival_to_acknowledgement_s": a.arrival_to_acknowledge_s}  # fmt: skip
+
+
+def acknowledgement_rows(acks: Iterable[EvaluatedAcknowledgement]) -> Iterator[dict[str, Any]]:
+    for a in acks:
+        yield {"reading": a.reading, "patient": a.patient, "colour": a.colour, "review": a.scope,
+               "acknowledged": a.acknowledged.astimezone(UTC),
+               "delay_reading_to_acknowledgement_s": a.to_acknowledge_s,
+               "delay_arrival_to_acknowledgement_s": a.arrival_to_acknowledge_s}  # fmt: skip
 
 
 def event_rows(events: Iterable[CohortEvent]) -> Iterator[dict[str, Any]]:
