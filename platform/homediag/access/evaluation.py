@@ -10,6 +10,7 @@ from the reading's own time, never as clock times. Every read is decided here an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,7 +18,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, true, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -26,7 +41,7 @@ from homediag.clock import from_store
 from homediag.errors import Forbidden
 from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 from homediag.monitoring import store as monitoring_store
-from homediag.monitoring.triage import Colour
+from homediag.monitoring.triage import Colour, measures_of
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -35,7 +50,8 @@ from .view import View, Window
 
 EVALUATION_ROLE = "evaluator"
 ACCEPTED = ("created", "duplicate")
-PAGE_ROWS = 50_000
+PAGE_ROWS = 10_000
+ALERT_CHUNK = 25  # patients triaged at once
 
 
 # The columns of a page of evaluated readings (``EvaluationReads.evaluation_readings``): one row per stored
@@ -137,6 +153,53 @@ def _window_sql(window: Window, column: Any) -> ColumnElement[bool]:
     return or_(*spans)
 
 
+def _triaged_alerts(
+    session: Session, keys: list[str], scope: ColumnElement[bool]
+) -> dict[str, tuple[str, datetime, Any]]:
+    """The readings in ``scope`` of the patients ``keys`` that monitoring triages red or yellow: each patient's
+    ``Triager`` (its settings history and earlier weights, ``homediag.monitoring``) on each reading's values, read
+    from the stored JSON's code, value and components only. Not through monitoring's per-process caches, which
+    would keep every reading of a large export in memory."""
+    o = m.Observation
+    span = session.execute(
+        select(func.min(o.effective_start), func.max(o.effective_start)).where(o.patient_key.in_(keys), scope)
+    ).one()
+    if span[0] is None:
+        return {}
+    start, end = from_store(span[0]), from_store(span[1]) + timedelta(seconds=1)
+    triagers = {k: monitoring_store.triager(session, k, start, end, scope) for k in keys}
+    stmt = (
+        select(o.id, o.patient_key, o.effective_start, _slim(session.get_bind().dialect.name))
+        .where(o.patient_key.in_(keys), scope)
+        .order_by(o.patient_key, o.effective_start, o.id)
+    )
+    out: dict[str, tuple[str, datetime, Any]] = {}
+    for oid, pkey, effective, text in session.execute(stmt):
+        values = measures_of(json.loads(text)) if text else []
+        if not values:
+            continue
+        at = from_store(effective)
+        result, _ = triagers[pkey].triage(values, at)
+        if result.colour in (Colour.RED, Colour.YELLOW):
+            out[oid] = (pkey, at, result)
+    return out
+
+
+def _slim(dialect: str) -> ColumnElement[Any]:
+    """What ``measures_of`` reads of a stored Observation (code, valueQuantity, components) as JSON text, built in
+    SQL so that Python parses a fraction of the resource."""
+    o = m.Observation
+    if dialect == "postgresql":
+        doc = type_coerce(o.resource, JSONB)
+        return cast(
+            func.jsonb_build_object("code", doc["code"], "valueQuantity", doc["valueQuantity"], "component",
+                                    doc["component"]), Text)  # fmt: skip
+    return func.json_object(
+        "code", func.json_extract(o.resource, "$.code"), "valueQuantity",
+        func.json_extract(o.resource, "$.valueQuantity"), "component", func.json_extract(o.resource, "$.component"),
+    )  # fmt: skip
+
+
 def _first_acknowledgements(
     session: Session, scope: ColumnElement[bool], ids: list[str] | None
 ) -> dict[str, tuple[datetime, datetime | None, datetime, Any]]:
@@ -217,9 +280,10 @@ def _reading_query(dialect: str, scope: ColumnElement[bool]) -> Select[Any]:
             o.code,
             o.value,
             o.unit,
-            o.effective_start,
-            o.gateway_received_at,
-            o.received_at,
+            # times as text, parsed by Arrow (the DateTime type's per-row processing costs more than the rest)
+            cast(o.effective_start, String),
+            cast(o.gateway_received_at, String),
+            cast(o.received_at, String),
             o.device_id,
             o.adapter,
             o.status,
@@ -359,9 +423,9 @@ class EvaluationReads(ObservationReads):
                  top_qty, clock_off, ccode, cval, cunit, cbool, cqty) = cols  # fmt: skip
                 first = [i != prev for i, prev in zip(ids, (last, *ids[:-1]), strict=True)]
                 last = ids[-1]
-                eff = pa.array(effective, pa.timestamp("us"))
-                gw = pa.array(gateway, pa.timestamp("us"))
-                rc = pa.array(received, pa.timestamp("us"))
+                eff, gw, rc = (
+                    pa.array(t, pa.string()).cast(pa.timestamp("us")) for t in (effective, gateway, received)
+                )
                 keys_arr = pa.array(pkeys, pa.string()).dictionary_encode()
                 uniq = keys_arr.dictionary.to_pylist()
                 dev_arr = pa.array(device, pa.string()).dictionary_encode()
@@ -435,39 +499,24 @@ class EvaluationReads(ObservationReads):
             people, windows, scope = self._part_scope(session, view, patients)
             if not windows:
                 return []
-            span = session.execute(
-                select(func.min(m.Observation.effective_start), func.max(m.Observation.effective_start)).where(scope)
-            ).one()
-            if span[0] is None:
-                return []
-            data = monitoring_store.patients_data(
-                session,
-                sorted(windows),
-                from_store(span[0]),
-                from_store(span[1]) + timedelta(seconds=1),
-                scope,
-                with_resources=False,
-            )
-            flagged = {
-                r.id: (pkey, r)
-                for pkey, d in data.items()
-                for r in d.readings
-                if r.colour in (Colour.RED, Colour.YELLOW)
-            }
+            flagged: dict[str, tuple[str, datetime, Any]] = {}  # id -> (patient key, its time, triage)
+            keys = sorted(windows)
+            for i in range(0, len(keys), ALERT_CHUNK):
+                flagged.update(_triaged_alerts(session, keys[i : i + ALERT_CHUNK], scope))
             times = _first_acknowledgements(session, scope, list(flagged))
             out: list[EvaluatedAlert] = []
             counts: dict[str, int] = {}
-            for oid, (pkey, r) in flagged.items():
+            for oid, (pkey, at, result) in flagged.items():
                 pid = people[pkey]
                 effective, received, acked, _ = times.get(oid, (None, None, None, None))
-                measures = ",".join(sorted({v.measure for v in r.result.verdicts if v.colour == r.colour}))
+                measures = ",".join(sorted({v.measure for v in result.verdicts if v.colour == result.colour}))
                 out.append(
                     EvaluatedAlert(
                         view.shown_id("Observation", oid),
                         view.shown_id("Patient", pid),
-                        str(r.colour),
+                        str(result.colour),
                         measures,
-                        view.shift(pid, r.effective),
+                        view.shift(pid, at),
                         (acked - effective).total_seconds() if acked is not None and effective is not None else None,
                         (acked - received).total_seconds() if acked is not None and received is not None else None,
                     )
