@@ -102,6 +102,7 @@ class _Attacker:
         self.n = len(base)
         self.matrix = csr_matrix(np.array([self.rows[k] for k in self.keys]))
         self.pool: list[np.ndarray] = []  # whole-number tables found by the programs
+        self.lines = _lines(self.keys, self.rows)
         self.solves = 0
         self._cache: dict[tuple[Key, frozenset[tuple[Key, str]]], bool] = {}
 
@@ -127,6 +128,11 @@ class _Attacker:
         return self._cache[memo]
 
     def _exposed(self, target: Key, hidden: dict[Key, str], values: dict[Key, int]) -> bool:
+        # The classic rule first: a count alone hidden in a line (a total and the counts that add up to it,
+        # every other one shown) is that total minus the others: exposed, no program needed.
+        for line in self.lines.get(target, ()):
+            if all(k == target or k not in hidden for k in line):
+                return True
         true = values[target]
         lower, upper = self._limits(hidden, values)
         row = self.rows[target]
@@ -152,6 +158,25 @@ class _Attacker:
             if abs(sign * res.fun - true) > 0.5:
                 return False
         return True
+
+
+def _lines(keys: list[Key], rows: dict[Key, np.ndarray]) -> dict[Key, list[tuple[Key, ...]]]:
+    """Each published count's lines: a published total with the published counts one dimension finer that add
+    up to it exactly (checked on the cube's detailed counts), the total included. Key -> the lines it is in."""
+    published = set(keys)
+    out: dict[Key, list[tuple[Key, ...]]] = {}
+    for total in keys:
+        for i, v in enumerate(total):
+            if v != ALL:
+                continue
+            parts = [k for k in keys if _same_except(k, total, i)]
+            if not parts or not np.array_equal(sum(rows[k] for k in parts), rows[total]):
+                continue
+            line = (total, *parts)
+            for k in line:
+                if k in published:
+                    out.setdefault(k, []).append(line)
+    return out
 
 
 def _neighbours(key: Key) -> list[Key]:
