@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -154,7 +154,7 @@ def _window_sql(window: Window, column: Any) -> ColumnElement[bool]:
 
 
 def _triaged_alerts(
-    session: Session, keys: list[str], scope: ColumnElement[bool]
+    session: Session, keys: list[str], scope: ColumnElement[bool], memo: _Memo
 ) -> dict[str, tuple[str, datetime, Any]]:
     """The readings in ``scope`` of the patients ``keys`` that monitoring triages red or yellow: each patient's
     ``Triager`` (its settings history and earlier weights, ``homediag.monitoring``) on each reading's values, read
@@ -175,29 +175,53 @@ def _triaged_alerts(
     )
     out: dict[str, tuple[str, datetime, Any]] = {}
     for oid, pkey, effective, text in session.execute(stmt):
-        values = measures_of(json.loads(text)) if text else []
+        values = memo.values.get(text)
+        if values is None:
+            values = memo.remember(memo.values, text, tuple(measures_of(_unslim(text))) if text else ())
         if not values:
             continue
         at = from_store(effective)
-        result, _ = triagers[pkey].triage(values, at)
+        triager = triagers[pkey]
+        version = monitoring_store.in_force(triager.history, at)
+        if version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+            result, _ = triager.triage(values, at)  # the weight rule looks at earlier weights: never remembered
+        else:  # otherwise a triage depends only on the values and the settings in force (as cached_triage)
+            result = memo.triages.get((version.fingerprint, values))
+            if result is None:
+                result = memo.remember(memo.triages, (version.fingerprint, values), triager.triage(values, at)[0])
         if result.colour in (Colour.RED, Colour.YELLOW):
             out[oid] = (pkey, at, result)
     return out
 
 
+@dataclass
+class _Memo:
+    """Within one export part: the values of a slim JSON text, and the triage of values under a settings version
+    (many readings share both), bounded."""
+
+    values: dict[Any, Any] = field(default_factory=dict)
+    triages: dict[Any, Any] = field(default_factory=dict)
+
+    def remember(self, cache: dict[Any, Any], key: Any, value: Any) -> Any:
+        if len(cache) >= 100_000:
+            cache.clear()
+        cache[key] = value
+        return value
+
+
 def _slim(dialect: str) -> ColumnElement[Any]:
-    """What ``measures_of`` reads of a stored Observation (code, valueQuantity, components) as JSON text, built in
-    SQL so that Python parses a fraction of the resource."""
+    """What ``measures_of`` reads of a stored Observation (its code, valueQuantity and components) as the JSON text
+    of a three-element array, built in SQL with one parse of the resource (``_unslim`` makes it a resource)."""
     o = m.Observation
     if dialect == "postgresql":
         doc = type_coerce(o.resource, JSONB)
-        return cast(
-            func.jsonb_build_object("code", doc["code"], "valueQuantity", doc["valueQuantity"], "component",
-                                    doc["component"]), Text)  # fmt: skip
-    return func.json_object(
-        "code", func.json_extract(o.resource, "$.code"), "valueQuantity",
-        func.json_extract(o.resource, "$.valueQuantity"), "component", func.json_extract(o.resource, "$.component"),
-    )  # fmt: skip
+        return cast(func.jsonb_build_array(doc["code"], doc["valueQuantity"], doc["component"]), Text)
+    return func.json_extract(o.resource, "$.code", "$.valueQuantity", "$.component")
+
+
+def _unslim(text: str) -> dict[str, Any]:
+    code, quantity, components = json.loads(text)
+    return {"code": code, "valueQuantity": quantity, "component": components}
 
 
 def _first_acknowledgements(
@@ -500,9 +524,9 @@ class EvaluationReads(ObservationReads):
             if not windows:
                 return []
             flagged: dict[str, tuple[str, datetime, Any]] = {}  # id -> (patient key, its time, triage)
-            keys = sorted(windows)
+            keys, memo = sorted(windows), _Memo()
             for i in range(0, len(keys), ALERT_CHUNK):
-                flagged.update(_triaged_alerts(session, keys[i : i + ALERT_CHUNK], scope))
+                flagged.update(_triaged_alerts(session, keys[i : i + ALERT_CHUNK], scope, memo))
             times = _first_acknowledgements(session, scope, list(flagged))
             out: list[EvaluatedAlert] = []
             counts: dict[str, int] = {}
