@@ -241,7 +241,8 @@ def _first_acknowledgements(
             review.scope,
         )  # fmt: skip
         .join(review, review.id == item.review_id)
-        .where(item.observation_id.in_(select(m.Observation.id).where(scope)))
+        .join(m.Observation, m.Observation.id == item.observation_id)  # each item to its reading: by primary key
+        .where(scope)
         .order_by(item.observation_id, item.reviewed_at, item.review_id)
     )
     out: dict[str, tuple[datetime, datetime | None, datetime, Any]] = {}
@@ -526,7 +527,8 @@ class EvaluationReads(ObservationReads):
             flagged: dict[str, tuple[str, datetime, Any]] = {}  # id -> (patient key, its time, triage)
             keys, memo = sorted(windows), _Memo()
             for i in range(0, len(keys), ALERT_CHUNK):
-                flagged.update(_triaged_alerts(session, keys[i : i + ALERT_CHUNK], scope, memo))
+                chunk = keys[i : i + ALERT_CHUNK]  # its own scope: the store's patient index, not a scan per chunk
+                flagged.update(_triaged_alerts(session, chunk, self.scope({k: windows[k] for k in chunk}), memo))
             times = _first_acknowledgements(session, scope, list(flagged))
             out: list[EvaluatedAlert] = []
             counts: dict[str, int] = {}

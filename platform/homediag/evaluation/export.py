@@ -49,7 +49,7 @@ from .tables import (
 )
 
 FORMATS = ("parquet", "csv")
-PART_PATIENTS = 250
+PART_PATIENTS = 100
 BATCH_ROWS = 20_000
 STATE = "state.json"
 PARTED = (READINGS, ALERTS, ACKNOWLEDGEMENTS)  # tables written in parts of patients
@@ -194,6 +194,7 @@ def export(
                 partial / names[2], ACKNOWLEDGEMENTS, fmt, acknowledgement_rows(acks)
             )
             _write_json(partial / STATE, state)
+            pa.default_memory_pool().release_unused()  # give back what Arrow's allocator holds after a part
             progress.advance(task)
             if after_part is not None:
                 after_part(n)
