@@ -2,8 +2,8 @@
 manifest (SHA-256 of every file, row counts, software versions, the data snapshot's hash).
 
 Written atomically: everything goes into ``.<out>.partial`` beside the target, which is renamed to the
-target only when complete. Readings are written in parts of a few hundred patients each, every part
-to a temporary file renamed when complete and recorded in ``state.json``; an interrupted export run
+target only when complete. Readings, alerts and acknowledgements are written in parts of a hundred patients
+each, every part to a temporary file renamed when complete and recorded in ``state.json``; an interrupted export run
 again with the same arguments resumes after the last complete part (when the cohort is unchanged),
 and never leaves a half-written file behind. Progress goes to stderr (Rich).
 """
