@@ -92,7 +92,8 @@ def _copy(rt: Runtime, source: tuple[str, str], pid: str, n: int) -> int:
     with rt.sessions() as session:
         pkey = session.execute(select(m.Patient.patient_key).where(m.Patient.id == pid)).scalar_one()
     postgres = rt.engine.dialect.name == "postgresql"
-    new_id = "lpad(to_hex(CAST(:n AS integer)), 6, '0') || substr(id, 7)" if postgres else "printf('%06x', :n) || substr(id, 7)"
+    prefix = "lpad(to_hex(CAST(:n AS integer)), 6, '0')" if postgres else "printf('%06x', :n)"
+    new_id = f"{prefix} || substr(id, 7)"
     resource = f"replace(replace(resource{'::text' if postgres else ''}, id, {new_id}), :old_ref, :new_ref)"
     columns = [c.name for c in m.Observation.__table__.columns if c.name != "txn"]
     chosen = {"id": new_id, "patient_key": ":pkey", "resource": resource + ("::jsonb" if postgres else "")}
