@@ -10,7 +10,9 @@ and the report, each timed; the child's peak resident memory is read from the ke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,12 +21,15 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select, text
+
 from homediag.consent import treatment_consent
 from homediag.enrolment import enrol_patient, record_consent
 from homediag.identity import CPR_SYSTEM
 from homediag.keys import KeyRing, write_key_file
 from homediag.runtime import Runtime
 from homediag.settings import Settings
+from homediag.store import models as m
 from homediag.store.database import upgrade
 from homediag.synthetic import synthetic_patients
 from homediag.users import create_user
@@ -37,16 +42,25 @@ def _runtime(database: str, key_file: Path) -> Runtime:
     return Runtime.from_settings(Settings(database_url=database, key_file=key_file, _env_file=None))  # type: ignore[call-arg]
 
 
-def seed(directory: Path, patients: int, days: int) -> tuple[str, Path, str, int]:
+TEMPLATE = 20  # patients whose readings are made by the real adapter and builder; the rest are copies in SQL
+
+
+def seed(directory: Path, patients: int, days: int, database: str | None = None) -> tuple[str, Path, str, int]:
+    """A store with ``patients`` enrolled (the real enrolment and consent code, each with a research consent),
+    measuring twice a day for ``days`` days. The first ``TEMPLATE`` patients' readings are made by the real
+    adapter and builder (``bench.data.seed``); every further patient gets a copy of one template patient's
+    readings, made by one INSERT ... SELECT per patient (new ids, its own key, subject and dedup claims): seeding
+    1 M readings through Python would take longer than the run it is for."""
     key_file = directory / "keys.json"
     write_key_file(key_file, KeyRing.generate())
-    database = f"sqlite:///{directory / 'bench.sqlite3'}"
+    database = database or f"sqlite:///{directory / 'bench.sqlite3'}"
     upgrade(database)
     rt = _runtime(database, key_file)
     with rt.sessions.begin() as session:
         _, token = create_user(session, name="bench evaluator (synthetic)", role="evaluator", organisation="FIERS")
     start = (datetime.now(data.COPENHAGEN) - timedelta(days=days + 1)).date()
     people = synthetic_patients(patients)
+    template: list[tuple[str, str]] = []  # (patient key, patient id)
     total = 0
     t0 = time.perf_counter()
     for n, person in enumerate(people):
@@ -55,14 +69,51 @@ def seed(directory: Path, patients: int, days: int) -> tuple[str, Path, str, int
             "identifier": [{"system": CPR_SYSTEM, "value": person.cpr}],
             "name": [{"family": person.family, "given": [person.given]}],
         })  # fmt: skip
-        ref = f"Patient/{enrolled.patient.id}"
-        record_consent(rt, SETUP, treatment_consent(ref, purposes=("HRESCH",), scope="research", start=start))
-        total += data.seed(rt, data.cuff_envelopes([person], days, seed=n))
+        pid = enrolled.patient.id
+        record_consent(
+            rt, SETUP, treatment_consent(f"Patient/{pid}", purposes=("HRESCH",), scope="research", start=start)
+        )
+        if n < TEMPLATE:
+            total += data.seed(rt, data.cuff_envelopes([person], days, seed=n))
+            with rt.sessions() as session:
+                pkey = session.execute(select(m.Patient.patient_key).where(m.Patient.id == pid)).scalar_one()
+            template.append((pkey, pid))
+        else:
+            total += _copy(rt, template[n % len(template)], pid, n)
         if n % 100 == 99:
             print(f"  seeded {n + 1} patients, {total} Observations, {time.perf_counter() - t0:.0f} s",
                   file=sys.stderr, flush=True)  # fmt: skip
     rt.close()
     return database, key_file, token, total
+
+
+def _copy(rt: Runtime, source: tuple[str, str], pid: str, n: int) -> int:
+    """Copy the readings of ``source`` (a template patient's key and id) to patient ``pid`` (the n-th)."""
+    with rt.sessions() as session:
+        pkey = session.execute(select(m.Patient.patient_key).where(m.Patient.id == pid)).scalar_one()
+    postgres = rt.engine.dialect.name == "postgresql"
+    prefix = "lpad(to_hex(CAST(:n AS integer)), 6, '0')" if postgres else "printf('%06x', :n)"
+    new_id = f"{prefix} || substr(id, 7)"
+    resource = f"replace(replace(resource{'::text' if postgres else ''}, id, {new_id}), :old_ref, :new_ref)"
+    columns = [c.name for c in m.Observation.__table__.columns if c.name != "txn"]
+    chosen = {"id": new_id, "patient_key": ":pkey", "resource": resource + ("::jsonb" if postgres else "")}
+    params = {"n": n, "pkey": pkey, "source": source[0], "old_ref": f"Patient/{source[1]}", "new_ref": f"Patient/{pid}"}
+    with rt.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO observation_dedup (patient_key, dedup, observation_id, effective_start) "
+                f"SELECT :pkey, dedup, {new_id}, effective_start FROM observation WHERE patient_key = :source"
+            ),
+            params,
+        )
+        made = conn.execute(
+            text(
+                f"INSERT INTO observation ({', '.join(columns)}) "
+                f"SELECT {', '.join(chosen.get(c, c) for c in columns)} FROM observation WHERE patient_key = :source"
+            ),
+            params,
+        )
+    return int(made.rowcount)
 
 
 def measure(database: str, key_file: Path, token: str, out: Path) -> dict[str, float]:
@@ -95,16 +146,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--days", type=int, default=246, help="1000 patients x 246 days: about 1 M Observations")
     parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    parser.add_argument(
+        "--postgres",
+        metavar="SERVER",
+        help="seed a scratch PostgreSQL database on SERVER (e.g. postgresql+psycopg://postgres@127.0.0.1:5432) "
+        "instead of SQLite; it is dropped at the end",
+    )
     parser.add_argument("--measure", nargs=4, metavar=("DATABASE", "KEY_FILE", "TOKEN", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         database, key_file, token, directory = args.measure
         print(json.dumps(measure(database, Path(key_file), token, Path(directory))))
         return 0
-    with tempfile.TemporaryDirectory(prefix="homediag-bench-evaluation-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="homediag-bench-evaluation-")))
+        url = None
+        if args.postgres:
+            from homediag.store.scratch import scratch_postgres_database
+
+            url = stack.enter_context(scratch_postgres_database(args.postgres, "homediag_bench_evaluation"))
         t0 = time.perf_counter()
-        database, key_file, token, observations = seed(work, args.patients, args.days)
+        database, key_file, token, observations = seed(work, args.patients, args.days, url)
         seeded = time.perf_counter() - t0
         print(f"seeded {observations} Observations of {args.patients} patients in {seeded:.0f} s", file=sys.stderr)
         child = subprocess.run(
@@ -116,6 +178,8 @@ def main(argv: list[str]) -> int:
         timings = json.loads(child.stdout.strip().splitlines()[-1])
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {
+        "engine": "postgresql" if args.postgres else "sqlite",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "patients": args.patients,
         "days": args.days,
         "observations": observations,

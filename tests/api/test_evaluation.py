@@ -87,6 +87,15 @@ def test_the_evaluator_downloads_only_what_research_consent_permits(client, runt
         real = str(view.real_id("Patient", r["patient"]))
         if real in period:
             assert r["effective"] - view.offset(real) >= cohort["since"]
+    # the components (systolic, diastolic, mean) come out of the stored JSON in SQL, on either engine
+    by_reading: dict[str, dict[str, float]] = {}
+    for r in readings:
+        assert r["value"] is not None and r["unit"] and r["code"] and r["device_clock_set"] is True
+        by_reading.setdefault(r["reading"], {})[r["quantity"]] = r["value"]
+    pressures = [q for q in by_reading.values() if "systolic" in q]
+    assert pressures and all(q["systolic"] > q["diastolic"] > 0 for q in pressures)
+    assert {r["unit"] for r in readings if r["quantity"] == "systolic"} == {"mm[Hg]"}
+    assert any("pulse-rate" in q for q in by_reading.values())
     everything = b"".join(archive.read(n) for n in names)
     for person in cohort["people"]:
         for secret in (person.cpr, person.family, person.cuff_serial, person.cuff_address):

@@ -4,7 +4,7 @@ atomic and resumable writing."""
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -79,7 +79,7 @@ def test_tables_are_readable_and_described_by_the_codebook(exported: ExportResul
         assert files
         schema = pq.read_schema(d / files[0])
         assert schema.names == described[table.name]
-    assert "alerts" in codebook["not_yet_recorded"]
+    assert {"alerts", "acknowledgements"} <= described.keys()
     quantities = dict(
         duckdb.sql(f"SELECT quantity, any_value(unit) FROM '{d}/readings/*.parquet' GROUP BY 1").fetchall()
     )
@@ -151,3 +151,46 @@ def test_two_evaluators_exports_share_no_id(
     mine = {v for row in duckdb.sql(ids.format(exported.directory)).fetchall() for v in row}
     their = {v for row in duckdb.sql(ids.format(theirs.directory)).fetchall() for v in row}
     assert len(their) > 1 and not mine & their
+
+
+def test_alerts_are_monitorings_red_and_yellow_readings_of_consenting_patients(
+    research_pilot: ResearchPilot, evaluator: Principal, exported: ExportResult
+) -> None:
+    from homediag.monitoring import store
+
+    d = exported.directory
+    alerts = duckdb.sql(f"SELECT reading, patient, colour, acknowledged FROM '{d}/alerts/*.parquet'").fetchall()
+    assert alerts and {c for _, _, c, _ in alerts} <= {"red", "yellow"}
+    assert any(a for *_, a in alerts) and not all(a for *_, a in alerts)  # some acknowledged, some not
+    readings = {r[0] for r in duckdb.sql(f"SELECT DISTINCT reading FROM '{d}/readings/*.parquet'").fetchall()}
+    assert {r for r, *_ in alerts} <= readings  # an alert is a reading the evaluator received
+    view = AccessService(research_pilot.runtime).view(evaluator)
+    expected: set[str] = set()  # monitoring's own triage (the clinician's worklist path), independently
+    with research_pilot.runtime.sessions() as session:
+        for (pid,) in duckdb.sql(f"SELECT DISTINCT patient FROM '{d}/readings/*.parquet'").fetchall():
+            real = view.real_id("Patient", pid)
+            pkey = session.query(m.Patient.patient_key).filter(m.Patient.id == real).scalar()
+            query = f"SELECT DISTINCT reading FROM '{d}/readings/*.parquet' WHERE patient = '{pid}'"
+            ids = [view.real_id("Observation", r) for (r,) in duckdb.sql(query).fetchall()]
+            data = store.patients_data(session, [pkey], datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC),
+                                       only={i for i in ids if i})  # fmt: skip
+            expected |= {r.id for r in data[pkey].readings if r.colour in ("red", "yellow")}
+    assert {view.real_id("Observation", r) for r, *_ in alerts} == expected
+
+
+def test_acknowledgements_are_delays_consistent_with_the_readings_and_name_no_clinician(
+    research_pilot: ResearchPilot, exported: ExportResult
+) -> None:
+    d = exported.directory
+    rows = duckdb.sql(
+        f"""SELECT a.delay_reading_to_acknowledgement_s, epoch(a.acknowledged) - epoch(r.effective), a.review
+            FROM '{d}/acknowledgements/*.parquet' a
+            JOIN (SELECT DISTINCT reading, effective FROM '{d}/readings/*.parquet') r USING (reading)"""
+    ).fetchall()
+    assert rows and {review for *_, review in rows} == {"readings", "all-green"}
+    # both times are shifted by the patient's one offset, so their difference is the real delay
+    assert all(abs(delay - shown) < 1e-3 for delay, shown, _ in rows)
+    n = duckdb.sql(f"SELECT count(*) FROM '{d}/acknowledgements/*.parquet'").fetchall()[0][0]
+    assert n == len(rows)  # every acknowledged reading is one the evaluator received
+    data = all_bytes(d)
+    assert b"Klinikersen" not in data and research_pilot.demo.tokens["clinician"].encode() not in data

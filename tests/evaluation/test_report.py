@@ -53,6 +53,7 @@ def test_the_report_maps_mast_domains_explains_methods_and_lists_suppressions(
     assert "What was suppressed and why" in html and "a count under 5" in html
     assert exported.manifest["snapshot"] in html
     assert "&lt;5" in html
+    assert "Alerts per patient-week" in html and "Time to acknowledge alerts" in html
     assert '<img src="plots/adherence.svg"' in html
     svg = (report / "plots" / "adherence.svg").read_text()
     assert "<svg" in svg and "Date" not in svg
@@ -68,7 +69,8 @@ def test_no_identity_in_the_report(report: Path) -> None:
 def test_metrics_as_measure_reports_validate_and_mask_small_counts(report: Path) -> None:
     bundle = json.loads((report / "measure-reports.json").read_text())
     reports = [MeasureReport.model_validate(e["resource"]) for e in bundle["entry"]]
-    assert {r.measure.rsplit("-", 1)[-1] for r in reports} >= {"weeks", "retention", "uploads", "faults"}
+    assert {r.measure.rsplit("-", 1)[-1] for r in reports} >= {"weeks", "retention", "uploads", "faults", "alerts",
+                                                               "acknowledge"}  # fmt: skip
     populations = [
         pop for r in reports for g in r.group for s in g.stratifier for st in s.stratum for pop in st.population
     ]

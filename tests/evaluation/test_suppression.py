@@ -109,3 +109,16 @@ def test_random_tables_are_always_protected() -> None:
         assert_protected(result)
         for key in itertools.chain(result.shown):
             assert result.shown[key] >= 5
+
+
+def test_random_cubes_with_two_tables_are_always_protected() -> None:
+    """Two tables over one cube (as uploads by vendor and by adapter): the lines rule, the witness pool and the
+    integer programs together never leave a "<5" count an independent attacker can work out."""
+    rng = np.random.default_rng(1313)
+    for _ in range(12):
+        values = (("a", "b", "c"), ("v1", "v2", "v3"), ("p", "q"))
+        counts = {k: int(rng.choice([0, 1, 2, 3, 5, 8, 13, 40])) for k in itertools.product(*values)}
+        keys = table_keys(3, [0, 1], {}, values) + [k for k in table_keys(3, [0, 2], {}, values) if k[2] != ALL]
+        result = suppress(Cube("u", ("r", "v", "a"), values, counts, keys))
+        assert_protected(result)
+        assert all(n >= 5 for n in result.shown.values())

@@ -10,17 +10,38 @@ from the reading's own time, never as clock times. Every read is decided here an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
 from homediag.clock import from_store
 from homediag.errors import Forbidden
+from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
+from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.triage import Colour, measures_of
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -29,17 +50,61 @@ from .view import View, Window
 
 EVALUATION_ROLE = "evaluator"
 ACCEPTED = ("created", "duplicate")
+PAGE_ROWS = 10_000
+ALERT_CHUNK = 25  # patients triaged at once
+
+
+# The columns of a page of evaluated readings (``EvaluationReads.evaluation_readings``): one row per stored
+# Observation and component (an Observation without components has one row with the component columns null).
+READING_PAGE = pa.schema(
+    [
+        ("reading", pa.string()),  # the Observation's id in the evaluator's pseudonym domain
+        ("patient", pa.string()),  # the patient's pseudonym
+        ("device", pa.string()),  # the device's pseudonym; null if none
+        ("vendor", pa.string()),  # the device's manufacturer (an organisation, never a person)
+        ("adapter", pa.string()),
+        ("primary_code", pa.string()),  # observation.code: the Observation's primary (MDC) code
+        ("status", pa.string()),
+        ("effective", pa.timestamp("us", tz="UTC")),  # the reading's time as the evaluator sees it (View.shift)
+        ("device_clock_set", pa.bool_()),  # false: the device-time extension says the gateway's time stands in
+        ("delay_device_to_gateway_s", pa.float64()),  # gateway receive time - reading time
+        ("delay_gateway_to_platform_s", pa.float64()),  # platform receive time - gateway receive time
+        ("first", pa.bool_()),  # the first row of its Observation (carries the Observation's own value)
+        ("value", pa.float64()),  # the Observation's own value: valueQuantity.value, else valueBoolean as 1/0
+        ("unit", pa.string()),
+        ("has_value", pa.bool_()),  # whether the Observation has a valueQuantity or valueBoolean of its own
+        ("component_code", pa.string()),  # the component's code (CodeableConcept as JSON text); null: none
+        ("component_value", pa.float64()),
+        ("component_unit", pa.string()),
+        ("component_has_value", pa.bool_()),
+    ]
+)
 
 
 @dataclass(frozen=True)
-class EvaluatedReading:
-    """One Observation as the evaluator sees it, with what the tidy table needs beside it."""
+class EvaluatedAlert:
+    """A reading triaged red or yellow, as the evaluator sees it: pseudonyms, shifted time, delays only."""
 
-    resource: dict[str, Any]  # after View.shown
-    vendor: str | None  # the device's manufacturer (an organisation, never a person)
-    adapter: str | None
-    device_to_gateway_s: float | None  # gateway receive time - reading time
-    gateway_to_platform_s: float | None  # platform receive time - gateway receive time
+    reading: str
+    patient: str
+    colour: str  # red | yellow
+    measures: str  # the measures at that colour, comma-separated (monitoring's names: systolic, pulse, ...)
+    effective: datetime  # shifted per patient
+    to_acknowledge_s: float | None  # first acknowledgement - reading time; None: not acknowledged
+    arrival_to_acknowledge_s: float | None  # first acknowledgement - platform receive time
+
+
+@dataclass(frozen=True)
+class EvaluatedAcknowledgement:
+    """The first acknowledgement of a reading, as the evaluator sees it."""
+
+    reading: str
+    patient: str
+    colour: str  # the reading's triage colour when it was acknowledged
+    scope: str  # readings (acknowledged one by one) | all-green (every green reading of a period)
+    acknowledged: datetime  # shifted per patient
+    to_acknowledge_s: float  # acknowledgement - reading time
+    arrival_to_acknowledge_s: float | None  # acknowledgement - platform receive time
 
 
 @dataclass(frozen=True)
@@ -88,6 +153,204 @@ def _window_sql(window: Window, column: Any) -> ColumnElement[bool]:
     return or_(*spans)
 
 
+def _triaged_alerts(
+    session: Session, keys: list[str], scope: ColumnElement[bool], memo: _Memo
+) -> dict[str, tuple[str, datetime, Any]]:
+    """The readings in ``scope`` of the patients ``keys`` that monitoring triages red or yellow: each patient's
+    ``Triager`` (its settings history and earlier weights, ``homediag.monitoring``) on each reading's values, read
+    from the stored JSON's code, value and components only. Not through monitoring's per-process caches, which
+    would keep every reading of a large export in memory."""
+    o = m.Observation
+    span = session.execute(
+        select(func.min(o.effective_start), func.max(o.effective_start)).where(o.patient_key.in_(keys), scope)
+    ).one()
+    if span[0] is None:
+        return {}
+    start, end = from_store(span[0]), from_store(span[1]) + timedelta(seconds=1)
+    triagers = {k: monitoring_store.triager(session, k, start, end, scope) for k in keys}
+    stmt = (
+        select(o.id, o.patient_key, o.effective_start, _slim(session.get_bind().dialect.name))
+        .where(o.patient_key.in_(keys), scope)
+        .order_by(o.patient_key, o.effective_start, o.id)
+    )
+    out: dict[str, tuple[str, datetime, Any]] = {}
+    for oid, pkey, effective, text in session.execute(stmt):
+        values = memo.values.get(text)
+        if values is None:
+            values = memo.remember(memo.values, text, tuple(measures_of(_unslim(text))) if text else ())
+        if not values:
+            continue
+        at = from_store(effective)
+        triager = triagers[pkey]
+        version = monitoring_store.in_force(triager.history, at)
+        if version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+            result, _ = triager.triage(values, at)  # the weight rule looks at earlier weights: never remembered
+        else:  # otherwise a triage depends only on the values and the settings in force (as cached_triage)
+            result = memo.triages.get((version.fingerprint, values))
+            if result is None:
+                result = memo.remember(memo.triages, (version.fingerprint, values), triager.triage(values, at)[0])
+        if result.colour in (Colour.RED, Colour.YELLOW):
+            out[oid] = (pkey, at, result)
+    return out
+
+
+@dataclass
+class _Memo:
+    """Within one export part: the values of a slim JSON text, and the triage of values under a settings version
+    (many readings share both), bounded."""
+
+    values: dict[Any, Any] = field(default_factory=dict)
+    triages: dict[Any, Any] = field(default_factory=dict)
+
+    def remember(self, cache: dict[Any, Any], key: Any, value: Any) -> Any:
+        if len(cache) >= 100_000:
+            cache.clear()
+        cache[key] = value
+        return value
+
+
+def _slim(dialect: str) -> ColumnElement[Any]:
+    """What ``measures_of`` reads of a stored Observation (its code, valueQuantity and components) as the JSON text
+    of a three-element array, built in SQL with one parse of the resource (``_unslim`` makes it a resource)."""
+    o = m.Observation
+    if dialect == "postgresql":
+        doc = type_coerce(o.resource, JSONB)
+        return cast(func.jsonb_build_array(doc["code"], doc["valueQuantity"], doc["component"]), Text)
+    return func.json_extract(o.resource, "$.code", "$.valueQuantity", "$.component")
+
+
+def _unslim(text: str) -> dict[str, Any]:
+    code, quantity, components = json.loads(text)
+    return {"code": code, "valueQuantity": quantity, "component": components}
+
+
+def _first_acknowledgements(
+    session: Session, scope: ColumnElement[bool], ids: list[str] | None
+) -> dict[str, tuple[datetime, datetime | None, datetime, Any]]:
+    """Observation id -> (reading time, arrival, first acknowledgement, its review item with the review's scope),
+    aware UTC, for the readings in ``scope`` (and ``ids``, when given)."""
+    item, review = m.ReviewItem, m.Review
+    stmt = (
+        select(
+            item.observation_id,
+            item.patient_key,
+            item.colour,
+            item.effective_at,
+            item.received_at,
+            item.reviewed_at,
+            review.scope,
+        )  # fmt: skip
+        .join(review, review.id == item.review_id)
+        .join(m.Observation, m.Observation.id == item.observation_id)  # each item to its reading: by primary key
+        .where(scope)
+        .order_by(item.observation_id, item.reviewed_at, item.review_id)
+    )
+    out: dict[str, tuple[datetime, datetime | None, datetime, Any]] = {}
+    chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
+    for chunk in chunks:
+        query = stmt if chunk is None else stmt.where(item.observation_id.in_(chunk))
+        for row in session.execute(query):
+            if row.observation_id not in out:
+                received = from_store(row.received_at) if row.received_at is not None else None
+                out[row.observation_id] = (from_store(row.effective_at), received, from_store(row.reviewed_at), row)
+    return out
+
+
+def _reading_query(dialect: str, scope: ColumnElement[bool]) -> Select[Any]:
+    """Every Observation in ``scope`` joined to its components (one row each; one row with nulls when it has
+    none), with what the tidy table needs: the store's own columns, and from the stored JSON (in SQL, with the
+    engine's JSON functions) the components' codes and values, the Observation's valueBoolean and whether the
+    device-time extension is there. In patient, time, id and component order."""
+    o = m.Observation
+    if dialect == "postgresql":
+        doc = type_coerce(o.resource, JSONB)
+        comp = (
+            func.jsonb_array_elements(doc["component"])
+            .table_valued("value", with_ordinality="n")
+            .render_derived(name="c")
+            .lateral()
+        )
+        part = type_coerce(comp.c.value, JSONB)
+        component = (
+            part["code"].astext,
+            part[("valueQuantity", "value")].astext,
+            func.coalesce(part[("valueQuantity", "code")].astext, part[("valueQuantity", "unit")].astext),
+            part["valueBoolean"].astext,
+            part["valueQuantity"].is_not(None),
+        )
+        top = (doc["valueBoolean"].astext, doc["valueQuantity"].is_not(None))
+        clock_off = func.coalesce(doc["extension"].contains([{"url": EXT_DEVICE_TIME}]), False)
+        position = comp.c.n
+    else:  # SQLite: JSON1 (json_each, json_extract, json_type)
+        comp = func.json_each(o.resource, "$.component").table_valued("key", "value").alias("c")
+        position = comp.c.key
+
+        def get(doc: Any, path: str) -> Any:
+            return func.json_extract(doc, path)
+
+        component = (
+            get(comp.c.value, "$.code"),
+            get(comp.c.value, "$.valueQuantity.value"),
+            func.coalesce(get(comp.c.value, "$.valueQuantity.code"), get(comp.c.value, "$.valueQuantity.unit")),
+            get(comp.c.value, "$.valueBoolean"),
+            func.json_type(comp.c.value, "$.valueQuantity").is_not(None),
+        )
+        top = (get(o.resource, "$.valueBoolean"), func.json_type(o.resource, "$.valueQuantity").is_not(None))
+        ext = func.json_each(o.resource, "$.extension").table_valued("value").alias("e")
+        clock_off = exists(select(literal(1)).select_from(ext).where(get(ext.c.value, "$.url") == EXT_DEVICE_TIME))
+    return (
+        select(
+            o.id,
+            o.patient_key,
+            o.code,
+            o.value,
+            o.unit,
+            # times as text, parsed by Arrow (the DateTime type's per-row processing costs more than the rest)
+            cast(o.effective_start, String),
+            cast(o.gateway_received_at, String),
+            cast(o.received_at, String),
+            o.device_id,
+            o.adapter,
+            o.status,
+            *top,
+            clock_off,
+            *component,
+        )
+        .select_from(o)
+        .outerjoin(comp, true())
+        .where(scope)
+        .order_by(o.patient_key, o.effective_start, o.id, position)
+    )
+
+
+class _Shift:
+    """``View.shift`` for a page of readings at once: each patient's offset computed once, added to every time
+    of the patient in Arrow (cut to the day where the view coarsens)."""
+
+    def __init__(self, view: View, patient_of: dict[str, str]) -> None:
+        self.view = view
+        self.micros = {k: view.offset(pid) // timedelta(microseconds=1) for k, pid in patient_of.items()}
+
+    def apply(self, times: pa.Array, keys: list[str], indices: pa.Array) -> pa.Array:
+        """``times`` (naive UTC) of the patients ``keys[indices]``, as the view shows them (UTC)."""
+        offsets = pa.array([self.micros[k] for k in keys], pa.int64()).take(indices)
+        moved = pc.add(times.cast(pa.int64()), offsets).cast(pa.timestamp("us", tz="UTC"))
+        return pc.floor_temporal(moved, unit="day") if self.view.coarsen == "day" else moved
+
+
+def _seconds(durations: pa.Array) -> pa.Array:
+    return pc.divide(durations.cast(pa.int64()).cast(pa.float64()), 1e6)
+
+
+def _flag(value: Any) -> float | None:
+    """A JSON boolean as the engine returns it (SQLite 1/0, PostgreSQL 'true'/'false') as 1.0/0.0."""
+    return None if value is None else 1.0 if value in (1, True, "true") else 0.0
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _monday(moment: datetime, zone: Any) -> date:
     day = from_store(moment).astimezone(zone).date()
     return day - timedelta(days=day.weekday())
@@ -126,14 +389,23 @@ class EvaluationReads(ObservationReads):
         return shown
 
     def evaluation_readings(
-        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None, batch: int = 2000
-    ) -> Iterator[EvaluatedReading]:
-        """The readings of ``patients`` (the evaluator's pseudonyms) it may receive, streamed in patient and
-        time order. The decision and one audit record per patient (with the count) are committed first."""
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None, page: int = PAGE_ROWS
+    ) -> Iterator[pa.Table]:
+        """The readings of ``patients`` (the evaluator's pseudonyms) it may receive, streamed in pages of
+        ``READING_PAGE`` rows in patient and time order. The decision and one audit record per patient (with
+        the count) are committed first.
+
+        Read from the store's own columns (code, value, unit, times, device, adapter), components and the
+        device-time flag extracted from the stored JSON in SQL (``_reading_query``), never by parsing the
+        resource in Python. What ``View.shown`` would make of them is applied per patient, once: its
+        pseudonym and its time shift (``View.shown_id``, ``View.shift``); per device its pseudonym and
+        per reading its own. Only allow-listed elements are read, so no identifier, name or free text can
+        reach the page."""
         view = self._evaluator_view(principal, purpose)
         with self.rt.sessions.begin() as session:
             real = [pid for shown in patients if (pid := view.real_id("Patient", shown)) is not None]
-            keys = list(session.execute(select(m.Patient.patient_key).where(m.Patient.id.in_(real))).scalars())
+            people = session.execute(select(m.Patient.patient_key, m.Patient.id).where(m.Patient.id.in_(real))).all()
+            keys = [k for k, _ in people]
             windows = self.readable_windows(session, view, keys) if keys else {}
             scope = self.scope(windows)
             counts = session.execute(
@@ -153,31 +425,166 @@ class EvaluationReads(ObservationReads):
                     entity="Observation",
                     detail=f"{n} readings",
                 )
+            devices = dict(
+                session.execute(
+                    select(m.Device.id, m.Device.manufacturer).where(
+                        m.Device.id.in_(select(m.Observation.device_id).where(scope).distinct())
+                    )
+                ).all()
+            )
         if not counts:
             return
-        stmt = (
-            select(
-                m.Observation.resource,
-                m.Observation.effective_start,
-                m.Observation.gateway_received_at,
-                m.Observation.received_at,
-                m.Observation.adapter,
-                m.Device.manufacturer,
-            )
-            .outerjoin(m.Device, m.Device.id == m.Observation.device_id)
-            .where(scope)
-            .order_by(m.Observation.patient_key, m.Observation.effective_start, m.Observation.id)
-            .execution_options(yield_per=batch)
-        )
+        patient_of = {k: pid for k, pid in people}
+        shown_patient = {k: view.shown_id("Patient", pid) for k, pid in patient_of.items()}
+        shift = _Shift(view, patient_of)
+        shown_device = {d: view.shown_id("Device", d) for d in devices}
         with self.rt.sessions() as session:
-            for resource, effective, gateway, received, adapter, vendor in session.execute(stmt):
-                yield EvaluatedReading(
-                    view.shown(resource),
-                    vendor,
-                    adapter,
-                    (gateway - effective).total_seconds() if gateway is not None else None,
-                    (received - gateway).total_seconds() if gateway is not None else None,
+            conn = session.connection().execution_options(stream_results=True, max_row_buffer=page)
+            result = conn.execute(_reading_query(conn.dialect.name, scope))
+            last: str | None = None
+            for rows in result.partitions(page):
+                cols = list(zip(*rows, strict=True))
+                (ids, pkeys, code, value, unit, effective, gateway, received, device, adapter, status, top_bool,
+                 top_qty, clock_off, ccode, cval, cunit, cbool, cqty) = cols  # fmt: skip
+                first = [i != prev for i, prev in zip(ids, (last, *ids[:-1]), strict=True)]
+                last = ids[-1]
+                eff, gw, rc = (
+                    pa.array(t, pa.string()).cast(pa.timestamp("us")) for t in (effective, gateway, received)
                 )
+                keys_arr = pa.array(pkeys, pa.string()).dictionary_encode()
+                uniq = keys_arr.dictionary.to_pylist()
+                dev_arr = pa.array(device, pa.string()).dictionary_encode()
+                dev_uniq = dev_arr.dictionary.to_pylist()
+                id_arr = pa.array(ids, pa.string()).dictionary_encode()
+                has_top = [q or b is not None for q, b in zip(top_qty, top_bool, strict=True)]
+                columns = {
+                    "reading": pa.array(
+                        [view.shown_id("Observation", i) for i in id_arr.dictionary.to_pylist()], pa.string()
+                    ).take(id_arr.indices),  # fmt: skip
+                    "patient": pa.array([shown_patient[k] for k in uniq], pa.string()).take(keys_arr.indices),
+                    "device": pa.array([shown_device.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
+                    "vendor": pa.array([devices.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
+                    "adapter": pa.array(adapter, pa.string()),
+                    "primary_code": pa.array(code, pa.string()),
+                    "status": pa.array(status, pa.string()),
+                    "effective": shift.apply(eff, uniq, keys_arr.indices),
+                    "device_clock_set": pc.invert(pa.array([bool(c) for c in clock_off], pa.bool_())),
+                    "delay_device_to_gateway_s": _seconds(pc.subtract(gw, eff)),
+                    "delay_gateway_to_platform_s": _seconds(pc.subtract(rc, gw)),
+                    "first": pa.array(first, pa.bool_()),
+                    "value": pa.array(
+                        [v if q else _flag(b) for v, q, b in zip(value, top_qty, top_bool, strict=True)], pa.float64()
+                    ),
+                    "unit": pa.array(
+                        [
+                            u if q else "1" if b is not None else None
+                            for u, q, b in zip(unit, top_qty, top_bool, strict=True)
+                        ],
+                        pa.string(),
+                    ),  # fmt: skip
+                    "has_value": pa.array(has_top, pa.bool_()),
+                    "component_code": pa.array(ccode, pa.string()),
+                    "component_value": pa.array(
+                        [_number(v) if q else _flag(b) for v, q, b in zip(cval, cqty, cbool, strict=True)], pa.float64()
+                    ),
+                    "component_unit": pa.array(
+                        [
+                            u if q else "1" if b is not None else None
+                            for u, q, b in zip(cunit, cqty, cbool, strict=True)
+                        ],
+                        pa.string(),
+                    ),  # fmt: skip
+                    "component_has_value": pa.array(
+                        [
+                            c is not None and (bool(q) or b is not None)
+                            for c, q, b in zip(ccode, cqty, cbool, strict=True)
+                        ],
+                        pa.bool_(),
+                    ),
+                }
+                yield pa.Table.from_pydict(columns, schema=READING_PAGE)
+
+    def _part_scope(
+        self, session: Session, view: View, patients: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, Window], ColumnElement[bool]]:
+        """For the evaluator's pseudonyms ``patients``: patient key -> platform id, the readable windows, their SQL."""
+        real = [pid for shown in patients if (pid := view.real_id("Patient", shown)) is not None]
+        people = dict(session.execute(select(m.Patient.patient_key, m.Patient.id).where(m.Patient.id.in_(real))).all())
+        windows = self.readable_windows(session, view, list(people)) if people else {}
+        return people, windows, self.scope(windows)
+
+    def evaluation_alerts(
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None
+    ) -> list[EvaluatedAlert]:
+        """The readings of ``patients`` the evaluator may receive that monitoring triages red or yellow (by the
+        patient's thresholds in force at the reading's time: ``homediag.monitoring``, the one triage engine),
+        with their first acknowledgement as delays only. Audited per patient with the count."""
+        view = self._evaluator_view(principal, purpose)
+        with self.rt.sessions.begin() as session:
+            people, windows, scope = self._part_scope(session, view, patients)
+            if not windows:
+                return []
+            flagged: dict[str, tuple[str, datetime, Any]] = {}  # id -> (patient key, its time, triage)
+            keys, memo = sorted(windows), _Memo()
+            for i in range(0, len(keys), ALERT_CHUNK):
+                chunk = keys[i : i + ALERT_CHUNK]  # its own scope: the store's patient index, not a scan per chunk
+                flagged.update(_triaged_alerts(session, chunk, self.scope({k: windows[k] for k in chunk}), memo))
+            times = _first_acknowledgements(session, scope, list(flagged))
+            out: list[EvaluatedAlert] = []
+            counts: dict[str, int] = {}
+            for oid, (pkey, at, result) in flagged.items():
+                pid = people[pkey]
+                effective, received, acked, _ = times.get(oid, (None, None, None, None))
+                measures = ",".join(sorted({v.measure for v in result.verdicts if v.colour == result.colour}))
+                out.append(
+                    EvaluatedAlert(
+                        view.shown_id("Observation", oid),
+                        view.shown_id("Patient", pid),
+                        str(result.colour),
+                        measures,
+                        view.shift(pid, at),
+                        (acked - effective).total_seconds() if acked is not None and effective is not None else None,
+                        (acked - received).total_seconds() if acked is not None and received is not None else None,
+                    )
+                )
+                counts[pkey] = counts.get(pkey, 0) + 1
+            for pkey, n in sorted(counts.items()):
+                self._audit(session, principal, "evaluation-alerts", "permit", purpose=view.purpose, patient_key=pkey,
+                            entity="Observation", detail=f"{n} alerts")  # fmt: skip
+        return sorted(out, key=lambda a: (a.patient, a.effective, a.reading))
+
+    def evaluation_acknowledgements(
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None
+    ) -> list[EvaluatedAcknowledgement]:
+        """The first acknowledgement of every reading of ``patients`` the evaluator may receive: its triage colour
+        when acknowledged, the review's scope, and the times from the reading and from its arrival as delays (the
+        acknowledgement's own time shifted per patient); never who acknowledged or the note. Audited."""
+        view = self._evaluator_view(principal, purpose)
+        with self.rt.sessions.begin() as session:
+            people, windows, scope = self._part_scope(session, view, patients)
+            if not windows:
+                return []
+            times = _first_acknowledgements(session, scope, None)
+            out = []
+            counts: dict[str, int] = {}
+            for oid, (effective, received, acked, row) in times.items():
+                pid = people[row.patient_key]
+                out.append(
+                    EvaluatedAcknowledgement(
+                        view.shown_id("Observation", oid),
+                        view.shown_id("Patient", pid),
+                        row.colour,
+                        row.scope,
+                        view.shift(pid, acked),
+                        (acked - effective).total_seconds(),
+                        (acked - received).total_seconds() if received is not None else None,
+                    )
+                )
+                counts[row.patient_key] = counts.get(row.patient_key, 0) + 1
+            for pkey, n in sorted(counts.items()):
+                self._audit(session, principal, "evaluation-acknowledgements", "permit", purpose=view.purpose,
+                            patient_key=pkey, entity="Task", detail=f"{n} readings acknowledged")  # fmt: skip
+        return sorted(out, key=lambda a: (a.patient, a.acknowledged, a.reading))
 
     def evaluation_upload_outcomes(
         self, principal: Principal, *, pilot: str | None = None, purpose: str | None = None

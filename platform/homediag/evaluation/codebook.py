@@ -53,9 +53,11 @@ def markdown() -> str:
                 f"| `{c['name']}` | {c['type']} | {c['unit'] or ''} | {c['code_system'] or ''} | {c['meaning']} |"
             )
         lines.append("")
-    lines += ["## Not recorded yet", ""]
-    lines += [f"- `{name}`: {why}" for name, why in doc["not_yet_recorded"].items()]
-    lines += ["", "## Pseudonyms", "", doc["pseudonyms"], ""]
+    if doc["not_yet_recorded"]:
+        lines += ["## Not recorded yet", ""]
+        lines += [f"- `{name}`: {why}" for name, why in doc["not_yet_recorded"].items()]
+        lines.append("")
+    lines += ["## Pseudonyms", "", doc["pseudonyms"], ""]
     return "\n".join(lines)
 
 

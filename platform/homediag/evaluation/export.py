@@ -2,8 +2,8 @@
 manifest (SHA-256 of every file, row counts, software versions, the data snapshot's hash).
 
 Written atomically: everything goes into ``.<out>.partial`` beside the target, which is renamed to the
-target only when complete. Readings are written in parts of a few hundred patients each, every part
-to a temporary file renamed when complete and recorded in ``state.json``; an interrupted export run
+target only when complete. Readings, alerts and acknowledgements are written in parts of a hundred patients
+each, every part to a temporary file renamed when complete and recorded in ``state.json``; an interrupted export run
 again with the same arguments resumes after the last complete part (when the cohort is unchanged),
 and never leaves a half-written file behind. Progress goes to stderr (Rich).
 """
@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -32,12 +32,27 @@ from homediag.errors import BadRequest
 from homediag.users import Principal
 
 from . import codebook
-from .tables import EVENTS, READINGS, TABLES, UPLOADS, Table, batches, event_rows, reading_rows, upload_rows
+from .tables import (
+    ACKNOWLEDGEMENTS,
+    ALERTS,
+    EVENTS,
+    READINGS,
+    TABLES,
+    UPLOADS,
+    Table,
+    acknowledgement_rows,
+    alert_rows,
+    batches,
+    event_rows,
+    reading_table,
+    upload_rows,
+)
 
 FORMATS = ("parquet", "csv")
-PART_PATIENTS = 250
+PART_PATIENTS = 100
 BATCH_ROWS = 20_000
 STATE = "state.json"
+PARTED = (READINGS, ALERTS, ACKNOWLEDGEMENTS)  # tables written in parts of patients
 MANIFEST = "manifest.json"
 
 
@@ -77,8 +92,11 @@ class _Writer:
         else:
             self._w = pacsv.CSVWriter(self.tmp, table.schema)
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._w.write_batch(batch)
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if isinstance(batch, pa.Table):
+            self._w.write_table(batch)
+        else:
+            self._w.write_batch(batch)
         self.rows += batch.num_rows
 
     def close(self) -> None:
@@ -87,9 +105,13 @@ class _Writer:
 
 
 def _write_table(path: Path, table: Table, fmt: str, rows: Iterator[dict[str, Any]]) -> int:
+    return _write_batches(path, table, fmt, batches(rows, table, BATCH_ROWS))
+
+
+def _write_batches(path: Path, table: Table, fmt: str, data: Iterable[pa.RecordBatch | pa.Table]) -> int:
     writer = _Writer(path, table, fmt)
     try:
-        for batch in batches(rows, table, BATCH_ROWS):
+        for batch in data:
             writer.write(batch)
     except BaseException:
         writer._w.close()
@@ -148,22 +170,31 @@ def export(
         if state.get("key") != key:  # another cohort or other arguments: start again
             shutil.rmtree(partial)
             state = {}
-    resumed = len(state.get("parts", {}))
+    resumed = sum(1 for name in state.get("parts", {}) if name.startswith(f"{READINGS.name}/"))
     state = {"key": key, "parts": state.get("parts", {})}
-    (partial / READINGS.name).mkdir(parents=True, exist_ok=True)
+    for parted in PARTED:
+        (partial / parted.name).mkdir(parents=True, exist_ok=True)
     _write_json(partial / STATE, state)
     ext = "parquet" if fmt == "parquet" else "csv"
     parts = [cohort[i : i + part_patients] for i in range(0, len(cohort), part_patients)] or [[]]
     with _progress(show_progress) as progress:
-        task = progress.add_task("readings (parts of patients)", total=len(parts), completed=resumed)
+        task = progress.add_task(
+            "readings, alerts, acknowledgements (parts of patients)", total=len(parts), completed=resumed
+        )
         for n, patients in enumerate(parts):
-            name = f"{READINGS.name}/part-{n:05d}.{ext}"
-            if name in state["parts"] and (partial / name).exists():
+            names = [f"{t.name}/part-{n:05d}.{ext}" for t in PARTED]
+            if all(name in state["parts"] and (partial / name).exists() for name in names):
                 continue
-            readings = access.evaluation_readings(principal, patients, purpose=purpose) if patients else iter(())
-            rows = _write_table(partial / name, READINGS, fmt, (row for r in readings for row in reading_rows(r)))
-            state["parts"][name] = rows
+            pages = access.evaluation_readings(principal, patients, purpose=purpose) if patients else iter(())
+            state["parts"][names[0]] = _write_batches(partial / names[0], READINGS, fmt, map(reading_table, pages))
+            alerts = access.evaluation_alerts(principal, patients, purpose=purpose) if patients else []
+            state["parts"][names[1]] = _write_table(partial / names[1], ALERTS, fmt, alert_rows(alerts))
+            acks = access.evaluation_acknowledgements(principal, patients, purpose=purpose) if patients else []
+            state["parts"][names[2]] = _write_table(
+                partial / names[2], ACKNOWLEDGEMENTS, fmt, acknowledgement_rows(acks)
+            )
             _write_json(partial / STATE, state)
+            pa.default_memory_pool().release_unused()  # give back what Arrow's allocator holds after a part
             progress.advance(task)
             if after_part is not None:
                 after_part(n)

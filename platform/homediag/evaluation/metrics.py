@@ -11,6 +11,10 @@ Definitions (the report's methods section repeats them):
 - delays: device time to the gateway's receive time, and the gateway's to the platform's.
 - clock fault: a reading the device's clock could not date, or whose device time is more than an hour
   from the gateway's receive time.
+- alert: a reading monitoring triaged red or yellow (the patient's thresholds in force at its time); alerts per
+  patient-week: the week's alerts over its patient-weeks.
+- time to acknowledge: from the reading's time (and from its arrival at the platform) to the first
+  acknowledgement by a clinician; median and 90th percentile per colour over the acknowledged alerts.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from .suppression import ALL, Cube, Result, suppress, table_keys
 CLOCK_SKEW_S = 3600
 DAYS = ("0", "1-3", "4-6", "7")  # days with a reading in a patient-week, in bands
 BP = ("under", "over", "none")
+COLOURS = ("red", "yellow")
+WITHIN = ("1 h", "1-24 h", "1-3 days", "over 3 days", "not acknowledged")  # time to the first acknowledgement
 
 
 @dataclass
@@ -39,10 +45,15 @@ class Metrics:
     clock: Result  # cube (vendor, fault)
     readings: Result  # cube (week,): readings received per week
     delays: list[dict[str, Any]]  # per week: readings, patients, median and p90 delays (None where < 5 patients)
+    alerts: Result  # cube (week, colour): readings triaged red or yellow
+    acknowledged: Result  # cube (colour, within): alerts by the time to their first acknowledgement, in bands
+    alert_rates: list[dict[str, Any]]  # per week: alerts per patient-week (None where a count is suppressed)
+    to_acknowledge: list[dict[str, Any]]  # per colour: median and p90 hours (None where < 5 patients)
 
     @property
     def results(self) -> list[Result]:
-        return [self.events, self.retention, self.adherence, self.readings, self.uploads, self.clock]
+        return [self.events, self.retention, self.adherence, self.readings, self.uploads, self.clock, self.alerts,
+                self.acknowledged]  # fmt: skip
 
 
 def _source(directory: Path, table: str) -> str:
@@ -63,6 +74,10 @@ def _connect(directory: Path, start: date, end: date) -> duckdb.DuckDBPyConnecti
     )
     con.execute(f"CREATE VIEW uploads AS SELECT * FROM {_source(directory, 'uploads')} "
                 f"WHERE day BETWEEN DATE '{start}' AND DATE '{end}'")  # fmt: skip
+    for name in ("alerts", "acknowledgements"):
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM {_source(directory, name)} "
+                    f"WHERE local_date BETWEEN DATE '{start}' AND DATE '{end}'" if name == "alerts" else
+                    f"CREATE VIEW {name} AS SELECT * FROM {_source(directory, name)}")  # fmt: skip
     con.execute(f"CREATE VIEW events AS SELECT * FROM {_source(directory, 'events')} "
                 f"WHERE week BETWEEN DATE '{start}' - INTERVAL 6 DAY AND DATE '{end}'")  # fmt: skip
     return con
@@ -174,5 +189,42 @@ def compute(directory: Path, start: date, end: date) -> Metrics:
                GROUP BY week ORDER BY week"""
         ).fetchall()
     ]
+    al = con.execute(
+        "SELECT date_trunc('week', local_date)::DATE, colour, count(*) FROM alerts GROUP BY ALL"
+    ).fetchall()
+    al_weeks = tuple(sorted(set(weeks) | {r[0] for r in al}))
+    alerts = suppress(Cube("alerts", ("week", "colour"), (al_weeks, COLOURS), {(w, c): n for w, c, n in al},
+                           table_keys(2, [0, 1], {}, (al_weeks, COLOURS))))  # fmt: skip
+    alert_rates = []
+    for w in al_weeks:
+        n, pw = alerts.number((w, ALL)), adherence.number((w, ALL, ALL)) if w in weeks else None
+        alert_rates.append({"week": w, "rate": n / pw if n is not None and pw else None})
+    bands = """CASE WHEN delay_reading_to_acknowledgement_s IS NULL THEN 'not acknowledged'
+                    WHEN delay_reading_to_acknowledgement_s <= 3600 THEN '1 h'
+                    WHEN delay_reading_to_acknowledgement_s <= 86400 THEN '1-24 h'
+                    WHEN delay_reading_to_acknowledgement_s <= 259200 THEN '1-3 days' ELSE 'over 3 days' END"""
+    ack = con.execute(f"SELECT colour, {bands}, count(*) FROM alerts GROUP BY ALL").fetchall()
+    within = (COLOURS, WITHIN)
+    acknowledged = suppress(Cube("time-to-acknowledge", ("colour", "within"), within, {(c, b): n for c, b, n in ack},
+                                 table_keys(2, [0, 1], {}, within)))  # fmt: skip
+    to_acknowledge = [
+        {
+            "colour": c,
+            "patients": p,
+            "median_from_reading_h": a if p >= 5 else None,
+            "p90_from_reading_h": b if p >= 5 else None,
+            "median_from_arrival_h": d if p >= 5 else None,
+            "p90_from_arrival_h": e if p >= 5 else None,
+        }
+        for c, p, a, b, d, e in con.execute(
+            """SELECT colour, count(DISTINCT patient),
+                      median(delay_reading_to_acknowledgement_s) / 3600,
+                      quantile_cont(delay_reading_to_acknowledgement_s, 0.9) / 3600,
+                      median(delay_arrival_to_acknowledgement_s) / 3600,
+                      quantile_cont(delay_arrival_to_acknowledgement_s, 0.9) / 3600
+               FROM alerts WHERE acknowledged GROUP BY colour ORDER BY colour"""
+        ).fetchall()
+    ]
     con.close()
-    return Metrics((start, end), adherence, retention, events, uploads, clock, readings, delays)
+    return Metrics((start, end), adherence, retention, events, uploads, clock, readings, delays, alerts, acknowledged,
+                   alert_rates, to_acknowledge)  # fmt: skip

@@ -9,9 +9,11 @@ the rest consent to all their data; and an evaluator user of FIERS. All of it is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from homediag.consent import COPENHAGEN, treatment_consent
 from homediag.demo import DEMO_ADMIN, DemoPilot, build_demo
@@ -72,7 +74,61 @@ def build_research_pilot(directory: Path, *, patients: int = 40, days: int = 42,
         made = record_consent(rt, DEMO_ADMIN, resource)
         if plan == "withdrawn":
             record_consent(rt, DEMO_ADMIN, {**made, "status": "inactive"}, consent_id=made["id"])
+    acknowledge_alerts(pilot, start_all)
     return pilot
+
+
+def acknowledge_alerts(pilot: ResearchPilot, since: date) -> int:
+    """The demo clinician's reviews, through the workspace's own acknowledge (Task and Provenance): every third
+    day, some hours later (per patient), the red and yellow readings of the days before, and the green ones of
+    every other patient; every fourth patient's alerts are never acknowledged. The runtime's clock is set to each
+    review's time while it is recorded, and put back. Returns how many reviews were recorded."""
+    from homediag.access import AccessService
+    from homediag.errors import Forbidden, NotFound
+    from homediag.monitoring import store
+    from homediag.monitoring.triage import Colour
+    from homediag.store import models as m
+    from homediag.users import authenticate
+
+    rt = pilot.runtime
+    access = AccessService(rt)
+    with rt.sessions() as session:
+        clinician = authenticate(session, pilot.demo.tokens["clinician"])
+        keys = dict(session.execute(select(m.Patient.id, m.Patient.patient_key)).all())
+    assert clinician is not None
+    now = rt.clock()
+    first = datetime.combine(since, time(8), COPENHAGEN)
+    reviews = 0
+    real_clock = rt.clock
+    try:
+        for i, patient in enumerate(pilot.demo.patients):
+            if i % 4 == 3:
+                continue
+            lag = timedelta(hours=1 + 5 * (i % 6), minutes=7 * i)
+            window = first
+            while window < now:
+                end = min(window + timedelta(days=3), now)
+                at = end + lag
+                if at >= now:
+                    break
+                with rt.sessions() as session:
+                    readings = store.triaged_readings(session, keys[patient["id"]], window, end)
+                alerts = [r.id for r in readings if r.colour in (Colour.RED, Colour.YELLOW) and not r.acknowledged]
+                rt.clock = lambda at=at: at  # type: ignore[misc]
+                try:
+                    if alerts:
+                        access.acknowledge(clinician, patient["id"], observation_ids=alerts)
+                        reviews += 1
+                    if i % 2 == 0 and any(r.colour == Colour.GREEN for r in readings):
+                        access.acknowledge(clinician, patient["id"], all_green=(window, end))
+                        reviews += 1
+                except (NotFound, Forbidden):  # not the clinician's to read (no treatment consent then)
+                    pass
+                rt.clock = real_clock
+                window = end
+    finally:
+        rt.clock = real_clock
+    return reviews
 
 
 def write_example(out: Path, *, patients: int = 40, days: int = 42) -> dict[str, Any]:

@@ -34,14 +34,16 @@ MAST = [
      "who is monitored and for how long: enrolment, research consents, withdrawals, retention"),
     ("Safety", "partly",
      "technical safety of the data flow: refused and held uploads by reason, device clock faults, delays; "
-     "clinical safety (missed alerts) needs the clinician workspace's alert records, not recorded yet"),
+     "clinical safety: alerts (readings triaged red or yellow) and how many were acknowledged, and how late; "
+     "not whether an alert led to the right action"),
     ("Clinical effectiveness", "partly",
      "share of patient-weeks with a home blood-pressure average under 135/85 over time; outcomes "
      "(admissions, medication changes) are not in the platform"),
     ("Patient perspectives", "partly", "adherence (days with a reading per patient-week) is a behavioural proxy only; "
      "satisfaction, quality of life and experience need questionnaires or interviews"),
     ("Economic aspects", "no", "no cost, time-use or resource data is recorded by the platform"),
-    ("Organisational aspects", "no", "workflows, staff time and time to acknowledge alerts are not recorded yet"),
+    ("Organisational aspects", "partly", "alerts per patient-week and time to acknowledge them (the clinicians' "
+     "workload and response); staff time and workflows are not recorded"),
     ("Socio-cultural, ethical and legal aspects", "no",
      "beyond consent counts, nothing; the platform holds no data on these"),
 ]  # fmt: skip
@@ -192,6 +194,8 @@ def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
         "uploads_vendor": _table(up, 0, 1, up.cube.values[0], up.cube.values[1], {}),
         "uploads_adapter": _table(up, 0, 2, up.cube.values[0], up.cube.values[2], {}),
         "clock": _table(m.clock, 0, 1, m.clock.cube.values[0], m.clock.cube.values[1], {}),
+        "alerts": _table(m.alerts, 0, 1, m.alerts.cube.values[0], m.alerts.cube.values[1], {}),
+        "acknowledged": _table(m.acknowledged, 0, 1, m.acknowledged.cube.values[0], m.acknowledged.cube.values[1], {}),
     }
     suppressed = [s for r in m.results for s in r.log]
     code = {**manifest["software"], "report": software()["homediag"], "evaluation_code_sha256": code_fingerprint()}
@@ -214,6 +218,8 @@ def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
         plots=plots,
         tables=tables,
         delays=m.delays,
+        alert_rates=m.alert_rates,
+        to_acknowledge=m.to_acknowledge,
         suppressed=suppressed,
         stamp=stamp,
         stamp_json=json.dumps(stamp, indent=2, sort_keys=True),

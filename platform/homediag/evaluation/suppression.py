@@ -19,7 +19,6 @@ suppressed, so it adds nothing an attacker could solve with.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -84,19 +83,32 @@ def _label(cube: Cube, key: Key) -> str:
 
 
 class _Attacker:
-    """The published numbers as linear constraints over the cube's detailed counts."""
+    """The published numbers as linear constraints over the cube's detailed counts.
+
+    Whether a "<5" count is exposed (only one whole value fits what is published) is decided exactly: it is
+    not exposed as soon as two whole-number tables fit the published numbers and differ in it. One of them is
+    always the true table; the other is either one found earlier for another question that still fits (kept in
+    a pool and checked against the current constraints: no solve), or the least or greatest value of the count
+    found by an integer program (``milp``; the greatest only when the least is the true value). A count is
+    exposed only when both programs return the true value, or when one is not solved in time."""
+
+    POOL = 256
 
     def __init__(self, cube: Cube) -> None:
         self.cube = cube
         base = cube.base()
-        self.rows = {key: np.array([1.0 if _covers(key, b) else 0.0 for b in base]) for key in cube.published}
+        self.keys = list(cube.published)
+        self.rows = {key: np.array([1.0 if _covers(key, b) else 0.0 for b in base]) for key in self.keys}
         self.n = len(base)
+        self.matrix = csr_matrix(np.array([self.rows[k] for k in self.keys]))
+        self.pool: list[np.ndarray] = []  # whole-number tables found by the programs
+        self.lines = _lines(self.keys, self.rows)
+        self.solves = 0
+        self._cache: dict[tuple[Key, frozenset[tuple[Key, str]]], bool] = {}
 
-    def bounds(self, target: Key, hidden: dict[Key, str], values: dict[Key, int]) -> tuple[float, float]:
-        """The least and greatest whole value ``target`` can take given what is published (integer programs)."""
+    def _limits(self, hidden: dict[Key, str], values: dict[Key, int]) -> tuple[np.ndarray, np.ndarray]:
         lower, upper = [], []
-        keys = list(self.cube.published)
-        for k in keys:
+        for k in self.keys:
             if k not in hidden:
                 lower.append(values[k])
                 upper.append(values[k])
@@ -106,26 +118,70 @@ class _Attacker:
             else:
                 lower.append(THRESHOLD)
                 upper.append(np.inf)
-        matrix = csr_matrix(np.array([self.rows[k] for k in keys]))
-        constraint = LinearConstraint(matrix, np.array(lower, dtype=float), np.array(upper, dtype=float))
-        out = []
+        return np.array(lower, dtype=float), np.array(upper, dtype=float)
+
+    def exposed(self, target: Key, hidden: dict[Key, str], values: dict[Key, int]) -> bool:
+        """Whether ``target`` (a "<5" count) can take only its true value given what is published."""
+        memo = (target, frozenset(hidden.items()))
+        if memo not in self._cache:
+            self._cache[memo] = self._exposed(target, hidden, values)
+        return self._cache[memo]
+
+    def _exposed(self, target: Key, hidden: dict[Key, str], values: dict[Key, int]) -> bool:
+        # The classic rule first: a count alone hidden in a line (a total and the counts that add up to it,
+        # every other one shown) is that total minus the others: exposed, no program needed.
+        for line in self.lines.get(target, ()):
+            if all(k == target or k not in hidden for k in line):
+                return True
+        true = values[target]
+        lower, upper = self._limits(hidden, values)
+        row = self.rows[target]
+        for x in self.pool:  # a table found before that fits now and differs in the target: not exposed
+            if abs(row @ x - true) > 0.5:
+                sums = self.matrix @ x
+                if np.all(sums >= lower - 1e-6) and np.all(sums <= upper + 1e-6):
+                    return False
+        constraint = LinearConstraint(self.matrix, lower, upper)
         for sign in (1.0, -1.0):
-            res = milp(
-                sign * self.rows[target],
-                constraints=constraint,
-                integrality=np.ones(self.n),
-                bounds=Bounds(0, np.inf),
-                options={"time_limit": MILP_SECONDS},
-            )
-            if res.status != 0:  # not solved in time: take it as worked out, and suppress more rather than less
-                return (0.0, 0.0)
-            out.append(sign * res.fun)
-        return out[0], out[1]
+            x = self._optimum(sign * row, constraint)
+            if x is None:  # not solved in time: take it as worked out, and suppress more rather than less
+                return True
+            self.pool = [x, *self.pool[: self.POOL - 1]]
+            if abs(row @ x - true) > 0.5:
+                return False
+        return True
+
+    def _optimum(self, objective: np.ndarray, constraint: LinearConstraint) -> np.ndarray | None:
+        """A whole-number table minimising ``objective`` under what is published: the linear relaxation's optimum
+        when it is whole already (then it is the integer program's optimum too: tables with margins mostly have
+        whole-number vertices), else the integer program's. None when not solved in time."""
+        self.solves += 1
+        bounds = Bounds(0, np.inf)
+        relaxed = milp(objective, constraints=constraint, bounds=bounds, options={"time_limit": MILP_SECONDS})
+        if relaxed.status == 0 and np.allclose(relaxed.x, np.round(relaxed.x), atol=1e-7):
+            return np.round(relaxed.x)
+        res = milp(objective, constraints=constraint, integrality=np.ones(self.n), bounds=bounds,
+                   options={"time_limit": MILP_SECONDS})  # fmt: skip
+        return np.round(res.x) if res.status == 0 else None
 
 
-def _determined(low: float, high: float) -> bool:
-    """At most one whole number lies between the bounds."""
-    return math.floor(high + 1e-6) - math.ceil(low - 1e-6) < 1
+def _lines(keys: list[Key], rows: dict[Key, np.ndarray]) -> dict[Key, list[tuple[Key, ...]]]:
+    """Each published count's lines: a published total with the published counts one dimension finer that add
+    up to it exactly (checked on the cube's detailed counts), the total included. Key -> the lines it is in."""
+    published = set(keys)
+    out: dict[Key, list[tuple[Key, ...]]] = {}
+    for total in keys:
+        for i, v in enumerate(total):
+            if v != ALL:
+                continue
+            parts = [k for k in keys if _same_except(k, total, i)]
+            if not parts or not np.array_equal(sum(rows[k] for k in parts), rows[total]):
+                continue
+            line = (total, *parts)
+            for k in line:
+                if k in published:
+                    out.setdefault(k, []).append(line)
+    return out
 
 
 def _neighbours(key: Key) -> list[Key]:
@@ -152,7 +208,7 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
     for _ in range(len(cube.published)):  # passes over the "<5" counts until one changes nothing
         changed = False
         for weak in [k for k, mark in hidden.items() if mark == "<5"]:
-            if not _determined(*attacker.bounds(weak, hidden, values)):
+            if not attacker.exposed(weak, hidden, values):
                 continue
             for pick in _complement(attacker, weak, published, hidden, values):
                 changed = True
@@ -168,7 +224,7 @@ def suppress(cube: Cube, threshold: int = THRESHOLD) -> Result:
                 )
         if not changed:
             break
-    exposed = [k for k, mark in hidden.items() if mark == "<5" and _determined(*attacker.bounds(k, hidden, values))]
+    exposed = [k for k, mark in hidden.items() if mark == "<5" and attacker.exposed(k, hidden, values)]
     if exposed:  # no cheap complement found: withhold the whole cube rather than give a count away
         for k in cube.published:
             if k not in hidden:
@@ -188,7 +244,7 @@ def _complement(
 
     def protects(extra: list[Key]) -> bool:
         trial = {**hidden, **{k: "x" for k in extra}}
-        return not _determined(*attacker.bounds(weak, trial, values))
+        return not attacker.exposed(weak, trial, values)
 
     for k in first:
         if protects([k]):

@@ -8,18 +8,19 @@ same column definitions, so that it cannot drift from the files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from homediag.access.evaluation import CohortEvent, EvaluatedReading, UploadOutcomes
+from homediag.access.evaluation import CohortEvent, EvaluatedAcknowledgement, EvaluatedAlert, UploadOutcomes
 from homediag.fhir_profiles import terminology
-from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
@@ -134,12 +135,79 @@ EVENTS = Table(
     note="Counted over the whole pilot, consenting or not: the denominators of enrolment and retention.",
 )
 
-TABLES = (READINGS, UPLOADS, EVENTS)
+_DELAYS = (
+    Column(
+        "delay_reading_to_acknowledgement_s",
+        pa.float64(),
+        "the first acknowledgement's time minus the reading's time (null: not acknowledged)",
+        unit="s",
+    ),
+    Column(
+        "delay_arrival_to_acknowledgement_s",
+        pa.float64(),
+        "the first acknowledgement's time minus the platform's receive time (null: not acknowledged)",
+        unit="s",
+    ),
+)
 
-NOT_YET = {
-    "alerts": "alerts raised on readings and their acknowledgements (time to acknowledge): added once the "
-    "clinician workspace records them; the platform does not record them yet",
-}
+ALERTS = Table(
+    "alerts",
+    "one reading that monitoring triaged red or yellow (by the patient's thresholds in force at its time)",
+    (
+        Column("reading", pa.string(), "the Observation's id in the evaluator's pseudonym domain (as in readings)"),
+        Column("patient", pa.string(), "the patient's id in the evaluator's pseudonym domain"),
+        Column(
+            "colour",
+            pa.string(),
+            "red | yellow: the reading's triage (the worst of its values)",
+            code_system="homediag monitoring triage (docs/monitoring.md)",
+        ),
+        Column(
+            "measures", pa.string(), "the measures at that colour, comma-separated (systolic, diastolic, pulse, ...)"
+        ),
+        Column(
+            "effective",
+            pa.timestamp("us", tz="UTC"),
+            "when the reading was taken, shifted per patient like readings.effective",
+            unit="UTC, microseconds",
+        ),
+        Column("local_date", pa.date32(), "the day of 'effective' in Europe/Copenhagen"),
+        Column("acknowledged", pa.bool_(), "whether a clinician has acknowledged the reading"),
+        *_DELAYS,
+    ),
+    note="Triaged by the same engine as the clinician's worklist (homediag.monitoring), for the readings the "
+    "evaluator receives. No reason text, threshold or clinician is exported.",
+)
+
+ACKNOWLEDGEMENTS = Table(
+    "acknowledgements",
+    "the first acknowledgement of one reading by a clinician (a review recorded as a FHIR Task and Provenance)",
+    (
+        Column("reading", pa.string(), "the Observation's id in the evaluator's pseudonym domain (as in readings)"),
+        Column("patient", pa.string(), "the patient's id in the evaluator's pseudonym domain"),
+        Column(
+            "colour",
+            pa.string(),
+            "the reading's triage colour when it was acknowledged: red | yellow | blue | green",
+            code_system="homediag monitoring triage (docs/monitoring.md)",
+        ),
+        Column(
+            "review", pa.string(), "readings (acknowledged one by one) | all-green (every green reading of a period)"
+        ),
+        Column(
+            "acknowledged",
+            pa.timestamp("us", tz="UTC"),
+            "when it was acknowledged, shifted per patient like readings.effective",
+            unit="UTC, microseconds",
+        ),
+        *_DELAYS,
+    ),
+    note="Who acknowledged, and any note, are never exported.",
+)
+
+TABLES = (READINGS, UPLOADS, EVENTS, ALERTS, ACKNOWLEDGEMENTS)
+
+NOT_YET: dict[str, str] = {}
 
 
 @lru_cache(maxsize=1024)
@@ -161,56 +229,80 @@ def _code(measurement: terminology.Measurement | None, concept: dict[str, Any] |
     return str(codings[0].get("code")) if codings else None
 
 
-def _ref(resource: dict[str, Any], key: str) -> str | None:
-    ref = (resource.get(key) or {}).get("reference")
-    return ref.split("/", 1)[1] if isinstance(ref, str) and "/" in ref else None
+@lru_cache(maxsize=1)
+def _by_primary() -> dict[str, terminology.Measurement]:
+    return {mm.primary_code: mm for mm in terminology.MEASUREMENTS.values()}
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=COPENHAGEN)
+def _named(primary: str | None) -> tuple[str | None, str | None]:
+    """(quantity, code) of an Observation by its primary code (the store's ``observation.code``)."""
+    found = _by_primary().get(primary or "")
+    return (found.key, _code(found, None)) if found is not None else (None, primary or None)
 
 
-def reading_rows(reading: EvaluatedReading) -> Iterator[dict[str, Any]]:
-    """The tidy rows of one Observation as the evaluator received it."""
-    r = reading.resource
-    effective = _time(r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start"))
-    measured = identify(r.get("code"))
-    clock_set = not any(e.get("url") == EXT_DEVICE_TIME for e in r.get("extension") or [])
+@lru_cache(maxsize=4096)
+def _component(text: str) -> tuple[str | None, str | None]:
+    """(quantity, code) of a component by its code (a CodeableConcept as JSON text); quantity None if unknown."""
+    try:
+        concept = json.loads(text)
+    except ValueError:
+        return None, None
+    concept = concept if isinstance(concept, dict) else None
+    found = identify(concept)
+    return (found.key if found else None), _code(found, concept)
+
+
+def _mapped(column: pa.Array, lookup: Any, index: int) -> pa.Array:
+    """``lookup(value)[index]`` for every value of a string column, computed once per distinct value."""
+    encoded = column.dictionary_encode()
+    values = [lookup(v)[index] if v is not None else None for v in encoded.dictionary.to_pylist()]
+    return pa.array(values, pa.string()).take(encoded.indices)
+
+
+def reading_table(page: pa.Table) -> pa.Table:
+    """The tidy rows (``READINGS``) of a page of readings as the access layer returns them for the evaluator
+    (``access.evaluation.READING_PAGE``): an Observation's own value as one row, each component with a value as
+    one row after it; vectorised in Arrow, codes looked up once per distinct code."""
+    page = pa.RecordBatch.from_arrays([c.combine_chunks() for c in page.columns], schema=page.schema)
+    n = page.num_rows
+    order = pa.array(range(n), pa.int64())
+    own = pc.and_(page["first"], page["has_value"])
+    parts = pc.fill_null(page["component_has_value"], False)
+    primary = page["primary_code"]
+    quantity, code = _mapped(primary, _named, 0), _mapped(primary, _named, 1)
     common = {
-        "reading": r.get("id"),
-        "patient": _ref(r, "subject"),
-        "device": _ref(r, "device"),
-        "vendor": reading.vendor,
-        "adapter": reading.adapter,
-        "observation_code": _code(measured, r.get("code")),
-        "effective": effective.astimezone(UTC) if effective else None,
-        "local_date": effective.astimezone(COPENHAGEN).date() if effective else None,
-        "status": r.get("status"),
-        "device_clock_set": clock_set,
-        "delay_device_to_gateway_s": reading.device_to_gateway_s,
-        "delay_gateway_to_platform_s": reading.gateway_to_platform_s,
+        "reading": page["reading"],
+        "patient": page["patient"],
+        "device": page["device"],
+        "vendor": page["vendor"],
+        "adapter": page["adapter"],
+        "observation_code": code,
     }
-    parts = [(r.get("code"), r)] + [(c.get("code"), c) for c in r.get("component") or []]
-    for concept, holder in parts:
-        if "valueQuantity" in holder:
-            quantity = holder["valueQuantity"]
-            value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
-        elif "valueBoolean" in holder:
-            value, unit = (1.0 if holder["valueBoolean"] else 0.0), "1"
-        else:
-            continue
-        m = identify(concept)
-        yield {
-            **common,
-            # a status bit is a component of the status Observation; it is named by the Observation's measurement
-            "quantity": m.key if m else (measured.key if measured else None),
-            "code": _code(m, concept),
-            "value": float(value) if value is not None else None,
-            "unit": unit,
-        }
+    effective = page["effective"]
+    local = pc.local_timestamp(effective.cast(pa.timestamp("us", tz=str(COPENHAGEN)))).cast(pa.date32())
+    tail = {
+        "effective": effective,
+        "local_date": local,
+        "status": page["status"],
+        "device_clock_set": page["device_clock_set"],
+        "delay_device_to_gateway_s": page["delay_device_to_gateway_s"],
+        "delay_gateway_to_platform_s": page["delay_gateway_to_platform_s"],
+    }
+    comp_quantity = _mapped(page["component_code"], _component, 0)
+    # a status bit is a component of the status Observation; it is named by the Observation's measurement
+    comp_quantity = pc.coalesce(comp_quantity, quantity)
+    rows = [
+        (own, pc.multiply(order, 2), quantity, code, page["value"], page["unit"]),
+        (parts, pc.add(pc.multiply(order, 2), 1), comp_quantity, _mapped(page["component_code"], _component, 1),
+         page["component_value"], page["component_unit"]),
+    ]  # fmt: skip
+    tables = []
+    for mask, rank, q, c, v, u in rows:
+        columns = {**common, "quantity": q, "code": c, "value": v, "unit": u, **tail}
+        table = pa.table({name: columns[name] for name in READINGS.schema.names}, schema=READINGS.schema)
+        tables.append(table.append_column("_rank", rank).filter(mask))
+    out = pa.concat_tables(tables)
+    return out.take(pc.sort_indices(out["_rank"])).drop_columns(["_rank"])
 
 
 def batches(rows: Iterable[dict[str, Any]], table: Table, size: int) -> Iterator[pa.RecordBatch]:
@@ -234,6 +326,27 @@ def upload_rows(outcomes: Iterable[UploadOutcomes]) -> Iterator[dict[str, Any]]:
     for o in outcomes:
         yield {"day": o.day, "adapter": o.adapter, "vendor": o.vendor, "outcome": o.outcome, "reason": o.reason,
                "uploads": o.uploads}  # fmt: skip
+
+
+def _local_date(moment: datetime) -> date:
+    return moment.astimezone(COPENHAGEN).date()
+
+
+def alert_rows(alerts: Iterable[EvaluatedAlert]) -> Iterator[dict[str, Any]]:
+    for a in alerts:
+        yield {"reading": a.reading, "patient": a.patient, "colour": a.colour, "measures": a.measures,
+               "effective": a.effective.astimezone(UTC), "local_date": _local_date(a.effective),
+               "acknowledged": a.to_acknowledge_s is not None,
+               "delay_reading_to_acknowledgement_s": a.to_acknowledge_s,
+               "delay_arrival_to_acknowledgement_s": a.arrival_to_acknowledge_s}  # fmt: skip
+
+
+def acknowledgement_rows(acks: Iterable[EvaluatedAcknowledgement]) -> Iterator[dict[str, Any]]:
+    for a in acks:
+        yield {"reading": a.reading, "patient": a.patient, "colour": a.colour, "review": a.scope,
+               "acknowledged": a.acknowledged.astimezone(UTC),
+               "delay_reading_to_acknowledgement_s": a.to_acknowledge_s,
+               "delay_arrival_to_acknowledgement_s": a.arrival_to_acknowledge_s}  # fmt: skip
 
 
 def event_rows(events: Iterable[CohortEvent]) -> Iterator[dict[str, Any]]:
