@@ -126,3 +126,32 @@ def test_decimals_keep_their_digits_and_a_resource_with_its_own_interpretation_i
     assert str(first["valueQuantity"]["value"]) == "91.50"
     assert first["interpretation"][1]["coding"][0]["code"] in ("yellow", "red")  # 91.50 % is low
     assert second["interpretation"] != [{"text": "as the device said"}]  # the clinician's triage, as before
+
+
+def test_a_remembered_triage_follows_a_change_of_thresholds(client, tokens, runtime, cuff_readings):
+    """A repeated search splices what it remembers of each reading's triage (no parsing); a new settings version
+    in force at the readings' time is a new triage at once, the same as parsing gives."""
+    params = {"patient": cuff_readings, "code": "150020", "_count": "50"}
+    auth = tokens.auth("clinician")
+
+    def panels(response) -> list[dict]:
+        return [e["resource"] for e in _exact(response)["entry"]]
+
+    first = panels(client.get("/fhir/Observation", params=params, headers=auth))
+    again = panels(client.get("/fhir/Observation", params=params, headers=auth))
+    assert again == first and any(r["interpretation"][1]["coding"][0]["code"] != "green" for r in first)
+
+    changed = client.put(
+        f"/monitoring/patients/{cuff_readings}/settings",
+        json={
+            "thresholds": {"systolic": {"yellow_high": 250, "red_high": 260}, "diastolic": {"yellow_high": 200}},
+            "valid_from": (datetime.now(UTC) - timedelta(days=30)).isoformat(),
+        },
+        headers={**auth, "If-Match": 'W/"0"'},
+    )
+    assert changed.status_code == 200, changed.text
+    after = panels(client.get("/fhir/Observation", params=params, headers=auth))
+    assert all(r["interpretation"][1]["coding"][0]["code"] == "green" for r in after), "the new thresholds apply"
+    assert all("thresholds version 1" in r["component"][0]["referenceRange"][0]["text"] for r in after)
+    _unspliced(runtime)
+    assert panels(client.get("/fhir/Observation", params=params, headers=auth)) == after

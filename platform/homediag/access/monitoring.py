@@ -522,6 +522,25 @@ def interpret(access: Decisions, session: Session, view: View, rows: Sequence[An
     return out
 
 
+def triage_keys(session: Session, rows: Sequence[Any]) -> dict[str, tuple[str, ...]]:
+    """What each reading's triage for a clinician (what ``interpret`` adds) is remembered by, per row id: the
+    patient, the reading and the settings version in force at its time (content and label; ``rows`` carry
+    ``id``, ``patient_key`` and the stored ``effective_start``). A reading never changes, so nothing else moves
+    its triage, except the weight rule (earlier weights): a patient with one in any version gets no key."""
+    histories: dict[str, list[store.SettingsVersion] | None] = {}
+    keys: dict[str, tuple[str, ...]] = {}
+    for row in rows:
+        if row.patient_key not in histories:
+            history = store.versions(session, row.patient_key)
+            weighs = any(v.settings.thresholds.weight_change for v in history)
+            histories[row.patient_key] = None if weighs else history
+        found = histories[row.patient_key]
+        if found is not None:
+            version = store.in_force(found, from_store(row.effective_start))
+            keys[row.id] = (row.patient_key, row.id, version.fingerprint, version.label)
+    return keys
+
+
 def _effective(resource: dict[str, Any]) -> datetime | None:
     from homediag.monitoring.triage import effective_time
 

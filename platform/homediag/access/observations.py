@@ -27,7 +27,7 @@ from homediag.users import Principal
 from . import paging
 from .components import component_match
 from .decisions import Decisions
-from .monitoring import interpret
+from .monitoring import interpret, triage_keys
 from .view import View, Window
 
 
@@ -448,6 +448,7 @@ def _page_rows(
             m.Observation.patient_key,
             *content,
             m.Observation.received_at,
+            m.Observation.effective_start,
             key.label("sort_value"),
         )
         .where(*filters)
@@ -488,6 +489,7 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
     ``float`` of the exact value), and what it adds is written into the text. A row without marks (or text: not
     yet back-filled) is parsed and served as before."""
     clinician = view.principal.role == "clinician"  # interpret adds to a clinician's resources only
+    keys = triage_keys(session, [r for r in rows if r.served_marks is not None]) if clinician else {}
     missing = [r.id for r in rows if r.served_json is None]
     stored: dict[str, Any] = {}
     if missing:
@@ -496,12 +498,13 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
         )
         stored = {row_id: resource for row_id, resource in found}
     given: dict[str, dict[str, Any]] = {}  # what interpret reads, per row id
+    remembered = {r.id: _ADDED.get(keys[r.id]) for r in rows if r.id in keys}  # read once: another thread may clear
     for r in rows:
         if r.served_json is None:
             given[r.id] = stored[r.id]
         elif r.served_marks is None:
             given[r.id] = fhirjson.loads(r.served_json)
-        elif clinician:
+        elif clinician and remembered.get(r.id) is None:
             try:
                 given[r.id] = orjson.loads(r.served_json)
             except orjson.JSONDecodeError:  # what orjson cannot read (an integer past 64 bits): read exactly
@@ -513,7 +516,13 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
     out: list[Mapping[str, Any]] = []
     for r in rows:
         if r.served_json is not None and r.served_marks is not None:
-            added = _additions(given[r.id], triaged[r.id], written) if clinician else ("", None)
+            added: tuple[str, dict[int, str] | None] | None = ("", None)
+            if clinician and r.id in given:
+                added = _additions(given[r.id], triaged[r.id], written)
+                if added is not None and r.id in keys:
+                    _remember_added(keys[r.id], added)
+            elif clinician:
+                added = remembered[r.id]  # remembered: the resource is not parsed at all
             if added is not None:
                 meta = metas.get(r.received_at)
                 if meta is None:
@@ -526,6 +535,19 @@ def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -
             triaged[r.id] = interpret(access, session, view, [_Parsed(r.id, r.patient_key, resource)])[0]
         out.append(versions.stamp(triaged[r.id], 1, r.received_at))
     return out
+
+
+# What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes, by
+# ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
+# without parsing one resource. Bounded; cleared when full.
+_ADDED: dict[tuple[str, ...], tuple[str, dict[int, str] | None]] = {}
+_ADDED_LIMIT = 200_000
+
+
+def _remember_added(key: tuple[str, ...], added: tuple[str, dict[int, str] | None]) -> None:
+    if len(_ADDED) >= _ADDED_LIMIT:
+        _ADDED.clear()
+    _ADDED[key] = added
 
 
 def _additions(
