@@ -100,7 +100,8 @@ def test_the_chart_shows_one_point_per_reading_in_range_and_each_point_tells_its
         chart.wait_for(state="visible", timeout=15_000)
     except Exception:  # say what the page showed instead (a full-suite run once found no chart here)
         shown = page.locator("main").inner_text()[:2000]
-        raise AssertionError(f"no blood-pressure chart at {page.url}: {shown}") from None
+        html = page.locator("main").inner_html()[:3000]  # the markup too: a full-suite run once showed only the links
+        raise AssertionError(f"no blood-pressure chart at {page.url}: {shown}\n--- markup ---\n{html}") from None
     systolic = chart.locator(".point[data-series='systolic']")
     assert systolic.count() == web_pilot.readings[patient]
     assert chart.locator(".point[data-series='diastolic']").count() == web_pilot.readings[patient]
