@@ -290,8 +290,7 @@ def test_a_cpr_typed_as_any_id_or_reason_is_never_echoed_or_audited(client, toke
 def test_a_shifted_date_search_over_thousands_of_patients_is_one_expression(runtime):
     """A shifted reader's date bounds are chosen per patient by one CASE: 3,000 patients stay within
     SQLite's expression depth (a chain of ORs would not)."""
-    from homediag.access import AccessService
-    from homediag.access.observations import search_filters
+    from homediag.access.observations import date_mover, search_filters
     from homediag.access.view import View, Window
     from homediag.domains import domain_for
     from homediag.search_params import parse_observation_query
@@ -306,9 +305,8 @@ def test_a_shifted_date_search_over_thousands_of_patients_is_one_expression(runt
     view = View(Principal("e", "e", "evaluator", "FIERS"), "HRESCH", domain_for(runtime.keys, "evaluator:FIERS"))
     items = [("date", "ge2026-01-01"), ("date", "lt2026-12-01")]
     query = parse_observation_query(items, ZoneInfo("Europe/Copenhagen"), 50, 500)
-    reads = AccessService(runtime)
     with runtime.sessions() as session:
-        moved = reads._mover(session, view, dict.fromkeys(keys, Window(((None, None),))))
+        moved = date_mover(session, view, dict.fromkeys(keys, Window(((None, None),))))
         assert moved is not None
         clauses = search_filters(query, [], moved)
         assert session.scalar(select(func.count()).select_from(m.Observation).where(*clauses)) == 0

@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from homediag import versions
@@ -35,7 +35,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from .decisions import Decisions
-from .observations import search_filters
+from .observations import date_mover, search_filters
 from .view import View, Window
 
 EXPORT_ROLES = ("evaluator",)
@@ -233,7 +233,7 @@ class ExportReads(Decisions):
     ) -> ColumnElement[bool]:
         """The job's Observation _typeFilters as SQL: each the AND of its criteria, the filters ORed. Ids in them
         are the owner's (pseudonyms), dates in its (shifted) time."""
-        moved = self._mover(session, view, windows)
+        moved = date_mover(session, view, windows)
         alternatives: list[ColumnElement[bool]] = []
         for text in job.type_filters:
             q = parse_type_filter(text, self.rt.local_zone)
@@ -248,27 +248,6 @@ class ExportReads(Decisions):
                 criteria.append(m.Observation.patient_key == key if key is not None else false())
             alternatives.append(and_(*criteria) if criteria else ~false())
         return or_(*alternatives)
-
-    def _mover(self, session: Session, view: View, windows: dict[str, Window]) -> Any:
-        """A date bound in the reader's shifted time as an expression on the stored time, per patient (a CASE on
-        the patient key, as the Observation search does); None in care (nothing shifted)."""
-        if not view.shifted or not windows:
-            return None
-        ids = session.execute(
-            select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
-        ).all()
-        offsets = {pkey: view.offset(pid) for pkey, pid in ids}
-
-        def moved(bound: datetime) -> ColumnElement[Any] | None:
-            def back(offset: timedelta) -> datetime:
-                try:
-                    return bound - offset
-                except OverflowError:
-                    return datetime.min if offset > timedelta(0) else datetime.max
-
-            return case({k: back(off) for k, off in offsets.items()}, value=m.Observation.patient_key)
-
-        return moved
 
     # -- the audit of a job ---------------------------------------------------------------------------
     def audit_export_file(

@@ -120,7 +120,7 @@ class ObservationReads(Decisions):
                 windows = self.readable_windows(session, view)
 
             devices = [view.real_id("Device", shown) for shown in q.device_ids]
-            moved = self._mover(session, view, windows) if q.dates or q.last_updated else None
+            moved = date_mover(session, view, windows) if q.dates or q.last_updated else None
             filters = [self.scope(windows), self.vendor_scope(view), *_filters(q, devices, moved)]
             for ids in q.ids:  # _id: the reader's ids (its pseudonyms outside care)
                 real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
@@ -182,26 +182,6 @@ class ObservationReads(Decisions):
                 paging.PAGE_PARAMETER,
             )
         return paging.unseal(self.rt.keys, tokens[0], _reader(principal, self.view(principal, purpose)))
-
-    def _mover(self, session: Session, view: View, windows: dict[str, Window]) -> Mover | None:
-        """How a date bound in the reader's time becomes one on the stored (real) time: unchanged in care
-        (None); outside care each patient's times are shifted, so a reading matches when its shifted time
-        does: the bound is moved back by the patient's offset, chosen per row by a CASE on the patient key
-        (one expression, however many patients: a chain of ORs would exceed SQLite's expression depth
-        past a thousand patients)."""
-        if not view.shifted:
-            return None
-        ids = session.execute(
-            select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
-        ).all()
-        offsets = {pkey: view.offset(pid) for pkey, pid in ids}
-
-        def moved(bound: datetime) -> ColumnElement[Any] | None:
-            if not offsets:
-                return None
-            return case({k: _moved(bound, off) for k, off in offsets.items()}, value=m.Observation.patient_key)
-
-        return moved
 
     def device_seen(self, session: Session, view: View, device_id: str) -> bool:
         """Whether the device took a reading of a patient this reader may see now (consent, care, data time).
@@ -352,6 +332,27 @@ def _component_quantity_clause(p: QuantityParam) -> ColumnElement[bool]:
             compare = (p.prefix, value)
         clauses.append(component_match(None, None, compare, unit))
     return or_(*clauses)
+
+
+def date_mover(session: Session, view: View, windows: dict[str, Window]) -> Mover | None:
+    """How a date bound in the reader's time becomes one on the stored (real) time: unchanged in care
+    (None); outside care each patient's times are shifted, so a reading matches when its shifted time
+    does: the bound is moved back by the patient's offset, chosen per row by a CASE on the patient key
+    (one expression, however many patients: a chain of ORs would exceed SQLite's expression depth
+    past a thousand patients). The Observation search and the Bulk Data export's ``_typeFilter`` share it."""
+    if not view.shifted:
+        return None
+    ids = session.execute(
+        select(m.Patient.patient_key, m.Patient.id).where(m.Patient.patient_key.in_(list(windows)))
+    ).all()
+    offsets = {pkey: view.offset(pid) for pkey, pid in ids}
+
+    def moved(bound: datetime) -> ColumnElement[Any] | None:
+        if not offsets:
+            return None
+        return case({k: _moved(bound, off) for k, off in offsets.items()}, value=m.Observation.patient_key)
+
+    return moved
 
 
 def _moved(when: datetime, offset: timedelta) -> datetime:
