@@ -109,3 +109,34 @@ def test_six_measurements_still_fit_on_one_page(web: TestClient, runtime: Runtim
     html = html.replace(figures[1], figures[1] + "".join(figures) * 2).replace(rows[1], rows[1] + "".join(rows) * 2)
     pages, text = _text(pdf(html))
     assert pages == 1 and text.count("Blodtryk (mmHg)") == 3
+
+
+def test_a_chart_stays_drawable_svg_after_a_library_takes_the_empty_xml_prefix() -> None:
+    """WeasyPrint's PDF metadata (imported by the period report and the evaluation report) registers the empty
+    prefix for itself in ElementTree's process-wide map; a chart drawn after that must still be <svg xmlns=...>,
+    not <ns0:svg>, which no browser draws (found as a chart missing in a full-suite run)."""
+    import xml.etree.ElementTree as ET
+    from zoneinfo import ZoneInfo
+
+    from homediag.web import charts
+
+    start = datetime(2026, 11, 1, 8, 0, tzinfo=COPENHAGEN)
+    points = [charts.Point(start + timedelta(days=d), 120.0 + d, "green", f"reading {d}", f"r{d}") for d in range(3)]
+    ET.register_namespace("", "")  # what weasyprint.pdf.metadata does on import
+    try:
+        svg = charts.trend_svg(
+            "chart-prefix-test",
+            "Blodtryk",
+            "mmHg",
+            [charts.Series("systolic", "Systolisk", points)],
+            [],
+            [charts.Line(135.0, "yellow", "grænse")],
+            start,
+            start + timedelta(days=3),
+            ZoneInfo("Europe/Copenhagen"),
+            True,
+        )
+    finally:
+        ET.register_namespace("", charts.SVG_NS)
+    assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg[:200]
+    assert "ns0:" not in svg and svg.count('class="point') == 3

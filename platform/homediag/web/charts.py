@@ -28,8 +28,14 @@ from zoneinfo import ZoneInfo
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
-ET.register_namespace("", SVG_NS)
-ET.register_namespace("xlink", XLINK_NS)
+
+
+def _svg_prefixes() -> None:
+    ET.register_namespace("", SVG_NS)
+    ET.register_namespace("xlink", XLINK_NS)
+
+
+_svg_prefixes()
 
 # Triage colours (WCAG AA against white for marks), and the neutral one of a reading not assessed.
 COLOURS = {"red": "#b71c1c", "yellow": "#8a6100", "green": "#1b5e20", "blue": "#0d47a1", None: "#37474f"}
@@ -289,4 +295,7 @@ def _presentational(svg: str, chart_id: str, title: str, series: list[Series]) -
     heading = ET.Element(f"{{{SVG_NS}}}title")
     heading.text = title
     root.insert(0, heading)
+    # ElementTree takes prefixes from a process-wide map, and a library that registers the empty prefix for
+    # itself (WeasyPrint's PDF metadata, on import) would make every chart <ns0:svg>: claimed again each time
+    _svg_prefixes()
     return ET.tostring(root, encoding="unicode")

@@ -12,7 +12,6 @@ with matplotlib (DejaVu Sans, which has every Danish letter and the subscript of
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -24,7 +23,6 @@ from homediag.access.patient_page import PatientPage
 from homediag.access.readings import Reading
 from homediag.errors import Unavailable
 
-from . import charts
 from .i18n import N_, UNIT_NAMES, Formats
 
 # Enough data to judge a measurement: the ESH home blood pressure protocol asks for at least 12 readings over
@@ -158,20 +156,9 @@ def pdf(html: str) -> bytes:
         from weasyprint import CSS, HTML
     except (ImportError, OSError) as exc:  # OSError: the Pango library is missing
         raise Unavailable(f"the PDF cannot be made on this server: {exc}") from None
-    finally:
-        _keep_svg_namespace()
     # WeasyPrint warns (as logging) of every screen-only CSS property of the app's stylesheet it skips
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     fetcher = _fetcher()
     document = HTML(string=html, base_url=f"{_ORIGIN}/app/", url_fetcher=fetcher, media_type="print")
-    try:
-        return bytes(document.write_pdf(stylesheets=[CSS(string=PDF_CSS, url_fetcher=fetcher)]))
-    finally:
-        _keep_svg_namespace()
-
-
-def _keep_svg_namespace() -> None:
-    """WeasyPrint's metadata module, when imported, registers the default XML prefix for no namespace, which
-    takes it from SVG in ElementTree's process-wide map: the charts would then be written as <ns0:svg>, which no
-    browser draws (tests/web/test_web_report.py renders a page after a PDF)."""
-    ET.register_namespace("", charts.SVG_NS)
+    # (importing WeasyPrint takes ElementTree's empty prefix: charts.py claims it back for every chart it writes)
+    return bytes(document.write_pdf(stylesheets=[CSS(string=PDF_CSS, url_fetcher=fetcher)]))
