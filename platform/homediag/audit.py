@@ -48,6 +48,14 @@ class Entry:
     entity: str | None = None
     detail: str | None = None
 
+    def __post_init__(self) -> None:
+        # what a caller named may be any length (an id in a path): kept to what ``audit_event.entity`` holds
+        if self.entity is not None and len(self.entity) > ENTITY_LENGTH:
+            object.__setattr__(self, "entity", self.entity[: ENTITY_LENGTH - 1] + "…")
+
+
+ENTITY_LENGTH = 200  # AuditEvent.entity's column
+
 
 def _digest(key: bytes, prev_hash: str, seq: int, at: datetime, e: AuditEvent | Entry, kid: str) -> str:
     body = json.dumps(

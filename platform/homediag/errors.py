@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from homediag.fhir_profiles import Issue
-from homediag.identity import masked
+from homediag.identity import masked, said
 
 
 class ServiceError(Exception):
@@ -69,8 +69,8 @@ class NotFound(ServiceError):
 
     @classmethod
     def resource(cls, resource_type: str, resource_id: str) -> NotFound:
-        return cls(  # a CPR typed as an id is never repeated
-            f"{resource_type}/{masked(resource_id)} is not known"
+        return cls(  # a CPR typed as an id is never repeated, nor more than the start of an overlong one
+            f"{resource_type}/{said(masked(resource_id))} is not known"
         )
 
 

@@ -98,7 +98,12 @@ def said(text: str | None) -> str:
     for candidate in (text, unicodedata.normalize("NFKC", text)):
         if _CPR_APART.search(candidate):
             return WITHHELD
+    if len(text) > SAID_LENGTH:  # no id of ours is this long: say its start and how long it was
+        return f"{text[:64]}… ({len(text)} characters)"
     return text
+
+
+SAID_LENGTH = 100
 
 
 def masked(text: str) -> str:

@@ -397,3 +397,19 @@ def test_the_weight_rule_compares_only_with_weights_the_consent_lets_the_clinici
     assert colours(read) == (None, None)  # nothing visible to compare with
     readings = client.get(f"/monitoring/patients/{pid}/readings?days=5", headers=auth).json()["readings"]
     assert [(r["observation"], r["colour"]) for r in readings] == [(f"Observation/{gained}", None)]
+
+
+def test_an_id_of_any_length_in_the_path_is_a_404_and_the_audit_says_its_start(client, tokens, runtime):
+    """An id far longer than any of ours (found by schemathesis on PostgreSQL: the audit's entity column held 200
+    characters, and the deny record made it a 500)."""
+    long_id = "0" * 300
+    for path in (f"/monitoring/patients/{long_id}/settings", f"/fhir/Observation/{long_id}"):
+        response = client.get(path, headers=tokens.auth("clinician"))
+        assert response.status_code == 404, response.text
+        assert long_id not in response.text
+    with runtime.sessions() as session:
+        entities = session.execute(select(AuditEvent.entity).where(AuditEvent.outcome == "deny")).scalars().all()
+    assert len(entities) == 2 and all(
+        e is not None and e.startswith(("Patient/000", "Observation/000")) for e in entities
+    )
+    assert all(len(e) <= 200 for e in entities)
