@@ -94,3 +94,24 @@ def test_concurrent_writers_each_get_their_records_into_one_intact_chain(runtime
     for n in range(8):  # a writer's two records of one transaction stay together
         mine = [a for a in actors if a.startswith(f"w{n}-")]
         assert mine == [f"w{n}-{i}{b}" for i in range(15) for b in ("", "b")]
+
+
+def test_a_view_of_many_patients_appends_its_records_in_order_and_the_chain_verifies(runtime: Runtime) -> None:
+    """A worklist of hundreds of patients audits one record each: written as one executemany on PostgreSQL
+    (beyond a request's few), the chain and its head as for a few, and an edit still found."""
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry("first"), _entry("second")])
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry(f"patient-{n:03d}") for n in range(120)])
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry("last")])
+    with runtime.sessions() as session:
+        actors = session.execute(select(AuditEvent.actor).order_by(AuditEvent.seq)).scalars().all()
+        assert actors == ["first", "second", *(f"patient-{n:03d}" for n in range(120)), "last"]
+        assert audit.verify(session, runtime.keys).ok
+    with runtime.sessions.begin() as session:
+        row = session.execute(select(AuditEvent).where(AuditEvent.actor == "patient-060")).scalar_one()
+        row.outcome = "deny"
+    with runtime.sessions() as session:
+        result = audit.verify(session, runtime.keys)
+    assert not result.ok and result.broken_at == 63
