@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from homediag.access import AccessService
 from homediag.consent import treatment_consent
 from homediag.runtime import Runtime
@@ -95,3 +97,19 @@ def consent_matrix(client: Any, tokens: Any, pilot: Any) -> Matrix:
     assert response.status_code == 201, response.text
     matrix.consents["period"] = response.json()
     return matrix
+
+
+# -- fixtures the Bulk Data test modules share (imported by name into each) ----------------------------------
+@pytest.fixture
+def exports(runtime: Runtime, tmp_path: Path) -> Path:
+    return use_export_dir(runtime, tmp_path / "exports")
+
+
+@pytest.fixture
+def evaluator(runtime: Runtime) -> Evaluator:
+    return make_evaluator(runtime)
+
+
+@pytest.fixture
+def matrix(client: Any, tokens: Any, pilot: Any) -> Matrix:
+    return consent_matrix(client, tokens, pilot)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 from bulk_client import BulkClient, BulkError
-from bulk_support import CPH, consent_matrix, make_evaluator, make_user, use_export_dir
+from bulk_support import CPH, consent_matrix, evaluator, exports, make_evaluator, make_user, matrix, use_export_dir  # noqa: F401 - fixtures
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from sqlalchemy import select
@@ -16,21 +16,6 @@ from sqlalchemy import select
 from homediag.store import models as m
 
 R4B = {"Patient": Patient, "Observation": Observation}
-
-
-@pytest.fixture
-def exports(runtime, tmp_path):  # type: ignore[no-untyped-def]
-    return use_export_dir(runtime, tmp_path / "exports")
-
-
-@pytest.fixture
-def evaluator(runtime):  # type: ignore[no-untyped-def]
-    return make_evaluator(runtime)
-
-
-@pytest.fixture
-def matrix(client, tokens, pilot):  # type: ignore[no-untyped-def]
-    return consent_matrix(client, tokens, pilot)
 
 
 def files_of(exports) -> list:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from bulk_client import BulkClient
-from bulk_support import consent_matrix, make_evaluator, use_export_dir
+from bulk_support import consent_matrix, evaluator, make_evaluator, matrix, use_export_dir  # noqa: F401 - fixtures
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
@@ -27,16 +27,6 @@ R4B = {"Patient": Patient, "Observation": Observation}
 @pytest.fixture
 def exports(runtime, tmp_path):  # type: ignore[no-untyped-def]
     return use_export_dir(runtime, tmp_path / "exports", export_worker=False)
-
-
-@pytest.fixture
-def evaluator(runtime):  # type: ignore[no-untyped-def]
-    return make_evaluator(runtime)
-
-
-@pytest.fixture
-def matrix(client, tokens, pilot):  # type: ignore[no-untyped-def]
-    return consent_matrix(client, tokens, pilot)
 
 
 def _job(runtime: Runtime, job_id: str) -> ExportJob:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 from bulk_client import BulkClient
-from bulk_support import consent_matrix, make_evaluator, use_export_dir
+from bulk_support import consent_matrix, evaluator, exports, make_evaluator, matrix, use_export_dir  # noqa: F401 - fixtures
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from hypothesis import HealthCheck, given, settings
@@ -20,21 +20,6 @@ from homediag.store import models as m
 
 R4B = {"Patient": Patient, "Observation": Observation}
 NDJSON = {"name": "_outputFormat", "valueString": "application/fhir+ndjson"}
-
-
-@pytest.fixture
-def exports(runtime, tmp_path):  # type: ignore[no-untyped-def]
-    return use_export_dir(runtime, tmp_path / "exports")
-
-
-@pytest.fixture
-def evaluator(runtime):  # type: ignore[no-untyped-def]
-    return make_evaluator(runtime)
-
-
-@pytest.fixture
-def matrix(client, tokens, pilot):  # type: ignore[no-untyped-def]
-    return consent_matrix(client, tokens, pilot)
 
 
 def _patient(ref: str) -> dict[str, object]:
