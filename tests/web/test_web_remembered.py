@@ -5,7 +5,7 @@ of time. Over HTTP, the real ASGI app, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
@@ -98,8 +98,11 @@ def test_the_passing_of_time_alone_changes_the_remembered_worklist(
     row = _row(web.get("/app/worklist").text, pid)
     assert row is not None and "10 af 14 dage" in row
     real = runtime.clock
-    later = real() + timedelta(days=6)
-    runtime.clock = lambda: later  # six days on: readings of 7 to 16 days ago, on 8 days of the last 14
+    # six days on, at noon: the last 14 days then begin at noon of the 8th seeded day, which has a reading at 19:xx
+    # and one at 07:xx (before noon): 8 days. (Six days on from the current time of day was 7 or 8 days, by the hour.)
+    noon = datetime.combine(real().astimezone(COPENHAGEN).date() + timedelta(days=6), time(12, 0), COPENHAGEN)
+    later = noon.astimezone(UTC)
+    runtime.clock = lambda: later
     try:
         row = _row(web.get("/app/worklist").text, pid)
         assert row is not None and "8 af 14 dage" in row
