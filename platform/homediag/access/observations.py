@@ -6,19 +6,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import compress, repeat
-from operator import is_, is_not
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from sqlalchemy import ColumnElement, and_, case, false, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from homediag import bundles, served, versions
+from homediag import bundles, versions
 from homediag.clock import from_store, to_store, utcnow
 from homediag.errors import BadRequest, Forbidden, NotFound
-from homediag.fhir_profiles import Issue, fhirjson, operation_outcome, terminology
+from homediag.fhir_profiles import Issue, operation_outcome, terminology
 from homediag.keys import KeyRing
 from homediag.search_params import DateRange, ObservationQuery, QuantityParam, Token
 from homediag.store import models as m
@@ -27,7 +24,8 @@ from homediag.users import Principal
 from . import paging
 from .components import component_match
 from .decisions import Decisions
-from .monitoring import interpret, triage_keys
+from .interpretation import interpret
+from .spliced import served_as_text, spliced
 from .view import View, Window
 
 
@@ -125,15 +123,15 @@ class ObservationReads(Decisions):
             for ids in q.ids:  # _id: the reader's ids (its pseudonyms outside care)
                 real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
                 filters.append(m.Observation.id.in_(real))
-            as_text = _served_as_text(q, view)
+            as_text = served_as_text(q, view)
             page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view), as_text)
             rows = page.rows
             self._audit_returned(
                 session, principal, view.purpose, "Observation", [r.patient_key for r in rows], audited=audited
             )
             if as_text:
-                spliced = _spliced(self, session, view, rows)
-                return _searchset(self.rt.keys, base_url, q, page, spliced, [], path)
+                entries = spliced(self, session, view, rows)
+                return _searchset(self.rt.keys, base_url, q, page, entries, [], path)
             resources = interpret(self, session, view, rows)  # with their triage, for a clinician
         shown = [view.shown(versions.stamp(res, 1, r.received_at)) for res, r in zip(resources, rows, strict=True)]
         included = self._included(principal, q, shown, purpose) if q.includes else []
@@ -424,7 +422,7 @@ def _page_rows(
     as_text: bool = False,
 ) -> _Page:
     """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
-    (``as_text``) its served text and marks instead (``_spliced``)."""
+    (``as_text``) its served text and marks instead (``spliced``)."""
     key = _sort_key(q)
     if cursor is None:
         total, snapshot = paging.count_at_snapshot(session, filters)
@@ -466,141 +464,6 @@ def _page_rows(
         return _Page(rows, cursor, more_after=True, more_before=more)
     first_page = cursor.after is None
     return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
-
-
-def _served_as_text(q: ObservationQuery, view: View) -> bool:
-    """Whether a search's entries are written from the stored text (``homediag.served``): in care (the View is
-    the identity), the whole resource asked for, nothing included (what ``_include`` reads, it parses)."""
-    return view.domain is None and q.summary in (None, "false") and not q.elements and not q.includes
-
-
-@dataclass
-class _Parsed:
-    """A row as ``interpret`` reads it: its ids and its resource."""
-
-    id: str
-    patient_key: str
-    resource: dict[str, Any]
-
-
-def _spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -> list[Mapping[str, Any]]:
-    """The entries of a page in care, each written from its stored text (``fhirjson.Raw``) with its meta and, for
-    a clinician, its triage spliced in (``homediag.served``). ``interpret`` decides the triage as for every other
-    read: it is given each resource as orjson reads it (fractions as floats: what the triage reads them as,
-    ``float`` of the exact value), and what it adds is written into the text. A row without marks (or text: not
-    yet back-filled) is parsed and served as before."""
-    clinician = view.principal.role == "clinician"  # interpret adds to a clinician's resources only
-    keys = triage_keys(session, [r for r in rows if r.served_marks is not None]) if clinician else {}
-    missing = [r.id for r in rows if r.served_json is None]
-    stored: dict[str, Any] = {}
-    if missing:
-        found = session.connection().execute(
-            select(m.Observation.id, m.Observation.resource).where(m.Observation.id.in_(missing))
-        )
-        stored = {row_id: resource for row_id, resource in found}
-    given: dict[str, dict[str, Any]] = {}  # what interpret reads, per row id
-    remembered = {r.id: _ADDED.get(keys[r.id]) for r in rows if r.id in keys}  # read once: another thread may clear
-    for r in rows:
-        if r.served_json is None:
-            given[r.id] = stored[r.id]
-        elif r.served_marks is None:
-            given[r.id] = fhirjson.loads(r.served_json)
-        elif clinician and remembered.get(r.id) is None:
-            try:
-                given[r.id] = orjson.loads(r.served_json)
-            except orjson.JSONDecodeError:  # what orjson cannot read (an integer past 64 bits): read exactly
-                given[r.id] = fhirjson.loads(r.served_json)
-    parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
-    triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
-    written: dict[bytes, tuple[str, dict[int, str]]] = {}
-    metas: dict[datetime, str] = {}  # a request's readings were received at one time: written once
-    out: list[Mapping[str, Any]] = []
-    for r in rows:
-        if r.served_json is not None and r.served_marks is not None:
-            added: tuple[str, dict[int, str] | None] | None = ("", None)
-            if clinician and r.id in given:
-                added = _additions(given[r.id], triaged[r.id], written)
-                if added is not None and r.id in keys:
-                    _remember_added(keys[r.id], added)
-            elif clinician:
-                added = remembered[r.id]  # remembered: the resource is not parsed at all
-            if added is not None:
-                meta = metas.get(r.received_at)
-                if meta is None:
-                    meta = metas[r.received_at] = versions.meta_members(1, r.received_at)
-                text = served.splice(r.served_json, r.served_marks, meta, *added)
-                out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
-                continue
-            # interpret changed what the marks do not foresee: this one is served parsed
-            resource = fhirjson.loads(r.served_json)
-            triaged[r.id] = interpret(access, session, view, [_Parsed(r.id, r.patient_key, resource)])[0]
-        out.append(versions.stamp(triaged[r.id], 1, r.received_at))
-    return out
-
-
-# What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes, by
-# ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
-# without parsing one resource. Bounded; cleared when full.
-_ADDED: dict[tuple[str, ...], tuple[str, dict[int, str] | None]] = {}
-_ADDED_LIMIT = 200_000
-
-
-def _remember_added(key: tuple[str, ...], added: tuple[str, dict[int, str] | None]) -> None:
-    if len(_ADDED) >= _ADDED_LIMIT:
-        _ADDED.clear()
-    _ADDED[key] = added
-
-
-def _additions(
-    given: Mapping[str, Any], out: Mapping[str, Any], written: dict[bytes, tuple[str, dict[int, str]]]
-) -> tuple[str, dict[int, str] | None] | None:
-    """What ``interpret`` added to a resource (``given`` -> ``out``) as members to splice: (at the top, per
-    component); None when it changed or removed anything instead (then the resource is served parsed).
-    ``written``: the members already written for this page, by content (most readings of a page add the same)."""
-    if out is given:
-        return "", None
-    changed = _changed(given, out)
-    if changed is None or (changed and changed != ["component"]):
-        return None
-    added: dict[int, dict[str, Any]] = {}
-    if changed:
-        before, after = given["component"], out["component"]
-        if not isinstance(before, list) or not isinstance(after, list) or len(after) != len(before):
-            return None
-        for index, (was, now) in enumerate(zip(before, after, strict=True)):
-            if now is was:
-                continue
-            if not isinstance(was, dict) or not isinstance(now, dict) or _changed(was, now) != []:
-                return None
-            added[index] = {k: now[k] for k in now if k not in was}
-    top = {k: out[k] for k in out if k not in given}
-    try:  # the content as orjson writes it: a key, not what is served (fhirjson decides that)
-        key: bytes | None = orjson.dumps([top, added], option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # what orjson does not write (a Decimal): written each time
-        key = None
-    found = written.get(key) if key is not None else None
-    if found is None:
-        found = (_members(top), {i: _members(members) for i, members in added.items()})
-        if key is not None:
-            written[key] = found
-    return found[0], (found[1] if changed else None)
-
-
-def _members(members: Mapping[str, Any]) -> str:
-    """JSON members (``"name":value,...``) as fhirjson writes them."""
-    return fhirjson.dumps(members)[1:-1] if members else ""
-
-
-def _changed(given: Mapping[str, Any], out: Mapping[str, Any]) -> list[str] | None:
-    """The members of ``given`` that ``out`` holds another value for (None: ``out`` lacks one). The objects
-    are compared by identity (``interpret`` copies what it changes), in C: this runs for every reading."""
-    if len(out) < len(given):
-        return None
-    missing = object()
-    kept = list(map(out.get, given, repeat(missing)))
-    if any(map(is_, kept, repeat(missing))):
-        return None
-    return list(compress(given, map(is_not, kept, given.values())))
 
 
 # what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
