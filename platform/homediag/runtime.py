@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .bounded import Bounded
 from .keys import KeyRing, load_keys
 from .oidc import OidcVerifier
 from .settings import Settings, get_settings
@@ -24,7 +25,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     # parsed consents by (consent id, version): a version never changes (see access.AccessService._records)
-    consent_cache: dict[tuple[str, int], Any] = field(default_factory=dict)
+    consent_cache: Bounded[tuple[str, int], Any] = field(default_factory=lambda: Bounded(50_000))
     oidc: OidcVerifier | None = None
     # the clock access decisions are taken at ("may this be seen now?"); a test may pin it
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

@@ -139,12 +139,10 @@ class Decisions:
         cache = self.rt.consent_cache
         missing = [row.id for row in current if (row.id, row.version) not in cache]
         if missing:
-            if len(cache) > 50_000:
-                cache.clear()
             for cid, version, resource in session.execute(
                 select(m.Consent.id, m.Consent.version, m.Consent.resource).where(m.Consent.id.in_(missing))
             ):
-                cache[(cid, version)] = consent_model.parse_consent(resource)
+                cache.remember((cid, version), consent_model.parse_consent(resource))
         out: dict[str, list[Any]] = {}
         for row in current:
             record = cache.get((row.id, row.version))

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Text, cast, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from homediag.bounded import Bounded
 from homediag.clock import from_store
 from homediag.monitoring import store as monitoring_store
 from homediag.monitoring.triage import Colour, measures_of
@@ -43,7 +44,7 @@ def triaged_alerts(
     for oid, pkey, effective, text in session.execute(stmt):
         values = memo.values.get(text)
         if values is None:
-            values = memo.remember(memo.values, text, tuple(measures_of(_unslim(text))) if text else ())
+            values = memo.values.remember(text, tuple(measures_of(_unslim(text))) if text else ())
         if not values:
             continue
         at = from_store(effective)
@@ -54,7 +55,7 @@ def triaged_alerts(
         else:  # otherwise a triage depends only on the values and the settings in force (as cached_triage)
             result = memo.triages.get((version.fingerprint, values))
             if result is None:
-                result = memo.remember(memo.triages, (version.fingerprint, values), triager.triage(values, at)[0])
+                result = memo.triages.remember((version.fingerprint, values), triager.triage(values, at)[0])
         if result.colour in (Colour.RED, Colour.YELLOW):
             out[oid] = (pkey, at, result)
     return out
@@ -65,14 +66,8 @@ class Memo:
     """Within one export part: the values of a slim JSON text, and the triage of values under a settings version
     (many readings share both), bounded."""
 
-    values: dict[Any, Any] = field(default_factory=dict)
-    triages: dict[Any, Any] = field(default_factory=dict)
-
-    def remember(self, cache: dict[Any, Any], key: Any, value: Any) -> Any:
-        if len(cache) >= 100_000:
-            cache.clear()
-        cache[key] = value
-        return value
+    values: Bounded[Any, Any] = field(default_factory=lambda: Bounded(100_000))
+    triages: Bounded[Any, Any] = field(default_factory=lambda: Bounded(100_000))
 
 
 def _slim(dialect: str) -> ColumnElement[Any]:

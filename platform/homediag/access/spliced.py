@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from homediag import served, versions
+from homediag.bounded import Bounded
 from homediag.fhir_profiles import fhirjson
 from homediag.search_params import ObservationQuery
 from homediag.store import models as m
@@ -77,7 +78,7 @@ def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) ->
             if clinician and r.id in given:
                 added = _additions(given[r.id], triaged[r.id], written)
                 if added is not None and r.id in keys:
-                    _remember_added(keys[r.id], added)
+                    _ADDED.remember(keys[r.id], added)
             elif clinician:
                 added = remembered[r.id]  # remembered: the resource is not parsed at all
             if added is not None:
@@ -96,15 +97,8 @@ def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) ->
 
 # What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes, by
 # ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
-# without parsing one resource. Bounded; cleared when full.
-_ADDED: dict[tuple[str, ...], tuple[str, dict[int, str] | None]] = {}
-_ADDED_LIMIT = 200_000
-
-
-def _remember_added(key: tuple[str, ...], added: tuple[str, dict[int, str] | None]) -> None:
-    if len(_ADDED) >= _ADDED_LIMIT:
-        _ADDED.clear()
-    _ADDED[key] = added
+# without parsing one resource.
+_ADDED: Bounded[tuple[str, ...], tuple[str, dict[int, str] | None]] = Bounded(200_000)
 
 
 def _additions(

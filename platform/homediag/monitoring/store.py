@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, String, Text, cast, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from homediag.bounded import Bounded
 from homediag.clock import from_store, to_store
 from homediag.store import models as m
 
@@ -28,9 +29,9 @@ SYSTOLIC_CODES = ["150020", "150021"]  # a cuff reading: the compound Observatio
 # Process-wide memory of what never changes: a stored Observation's measured values, by (patient key, id): a
 # stored Observation is never changed and a patient key is a keyed hash, so the pair names one reading in any
 # database; and a reading's triage under a given settings content. Cleared when large, like the consent cache.
-_VALUES: dict[tuple[str, str], tuple[Value, ...]] = {}
-_TRIAGED: dict[tuple[str, str, str], Triage] = {}
 _CACHE_LIMIT = 300_000
+_VALUES: Bounded[tuple[str, str], tuple[Value, ...]] = Bounded(_CACHE_LIMIT)
+_TRIAGED: Bounded[tuple[str, str, str], Triage] = Bounded(_CACHE_LIMIT)
 # the resource as text, parsed with the standard library's C decoder: several times faster than the column's
 # Decimal-exact decoder, and triage needs floats only
 _RESOURCE_TEXT = cast(m.Observation.resource, Text).label("resource")
@@ -50,12 +51,6 @@ def _aware(value: datetime | None) -> datetime | None:
     return from_store(value) if value is not None else None
 
 
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
-
-
 def _load_values(session: Session, observation_ids: Sequence[str]) -> None:
     """Read and remember the measured values of Observations not seen before."""
     for chunk in _chunks(list(observation_ids)):
@@ -63,7 +58,7 @@ def _load_values(session: Session, observation_ids: Sequence[str]) -> None:
             continue
         stmt = select(m.Observation.id, m.Observation.patient_key, _RESOURCE_TEXT).where(m.Observation.id.in_(chunk))
         for oid, pkey, text in session.execute(stmt):
-            _remember(_VALUES, (pkey, oid), tuple(measures_of(json.loads(text))))
+            _VALUES.remember((pkey, oid), tuple(measures_of(json.loads(text))))
 
 
 @dataclass(frozen=True)
@@ -219,7 +214,7 @@ class Triager:
         found = _TRIAGED.get(key)
         if found is None:
             found = triage(values, thresholds, at=at)
-            _remember(_TRIAGED, key, found)
+            _TRIAGED.remember(key, found)
         return found, version
 
     def triage(self, reading: dict[str, Any] | Sequence[Value], at: datetime) -> tuple[Triage, SettingsVersion]:
@@ -395,7 +390,7 @@ def patients_data(
     if with_resources:
         for r in fetched:
             if (r.patient_key, r.id) not in _VALUES and r.resource is not None:
-                _remember(_VALUES, (r.patient_key, r.id), tuple(measures_of(r.resource)))
+                _VALUES.remember((r.patient_key, r.id), tuple(measures_of(r.resource)))
     else:
         _load_values(session, [r.id for r in fetched if (r.patient_key, r.id) not in _VALUES])
     weights: dict[str, list[tuple[datetime, float]]] = {}

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from homediag.access.patient_page import PatientPage
 from homediag.access.readings import Reading
+from homediag.bounded import Bounded
 from homediag.runtime import Runtime
 
 from . import charts, reasons
@@ -50,8 +51,7 @@ class MeasurementBlock:
 
 # A table row by everything it shows (``_patient_row.html``): a page of 90 days renders hundreds, the same ones
 # view after view; no session data is in a row (its button submits the table's form, which carries the token).
-_ROWS: dict[tuple[Any, ...], Markup] = {}
-_ROWS_LIMIT = 50_000
+_ROWS: Bounded[tuple[Any, ...], Markup] = Bounded(50_000)
 
 
 def _table_rows(readings: list[Reading], form_id: str, lang: str, fmt: Formats) -> list[Markup]:
@@ -80,10 +80,7 @@ def _table_rows(readings: list[Reading], form_id: str, lang: str, fmt: Formats) 
         )
         found = _ROWS.get(key)
         if found is None:
-            found = Markup(macro(r, form_id, fmt, unit, value_text, flags_of, FLAG_NAMES, reason))
-            if len(_ROWS) >= _ROWS_LIMIT:
-                _ROWS.clear()
-            _ROWS[key] = found
+            found = _ROWS.remember(key, Markup(macro(r, form_id, fmt, unit, value_text, flags_of, FLAG_NAMES, reason)))
         out.append(found)
     return out
 

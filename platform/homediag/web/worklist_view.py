@@ -15,12 +15,12 @@ from typing import Any
 from markupsafe import Markup
 
 from homediag.access.worklist import COLOURS, Worklist, WorklistRow
+from homediag.bounded import Bounded
 
 from .i18n import UNIT_NAMES, Formats, translations
 from .render import environment
 
-_CELLS: dict[tuple[Any, ...], tuple[Markup, Markup]] = {}
-_CELLS_LIMIT = 20_000
+_CELLS: Bounded[tuple[Any, ...], tuple[Markup, Markup]] = Bounded(20_000)
 
 
 def worklist_context(
@@ -60,7 +60,5 @@ def _cells(row: WorklistRow, found: Worklist, lang: str, fmt: Formats) -> tuple[
             Markup(macros.head(row)),  # type: ignore[attr-defined]
             Markup(macros.tail(row, found.measurements, found.adherence_days, fmt, unit)),  # type: ignore[attr-defined]
         )
-        if len(_CELLS) >= _CELLS_LIMIT:
-            _CELLS.clear()
-        _CELLS[key] = cells
+        _CELLS.remember(key, cells)
     return cells
