@@ -19,36 +19,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
     ColumnElement,
-    Select,
-    String,
     and_,
-    cast,
-    exists,
     func,
-    literal,
     or_,
     select,
     true,
-    type_coerce,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from homediag import consent as consent_model
 from homediag.clock import from_store
 from homediag.errors import Forbidden
-from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 from homediag.store import models as m
 from homediag.users import Principal
 
-from .evaluation_alerts import Memo, first_acknowledgements, triaged_alerts
+from .evaluation_alerts import Memo, first_acknowledgements, triaged
+from .evaluation_pass import Reading, chunks
 from .observations import ObservationReads
 from .view import View, Window
 
 EVALUATION_ROLE = "evaluator"
 ACCEPTED = ("created", "duplicate")
-PAGE_ROWS = 10_000
-ALERT_CHUNK = 25  # patients triaged at once
+PASS_PATIENTS = 10  # patients read, parsed and triaged at once: one page
 
 
 # The columns of a page of evaluated readings (``EvaluationReads.evaluation_readings``): one row per stored
@@ -89,6 +81,15 @@ class EvaluatedAlert:
     effective: datetime  # shifted per patient
     to_acknowledge_s: float | None  # first acknowledgement - reading time; None: not acknowledged
     arrival_to_acknowledge_s: float | None  # first acknowledgement - platform receive time
+
+
+@dataclass
+class EvaluationPart:
+    """A part's readings and alerts from one pass (``EvaluationReads.evaluation_part``): read ``pages`` first;
+    ``alerts`` is complete (sorted by patient, time and reading) once they are exhausted."""
+
+    pages: Iterator[pa.Table]
+    alerts: list[EvaluatedAlert]
 
 
 @dataclass(frozen=True)
@@ -150,73 +151,6 @@ def _window_sql(window: Window, column: Any) -> ColumnElement[bool]:
     return or_(*spans)
 
 
-def _reading_query(dialect: str, scope: ColumnElement[bool]) -> Select[Any]:
-    """Every Observation in ``scope`` joined to its components (one row each; one row with nulls when it has
-    none), with what the tidy table needs: the store's own columns, and from the stored JSON (in SQL, with the
-    engine's JSON functions) the components' codes and values, the Observation's valueBoolean and whether the
-    device-time extension is there. In patient, time, id and component order."""
-    o = m.Observation
-    if dialect == "postgresql":
-        doc = type_coerce(o.resource, JSONB)
-        comp = (
-            func.jsonb_array_elements(doc["component"])
-            .table_valued("value", with_ordinality="n")
-            .render_derived(name="c")
-            .lateral()
-        )
-        part = type_coerce(comp.c.value, JSONB)
-        component = (
-            part["code"].astext,
-            part[("valueQuantity", "value")].astext,
-            func.coalesce(part[("valueQuantity", "code")].astext, part[("valueQuantity", "unit")].astext),
-            part["valueBoolean"].astext,
-            part["valueQuantity"].is_not(None),
-        )
-        top = (doc["valueBoolean"].astext, doc["valueQuantity"].is_not(None))
-        clock_off = func.coalesce(doc["extension"].contains([{"url": EXT_DEVICE_TIME}]), False)
-        position = comp.c.n
-    else:  # SQLite: JSON1 (json_each, json_extract, json_type)
-        comp = func.json_each(o.resource, "$.component").table_valued("key", "value").alias("c")
-        position = comp.c.key
-
-        def get(doc: Any, path: str) -> Any:
-            return func.json_extract(doc, path)
-
-        component = (
-            get(comp.c.value, "$.code"),
-            get(comp.c.value, "$.valueQuantity.value"),
-            func.coalesce(get(comp.c.value, "$.valueQuantity.code"), get(comp.c.value, "$.valueQuantity.unit")),
-            get(comp.c.value, "$.valueBoolean"),
-            func.json_type(comp.c.value, "$.valueQuantity").is_not(None),
-        )
-        top = (get(o.resource, "$.valueBoolean"), func.json_type(o.resource, "$.valueQuantity").is_not(None))
-        ext = func.json_each(o.resource, "$.extension").table_valued("value").alias("e")
-        clock_off = exists(select(literal(1)).select_from(ext).where(get(ext.c.value, "$.url") == EXT_DEVICE_TIME))
-    return (
-        select(
-            o.id,
-            o.patient_key,
-            o.code,
-            o.value,
-            o.unit,
-            # times as text, parsed by Arrow (the DateTime type's per-row processing costs more than the rest)
-            cast(o.effective_start, String),
-            cast(o.gateway_received_at, String),
-            cast(o.received_at, String),
-            o.device_id,
-            o.adapter,
-            o.status,
-            *top,
-            clock_off,
-            *component,
-        )
-        .select_from(o)
-        .outerjoin(comp, true())
-        .where(scope)
-        .order_by(o.patient_key, o.effective_start, o.id, position)
-    )
-
-
 class _Shift:
     """``View.shift`` for a page of readings at once: each patient's offset computed once, added to every time
     of the patient in Arrow (cut to the day where the view coarsens)."""
@@ -248,6 +182,73 @@ def _number(value: Any) -> float | None:
 def _monday(moment: datetime, zone: Any) -> date:
     day = from_store(moment).astimezone(zone).date()
     return day - timedelta(days=day.weekday())
+
+
+def _page(
+    rows: list[Reading],
+    view: View,
+    shift: _Shift,
+    shown_patient: dict[str, str],
+    shown_device: dict[str, str],
+    devices: dict[str, str | None],
+) -> tuple[pa.Table, list[str]]:
+    """The ``READING_PAGE`` rows of ``rows`` (one per Observation and component), and each Observation's id as
+    the view shows it."""
+    shown = [view.shown_id("Observation", r.id) for r in rows]
+    take: list[int] = []  # the Observation of each page row
+    first: list[bool] = []
+    comps = []
+    for i, r in enumerate(rows):
+        for j, c in enumerate(r.components):
+            take.append(i)
+            first.append(j == 0)
+            comps.append(c)
+    index = pa.array(take, pa.int64())
+    (ids, pkeys, code, value, unit, effective, gateway, received, device, adapter, status, top_bool, top_qty,
+     _, _, _) = zip(*rows, strict=True)  # fmt: skip
+    ccode, cval, cunit, cbool, cqty = zip(*comps, strict=True)
+    eff, gw, rc = (pa.array(t, pa.string()).cast(pa.timestamp("us")) for t in (effective, gateway, received))
+    keys_arr = pa.array(pkeys, pa.string()).dictionary_encode()
+    uniq = keys_arr.dictionary.to_pylist()
+    dev_arr = pa.array(device, pa.string()).dictionary_encode()
+    dev_uniq = dev_arr.dictionary.to_pylist()
+    per_reading = {
+        "reading": pa.array(shown, pa.string()),
+        "patient": pa.array([shown_patient[k] for k in uniq], pa.string()).take(keys_arr.indices),
+        "device": pa.array([shown_device.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
+        "vendor": pa.array([devices.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
+        "adapter": pa.array(adapter, pa.string()),
+        "primary_code": pa.array(code, pa.string()),
+        "status": pa.array(status, pa.string()),
+        "effective": shift.apply(eff, uniq, keys_arr.indices),
+        "device_clock_set": pa.array([not r.clock_off for r in rows], pa.bool_()),
+        "delay_device_to_gateway_s": _seconds(pc.subtract(gw, eff)),
+        "delay_gateway_to_platform_s": _seconds(pc.subtract(rc, gw)),
+        "value": pa.array(
+            [v if q else _flag(b) for v, q, b in zip(value, top_qty, top_bool, strict=True)], pa.float64()
+        ),
+        "unit": pa.array(
+            [u if q else "1" if b is not None else None for u, q, b in zip(unit, top_qty, top_bool, strict=True)],
+            pa.string(),
+        ),
+        "has_value": pa.array([q or b is not None for q, b in zip(top_qty, top_bool, strict=True)], pa.bool_()),
+    }
+    columns = {name: column.take(index) for name, column in per_reading.items()}
+    columns |= {
+        "first": pa.array(first, pa.bool_()),
+        "component_code": pa.array(ccode, pa.string()),
+        "component_value": pa.array(
+            [_number(v) if q else _flag(b) for v, q, b in zip(cval, cqty, cbool, strict=True)], pa.float64()
+        ),
+        "component_unit": pa.array(
+            [u if q else "1" if b is not None else None for u, q, b in zip(cunit, cqty, cbool, strict=True)],
+            pa.string(),
+        ),
+        "component_has_value": pa.array(
+            [c is not None and (q or b is not None) for c, q, b in zip(ccode, cqty, cbool, strict=True)], pa.bool_()
+        ),
+    }
+    return pa.Table.from_pydict({n: columns[n] for n in READING_PAGE.names}, schema=READING_PAGE), shown
 
 
 class EvaluationReads(ObservationReads):
@@ -282,26 +283,24 @@ class EvaluationReads(ObservationReads):
             )
         return shown
 
-    def evaluation_readings(
-        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None, page: int = PAGE_ROWS
-    ) -> Iterator[pa.Table]:
-        """The readings of ``patients`` (the evaluator's pseudonyms) it may receive, streamed in pages of
-        ``READING_PAGE`` rows in patient and time order. The decision and one audit record per patient (with
-        the count) are committed first.
+    def evaluation_part(
+        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None
+    ) -> EvaluationPart:
+        """The readings of ``patients`` (the evaluator's pseudonyms) it may receive, and those of them monitoring
+        triages red or yellow (by the patient's thresholds in force at the reading's time: ``homediag.monitoring``,
+        the one triage engine) with their first acknowledgement as delays only: from one pass over the readings
+        (``access/evaluation_pass.py``). The decision and one audit record per patient (with the count of
+        readings) are committed first; the alerts are audited per patient (with their count) when the pages
+        have been read.
 
-        Read from the store's own columns (code, value, unit, times, device, adapter), components and the
-        device-time flag extracted from the stored JSON in SQL (``_reading_query``), never by parsing the
-        resource in Python. What ``View.shown`` would make of them is applied per patient, once: its
-        pseudonym and its time shift (``View.shown_id``, ``View.shift``); per device its pseudonym and
-        per reading its own. Only allow-listed elements are read, so no identifier, name or free text can
-        reach the page."""
+        Pages of ``READING_PAGE`` rows in patient and time order, from the store's own columns (code, value, unit,
+        times, device, adapter) and, from each resource's stored text parsed once, its components and the
+        device-time flag. What ``View.shown`` would make of them is applied per patient, once: its pseudonym and
+        its time shift (``View.shown_id``, ``View.shift``); per device its pseudonym and per reading its own. Only
+        allow-listed elements are read, so no identifier, name or free text can reach the page."""
         view = self._evaluator_view(principal, purpose)
         with self.rt.sessions.begin() as session:
-            real = [pid for shown in patients if (pid := view.real_id("Patient", shown)) is not None]
-            people = session.execute(select(m.Patient.patient_key, m.Patient.id).where(m.Patient.id.in_(real))).all()
-            keys = [k for k, _ in people]
-            windows = self.readable_windows(session, view, keys) if keys else {}
-            scope = self.scope(windows)
+            people, windows, scope = self._part_scope(session, view, patients)
             counts = session.execute(
                 select(m.Observation.patient_key, func.count())
                 .where(scope)
@@ -326,77 +325,60 @@ class EvaluationReads(ObservationReads):
                     )
                 ).all()
             )
-        if not counts:
-            return
-        patient_of = {k: pid for k, pid in people}
-        shown_patient = {k: view.shown_id("Patient", pid) for k, pid in patient_of.items()}
-        shift = _Shift(view, patient_of)
+        part = EvaluationPart(iter(()), [])
+        if counts:
+            part.pages = self._part_pages(principal, view, people, windows, devices, part.alerts)
+        return part
+
+    def _part_pages(
+        self,
+        principal: Principal,
+        view: View,
+        people: dict[str, str],
+        windows: dict[str, Window],
+        devices: dict[str, str | None],
+        alerts: list[EvaluatedAlert],
+    ) -> Iterator[pa.Table]:
+        shown_patient = {k: view.shown_id("Patient", pid) for k, pid in people.items()}
+        shift = _Shift(view, people)
         shown_device = {d: view.shown_id("Device", d) for d in devices}
-        with self.rt.sessions() as session:
-            conn = session.connection().execution_options(stream_results=True, max_row_buffer=page)
-            result = conn.execute(_reading_query(conn.dialect.name, scope))
-            last: str | None = None
-            for rows in result.partitions(page):
-                cols = list(zip(*rows, strict=True))
-                (ids, pkeys, code, value, unit, effective, gateway, received, device, adapter, status, top_bool,
-                 top_qty, clock_off, ccode, cval, cunit, cbool, cqty) = cols  # fmt: skip
-                first = [i != prev for i, prev in zip(ids, (last, *ids[:-1]), strict=True)]
-                last = ids[-1]
-                eff, gw, rc = (
-                    pa.array(t, pa.string()).cast(pa.timestamp("us")) for t in (effective, gateway, received)
+        flagged: dict[str, tuple[str, str, datetime, Any]] = {}  # id -> (its pseudonym, patient key, time, triage)
+        memo = Memo()
+        with self.rt.sessions.begin() as session:
+            conn = session.connection()
+
+            def scope_of(keys: list[str]) -> ColumnElement[bool]:
+                return self.scope({k: windows[k] for k in keys})
+
+            for chunk in chunks(conn, sorted(windows), scope_of, PASS_PATIENTS):
+                keys = sorted({r.patient_key for r in chunk.rows})
+                page, shown = _page(chunk.rows, view, shift, shown_patient, shown_device, devices)
+                for i, (at, result) in triaged(session, chunk, scope_of(keys), memo).items():
+                    row = chunk.rows[i]
+                    flagged[row.id] = (shown[i], row.patient_key, at, result)
+                yield page
+            times = first_acknowledgements(session, self.scope(windows), list(flagged))
+            counts: dict[str, int] = {}
+            for oid, (shown_id, pkey, at, result) in flagged.items():
+                pid = people[pkey]
+                effective, received, acked, _ = times.get(oid, (None, None, None, None))
+                measures = ",".join(sorted({v.measure for v in result.verdicts if v.colour == result.colour}))
+                alerts.append(
+                    EvaluatedAlert(
+                        shown_id,
+                        shown_patient[pkey],
+                        str(result.colour),
+                        measures,
+                        view.shift(pid, at),
+                        (acked - effective).total_seconds() if acked is not None and effective is not None else None,
+                        (acked - received).total_seconds() if acked is not None and received is not None else None,
+                    )
                 )
-                keys_arr = pa.array(pkeys, pa.string()).dictionary_encode()
-                uniq = keys_arr.dictionary.to_pylist()
-                dev_arr = pa.array(device, pa.string()).dictionary_encode()
-                dev_uniq = dev_arr.dictionary.to_pylist()
-                id_arr = pa.array(ids, pa.string()).dictionary_encode()
-                has_top = [q or b is not None for q, b in zip(top_qty, top_bool, strict=True)]
-                columns = {
-                    "reading": pa.array(
-                        [view.shown_id("Observation", i) for i in id_arr.dictionary.to_pylist()], pa.string()
-                    ).take(id_arr.indices),  # fmt: skip
-                    "patient": pa.array([shown_patient[k] for k in uniq], pa.string()).take(keys_arr.indices),
-                    "device": pa.array([shown_device.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
-                    "vendor": pa.array([devices.get(d) for d in dev_uniq], pa.string()).take(dev_arr.indices),
-                    "adapter": pa.array(adapter, pa.string()),
-                    "primary_code": pa.array(code, pa.string()),
-                    "status": pa.array(status, pa.string()),
-                    "effective": shift.apply(eff, uniq, keys_arr.indices),
-                    "device_clock_set": pc.invert(pa.array([bool(c) for c in clock_off], pa.bool_())),
-                    "delay_device_to_gateway_s": _seconds(pc.subtract(gw, eff)),
-                    "delay_gateway_to_platform_s": _seconds(pc.subtract(rc, gw)),
-                    "first": pa.array(first, pa.bool_()),
-                    "value": pa.array(
-                        [v if q else _flag(b) for v, q, b in zip(value, top_qty, top_bool, strict=True)], pa.float64()
-                    ),
-                    "unit": pa.array(
-                        [
-                            u if q else "1" if b is not None else None
-                            for u, q, b in zip(unit, top_qty, top_bool, strict=True)
-                        ],
-                        pa.string(),
-                    ),  # fmt: skip
-                    "has_value": pa.array(has_top, pa.bool_()),
-                    "component_code": pa.array(ccode, pa.string()),
-                    "component_value": pa.array(
-                        [_number(v) if q else _flag(b) for v, q, b in zip(cval, cqty, cbool, strict=True)], pa.float64()
-                    ),
-                    "component_unit": pa.array(
-                        [
-                            u if q else "1" if b is not None else None
-                            for u, q, b in zip(cunit, cqty, cbool, strict=True)
-                        ],
-                        pa.string(),
-                    ),  # fmt: skip
-                    "component_has_value": pa.array(
-                        [
-                            c is not None and (bool(q) or b is not None)
-                            for c, q, b in zip(ccode, cqty, cbool, strict=True)
-                        ],
-                        pa.bool_(),
-                    ),
-                }
-                yield pa.Table.from_pydict(columns, schema=READING_PAGE)
+                counts[pkey] = counts.get(pkey, 0) + 1
+            alerts.sort(key=lambda a: (a.patient, a.effective, a.reading))
+            for pkey, n in sorted(counts.items()):
+                self._audit(session, principal, "evaluation-alerts", "permit", purpose=view.purpose, patient_key=pkey,
+                            entity="Observation", detail=f"{n} alerts")  # fmt: skip
 
     def _part_scope(
         self, session: Session, view: View, patients: Sequence[str]
@@ -406,46 +388,6 @@ class EvaluationReads(ObservationReads):
         people = dict(session.execute(select(m.Patient.patient_key, m.Patient.id).where(m.Patient.id.in_(real))).all())
         windows = self.readable_windows(session, view, list(people)) if people else {}
         return people, windows, self.scope(windows)
-
-    def evaluation_alerts(
-        self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None
-    ) -> list[EvaluatedAlert]:
-        """The readings of ``patients`` the evaluator may receive that monitoring triages red or yellow (by the
-        patient's thresholds in force at the reading's time: ``homediag.monitoring``, the one triage engine),
-        with their first acknowledgement as delays only. Audited per patient with the count."""
-        view = self._evaluator_view(principal, purpose)
-        with self.rt.sessions.begin() as session:
-            people, windows, scope = self._part_scope(session, view, patients)
-            if not windows:
-                return []
-            flagged: dict[str, tuple[str, datetime, Any]] = {}  # id -> (patient key, its time, triage)
-            keys, memo = sorted(windows), Memo()
-            for i in range(0, len(keys), ALERT_CHUNK):
-                chunk = keys[i : i + ALERT_CHUNK]  # its own scope: the store's patient index, not a scan per chunk
-                flagged.update(triaged_alerts(session, chunk, self.scope({k: windows[k] for k in chunk}), memo))
-            times = first_acknowledgements(session, scope, list(flagged))
-            out: list[EvaluatedAlert] = []
-            counts: dict[str, int] = {}
-            for oid, (pkey, at, result) in flagged.items():
-                pid = people[pkey]
-                effective, received, acked, _ = times.get(oid, (None, None, None, None))
-                measures = ",".join(sorted({v.measure for v in result.verdicts if v.colour == result.colour}))
-                out.append(
-                    EvaluatedAlert(
-                        view.shown_id("Observation", oid),
-                        view.shown_id("Patient", pid),
-                        str(result.colour),
-                        measures,
-                        view.shift(pid, at),
-                        (acked - effective).total_seconds() if acked is not None and effective is not None else None,
-                        (acked - received).total_seconds() if acked is not None and received is not None else None,
-                    )
-                )
-                counts[pkey] = counts.get(pkey, 0) + 1
-            for pkey, n in sorted(counts.items()):
-                self._audit(session, principal, "evaluation-alerts", "permit", purpose=view.purpose, patient_key=pkey,
-                            entity="Observation", detail=f"{n} alerts")  # fmt: skip
-        return sorted(out, key=lambda a: (a.patient, a.effective, a.reading))
 
     def evaluation_acknowledgements(
         self, principal: Principal, patients: Sequence[str], *, purpose: str | None = None

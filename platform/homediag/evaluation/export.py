@@ -185,9 +185,10 @@ def export(
             names = [f"{t.name}/part-{n:05d}.{ext}" for t in PARTED]
             if all(name in state["parts"] and (partial / name).exists() for name in names):
                 continue
-            pages = access.evaluation_readings(principal, patients, purpose=purpose) if patients else iter(())
+            part = access.evaluation_part(principal, patients, purpose=purpose) if patients else None
+            pages = part.pages if part is not None else iter(())
             state["parts"][names[0]] = _write_batches(partial / names[0], READINGS, fmt, map(reading_table, pages))
-            alerts = access.evaluation_alerts(principal, patients, purpose=purpose) if patients else []
+            alerts = part.alerts if part is not None else []
             state["parts"][names[1]] = _write_table(partial / names[1], ALERTS, fmt, alert_rows(alerts))
             acks = access.evaluation_acknowledgements(principal, patients, purpose=purpose) if patients else []
             state["parts"][names[2]] = _write_table(
