@@ -19,9 +19,12 @@ suppressed, so it adds nothing an attacker could solve with.
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_matrix
@@ -98,11 +101,13 @@ class _Attacker:
         self.cube = cube
         base = cube.base()
         self.keys = list(cube.published)
+        self.index = {k: i for i, k in enumerate(self.keys)}
         self.rows = {key: np.array([1.0 if _covers(key, b) else 0.0 for b in base]) for key in self.keys}
         self.n = len(base)
         self.matrix = csr_matrix(np.array([self.rows[k] for k in self.keys]))
         self.pool: list[np.ndarray] = []  # whole-number tables found by the programs
         self.lines = _lines(self.keys, self.rows)
+        self.relaxation = _Relaxation(self.matrix)
         self.solves = 0
         self._cache: dict[tuple[Key, frozenset[tuple[Key, str]]], bool] = {}
 
@@ -135,6 +140,8 @@ class _Attacker:
                 return True
         true = values[target]
         lower, upper = self._limits(hidden, values)
+        if self._pinned(target, lower, upper):
+            return True
         row = self.rows[target]
         for x in self.pool:  # a table found before that fits now and differs in the target: not exposed
             if abs(row @ x - true) > 0.5:
@@ -151,18 +158,87 @@ class _Attacker:
                 return False
         return True
 
+    def _pinned(self, target: Key, lower: np.ndarray, upper: np.ndarray) -> bool:
+        """The lines rule with bounds: in each line of ``target`` (a total and its parts), the target lies between
+        what the line's other numbers leave at least and at most (``lower``/``upper``: what is published of each
+        key, in ``self.keys`` order); one whole value left is exposed, no program needed (e.g. a "<5" beside
+        other "<5" counts in a row whose shown counts leave nothing for them)."""
+        t = self.index[target]
+        low, high = lower[t], upper[t]
+        for line in self.lines.get(target, ()):
+            total, parts = self.index[line[0]], [self.index[k] for k in line[1:]]
+            if t == total:  # the total: between the sums of its parts' bounds
+                low, high = max(low, sum(lower[p] for p in parts)), min(high, sum(upper[p] for p in parts))
+            else:
+                others = [p for p in parts if p != t]
+                low = max(low, lower[total] - sum(upper[p] for p in others))
+                high = min(high, upper[total] - sum(lower[p] for p in others))
+        return bool(np.floor(high) <= np.ceil(low))
+
     def _optimum(self, objective: np.ndarray, constraint: LinearConstraint) -> np.ndarray | None:
         """A whole-number table minimising ``objective`` under what is published: the linear relaxation's optimum
         when it is whole already (then it is the integer program's optimum too: tables with margins mostly have
         whole-number vertices), else the integer program's. None when not solved in time."""
         self.solves += 1
         bounds = Bounds(0, np.inf)
-        relaxed = milp(objective, constraints=constraint, bounds=bounds, options={"time_limit": MILP_SECONDS})
-        if relaxed.status == 0 and np.allclose(relaxed.x, np.round(relaxed.x), atol=1e-7):
-            return np.round(relaxed.x)
+        relaxed = self.relaxation.solve(objective, constraint.lb, constraint.ub)
+        if relaxed is not None and np.allclose(relaxed, np.round(relaxed), atol=1e-7):
+            return np.round(relaxed)
         res = milp(objective, constraints=constraint, integrality=np.ones(self.n), bounds=bounds,
                    options={"time_limit": MILP_SECONDS})  # fmt: skip
         return np.round(res.x) if res.status == 0 else None
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A HiGHS model with its log off. Its constructor writes a banner to the process's standard output (in C,
+    once per process, whatever the options: HiGHS issue 2749), which would land in a command's output: file
+    descriptor 1 points at the null device meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highs = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("presolve", "off")  # presolve would drop the basis the next question starts from
+    return highs
+
+
+class _Relaxation:
+    """The attacker's linear relaxation, kept in one HiGHS model (highspy): a question changes only the objective
+    and the published numbers' bounds, and the simplex starts from the last question's basis: a few pivots instead
+    of a solve from scratch (a cube asks thousands of questions). The optimum's value is the same from any start;
+    a different optimal vertex can only change which whole tables are kept in the pool, never a decision."""
+
+    def __init__(self, matrix: csr_matrix) -> None:
+        self.rows, self.cols = matrix.shape
+        self.highs = _quiet_highs()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.cols, self.rows
+        lp.col_cost_ = np.zeros(self.cols)
+        lp.col_lower_ = np.zeros(self.cols)
+        lp.col_upper_ = np.full(self.cols, highspy.kHighsInf)
+        lp.row_lower_ = np.zeros(self.rows)
+        lp.row_upper_ = np.zeros(self.rows)
+        csc = matrix.tocsc()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+        self.highs.passModel(lp)
+        self.all_rows, self.all_cols = np.arange(self.rows, dtype=np.int32), np.arange(self.cols, dtype=np.int32)
+
+    def solve(self, objective: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+        """The relaxation's optimal table minimising ``objective`` with the published numbers in [lower, upper];
+        None when it is not solved to optimality."""
+        upper = np.where(np.isinf(upper), highspy.kHighsInf, upper)
+        self.highs.changeColsCost(self.cols, self.all_cols, np.asarray(objective, dtype=float))
+        self.highs.changeRowsBounds(self.rows, self.all_rows, np.asarray(lower, dtype=float), upper)
+        self.highs.run()
+        if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        return np.array(self.highs.getSolution().col_value)
 
 
 def _lines(keys: list[Key], rows: dict[Key, np.ndarray]) -> dict[Key, list[tuple[Key, ...]]]:
