@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -128,6 +129,7 @@ def measure(database: str, key_file: Path, token: str, out: Path) -> dict[str, f
     with rt.sessions() as session:
         principal = authenticate(session, token)
     assert principal is not None
+    gc.freeze()  # as the command does (cli/evaluation.py)
     t0 = time.perf_counter()
     result = export(AccessService(rt), principal, out / "export")
     t1 = time.perf_counter()
