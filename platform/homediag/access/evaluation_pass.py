@@ -18,11 +18,13 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import ColumnElement, Connection, Select, String, Text, cast, func, select
 
+from homediag.bounded import Bounded
 from homediag.clock import from_store
 from homediag.fhir_profiles.builder import EXT_DEVICE_TIME
 from homediag.monitoring.triage import Value, measures_of
 from homediag.store import models as m
 
+MEMO_ENTRIES = 10_000  # distinct (code, valueQuantity, components) remembered within a part: about 25 MB at most
 FETCH_ROWS = 2_000  # rows fetched from the cursor at once (each holds a resource's text until it is parsed)
 
 # a component row: (code as JSON text, value, unit, valueBoolean, whether it has a valueQuantity); an
@@ -87,11 +89,24 @@ def _component(part: Any) -> Component:
     return (text, value, unit, part.get("valueBoolean"), "valueQuantity" in part)
 
 
-def parse(row: Sequence[Any]) -> Reading:
+Measured = tuple[tuple[Component, ...], tuple[Value, ...]]
+
+
+def _measured(doc: dict[str, Any], memo: Bounded[bytes, Measured]) -> Measured:
+    """The component rows and monitoring's values of a parsed resource: they depend only on its code,
+    valueQuantity and components, whose JSON (orjson's, exact) keys a memory (many readings share them)."""
+    key = orjson.dumps((doc.get("code"), doc.get("valueQuantity"), doc.get("component")))
+    found = memo.get(key)
+    if found is None:
+        parts = doc.get("component")
+        components = tuple(_component(p) for p in parts) if isinstance(parts, list) and parts else NO_COMPONENT
+        found = memo.remember(key, (components, tuple(measures_of(doc))))
+    return found
+
+
+def parse(row: Sequence[Any], memo: Bounded[bytes, Measured]) -> Reading:
     """A fetched row (``_query``'s columns) as a ``Reading``: its resource's text parsed once."""
     doc = orjson.loads(row[11])
-    parts = doc.get("component")
-    components = tuple(_component(p) for p in parts) if isinstance(parts, list) and parts else NO_COMPONENT
     extensions = doc.get("extension")
     clock_off = isinstance(extensions, list) and any(
         isinstance(e, dict) and e.get("url") == EXT_DEVICE_TIME for e in extensions
@@ -101,16 +116,15 @@ def parse(row: Sequence[Any]) -> Reading:
         doc.get("valueBoolean"),
         "valueQuantity" in doc,
         clock_off,
-        components,
-        tuple(measures_of(doc)),
+        *_measured(doc, memo),
     )
 
 
-def readings(conn: Connection, scope: ColumnElement[bool]) -> list[Reading]:
+def readings(conn: Connection, scope: ColumnElement[bool], memo: Bounded[bytes, Measured]) -> list[Reading]:
     """Every Observation in ``scope`` (keep it to a few patients: the list is held), in patient, time and id
     order."""
     result = conn.execute(_query(scope), execution_options={"stream_results": True, "max_row_buffer": FETCH_ROWS})
-    out = [parse(row) for rows in result.partitions(FETCH_ROWS) for row in rows]
+    out = [parse(row, memo) for rows in result.partitions(FETCH_ROWS) for row in rows]
     out.sort(key=lambda r: (r.patient_key, r.effective, r.id))
     return out
 
@@ -134,8 +148,9 @@ class Chunk:
 
 def chunks(conn: Connection, keys: list[str], scope_of: Any, size: int) -> Iterator[Chunk]:
     """``readings`` for ``size`` patients at a time (``keys`` sorted), ``scope_of(keys)`` their scope."""
+    memo: Bounded[bytes, Measured] = Bounded(MEMO_ENTRIES)
     for i in range(0, len(keys), size):
         part = keys[i : i + size]
-        rows = readings(conn, scope_of(part))
+        rows = readings(conn, scope_of(part), memo)
         if rows:
             yield Chunk(rows)
