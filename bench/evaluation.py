@@ -97,7 +97,13 @@ def _copy(rt: Runtime, source: tuple[str, str], pid: str, n: int) -> int:
     new_id = f"{prefix} || substr(id, 7)"
     resource = f"replace(replace(resource{'::text' if postgres else ''}, id, {new_id}), :old_ref, :new_ref)"
     columns = [c.name for c in m.Observation.__table__.columns if c.name != "txn"]
-    chosen = {"id": new_id, "patient_key": ":pkey", "resource": resource + ("::jsonb" if postgres else "")}
+    served = f"replace(replace(served_json, id, {new_id}), :old_ref, :new_ref)"  # same lengths: the marks still fit
+    chosen = {
+        "id": new_id,
+        "patient_key": ":pkey",
+        "resource": resource + ("::jsonb" if postgres else ""),
+        "served_json": served,
+    }
     params = {"n": n, "pkey": pkey, "source": source[0], "old_ref": f"Patient/{source[1]}", "new_ref": f"Patient/{pid}"}
     with rt.engine.begin() as conn:
         conn.execute(

@@ -11,6 +11,7 @@ import duckdb
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from evaluation_support import all_bytes, evaluator_fixture, exported_fixture, research_pilot_fixture  # noqa: F401
 
 from homediag.access import AccessService
@@ -194,3 +195,26 @@ def test_acknowledgements_are_delays_consistent_with_the_readings_and_name_no_cl
     assert n == len(rows)  # every acknowledged reading is one the evaluator received
     data = all_bytes(d)
     assert b"Klinikersen" not in data and research_pilot.demo.tokens["clinician"].encode() not in data
+
+
+def test_readings_whose_stored_text_is_not_back_filled_export_the_same_tables(
+    research_pilot: ResearchPilot, evaluator: Principal, exported: ExportResult, tmp_path: Path
+) -> None:
+    """A reading stored before ``observation.served_json`` existed (NULL until back-filled) is read from its
+    resource: the same readings and alerts, byte for byte."""
+    engine = research_pilot.runtime.engine
+    with engine.begin() as conn:
+        saved = conn.execute(sa.select(m.Observation.id, m.Observation.served_json)).all()
+        assert saved and all(text is not None for _, text in saved)
+        conn.execute(sa.update(m.Observation).values(served_json=None))
+    try:
+        again = export(AccessService(research_pilot.runtime), evaluator, tmp_path / "again", part_patients=4)
+    finally:
+        with engine.begin() as conn:
+            table = m.Observation.__table__
+            conn.execute(
+                table.update().where(table.c.id == sa.bindparam("oid")).values(served_json=sa.bindparam("text")),
+                [{"oid": oid, "text": text} for oid, text in saved],
+            )
+    assert again.manifest["snapshot"] == exported.manifest["snapshot"]
+    assert again.manifest["files"]["alerts/part-00000.parquet"]["rows"] > 0
