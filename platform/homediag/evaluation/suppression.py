@@ -344,8 +344,11 @@ def _candidates(weak: Key, published: set[Key], hidden: dict[Key, str], values: 
         siblings += [k for k in published if k != weak and _same_except(k, weak, i)]
     totals = [t for t in _neighbours(weak) if t in published]
 
+    # the rows and columns holding another suppressed count (``_same_except(h, k, i)`` for some such h, as keys)
+    lines = {(i, h[:i] + h[i + 1 :]) for h in hidden if h != weak for i in range(len(h)) if h[i] != ALL}
+
     def paired(k: Key) -> bool:  # another suppressed count in one of its own rows or columns: a rectangle forms
-        return any(h != weak and any(_same_except(h, k, i) for i in range(len(k))) for h in hidden)
+        return any((i, k[:i] + k[i + 1 :]) in lines for i in range(len(k)))
 
     seen: list[Key] = []
     for group in (siblings, totals):
