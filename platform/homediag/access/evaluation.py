@@ -357,7 +357,7 @@ class EvaluationReads(ObservationReads):
                     row = chunk.rows[i]
                     flagged[row.id] = (shown[i], row.patient_key, at, result)
                 yield page
-            times = first_acknowledgements(session, self.scope(windows), list(flagged))
+            times = first_acknowledgements(session, sorted(windows), None, flagged)
             counts: dict[str, int] = {}
             for oid, (shown_id, pkey, at, result) in flagged.items():
                 pid = people[pkey]
@@ -400,7 +400,7 @@ class EvaluationReads(ObservationReads):
             people, windows, scope = self._part_scope(session, view, patients)
             if not windows:
                 return []
-            times = first_acknowledgements(session, scope, None)
+            times = first_acknowledgements(session, sorted(windows), scope)
             out = []
             counts: dict[str, int] = {}
             for oid, (effective, received, acked, row) in times.items():

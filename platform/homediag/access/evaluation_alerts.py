@@ -4,6 +4,7 @@ for readings in a scope the caller (``access/evaluation.py``) decided. Nothing h
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,10 +60,13 @@ class Memo:
 
 
 def first_acknowledgements(
-    session: Session, scope: ColumnElement[bool], ids: list[str] | None
+    session: Session, keys: list[str], scope: ColumnElement[bool] | None, ids: Collection[str] | None = None
 ) -> dict[str, tuple[datetime, datetime | None, datetime, Any]]:
     """Observation id -> (reading time, arrival, first acknowledgement, its review item with the review's scope),
-    aware UTC, for the readings in ``scope`` (and ``ids``, when given)."""
+    aware UTC, for the review items of the patients ``keys`` (a review item is its reading's patient's) whose
+    readings are in ``scope``, and only of ``ids`` when given. ``scope`` None: the caller gives ``ids``, readings
+    it read in its scope itself (the alerts), and no reading is joined. One query, driven by the items' patient
+    index: the items are few beside the readings (PostgreSQL otherwise scanned the part's readings per query)."""
     item, review = m.ReviewItem, m.Review
     stmt = (
         select(
@@ -75,16 +79,13 @@ def first_acknowledgements(
             review.scope,
         )  # fmt: skip
         .join(review, review.id == item.review_id)
-        .join(m.Observation, m.Observation.id == item.observation_id)  # each item to its reading: by primary key
-        .where(scope)
-        .order_by(item.observation_id, item.reviewed_at, item.review_id)
+        .where(item.patient_key.in_(keys))
     )
+    if scope is not None:  # each item to its reading: by primary key
+        stmt = stmt.join(m.Observation, m.Observation.id == item.observation_id).where(scope)
     out: dict[str, tuple[datetime, datetime | None, datetime, Any]] = {}
-    chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
-    for chunk in chunks:
-        query = stmt if chunk is None else stmt.where(item.observation_id.in_(chunk))
-        for row in session.execute(query):
-            if row.observation_id not in out:
-                received = from_store(row.received_at) if row.received_at is not None else None
-                out[row.observation_id] = (from_store(row.effective_at), received, from_store(row.reviewed_at), row)
+    for row in session.execute(stmt.order_by(item.observation_id, item.reviewed_at, item.review_id)):
+        if row.observation_id not in out and (ids is None or row.observation_id in ids):
+            received = from_store(row.received_at) if row.received_at is not None else None
+            out[row.observation_id] = (from_store(row.effective_at), received, from_store(row.reviewed_at), row)
     return out
