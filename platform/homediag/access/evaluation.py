@@ -318,16 +318,9 @@ class EvaluationReads(ObservationReads):
                     entity="Observation",
                     detail=f"{n} readings",
                 )
-            devices = dict(
-                session.execute(
-                    select(m.Device.id, m.Device.manufacturer).where(
-                        m.Device.id.in_(select(m.Observation.device_id).where(scope).distinct())
-                    )
-                ).all()
-            )
         part = EvaluationPart(iter(()), [])
         if counts:
-            part.pages = self._part_pages(principal, view, people, windows, devices, part.alerts)
+            part.pages = self._part_pages(principal, view, people, windows, part.alerts)
         return part
 
     def _part_pages(
@@ -336,12 +329,12 @@ class EvaluationReads(ObservationReads):
         view: View,
         people: dict[str, str],
         windows: dict[str, Window],
-        devices: dict[str, str | None],
         alerts: list[EvaluatedAlert],
     ) -> Iterator[pa.Table]:
         shown_patient = {k: view.shown_id("Patient", pid) for k, pid in people.items()}
         shift = _Shift(view, people)
-        shown_device = {d: view.shown_id("Device", d) for d in devices}
+        devices: dict[str, str | None] = {}  # device id -> its manufacturer, read as the pages meet them
+        shown_device: dict[str, str] = {}
         flagged: dict[str, tuple[str, str, datetime, Any]] = {}  # id -> (its pseudonym, patient key, time, triage)
         memo = Memo()
         with self.rt.sessions.begin() as session:
@@ -352,6 +345,11 @@ class EvaluationReads(ObservationReads):
 
             for chunk in chunks(conn, sorted(windows), scope_of, PASS_PATIENTS):
                 keys = sorted({r.patient_key for r in chunk.rows})
+                met = sorted({r.device for r in chunk.rows if r.device is not None} - devices.keys())
+                for start in range(0, len(met), 500):
+                    query = select(m.Device.id, m.Device.manufacturer).where(m.Device.id.in_(met[start : start + 500]))
+                    devices |= dict(session.execute(query).all())  # type: ignore[arg-type]
+                shown_device |= {d: view.shown_id("Device", d) for d in met if d in devices}
                 page, shown = _page(chunk.rows, view, shift, shown_patient, shown_device, devices)
                 for i, (at, result) in triaged(session, chunk, scope_of(keys), memo).items():
                     row = chunk.rows[i]
