@@ -337,7 +337,7 @@ class EvaluationReads(ObservationReads):
         shown_device: dict[str, str] = {}
         flagged: dict[str, tuple[str, str, datetime, Any]] = {}  # id -> (its pseudonym, patient key, time, triage)
         memo = Memo()
-        with self.rt.sessions.begin() as session:
+        with self.rt.sessions() as session:  # reads only: the audit below is a short transaction of its own
             conn = session.connection()
 
             def scope_of(keys: list[str]) -> ColumnElement[bool]:
@@ -373,7 +373,8 @@ class EvaluationReads(ObservationReads):
                     )
                 )
                 counts[pkey] = counts.get(pkey, 0) + 1
-            alerts.sort(key=lambda a: (a.patient, a.effective, a.reading))
+        alerts.sort(key=lambda a: (a.patient, a.effective, a.reading))
+        with self.rt.sessions.begin() as session:
             for pkey, n in sorted(counts.items()):
                 self._audit(session, principal, "evaluation-alerts", "permit", purpose=view.purpose, patient_key=pkey,
                             entity="Observation", detail=f"{n} alerts")  # fmt: skip
