@@ -408,6 +408,11 @@ def _sort_key(q: ObservationQuery) -> Any:
     ]
 
 
+def _sort_value(q: ObservationQuery, row: Any) -> Any:
+    """A page row's value of the sort key (``_sort_key``)."""
+    return {"date": row.effective_start, "_lastUpdated": row.received_at, "_id": row.id}[q.sort]
+
+
 def _edge(q: ObservationQuery, mark: list[str] | tuple[str, str]) -> tuple[Any, str]:
     return (mark[0] if q.sort == "_id" else datetime.fromisoformat(mark[0]), mark[1])
 
@@ -424,7 +429,18 @@ def _page_rows(
     """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
     (``as_text``) its served text and marks instead (``spliced``)."""
     key = _sort_key(q)
-    if cursor is None:
+    if cursor is None and not q.offset:
+        # the first page and the snapshot in one statement (the rows it sees are the snapshot's); counted only
+        # when the page is full (else the total is what it holds), under that snapshot
+        first = _page_statement(q, key, filters, as_text, reverse=q.descending, mark=paging.mark(session))
+        rows = list(session.connection().execute(first).all())
+        if rows:
+            snapshot = paging.snapshot_of(rows[0].snapshot_mark)
+            total = len(rows) if len(rows) <= q.count else paging.count_within(session, filters, snapshot)
+            items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
+            cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
+            return _Page(rows[: q.count], cursor, more_after=len(rows) > q.count, more_before=False)
+    if cursor is None:  # an offset, or nothing found: counted first, then the page under that count's snapshot
         total, snapshot = paging.count_at_snapshot(session, filters)
         filters = [*filters, paging.within(snapshot)]
         items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
@@ -438,22 +454,7 @@ def _page_rows(
     elif cursor.before is not None:
         edge = _edge(q, cursor.before)
         filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
-    reverse = q.descending != backwards
-    order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
-    content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
-    stmt = (
-        select(
-            m.Observation.id,
-            m.Observation.patient_key,
-            *content,
-            m.Observation.received_at,
-            m.Observation.effective_start,
-            key.label("sort_value"),
-        )
-        .where(*filters)
-        .order_by(*order)
-        .limit(q.count + 1)
-    )
+    stmt = _page_statement(q, key, filters, as_text, reverse=q.descending != backwards)
     if cursor.after is None and cursor.before is None and q.offset:
         stmt = stmt.offset(q.offset)
     rows = list(session.connection().execute(stmt).all())  # Core: plain rows, no ORM loading
@@ -464,6 +465,35 @@ def _page_rows(
         return _Page(rows, cursor, more_after=True, more_before=more)
     first_page = cursor.after is None
     return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
+
+
+def _page_statement(
+    q: ObservationQuery,
+    key: Any,
+    filters: list[ColumnElement[bool]],
+    as_text: bool,
+    *,
+    reverse: bool,
+    mark: ColumnElement[Any] | None = None,
+) -> Any:
+    """The SELECT of a page: ``q.count + 1`` rows (one more tells whether there is a next page) in (sort key, id)
+    order, with the paging ``mark`` (``paging.mark``) as ``snapshot_mark`` when given."""
+    order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
+    content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
+    marked = [mark.label("snapshot_mark")] if mark is not None else []
+    return (
+        select(
+            m.Observation.id,
+            m.Observation.patient_key,
+            *content,
+            m.Observation.received_at,
+            m.Observation.effective_start,  # the sort key is one of these (``_sort_value``): not read twice
+            *marked,
+        )
+        .where(*filters)
+        .order_by(*order)
+        .limit(q.count + 1)
+    )
 
 
 # what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
@@ -512,7 +542,7 @@ def _searchset(
         return f"{base_url}/{path}?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
 
     def mark(row: Any) -> tuple[str, str]:
-        value = row.sort_value
+        value = _sort_value(q, row)
         return (value if isinstance(value, str) else value.isoformat(), row.id)
 
     self_items = walk.items if any(k == "_count" for k, _ in walk.items) else [*walk.items, ("_count", str(q.count))]
