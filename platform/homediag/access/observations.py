@@ -90,14 +90,7 @@ class ObservationReads(Decisions):
             audited = False
             if q.patient_ids:
                 patient_id = view.real_id("Patient", q.patient_ids[0])
-                named_key = (
-                    session.connection()
-                    .execute(select(m.Patient.patient_key).where(m.Patient.id == patient_id))
-                    .scalar_one_or_none()
-                    if patient_id
-                    else None
-                )
-                windows = self.readable_windows(session, view, [named_key]) if named_key else {}
+                named_key, windows = self.named_patient_windows(session, view, patient_id) if patient_id else (None, {})
                 if named_key is not None and named_key not in windows:
                     reason = (
                         self._relation_reason(session, view, named_key)
