@@ -113,22 +113,23 @@ def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:
     if not isinstance(entries, list):
         return fhirjson.dumps_bytes(bundle)
     marker = f"\x00{secrets.token_hex(8)}"  # a string no Bundle holds: a control character and a random nonce
-    texts: list[bytes] = []
+    texts: list[str] = []
     skeleton: list[Any] = []
     for e in entries:
         resource = e.get("resource") if isinstance(e, dict) else None
         if type(resource) is fhirjson.Raw:
-            texts.append(resource.text.encode("utf-8"))
+            texts.append(resource.text)
             skeleton.append({**e, "resource": marker})
         else:
             skeleton.append(e)
     if not texts:
         return fhirjson.dumps_bytes(bundle)
-    parts = fhirjson.dumps_bytes({**bundle, "entry": skeleton}).split(fhirjson.dumps_bytes(marker))
+    around = fhirjson.dumps_bytes({**bundle, "entry": skeleton}).decode("utf-8")
+    parts = around.split(fhirjson.dumps(marker))
     if len(parts) != len(texts) + 1:  # cannot happen (the nonce); written the long way if it did
         return fhirjson.dumps_bytes(bundle)
     out = [parts[0]]
     for text, part in zip(texts, parts[1:], strict=True):
         out.append(text)
         out.append(part)
-    return b"".join(out)
+    return "".join(out).encode("utf-8")  # one encoding of the whole text, not one per entry
