@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, case, false, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, false, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag import bundles, versions
@@ -423,13 +423,15 @@ def _page_rows(
     (``as_text``) its served text and marks instead (``spliced``)."""
     key = _sort_key(q)
     if cursor is None and not q.offset:
-        # the first page and the snapshot in one statement (the rows it sees are the snapshot's); counted only
-        # when the page is full (else the total is what it holds), under that snapshot
-        first = _page_statement(q, key, filters, as_text, reverse=q.descending, mark=paging.mark(session))
+        # the first page, its snapshot and the count in one statement (one statement sees one snapshot: the
+        # rows it counts and returns are the snapshot's)
+        first = _page_statement(
+            q, key, filters, as_text, reverse=q.descending, mark=paging.mark(session), count=paging.counted(filters)
+        )
         rows = _rows(session, first, as_text)
         if rows:
             snapshot = paging.snapshot_of(rows[0].snapshot_mark)
-            total = len(rows) if len(rows) <= q.count else paging.count_within(session, filters, snapshot)
+            total = int(rows[0].total)
             items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
             cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
             return _Page(rows[: q.count], cursor, more_after=len(rows) > q.count, more_before=False)
@@ -471,6 +473,7 @@ class _TextRow(NamedTuple):
     received_at: datetime
     effective_start: datetime
     snapshot_mark: str | None = None
+    total: int | None = None
 
 
 class _ResourceRow(NamedTuple):
@@ -482,6 +485,7 @@ class _ResourceRow(NamedTuple):
     received_at: datetime
     effective_start: datetime
     snapshot_mark: str | None = None
+    total: int | None = None
 
 
 def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
@@ -498,12 +502,18 @@ def _page_statement(
     *,
     reverse: bool,
     mark: ColumnElement[Any] | None = None,
+    count: ColumnElement[Any] | None = None,
 ) -> Any:
     """The SELECT of a page: ``q.count + 1`` rows (one more tells whether there is a next page) in (sort key, id)
-    order, with the paging ``mark`` (``paging.mark``) as ``snapshot_mark`` when given."""
+    order, with the paging ``mark`` (``paging.mark``) as ``snapshot_mark`` and the ``count`` as ``total`` when
+    given."""
     order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
     content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
-    marked = [mark.label("snapshot_mark")] if mark is not None else []
+    marked = (
+        [mark.label("snapshot_mark"), (count if count is not None else null()).label("total")]
+        if mark is not None
+        else []
+    )
     return (
         select(
             m.Observation.id,

@@ -132,10 +132,10 @@ def count_at_snapshot(session: Session, filters: list[ColumnElement[bool]]) -> t
     return int(total), snapshot_of(top)
 
 
-def count_within(session: Session, filters: list[ColumnElement[bool]], snapshot: str) -> int:
-    """How many Observations match ``filters`` among those committed at ``snapshot``."""
-    stmt = select(func.count()).select_from(m.Observation).where(*filters, within(snapshot))
-    return int(session.connection().execute(stmt).scalar_one())
+def counted(filters: list[ColumnElement[bool]]) -> ColumnElement[Any]:
+    """How many Observations match ``filters``, as a column of a statement (a scalar subquery, never correlated
+    with the statement's own Observation table): the count beside a page, in that page's snapshot."""
+    return select(func.count()).select_from(m.Observation).where(*filters).correlate(None).scalar_subquery()
 
 
 def within(snapshot: str) -> ColumnElement[bool]:
