@@ -491,7 +491,7 @@ class _ResourceRow(NamedTuple):
 def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
     """The rows of a page statement (Core: no ORM loading) as tuples of the columns ``_page_statement`` names."""
     make = _TextRow if as_text else _ResourceRow
-    return [make(*row) for row in session.connection().execute(stmt)]
+    return [make(*row) for row in session.connection().execute(stmt).all()]  # one fetchall, not a fetch a row
 
 
 def _page_statement(
