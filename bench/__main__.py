@@ -41,6 +41,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=lambda v: [int(float(x)) for x in v.split(",")],
         help="store sizes to grow through, e.g. 1e5,1e6,1e7: ingest and series search at each (PostgreSQL: COPY)",
     )
+    parser.add_argument(
+        "--keep-store",
+        type=Path,
+        help="--scale on PostgreSQL: keep the grown database and write its state (url, keys, tokens) to this file",
+    )
+    parser.add_argument(
+        "--reuse-store",
+        type=Path,
+        help="--scale: measure again on a database kept by --keep-store (its state file), without seeding it again",
+    )
     return parser.parse_args(argv)
 
 
@@ -98,7 +108,7 @@ def main(argv: list[str]) -> int:
         from .scale import run as run_scale
 
         for engine in engines:
-            scaled[engine] = run_scale(engine, args.scale)
+            scaled[engine] = run_scale(engine, args.scale, keep=args.keep_store, reuse=args.reuse_store)
             print(json.dumps({"scale": scaled[engine]}, indent=2), flush=True)
     if args.out:
         since = "<90 days ago>"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from homediag.keys import KeyRing
 from homediag.runtime import Runtime
@@ -39,9 +42,25 @@ def fresh_database(engine: str) -> Iterator[str]:
 
 
 @contextmanager
-def runtime(url: str) -> Iterator[Runtime]:
-    """A Runtime with fresh keys over ``url``."""
-    keys = KeyRing.generate()
+def kept_postgresql_database(server: str = POSTGRES_SERVER) -> Iterator[str]:
+    """A migrated database ``homediag_bench_kept_<random>`` on ``server`` that is NOT dropped at the end (a big
+    store measured again later, ``bench --scale ... --keep-store``); drop it by hand when done."""
+    name = f"homediag_bench_kept_{secrets.token_hex(4)}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    url = f"{server}/{name}"
+    upgrade(url)
+    yield url
+
+
+@contextmanager
+def runtime(url: str, keys_json: str | None = None) -> Iterator[Runtime]:
+    """A Runtime over ``url`` with fresh keys, or with ``keys_json`` (a kept store's)."""
+    keys = KeyRing.generate() if keys_json is None else KeyRing.from_json(keys_json, "kept bench store")
     settings = Settings(database_url=url, keys_json=keys.to_json(), _env_file=None)  # type: ignore[call-arg]
     engine = make_engine(url)
     rt = Runtime(settings, keys, engine, session_factory(engine))

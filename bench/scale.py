@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -33,7 +36,7 @@ from homediag.synthetic import synthetic_patients
 from . import ceiling, data, env
 from .client import TestClient
 from .latency import clinician_queries, search
-from .pilot import enrol
+from .pilot import Pilot, enrol
 from .throughput import ingest
 
 SEARCHED = 20
@@ -136,23 +139,60 @@ def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
     return count
 
 
-def run(engine: str, sizes: list[int]) -> dict[str, Any]:
+@contextmanager
+def _store(engine: str, keep: Path | None, reuse: Path | None) -> Iterator[tuple[str, str | None, Pilot | None]]:
+    """The database (url, keys, pilot): fresh and dropped after; fresh and kept (its state written to ``keep``);
+    or a kept one read from ``reuse``, already enrolled and seeded, to measure again with other code."""
+    if reuse is not None:
+        state = json.loads(reuse.read_text())
+        yield state["url"], state["keys_json"], Pilot(state["tokens"], state["patient_ids"])
+    elif keep is not None:
+        if engine != "postgresql":
+            raise SystemExit("--keep-store is for PostgreSQL")
+        with env.kept_postgresql_database() as url:
+            yield url, None, None
+    else:
+        with env.fresh_database(engine) as url:
+            yield url, None, None
+
+
+def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | None = None) -> dict[str, Any]:
     people = synthetic_patients(SEARCHED, seed=4242)
     steps: list[dict[str, Any]] = []
-    with env.fresh_database(engine) as url, env.runtime(url) as rt, TestClient(create_app(rt)) as client:
-        consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=4000)).date()
-        pilot = enrol(client, rt, people, consent_from)
-        if engine == "postgresql":
-            with rt.engine.begin() as conn:  # three years of months, as a deployment that has run that long
-                ensure_observation_partitions(conn, back=40)
+    with (
+        _store(engine, keep, reuse) as (url, keys_json, kept_pilot),
+        env.runtime(url, keys_json) as rt,
+        TestClient(create_app(rt)) as client,
+    ):
+        if kept_pilot is None:
+            consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=4000)).date()
+            pilot = enrol(client, rt, people, consent_from)
+            if engine == "postgresql":
+                with rt.engine.begin() as conn:  # three years of months, as a deployment that has run that long
+                    ensure_observation_partitions(conn, back=40)
+        else:
+            pilot = kept_pilot
+        if keep is not None:
+            keep.touch(mode=0o600)
+            keep.write_text(
+                json.dumps(
+                    {
+                        "url": url,
+                        "keys_json": rt.keys.to_json(),
+                        "tokens": pilot.tokens,
+                        "patient_ids": pilot.patient_ids,
+                    }
+                )
+            )
+            say(f"kept store {url}: state in {keep}; drop the database by hand when done")
         with rt.sessions() as session:
             ids = {pkey: pid for pkey, pid in session.execute(select(m.Patient.patient_key, m.Patient.id))}
         # one day of real readings per searched patient (the newest day), the templates of everything seeded
         today = data.cuff_envelopes(people, 1, seed=99)
         templates = [row for raw in today for row in data.observation_rows(rt, raw, ids)]
         searched_rows = SEARCHED * 365 * 2 * 2  # a year of two envelopes a day (BP and pulse each)
-        seeded_at_start = 0
-        ingest_seed = 500
+        seeded_at_start = 0 if kept_pilot is None else 1
+        ingest_seed = 500 if kept_pilot is None else 10_000 + int(time.time()) % 1_000_000  # readings not yet stored
         for size in sizes:
             with rt.sessions() as session:
                 stored = session.execute(select(func.count()).select_from(m.Observation)).scalar_one()

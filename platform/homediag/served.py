@@ -17,6 +17,7 @@ part empty when there is no meta).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,3 +101,35 @@ def splice(text: str, marks: str, meta: str, top: str = "", components: Mapping[
         pos = at
     out.append(text[pos:])
     return "".join(out)
+
+
+def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:
+    """``fhirjson.dumps_bytes(bundle)``, byte for byte, for a Bundle whose entries' resources are ``fhirjson.Raw``:
+    the Bundle is written with a marker string in place of each such resource, and their texts (what fhirjson
+    wrote: they need no scan for what orjson writes unlike simplejson) are put in its place. Only the Bundle
+    around them (links, fullUrls, search modes) goes through ``dumps_bytes`` and its scan: for a 180-entry
+    series that is a few kilobytes instead of 700."""
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return fhirjson.dumps_bytes(bundle)
+    marker = f"\x00{secrets.token_hex(8)}"  # a string no Bundle holds: a control character and a random nonce
+    texts: list[str] = []
+    skeleton: list[Any] = []
+    for e in entries:
+        resource = e.get("resource") if isinstance(e, dict) else None
+        if type(resource) is fhirjson.Raw:
+            texts.append(resource.text)
+            skeleton.append({**e, "resource": marker})
+        else:
+            skeleton.append(e)
+    if not texts:
+        return fhirjson.dumps_bytes(bundle)
+    around = fhirjson.dumps_bytes({**bundle, "entry": skeleton}).decode("utf-8")
+    parts = around.split(fhirjson.dumps(marker))
+    if len(parts) != len(texts) + 1:  # cannot happen (the nonce); written the long way if it did
+        return fhirjson.dumps_bytes(bundle)
+    out = [parts[0]]
+    for text, part in zip(texts, parts[1:], strict=True):
+        out.append(text)
+        out.append(part)
+    return "".join(out).encode("utf-8")  # one encoding of the whole text, not one per entry

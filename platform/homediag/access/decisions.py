@@ -7,10 +7,11 @@ the store is narrowed before counting and paging.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from homediag import audit, care
@@ -135,7 +136,10 @@ class Decisions:
         stmt = select(m.Consent.id, m.Consent.version, m.Consent.patient_key)
         if patient_keys is not None:
             stmt = stmt.where(m.Consent.patient_key.in_(patient_keys))
-        current = session.execute(stmt).all()
+        return self._records_of(session, session.execute(stmt).all())
+
+    def _records_of(self, session: Session, current: Sequence[Any]) -> dict[str, list[Any]]:
+        """``_records`` of consent rows read already (``id``, ``version``, ``patient_key``)."""
         cache = self.rt.consent_cache
         missing = [row.id for row in current if (row.id, row.version) not in cache]
         if missing:
@@ -156,10 +160,13 @@ class Decisions:
         self, session: Session, purpose: str, patient_keys: list[str] | None = None
     ) -> dict[str, Window]:
         """Patient key -> the data window the purpose may see now; patients with nothing permitted are absent."""
+        return self._windows_of(purpose, self._records(session, patient_keys))
+
+    def _windows_of(self, purpose: str, records: dict[str, list[Any]]) -> dict[str, Window]:
         now = self.rt.clock()
         windows: dict[str, Window] = {}
-        for pkey, records in self._records(session, patient_keys).items():
-            window = consent_model.permitted_data_window(records, purpose=purpose, as_of=now)
+        for pkey, found in records.items():
+            window = consent_model.permitted_data_window(found, purpose=purpose, as_of=now)
             if window is not None:
                 windows[pkey] = Window.of(window)
         return windows
@@ -184,3 +191,34 @@ class Decisions:
     ) -> dict[str, Window]:
         """What this reader may see now: its purpose's consent windows, narrowed to its care relations."""
         return self._in_care(session, view, self.permitted_windows(session, view.purpose, patient_keys))
+
+    def named_patient_windows(
+        self, session: Session, view: View, patient_id: str
+    ) -> tuple[str | None, dict[str, Window]]:
+        """The patient key of the platform id ``patient_id`` (None: no such patient) and ``readable_windows`` of that
+        one patient, in one statement: the patient, its consents and (for a clinician) whether it is on one of the
+        reader's care teams. A search naming its patient pays this once."""
+        clinician = view.principal.role == "clinician"
+        on_team = (
+            [
+                exists(
+                    care.team_patient_keys(view.principal.id).where(
+                        m.CareTeamPatient.patient_key == m.Patient.patient_key
+                    )
+                ).label("on_team")
+            ]
+            if clinician
+            else []
+        )
+        rows = session.execute(
+            select(m.Patient.patient_key, m.Consent.id, m.Consent.version, *on_team)
+            .outerjoin(m.Consent, m.Consent.patient_key == m.Patient.patient_key)
+            .where(m.Patient.id == patient_id)
+        ).all()
+        if not rows:
+            return None, {}
+        if clinician and not rows[0].on_team:
+            return rows[0].patient_key, {}
+        return rows[0].patient_key, self._windows_of(
+            view.purpose, self._records_of(session, [r for r in rows if r.id is not None])
+        )

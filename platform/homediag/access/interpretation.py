@@ -57,6 +57,7 @@ def triage_keys(session: Session, rows: Sequence[Any]) -> dict[str, tuple[str, .
     its triage, except the weight rule (earlier weights): a patient with one in any version gets no key."""
     histories: dict[str, list[store.SettingsVersion] | None] = {}
     keys: dict[str, tuple[str, ...]] = {}
+    named: dict[int, tuple[str, str]] = {}  # each version's (fingerprint, label) made once (a JSON dump), shared
     for row in rows:
         if row.patient_key not in histories:
             history = store.versions(session, row.patient_key)
@@ -65,7 +66,10 @@ def triage_keys(session: Session, rows: Sequence[Any]) -> dict[str, tuple[str, .
         found = histories[row.patient_key]
         if found is not None:
             version = store.in_force(found, from_store(row.effective_start))
-            keys[row.id] = (row.patient_key, row.id, version.fingerprint, version.label)
+            names = named.get(id(version))
+            if names is None:
+                names = named[id(version)] = (version.fingerprint, version.label)
+            keys[row.id] = (row.patient_key, row.id, *names)
     return keys
 
 

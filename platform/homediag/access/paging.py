@@ -111,20 +111,31 @@ def unseal(keys: KeyRing, token: str, reader: str) -> Cursor:
     return cursor
 
 
+def mark(session: Session) -> ColumnElement[Any]:
+    """The high-water mark as a column of a statement over the Observation table (evaluated once per statement:
+    a scalar subquery), read back by ``snapshot_of``: the rows that statement sees are the rows ``within`` it."""
+    if session.get_bind().dialect.name == "postgresql":
+        return literal_column("(select 'pg:' || pg_current_snapshot()::text)")
+    return literal_column("(select 'rowid:' || coalesce(max(rowid), 0) from observation)")
+
+
+def snapshot_of(value: Any) -> str:
+    """A snapshot (``within``'s argument) from a ``mark`` column's value."""
+    return str(value)
+
+
 def count_at_snapshot(session: Session, filters: list[ColumnElement[bool]]) -> tuple[int, str]:
     """(how many Observations match ``filters``, the high-water mark they were counted at), in one statement:
     the count and the mark read the same snapshot of the table (one statement sees one)."""
-    if session.get_bind().dialect.name == "postgresql":
-        mark = literal_column("pg_current_snapshot()::text")
-        prefix = "pg:"
-    else:
-        mark = literal_column("(select max(rowid) from observation)")
-        prefix = "rowid:"
-    stmt = select(func.count(), mark).select_from(m.Observation).where(*filters)
+    stmt = select(func.count(), mark(session)).select_from(m.Observation).where(*filters)
     total, top = session.connection().execute(stmt).one()
-    if prefix == "rowid:":
-        return int(total), f"rowid:{int(top or 0)}"
-    return int(total), prefix + str(top)
+    return int(total), snapshot_of(top)
+
+
+def counted(filters: list[ColumnElement[bool]]) -> ColumnElement[Any]:
+    """How many Observations match ``filters``, as a column of a statement (a scalar subquery, never correlated
+    with the statement's own Observation table): the count beside a page, in that page's snapshot."""
+    return select(func.count()).select_from(m.Observation).where(*filters).correlate(None).scalar_subquery()
 
 
 def within(snapshot: str) -> ColumnElement[bool]:

@@ -70,7 +70,6 @@ def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) ->
     parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
     triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
     written: dict[bytes, tuple[str, dict[int, str]]] = {}
-    metas: dict[datetime, str] = {}  # a request's readings were received at one time: written once
     out: list[Mapping[str, Any]] = []
     for r in rows:
         if r.served_json is not None and r.served_marks is not None:
@@ -82,9 +81,9 @@ def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) ->
             elif clinician:
                 added = remembered[r.id]  # remembered: the resource is not parsed at all
             if added is not None:
-                meta = metas.get(r.received_at)
+                meta = _METAS.get(r.received_at)
                 if meta is None:
-                    meta = metas[r.received_at] = versions.meta_members(1, r.received_at)
+                    meta = _METAS.remember(r.received_at, versions.meta_members(1, r.received_at))
                 text = served.splice(r.served_json, r.served_marks, meta, *added)
                 out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
                 continue
@@ -99,6 +98,9 @@ def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) ->
 # ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
 # without parsing one resource.
 _ADDED: Bounded[tuple[str, ...], tuple[str, dict[int, str] | None]] = Bounded(200_000)
+# meta's members by the time a reading was received (every reading of an upload shares it): a Observation's
+# version is always 1, so this is all its meta needs (about 200 bytes an entry)
+_METAS: Bounded[datetime, str] = Bounded(100_000)
 
 
 def _additions(

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from homediag import bodies, bundles, enrolment, versions
+from homediag import bodies, bundles, enrolment, served, versions
 from homediag.errors import BadRequest, NotFound, Unavailable
 from homediag.fhir_profiles import Issue, operation_outcome, validate
 from homediag.fhir_profiles.profiles import PROFILES
@@ -117,7 +117,14 @@ def _observation_search(
         lenient=_lenient(request),
     )
     items = [(k, v) for k, v in items if k not in query.ignored]  # the walk goes on without them
-    return FhirResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose, cursor))
+    return SplicedResponse(caller.access.search_observations(caller.user, query, base, items, caller.purpose, cursor))
+
+
+class SplicedResponse(FhirResponse):
+    """A searchset or history whose entries may be stored texts (``fhirjson.Raw``): written around them."""
+
+    def render(self, content: Any) -> bytes:
+        return served.bundle_bytes(content)
 
 
 @router.get("/Observation", summary="Search Observations the caller may see")
@@ -176,7 +183,7 @@ def observation_type_history(request: Request, rt: RuntimeDep, caller: ClinicalR
     page = caller.access.search_observations(
         caller.user, query, base, items, caller.purpose, cursor, path="Observation/_history"
     )
-    return FhirResponse(bundles.history_of_searchset(base, page))
+    return SplicedResponse(bundles.history_of_searchset(base, page))
 
 
 @router.get("/Observation/{observation_id}", summary="Read an Observation")

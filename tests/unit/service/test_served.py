@@ -79,3 +79,38 @@ def test_raw_is_written_as_its_text_and_reads_as_the_resource():
     assert fhirjson.dumps({"x": 1e-7, "r": raw}).endswith('"valueQuantity":{"value":1.50}}}')
     assert raw["valueQuantity"]["value"] == Decimal("1.50") and dict(raw)["id"] == "x"
     assert '"value": 1.50' in fhirjson.dumps_pretty({"r": raw})
+
+
+def _searchset(resources: list, links: dict[str, str], outcome: dict | None = None) -> dict:
+    from homediag import bundles
+
+    return bundles.searchset("http://x/fhir", resources, total=7, links=links, outcome=outcome)
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        {"self": "http://x/fhir/Observation?code=a%22b&_count=2"},
+        {"self": "http://x/fhir/Observation?q=\u00e6\u00f8\u00e5", "next": "http://x/fhir/Observation?_page=t"},
+    ],
+)
+def test_bundle_bytes_are_what_fhirjson_writes(links: dict[str, str]) -> None:
+    """A searchset of stored texts is written byte for byte as fhirjson writes it, whatever the texts hold
+    (words orjson's scan looks for, non-ASCII) and whatever the Bundle around them holds (an outcome with a
+    float orjson writes unlike simplejson: that part goes the slow way)."""
+    texts = [
+        fhirjson.dumps(CASES["meta and two components"]),
+        '{"resourceType":"Observation","id":"b","note":[{"text":"null 1e-7 0.00001 \u00e6"}]}',
+    ]
+    resources = [fhirjson.Raw(t, {"resourceType": "Observation", "id": i}) for t, i in zip(texts, "ab", strict=True)]
+    resources.append({"resourceType": "Observation", "id": "c", "valueQuantity": {"value": Decimal("2.00")}})
+    for outcome in (None, {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "x", "v": 1e-7}]}):
+        bundle = _searchset(resources, links, outcome)
+        assert served.bundle_bytes(bundle) == fhirjson.dumps_bytes(bundle)
+        assert fhirjson.loads(served.bundle_bytes(bundle))["entry"][1]["resource"]["note"][0]["text"].startswith("null")
+
+
+def test_bundle_bytes_of_a_bundle_without_stored_texts() -> None:
+    bundle = _searchset([{"resourceType": "Observation", "id": "c"}], {"self": "http://x/fhir/Observation"})
+    assert served.bundle_bytes(bundle) == fhirjson.dumps_bytes(bundle)
+    assert served.bundle_bytes({"resourceType": "Bundle"}) == fhirjson.dumps_bytes({"resourceType": "Bundle"})
