@@ -3,7 +3,8 @@
 ``python -m bench.roundtrips [sqlite|postgresql] [--profile]``: a fresh database, 10 enrolled patients, then
 200 single envelopes and 7 lists of 100 through ``IngestService.post`` on this thread (no HTTP: the count is
 the ingest's own, without the token lookup); prints envelopes/s and the statements each request sent (every
-``cursor.execute``, not counting BEGIN and COMMIT). ``--profile`` adds cProfile of the lists.
+``cursor.execute``, not counting BEGIN and COMMIT). ``--profile`` adds cProfile of the lists,
+``--profile-single`` of the 200 single envelopes (own time, then cumulative).
 """
 
 from __future__ import annotations
@@ -43,13 +44,21 @@ def main(argv: list[str]) -> int:
         for body in singles[:20]:  # warm-up
             service.post(gateway, body)
         statements[0] = 0
+        single_profile = cProfile.Profile() if "--profile-single" in argv else None
         t0 = time.perf_counter()
+        if single_profile:
+            single_profile.enable()
         for body in singles[20:]:
             answer = service.post(gateway, body)
             if answer.status != 201:
                 raise RuntimeError(f"a single envelope answered {answer.status}: {answer.body}")
+        if single_profile:
+            single_profile.disable()
         seconds = time.perf_counter() - t0
         print(f"{engine}: single envelopes {200 / seconds:.0f}/s, {statements[0] / 200:.1f} statements each")
+        if single_profile:  # where one request's time goes (per request: divide by 200)
+            pstats.Stats(single_profile).sort_stats("tottime").print_stats(30)
+            pstats.Stats(single_profile).sort_stats("cumulative").print_stats(40)
         lists = [json.dumps(envelopes[i : i + 100]).encode() for i in range(300, 1100, 100)]
         service.post(gateway, lists[0])  # warm-up
         statements[0] = 0

@@ -295,14 +295,14 @@ def test_kpa_payload_is_stored_in_mmhg(client, tokens, runtime, enrolled):
 
 @pytest.fixture
 def audited(client, tokens, runtime, enrolled) -> int:
-    """A few ingests on top of the enrolment; returns the last audit seq."""
+    """A few ingests on top of the enrolment (one request at a time: all in stream 0); returns the last place."""
     post(client, tokens, cuff_envelope(seed=1))
     post(client, tokens, cuff_envelope(seed=1))
     post(client, tokens, cuff_envelope(PATIENTS[1]))
     with runtime.sessions() as session:
         result = audit.verify(session, runtime.keys)
         assert result.ok, result.message
-        last = session.scalar(select(func.max(m.AuditEvent.seq)))
+        last = session.scalar(select(func.max(m.AuditEvent.stream_seq)).where(m.AuditEvent.stream == 0))
     assert result.checked == last >= 4
     return last
 
@@ -310,9 +310,13 @@ def audited(client, tokens, runtime, enrolled) -> int:
 @pytest.mark.parametrize(
     ("tamper", "which", "says"),
     [
-        ("update audit_event set detail = 'nothing to see' where seq = :seq", "middle", "record {seq} was altered"),
-        ("delete from audit_event where seq = :seq", "middle", "record {seq} is missing"),
-        ("delete from audit_event where seq = :seq", "last", "its head says {seq}"),
+        (
+            "update audit_event set detail = 'nothing to see' where stream = 0 and stream_seq = :seq",
+            "middle",
+            "record {seq} was altered",
+        ),
+        ("delete from audit_event where stream = 0 and stream_seq = :seq", "middle", "record {seq} is missing"),
+        ("delete from audit_event where stream = 0 and stream_seq = :seq", "last", "its head says {seq}"),
     ],
 )
 def test_audit_chain_detects_tampering(runtime, audited, tamper, which, says):

@@ -26,7 +26,7 @@ def test_audit_checkpoint_then_verify_finds_a_truncated_tail(deployment, tmp_pat
 
             audit.append(session, rt.keys, [audit.Entry("x", "admin", "enrol", "created") for _ in range(3)])
         with rt.engine.connect() as conn:  # someone with database access keeps a copy of the sealed head
-            saved = conn.execute(text("select seq, hash, mac from audit_head")).one()
+            saved = conn.execute(text("select seq, hash, mac from audit_head where id = 0")).one()
         with rt.sessions.begin() as session:
             audit.append(session, rt.keys, [audit.Entry("x", "admin", "enrol", "created")])
     made = runner.invoke(app, ["audit", "checkpoint", "--out", str(tmp_path / "cp.json")], env=deployment)
@@ -41,7 +41,8 @@ def test_audit_checkpoint_then_verify_finds_a_truncated_tail(deployment, tmp_pat
     assert removed.exit_code == 1 and "removed from the end" in removed.stdout
     with rt.engine.begin() as conn:  # the old sealed head put back: only the checkpoint can tell
         conn.execute(
-            text("update audit_head set seq = :s, hash = :h, mac = :m"), {"s": saved[0], "h": saved[1], "m": saved[2]}
+            text("update audit_head set seq = :s, hash = :h, mac = :m where id = 0"),
+            {"s": saved[0], "h": saved[1], "m": saved[2]},
         )
     rt.close()
     assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0

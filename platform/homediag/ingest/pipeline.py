@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -207,6 +207,8 @@ class Pipeline:
         """Upsert the devices and insert the rows (one statement); per row, whether it was stored now
         (False: a row with its dedup identifier was stored already, or came earlier in ``rows``)."""
         now = utcnow()
+        devices_seen = list(devices_seen)
+        _one_writer_per_identified_device(session, devices_seen)
         for values in devices_seen:
             devices.upsert(
                 session,
@@ -238,6 +240,20 @@ class Pipeline:
         upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
         upload.issues = operation_outcome(issues) if issues else None
         audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
+
+
+_DEVICE_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:id, 0))")
+
+
+def _one_writer_per_identified_device(session: Session, seen: list[dict[str, Any]]) -> None:
+    """PostgreSQL: concurrent first sends of one PHD Device queue here until the first commits. Its upsert
+    resolves a conflict on ``id`` only; two new rows met first on ``identifier``'s unique index raise instead
+    (a 500, the bundle kept as rejected). The one audit head used to serialise these requests; with several
+    audit chains nothing else does."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for device_id in sorted({v["id"] for v in seen if v.get("identifier")}):  # one order: no deadlock
+        session.execute(_DEVICE_LOCK, {"id": device_id})
 
 
 def _fatal(what: str, exc: BaseException) -> ServiceError:

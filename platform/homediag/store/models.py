@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
 )
@@ -191,11 +192,15 @@ class User(Base):
 
 
 class AuditEvent(Base):
-    """One audited event; ``hash`` = HMAC(audit key, previous hash + this record), a chain."""
+    """One audited event; ``hash`` = HMAC(audit key, previous hash in its stream + this record): several chains
+    (streams), each record at ``stream_seq`` in its ``stream``; ``seq`` numbers all records (their id)."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (Index("ux_audit_event_stream", "stream", "stream_seq", unique=True),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stream: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    stream_seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime)
     actor: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(32))
@@ -211,11 +216,11 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """One row: the chain's last hash, locked while appending so that concurrent writers queue."""
+    """One row per stream (``id``): its last record's ``stream_seq`` and hash, locked while appending to it."""
 
     __tablename__ = "audit_head"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the stream
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # HMAC of (seq, hash) under the audit key

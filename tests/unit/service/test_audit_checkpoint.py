@@ -26,12 +26,12 @@ def test_checkpoint_verifies_while_the_chain_grows(runtime: Runtime) -> None:
         assert audit.verify(session, runtime.keys).ok
         result = audit.verify_checkpoint(session, runtime.keys, json.loads(json.dumps(doc)))
     assert result.ok, result.message
-    assert doc["checkpoint"]["seq"] == 3  # type: ignore[index]
+    assert [end[:2] for end in doc["checkpoint"]["streams"]] == [[0, 3]]  # type: ignore[index]
 
 
 def _head(runtime: Runtime) -> tuple[int, str, str | None]:
     with runtime.sessions() as session:
-        head = session.execute(select(AuditHead.seq, AuditHead.hash, AuditHead.mac)).one()
+        head = session.execute(select(AuditHead.seq, AuditHead.hash, AuditHead.mac).where(AuditHead.id == 0)).one()
     return head.seq, head.hash, head.mac
 
 
@@ -39,14 +39,14 @@ def test_a_removed_newest_record_is_found_even_when_the_head_is_moved_back(runti
     _log(runtime, 4)
     # someone with database access removes the newest record
     with runtime.sessions.begin() as session:
-        session.execute(delete(AuditEvent).where(AuditEvent.seq == 4))
+        session.execute(delete(AuditEvent).where(AuditEvent.stream_seq == 4))
     with runtime.sessions() as session:
         result = audit.verify(session, runtime.keys)
     assert not result.ok and "removed from the end" in result.message
     # ... and makes the head agree: without the audit key the head's seal no longer matches
     with runtime.sessions.begin() as session:
-        third = session.execute(select(AuditEvent.hash).where(AuditEvent.seq == 3)).scalar_one()
-        session.execute(update(AuditHead).values(seq=3, hash=third))
+        third = session.execute(select(AuditEvent.hash).where(AuditEvent.stream_seq == 3)).scalar_one()
+        session.execute(update(AuditHead).where(AuditHead.id == 0).values(seq=3, hash=third))
     with runtime.sessions() as session:
         result = audit.verify(session, runtime.keys)
     assert not result.ok and "head is not sealed" in result.message
@@ -60,8 +60,8 @@ def test_a_truncated_tail_with_a_replayed_head_is_found_only_with_the_checkpoint
         doc = audit.checkpoint(session, runtime.keys)
     # ... later removes the last two records and puts the old sealed head back
     with runtime.sessions.begin() as session:
-        session.execute(delete(AuditEvent).where(AuditEvent.seq > 3))
-        session.execute(update(AuditHead).values(seq=saved[0], hash=saved[1], mac=saved[2]))
+        session.execute(delete(AuditEvent).where(AuditEvent.stream_seq > 3))
+        session.execute(update(AuditHead).where(AuditHead.id == 0).values(seq=saved[0], hash=saved[1], mac=saved[2]))
     with runtime.sessions() as session:
         assert audit.verify(session, runtime.keys).ok  # the chain and its head alone look intact
         result = audit.verify_checkpoint(session, runtime.keys, doc)
