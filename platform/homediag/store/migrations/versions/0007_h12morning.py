@@ -1,0 +1,41 @@
+"""Each reading's measured values (``reading_values``) and its triage per settings content (``reading_triage``),
+kept so that a freshly started process does not parse and triage every reading again. Both are filled by the
+reads that first need a row (``homediag.monitoring.persisted``), so nothing is back-filled here.
+
+Revision ID: 0007_h12morning
+Revises: 0006_h11read
+Create Date: 2026-11-30
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007_h12morning"
+down_revision = "0006_h11read"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "reading_values",
+        sa.Column("patient_key", sa.String(length=64), nullable=False),
+        sa.Column("observation_id", sa.String(length=64), nullable=False),
+        sa.Column("measured", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("patient_key", "observation_id"),
+    )
+    op.create_table(
+        "reading_triage",
+        sa.Column("patient_key", sa.String(length=64), nullable=False),
+        sa.Column("observation_id", sa.String(length=64), nullable=False),
+        sa.Column("settings", sa.String(length=64), nullable=False),
+        sa.Column("verdicts", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("patient_key", "observation_id", "settings"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("reading_triage")
+    op.drop_table("reading_values")
