@@ -5,11 +5,21 @@ empties the process's memories (``store.forget``); the store keeps its rows. Ove
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
-from test_monitoring import colours, cuff, hours_ago, patient, put_settings, scale  # noqa: F401 - fixture
+from test_monitoring import cuff, hours_ago, put_settings, scale
 
 from homediag.monitoring import store
 from homediag.store import models as m
+from homediag.synthetic import synthetic_patients
+
+
+@pytest.fixture
+def patient(client, tokens, pilot):  # type: ignore[no-untyped-def]
+    synthetic = synthetic_patients(1, seed=12)[0]
+    pid = pilot.enrol(synthetic.cpr, family=synthetic.family, given=synthetic.given)
+    pilot.consent(pid)
+    return synthetic, pid
 
 
 def _readings(client, tokens, pid: str) -> list[tuple[str, str | None]]:
@@ -54,9 +64,7 @@ def test_a_restarted_process_gives_the_kept_colours_and_a_threshold_change_re_tr
     assert _status(client, tokens, pid)["colour"] == "yellow"
 
 
-def test_a_back_filled_older_weight_changes_a_later_weight_s_colour_after_a_restart(
-    client, tokens, patient
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_back_filled_older_weight_changes_a_later_weight_s_colour_after_a_restart(client, tokens, patient) -> None:  # type: ignore[no-untyped-def]
     synthetic, pid = patient
     put_settings(client, tokens, pid, {"group": "heart-failure", "valid_from": hours_ago(24 * 7).isoformat()}, 0)
     latest = scale(client, tokens, synthetic, "82.5", hours_ago(2))

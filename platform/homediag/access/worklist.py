@@ -29,6 +29,7 @@ from .readings import Reading, aware, birth_date, reading_from, shapes
 from .view import View, Window
 
 ADHERENCE_DAYS = 14
+PAGE_SIZE = 50  # patients per worklist page
 _NEVER = datetime.max.replace(tzinfo=UTC)
 _MEMO_LIMIT = 20_000
 SEVERITY = {"red": 0, "yellow": 1, "blue": 2, "green": 3, None: 4}
@@ -71,6 +72,9 @@ class Worklist:
     measurements: list[tuple[str, str]]  # measurements the listed patients have: (key, text)
     adherence_days: int = ADHERENCE_DAYS
     triage_available: bool = False
+    total: int = 0  # patients on all pages (after the filters)
+    page: int = 1  # this page's number, from 1
+    pages: int = 1
 
 
 def display_name(name: Any) -> str:
@@ -124,7 +128,11 @@ class WorklistReads(Decisions):
         team: str | None = None,
         colour: str | None = None,
         measurement: str | None = None,
+        page: int = 1,
     ) -> Worklist:
+        """The page ``page`` (of ``PAGE_SIZE`` patients; a number out of range is the nearest page) of the
+        clinician's patients, most severe first, in an order that is the same on every page (severity, then name,
+        then id). Identity is audited as a re-identification for the patients of the page shown only."""
         view = self._web_view(principal)
         now = self.rt.clock()
         zone = ZoneInfo(self.rt.settings.local_timezone)
@@ -194,9 +202,15 @@ class WorklistReads(Decisions):
                     r.patient_id,
                 )
             )
+            total = len(rows)
+            pages = max(1, -(-total // PAGE_SIZE))
+            page = min(max(page, 1), pages)
+            rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
             by_key = {pid: k for k, pid in patients.items()}
             self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
-        return Worklist(rows, teams, shown_measurements, triage_available=triage.available())
+        return Worklist(
+            rows, teams, shown_measurements, triage_available=triage.available(), total=total, page=page, pages=pages
+        )
 
     def _summaries(
         self, session: Session, windows: dict[str, Window], ids: dict[str, str], now: datetime, zone: ZoneInfo
