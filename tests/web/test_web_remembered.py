@@ -123,3 +123,28 @@ def test_a_temperature_with_a_decimal_is_shown_and_charted(
     assert "36,8" in section
     assert section.count('data-series="body-temperature"') == 1
     assert "36,8" in (_row(web.get("/app/worklist").text, pid) or "")
+
+
+def test_a_back_filled_older_reading_shows_at_once_and_the_latest_value_stays_the_newest(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
+    newest = now - timedelta(minutes=30)
+    normal = blood_pressure.encode((Decimal(121), Decimal(77), Decimal(92)), timestamp=_stamp(newest), pulse_rate=64)
+    _send(pilot, person, normal, newest)
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "121/77" in row and "triage-red" not in row  # remembered from here on
+    older = now - timedelta(days=2, hours=3)  # arrives late: taken before the readings already shown
+    high = blood_pressure.encode((Decimal(199), Decimal(118), Decimal(145)), timestamp=_stamp(older), pulse_rate=66)
+    _send(pilot, person, high, older)
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "triage-red" in row
+    assert "121/77" in row and "199/118" not in row  # the latest value is still the newest reading
+    newer = now - timedelta(minutes=10)  # then a new one, dated after all: the remembered summary grows
+    later = blood_pressure.encode((Decimal(131), Decimal(79), Decimal(96)), timestamp=_stamp(newer), pulse_rate=61)
+    _send(pilot, person, later, newer)
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "triage-red" in row and "131/79" in row and "121/77" not in row

@@ -341,12 +341,14 @@ def patients_data(
     lookback: bool = False,
     only: set[str] | None = None,
     with_resources: bool = True,
+    after: datetime | None = None,
 ) -> dict[str, PatientData]:
     """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
     patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
     window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
     measured values but not their resources (``resource`` None), which are then read only for readings this
-    process has not seen before."""
+    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
+    weights too: a caller that passes it has no weight rule to apply)."""
     keys = list(dict.fromkeys(patient_keys))
     histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
     for chunk in _chunks(keys):
@@ -381,6 +383,8 @@ def patients_data(
             (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
         )
     since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
+    if after is not None:
+        since = max(since, after)
     # The worklist's path reads four plain columns, the time as text parsed by datetime.fromisoformat (the DateTime
     # type's per-row processing on SQLite cost more than the rest of a reading's work); the resources are read only
     # for readings this process has not seen (``_load_values``).
