@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, String, Text, cast, func, or_, select, true
@@ -104,7 +104,9 @@ class SettingsVersion:
         }
 
 
+@cache
 def default_version() -> SettingsVersion:
+    """The defaults as version 0: one object (immutable), so its fingerprint and key are computed once."""
     return SettingsVersion(0, default_groups()[DEFAULT_GROUP].settings, EPOCH, None, None, None)
 
 
