@@ -24,7 +24,7 @@ from homediag.monitoring import store as monitoring_store
 from homediag.store import models as m
 from homediag.users import Principal
 
-from . import triage
+from . import triage, worklist_kept
 from .decisions import Decisions
 from .readings import Reading, aware, birth_date, reading_from, shapes
 from .view import View, Window
@@ -231,6 +231,14 @@ class WorklistReads(Decisions):
         stale = {k: w for k, w in windows.items() if k not in out}
         if not stale:
             return out
+        cold = {k: marks[k] for k in stale if k not in memo}  # not computed by this process: perhaps kept
+        if cold:
+            for pkey, (until, latest, days, assessment) in worklist_kept.recall(session, cold, now).items():
+                memo[pkey] = out[pkey] = _Summary(marks[pkey], until, latest, days, assessment)
+            stale = {k: w for k, w in stale.items() if k not in out}
+            if not stale:
+                return out
+        computed = set(stale)
         start = now - timedelta(days=ADHERENCE_DAYS)
         added = {k: w for k, w in stale.items() if _only_added(memo.get(k), marks[k], now)}
         if added:
@@ -244,6 +252,10 @@ class WorklistReads(Decisions):
                 memo[pkey] = out[pkey] = self._summary(
                     session, ids[pkey], marks[pkey], data[pkey], latest.get(pkey, []), start, now, zone
                 )
+        worklist_kept.keep(
+            session,
+            [(k, s.mark, s.until, s.latest, s.days_measured, s.assessment) for k in computed for s in [out[k]]],
+        )
         if len(memo) > _MEMO_LIMIT:
             for key in [k for k in memo if k not in out]:
                 del memo[key]

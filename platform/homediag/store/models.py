@@ -426,3 +426,18 @@ class ReadingTriage(Base):
     observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     settings: Mapped[str] = mapped_column(String(64), primary_key=True)
     verdicts: Mapped[str] = mapped_column(Text)
+
+
+class WorklistSummary(Base):
+    """A patient's part of the web worklist (latest values, days measured, monitoring's assessment; JSON text, no
+    identity), with the SHA-256 of what it was computed from (``mark``: consent window, Observation count,
+    acknowledgements, reviews, settings versions, first reading dated ahead) and the instant from which time alone
+    may change it (``until``): a freshly started process uses it while both still hold
+    (``homediag.access.worklist_kept``)."""
+
+    __tablename__ = "worklist_summary"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mark: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(DateTime)
+    body: Mapped[str] = mapped_column(Text)
