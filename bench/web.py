@@ -161,7 +161,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
                     for p in people
                 ],
             )
-            profiler = _profile_endpoints() if profile == "morning" and round_ == 0 else None
+            profiler = _profile_endpoints() if profile == "morning" and round_ == 1 else None
             t0 = time.perf_counter()
             client.get("/app/worklist")
             morning_worklist.append(time.perf_counter() - t0)
