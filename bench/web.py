@@ -7,8 +7,11 @@ their adapters), a clinician with all of them in its team, signed in with a one-
 ``GET /app/worklist`` (access read, monitoring's triage, identity from the vault, template) and
 ``GET /app/patients/{id}?days=90`` (readings, triage, server-side SVG charts, table, calendar, uploads)
 through the ASGI app in process (no network): the first view of each (nothing remembered yet), then
-``--repeats`` views of each, then five worklist views each after a new reading for 50 patients.
-``--profile worklist|patient`` prints a cProfile of three views of one page.
+``--repeats`` views of each, then five worklist views each after a new reading for 50 patients, then the first
+view of each again with every process memory emptied (``forget``: what a freshly started worker has, with the
+store as it is), three times, then the morning: three times a new cuff reading for every patient, then a view of
+each page. ``--profile worklist|patient`` prints a cProfile of three views of one page; ``--profile
+forgotten|morning`` of the worklist's first view after emptying the memories / after new readings for all.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import fastapi.routing
 from fastapi.testclient import TestClient
 
 from homediag.adapters.devices import DeviceTime, glucose, pulse_oximeter, thermometer, weight_scale
@@ -35,6 +39,8 @@ from homediag.web.sessions import issue_signin_link
 from . import data, env
 from .pilot import enrol
 from .stats import Latency
+
+_PLAIN = fastapi.routing.run_in_threadpool  # the endpoints' worker threads, unprofiled
 
 
 def other_envelopes(person: SyntheticPatient, days: int, seed: int = 2027) -> list[dict[str, Any]]:
@@ -101,7 +107,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
         t0 = time.perf_counter()
         assert client.get(page).status_code == 200
         first_patient = time.perf_counter() - t0
-        if profile:
+        if profile in ("worklist", "patient"):
             profiler = _profile_endpoints()
             for _ in range(3):
                 client.get("/app/worklist" if profile == "worklist" else page)
@@ -131,6 +137,38 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             t0 = time.perf_counter()
             client.get("/app/worklist")
             after_new.append(time.perf_counter() - t0)
+        # a freshly started worker: every process memory emptied, the store as it is
+        forgotten_worklist, forgotten_patient = [], []
+        for n in range(3):
+            forget(rt)
+            profiler = _profile_endpoints() if profile == "forgotten" and n == 1 else None
+            t0 = time.perf_counter()
+            client.get("/app/worklist")
+            forgotten_worklist.append(time.perf_counter() - t0)
+            _print_profile(profiler)
+            t0 = time.perf_counter()
+            client.get(page)
+            forgotten_patient.append(time.perf_counter() - t0)
+        # the morning: every patient got a new reading overnight, then a view of each page
+        morning_worklist, morning_patient = [], []
+        for round_ in range(3):
+            # dated after every earlier reading (the 50 patients' above are 5 to 9 minutes old)
+            taken = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=3 - round_)
+            data.seed(
+                rt,
+                [
+                    envelope(p, cuff_payload(rng, taken.replace(tzinfo=None)), taken + timedelta(minutes=1))
+                    for p in people
+                ],
+            )
+            profiler = _profile_endpoints() if profile == "morning" and round_ == 1 else None
+            t0 = time.perf_counter()
+            client.get("/app/worklist")
+            morning_worklist.append(time.perf_counter() - t0)
+            _print_profile(profiler)
+            t0 = time.perf_counter()
+            client.get(page)
+            morning_patient.append(time.perf_counter() - t0)
         return {
             "engine": engine,
             "patients": patients,
@@ -140,16 +178,48 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             "worklist_page": Latency.of(worklist).as_json(),
             "worklist_after_50_new_readings": Latency.of(after_new).as_json(),
             "patient_page_90_days": Latency.of(patient).as_json(),
+            "worklist_memories_emptied_ms": [round(t * 1000, 1) for t in forgotten_worklist],
+            "patient_page_memories_emptied_ms": [round(t * 1000, 1) for t in forgotten_patient],
+            "worklist_morning_all_new_ms": [round(t * 1000, 1) for t in morning_worklist],
+            "patient_page_morning_ms": [round(t * 1000, 1) for t in morning_patient],
         }
+
+
+def forget(rt: Any) -> None:
+    """Empty every process memory the pages use (what a freshly started worker has), the store left as it is."""
+    from homediag.access import readings, worklist
+    from homediag.monitoring import store
+    from homediag.web import charts, patient_view, worklist_view
+
+    if hasattr(store, "forget"):  # values, triages, decoded kept triages (the bench runs on older commits too)
+        store.forget()
+    for memory in (
+        store._VALUES,
+        store._TRIAGED,
+        readings._SHAPES,
+        readings._IDENTIFIED,
+        patient_view._ROWS,
+        worklist_view._CELLS,
+        charts._DRAWN,
+        rt.consent_cache,
+    ):
+        memory.clear()
+    worklist._MEMO.pop(rt.engine, None)
+
+
+def _print_profile(profiler: cProfile.Profile | None) -> None:
+    if profiler is None:
+        return
+    fastapi.routing.run_in_threadpool = _PLAIN  # type: ignore[assignment]
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
 
 
 def _profile_endpoints() -> cProfile.Profile:
     """A profiler of every sync endpoint and dependency from now on: they run in worker threads, which a profiler
     enabled in this thread would not see."""
-    import fastapi.routing
-
     profiler = cProfile.Profile()
-    plain = fastapi.routing.run_in_threadpool
+    plain = _PLAIN
 
     async def profiled(func: Any, *args: Any, **kwargs: Any) -> Any:
         def inner() -> Any:
@@ -171,7 +241,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--profile", choices=("worklist", "patient"), help="print a cProfile of 3 views to stderr")
+    parser.add_argument(
+        "--profile", choices=("worklist", "patient", "forgotten", "morning"), help="print a cProfile to stderr"
+    )
     args = parser.parse_args(argv)
     for engine in ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]:
         print(json.dumps(run(engine, args.patients, args.days, args.repeats, args.profile)), flush=True)

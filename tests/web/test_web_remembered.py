@@ -123,3 +123,69 @@ def test_a_temperature_with_a_decimal_is_shown_and_charted(
     assert "36,8" in section
     assert section.count('data-series="body-temperature"') == 1
     assert "36,8" in (_row(web.get("/app/worklist").text, pid) or "")
+
+
+def test_a_back_filled_older_reading_shows_at_once_and_the_latest_value_stays_the_newest(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
+    newest = now - timedelta(minutes=30)
+    normal = blood_pressure.encode((Decimal(121), Decimal(77), Decimal(92)), timestamp=_stamp(newest), pulse_rate=64)
+    _send(pilot, person, normal, newest)
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "121/77" in row and "triage-red" not in row  # remembered from here on
+    older = now - timedelta(days=2, hours=3)  # arrives late: taken before the readings already shown
+    high = blood_pressure.encode((Decimal(199), Decimal(118), Decimal(145)), timestamp=_stamp(older), pulse_rate=66)
+    _send(pilot, person, high, older)
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "triage-red" in row
+    assert "121/77" in row and "199/118" not in row  # the latest value is still the newest reading
+    newer = now - timedelta(minutes=10)  # then a new one, dated after all: the remembered summary grows
+    later = blood_pressure.encode((Decimal(131), Decimal(79), Decimal(96)), timestamp=_stamp(newer), pulse_rate=61)
+    _send(pilot, person, later, newer)
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "triage-red" in row and "131/79" in row and "121/77" not in row
+
+
+def _restart(runtime: Runtime) -> None:
+    """What a freshly started process has: no memories of the pages or of monitoring; the store as it is."""
+    from homediag.access import worklist
+    from homediag.monitoring import store
+
+    worklist._MEMO.pop(runtime.engine, None)
+    store.forget()
+
+
+def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_longer_so(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    before = _row(web.get("/app/worklist").text, pid)
+    assert before is not None and "10 af 14 dage" in before
+    with runtime.sessions() as session:
+        assert session.execute(select(m.WorklistSummary.patient_key)).scalars().all()  # kept
+    _restart(runtime)
+    assert _row(web.get("/app/worklist").text, pid) == before  # from the kept part
+
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    high = blood_pressure.encode((Decimal(204), Decimal(121), Decimal(149)), timestamp=_stamp(taken), pulse_rate=70)
+    _send(pilot, person, high, taken)
+    _restart(runtime)
+    after = _row(web.get("/app/worklist").text, pid)
+    assert after is not None and "triage-red" in after and "204/121" in after and "11 af 14 dage" in after
+
+    real = runtime.clock
+    noon = datetime.combine(real().astimezone(COPENHAGEN).date() + timedelta(days=6), time(12, 0), COPENHAGEN)
+    later = noon.astimezone(UTC)
+    runtime.clock = lambda: later
+    try:
+        _restart(runtime)
+        row = _row(web.get("/app/worklist").text, pid)
+        assert row is not None and "9 af 14 dage" in row  # the kept part's time had passed: 8 seeded days and today
+    finally:
+        runtime.clock = real

@@ -20,15 +20,17 @@ from sqlalchemy.orm import Session
 from homediag.clock import to_store
 from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
+from homediag.monitoring import store as monitoring_store
 from homediag.store import models as m
 from homediag.users import Principal
 
-from . import triage
+from . import triage, worklist_kept
 from .decisions import Decisions
 from .readings import Reading, aware, birth_date, reading_from, shapes
 from .view import View, Window
 
 ADHERENCE_DAYS = 14
+PAGE_SIZE = 50  # patients per worklist page
 _NEVER = datetime.max.replace(tzinfo=UTC)
 _MEMO_LIMIT = 20_000
 SEVERITY = {"red": 0, "yellow": 1, "blue": 2, "green": 3, None: 4}
@@ -58,6 +60,7 @@ class _Summary:
     latest: tuple[Reading, ...]
     days_measured: int
     assessment: triage.Assessment | None
+    data: monitoring_store.PatientData | None = None  # what the assessment was computed from
 
 
 # per database (engine): patient key -> its summary
@@ -71,6 +74,9 @@ class Worklist:
     measurements: list[tuple[str, str]]  # measurements the listed patients have: (key, text)
     adherence_days: int = ADHERENCE_DAYS
     triage_available: bool = False
+    total: int = 0  # patients on all pages (after the filters)
+    page: int = 1  # this page's number, from 1
+    pages: int = 1
 
 
 def display_name(name: Any) -> str:
@@ -124,7 +130,11 @@ class WorklistReads(Decisions):
         team: str | None = None,
         colour: str | None = None,
         measurement: str | None = None,
+        page: int = 1,
     ) -> Worklist:
+        """The page ``page`` (of ``PAGE_SIZE`` patients; a number out of range is the nearest page) of the
+        clinician's patients, most severe first, in an order that is the same on every page (severity, then name,
+        then id). Identity is audited as a re-identification for the patients of the page shown only."""
         view = self._web_view(principal)
         now = self.rt.clock()
         zone = ZoneInfo(self.rt.settings.local_timezone)
@@ -194,9 +204,15 @@ class WorklistReads(Decisions):
                     r.patient_id,
                 )
             )
+            total = len(rows)
+            pages = max(1, -(-total // PAGE_SIZE))
+            page = min(max(page, 1), pages)
+            rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
             by_key = {pid: k for k, pid in patients.items()}
             self._audit_shown(session, principal, view, [by_key[r.patient_id] for r in rows])
-        return Worklist(rows, teams, shown_measurements, triage_available=triage.available())
+        return Worklist(
+            rows, teams, shown_measurements, triage_available=triage.available(), total=total, page=page, pages=pages
+        )
 
     def _summaries(
         self, session: Session, windows: dict[str, Window], ids: dict[str, str], now: datetime, zone: ZoneInfo
@@ -215,22 +231,127 @@ class WorklistReads(Decisions):
         stale = {k: w for k, w in windows.items() if k not in out}
         if not stale:
             return out
+        cold = {k: marks[k] for k in stale if k not in memo}  # not computed by this process: perhaps kept
+        if cold:
+            for pkey, (until, latest, days, assessment) in worklist_kept.recall(session, cold, now).items():
+                memo[pkey] = out[pkey] = _Summary(marks[pkey], until, latest, days, assessment)
+            stale = {k: w for k, w in stale.items() if k not in out}
+            if not stale:
+                return out
+        computed = set(stale)
         start = now - timedelta(days=ADHERENCE_DAYS)
-        latest = self._latest(session, stale)
-        data = triage.load(session, list(stale), self.scope(stale), start, now)
-        for pkey in stale:
-            readings = [r for r in data[pkey].readings if r.effective >= start]
-            summary = _Summary(
-                mark=marks[pkey],
-                until=min(triage.stable_until(data[pkey], ADHERENCE_DAYS, now, zone), marks[pkey][-1] or _NEVER),
-                latest=tuple(latest.get(pkey, [])),
-                days_measured=len({r.effective.astimezone(zone).date() for r in readings}),
-                assessment=triage.assess(self, session, ids[pkey], data[pkey], start, now),
-            )
-            memo[pkey] = out[pkey] = summary
+        added = {k: w for k, w in stale.items() if _only_added(memo.get(k), marks[k], now)}
+        if added:
+            for pkey, summary in self._with_added(session, added, marks, ids, start, now, zone).items():
+                memo[pkey] = out[pkey] = summary
+            stale = {k: w for k, w in stale.items() if k not in out}
+        if stale:
+            latest = self._latest(session, stale)
+            data = triage.load(session, list(stale), self.scope(stale), start, now)
+            for pkey in stale:
+                memo[pkey] = out[pkey] = self._summary(
+                    session, ids[pkey], marks[pkey], data[pkey], latest.get(pkey, []), start, now, zone
+                )
+        worklist_kept.keep(
+            session,
+            [(k, s.mark, s.until, s.latest, s.days_measured, s.assessment) for k in computed for s in [out[k]]],
+        )
         if len(memo) > _MEMO_LIMIT:
             for key in [k for k in memo if k not in out]:
                 del memo[key]
+        return out
+
+    def _summary(
+        self,
+        session: Session,
+        patient_id: str,
+        mark: tuple[Any, ...],
+        data: monitoring_store.PatientData,
+        latest: list[Reading],
+        start: datetime,
+        now: datetime,
+        zone: ZoneInfo,
+    ) -> _Summary:
+        return _Summary(
+            mark=mark,
+            until=min(triage.stable_until(data, ADHERENCE_DAYS, now, zone), mark[-1] or _NEVER),
+            latest=tuple(latest),
+            days_measured=len({r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start}),
+            assessment=triage.assess(self, session, patient_id, data, start, now),
+            data=data,
+        )
+
+    def _with_added(
+        self,
+        session: Session,
+        windows: dict[str, Window],
+        marks: dict[str, tuple[Any, ...]],
+        ids: dict[str, str],
+        start: datetime,
+        now: datetime,
+        zone: ZoneInfo,
+    ) -> dict[str, _Summary]:
+        """The summaries of patients whose only change since their remembered summary is new Observations
+        (``_only_added``), from the remembered readings and the new ones alone, when the new ones are all dated at
+        or after the latest remembered (the new readings are those not remembered from that instant on, and there
+        must be as many as the Observation count grew: a reading dated earlier, e.g. a back-filled one, or one the
+        consent does not let this view see, makes a patient recomputed whole by the caller). Patients under a
+        weight-change rule are not passed here (a new weight's triage looks back)."""
+        memo = _MEMO[self.rt.engine]
+        since = {k: max((r.effective for r in memo[k].data.readings), default=start) for k in windows}  # type: ignore[union-attr]
+        after = min(since.values())
+        fresh = monitoring_store.patients_data(
+            session, list(windows), start, now, self.scope(windows), lookback=True, with_resources=False, after=after
+        )
+        out: dict[str, _Summary] = {}
+        new_rows: dict[str, list[str]] = {}
+        for pkey in windows:
+            old = memo[pkey]
+            assert old.data is not None
+            known = {r.id for r in old.data.readings}
+            added = [r for r in fresh[pkey].readings if r.id not in known]
+            if len(added) != marks[pkey][1] - old.mark[1] or any(r.effective < since[pkey] for r in added):
+                continue
+            readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
+            data = monitoring_store.PatientData(old.data.history, readings, old.data.last_review)
+            out[pkey] = self._summary(session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone)
+            new_rows[pkey] = [r.id for r in added]
+        if new_rows:
+            for pkey, readings in self._readings_of(session, new_rows).items():
+                latest = {r.measurement: r for r in out[pkey].latest}
+                for reading in readings:  # the newest per measurement; of two at one time the lower id, as _latest
+                    found = latest.get(reading.measurement)
+                    if found is None or (reading.effective, found.id) > (found.effective, reading.id):
+                        latest[reading.measurement] = reading
+                out[pkey] = _replace_latest(out[pkey], latest)
+        return out
+
+    def _readings_of(self, session: Session, wanted: dict[str, list[str]]) -> dict[str, list[Reading]]:
+        """The shown readings among the given Observations (patient key -> ids) the caller has just read."""
+        all_ids = [oid for ids in wanted.values() for oid in ids]
+        rows = []
+        for n in range(0, len(all_ids), 500):
+            rows += session.execute(
+                select(
+                    m.Observation.id,
+                    m.Observation.patient_key,
+                    m.Observation.device_id,
+                    m.Observation.upload_id,
+                    m.Observation.effective_start,
+                    m.Observation.received_at,
+                    m.Observation.gateway_received_at,
+                ).where(m.Observation.id.in_(all_ids[n : n + 500]))
+            ).all()
+        devices, gateways = device_and_gateway(session, rows)
+        shaped = shapes(session, [(r.patient_key, r.id) for r in rows])
+        out: dict[str, list[Reading]] = {}
+        for row in rows:
+            shape = shaped[row.id]
+            reading = reading_from(
+                shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", "")
+            )
+            if reading is not None and shape.about is None and row.patient_key in wanted:
+                out.setdefault(row.patient_key, []).append(reading)
         return out
 
     def _marks(self, session: Session, windows: dict[str, Window], now: datetime) -> dict[str, tuple[Any, ...]]:
@@ -338,6 +459,24 @@ class WorklistReads(Decisions):
             if reading is not None and shape.about is None:
                 out.setdefault(row.patient_key, []).append(reading)
         return out
+
+
+def _only_added(old: _Summary | None, mark: tuple[Any, ...], now: datetime) -> bool:
+    """Whether all that changed since ``old`` was computed may be new Observations: the same consent window,
+    acknowledgements, reviews, settings versions and first reading dated ahead, more Observations, still before the
+    time its status could change by itself, and no weight-change rule in the settings (a new weight's triage
+    depends on earlier weights)."""
+    if old is None or old.data is None or now >= old.until:
+        return False
+    if old.mark[0] != mark[0] or old.mark[2:] != mark[2:] or not mark[1] > old.mark[1]:
+        return False
+    return all(v.settings.thresholds.weight_change is None for v in old.data.history)
+
+
+def _replace_latest(summary: _Summary, latest: dict[str, Reading]) -> _Summary:
+    return _Summary(
+        summary.mark, summary.until, tuple(latest.values()), summary.days_measured, summary.assessment, summary.data
+    )
 
 
 def _postgresql(session: Session) -> bool:

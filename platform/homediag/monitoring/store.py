@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, String, Text, cast, func, or_, select, true
@@ -18,6 +18,7 @@ from homediag.bounded import Bounded
 from homediag.clock import from_store, to_store
 from homediag.store import models as m
 
+from . import persisted
 from .settings import DEFAULT_GROUP, MonitoringSettings, default_groups, parse_settings
 from .triage import MEASURE_OF_CODE, Colour, Thresholds, Triage, Value, measures_of, triage
 
@@ -28,7 +29,8 @@ SYSTOLIC_CODES = ["150020", "150021"]  # a cuff reading: the compound Observatio
 
 # Process-wide memory of what never changes: a stored Observation's measured values, by (patient key, id): a
 # stored Observation is never changed and a patient key is a keyed hash, so the pair names one reading in any
-# database; and a reading's triage under a given settings content. Cleared when large, like the consent cache.
+# database; and a reading's triage under a given settings content (by ``SettingsVersion.settings_key``). Cleared
+# when large, like the consent cache. Both are also kept in the store (``persisted``), for the next process.
 _CACHE_LIMIT = 300_000
 _VALUES: Bounded[tuple[str, str], tuple[Value, ...]] = Bounded(_CACHE_LIMIT)
 _TRIAGED: Bounded[tuple[str, str, str], Triage] = Bounded(_CACHE_LIMIT)
@@ -78,6 +80,11 @@ class SettingsVersion:
         """The settings' content as one string: equal for equal settings, whichever patient or database."""
         return json.dumps(self.settings.to_json(), sort_keys=True)
 
+    @cached_property
+    def settings_key(self) -> str:
+        """The fingerprint's key (what a reading's kept triage is keyed by, ``persisted``)."""
+        return persisted.settings_key(self.fingerprint)
+
     @property
     def label(self) -> str:
         return f"thresholds version {self.version} ({self.settings.group})"
@@ -97,7 +104,9 @@ class SettingsVersion:
         }
 
 
+@cache
 def default_version() -> SettingsVersion:
+    """The defaults as version 0: one object (immutable), so its fingerprint and key are computed once."""
     return SettingsVersion(0, default_groups()[DEFAULT_GROUP].settings, EPOCH, None, None, None)
 
 
@@ -200,21 +209,46 @@ class Triager:
     history: Sequence[SettingsVersion]
     weights: list[tuple[datetime, float]] = field(default_factory=list)
 
-    def cached_triage(
+    def memo_key(
         self, reading: tuple[str, str], values: Sequence[Value], at: datetime
+    ) -> tuple[persisted.TriageKey | None, SettingsVersion]:
+        """(the key ``reading``'s triage is remembered and kept by, the version in force ``at``); the key is None
+        when the triage depends on earlier readings (the weight-change rule), which is never remembered."""
+        version = in_force(self.history, at)
+        if version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+            return None, version
+        return (*reading, version.settings_key), version
+
+    def cached_triage(
+        self,
+        reading: tuple[str, str],
+        values: Sequence[Value],
+        at: datetime,
+        fresh: list[tuple[persisted.TriageKey, Triage]] | None = None,
     ) -> tuple[Triage, SettingsVersion]:
         """As ``triage`` of ``reading`` (patient key, Observation id), remembered per reading and settings
         content: a reading never changes, and its triage depends on nothing else but for the weight rule (earlier
-        weights), which is never remembered."""
-        version = in_force(self.history, at)
-        thresholds = version.settings.thresholds
-        if thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+        weights), which is never remembered. A triage computed here is added to ``fresh`` (to be kept)."""
+        key, version = self.memo_key(reading, values, at)
+        return self.keyed_triage(key, version, values, at, fresh)
+
+    def keyed_triage(
+        self,
+        key: persisted.TriageKey | None,
+        version: SettingsVersion,
+        values: Sequence[Value],
+        at: datetime,
+        fresh: list[tuple[persisted.TriageKey, Triage]] | None = None,
+    ) -> tuple[Triage, SettingsVersion]:
+        """``cached_triage`` with its ``memo_key`` already found."""
+        if key is None:
             return self.triage(values, at)
-        key = (*reading, version.fingerprint)
         found = _TRIAGED.get(key)
         if found is None:
-            found = triage(values, thresholds, at=at)
+            found = triage(values, version.settings.thresholds, at=at)
             _TRIAGED.remember(key, found)
+            if fresh is not None:
+                fresh.append((key, found))
         return found, version
 
     def triage(self, reading: dict[str, Any] | Sequence[Value], at: datetime) -> tuple[Triage, SettingsVersion]:
@@ -309,12 +343,14 @@ def patients_data(
     lookback: bool = False,
     only: set[str] | None = None,
     with_resources: bool = True,
+    after: datetime | None = None,
 ) -> dict[str, PatientData]:
     """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
     patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
     window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
     measured values but not their resources (``resource`` None), which are then read only for readings this
-    process has not seen before."""
+    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
+    weights too: a caller that passes it has no weight rule to apply)."""
     keys = list(dict.fromkeys(patient_keys))
     histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
     for chunk in _chunks(keys):
@@ -349,6 +385,8 @@ def patients_data(
             (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
         )
     since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
+    if after is not None:
+        since = max(since, after)
     # The worklist's path reads four plain columns, the time as text parsed by datetime.fromisoformat (the DateTime
     # type's per-row processing on SQLite cost more than the rest of a reading's work); the resources are read only
     # for readings this process has not seen (``_load_values``).
@@ -392,7 +430,7 @@ def patients_data(
             if (r.patient_key, r.id) not in _VALUES and r.resource is not None:
                 _VALUES.remember((r.patient_key, r.id), tuple(measures_of(r.resource)))
     else:
-        _load_values(session, [r.id for r in fetched if (r.patient_key, r.id) not in _VALUES])
+        _recall_values(session, [(r.patient_key, r.id) for r in fetched if (r.patient_key, r.id) not in _VALUES])
     weights: dict[str, list[tuple[datetime, float]]] = {}
     for r in fetched:
         if r.code in WEIGHT_CODES:
@@ -401,13 +439,22 @@ def patients_data(
                     weights.setdefault(r.patient_key, []).append((r.effective, value.value))
     out = {k: PatientData(histories[k], []) for k in keys}
     triagers = {k: Triager(histories[k], weights.get(k, [])) for k in keys}
-    for r in fetched:
-        if only is not None and r.id not in only:
-            continue
-        if not lookback and r.effective < start:
-            continue
+    wanted = [
+        r
+        for r in fetched
+        if (only is None or r.id in only) and (lookback or r.effective >= start)  # the readings returned
+    ]
+    keyed = [
+        (r, *triagers[r.patient_key].memo_key((r.patient_key, r.id), _VALUES[(r.patient_key, r.id)], r.effective))
+        for r in wanted
+    ]
+    missing = [key for _, key, _ in keyed if key is not None and key not in _TRIAGED]
+    for key, found in persisted.recall_triages(session, missing).items():
+        _TRIAGED.remember(key, found)
+    fresh: list[tuple[persisted.TriageKey, Triage]] = []
+    for r, key, version in keyed:
         values = _VALUES[(r.patient_key, r.id)]
-        result, version = triagers[r.patient_key].cached_triage((r.patient_key, r.id), values, r.effective)
+        result, version = triagers[r.patient_key].keyed_triage(key, version, values, r.effective, fresh)
         out[r.patient_key].readings.append(
             TriagedReading(
                 r.id,
@@ -421,9 +468,22 @@ def patients_data(
                 values,
             )
         )
+    persisted.keep_triages(session, fresh)
     for review in last_reviews(session, keys):
         out[review.patient_key].last_review = review
     return out
+
+
+def _recall_values(session: Session, missing: list[tuple[str, str]]) -> None:
+    """Remember the values of readings not seen before in this process: kept in the store (``persisted``), else
+    read from their resources, and then kept."""
+    if not missing:
+        return
+    for key, values in persisted.recall_values(session, missing).items():
+        _VALUES.remember(key, values)
+    unknown = [key for key in missing if key not in _VALUES]
+    _load_values(session, [oid for _, oid in unknown])
+    persisted.keep_values(session, [(key, _VALUES[key]) for key in unknown if key in _VALUES])
 
 
 # -- reviews -------------------------------------------------------------------------------------------
@@ -509,3 +569,11 @@ def review_times(session: Session) -> dict[str, Any]:
             ),
         }
     return out
+
+
+def forget() -> None:
+    """Empty this process's memories of readings' values and triages (what a freshly started process has); what
+    is kept in the store (``persisted``) stays."""
+    _VALUES.clear()
+    _TRIAGED.clear()
+    persisted.forget()

@@ -404,3 +404,45 @@ class WebSigninLink(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ReadingValues(Base):
+    """A stored Observation's measured values as monitoring's triage reads them (``homediag.monitoring``: measure,
+    value, unit, component; JSON text), kept so that no process parses the resource again: an Observation never
+    changes. Filled when a read first meets the reading (``homediag.monitoring.persisted``)."""
+
+    __tablename__ = "reading_values"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    measured: Mapped[str] = mapped_column(Text)
+
+
+class ReadingTriage(Base):
+    """A reading's triage under one settings content (``settings``: the SHA-256 of the content, so equal settings
+    of any patient or version share it): the verdicts per value (measure, colour, v3 direction, reason, component;
+    JSON text). A threshold change is new content, so it is a new key and re-triages. Readings whose triage
+    depends on earlier readings (the weight-change rule) are never kept. Filled when a read first triages a reading
+    under that content (``homediag.monitoring.persisted``)."""
+
+    __tablename__ = "reading_triage"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[str] = mapped_column(String(64), primary_key=True)
+    verdicts: Mapped[str] = mapped_column(Text)
+
+
+class WorklistSummary(Base):
+    """A patient's part of the web worklist (latest values, days measured, monitoring's assessment; JSON text, no
+    identity), with the SHA-256 of what it was computed from (``mark``: consent window, Observation count,
+    acknowledgements, reviews, settings versions, first reading dated ahead) and the instant from which time alone
+    may change it (``until``): a freshly started process uses it while both still hold
+    (``homediag.access.worklist_kept``)."""
+
+    __tablename__ = "worklist_summary"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mark: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(DateTime)
+    body: Mapped[str] = mapped_column(Text)

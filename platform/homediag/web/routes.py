@@ -56,9 +56,10 @@ def worklist(
     team: str | None = None,
     colour: str | None = None,
     measurement: str | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     found = caller.access.worklist_page(
-        caller.user, team=team or None, colour=colour or None, measurement=measurement or None
+        caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
     )
     lang = language(request)
     cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))

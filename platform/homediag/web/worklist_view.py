@@ -11,6 +11,7 @@ assessment, the last review), so a changed row is another key.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 
@@ -31,7 +32,16 @@ def worklist_context(
         "cells": [_cells(row, found, lang, fmt) for row in found.rows],
         "colours": COLOURS,
         "selected": {"team": team or "", "colour": colour or "", "measurement": measurement or ""},
+        "page_links": page_links(found, team, colour, measurement),
     }
+
+
+def page_links(found: Worklist, team: str | None, colour: str | None, measurement: str | None) -> list[tuple[int, str]]:
+    """(page number, its address with the filters kept) of every page, when there is more than one."""
+    if found.pages <= 1:
+        return []
+    kept = {k: v for k, v in (("team", team), ("colour", colour), ("measurement", measurement)) if v}
+    return [(n, "/app/worklist?" + urlencode({**kept, "page": n})) for n in range(1, found.pages + 1)]
 
 
 def _cells(row: WorklistRow, found: Worklist, lang: str, fmt: Formats) -> tuple[Markup, Markup]:
