@@ -35,6 +35,16 @@ _NEVER = datetime.max.replace(tzinfo=UTC)
 _MEMO_LIMIT = 20_000
 SEVERITY = {"red": 0, "yellow": 1, "blue": 2, "green": 3, None: 4}
 COLOURS = ("red", "yellow", "blue", "green")
+# what a shown reading needs of its Observation row (`readings.reading_from`)
+_SHOWN_COLUMNS = (
+    m.Observation.id,
+    m.Observation.patient_key,
+    m.Observation.device_id,
+    m.Observation.upload_id,
+    m.Observation.effective_start,
+    m.Observation.received_at,
+    m.Observation.gateway_received_at,
+)
 
 
 @dataclass
@@ -331,17 +341,7 @@ class WorklistReads(Decisions):
         all_ids = [oid for ids in wanted.values() for oid in ids]
         rows = []
         for n in range(0, len(all_ids), 500):
-            rows += session.execute(
-                select(
-                    m.Observation.id,
-                    m.Observation.patient_key,
-                    m.Observation.device_id,
-                    m.Observation.upload_id,
-                    m.Observation.effective_start,
-                    m.Observation.received_at,
-                    m.Observation.gateway_received_at,
-                ).where(m.Observation.id.in_(all_ids[n : n + 500]))
-            ).all()
+            rows += session.execute(select(*_SHOWN_COLUMNS).where(m.Observation.id.in_(all_ids[n : n + 500]))).all()
         devices, gateways = device_and_gateway(session, rows)
         shaped = shapes(session, [(r.patient_key, r.id) for r in rows])
         out: dict[str, list[Reading]] = {}
@@ -436,17 +436,7 @@ class WorklistReads(Decisions):
             .subquery()
         )
         rows = session.execute(
-            select(
-                m.Observation.id,
-                m.Observation.patient_key,
-                m.Observation.device_id,
-                m.Observation.upload_id,
-                m.Observation.effective_start,
-                m.Observation.received_at,
-                m.Observation.gateway_received_at,
-            )
-            .join(ranked, ranked.c.id == m.Observation.id)
-            .where(ranked.c.rank == 1)
+            select(*_SHOWN_COLUMNS).join(ranked, ranked.c.id == m.Observation.id).where(ranked.c.rank == 1)
         ).all()
         devices, gateways = device_and_gateway(session, rows)
         shaped = shapes(session, [(r.patient_key, r.id) for r in rows])  # resources parsed once per process
