@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import (
     ColumnElement,
     and_,
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 from homediag import consent as consent_model
 from homediag.clock import from_store
 from homediag.errors import Forbidden
+from homediag.lazy import lazily
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -38,6 +38,10 @@ from .evaluation_pass import Reading, chunks
 from .observations import ObservationReads
 from .view import View, Window
 
+# pyarrow (with numpy, about 50 MB) is loaded by the first evaluation, not by every server worker at start;
+# pyarrow.compute is imported where it is used (finding a submodule would load its package at once)
+pa = lazily("pyarrow")
+
 EVALUATION_ROLE = "evaluator"
 ACCEPTED = ("created", "duplicate")
 PASS_PATIENTS = 10  # patients read, parsed and triaged at once: one page
@@ -45,29 +49,31 @@ PASS_PATIENTS = 10  # patients read, parsed and triaged at once: one page
 
 # The columns of a page of evaluated readings (``EvaluationReads.evaluation_readings``): one row per stored
 # Observation and component (an Observation without components has one row with the component columns null).
-READING_PAGE = pa.schema(
-    [
-        ("reading", pa.string()),  # the Observation's id in the evaluator's pseudonym domain
-        ("patient", pa.string()),  # the patient's pseudonym
-        ("device", pa.string()),  # the device's pseudonym; null if none
-        ("vendor", pa.string()),  # the device's manufacturer (an organisation, never a person)
-        ("adapter", pa.string()),
-        ("primary_code", pa.string()),  # observation.code: the Observation's primary (MDC) code
-        ("status", pa.string()),
-        ("effective", pa.timestamp("us", tz="UTC")),  # the reading's time as the evaluator sees it (View.shift)
-        ("device_clock_set", pa.bool_()),  # false: the device-time extension says the gateway's time stands in
-        ("delay_device_to_gateway_s", pa.float64()),  # gateway receive time - reading time
-        ("delay_gateway_to_platform_s", pa.float64()),  # platform receive time - gateway receive time
-        ("first", pa.bool_()),  # the first row of its Observation (carries the Observation's own value)
-        ("value", pa.float64()),  # the Observation's own value: valueQuantity.value, else valueBoolean as 1/0
-        ("unit", pa.string()),
-        ("has_value", pa.bool_()),  # whether the Observation has a valueQuantity or valueBoolean of its own
-        ("component_code", pa.string()),  # the component's code (CodeableConcept as JSON text); null: none
-        ("component_value", pa.float64()),
-        ("component_unit", pa.string()),
-        ("component_has_value", pa.bool_()),
-    ]
-)
+@cache
+def reading_page() -> pa.Schema:
+    return pa.schema(
+        [
+            ("reading", pa.string()),  # the Observation's id in the evaluator's pseudonym domain
+            ("patient", pa.string()),  # the patient's pseudonym
+            ("device", pa.string()),  # the device's pseudonym; null if none
+            ("vendor", pa.string()),  # the device's manufacturer (an organisation, never a person)
+            ("adapter", pa.string()),
+            ("primary_code", pa.string()),  # observation.code: the Observation's primary (MDC) code
+            ("status", pa.string()),
+            ("effective", pa.timestamp("us", tz="UTC")),  # the reading's time as the evaluator sees it (View.shift)
+            ("device_clock_set", pa.bool_()),  # false: the device-time extension says the gateway's time stands in
+            ("delay_device_to_gateway_s", pa.float64()),  # gateway receive time - reading time
+            ("delay_gateway_to_platform_s", pa.float64()),  # platform receive time - gateway receive time
+            ("first", pa.bool_()),  # the first row of its Observation (carries the Observation's own value)
+            ("value", pa.float64()),  # the Observation's own value: valueQuantity.value, else valueBoolean as 1/0
+            ("unit", pa.string()),
+            ("has_value", pa.bool_()),  # whether the Observation has a valueQuantity or valueBoolean of its own
+            ("component_code", pa.string()),  # the component's code (CodeableConcept as JSON text); null: none
+            ("component_value", pa.float64()),
+            ("component_unit", pa.string()),
+            ("component_has_value", pa.bool_()),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -161,12 +167,16 @@ class _Shift:
 
     def apply(self, times: pa.Array, keys: list[str], indices: pa.Array) -> pa.Array:
         """``times`` (naive UTC) of the patients ``keys[indices]``, as the view shows them (UTC)."""
+        import pyarrow.compute as pc
+
         offsets = pa.array([self.micros[k] for k in keys], pa.int64()).take(indices)
         moved = pc.add(times.cast(pa.int64()), offsets).cast(pa.timestamp("us", tz="UTC"))
         return pc.floor_temporal(moved, unit="day") if self.view.coarsen == "day" else moved
 
 
 def _seconds(durations: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
     return pc.divide(durations.cast(pa.int64()).cast(pa.float64()), 1e6)
 
 
@@ -192,8 +202,10 @@ def _page(
     shown_device: dict[str, str],
     devices: dict[str, str | None],
 ) -> tuple[pa.Table, list[str]]:
-    """The ``READING_PAGE`` rows of ``rows`` (one per Observation and component), and each Observation's id as
+    """The ``reading_page()`` rows of ``rows`` (one per Observation and component), and each Observation's id as
     the view shows it."""
+    import pyarrow.compute as pc
+
     shown = [view.shown_id("Observation", r.id) for r in rows]
     take: list[int] = []  # the Observation of each page row
     first: list[bool] = []
@@ -248,7 +260,7 @@ def _page(
             [c is not None and (q or b is not None) for c, q, b in zip(ccode, cqty, cbool, strict=True)], pa.bool_()
         ),
     }
-    return pa.Table.from_pydict({n: columns[n] for n in READING_PAGE.names}, schema=READING_PAGE), shown
+    return pa.Table.from_pydict({n: columns[n] for n in reading_page().names}, schema=reading_page()), shown
 
 
 class EvaluationReads(ObservationReads):
@@ -293,7 +305,7 @@ class EvaluationReads(ObservationReads):
         readings) are committed first; the alerts are audited per patient (with their count) when the pages
         have been read.
 
-        Pages of ``READING_PAGE`` rows in patient and time order, from the store's own columns (code, value, unit,
+        Pages of ``reading_page()`` rows in patient and time order, from the store's own columns (code, value, unit,
         times, device, adapter) and, from each resource's stored text parsed once, its components and the
         device-time flag. What ``View.shown`` would make of them is applied per patient, once: its pseudonym and
         its time shift (``View.shown_id``, ``View.shift``); per device its pseudonym and per reading its own. Only

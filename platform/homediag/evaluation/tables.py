@@ -261,7 +261,7 @@ def _mapped(column: pa.Array, lookup: Any, index: int) -> pa.Array:
 
 def reading_table(page: pa.Table) -> pa.Table:
     """The tidy rows (``READINGS``) of a page of readings as the access layer returns them for the evaluator
-    (``access.evaluation.READING_PAGE``): an Observation's own value as one row, each component with a value as
+    (``access.evaluation.reading_page()``): an Observation's own value as one row, each component with a value as
     one row after it; vectorised in Arrow, codes looked up once per distinct code."""
     page = pa.RecordBatch.from_arrays([c.combine_chunks() for c in page.columns], schema=page.schema)
     n = page.num_rows
