@@ -101,12 +101,8 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
         page = f"/app/patients/{pilot.patient_ids[0]}?days=90"
         gc.collect()
         gc.freeze()  # as ``homediag serve`` freezes its start-up heap (server.py); what the pages remember is not
-        t0 = time.perf_counter()
-        assert client.get("/app/worklist").status_code == 200  # the first view: nothing remembered yet
-        first_worklist = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        assert client.get(page).status_code == 200
-        first_patient = time.perf_counter() - t0
+        first_worklist = _timed_get(client, "/app/worklist")  # the first view: nothing remembered yet
+        first_patient = _timed_get(client, page)
         if profile in ("worklist", "patient"):
             profiler = _profile_endpoints()
             for _ in range(3):
@@ -115,12 +111,8 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         worklist, patient = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            client.get("/app/worklist")
-            worklist.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            client.get(page)
-            patient.append(time.perf_counter() - t0)
+            worklist.append(_timed_get(client, "/app/worklist"))
+            patient.append(_timed_get(client, page))
         # a morning's arrivals: a new cuff reading for 50 of the patients between two views, five times
         after_new: list[float] = []
         rng = random.Random(7)
@@ -134,21 +126,15 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
                     for p in chosen
                 ],
             )
-            t0 = time.perf_counter()
-            client.get("/app/worklist")
-            after_new.append(time.perf_counter() - t0)
+            after_new.append(_timed_get(client, "/app/worklist"))
         # a freshly started worker: every process memory emptied, the store as it is
         forgotten_worklist, forgotten_patient = [], []
         for n in range(3):
             forget(rt)
             profiler = _profile_endpoints() if profile == "forgotten" and n == 1 else None
-            t0 = time.perf_counter()
-            client.get("/app/worklist")
-            forgotten_worklist.append(time.perf_counter() - t0)
+            forgotten_worklist.append(_timed_get(client, "/app/worklist"))
             _print_profile(profiler)
-            t0 = time.perf_counter()
-            client.get(page)
-            forgotten_patient.append(time.perf_counter() - t0)
+            forgotten_patient.append(_timed_get(client, page))
         # the morning: every patient got a new reading overnight, then a view of each page
         morning_worklist, morning_patient = [], []
         for round_ in range(3):
@@ -162,13 +148,9 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
                 ],
             )
             profiler = _profile_endpoints() if profile == "morning" and round_ == 1 else None
-            t0 = time.perf_counter()
-            client.get("/app/worklist")
-            morning_worklist.append(time.perf_counter() - t0)
+            morning_worklist.append(_timed_get(client, "/app/worklist"))
             _print_profile(profiler)
-            t0 = time.perf_counter()
-            client.get(page)
-            morning_patient.append(time.perf_counter() - t0)
+            morning_patient.append(_timed_get(client, page))
         return {
             "engine": engine,
             "patients": patients,
@@ -183,6 +165,15 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             "worklist_morning_all_new_ms": [round(t * 1000, 1) for t in morning_worklist],
             "patient_page_morning_ms": [round(t * 1000, 1) for t in morning_patient],
         }
+
+
+def _timed_get(client: Any, path: str) -> float:
+    """Seconds for one GET of ``path``, which must answer 200."""
+    t0 = time.perf_counter()
+    answer = client.get(path)
+    elapsed = time.perf_counter() - t0
+    assert answer.status_code == 200, (path, answer.status_code)
+    return elapsed
 
 
 def forget(rt: Any) -> None:

@@ -12,12 +12,10 @@ from types import ModuleType
 
 
 def lazily(name: str) -> ModuleType:
-    """``name`` as a module that is executed on the first access to one of its attributes."""
+    """``name`` (a top-level module: finding a submodule would import its package at once) as a module that is
+    executed on the first access to one of its attributes."""
     if name in sys.modules:
         return sys.modules[name]
-    parent, _, _ = name.rpartition(".")
-    if parent:
-        lazily(parent)
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         raise ModuleNotFoundError(name)
