@@ -30,6 +30,7 @@ from sqlalchemy import func, insert, select, text
 from homediag import served
 from homediag.api.app import create_app
 from homediag.store import models as m
+from homediag.store.database import upgrade
 from homediag.store.partitions import ensure_observation_partitions
 from homediag.synthetic import synthetic_patients
 
@@ -146,9 +147,14 @@ def _store(engine: str, keep: Path | None, reuse: Path | None) -> Iterator[tuple
     if reuse is not None:
         state = json.loads(reuse.read_text())
         yield state["url"], state["keys_json"], Pilot(state["tokens"], state["patient_ids"])
+    elif keep is not None and engine == "sqlite":  # the database file beside the state file, kept
+        kept = keep.with_suffix(".sqlite3")
+        if kept.exists():
+            raise SystemExit(f"--keep-store: {kept} exists; remove it or name another state file")
+        url = f"sqlite:///{kept.resolve()}"
+        upgrade(url)
+        yield url, None, None
     elif keep is not None:
-        if engine != "postgresql":
-            raise SystemExit("--keep-store is for PostgreSQL")
         with env.kept_postgresql_database() as url:
             yield url, None, None
     else:
@@ -184,7 +190,7 @@ def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | N
                     }
                 )
             )
-            say(f"kept store {url}: state in {keep}; drop the database by hand when done")
+            say(f"kept store {url}: state in {keep}; drop (or delete) the database by hand when done")
         with rt.sessions() as session:
             ids = {pkey: pid for pkey, pid in session.execute(select(m.Patient.patient_key, m.Patient.id))}
         # one day of real readings per searched patient (the newest day), the templates of everything seeded

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, case, false, null, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, false, or_, select
 from sqlalchemy.orm import Session
 
 from homediag import bundles, versions
@@ -117,7 +116,7 @@ class ObservationReads(Decisions):
                 real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
                 filters.append(m.Observation.id.in_(real))
             as_text = served_as_text(q, view)
-            page = _page_rows(session, q, filters, cursor, query_items, _reader(principal, view), as_text)
+            page = paging.page_rows(session, q, filters, cursor, query_items, _reader(principal, view), as_text)
             rows = page.rows
             self._audit_returned(
                 session, principal, view.purpose, "Observation", [r.patient_key for r in rows], audited=audited
@@ -387,148 +386,6 @@ def _reader(principal: Principal, view: View) -> str:
     return f"{principal.id}|{view.purpose}|{view.domain.name if view.domain else ''}"
 
 
-@dataclass
-class _Page:
-    rows: list[Any]
-    cursor: paging.Cursor  # the walk, at this page
-    more_after: bool
-    more_before: bool
-
-
-def _sort_key(q: ObservationQuery) -> Any:
-    return {"date": m.Observation.effective_start, "_lastUpdated": m.Observation.received_at, "_id": m.Observation.id}[
-        q.sort
-    ]
-
-
-def _sort_value(q: ObservationQuery, row: Any) -> Any:
-    """A page row's value of the sort key (``_sort_key``)."""
-    return {"date": row.effective_start, "_lastUpdated": row.received_at, "_id": row.id}[q.sort]
-
-
-def _edge(q: ObservationQuery, mark: list[str] | tuple[str, str]) -> tuple[Any, str]:
-    return (mark[0] if q.sort == "_id" else datetime.fromisoformat(mark[0]), mark[1])
-
-
-def _page_rows(
-    session: Session,
-    q: ObservationQuery,
-    filters: list[ColumnElement[bool]],
-    cursor: paging.Cursor | None,
-    query_items: list[tuple[str, str]],
-    reader: str,
-    as_text: bool = False,
-) -> _Page:
-    """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
-    (``as_text``) its served text and marks instead (``spliced``)."""
-    key = _sort_key(q)
-    if cursor is None and not q.offset:
-        # the first page, its snapshot and the count in one statement (one statement sees one snapshot: the
-        # rows it counts and returns are the snapshot's)
-        first = _page_statement(
-            q, key, filters, as_text, reverse=q.descending, mark=paging.mark(session), count=paging.counted(filters)
-        )
-        rows = _rows(session, first, as_text)
-        if rows:
-            snapshot = paging.snapshot_of(rows[0].snapshot_mark)
-            total = int(rows[0].total)
-            items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
-            cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
-            return _Page(rows[: q.count], cursor, more_after=len(rows) > q.count, more_before=False)
-    if cursor is None:  # an offset, or nothing found: counted first, then the page under that count's snapshot
-        total, snapshot = paging.count_at_snapshot(session, filters)
-        filters = [*filters, paging.within(snapshot)]
-        items = [(k, v) for k, v in query_items if k not in ("_offset", paging.PAGE_PARAMETER)]
-        cursor = paging.Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
-    else:
-        filters = [*filters, paging.within(cursor.snapshot)]
-    backwards = cursor.before is not None
-    if cursor.after is not None:
-        edge = _edge(q, cursor.after)
-        filters.append(tuple_(key, m.Observation.id) < edge if q.descending else tuple_(key, m.Observation.id) > edge)
-    elif cursor.before is not None:
-        edge = _edge(q, cursor.before)
-        filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
-    stmt = _page_statement(q, key, filters, as_text, reverse=q.descending != backwards)
-    if cursor.after is None and cursor.before is None and q.offset:
-        stmt = stmt.offset(q.offset)
-    rows = _rows(session, stmt, as_text)
-    more = len(rows) > q.count
-    rows = rows[: q.count]
-    if backwards:
-        rows.reverse()
-        return _Page(rows, cursor, more_after=True, more_before=more)
-    first_page = cursor.after is None
-    return _Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
-
-
-class _TextRow(NamedTuple):
-    """A page row read as its served text (``spliced``). A tuple: a page's code reads its fields a dozen times a
-    row, and a SQLAlchemy Row's attribute costs ten times a tuple's."""
-
-    id: str
-    patient_key: str
-    served_json: str | None
-    served_marks: str | None
-    received_at: datetime
-    effective_start: datetime
-    snapshot_mark: str | None = None
-    total: int | None = None
-
-
-class _ResourceRow(NamedTuple):
-    """A page row read as its resource (parsed)."""
-
-    id: str
-    patient_key: str
-    resource: dict[str, Any]
-    received_at: datetime
-    effective_start: datetime
-    snapshot_mark: str | None = None
-    total: int | None = None
-
-
-def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
-    """The rows of a page statement (Core: no ORM loading) as tuples of the columns ``_page_statement`` names."""
-    make = _TextRow if as_text else _ResourceRow
-    return [make(*row) for row in session.connection().execute(stmt).all()]  # one fetchall, not a fetch a row
-
-
-def _page_statement(
-    q: ObservationQuery,
-    key: Any,
-    filters: list[ColumnElement[bool]],
-    as_text: bool,
-    *,
-    reverse: bool,
-    mark: ColumnElement[Any] | None = None,
-    count: ColumnElement[Any] | None = None,
-) -> Any:
-    """The SELECT of a page: ``q.count + 1`` rows (one more tells whether there is a next page) in (sort key, id)
-    order, with the paging ``mark`` (``paging.mark``) as ``snapshot_mark`` and the ``count`` as ``total`` when
-    given."""
-    order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
-    content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
-    marked = (
-        [mark.label("snapshot_mark"), (count if count is not None else null()).label("total")]
-        if mark is not None
-        else []
-    )
-    return (
-        select(
-            m.Observation.id,
-            m.Observation.patient_key,
-            *content,
-            m.Observation.received_at,
-            m.Observation.effective_start,  # the sort key is one of these (``_sort_value``): not read twice
-            *marked,
-        )
-        .where(*filters)
-        .order_by(*order)
-        .limit(q.count + 1)
-    )
-
-
 # what _summary=true keeps of an Observation (the elements the R4 spec marks as summary), besides meta and id
 _SUMMARY_ELEMENTS = (
     "resourceType", "id", "meta", "implicitRules", "identifier", "basedOn", "partOf", "status", "category", "code",
@@ -563,7 +420,7 @@ def _searchset(
     keys: KeyRing,
     base_url: str,
     q: ObservationQuery,
-    page: _Page,
+    page: paging.Page,
     resources: list[Mapping[str, Any]] | list[dict[str, Any]],
     included: list[dict[str, Any]] | None = None,
     path: str = "Observation",
@@ -575,7 +432,7 @@ def _searchset(
         return f"{base_url}/{path}?{urlencode([(paging.PAGE_PARAMETER, paging.seal(keys, moved))])}"
 
     def mark(row: Any) -> tuple[str, str]:
-        value = _sort_value(q, row)
+        value = paging.sort_value(q, row)
         return (value if isinstance(value, str) else value.isoformat(), row.id)
 
     self_items = walk.items if any(k == "_count" for k, _ in walk.items) else [*walk.items, ("_count", str(q.count))]

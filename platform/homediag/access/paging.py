@@ -14,6 +14,9 @@ The high-water mark is engine-specific, because "committed before" is:
 - SQLite: writers are serialised, so rowids are allocated in commit order and the largest rowid
   is the mark.
 
+The page itself is read here too (``page_rows``): keyset on (sort key, id) under the walk's mark; the first page,
+its mark and its count in one statement (one statement sees one snapshot).
+
 The paging state travels in the link as an opaque token (Fernet: AES-CBC with an HMAC, from the
 ``cryptography`` library) under a key derived from the pseudonym key: a client cannot read or
 change it, and a token is bound to the reader that the walk began with.
@@ -24,17 +27,19 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal_column, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag.errors import BadRequest
 from homediag.keys import KeyRing
+from homediag.search_params import ObservationQuery
 from homediag.store import models as m
 
 PAGE_PARAMETER = "_page"
@@ -150,3 +155,146 @@ def within(snapshot: str) -> ColumnElement[bool]:
         committed = and_(txn < int(xmax), txn.not_in(in_flight)) if in_flight else txn < int(xmax)
         return or_(txn.is_(None), txn < int(xmin), committed)
     raise BadRequest(f"{PAGE_PARAMETER}: unknown snapshot", PAGE_PARAMETER)
+
+
+# -- the page statement: a page's rows, its snapshot mark and its count --------------------------
+@dataclass
+class Page:
+    rows: list[Any]
+    cursor: Cursor  # the walk, at this page
+    more_after: bool
+    more_before: bool
+
+
+def _sort_key(q: ObservationQuery) -> Any:
+    return {"date": m.Observation.effective_start, "_lastUpdated": m.Observation.received_at, "_id": m.Observation.id}[
+        q.sort
+    ]
+
+
+def sort_value(q: ObservationQuery, row: Any) -> Any:
+    """A page row's value of the sort key (``_sort_key``)."""
+    return {"date": row.effective_start, "_lastUpdated": row.received_at, "_id": row.id}[q.sort]
+
+
+def _edge(q: ObservationQuery, mark: list[str] | tuple[str, str]) -> tuple[Any, str]:
+    return (mark[0] if q.sort == "_id" else datetime.fromisoformat(mark[0]), mark[1])
+
+
+def page_rows(
+    session: Session,
+    q: ObservationQuery,
+    filters: list[ColumnElement[bool]],
+    cursor: Cursor | None,
+    query_items: list[tuple[str, str]],
+    reader: str,
+    as_text: bool = False,
+) -> Page:
+    """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
+    (``as_text``) its served text and marks instead (``spliced``)."""
+    key = _sort_key(q)
+    if cursor is None and not q.offset:
+        # the first page, its snapshot and the count in one statement (one statement sees one snapshot: the
+        # rows it counts and returns are the snapshot's)
+        first = _page_statement(
+            q, key, filters, as_text, reverse=q.descending, mark=mark(session), count=counted(filters)
+        )
+        rows = _rows(session, first, as_text)
+        if rows:
+            snapshot = snapshot_of(rows[0].snapshot_mark)
+            total = int(rows[0].total)
+            items = [(k, v) for k, v in query_items if k not in ("_offset", PAGE_PARAMETER)]
+            cursor = Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
+            return Page(rows[: q.count], cursor, more_after=len(rows) > q.count, more_before=False)
+    if cursor is None:  # an offset, or nothing found: counted first, then the page under that count's snapshot
+        total, snapshot = count_at_snapshot(session, filters)
+        filters = [*filters, within(snapshot)]
+        items = [(k, v) for k, v in query_items if k not in ("_offset", PAGE_PARAMETER)]
+        cursor = Cursor(items=items, snapshot=snapshot, total=total, reader=reader)
+    else:
+        filters = [*filters, within(cursor.snapshot)]
+    backwards = cursor.before is not None
+    if cursor.after is not None:
+        edge = _edge(q, cursor.after)
+        filters.append(tuple_(key, m.Observation.id) < edge if q.descending else tuple_(key, m.Observation.id) > edge)
+    elif cursor.before is not None:
+        edge = _edge(q, cursor.before)
+        filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
+    stmt = _page_statement(q, key, filters, as_text, reverse=q.descending != backwards)
+    if cursor.after is None and cursor.before is None and q.offset:
+        stmt = stmt.offset(q.offset)
+    rows = _rows(session, stmt, as_text)
+    more = len(rows) > q.count
+    rows = rows[: q.count]
+    if backwards:
+        rows.reverse()
+        return Page(rows, cursor, more_after=True, more_before=more)
+    first_page = cursor.after is None
+    return Page(rows, cursor, more_after=more, more_before=(not first_page) or q.offset > 0)
+
+
+class TextRow(NamedTuple):
+    """A page row read as its served text (``spliced``). A tuple: a page's code reads its fields a dozen times a
+    row, and a SQLAlchemy Row's attribute costs ten times a tuple's."""
+
+    id: str
+    patient_key: str
+    served_json: str | None
+    served_marks: str | None
+    received_at: datetime
+    effective_start: datetime
+    snapshot_mark: str | None = None
+    total: int | None = None
+
+
+class ResourceRow(NamedTuple):
+    """A page row read as its resource (parsed)."""
+
+    id: str
+    patient_key: str
+    resource: dict[str, Any]
+    received_at: datetime
+    effective_start: datetime
+    snapshot_mark: str | None = None
+    total: int | None = None
+
+
+def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
+    """The rows of a page statement (Core: no ORM loading) as tuples of the columns ``_page_statement`` names."""
+    make = TextRow if as_text else ResourceRow
+    return [make(*row) for row in session.connection().execute(stmt).all()]  # one fetchall, not a fetch a row
+
+
+def _page_statement(
+    q: ObservationQuery,
+    key: Any,
+    filters: list[ColumnElement[bool]],
+    as_text: bool,
+    *,
+    reverse: bool,
+    mark: ColumnElement[Any] | None = None,
+    count: ColumnElement[Any] | None = None,
+) -> Any:
+    """The SELECT of a page: ``q.count + 1`` rows (one more tells whether there is a next page) in (sort key, id)
+    order, with the paging ``mark`` (``mark``) as ``snapshot_mark`` and the ``count`` as ``total`` when
+    given."""
+    order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
+    content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
+    marked = (
+        [mark.label("snapshot_mark"), (count if count is not None else null()).label("total")]
+        if mark is not None
+        else []
+    )
+    return (
+        select(
+            m.Observation.id,
+            m.Observation.patient_key,
+            *content,
+            m.Observation.received_at,
+            m.Observation.effective_start,  # the sort key is one of these (``sort_value``): not read twice
+            *marked,
+        )
+        .where(*filters)
+        .order_by(*order)
+        .limit(q.count + 1)
+    )
