@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from homediag.fhir_profiles import fhirjson
@@ -79,28 +80,31 @@ def splice(text: str, marks: str, meta: str, top: str = "", components: Mapping[
     """``text`` (a stored resource's served text, its ``marks``) with the members ``meta`` added to its meta,
     ``top`` at its end and ``components[i]`` at the end of component i (each: JSON members without braces,
     comma-separated; empty: nothing)."""
-    meta_part, _, comp_part = marks.partition("|")
+    meta_at, ends = _offsets(marks)
     inserts: list[tuple[int, str]] = []
-    if meta_part:
-        inserts.append((int(meta_part), meta))
+    if meta_at is not None:
+        inserts.append((meta_at, meta))
     else:
         top = f'"meta":{{{meta}}},{top}' if top else f'"meta":{{{meta}}}'
     if components:
-        ends = comp_part.split(",")
-        for index, members in components.items():
-            if members:
-                inserts.append((int(ends[index]), members))
+        inserts += [(ends[index], members) for index, members in components.items() if members]
     if top:
         inserts.append((len(text) - 1, top))
     inserts.sort()
     out: list[str] = []
     pos = 0
     for at, members in inserts:
-        out.append(text[pos:at])
-        out.append("," + members if text[at - 1] != "{" else members)
+        out += (text[pos:at], "," + members if text[at - 1] != "{" else members)
         pos = at
     out.append(text[pos:])
     return "".join(out)
+
+
+@lru_cache(maxsize=50_000)
+def _offsets(marks: str) -> tuple[int | None, tuple[int, ...]]:
+    """A text's splice marks as (meta's brace or None, each component's brace): most texts of a kind share theirs."""
+    meta_part, _, comp_part = marks.partition("|")
+    return (int(meta_part) if meta_part else None), tuple(int(x) for x in comp_part.split(",") if x)
 
 
 def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:

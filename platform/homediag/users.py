@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -64,13 +64,23 @@ def create_user(
     return user, token
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    user = session.execute(select(User).where(User.token_hash == hash_token(token))).scalar_one_or_none()
-    if user is None or user.revoked_at is not None:
+# The one read of a token, built once: Core on a connection, no ORM object loaded (this runs on every request).
+_BY_TOKEN = select(User.id, User.name, User.role, User.organisation, User.expires_at, User.revoked_at).where(
+    User.token_hash == bindparam("token_hash")
+)
+
+
+def authenticate(db: Session | Connection, token: str) -> Principal | None:
+    """The principal of an API token; None when the token is unknown, revoked or expired. Read from the store on
+    every call, never remembered: a revocation (by any process: the CLI, another worker) holds from the next
+    request on, and a worker cannot learn of one without reading the store."""
+    connection = db.connection() if isinstance(db, Session) else db
+    row = connection.execute(_BY_TOKEN, {"token_hash": hash_token(token)}).first()
+    if row is None or row.revoked_at is not None:
         return None
-    if user.expires_at is not None and user.expires_at <= utcnow():
+    if row.expires_at is not None and row.expires_at <= utcnow():
         return None
-    return Principal(user.id, user.name, user.role, user.organisation)
+    return Principal(row.id, row.name, row.role, row.organisation)
 
 
 def revoke_user(session: Session, user_id: str) -> bool:

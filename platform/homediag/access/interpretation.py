@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,17 +50,20 @@ def interpret(access: Decisions, session: Session, view: View, rows: Sequence[An
     return out
 
 
-def triage_keys(session: Session, rows: Sequence[Any]) -> dict[str, tuple[str, ...]]:
+def triage_keys(
+    session: Session, rows: Sequence[Any], known: Mapping[str, list[store.SettingsVersion]] | None = None
+) -> dict[str, tuple[str, ...]]:
     """What each reading's triage for a clinician (what ``interpret`` adds) is remembered by, per row id: the
     patient, the reading and the settings version in force at its time (content and label; ``rows`` carry
     ``id``, ``patient_key`` and the stored ``effective_start``). A reading never changes, so nothing else moves
-    its triage, except the weight rule (earlier weights): a patient with one in any version gets no key."""
+    its triage, except the weight rule (earlier weights): a patient with one in any version gets no key. ``known``:
+    patients' settings histories the caller has (``store.versions``), not read again."""
     histories: dict[str, list[store.SettingsVersion] | None] = {}
     keys: dict[str, tuple[str, ...]] = {}
     named: dict[int, tuple[str, str]] = {}  # each version's (fingerprint, label) made once (a JSON dump), shared
     for row in rows:
         if row.patient_key not in histories:
-            history = store.versions(session, row.patient_key)
+            history = (known or {}).get(row.patient_key) or store.versions(session, row.patient_key)
             weighs = any(v.settings.thresholds.weight_change for v in history)
             histories[row.patient_key] = None if weighs else history
         found = histories[row.patient_key]

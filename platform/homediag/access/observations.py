@@ -87,6 +87,7 @@ class ObservationReads(Decisions):
         view = self.view(principal, purpose)
         with self.rt.sessions.begin() as session:
             audited = False
+            named_key: str | None = None
             if q.patient_ids:
                 patient_id = view.real_id("Patient", q.patient_ids[0])
                 named_key, windows = self.named_patient_windows(session, view, patient_id) if patient_id else (None, {})
@@ -116,13 +117,18 @@ class ObservationReads(Decisions):
                 real = [r for r in (view.real_id("Observation", i) for i in ids) if r is not None]
                 filters.append(m.Observation.id.in_(real))
             as_text = served_as_text(q, view)
-            page = paging.page_rows(session, q, filters, cursor, query_items, _reader(principal, view), as_text)
+            # a clinician's page of one named patient reads that patient's settings version with its rows: what the
+            # triage of its readings is remembered by (``spliced``)
+            settings_of = named_key if as_text and named_key in windows and view.principal.role == "clinician" else None
+            reader = _reader(principal, view)
+            page = paging.page_rows(session, q, filters, cursor, query_items, reader, as_text, settings_of)
             rows = page.rows
             self._audit_returned(
                 session, principal, view.purpose, "Observation", [r.patient_key for r in rows], audited=audited
             )
             if as_text:
-                entries = spliced(self, session, view, rows)
+                tops = {settings_of: rows[0].settings_version} if settings_of is not None and rows else None
+                entries = spliced(self, session, view, rows, tops)
                 return _searchset(self.rt.keys, base_url, q, page, entries, [], path)
             resources = interpret(self, session, view, rows)  # with their triage, for a clinician
         shown = [view.shown(versions.stamp(res, 1, r.received_at)) for res, r in zip(resources, rows, strict=True)]

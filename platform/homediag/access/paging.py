@@ -189,15 +189,19 @@ def page_rows(
     query_items: list[tuple[str, str]],
     reader: str,
     as_text: bool = False,
+    settings_of: str | None = None,
 ) -> Page:
     """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
-    (``as_text``) its served text and marks instead (``spliced``)."""
+    (``as_text``) its served text and marks instead (``spliced``). ``settings_of``: a patient key whose highest
+    monitoring settings version each row also carries (``settings_version``), read in the same statement."""
     key = _sort_key(q)
+    settings = _settings_version(settings_of) if settings_of is not None else None
     if cursor is None and not q.offset:
         # the first page, its snapshot and the count in one statement (one statement sees one snapshot: the
         # rows it counts and returns are the snapshot's)
+        at = mark(session)
         first = _page_statement(
-            q, key, filters, as_text, reverse=q.descending, mark=mark(session), count=counted(filters)
+            q, key, filters, as_text, reverse=q.descending, mark=at, count=counted(filters), settings=settings
         )
         rows = _rows(session, first, as_text)
         if rows:
@@ -220,7 +224,7 @@ def page_rows(
     elif cursor.before is not None:
         edge = _edge(q, cursor.before)
         filters.append(tuple_(key, m.Observation.id) > edge if q.descending else tuple_(key, m.Observation.id) < edge)
-    stmt = _page_statement(q, key, filters, as_text, reverse=q.descending != backwards)
+    stmt = _page_statement(q, key, filters, as_text, reverse=q.descending != backwards, settings=settings)
     if cursor.after is None and cursor.before is None and q.offset:
         stmt = stmt.offset(q.offset)
     rows = _rows(session, stmt, as_text)
@@ -245,6 +249,7 @@ class TextRow(NamedTuple):
     effective_start: datetime
     snapshot_mark: str | None = None
     total: int | None = None
+    settings_version: int | None = None
 
 
 class ResourceRow(NamedTuple):
@@ -257,6 +262,7 @@ class ResourceRow(NamedTuple):
     effective_start: datetime
     snapshot_mark: str | None = None
     total: int | None = None
+    settings_version: int | None = None
 
 
 def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
@@ -274,17 +280,18 @@ def _page_statement(
     reverse: bool,
     mark: ColumnElement[Any] | None = None,
     count: ColumnElement[Any] | None = None,
+    settings: ColumnElement[Any] | None = None,
 ) -> Any:
     """The SELECT of a page: ``q.count + 1`` rows (one more tells whether there is a next page) in (sort key, id)
-    order, with the paging ``mark`` (``mark``) as ``snapshot_mark`` and the ``count`` as ``total`` when
-    given."""
+    order, with the paging ``mark`` (``mark``) as ``snapshot_mark``, the ``count`` as ``total`` and ``settings``
+    as ``settings_version`` (each NULL when not given)."""
     order = [key.desc(), m.Observation.id.desc()] if reverse else [key.asc(), m.Observation.id.asc()]
     content = [m.Observation.served_json, m.Observation.served_marks] if as_text else [m.Observation.resource]
-    marked = (
-        [mark.label("snapshot_mark"), (count if count is not None else null()).label("total")]
-        if mark is not None
-        else []
-    )
+    marked = [
+        (mark if mark is not None else null()).label("snapshot_mark"),
+        (count if count is not None else null()).label("total"),
+        (settings if settings is not None else null()).label("settings_version"),
+    ]
     return (
         select(
             m.Observation.id,
@@ -298,3 +305,10 @@ def _page_statement(
         .order_by(*order)
         .limit(q.count + 1)
     )
+
+
+def _settings_version(patient_key: str) -> ColumnElement[Any]:
+    """The patient's highest monitoring settings version (0: none stored, the defaults), as an uncorrelated scalar
+    subquery (evaluated once). Versions are only ever added, so it names the patient's whole settings history."""
+    top = func.coalesce(func.max(m.MonitoringSettings.version), 0)
+    return select(top).where(m.MonitoringSettings.patient_key == patient_key).correlate(None).scalar_subquery()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from homediag import served, versions
 from homediag.bounded import Bounded
 from homediag.fhir_profiles import fhirjson
+from homediag.monitoring import store
 from homediag.search_params import ObservationQuery
 from homediag.store import models as m
 
@@ -40,14 +41,19 @@ class _Parsed:
     resource: dict[str, Any]
 
 
-def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) -> list[Mapping[str, Any]]:
+def spliced(
+    access: Decisions, session: Session, view: View, rows: list[Any], settings_tops: Mapping[str, int] | None = None
+) -> list[Mapping[str, Any]]:
     """The entries of a page in care, each written from its stored text (``fhirjson.Raw``) with its meta and, for
     a clinician, its triage spliced in (``homediag.served``). ``interpret`` decides the triage as for every other
     read: it is given each resource as orjson reads it (fractions as floats: what the triage reads them as,
     ``float`` of the exact value), and what it adds is written into the text. A row without marks (or text: not
-    yet back-filled) is parsed and served as before."""
+    yet back-filled) is parsed and served as before. ``settings_tops``: patient key -> its highest settings version,
+    read with the page (``paging.page_rows``): the settings history is then taken from this process's memory of
+    it when it holds that version (``_HISTORIES``), not read again."""
     clinician = view.principal.role == "clinician"  # interpret adds to a clinician's resources only
-    keys = triage_keys(session, [r for r in rows if r.served_marks is not None]) if clinician else {}
+    marked = [r for r in rows if r.served_marks is not None]
+    keys = triage_keys(session, marked, _histories(session, settings_tops)) if clinician and marked else {}
     missing = [r.id for r in rows if r.served_json is None]
     stored: dict[str, Any] = {}
     if missing:
@@ -98,6 +104,24 @@ def spliced(access: Decisions, session: Session, view: View, rows: list[Any]) ->
 # ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
 # without parsing one resource.
 _ADDED: Bounded[tuple[str, ...], tuple[str, dict[int, str] | None]] = Bounded(200_000)
+# a patient's monitoring settings history by (patient key, its highest version): versions are only ever added
+# (``monitoring_settings``), so the same highest version is the same history; a new version is a new key
+_HISTORIES: Bounded[tuple[str, int], list[store.SettingsVersion]] = Bounded(20_000)
+
+
+def _histories(session: Session, tops: Mapping[str, int] | None) -> dict[str, list[store.SettingsVersion]]:
+    """The settings history of each patient in ``tops`` (key -> highest version, as the page read it): remembered,
+    or read (and remembered under the highest version read: one added since the page's statement is newer)."""
+    out: dict[str, list[store.SettingsVersion]] = {}
+    for patient_key, top in (tops or {}).items():
+        history = _HISTORIES.get((patient_key, int(top)))
+        if history is None:
+            history = store.versions(session, patient_key)
+            _HISTORIES.remember((patient_key, history[-1].version), history)
+        out[patient_key] = history
+    return out
+
+
 # meta's members by the time a reading was received (every reading of an upload shares it): a Observation's
 # version is always 1, so this is all its meta needs (about 200 bytes an entry)
 _METAS: Bounded[datetime, str] = Bounded(100_000)

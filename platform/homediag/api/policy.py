@@ -142,8 +142,8 @@ def authenticate_request(request: Request, rt: Runtime) -> Principal:
             return rt.oidc.principal(token)
         except OidcError as exc:
             raise Unauthenticated(str(exc)) from None
-    with rt.sessions() as session:
-        principal = authenticate(session, token)
+    with rt.engine.connect() as connection:  # one Core read, no ORM session (this runs on every request)
+        principal = authenticate(connection, token)
     if principal is None:
         raise Unauthenticated("the bearer token is unknown, expired or revoked")
     return principal
