@@ -75,3 +75,26 @@ def search(
     if not entries:
         raise RuntimeError(f"{query.kind}: every search came back empty; consent or seeding is wrong")
     return SearchRun(query, Latency.of(times), entries / count, totals / count)
+
+
+@dataclass(frozen=True)
+class RoundTrips:
+    path: str
+    latency: Latency
+
+    def as_json(self) -> dict[str, Any]:
+        return {"query": f"GET {self.path}", "latency": self.latency.as_json()}
+
+
+def round_trips(client: TestClient, path: str, count: int, warmup: int) -> RoundTrips:
+    """``count`` timed GETs of ``path`` after ``warmup``: the in-process app's own round trip, the floor under every
+    search measured in the same run (middleware, routing, a response; no token, no database)."""
+    for _ in range(warmup):
+        client.get(path).raise_for_status()
+    times: list[float] = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        response = client.get(path)
+        times.append(time.perf_counter() - t0)
+        response.raise_for_status()
+    return RoundTrips(path, Latency.of(times))

@@ -36,7 +36,7 @@ from homediag.synthetic import synthetic_patients
 
 from . import ceiling, data, env
 from .client import TestClient
-from .latency import clinician_queries, search
+from .latency import clinician_queries, round_trips, search
 from .pilot import Pilot, enrol
 from .throughput import ingest
 
@@ -230,6 +230,8 @@ def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | N
                 for q in clinician_queries(since):
                     frozen = replace(q, kind=f"{q.kind}, gc.freeze()")
                     searches[frozen.kind] = search(client, clinician, frozen, pilot.patient_ids, 200, 20).as_json()
+                # the floor: the same in-process app's round trip of a route that does nothing (no token, no database)
+                floor = round_trips(client, "/health/live", 200, 20).as_json()
             finally:
                 gc.unfreeze()
             # new readings (other minutes than the seeded ones) in lists of 100, then the same-run ceiling
@@ -245,6 +247,7 @@ def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | N
                 "seeded": seeded,
                 "seed_seconds": round(seed_seconds, 1),
                 "search": searches,
+                "floor_health_live_frozen_heap": floor,
                 "ingest_lists_of_100_observations_per_s": round(run_http.observations_per_s, 1),
                 "ceiling": [full.as_json(), rules.as_json()],
                 "ingest_over_ceiling": {
@@ -262,11 +265,15 @@ def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | N
                 )
                 for heap in ("", ", gc.freeze()")
             }
+            step["series_over_floor_p95_frozen_heap"] = round(
+                searches["bp-90-days, gc.freeze()"]["latency"]["p95_ms"] / floor["latency"]["p95_ms"], 2
+            )
             say(
                 f"{engine} scale {size:,}: bp-90-days p95 {series['p95_ms']} ms, bp-latest p95 "
                 f"{searches['bp-latest']['latency']['p95_ms']} ms (frozen heap: "
                 f"{searches['bp-90-days, gc.freeze()']['latency']['p95_ms']} ms, "
-                f"{searches['bp-latest, gc.freeze()']['latency']['p95_ms']} ms); "
+                f"{searches['bp-latest, gc.freeze()']['latency']['p95_ms']} ms; "
+                f"floor {floor['latency']['p95_ms']} ms); "
                 f"ingest {run_http.observations_per_s:.0f} obs/s "
                 f"(ceiling {full.per_s:.0f} full / {rules.per_s:.0f} rules)"
             )

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, and_, func, literal_column, null, or_, select, tuple_
+from sqlalchemy import ColumnElement, String, and_, cast, func, literal_column, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag.errors import BadRequest
@@ -193,7 +193,8 @@ def page_rows(
 ) -> Page:
     """The rows of one page: keyset on (sort key, id) under the walk's snapshot; each with its ``resource``, or
     (``as_text``) its served text and marks instead (``spliced``). ``settings_of``: a patient key whose highest
-    monitoring settings version each row also carries (``settings_version``), read in the same statement."""
+    monitoring settings version each row also carries (``settings_version``: ``_settings_version``), read in the
+    same statement."""
     key = _sort_key(q)
     settings = _settings_version(settings_of) if settings_of is not None else None
     if cursor is None and not q.offset:
@@ -249,7 +250,7 @@ class TextRow(NamedTuple):
     effective_start: datetime
     snapshot_mark: str | None = None
     total: int | None = None
-    settings_version: int | None = None
+    settings_version: str | None = None
 
 
 class ResourceRow(NamedTuple):
@@ -262,7 +263,7 @@ class ResourceRow(NamedTuple):
     effective_start: datetime
     snapshot_mark: str | None = None
     total: int | None = None
-    settings_version: int | None = None
+    settings_version: str | None = None
 
 
 def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
@@ -308,7 +309,10 @@ def _page_statement(
 
 
 def _settings_version(patient_key: str) -> ColumnElement[Any]:
-    """The patient's highest monitoring settings version (0: none stored, the defaults), as an uncorrelated scalar
-    subquery (evaluated once). Versions are only ever added, so it names the patient's whole settings history."""
-    top = func.coalesce(func.max(m.MonitoringSettings.version), 0)
-    return select(top).where(m.MonitoringSettings.patient_key == patient_key).correlate(None).scalar_subquery()
+    """The patient's highest monitoring settings version and when it was recorded (``"<version>|<recorded_at>"``;
+    ``"0"``: none stored, the defaults), as an uncorrelated scalar subquery (evaluated once). Versions are only ever
+    added, so this names the patient's whole settings history."""
+    ms = m.MonitoringSettings
+    top = cast(ms.version, String) + "|" + cast(ms.recorded_at, String)
+    newest = select(top).where(ms.patient_key == patient_key).order_by(ms.version.desc()).limit(1)
+    return func.coalesce(newest.correlate(None).scalar_subquery(), "0")

@@ -42,7 +42,7 @@ class _Parsed:
 
 
 def spliced(
-    access: Decisions, session: Session, view: View, rows: list[Any], settings_tops: Mapping[str, int] | None = None
+    access: Decisions, session: Session, view: View, rows: list[Any], settings_tops: Mapping[str, str] | None = None
 ) -> list[Mapping[str, Any]]:
     """The entries of a page in care, each written from its stored text (``fhirjson.Raw``) with its meta and, for
     a clinician, its triage spliced in (``homediag.served``). ``interpret`` decides the triage as for every other
@@ -104,20 +104,27 @@ def spliced(
 # ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
 # without parsing one resource.
 _ADDED: Bounded[tuple[str, ...], tuple[str, dict[int, str] | None]] = Bounded(200_000)
-# a patient's monitoring settings history by (patient key, its highest version): versions are only ever added
-# (``monitoring_settings``), so the same highest version is the same history; a new version is a new key
-_HISTORIES: Bounded[tuple[str, int], list[store.SettingsVersion]] = Bounded(20_000)
+# a patient's monitoring settings history by (database, patient key, its highest version and when that was
+# recorded): versions are only ever added (``monitoring_settings``), so the same highest version is the same
+# history; a new version is a new key
+_HISTORIES: Bounded[tuple[str, str, str], list[store.SettingsVersion]] = Bounded(20_000)
 
 
-def _histories(session: Session, tops: Mapping[str, int] | None) -> dict[str, list[store.SettingsVersion]]:
-    """The settings history of each patient in ``tops`` (key -> highest version, as the page read it): remembered,
-    or read (and remembered under the highest version read: one added since the page's statement is newer)."""
+def _histories(session: Session, tops: Mapping[str, str] | None) -> dict[str, list[store.SettingsVersion]]:
+    """The settings history of each patient in ``tops`` (key -> ``"<highest version>|<its recorded_at>"`` as the
+    page read it, ``paging._settings_version``): remembered, or read and remembered when it is still that version
+    (one added since the page's statement is used, not remembered under the page's key)."""
     out: dict[str, list[store.SettingsVersion]] = {}
-    for patient_key, top in (tops or {}).items():
-        history = _HISTORIES.get((patient_key, int(top)))
+    if not tops:
+        return out
+    database = str(session.get_bind().url)
+    for patient_key, top in tops.items():
+        key = (database, patient_key, top)
+        history = _HISTORIES.get(key)
         if history is None:
             history = store.versions(session, patient_key)
-            _HISTORIES.remember((patient_key, history[-1].version), history)
+            if str(history[-1].version) == top.partition("|")[0]:
+                _HISTORIES.remember(key, history)
         out[patient_key] = history
     return out
 
