@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ColumnElement, String, and_, cast, func, literal_column, null, or_, select, tuple_
+from sqlalchemy import ColumnElement, String, and_, bindparam, cast, func, literal_column, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from homediag.errors import BadRequest
@@ -196,7 +196,8 @@ def page_rows(
     monitoring settings version each row also carries (``settings_version``: ``_settings_version``), read in the
     same statement."""
     key = _sort_key(q)
-    settings = _settings_version(settings_of) if settings_of is not None else None
+    settings = _SETTINGS_VERSION if settings_of is not None else None
+    bound = {"settings_of": settings_of} if settings_of is not None else {}
     if cursor is None and not q.offset:
         # the first page, its snapshot and the count in one statement (one statement sees one snapshot: the
         # rows it counts and returns are the snapshot's)
@@ -204,7 +205,7 @@ def page_rows(
         first = _page_statement(
             q, key, filters, as_text, reverse=q.descending, mark=at, count=counted(filters), settings=settings
         )
-        rows = _rows(session, first, as_text)
+        rows = _rows(session, first, as_text, bound)
         if rows:
             snapshot = snapshot_of(rows[0].snapshot_mark)
             total = int(rows[0].total)
@@ -228,7 +229,7 @@ def page_rows(
     stmt = _page_statement(q, key, filters, as_text, reverse=q.descending != backwards, settings=settings)
     if cursor.after is None and cursor.before is None and q.offset:
         stmt = stmt.offset(q.offset)
-    rows = _rows(session, stmt, as_text)
+    rows = _rows(session, stmt, as_text, bound)
     more = len(rows) > q.count
     rows = rows[: q.count]
     if backwards:
@@ -266,10 +267,10 @@ class ResourceRow(NamedTuple):
     settings_version: str | None = None
 
 
-def _rows(session: Session, stmt: Any, as_text: bool) -> list[Any]:
+def _rows(session: Session, stmt: Any, as_text: bool, bound: dict[str, Any]) -> list[Any]:
     """The rows of a page statement (Core: no ORM loading) as tuples of the columns ``_page_statement`` names."""
     make = TextRow if as_text else ResourceRow
-    return [make(*row) for row in session.connection().execute(stmt).all()]  # one fetchall, not a fetch a row
+    return [make(*row) for row in session.connection().execute(stmt, bound).all()]  # one fetchall, not a fetch a row
 
 
 def _page_statement(
@@ -308,11 +309,15 @@ def _page_statement(
     )
 
 
-def _settings_version(patient_key: str) -> ColumnElement[Any]:
-    """The patient's highest monitoring settings version and when it was recorded (``"<version>|<recorded_at>"``;
-    ``"0"``: none stored, the defaults), as an uncorrelated scalar subquery (evaluated once). Versions are only ever
-    added, so this names the patient's whole settings history."""
+def _settings_version() -> ColumnElement[Any]:
+    """The highest monitoring settings version of the patient bound as ``settings_of`` and when it was recorded
+    (``"<version>|<recorded_at>"``; ``"0"``: none stored, the defaults), as an uncorrelated scalar subquery
+    (evaluated once). Versions are only ever added, so this names the patient's whole settings history."""
     ms = m.MonitoringSettings
     top = cast(ms.version, String) + "|" + cast(ms.recorded_at, String)
-    newest = select(top).where(ms.patient_key == patient_key).order_by(ms.version.desc()).limit(1)
+    newest = select(top).where(ms.patient_key == bindparam("settings_of")).order_by(ms.version.desc()).limit(1)
     return func.coalesce(newest.correlate(None).scalar_subquery(), "0")
+
+
+# built once, not per search: each page statement that carries it binds ``settings_of``
+_SETTINGS_VERSION = _settings_version()
