@@ -88,6 +88,9 @@ class Consent(Base):
     resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     recorded_by: Mapped[str] = mapped_column(String(64))
+    # the current version's decision-relevant facts (``homediag.consent.facts_of``) as JSON text, written with it:
+    # a decision reads these instead of validating the whole resource (None: parse the resource)
+    facts: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ConsentVersion(Base):

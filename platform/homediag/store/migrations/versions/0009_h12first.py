@@ -1,0 +1,45 @@
+"""Each consent's decision-relevant facts (``consent.facts``, ``homediag.consent.facts_of``), written when a consent
+is recorded and read by decisions instead of validating the whole resource in every process. Back-filled here by
+parsing each current consent as recording it did; a consent the parser refuses (none should exist: recording
+refuses them) keeps no facts and is parsed by the decision as before.
+
+Revision ID: 0009_h12first
+Revises: 0008_h12morning
+Create Date: 2026-11-30
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from alembic import op
+
+from homediag import consent
+
+revision = "0009_h12first"
+down_revision = "0008_h12morning"
+branch_labels = None
+depends_on = None
+
+_CONSENT = sa.table("consent", sa.column("id", sa.String), sa.column("resource", sa.JSON), sa.column("facts", sa.Text))
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("consent", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("facts", sa.Text(), nullable=True))
+    bind = op.get_bind()
+    rows = bind.execute(sa.select(_CONSENT.c.id, _CONSENT.c.resource)).all()
+    for consent_id, resource in rows:
+        if isinstance(resource, str):  # a driver that hands JSON back as text
+            resource = json.loads(resource)
+        try:
+            facts = consent.facts_of(consent.parse_consent(resource))
+        except consent.ConsentError:
+            continue
+        bind.execute(_CONSENT.update().where(_CONSENT.c.id == consent_id).values(facts=json.dumps(facts)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("consent", schema=None) as batch_op:
+        batch_op.drop_column("facts")
