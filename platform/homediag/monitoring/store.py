@@ -333,24 +333,8 @@ def _chunks(keys: Sequence[str]) -> list[list[str]]:
     return [list(keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)] or [[]]
 
 
-def patients_data(
-    session: Session,
-    patient_keys: Sequence[str],
-    start: datetime,
-    end: datetime,
-    scope: ColumnElement[bool] | None = None,
-    *,
-    lookback: bool = False,
-    only: set[str] | None = None,
-    with_resources: bool = True,
-    after: datetime | None = None,
-) -> dict[str, PatientData]:
-    """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
-    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
-    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
-    measured values but not their resources (``resource`` None), which are then read only for readings this
-    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
-    weights too: a caller that passes it has no weight rule to apply)."""
+def settings_histories(session: Session, patient_keys: Sequence[str]) -> dict[str, list[SettingsVersion]]:
+    """``versions`` of many patients, in a statement per 500."""
     keys = list(dict.fromkeys(patient_keys))
     histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
     for chunk in _chunks(keys):
@@ -370,6 +354,29 @@ def patients_data(
                     row.note,
                 )
             )
+    return histories
+
+
+def patients_data(
+    session: Session,
+    patient_keys: Sequence[str],
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    *,
+    lookback: bool = False,
+    only: set[str] | None = None,
+    with_resources: bool = True,
+    after: datetime | None = None,
+) -> dict[str, PatientData]:
+    """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
+    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
+    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
+    measured values but not their resources (``resource`` None), which are then read only for readings this
+    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
+    weights too: a caller that passes it has no weight rule to apply)."""
+    keys = list(dict.fromkeys(patient_keys))
+    histories = settings_histories(session, keys)
     weight_days = max(
         (
             v.settings.thresholds.weight_change.days
