@@ -65,7 +65,9 @@ def test_a_new_reading_and_an_acknowledgement_show_at_once_after_remembered_view
     chart = web.get(f"/app/patients/{pid}?days=14").text
     assert before is not None and "triage-red" not in before
     points = chart.count('data-series="systolic"')
-    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    now = datetime.now(COPENHAGEN)
+    midnight = datetime.combine(now.date(), time.min, COPENHAGEN)
+    taken = now - min(timedelta(hours=1), (now - midnight) / 2)  # today, also just after midnight: a new day measured
     high = blood_pressure.encode((Decimal(204), Decimal(121), Decimal(149)), timestamp=_stamp(taken), pulse_rate=70)
     _send(pilot, person, high, taken)
     after = _row(web.get("/app/worklist").text, pid)
@@ -152,11 +154,14 @@ def test_a_back_filled_older_reading_shows_at_once_and_the_latest_value_stays_th
 
 def _restart(runtime: Runtime) -> None:
     """What a freshly started process has: no memories of the pages or of monitoring; the store as it is."""
-    from homediag.access import worklist
+    from homediag.access import readings, worklist
     from homediag.monitoring import store
+    from homediag.web import charts, patient_view, worklist_view
 
     worklist._MEMO.pop(runtime.engine, None)
     store.forget()
+    for memory in (readings._SHAPES, charts._DRAWN, patient_view._ROWS, worklist_view._CELLS, runtime.consent_cache):
+        memory.clear()
 
 
 def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_longer_so(
@@ -172,7 +177,9 @@ def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_long
     _restart(runtime)
     assert _row(web.get("/app/worklist").text, pid) == before  # from the kept part
 
-    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    now = datetime.now(COPENHAGEN)
+    midnight = datetime.combine(now.date(), time.min, COPENHAGEN)
+    taken = now - min(timedelta(hours=1), (now - midnight) / 2)  # today, also just after midnight: a new day measured
     high = blood_pressure.encode((Decimal(204), Decimal(121), Decimal(149)), timestamp=_stamp(taken), pulse_rate=70)
     _send(pilot, person, high, taken)
     _restart(runtime)
@@ -189,3 +196,24 @@ def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_long
         assert row is not None and "9 af 14 dage" in row  # the kept part's time had passed: 8 seeded days and today
     finally:
         runtime.clock = real
+
+
+def test_a_restarted_process_shows_a_new_reading_and_its_flag_from_what_ingest_kept(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    irregular = blood_pressure.encode(
+        (Decimal(187), Decimal(109), Decimal(135)), timestamp=_stamp(taken), pulse_rate=88, status=0x04
+    )
+    _send(pilot, person, irregular, taken)
+    with runtime.sessions() as session:  # kept by ingest, before any page read them
+        shapes = dict(session.execute(select(m.ReadingShape.observation_id, m.ReadingShape.shape)).all())
+    assert any("187" in s for s in shapes.values()) and any("irregular-pulse" in s for s in shapes.values())
+    _restart(runtime)
+    page = web.get(f"/app/patients/{pid}?days=14").text
+    assert "187/109" in page and "Uregelmæssig puls" in page
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "187/109" in row and "triage-red" in row

@@ -318,11 +318,14 @@ class WorklistReads(Decisions):
         for pkey in windows:
             old = memo[pkey]
             assert old.data is not None
-            known = {r.id for r in old.data.readings}
+            known = {r.id for r in _from(old.data.readings, after)}  # what ``fresh`` may repeat
             added = [r for r in fresh[pkey].readings if r.id not in known]
             if len(added) != marks[pkey][1] - old.mark[1] or any(r.effective < since[pkey] for r in added):
                 continue
-            readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
+            if all(r.effective > since[pkey] for r in added):  # all after the remembered ones
+                readings = [*old.data.readings, *sorted(added, key=lambda r: (r.effective, r.id))]
+            else:
+                readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
             data = monitoring_store.PatientData(old.data.history, readings, old.data.last_review)
             out[pkey] = self._summary(session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone)
             new_rows[pkey] = [r.id for r in added]
@@ -461,6 +464,14 @@ def _only_added(old: _Summary | None, mark: tuple[Any, ...], now: datetime) -> b
     if old.mark[0] != mark[0] or old.mark[2:] != mark[2:] or not mark[1] > old.mark[1]:
         return False
     return all(v.settings.thresholds.weight_change is None for v in old.data.history)
+
+
+def _from(readings: list[Any], at: datetime) -> list[Any]:
+    """The ``readings`` (oldest first) dated at or after ``at``."""
+    n = len(readings)
+    while n and readings[n - 1].effective >= at:
+        n -= 1
+    return readings[n:]
 
 
 def _replace_latest(summary: _Summary, latest: dict[str, Reading]) -> _Summary:

@@ -68,7 +68,7 @@ def _decode_triage(text: str) -> Triage:
     return found
 
 
-def _wanted(column_key: Any, column_id: Any, wanted: Iterable[ReadingKey]) -> list[Any]:
+def wanted_clauses(column_key: Any, column_id: Any, wanted: Iterable[ReadingKey]) -> list[Any]:
     """WHERE clauses, each for at most ``_CHUNK`` patients or readings, that select the ``wanted`` readings' rows:
     by patient key for a patient with many of them, else by Observation id."""
     per_patient: dict[str, list[str]] = {}
@@ -85,7 +85,7 @@ def recall_values(session: Session, wanted: Sequence[ReadingKey]) -> dict[Readin
     """The kept values of the ``wanted`` readings (and maybe of other readings of the same patients)."""
     out: dict[ReadingKey, tuple[Value, ...]] = {}
     table = m.ReadingValues
-    for clause in _wanted(table.patient_key, table.observation_id, wanted):
+    for clause in wanted_clauses(table.patient_key, table.observation_id, wanted):
         for pkey, oid, text in session.execute(
             select(table.patient_key, table.observation_id, table.measured).where(clause)
         ):
@@ -100,7 +100,7 @@ def recall_triages(session: Session, wanted: Sequence[TriageKey]) -> dict[Triage
         return out
     table = m.ReadingTriage
     settings = sorted({s for _, _, s in wanted})
-    for clause in _wanted(table.patient_key, table.observation_id, [(k, o) for k, o, _ in wanted]):
+    for clause in wanted_clauses(table.patient_key, table.observation_id, [(k, o) for k, o, _ in wanted]):
         stmt = select(table.patient_key, table.observation_id, table.settings, table.verdicts).where(
             clause, table.settings.in_(settings)
         )
@@ -114,7 +114,7 @@ def keep_values(session: Session, found: Sequence[tuple[ReadingKey, Sequence[Val
         ({"patient_key": k, "observation_id": o, "measured": _encode_values(v)} for (k, o), v in found),
         key=lambda r: (r["patient_key"], r["observation_id"]),
     )
-    _insert_new(session, m.ReadingValues, rows)
+    insert_new(session, m.ReadingValues, rows)
 
 
 def keep_triages(session: Session, found: Sequence[tuple[TriageKey, Triage]]) -> None:
@@ -125,10 +125,10 @@ def keep_triages(session: Session, found: Sequence[tuple[TriageKey, Triage]]) ->
         ),
         key=lambda r: (r["patient_key"], r["observation_id"], r["settings"]),
     )
-    _insert_new(session, m.ReadingTriage, rows)
+    insert_new(session, m.ReadingTriage, rows)
 
 
-def _insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert the rows that are not there yet (another process may have written the same ones meanwhile)."""
     if not rows:
         return
@@ -140,11 +140,13 @@ def _insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
 
 
 __all__ = [
+    "insert_new",
     "keep_triages",
     "keep_values",
     "recall_triages",
     "recall_values",
     "settings_key",
+    "wanted_clauses",
 ]
 
 

@@ -421,6 +421,18 @@ class ReadingValues(Base):
     measured: Mapped[str] = mapped_column(Text)
 
 
+class ReadingShape(Base):
+    """What the web app's pages take from a stored Observation's resource (``homediag.access.readings.Shape``:
+    measurement, values, unit, flags; JSON text), kept so that no process parses the resource again for a page.
+    Written at ingest (``homediag.access.ingested``) or by the read that first meets the reading."""
+
+    __tablename__ = "reading_shape"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shape: Mapped[str] = mapped_column(Text)
+
+
 class ReadingTriage(Base):
     """A reading's triage under one settings content (``settings``: the SHA-256 of the content, so equal settings
     of any patient or version share it): the verdicts per value (measure, colour, v3 direction, reason, component;

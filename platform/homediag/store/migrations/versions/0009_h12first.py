@@ -1,7 +1,8 @@
-"""Each consent's decision-relevant facts (``consent.facts``, ``homediag.consent.facts_of``), written when a consent
-is recorded and read by decisions instead of validating the whole resource in every process. Back-filled here by
-parsing each current consent as recording it did; a consent the parser refuses (none should exist: recording
-refuses them) keeps no facts and is parsed by the decision as before.
+"""Each consent's decision-relevant facts (``consent.facts``, ``homediag.consent.facts_of``), written when a
+consent is recorded and read by decisions instead of validating the whole resource in every process; back-filled
+here by parsing each current consent as recording it does (a consent the parser refuses, which recording never
+stored, keeps no facts and is parsed by the decision as before). And each reading's shape as the web pages show it
+(``reading_shape``), written at ingest or by the first read that needs it: nothing back-filled.
 
 Revision ID: 0009_h12first
 Revises: 0008_h12morning
@@ -26,6 +27,13 @@ _CONSENT = sa.table("consent", sa.column("id", sa.String), sa.column("resource",
 
 
 def upgrade() -> None:
+    op.create_table(
+        "reading_shape",
+        sa.Column("patient_key", sa.String(length=64), nullable=False),
+        sa.Column("observation_id", sa.String(length=64), nullable=False),
+        sa.Column("shape", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("patient_key", "observation_id"),
+    )
     with op.batch_alter_table("consent", schema=None) as batch_op:
         batch_op.add_column(sa.Column("facts", sa.Text(), nullable=True))
     bind = op.get_bind()
@@ -43,3 +51,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("consent", schema=None) as batch_op:
         batch_op.drop_column("facts")
+    op.drop_table("reading_shape")
