@@ -217,3 +217,29 @@ def test_a_restarted_process_shows_a_new_reading_and_its_flag_from_what_ingest_k
     assert "187/109" in page and "Uregelmæssig puls" in page
     row = _row(web.get("/app/worklist").text, pid)
     assert row is not None and "187/109" in row and "triage-red" in row
+
+
+def _charts(html: str) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", html, re.S)
+
+
+def test_a_restarted_process_serves_the_kept_charts_and_draws_a_changed_one_again(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    drawn = _charts(web.get(f"/app/patients/{pid}?days=14").text)
+    assert drawn
+    with runtime.sessions() as session:
+        assert len(session.execute(select(m.DrawnChart.key)).all()) == len(drawn)
+    _restart(runtime)
+    assert _charts(web.get(f"/app/patients/{pid}?days=14").text) == drawn  # the kept ones, as drawn
+
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    _send(
+        pilot, person, blood_pressure.encode((Decimal(211), Decimal(97), Decimal(135)), timestamp=_stamp(taken)), taken
+    )
+    _restart(runtime)
+    after = _charts(web.get(f"/app/patients/{pid}?days=14").text)
+    assert after != drawn and any(" 211 " in svg for svg in after) and not any(" 211 " in svg for svg in drawn)

@@ -433,6 +433,17 @@ class ReadingShape(Base):
     shape: Mapped[str] = mapped_column(Text)
 
 
+class DrawnChart(Base):
+    """A web page's chart as drawn (SVG text), by the SHA-256 of everything it shows (``homediag.web.charts``), so
+    that a freshly started process does not draw it again; rows drawn more than a few days ago are pruned."""
+
+    __tablename__ = "drawn_chart"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    svg: Mapped[str] = mapped_column(Text)
+    drawn_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class ReadingTriage(Base):
     """A reading's triage under one settings content (``settings``: the SHA-256 of the content, so equal settings
     of any patient or version share it): the verdicts per value (measure, colour, v3 direction, reason, component;

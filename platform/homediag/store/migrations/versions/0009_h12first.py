@@ -2,7 +2,8 @@
 consent is recorded and read by decisions instead of validating the whole resource in every process; back-filled
 here by parsing each current consent as recording it does (a consent the parser refuses, which recording never
 stored, keeps no facts and is parsed by the decision as before). And each reading's shape as the web pages show it
-(``reading_shape``), written at ingest or by the first read that needs it: nothing back-filled.
+(``reading_shape``), written at ingest or by the first read that needs it, and the web pages' charts as drawn
+(``drawn_chart``): nothing back-filled.
 
 Revision ID: 0009_h12first
 Revises: 0008_h12morning
@@ -34,6 +35,15 @@ def upgrade() -> None:
         sa.Column("shape", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("patient_key", "observation_id"),
     )
+    op.create_table(
+        "drawn_chart",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("svg", sa.Text(), nullable=False),
+        sa.Column("drawn_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    with op.batch_alter_table("drawn_chart", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_drawn_chart_drawn_at"), ["drawn_at"], unique=False)
     with op.batch_alter_table("consent", schema=None) as batch_op:
         batch_op.add_column(sa.Column("facts", sa.Text(), nullable=True))
     bind = op.get_bind()
@@ -51,4 +61,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("consent", schema=None) as batch_op:
         batch_op.drop_column("facts")
+    with op.batch_alter_table("drawn_chart", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_drawn_chart_drawn_at"))
+    op.drop_table("drawn_chart")
     op.drop_table("reading_shape")
