@@ -243,3 +243,24 @@ def test_a_restarted_process_serves_the_kept_charts_and_draws_a_changed_one_agai
     _restart(runtime)
     after = _charts(web.get(f"/app/patients/{pid}?days=14").text)
     assert after != drawn and any(" 211 " in svg for svg in after) and not any(" 211 " in svg for svg in drawn)
+
+
+def test_a_summary_grown_by_new_readings_is_the_one_computed_whole(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+) -> None:  # type: ignore[no-untyped-def]
+    sign_in(web, runtime, tokens.ids["clinician"])
+    person = synthetic_patients(5, seed=12)[0]
+    pid = next(iter(web_pilot.shown))
+    assert _row(web.get("/app/worklist").text, pid) is not None  # remembered from here on
+    now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
+    for minutes, values in ((40, (196, 112, 140)), (20, (128, 79, 95))):  # a red one, then a green one
+        taken = now - timedelta(minutes=minutes)
+        payload = blood_pressure.encode(tuple(Decimal(v) for v in values), timestamp=_stamp(taken), pulse_rate=71)  # type: ignore[arg-type]
+        _send(pilot, person, payload, taken)
+        grown = _row(web.get("/app/worklist").text, pid)  # from the remembered summary and the new reading
+        with runtime.sessions.begin() as session:
+            session.execute(m.WorklistSummary.__table__.delete())
+        _restart(runtime)
+        whole = _row(web.get("/app/worklist").text, pid)  # computed from all the readings
+        assert grown is not None and grown == whole
+    assert "triage-red" in (grown or "") and "128/79" in (grown or "")
