@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F401 - fixtures
@@ -15,7 +16,14 @@ from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F
 from homediag.adapters.devices import DeviceTime, blood_pressure, thermometer
 from homediag.runtime import Runtime
 from homediag.store import models as m
-from homediag.synthetic import envelope, synthetic_patients
+from homediag.synthetic import SyntheticPatient, envelope, synthetic_patients
+
+
+@pytest.fixture
+def shown(web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot) -> tuple[SyntheticPatient, str]:  # type: ignore[no-untyped-def]
+    """Signed in as the clinician: (the synthetic person of the first patient on the worklist, its id)."""
+    sign_in(web, runtime, tokens.ids["clinician"])
+    return synthetic_patients(5, seed=12)[0], next(iter(web_pilot.shown))
 
 
 def _row(html: str, patient_id: str) -> str | None:
@@ -56,11 +64,9 @@ def test_a_withdrawn_consent_takes_the_patient_off_the_remembered_worklist_at_on
 
 
 def test_a_new_reading_and_an_acknowledgement_show_at_once_after_remembered_views(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     before = _row(web.get("/app/worklist").text, pid)
     chart = web.get(f"/app/patients/{pid}?days=14").text
     assert before is not None and "triage-red" not in before
@@ -113,11 +119,9 @@ def test_the_passing_of_time_alone_changes_the_remembered_worklist(
 
 
 def test_a_temperature_with_a_decimal_is_shown_and_charted(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=2)
     _send(pilot, person, thermometer.encode(Decimal("36.8"), timestamp=_stamp(taken)), taken, "ble-thermometer")
     page = web.get(f"/app/patients/{pid}?days=14").text
@@ -128,11 +132,9 @@ def test_a_temperature_with_a_decimal_is_shown_and_charted(
 
 
 def test_a_back_filled_older_reading_shows_at_once_and_the_latest_value_stays_the_newest(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
     newest = now - timedelta(minutes=30)
     normal = blood_pressure.encode((Decimal(121), Decimal(77), Decimal(92)), timestamp=_stamp(newest), pulse_rate=64)
@@ -165,11 +167,9 @@ def _restart(runtime: Runtime) -> None:
 
 
 def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_longer_so(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     before = _row(web.get("/app/worklist").text, pid)
     assert before is not None and "10 af 14 dage" in before
     with runtime.sessions() as session:
@@ -199,11 +199,9 @@ def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_long
 
 
 def test_a_restarted_process_shows_a_new_reading_and_its_flag_from_what_ingest_kept(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
     irregular = blood_pressure.encode(
         (Decimal(187), Decimal(109), Decimal(135)), timestamp=_stamp(taken), pulse_rate=88, status=0x04
@@ -224,11 +222,9 @@ def _charts(html: str) -> list[str]:
 
 
 def test_a_restarted_process_serves_the_kept_charts_and_draws_a_changed_one_again(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     drawn = _charts(web.get(f"/app/patients/{pid}?days=14").text)
     assert drawn
     with runtime.sessions() as session:
@@ -246,11 +242,9 @@ def test_a_restarted_process_serves_the_kept_charts_and_draws_a_changed_one_agai
 
 
 def test_a_summary_grown_by_new_readings_is_the_one_computed_whole(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     assert _row(web.get("/app/worklist").text, pid) is not None  # remembered from here on
     now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
     for minutes, values in ((40, (196, 112, 140)), (20, (128, 79, 95))):  # a red one, then a green one

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from homediag import audit
 from homediag.clock import from_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
-from homediag.monitoring import store
+from homediag.monitoring import persisted, store
 from homediag.monitoring.plan import Adherence, adherence
 from homediag.monitoring.settings import MonitoringSettings, SettingsError, parse_settings
 from homediag.monitoring.triage import Colour, worst
@@ -220,6 +220,8 @@ class MonitoringReads(Decisions):
                     recorded_by=principal.id,
                     note=note,
                 )
+                changed = store.versions(session, pkey)  # kept triages no read asks for any more: gone
+                persisted.prune_triages(session, pkey, lambda at: store.in_force(changed, at).settings_key)
                 self._audit(
                     session,
                     principal,
@@ -230,7 +232,7 @@ class MonitoringReads(Decisions):
                     entity=f"Patient/{_said(patient_id)}",
                     detail=f"version {version} ({new.group}) valid from {_instant(valid_from)}",
                 )
-                out = store.versions(session, pkey)[-1].to_json(patient_id)
+                out = changed[-1].to_json(patient_id)
         if out is None:
             raise NotFound.resource("Patient", _said(patient_id))
         return out

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag.bounded import Bounded
+from homediag.clock import from_store
 from homediag.store import models as m
 
 from .triage import Colour, Direction, Triage, Value, Verdict, worst
@@ -139,10 +141,43 @@ def insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> None
         session.execute(stmt, rows[i : i + 2_000])
 
 
+def prune_triages(session: Session, patient_key: str, key_at: Callable[[datetime], str]) -> int:
+    """Delete the patient's kept triages that no read asks for any more: those made under a settings content other
+    than the one in force at their reading's time (``key_at``: the settings key in force at an instant, under the
+    patient's settings history as it is now), e.g. after a back-dated change. How many were deleted."""
+    table, obs = m.ReadingTriage, m.Observation
+    rows = session.execute(
+        select(table.observation_id, table.settings, obs.effective_start)
+        .join(obs, obs.id == table.observation_id)
+        .where(table.patient_key == patient_key)
+    ).all()
+    stale = sorted((oid, key) for oid, key, at in rows if key != key_at(from_store(at)))
+    for i in range(0, len(stale), _CHUNK):
+        session.execute(
+            delete(table).where(
+                table.patient_key == patient_key,
+                tuple_(table.observation_id, table.settings).in_(stale[i : i + _CHUNK]),
+            )
+        )
+    return len(stale)
+
+
+def prune_orphans(session: Session) -> int:
+    """Delete the kept rows of patient keys that no patient has any more (a key rotation moves every patient to a
+    new key: the old key's rows would never be read again). How many were deleted."""
+    known = select(m.Patient.patient_key)
+    deleted = 0
+    for table in (m.ReadingValues, m.ReadingTriage, m.ReadingShape, m.WorklistSummary):
+        deleted += session.execute(delete(table).where(table.patient_key.not_in(known))).rowcount or 0
+    return deleted
+
+
 __all__ = [
     "insert_new",
     "keep_triages",
     "keep_values",
+    "prune_orphans",
+    "prune_triages",
     "recall_triages",
     "recall_values",
     "settings_key",

@@ -215,9 +215,16 @@ class Triager:
         """(the key ``reading``'s triage is remembered and kept by, the version in force ``at``); the key is None
         when the triage depends on earlier readings (the weight-change rule), which is never remembered."""
         version = in_force(self.history, at)
-        if version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+        if self.looks_back(version, values):
             return None, version
         return (*reading, version.settings_key), version
+
+    @staticmethod
+    def looks_back(version: SettingsVersion, values: Sequence[Value]) -> bool:
+        """Whether the triage of ``values`` under ``version`` depends on earlier readings (a weight under a
+        weight-change rule): such a triage is never remembered or kept, the others depend on the values and the
+        settings content alone."""
+        return version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values)
 
     def cached_triage(
         self,
