@@ -342,14 +342,14 @@ class WorklistReads(Decisions):
             added = [r for r in fresh[pkey].readings if r.id not in known]
             if len(added) != marks[pkey][1] - old.mark[1] or any(r.effective < since[pkey] for r in added):
                 continue
-            if all(r.effective > since[pkey] for r in added):  # all after the remembered ones
-                readings = [*old.data.readings, *sorted(added, key=lambda r: (r.effective, r.id))]
-            else:
+            grown: tuple[_Summary, list[monitoring_store.TriagedReading]] | None = None
+            if all(r.effective > since[pkey] for r in added):  # all after the remembered ones: folded in order
+                added.sort(key=lambda r: (r.effective, r.id))
+                readings, grown = [*old.data.readings, *added], (old, added)
+            else:  # one at the latest remembered time: ordered by id among them, the parts gathered anew
                 readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
             data = monitoring_store.PatientData(old.data.history, readings, old.data.last_review)
-            out[pkey] = self._summary(
-                session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone, (old, added)
-            )
+            out[pkey] = self._summary(session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone, grown)
             new_rows[pkey] = [r.id for r in added]
         if new_rows:
             for pkey, readings in self._readings_of(session, new_rows).items():
