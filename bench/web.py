@@ -9,9 +9,10 @@ their adapters), a clinician with all of them in its team, signed in with a one-
 through the ASGI app in process (no network): the first view of each (nothing remembered yet), then
 ``--repeats`` views of each, then five worklist views each after a new reading for 50 patients, then the first
 view of each again with every process memory emptied (``forget``: what a freshly started worker has, with the
-store as it is), three times, then the morning: three times a new cuff reading for every patient, then a view of
-each page. ``--profile worklist|patient`` prints a cProfile of three views of one page; ``--profile
-forgotten|morning`` of the worklist's first view after emptying the memories / after new readings for all.
+store as it is), three times, then the morning: three times a new cuff reading for every patient, sent through
+``POST /ingest`` as a gateway sends it, then a view of each page. ``--profile worklist|patient`` prints a cProfile
+of three views of one page; ``--profile forgotten|morning`` of the worklist's first view after emptying the
+memories / after new readings for all; ``--profile forgotten-patient`` of the patient page's after emptying them.
 """
 
 from __future__ import annotations
@@ -134,14 +135,17 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             profiler = _profile_endpoints() if profile == "forgotten" and n == 1 else None
             forgotten_worklist.append(_timed_get(client, "/app/worklist"))
             _print_profile(profiler)
+            profiler = _profile_endpoints() if profile == "forgotten-patient" and n == 1 else None
             forgotten_patient.append(_timed_get(client, page))
+            _print_profile(profiler)
         # the morning: every patient got a new reading overnight, then a view of each page
         morning_worklist, morning_patient = [], []
         for round_ in range(3):
             # dated after every earlier reading (the 50 patients' above are 5 to 9 minutes old)
             taken = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=3 - round_)
-            data.seed(
-                rt,
+            _ingest(
+                client,
+                pilot.auth("gateway"),
                 [
                     envelope(p, cuff_payload(rng, taken.replace(tzinfo=None)), taken + timedelta(minutes=1))
                     for p in people
@@ -165,6 +169,15 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             "worklist_morning_all_new_ms": [round(t * 1000, 1) for t in morning_worklist],
             "patient_page_morning_ms": [round(t * 1000, 1) for t in morning_patient],
         }
+
+
+def _ingest(client: Any, gateway: dict[str, str], envelopes: list[dict[str, Any]]) -> None:
+    """``envelopes`` through ``POST /ingest`` (lists of 100), as a gateway sends them: what ingest keeps of each new
+    reading is kept as in service (the other cases seed directly, which keeps nothing)."""
+    for n in range(0, len(envelopes), 100):
+        answer = client.post("/ingest", json=envelopes[n : n + 100], headers=gateway)
+        assert answer.status_code in (200, 201), (answer.status_code, answer.text[:300])
+        assert all(r["outcome"] == "created" for r in answer.json()["results"]), answer.text[:300]
 
 
 def _timed_get(client: Any, path: str) -> float:
@@ -233,7 +246,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument(
-        "--profile", choices=("worklist", "patient", "forgotten", "morning"), help="print a cProfile to stderr"
+        "--profile",
+        choices=("worklist", "patient", "forgotten", "forgotten-patient", "morning"),
+        help="print a cProfile to stderr",
     )
     args = parser.parse_args(argv)
     for engine in ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]:

@@ -5,6 +5,7 @@ the web framework.
 """
 
 from .decision import DataWindow, Decision, decide, permitted_data_window
+from .facts import facts_of, record_of
 from .fhirtime import COPENHAGEN
 from .model import ConsentError, ConsentRecord, Period, Provision, parse_consent, treatment_consent
 from .terms import ACT_REASON, CONSENT_SCOPE, PURPOSES_OF_USE
@@ -21,7 +22,9 @@ __all__ = [
     "Period",
     "Provision",
     "decide",
+    "facts_of",
     "parse_consent",
     "permitted_data_window",
+    "record_of",
     "treatment_consent",
 ]

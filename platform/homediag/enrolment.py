@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,9 +134,9 @@ def _consent_patient(session: Session, resource: dict[str, Any]) -> m.Patient:
     return patient
 
 
-def _parse(resource: dict[str, Any]) -> None:
+def _parse(resource: dict[str, Any]) -> consent_model.ConsentRecord:
     try:
-        consent_model.parse_consent(resource)
+        return consent_model.parse_consent(resource)
     except consent_model.ConsentError as exc:
         raise Invalid(Issue("error", "invalid", str(exc), getattr(exc, "expression", None))) from None
 
@@ -170,7 +172,7 @@ def record_consent(
                 "Consent.id",
             )
         )
-    _parse(resource)
+    record = _parse(resource)
     with rt.sessions.begin() as session:
         patient = _consent_patient(session, resource)
         now = utcnow()
@@ -204,6 +206,8 @@ def record_consent(
             row.recorded_at, row.recorded_by = now, actor.id
         stamped = _stamp(resource, row.id, row.version, now)
         row.status, row.resource = str(resource.get("status")), stamped
+        # what decisions read (``Decisions._records_of``): the stamped resource's parse is ``record`` with its id
+        row.facts = json.dumps(consent_model.facts_of(dataclasses.replace(record, id=row.id)))
         session.flush()
         session.add(
             m.ConsentVersion(

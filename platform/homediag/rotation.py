@@ -28,6 +28,7 @@ from .clock import utcnow
 from .identity import SealedIdentity, open_identity, patient_key, seal_identity
 from .ingest import open_upload, seal_upload
 from .keys import KeyRing, new_key, write_key_file
+from .monitoring import persisted
 from .runtime import Runtime
 from .store import models as m
 from .users import Principal
@@ -132,6 +133,7 @@ def rotate(rt: Runtime, actor: Principal, key_file: Path, *, vault: bool, pseudo
             identities, uploads = _reseal(session, rt, new, key_map)
             for old, fresh in key_map.items():
                 _move_patient(session, old, fresh)
+            persisted.prune_orphans(session)  # the old keys' kept values, triages, shapes and worklist parts
             entries = [
                 audit.Entry(
                     actor.id, actor.role, "pseudonym-rotated", "done", patient_key=old, entity=f"patient-key/{fresh}"

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F401 - fixtures
@@ -15,7 +16,14 @@ from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F
 from homediag.adapters.devices import DeviceTime, blood_pressure, thermometer
 from homediag.runtime import Runtime
 from homediag.store import models as m
-from homediag.synthetic import envelope, synthetic_patients
+from homediag.synthetic import SyntheticPatient, envelope, synthetic_patients
+
+
+@pytest.fixture
+def shown(web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot) -> tuple[SyntheticPatient, str]:  # type: ignore[no-untyped-def]
+    """Signed in as the clinician: (the synthetic person of the first patient on the worklist, its id)."""
+    sign_in(web, runtime, tokens.ids["clinician"])
+    return synthetic_patients(5, seed=12)[0], next(iter(web_pilot.shown))
 
 
 def _row(html: str, patient_id: str) -> str | None:
@@ -56,16 +64,16 @@ def test_a_withdrawn_consent_takes_the_patient_off_the_remembered_worklist_at_on
 
 
 def test_a_new_reading_and_an_acknowledgement_show_at_once_after_remembered_views(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     before = _row(web.get("/app/worklist").text, pid)
     chart = web.get(f"/app/patients/{pid}?days=14").text
     assert before is not None and "triage-red" not in before
     points = chart.count('data-series="systolic"')
-    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    now = datetime.now(COPENHAGEN)
+    midnight = datetime.combine(now.date(), time.min, COPENHAGEN)
+    taken = now - min(timedelta(hours=1), (now - midnight) / 2)  # today, also just after midnight: a new day measured
     high = blood_pressure.encode((Decimal(204), Decimal(121), Decimal(149)), timestamp=_stamp(taken), pulse_rate=70)
     _send(pilot, person, high, taken)
     after = _row(web.get("/app/worklist").text, pid)
@@ -111,11 +119,9 @@ def test_the_passing_of_time_alone_changes_the_remembered_worklist(
 
 
 def test_a_temperature_with_a_decimal_is_shown_and_charted(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=2)
     _send(pilot, person, thermometer.encode(Decimal("36.8"), timestamp=_stamp(taken)), taken, "ble-thermometer")
     page = web.get(f"/app/patients/{pid}?days=14").text
@@ -126,11 +132,9 @@ def test_a_temperature_with_a_decimal_is_shown_and_charted(
 
 
 def test_a_back_filled_older_reading_shows_at_once_and_the_latest_value_stays_the_newest(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
     newest = now - timedelta(minutes=30)
     normal = blood_pressure.encode((Decimal(121), Decimal(77), Decimal(92)), timestamp=_stamp(newest), pulse_rate=64)
@@ -152,19 +156,20 @@ def test_a_back_filled_older_reading_shows_at_once_and_the_latest_value_stays_th
 
 def _restart(runtime: Runtime) -> None:
     """What a freshly started process has: no memories of the pages or of monitoring; the store as it is."""
-    from homediag.access import worklist
+    from homediag.access import readings, worklist
     from homediag.monitoring import store
+    from homediag.web import charts, patient_view, worklist_view
 
     worklist._MEMO.pop(runtime.engine, None)
     store.forget()
+    for memory in (readings._SHAPES, charts._DRAWN, patient_view._ROWS, worklist_view._CELLS, runtime.consent_cache):
+        memory.clear()
 
 
 def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_longer_so(
-    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
 ) -> None:  # type: ignore[no-untyped-def]
-    sign_in(web, runtime, tokens.ids["clinician"])
-    person = synthetic_patients(5, seed=12)[0]
-    pid = next(iter(web_pilot.shown))
+    person, pid = shown
     before = _row(web.get("/app/worklist").text, pid)
     assert before is not None and "10 af 14 dage" in before
     with runtime.sessions() as session:
@@ -172,7 +177,9 @@ def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_long
     _restart(runtime)
     assert _row(web.get("/app/worklist").text, pid) == before  # from the kept part
 
-    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    now = datetime.now(COPENHAGEN)
+    midnight = datetime.combine(now.date(), time.min, COPENHAGEN)
+    taken = now - min(timedelta(hours=1), (now - midnight) / 2)  # today, also just after midnight: a new day measured
     high = blood_pressure.encode((Decimal(204), Decimal(121), Decimal(149)), timestamp=_stamp(taken), pulse_rate=70)
     _send(pilot, person, high, taken)
     _restart(runtime)
@@ -189,3 +196,65 @@ def test_a_restarted_process_shows_the_kept_worklist_and_nothing_that_is_no_long
         assert row is not None and "9 af 14 dage" in row  # the kept part's time had passed: 8 seeded days and today
     finally:
         runtime.clock = real
+
+
+def test_a_restarted_process_shows_a_new_reading_and_its_flag_from_what_ingest_kept(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
+) -> None:  # type: ignore[no-untyped-def]
+    person, pid = shown
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(hours=1)
+    irregular = blood_pressure.encode(
+        (Decimal(187), Decimal(109), Decimal(135)), timestamp=_stamp(taken), pulse_rate=88, status=0x04
+    )
+    _send(pilot, person, irregular, taken)
+    with runtime.sessions() as session:  # kept by ingest, before any page read them
+        shapes = dict(session.execute(select(m.ReadingShape.observation_id, m.ReadingShape.shape)).all())
+    assert any("187" in s for s in shapes.values()) and any("irregular-pulse" in s for s in shapes.values())
+    _restart(runtime)
+    page = web.get(f"/app/patients/{pid}?days=14").text
+    assert "187/109" in page and "Uregelmæssig puls" in page
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "187/109" in row and "triage-red" in row
+
+
+def _charts(html: str) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", html, re.S)
+
+
+def test_a_restarted_process_serves_the_kept_charts_and_draws_a_changed_one_again(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
+) -> None:  # type: ignore[no-untyped-def]
+    person, pid = shown
+    drawn = _charts(web.get(f"/app/patients/{pid}?days=14").text)
+    assert drawn
+    with runtime.sessions() as session:
+        assert len(session.execute(select(m.DrawnChart.key)).all()) == len(drawn)
+    _restart(runtime)
+    assert _charts(web.get(f"/app/patients/{pid}?days=14").text) == drawn  # the kept ones, as drawn
+
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    _send(
+        pilot, person, blood_pressure.encode((Decimal(211), Decimal(97), Decimal(135)), timestamp=_stamp(taken)), taken
+    )
+    _restart(runtime)
+    after = _charts(web.get(f"/app/patients/{pid}?days=14").text)
+    assert after != drawn and any(" 211 " in svg for svg in after) and not any(" 211 " in svg for svg in drawn)
+
+
+def test_a_summary_grown_by_new_readings_is_the_one_computed_whole(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown
+) -> None:  # type: ignore[no-untyped-def]
+    person, pid = shown
+    assert _row(web.get("/app/worklist").text, pid) is not None  # remembered from here on
+    now = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
+    for minutes, values in ((40, (196, 112, 140)), (20, (128, 79, 95))):  # a red one, then a green one
+        taken = now - timedelta(minutes=minutes)
+        payload = blood_pressure.encode(tuple(Decimal(v) for v in values), timestamp=_stamp(taken), pulse_rate=71)  # type: ignore[arg-type]
+        _send(pilot, person, payload, taken)
+        grown = _row(web.get("/app/worklist").text, pid)  # from the remembered summary and the new reading
+        with runtime.sessions.begin() as session:
+            session.execute(m.WorklistSummary.__table__.delete())
+        _restart(runtime)
+        whole = _row(web.get("/app/worklist").text, pid)  # computed from all the readings
+        assert grown is not None and grown == whole
+    assert "triage-red" in (grown or "") and "128/79" in (grown or "")

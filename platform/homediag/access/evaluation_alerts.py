@@ -38,7 +38,7 @@ def triaged(session: Session, chunk: Chunk, scope: ColumnElement[bool], memo: Me
         triager = triagers[row.patient_key]
         at = aware(row.effective) if len(triager.history) > 1 else None
         version = monitoring_store.in_force(triager.history, at) if at is not None else triager.history[0]
-        if version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+        if triager.looks_back(version, values):
             at = at or aware(row.effective)
             result, _ = triager.triage(values, at)  # the weight rule looks at earlier weights: never remembered
         else:  # otherwise a triage depends only on the values and the settings in force (as cached_triage)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from homediag import audit
 from homediag.clock import from_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
-from homediag.monitoring import store
+from homediag.monitoring import persisted, store
 from homediag.monitoring.plan import Adherence, adherence
 from homediag.monitoring.settings import MonitoringSettings, SettingsError, parse_settings
 from homediag.monitoring.triage import Colour, worst
@@ -30,6 +30,7 @@ from homediag.users import Principal
 from .decisions import Decisions
 from .interpretation import interpret
 from .patients import _said
+from .status_parts import StatusParts
 from .view import View
 
 PREVIEW_DAYS = 30
@@ -219,6 +220,8 @@ class MonitoringReads(Decisions):
                     recorded_by=principal.id,
                     note=note,
                 )
+                changed = store.versions(session, pkey)  # kept triages no read asks for any more: gone
+                persisted.prune_triages(session, pkey, lambda at: store.in_force(changed, at).settings_key)
                 self._audit(
                     session,
                     principal,
@@ -229,7 +232,7 @@ class MonitoringReads(Decisions):
                     entity=f"Patient/{_said(patient_id)}",
                     detail=f"version {version} ({new.group}) valid from {_instant(valid_from)}",
                 )
-                out = store.versions(session, pkey)[-1].to_json(patient_id)
+                out = changed[-1].to_json(patient_id)
         if out is None:
             raise NotFound.resource("Patient", _said(patient_id))
         return out
@@ -399,35 +402,21 @@ class MonitoringReads(Decisions):
         return self._status_of(patient_id, data, start, end, adherence_from)
 
     def _status_of(
-        self, patient_id: str, data: store.PatientData, start: datetime, end: datetime, adherence_from: datetime
+        self,
+        patient_id: str,
+        data: store.PatientData,
+        start: datetime,
+        end: datetime,
+        adherence_from: datetime,
+        parts: StatusParts | None = None,
     ) -> PatientStatus:
+        """The status of ``data``'s readings for [start, end), from ``parts`` gathered of them already if given."""
         current = store.in_force(data.history, end)
         plan = current.settings.plan
-        planned = {item.measure for item in plan.items}
-        times: dict[str, list[datetime]] = {}
-        counts = {"red": 0, "yellow": 0, "green": 0}
-        colour = open_colour = Colour.GREEN
-        reasons: list[str] = []
-        unacknowledged = 0
-        latest: dict[str, store.TriagedReading] = {}
-        for r in data.readings:  # oldest first
-            if planned:
-                for measure in {v.measure for v in r.values} & planned:
-                    times.setdefault(measure, []).append(r.effective)
-            if r.effective < start:
-                continue
-            result = r.result
-            if result.triaged:
-                counts[result.colour.value] += 1
-                if result.colour is not Colour.GREEN:
-                    reasons += result.reasons
-                    colour = worst((colour, result.colour))
-                    if not r.acknowledged:
-                        open_colour = worst((open_colour, result.colour))
-            if not r.acknowledged:
-                unacknowledged += 1
-            for v in r.values:
-                latest[v.measure] = r
+        if parts is None:
+            parts = self.status_parts(data, start, end)
+        times, counts, colour, open_colour = parts.times, dict(parts.counts), parts.colour, parts.open_colour
+        reasons, unacknowledged, latest = list(parts.reasons), parts.unacknowledged, parts.latest
         adh = adherence(plan, times, adherence_from, end, self.rt.local_zone)
         if adh.missing:
             reasons += adh.reasons
@@ -457,6 +446,11 @@ class MonitoringReads(Decisions):
             settings_version=current.version,
             group=current.settings.group,
         )
+
+    def status_parts(self, data: store.PatientData, start: datetime, end: datetime) -> StatusParts:
+        """The running parts of ``_status_of`` of all of ``data``'s readings."""
+        planned = frozenset(item.measure for item in store.in_force(data.history, end).settings.plan.items)
+        return StatusParts(planned).fold(data.readings, start)
 
     def triaged_readings(
         self, principal: Principal, patient_id: str, start: datetime, end: datetime, purpose: str | None = None

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from homediag.fhir_profiles import terminology
 from homediag.identity import _century
+from homediag.monitoring import persisted
 from homediag.store import models as m
 
 DEVICE_TIME_EXT = "https://homediag.example.org/fhir/StructureDefinition/device-time"
@@ -138,21 +139,54 @@ _RESOURCE_TEXT = cast(m.Observation.resource, Text)
 
 
 def shapes(session: Session, observations: list[tuple[str, str]]) -> dict[str, Shape]:
-    """Observation id -> its shape, of (patient key, id) pairs the caller has read under its decision; the
-    resources read (as text, by the standard library's decoder) only of those not seen before in this process."""
+    """Observation id -> its shape, of (patient key, id) pairs the caller has read under its decision. Those not
+    seen before in this process are read from the store's kept shapes (``reading_shape``), else from their
+    resources (as text, by the standard library's decoder), and those then kept."""
     unknown = [pair for pair in observations if pair not in _SHAPES]
     if len(_SHAPES) + len(unknown) > _SHAPES_LIMIT:
         _SHAPES.clear()
         unknown = list(observations)
-    ids = [oid for _, oid in unknown]
+    if unknown:
+        table = m.ReadingShape
+        for clause in persisted.wanted_clauses(table.patient_key, table.observation_id, unknown):
+            for pkey, oid, text in session.execute(
+                select(table.patient_key, table.observation_id, table.shape).where(clause)
+            ):
+                _SHAPES[(pkey, oid)] = _decode_shape(text)
+    ids = [oid for pkey, oid in unknown if (pkey, oid) not in _SHAPES]
+    parsed: list[tuple[str, str, Shape]] = []
     for n in range(0, len(ids), 500):
         for pkey, oid, text in session.execute(
             select(m.Observation.patient_key, m.Observation.id, _RESOURCE_TEXT).where(
                 m.Observation.id.in_(ids[n : n + 500])
             )
         ):
-            _SHAPES[(pkey, oid)] = shape_of(json.loads(text))
+            _SHAPES[(pkey, oid)] = shape = shape_of(json.loads(text))
+            parsed.append((pkey, oid, shape))
+    keep_shapes(session, parsed)
     return {oid: _SHAPES.get((pkey, oid), NOTHING) for pkey, oid in observations}
+
+
+def keep_shapes(session: Session, found: list[tuple[str, str, Shape]]) -> None:
+    """Keep the shapes of (patient key, Observation id, shape) in the store (those not kept yet)."""
+    rows = sorted(
+        ({"patient_key": k, "observation_id": o, "shape": _encode_shape(s)} for k, o, s in found),
+        key=lambda r: (r["patient_key"], r["observation_id"]),
+    )
+    persisted.insert_new(session, m.ReadingShape, rows)
+
+
+def _encode_shape(shape: Shape) -> str:
+    return json.dumps(
+        [shape.measurement, shape.text, shape.unit, shape.values, shape.clock_not_set, shape.about, shape.flags]
+    )
+
+
+def _decode_shape(text: str) -> Shape:
+    measurement, label, unit, values, clock_not_set, about, flags = json.loads(text)
+    if measurement is None and about is None:
+        return NOTHING
+    return Shape(measurement, label, unit, tuple((k, float(v)) for k, v in values), clock_not_set, about, tuple(flags))
 
 
 def reading_from(shape: Shape, row: Any, device: str, gateway: str) -> Reading | None:

@@ -5,6 +5,7 @@ it never triages by itself, so that there is one triage engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -84,10 +85,17 @@ def load(
 
 
 def assess(
-    access: Any, session: Session, patient_id: str, data: monitoring_store.PatientData, start: datetime, end: datetime
+    access: Any,
+    session: Session,
+    patient_id: str,
+    data: monitoring_store.PatientData,
+    start: datetime,
+    end: datetime,
+    parts: Any = None,
 ) -> Assessment:
-    """Monitoring's status of a patient for [start, end) (``access._status_of``: monitoring decides, not this)."""
-    status = access._status_of(patient_id, data, start, end, start)
+    """Monitoring's status of a patient for [start, end) (``access._status_of``: monitoring decides, not this), from
+    the running parts of its readings (``status_parts.StatusParts``) when the caller has them."""
+    status = access._status_of(patient_id, data, start, end, start, parts)
     review = data.last_review
     return Assessment(
         colour=status.colour.value,
@@ -101,13 +109,20 @@ def assess(
     )
 
 
-def stable_until(data: monitoring_store.PatientData, period_days: int, now: datetime, zone: ZoneInfo) -> datetime:
+def stable_until(
+    data: monitoring_store.PatientData,
+    period_days: int,
+    now: datetime,
+    zone: ZoneInfo,
+    readings: Sequence[monitoring_store.TriagedReading] | None = None,
+) -> datetime:
     """The first instant after ``now`` at which the passing of time alone (no new reading, review or settings)
     could change ``assess`` of a period of ``period_days`` ending at the moment asked, or the days measured in it:
     when a reading leaves the period, or crosses an edge of a plan item's windows (which end at the moment asked
     and step back by the item's ``every_days``), at local midnight (days are counted in local dates), or when a
     settings version dated ahead comes into force. Conservative: any of these instants, whether or not it changes
-    the outcome."""
+    the outcome. With ``readings``, only their instants (and midnight's and the settings'): for readings added to a
+    part that holds until a later instant, whose other readings' instants are not passed before it."""
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
     until = datetime.combine(tomorrow, time.min, zone)
     spans = {timedelta(days=period_days)}
@@ -115,7 +130,7 @@ def stable_until(data: monitoring_store.PatientData, period_days: int, now: date
         spans |= {timedelta(days=item.every_days) for item in version.settings.plan.items}
         if version.valid_from > now:
             until = min(until, version.valid_from)
-    for reading in data.readings:
+    for reading in data.readings if readings is None else readings:
         for span in spans:
             steps = (now - reading.effective) // span + 1
             until = min(until, reading.effective + span * steps)

@@ -8,6 +8,7 @@ all: the consent windows and care relations narrow the SQL, as for every other r
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,7 @@ from homediag.users import Principal
 from . import triage, worklist_kept
 from .decisions import Decisions
 from .readings import Reading, aware, birth_date, reading_from, shapes
+from .status_parts import StatusParts
 from .view import View, Window
 
 ADHERENCE_DAYS = 14
@@ -71,6 +73,8 @@ class _Summary:
     days_measured: int
     assessment: triage.Assessment | None
     data: monitoring_store.PatientData | None = None  # what the assessment was computed from
+    parts: StatusParts | None = None  # the assessment's running parts over ``data``'s readings
+    days: frozenset[date] = frozenset()  # the local dates measured (their number is ``days_measured``)
 
 
 # per database (engine): patient key -> its summary
@@ -281,14 +285,30 @@ class WorklistReads(Decisions):
         start: datetime,
         now: datetime,
         zone: ZoneInfo,
+        grown: tuple[_Summary, list[monitoring_store.TriagedReading]] | None = None,
     ) -> _Summary:
+        """A patient's summary of ``data``; with ``grown`` (its remembered summary, and the readings ``data`` has
+        more, all dated after the remembered ones, ``_with_added``) from the remembered one's running parts and the
+        added readings alone: before the remembered one's ``until`` no remembered reading crossed an edge of the
+        period, of a plan window or of a day, so what it gathered of them is still so."""
+        if grown is not None and grown[0].parts is not None:
+            old, added = grown
+            until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone, readings=added))
+            parts = old.parts.copy().fold(added, start)  # type: ignore[union-attr]
+            days = old.days | {r.effective.astimezone(zone).date() for r in added if r.effective >= start}
+        else:
+            until = triage.stable_until(data, ADHERENCE_DAYS, now, zone)
+            parts = self.status_parts(data, start, now)
+            days = frozenset(r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start)
         return _Summary(
             mark=mark,
-            until=min(triage.stable_until(data, ADHERENCE_DAYS, now, zone), mark[-1] or _NEVER),
+            until=min(until, mark[-1] or _NEVER),
             latest=tuple(latest),
-            days_measured=len({r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start}),
-            assessment=triage.assess(self, session, patient_id, data, start, now),
+            days_measured=len(days),
+            assessment=triage.assess(self, session, patient_id, data, start, now, parts),
             data=data,
+            parts=parts,
+            days=frozenset(days),
         )
 
     def _with_added(
@@ -318,13 +338,18 @@ class WorklistReads(Decisions):
         for pkey in windows:
             old = memo[pkey]
             assert old.data is not None
-            known = {r.id for r in old.data.readings}
+            known = {r.id for r in _from(old.data.readings, after)}  # what ``fresh`` may repeat
             added = [r for r in fresh[pkey].readings if r.id not in known]
             if len(added) != marks[pkey][1] - old.mark[1] or any(r.effective < since[pkey] for r in added):
                 continue
-            readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
+            grown: tuple[_Summary, list[monitoring_store.TriagedReading]] | None = None
+            if all(r.effective > since[pkey] for r in added):  # all after the remembered ones: folded in order
+                added.sort(key=lambda r: (r.effective, r.id))
+                readings, grown = [*old.data.readings, *added], (old, added)
+            else:  # one at the latest remembered time: ordered by id among them, the parts gathered anew
+                readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
             data = monitoring_store.PatientData(old.data.history, readings, old.data.last_review)
-            out[pkey] = self._summary(session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone)
+            out[pkey] = self._summary(session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone, grown)
             new_rows[pkey] = [r.id for r in added]
         if new_rows:
             for pkey, readings in self._readings_of(session, new_rows).items():
@@ -463,10 +488,16 @@ def _only_added(old: _Summary | None, mark: tuple[Any, ...], now: datetime) -> b
     return all(v.settings.thresholds.weight_change is None for v in old.data.history)
 
 
+def _from(readings: list[Any], at: datetime) -> list[Any]:
+    """The ``readings`` (oldest first) dated at or after ``at``."""
+    n = len(readings)
+    while n and readings[n - 1].effective >= at:
+        n -= 1
+    return readings[n:]
+
+
 def _replace_latest(summary: _Summary, latest: dict[str, Reading]) -> _Summary:
-    return _Summary(
-        summary.mark, summary.until, tuple(latest.values()), summary.days_measured, summary.assessment, summary.data
-    )
+    return dataclasses.replace(summary, latest=tuple(latest.values()))
 
 
 def _postgresql(session: Session) -> bool:

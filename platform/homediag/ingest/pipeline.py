@@ -28,6 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from homediag import audit, care
+from homediag.access.ingested import keep_ingested
 from homediag.bodies import escape_text, readable
 from homediag.clock import to_store, utcnow
 from homediag.errors import ServiceError, Unprocessable
@@ -219,6 +220,7 @@ class Pipeline:
             row["received_at"] = now
             first.setdefault(row["dedup"], row)
         created = observations.insert_new(session, list(first.values()))
+        keep_ingested(session, [row for row in first.values() if row["id"] in created])  # values, triage, shape
         return [row["id"] in created and first[row["dedup"]] is row for row in rows]
 
     # -- the end of a unit --------------------------------------------------------------------------
@@ -529,6 +531,7 @@ class Batch:
         fresh = {k: seen[k] for k in sorted(seen) if not _written_lately(recent.get(k), _served(seen[k]), at)}
         devices.upsert_many(session, list(fresh.values()))
         created = observations.insert_new(session, [first[k] for k in sorted(first)])
+        keep_ingested(session, [first[k] for k in sorted(first) if first[k]["id"] in created])  # values, triage, shape
         for item in items:
             if item.stored is not None:
                 rows = item.stored.rows

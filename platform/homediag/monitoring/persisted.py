@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag.bounded import Bounded
+from homediag.clock import from_store
 from homediag.store import models as m
 
 from .triage import Colour, Direction, Triage, Value, Verdict, worst
@@ -68,7 +70,7 @@ def _decode_triage(text: str) -> Triage:
     return found
 
 
-def _wanted(column_key: Any, column_id: Any, wanted: Iterable[ReadingKey]) -> list[Any]:
+def wanted_clauses(column_key: Any, column_id: Any, wanted: Iterable[ReadingKey]) -> list[Any]:
     """WHERE clauses, each for at most ``_CHUNK`` patients or readings, that select the ``wanted`` readings' rows:
     by patient key for a patient with many of them, else by Observation id."""
     per_patient: dict[str, list[str]] = {}
@@ -85,7 +87,7 @@ def recall_values(session: Session, wanted: Sequence[ReadingKey]) -> dict[Readin
     """The kept values of the ``wanted`` readings (and maybe of other readings of the same patients)."""
     out: dict[ReadingKey, tuple[Value, ...]] = {}
     table = m.ReadingValues
-    for clause in _wanted(table.patient_key, table.observation_id, wanted):
+    for clause in wanted_clauses(table.patient_key, table.observation_id, wanted):
         for pkey, oid, text in session.execute(
             select(table.patient_key, table.observation_id, table.measured).where(clause)
         ):
@@ -100,7 +102,7 @@ def recall_triages(session: Session, wanted: Sequence[TriageKey]) -> dict[Triage
         return out
     table = m.ReadingTriage
     settings = sorted({s for _, _, s in wanted})
-    for clause in _wanted(table.patient_key, table.observation_id, [(k, o) for k, o, _ in wanted]):
+    for clause in wanted_clauses(table.patient_key, table.observation_id, [(k, o) for k, o, _ in wanted]):
         stmt = select(table.patient_key, table.observation_id, table.settings, table.verdicts).where(
             clause, table.settings.in_(settings)
         )
@@ -114,7 +116,7 @@ def keep_values(session: Session, found: Sequence[tuple[ReadingKey, Sequence[Val
         ({"patient_key": k, "observation_id": o, "measured": _encode_values(v)} for (k, o), v in found),
         key=lambda r: (r["patient_key"], r["observation_id"]),
     )
-    _insert_new(session, m.ReadingValues, rows)
+    insert_new(session, m.ReadingValues, rows)
 
 
 def keep_triages(session: Session, found: Sequence[tuple[TriageKey, Triage]]) -> None:
@@ -125,10 +127,10 @@ def keep_triages(session: Session, found: Sequence[tuple[TriageKey, Triage]]) ->
         ),
         key=lambda r: (r["patient_key"], r["observation_id"], r["settings"]),
     )
-    _insert_new(session, m.ReadingTriage, rows)
+    insert_new(session, m.ReadingTriage, rows)
 
 
-def _insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert the rows that are not there yet (another process may have written the same ones meanwhile)."""
     if not rows:
         return
@@ -139,12 +141,47 @@ def _insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
         session.execute(stmt, rows[i : i + 2_000])
 
 
+def prune_triages(session: Session, patient_key: str, key_at: Callable[[datetime], str]) -> int:
+    """Delete the patient's kept triages that no read asks for any more: those made under a settings content other
+    than the one in force at their reading's time (``key_at``: the settings key in force at an instant, under the
+    patient's settings history as it is now), e.g. after a back-dated change. How many were deleted."""
+    table, obs = m.ReadingTriage, m.Observation
+    rows = session.execute(
+        select(table.observation_id, table.settings, obs.effective_start)
+        .join(obs, obs.id == table.observation_id)
+        .where(table.patient_key == patient_key)
+    ).all()
+    stale = sorted((oid, key) for oid, key, at in rows if key != key_at(from_store(at)))
+    for i in range(0, len(stale), _CHUNK):
+        session.execute(
+            delete(table).where(
+                table.patient_key == patient_key,
+                tuple_(table.observation_id, table.settings).in_(stale[i : i + _CHUNK]),
+            )
+        )
+    return len(stale)
+
+
+def prune_orphans(session: Session) -> int:
+    """Delete the kept rows of patient keys that no patient has any more (a key rotation moves every patient to a
+    new key: the old key's rows would never be read again). How many were deleted."""
+    known = select(m.Patient.patient_key)
+    deleted = 0
+    for table in (m.ReadingValues, m.ReadingTriage, m.ReadingShape, m.WorklistSummary):
+        deleted += session.execute(delete(table).where(table.patient_key.not_in(known))).rowcount or 0
+    return deleted
+
+
 __all__ = [
+    "insert_new",
     "keep_triages",
     "keep_values",
+    "prune_orphans",
+    "prune_triages",
     "recall_triages",
     "recall_values",
     "settings_key",
+    "wanted_clauses",
 ]
 
 

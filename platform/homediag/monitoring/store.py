@@ -215,9 +215,16 @@ class Triager:
         """(the key ``reading``'s triage is remembered and kept by, the version in force ``at``); the key is None
         when the triage depends on earlier readings (the weight-change rule), which is never remembered."""
         version = in_force(self.history, at)
-        if version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values):
+        if self.looks_back(version, values):
             return None, version
         return (*reading, version.settings_key), version
+
+    @staticmethod
+    def looks_back(version: SettingsVersion, values: Sequence[Value]) -> bool:
+        """Whether the triage of ``values`` under ``version`` depends on earlier readings (a weight under a
+        weight-change rule): such a triage is never remembered or kept, the others depend on the values and the
+        settings content alone."""
+        return version.settings.thresholds.weight_change is not None and any(v.measure == "weight" for v in values)
 
     def cached_triage(
         self,
@@ -333,24 +340,8 @@ def _chunks(keys: Sequence[str]) -> list[list[str]]:
     return [list(keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)] or [[]]
 
 
-def patients_data(
-    session: Session,
-    patient_keys: Sequence[str],
-    start: datetime,
-    end: datetime,
-    scope: ColumnElement[bool] | None = None,
-    *,
-    lookback: bool = False,
-    only: set[str] | None = None,
-    with_resources: bool = True,
-    after: datetime | None = None,
-) -> dict[str, PatientData]:
-    """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
-    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
-    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
-    measured values but not their resources (``resource`` None), which are then read only for readings this
-    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
-    weights too: a caller that passes it has no weight rule to apply)."""
+def settings_histories(session: Session, patient_keys: Sequence[str]) -> dict[str, list[SettingsVersion]]:
+    """``versions`` of many patients, in a statement per 500."""
     keys = list(dict.fromkeys(patient_keys))
     histories: dict[str, list[SettingsVersion]] = {k: [default_version()] for k in keys}
     for chunk in _chunks(keys):
@@ -370,6 +361,29 @@ def patients_data(
                     row.note,
                 )
             )
+    return histories
+
+
+def patients_data(
+    session: Session,
+    patient_keys: Sequence[str],
+    start: datetime,
+    end: datetime,
+    scope: ColumnElement[bool] | None = None,
+    *,
+    lookback: bool = False,
+    only: set[str] | None = None,
+    with_resources: bool = True,
+    after: datetime | None = None,
+) -> dict[str, PatientData]:
+    """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
+    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
+    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
+    measured values but not their resources (``resource`` None), which are then read only for readings this
+    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
+    weights too: a caller that passes it has no weight rule to apply)."""
+    keys = list(dict.fromkeys(patient_keys))
+    histories = settings_histories(session, keys)
     weight_days = max(
         (
             v.settings.thresholds.weight_change.days

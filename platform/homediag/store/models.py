@@ -88,6 +88,9 @@ class Consent(Base):
     resource: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     recorded_by: Mapped[str] = mapped_column(String(64))
+    # the current version's decision-relevant facts (``homediag.consent.facts_of``) as JSON text, written with it:
+    # a decision reads these instead of validating the whole resource (None: parse the resource)
+    facts: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ConsentVersion(Base):
@@ -416,6 +419,29 @@ class ReadingValues(Base):
     patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     measured: Mapped[str] = mapped_column(Text)
+
+
+class ReadingShape(Base):
+    """What the web app's pages take from a stored Observation's resource (``homediag.access.readings.Shape``:
+    measurement, values, unit, flags; JSON text), kept so that no process parses the resource again for a page.
+    Written at ingest (``homediag.access.ingested``) or by the read that first meets the reading."""
+
+    __tablename__ = "reading_shape"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shape: Mapped[str] = mapped_column(Text)
+
+
+class DrawnChart(Base):
+    """A web page's chart as drawn (SVG text), by the SHA-256 of everything it shows (``homediag.web.charts``), so
+    that a freshly started process does not draw it again; rows drawn more than a few days ago are pruned."""
+
+    __tablename__ = "drawn_chart"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    svg: Mapped[str] = mapped_column(Text)
+    drawn_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class ReadingTriage(Base):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from .drawn import KeptCharts, chart_key
+
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 
@@ -90,8 +92,10 @@ def trend_svg(
     end: datetime,
     zone: ZoneInfo,
     decimal_comma: bool,
+    kept: KeptCharts | None = None,
 ) -> str:
-    """The chart as an inline ``<svg>`` element (a string), its ids prefixed with ``chart_id``."""
+    """The chart as an inline ``<svg>`` element (a string), its ids prefixed with ``chart_id``: remembered in
+    process, else from the store's drawn charts (``kept``), else drawn (and kept)."""
     key = (
         chart_id,
         title,
@@ -111,7 +115,12 @@ def trend_svg(
         if found is not None:
             _DRAWN.move_to_end(key)
             return found
-    svg = _draw(chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma)
+    stored = chart_key(key) if kept is not None else ""
+    svg = kept.get(stored) if kept is not None else None
+    if svg is None:
+        svg = _draw(chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma)
+        if kept is not None:
+            kept.put(stored, svg)
     with _lock:
         _DRAWN[key] = svg
         while len(_DRAWN) > _DRAWN_LIMIT:

@@ -15,7 +15,7 @@ from homediag.access.readings import Reading
 from homediag.bounded import Bounded
 from homediag.runtime import Runtime
 
-from . import charts, reasons
+from . import charts, drawn, reasons
 from .i18n import N_, UNIT_NAMES, Formats, translations
 from .render import environment, language
 
@@ -143,6 +143,7 @@ def patient_context(
             page.end,
             rt.local_zone,
             decimal_comma=lang == "da",
+            kept=drawn.KeptCharts(rt),
         )
         blocks.append(MeasurementBlock(key, text, unit, readings, svg, _table_rows(readings, f"ack-{key}", lang, fmt)))
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -1,0 +1,24 @@
+"""What ingest keeps of each reading it stores, in the same transaction, so that no read has to parse the new
+resource again: its measured values and triage (``homediag.monitoring.ingested``) and its shape as the web pages
+show it (``readings.keep_shapes``). Decides nothing and reads no patient data for anyone: it only derives rows from
+the rows ingest is writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from homediag.monitoring import ingested
+
+from .readings import keep_shapes, shape_of
+
+
+def keep_ingested(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep the values, triage and shape of the Observation rows ``rows`` that ingest has just inserted."""
+    if not rows:
+        return
+    ingested.keep_ingested(session, rows)
+    keep_shapes(session, [(row["patient_key"], row["id"], shape_of(row["resource"])) for row in rows])

@@ -1,0 +1,42 @@
+"""What ingest keeps of the readings it stores, in the same transaction: each new reading's measured values and
+its triage under the patient's settings content in force at its time (``persisted``), so that no view has to
+parse a new reading's resource or triage it (the morning: every patient has a new reading).
+
+The rows are the ones the first read would write (``store.patients_data``): the same values, the same triage key
+(``store.Triager.memo_key``: the settings content's key, none for a weight under a weight-change rule, which is
+never kept). Should the settings change after ingest, the new content is another key and the readings are triaged
+again under it by the read that needs them. Decides nothing: it runs where ingest stores its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from homediag.clock import from_store
+
+from . import persisted
+from .store import Triager, settings_histories
+from .triage import Triage, measures_of, triage
+
+
+def keep_ingested(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
+    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``)."""
+    if not rows:
+        return
+    triagers = {k: Triager(h) for k, h in settings_histories(session, [r["patient_key"] for r in rows]).items()}
+    values: list[tuple[persisted.ReadingKey, Any]] = []
+    triages: list[tuple[persisted.TriageKey, Triage]] = []
+    for row in rows:
+        reading = (row["patient_key"], row["id"])
+        measured = tuple(measures_of(row["resource"]))
+        values.append((reading, measured))
+        at = from_store(row["effective_start"])
+        key, version = triagers[row["patient_key"]].memo_key(reading, measured, at)
+        if key is not None:
+            triages.append((key, triage(measured, version.settings.thresholds, at=at)))
+    persisted.keep_values(session, values)
+    persisted.keep_triages(session, triages)
