@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -37,6 +36,7 @@ from homediag.store import models as m
 from homediag.store.repositories import devices, observations, patients, uploads
 from homediag.users import Principal
 
+from .admission import Admission
 from .uploadlog import new_upload, seal_upload
 
 log = logging.getLogger(__name__)
@@ -51,26 +51,6 @@ EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
 def not_enrolled(what: str) -> str:
     """What a reading of a patient not (or no longer) in the pilot is refused with."""
     return "the patient is not enrolled in the pilot; " + _KEPT.format(what=what)
-
-
-# the statements of admission, built once (compiled once): a patient with its enrolment on the sending gateway,
-# and the gateway's registrations of a device by its serial or address, or of any device (``*``)
-_PATIENT = select(
-    m.Patient.id,
-    m.Patient.active,
-    m.Patient.enrolled_at,
-    select(m.GatewayPatient.patient_key)
-    .where(m.GatewayPatient.gateway_id == bindparam("gateway"), m.GatewayPatient.patient_key == bindparam("pkey"))
-    .exists(),
-).where(m.Patient.patient_key == bindparam("pkey"))
-_REGISTRATIONS = select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
-    m.GatewayDevice.gateway_id == bindparam("gateway"),
-    or_(
-        m.GatewayDevice.serial == bindparam("any"),
-        m.GatewayDevice.serial == bindparam("first"),
-        m.GatewayDevice.serial == bindparam("second"),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -121,14 +101,21 @@ class Pipeline:
                 return refused(upload, error)
 
     def batch(self, sender: Principal, work: Callable[[Batch], None]) -> list[Any]:
-        """Run ``work`` (which adds envelopes) in one ``Batch``, one transaction; the envelopes' results."""
-        with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
-            batch = Batch(self, session, sender)
-            work(batch)
-            results = batch.write()
-            session.commit()
-            batch.committed()
-            return results
+        """Run ``work`` (which adds envelopes) in one ``Batch``, one transaction; the envelopes' results. ``work``
+        runs a second time, in a new transaction, if admission changed after the answers it used were remembered
+        (``ingest.admission``): nothing of the first run is written."""
+        for remembered in (True, False):  # remembered admission answers, unless they went stale under the request
+            with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
+                batch = Batch(self, session, sender, remembered=remembered)
+                work(batch)
+                results = batch.write()
+                if not batch.admission.current(batch.admission_version):
+                    session.rollback()  # admission changed since it was remembered: again, reading it afresh
+                    continue
+                session.commit()
+                batch.committed()
+                return results
+        raise AssertionError("a batch that read its own admission answers is always current")
 
     # -- admitting ----------------------------------------------------------------------------------
     def admit_patient(
@@ -208,7 +195,7 @@ class Pipeline:
         (False: a row with its dedup identifier was stored already, or came earlier in ``rows``)."""
         now = utcnow()
         devices_seen = list(devices_seen)
-        _one_writer_per_identified_device(session, devices_seen)
+        devices.one_writer_per_identified_device(session, devices_seen)
         for values in devices_seen:
             devices.upsert(
                 session,
@@ -240,20 +227,6 @@ class Pipeline:
         upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
         upload.issues = operation_outcome(issues) if issues else None
         audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
-
-
-_DEVICE_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:id, 0))")
-
-
-def _one_writer_per_identified_device(session: Session, seen: list[dict[str, Any]]) -> None:
-    """PostgreSQL: concurrent first sends of one PHD Device queue here until the first commits. Its upsert
-    resolves a conflict on ``id`` only; two new rows met first on ``identifier``'s unique index raise instead
-    (a 500, the bundle kept as rejected). The one audit head used to serialise these requests; with several
-    audit chains nothing else does."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for device_id in sorted({v["id"] for v in seen if v.get("identifier")}):  # one order: no deadlock
-        session.execute(_DEVICE_LOCK, {"id": device_id})
 
 
 def _fatal(what: str, exc: BaseException) -> ServiceError:
@@ -334,13 +307,15 @@ class Batch:
     savepoint of its own: a failing one is kept in the upload log as rejected, and never costs the others.
     """
 
-    def __init__(self, pipeline: Pipeline, session: Session, sender: Principal) -> None:
+    def __init__(self, pipeline: Pipeline, session: Session, sender: Principal, *, remembered: bool = True) -> None:
         self.pipeline, self.session, self.sender = pipeline, session, sender
         self.items: list[_Item] = []
         self._by_upload: dict[str, _Item] = {}
         self._patients: dict[tuple[str | None, str, str], Admitted | ServiceError] = {}
         self._devices_written: dict[str, tuple[Any, ...]] = {}
         self._registrations: dict[tuple[str, ...], tuple[bool, list[tuple[str | None, str | None]]]] = {}
+        self.admission = Admission(session, remembered=remembered)
+        self.admission_version: int | None = None  # the counter read as the uploads were written
 
     # -- per envelope -------------------------------------------------------------------------------
     def add(
@@ -385,7 +360,7 @@ class Batch:
         whether this gateway is enrolled for it."""
         key = (pkey, where, what)
         if key not in self._patients:
-            found = self.session.execute(_PATIENT, {"gateway": self.sender.id, "pkey": pkey}).first() if pkey else None
+            found = self.admission.patient(self.sender.id, pkey) if pkey else None
             if found is None or not found.active:
                 self._patients[key] = Unprocessable(issues=[Issue("error", "business-rule", not_enrolled(what), where)])
             elif not found[3]:
@@ -405,18 +380,7 @@ class Batch:
         the device's registrations on it (vendor, patient key): one query per device in a request."""
         key = tuple(names)
         if key not in self._registrations:
-            # the names as parameters of a statement built once (an expanding IN is compiled again for each call)
-            first, second = ([n for n in names if n] + [None, None])[:2]
-            if len([n for n in names if n]) > 2:  # not from an envelope (serial and address): the general form
-                rows = self.session.execute(
-                    select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
-                        m.GatewayDevice.gateway_id == self.sender.id,
-                        m.GatewayDevice.serial.in_([care.ANY_DEVICE, *(n for n in names if n)]),
-                    )
-                ).all()
-            else:
-                params = {"gateway": self.sender.id, "any": care.ANY_DEVICE, "first": first, "second": second}
-                rows = self.session.execute(_REGISTRATIONS, params).all()
+            rows = self.admission.registrations(self.sender.id, names)
             self._registrations[key] = (
                 bool(rows),
                 [(row.vendor, row.patient_key) for row in rows if row.serial != care.ANY_DEVICE],
@@ -494,11 +458,11 @@ class Batch:
                     self._reject(item, _fatal(item.what, exc))
                     try:
                         with session.begin_nested():
-                            uploads.insert_many(session, [item.upload.row()])
+                            self.admission_version = uploads.insert_many(session, [item.upload.row()])
                     except Exception:
                         item.upload.redacted = None  # the readable copy is what the database refused
                         with session.begin_nested():
-                            uploads.insert_many(session, [item.upload.row()])
+                            self.admission_version = uploads.insert_many(session, [item.upload.row()])
         audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
         return [item.result for item in self.items]
 
@@ -533,7 +497,7 @@ class Batch:
             if item.stored is not None:
                 rows = item.stored.rows
                 item.result = item.stored.then([row["id"] in created and first[row["dedup"]] is row for row in rows])
-        uploads.insert_many(session, [item.upload.row() for item in items])
+        self.admission_version = uploads.insert_many(session, [item.upload.row() for item in items])
         return {k: _served(v) for k, v in fresh.items()}
 
     def committed(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import case, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,3 +47,17 @@ def exists(session: Session, device_id: str) -> bool:
 def id_by_identifier(session: Session, identifier: str) -> str | None:
     """The id of the Device kept by ``identifier`` (``system|value``)."""
     return session.execute(select(m.Device.id).where(m.Device.identifier == identifier)).scalar_one_or_none()
+
+
+_DEVICE_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:id, 0))")
+
+
+def one_writer_per_identified_device(session: Session, seen: list[dict[str, Any]]) -> None:
+    """PostgreSQL: concurrent first sends of one PHD Device queue here until the first commits. Its upsert
+    resolves a conflict on ``id`` only; two new rows met first on ``identifier``'s unique index raise instead
+    (a 500, the bundle kept as rejected). The one audit head used to serialise these requests; with several
+    audit chains nothing else does."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for device_id in sorted({v["id"] for v in seen if v.get("identifier")}):  # one order: no deadlock
+        session.execute(_DEVICE_LOCK, {"id": device_id})
