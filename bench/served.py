@@ -54,6 +54,7 @@ class ServedResult:
     waits: dict[str, Any]
     pss_at_start_total_mb: float = 0.0
     pss_max_total_mb: float = 0.0
+    single_in_process_per_s: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -66,6 +67,7 @@ class ServedResult:
                 "requests": self.single_requests,
                 "seconds": round(self.single_seconds, 2),
                 "requests_per_s": round(self.single_requests / self.single_seconds, 1),
+                "in_process_one_thread_per_s": round(self.single_in_process_per_s, 1),
             },
             "lists_of_100": {
                 "alone_observations_per_s": round(alone, 1),
@@ -364,6 +366,8 @@ def run(
         ]
         full, rules = ceilings
         say(f"{engine}: ceiling {full.per_s:.0f} (full validation) / {rules.per_s:.0f} (rules) Observations/s")
+        in_process = _singles_in_process(rt, pilot.tokens["gateway"], data.cuff_envelopes(people, 25, seed=63)[:200])
+        say(f"{engine}: single envelopes in process, one thread, no HTTP: {in_process:.0f}/s")
         return ServedResult(
             engine,
             workers,
@@ -384,4 +388,24 @@ def run(
             waits,
             watch.pss_at_start,
             watch.pss_total,
+            in_process,
         )
+
+
+def _singles_in_process(rt: Any, token: str, envelopes: list[dict[str, Any]]) -> float:
+    """The same-run reference for the served single envelopes: ``IngestService.post`` of each envelope on this
+    thread (no HTTP, no token lookup, no concurrency), after 20 to warm up; envelopes/s."""
+    import json
+
+    from homediag.ingest import IngestService
+    from homediag.users import authenticate
+
+    with rt.sessions() as session:
+        gateway = authenticate(session, token)
+    service, bodies = IngestService(rt), [json.dumps(e).encode() for e in envelopes]
+    for body in bodies[:20]:
+        service.post(gateway, body)
+    start = time.perf_counter()
+    for body in bodies[20:]:
+        service.post(gateway, body)
+    return (len(bodies) - 20) / (time.perf_counter() - start)
