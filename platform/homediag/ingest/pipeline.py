@@ -1,8 +1,9 @@
 """The one write path behind both fronts (``/ingest`` envelopes and PHD gateway FHIR).
 
 A front turns what it received into patients, devices and Observation rows; everything else happens
-here, the same for both: the unit of work (``Batch``: one transaction per ``/ingest`` request, each
-envelope all-or-nothing; ``unit``: one transaction per PHD request) with the upload log kept whatever
+here, the same for both: the unit of work (``Batch``: one transaction per ``/ingest`` request, or per group of
+single envelopes sent together (``grouped``), each envelope all-or-nothing; ``unit``: one transaction per PHD
+request) with the upload log kept whatever
 happens, admitting a patient and a device for the sending gateway,
 the future-date check, building and storing the rows (one insert, idempotent on ``dedup``; devices
 upserted), finishing the upload (outcome, counters, issues) and the audit entries.
