@@ -21,13 +21,20 @@ from homediag.users import Principal, create_user
 
 @pytest.fixture
 def refused_model(runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A device model the database refuses to store (a trigger, dropped after: the database outlives the test)."""
+    """A device model the database refuses to store (a trigger; the database outlives the test, and another test
+    leaves the same trigger behind: dropped before and after)."""
+
+    def drop() -> None:
+        with runtime.engine.begin() as conn:
+            postgresql = conn.dialect.name == "postgresql"
+            conn.execute(text("drop trigger if exists refuse_model" + (" on device" if postgresql else "")))
+            if postgresql:
+                conn.execute(text("drop function if exists refuse_model()"))
+
+    drop()
     _refuse_device_model(runtime, "refused-cuff")
     yield "refused-cuff"
-    with runtime.engine.begin() as conn:
-        conn.execute(text("drop trigger refuse_model" + (" on device" if conn.dialect.name == "postgresql" else "")))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("drop function refuse_model()"))
+    drop()
 
 
 def test_single_envelopes_sent_together_are_written_together_each_with_its_own_outcome(
