@@ -3,20 +3,23 @@
 ``python -m bench.roundtrips [sqlite|postgresql] [--profile]``: a fresh database, 10 enrolled patients, then
 200 single envelopes and 7 lists of 100 through ``IngestService.post`` on this thread (no HTTP: the count is
 the ingest's own, without the token lookup); prints envelopes/s and the statements each request sent (every
-``cursor.execute``, not counting BEGIN and COMMIT). ``--profile`` adds cProfile of the lists,
-``--profile-single`` of the 200 single envelopes (own time, then cumulative).
+``cursor.execute``, not counting BEGIN and COMMIT) and the CPU each took: this process's (the service's Python)
+and PostgreSQL's backends' (read from ``/proc``: the server runs on this machine). ``--profile`` adds cProfile of
+the lists, ``--profile-single`` of the 200 single envelopes (own time, then cumulative).
 """
 
 from __future__ import annotations
 
 import cProfile
 import json
+import os
 import pstats
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from homediag.api.app import create_app
 from homediag.ingest import IngestService
@@ -26,6 +29,19 @@ from homediag.users import authenticate
 from . import data, env
 from .client import TestClient
 from .pilot import enrol
+
+
+def _backend_cpu_seconds(pids: set[int]) -> float:
+    """User and system CPU of PostgreSQL's backend processes ``pids`` so far (0 for one gone or not readable)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / ticks
 
 
 def main(argv: list[str]) -> int:
@@ -40,12 +56,21 @@ def main(argv: list[str]) -> int:
         service = IngestService(rt)
         statements = [0]
         event.listen(rt.engine, "before_cursor_execute", lambda *_a, **_k: statements.__setitem__(0, statements[0] + 1))
+        backends: set[int] = set()
+        if engine == "postgresql":  # every pooled connection's backend, so that its CPU can be read
+            event.listen(
+                rt.engine,
+                "connect",
+                lambda dbapi, _r: backends.add(int(dbapi.execute("select pg_backend_pid()").fetchone()[0])),
+            )
+            with rt.engine.connect() as conn:
+                backends.add(int(conn.execute(text("select pg_backend_pid()")).scalar_one()))
         singles = [json.dumps(e).encode() for e in envelopes[:220]]
         for body in singles[:20]:  # warm-up
             service.post(gateway, body)
         statements[0] = 0
         single_profile = cProfile.Profile() if "--profile-single" in argv else None
-        t0 = time.perf_counter()
+        t0, cpu0, pg0 = time.perf_counter(), time.process_time(), _backend_cpu_seconds(backends)
         if single_profile:
             single_profile.enable()
         for body in singles[20:]:
@@ -55,7 +80,11 @@ def main(argv: list[str]) -> int:
         if single_profile:
             single_profile.disable()
         seconds = time.perf_counter() - t0
-        print(f"{engine}: single envelopes {200 / seconds:.0f}/s, {statements[0] / 200:.1f} statements each")
+        cpu, pg = time.process_time() - cpu0, _backend_cpu_seconds(backends) - pg0
+        print(
+            f"{engine}: single envelopes {200 / seconds:.0f}/s, {statements[0] / 200:.1f} statements each;"
+            f" CPU per request {cpu / 200 * 1000:.2f} ms here, {pg / 200 * 1000:.2f} ms in PostgreSQL's backends"
+        )
         if single_profile:  # where one request's time goes (per request: divide by 200)
             pstats.Stats(single_profile).sort_stats("tottime").print_stats(30)
             pstats.Stats(single_profile).sort_stats("cumulative").print_stats(40)

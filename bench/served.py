@@ -52,6 +52,9 @@ class ServedResult:
     rss_at_start: list[dict[str, Any]]
     rss_max_by_process: list[dict[str, Any]]
     waits: dict[str, Any]
+    pss_at_start_total_mb: float = 0.0
+    pss_max_total_mb: float = 0.0
+    single_in_process_per_s: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -64,6 +67,7 @@ class ServedResult:
                 "requests": self.single_requests,
                 "seconds": round(self.single_seconds, 2),
                 "requests_per_s": round(self.single_requests / self.single_seconds, 1),
+                "in_process_one_thread_per_s": round(self.single_in_process_per_s, 1),
             },
             "lists_of_100": {
                 "alone_observations_per_s": round(alone, 1),
@@ -83,6 +87,10 @@ class ServedResult:
                 "max_process": round(self.rss_max_process_mb, 1),
                 "at_start_by_process": self.rss_at_start,
                 "max_by_process": self.rss_max_by_process,
+            },
+            "server_pss_mb": {
+                "at_start_total": round(self.pss_at_start_total_mb, 1),
+                "max_total": round(self.pss_max_total_mb, 1),
             },
             "what_sessions_waited_on_during_mixed": self.waits,
         }
@@ -121,6 +129,18 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: each shared page counted once across the processes that share it, so the PSS of a
+    process tree sums to what it holds in memory (``/proc/<pid>/smaps_rollup``)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _role(pid: int, root: int) -> str:
     """What a process of the server is: the supervisor (``homediag serve``), a worker, or a helper."""
     if pid == root:
@@ -134,14 +154,17 @@ def _role(pid: int, root: int) -> str:
 
 class MemoryWatch:
     """Samples the resident memory of a process tree every 0.2 s in a thread: the largest sum, the largest
-    process, and each process's largest (by role: the supervisor, each worker)."""
+    process, and each process's largest (by role: the supervisor, each worker); and the largest sum of PSS (pages
+    the processes share counted once), at start-up and throughout."""
 
     def __init__(self, root: int) -> None:
-        self.root, self.total, self.largest = root, 0.0, 0.0
+        self.root, self.total, self.largest, self.pss_total = root, 0.0, 0.0, 0.0
+        self.pss_at_start = 0.0
         self.by_process: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self.sample()  # at start-up, before any request
         self.at_start = dict(self.by_process)
+        self.pss_at_start = self.pss_total
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -152,6 +175,7 @@ class MemoryWatch:
             self.by_process[pid] = (role, max(before, size))
         total = sum(sizes.values())
         self.total, self.largest = max(self.total, total), max(self.largest, max(sizes.values(), default=0.0))
+        self.pss_total = max(self.pss_total, sum(_pss_mb(pid) for pid in sizes))
 
     def per_process(self, table: dict[int, tuple[str, float]]) -> list[dict[str, Any]]:
         return [{"pid": pid, "role": role, "rss_mb": round(mb, 1)} for pid, (role, mb) in sorted(table.items())]
@@ -323,7 +347,8 @@ def run(
             p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000 if ordered else float("nan")
             say(
                 f"{engine}: lists of 100 with 4 clients searching: {mixed_created / mixed_seconds:.0f} Observations/s; "
-                f"{len(latencies)} searches, p95 {p95:.0f} ms; server RSS max {watch.total:.0f} MB in all"
+                f"{len(latencies)} searches, p95 {p95:.0f} ms; server RSS max {watch.total:.0f} MB in all,"
+                f" PSS {watch.pss_at_start:.0f} MB at start, max {watch.pss_total:.0f} MB"
             )
         finally:
             log.close()
@@ -341,6 +366,8 @@ def run(
         ]
         full, rules = ceilings
         say(f"{engine}: ceiling {full.per_s:.0f} (full validation) / {rules.per_s:.0f} (rules) Observations/s")
+        in_process = _singles_in_process(rt, pilot.tokens["gateway"], data.cuff_envelopes(people, 25, seed=63)[:200])
+        say(f"{engine}: single envelopes in process, one thread, no HTTP: {in_process:.0f}/s")
         return ServedResult(
             engine,
             workers,
@@ -359,4 +386,26 @@ def run(
             watch.per_process(watch.at_start),
             watch.per_process(watch.by_process),
             waits,
+            watch.pss_at_start,
+            watch.pss_total,
+            in_process,
         )
+
+
+def _singles_in_process(rt: Any, token: str, envelopes: list[dict[str, Any]]) -> float:
+    """The same-run reference for the served single envelopes: ``IngestService.post`` of each envelope on this
+    thread (no HTTP, no token lookup, no concurrency), after 20 to warm up; envelopes/s."""
+    import json
+
+    from homediag.ingest import IngestService
+    from homediag.users import authenticate
+
+    with rt.sessions() as session:
+        gateway = authenticate(session, token)
+    service, bodies = IngestService(rt), [json.dumps(e).encode() for e in envelopes]
+    for body in bodies[:20]:
+        service.post(gateway, body)
+    start = time.perf_counter()
+    for body in bodies[20:]:
+        service.post(gateway, body)
+    return (len(bodies) - 20) / (time.perf_counter() - start)

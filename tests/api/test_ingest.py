@@ -435,7 +435,7 @@ def test_a_device_seen_again_within_a_minute_is_not_written_again(client, tokens
     """Uploads from one device do not each rewrite its row (its lock is what concurrent uploads from that device
     queued on): ``last_seen`` moves at most once a minute per process; a device that shows something else is a
     device of its own, written at once."""
-    from homediag.ingest import pipeline
+    from homediag.store.repositories import devices
 
     def device_rows() -> list[tuple[str, datetime, datetime]]:
         with runtime.sessions() as session:
@@ -451,7 +451,7 @@ def test_a_device_seen_again_within_a_minute_is_not_written_again(client, tokens
     other["device"] = {**other["device"], "model": "another model"}
     assert post(client, tokens, other).status_code == 201
     assert [row[0] for row in device_rows()] == sorted([first[0], "another model"])
-    monkeypatch.setattr(pipeline, "DEVICE_REFRESH_SECONDS", 0.0)  # a minute later, as it were
+    monkeypatch.setattr(devices, "REFRESH_SECONDS", 0.0)  # a minute later, as it were
     assert post(client, tokens, cuff_envelope(seed=4, taken_minutes_ago=60)).status_code == 201
     again = next(row for row in device_rows() if row[0] == first[0])
     assert again[1] == first[1] and again[2] > first[2]  # first_seen kept, last_seen moved

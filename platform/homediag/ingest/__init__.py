@@ -4,7 +4,9 @@
 - ``homediag.phd``: the PHD gateway front (FHIR Bundles and Observations from gateways);
 - ``pipeline``: what both share (unit of work, admitting patient and device, time checks, rows,
   storing, finishing the upload, audit);
-- ``uploadlog``: sealing, opening and creating the upload log's entries.
+- ``uploadlog``: sealing, opening and creating the upload log's entries;
+- ``admission``: admission answers remembered per process while ``admission_version`` stands;
+- ``grouped``: group commit of single envelopes arriving together in a process.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from homediag.store import models as m
 from homediag.users import Principal
 
 from . import pipeline
+from .grouped import grouped
 from .pipeline import Batch, Pipeline, UploadRecord
 
 STATUS = {"created": 201, "duplicate": 200, "held": 202, "discarded": 200}  # else 422 (rejected)
@@ -92,7 +93,7 @@ def observation_row(
     received_at: datetime | None,
     gateway_received_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``observation`` row of a built Observation (see ``pipeline.observation_row``)."""
+    """The ``observation`` row of a built Observation (see ``store.repositories.observations.observation_row``)."""
     return pipeline.observation_row(
         b.resource,
         primary_code=t.measurement(b.measurement).primary_code,
@@ -174,7 +175,8 @@ class IngestService:
     def ingest_one(self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None) -> EnvelopeResult:
         """Ingest one parsed envelope. ``body`` is the request body when it held just this envelope:
         it is kept byte for byte; an envelope from a list is kept as its JSON."""
-        (result,) = self.pipeline.batch(sender, lambda batch: self._add(batch, raw, index, body=body))
+        # written with the single envelopes other requests of this process send at the same time (group commit)
+        (result,) = grouped(self.pipeline, sender, lambda batch: self._add(batch, raw, index, body=body))
         return result  # type: ignore[no-any-return]
 
     def _add(self, batch: Batch, raw: Any, index: int, *, body: bytes | None = None) -> None:

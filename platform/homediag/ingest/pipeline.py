@@ -1,8 +1,9 @@
 """The one write path behind both fronts (``/ingest`` envelopes and PHD gateway FHIR).
 
 A front turns what it received into patients, devices and Observation rows; everything else happens
-here, the same for both: the unit of work (``Batch``: one transaction per ``/ingest`` request, each
-envelope all-or-nothing; ``unit``: one transaction per PHD request) with the upload log kept whatever
+here, the same for both: the unit of work (``Batch``: one transaction per ``/ingest`` request, or per group of
+single envelopes sent together (``grouped``), each envelope all-or-nothing; ``unit``: one transaction per PHD
+request) with the upload log kept whatever
 happens, admitting a patient and a device for the sending gateway,
 the future-date check, building and storing the rows (one insert, idempotent on ``dedup``; devices
 upserted), finishing the upload (outcome, counters, issues) and the audit entries.
@@ -14,30 +15,28 @@ upload as ``rejected`` with them and lets the front word the answer.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from homediag import audit, care
 from homediag.access.ingested import keep_ingested
 from homediag.bodies import escape_text, readable
-from homediag.clock import to_store, utcnow
+from homediag.clock import utcnow
 from homediag.errors import ServiceError, Unprocessable
 from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.store.repositories import devices, observations, patients, uploads
+from homediag.store.repositories.observations import observation_row as observation_row  # the fronts' row
 from homediag.users import Principal
 
+from .admission import Admission
 from .uploadlog import new_upload, seal_upload
 
 log = logging.getLogger(__name__)
@@ -52,26 +51,6 @@ EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
 def not_enrolled(what: str) -> str:
     """What a reading of a patient not (or no longer) in the pilot is refused with."""
     return "the patient is not enrolled in the pilot; " + _KEPT.format(what=what)
-
-
-# the statements of admission, built once (compiled once): a patient with its enrolment on the sending gateway,
-# and the gateway's registrations of a device by its serial or address, or of any device (``*``)
-_PATIENT = select(
-    m.Patient.id,
-    m.Patient.active,
-    m.Patient.enrolled_at,
-    select(m.GatewayPatient.patient_key)
-    .where(m.GatewayPatient.gateway_id == bindparam("gateway"), m.GatewayPatient.patient_key == bindparam("pkey"))
-    .exists(),
-).where(m.Patient.patient_key == bindparam("pkey"))
-_REGISTRATIONS = select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
-    m.GatewayDevice.gateway_id == bindparam("gateway"),
-    or_(
-        m.GatewayDevice.serial == bindparam("any"),
-        m.GatewayDevice.serial == bindparam("first"),
-        m.GatewayDevice.serial == bindparam("second"),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -123,13 +102,37 @@ class Pipeline:
 
     def batch(self, sender: Principal, work: Callable[[Batch], None]) -> list[Any]:
         """Run ``work`` (which adds envelopes) in one ``Batch``, one transaction; the envelopes' results."""
-        with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
-            batch = Batch(self, session, sender)
-            work(batch)
-            results = batch.write()
-            session.commit()
-            batch.committed()
-            return results
+        (results,) = self.batch_of([(sender, work)])
+        if isinstance(results, BaseException):
+            raise results
+        return results
+
+    def batch_of(self, requests: list[tuple[Principal, Callable[[Batch], None]]]) -> list[list[Any] | Exception]:
+        """Run each request's ``work`` (which adds its envelopes, sent by its sender) in one ``Batch``, one
+        transaction; per request its envelopes' results, or the exception its ``work`` raised outside an envelope
+        (its envelopes, if any, left out). The works run a second time, in a new transaction, if admission changed
+        after the answers they used were remembered (``ingest.admission``): nothing of the first run is written."""
+        for remembered in (True, False):  # remembered admission answers, unless they went stale under the request
+            with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
+                batch = Batch(self, session, requests[0][0], remembered=remembered)
+                spans: list[tuple[int, int] | Exception] = []
+                for sender, work in requests:
+                    start, batch.sender = len(batch.items), sender
+                    try:
+                        work(batch)
+                    except Exception as exc:  # noqa: BLE001 - this request's failure, not its neighbours'
+                        batch.drop_from(start)
+                        spans.append(exc)
+                    else:
+                        spans.append((start, len(batch.items)))
+                results = batch.write() if batch.items else []
+                if batch.items and not batch.admission.current(batch.admission_version):
+                    session.rollback()  # admission changed since it was remembered: again, reading it afresh
+                    continue
+                session.commit()
+                batch.committed()
+                return [span if isinstance(span, Exception) else results[span[0] : span[1]] for span in spans]
+        raise AssertionError("a batch that read its own admission answers is always current")
 
     # -- admitting ----------------------------------------------------------------------------------
     def admit_patient(
@@ -209,7 +212,7 @@ class Pipeline:
         (False: a row with its dedup identifier was stored already, or came earlier in ``rows``)."""
         now = utcnow()
         devices_seen = list(devices_seen)
-        _one_writer_per_identified_device(session, devices_seen)
+        devices.one_writer_per_identified_device(session, devices_seen)
         for values in devices_seen:
             devices.upsert(
                 session,
@@ -242,20 +245,6 @@ class Pipeline:
         upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
         upload.issues = operation_outcome(issues) if issues else None
         audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
-
-
-_DEVICE_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:id, 0))")
-
-
-def _one_writer_per_identified_device(session: Session, seen: list[dict[str, Any]]) -> None:
-    """PostgreSQL: concurrent first sends of one PHD Device queue here until the first commits. Its upsert
-    resolves a conflict on ``id`` only; two new rows met first on ``identifier``'s unique index raise instead
-    (a 500, the bundle kept as rejected). The one audit head used to serialise these requests; with several
-    audit chains nothing else does."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for device_id in sorted({v["id"] for v in seen if v.get("identifier")}):  # one order: no deadlock
-        session.execute(_DEVICE_LOCK, {"id": device_id})
 
 
 def _fatal(what: str, exc: BaseException) -> ServiceError:
@@ -317,6 +306,7 @@ class Stored:
 
 @dataclass
 class _Item:
+    sender: Principal
     upload: UploadRecord
     refused: Callable[[Any, ServiceError], Any]
     what: str
@@ -326,7 +316,8 @@ class _Item:
 
 
 class Batch:
-    """The unit of work of one ``/ingest`` request: one transaction, each envelope all-or-nothing.
+    """The unit of work of one ``/ingest`` request (or of single envelopes sent together: ``ingest.grouped``): one
+    transaction, each envelope all-or-nothing; ``sender`` is the gateway whose envelopes are being added.
 
     An envelope's work only reads (admission, with the answers cached for the request) and computes; it
     hands its rows to ``store`` and its outcome to ``finish``. ``write`` then writes everything at once:
@@ -336,13 +327,15 @@ class Batch:
     savepoint of its own: a failing one is kept in the upload log as rejected, and never costs the others.
     """
 
-    def __init__(self, pipeline: Pipeline, session: Session, sender: Principal) -> None:
+    def __init__(self, pipeline: Pipeline, session: Session, sender: Principal, *, remembered: bool = True) -> None:
         self.pipeline, self.session, self.sender = pipeline, session, sender
         self.items: list[_Item] = []
         self._by_upload: dict[str, _Item] = {}
-        self._patients: dict[tuple[str | None, str, str], Admitted | ServiceError] = {}
+        self._patients: dict[tuple[str, str | None, str, str], Admitted | ServiceError] = {}
         self._devices_written: dict[str, tuple[Any, ...]] = {}
         self._registrations: dict[tuple[str, ...], tuple[bool, list[tuple[str | None, str | None]]]] = {}
+        self.admission = Admission(session, remembered=remembered)
+        self.admission_version: int | None = None  # the counter read as the uploads were written
 
     # -- per envelope -------------------------------------------------------------------------------
     def add(
@@ -364,7 +357,7 @@ class Batch:
         upload = UploadRecord(
             upload_id, utcnow(), self.sender.id, stored_adapter, kid, nonce, sealed, readable(redacted)
         )
-        item = _Item(upload, refused, what)
+        item = _Item(self.sender, upload, refused, what)
         self.items.append(item)
         self._by_upload[upload_id] = item
         try:
@@ -385,9 +378,9 @@ class Batch:
     def admit_patient(self, pkey: str | None, *, where: str, what: str) -> Admitted:
         """``Pipeline.admit_patient``, answered once per patient in a request, with one query: the patient and
         whether this gateway is enrolled for it."""
-        key = (pkey, where, what)
+        key = (self.sender.id, pkey, where, what)
         if key not in self._patients:
-            found = self.session.execute(_PATIENT, {"gateway": self.sender.id, "pkey": pkey}).first() if pkey else None
+            found = self.admission.patient(self.sender.id, pkey) if pkey else None
             if found is None or not found.active:
                 self._patients[key] = Unprocessable(issues=[Issue("error", "business-rule", not_enrolled(what), where)])
             elif not found[3]:
@@ -405,20 +398,9 @@ class Batch:
     def registrations(self, names: list[str]) -> tuple[bool, list[tuple[str | None, str | None]]]:
         """Whether this gateway may use a device known by any of ``names`` (its own registration or ``*``), and
         the device's registrations on it (vendor, patient key): one query per device in a request."""
-        key = tuple(names)
+        key = (self.sender.id, *names)
         if key not in self._registrations:
-            # the names as parameters of a statement built once (an expanding IN is compiled again for each call)
-            first, second = ([n for n in names if n] + [None, None])[:2]
-            if len([n for n in names if n]) > 2:  # not from an envelope (serial and address): the general form
-                rows = self.session.execute(
-                    select(m.GatewayDevice.serial, m.GatewayDevice.vendor, m.GatewayDevice.patient_key).where(
-                        m.GatewayDevice.gateway_id == self.sender.id,
-                        m.GatewayDevice.serial.in_([care.ANY_DEVICE, *(n for n in names if n)]),
-                    )
-                ).all()
-            else:
-                params = {"gateway": self.sender.id, "any": care.ANY_DEVICE, "first": first, "second": second}
-                rows = self.session.execute(_REGISTRATIONS, params).all()
+            rows = self.admission.registrations(self.sender.id, names)
             self._registrations[key] = (
                 bool(rows),
                 [(row.vendor, row.patient_key) for row in rows if row.serial != care.ANY_DEVICE],
@@ -466,7 +448,14 @@ class Batch:
         """Record the outcome on the upload and its audit entry (appended when the batch is written)."""
         upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
         upload.issues = operation_outcome(issues) if issues else None
-        self._by_upload[upload.id].entries = _entries(self.sender, upload, outcome, issues, detail)
+        item = self._by_upload[upload.id]
+        item.entries = _entries(item.sender, upload, outcome, issues, detail)
+
+    def drop_from(self, start: int) -> None:
+        """Leave out the envelopes added from ``start`` on (a request whose work failed outside an envelope)."""
+        for item in self.items[start:]:
+            del self._by_upload[item.upload.id]
+        del self.items[start:]
 
     def _reject(self, item: _Item, error: ServiceError) -> None:
         item.stored = None
@@ -496,11 +485,11 @@ class Batch:
                     self._reject(item, _fatal(item.what, exc))
                     try:
                         with session.begin_nested():
-                            uploads.insert_many(session, [item.upload.row()])
+                            self.admission_version = uploads.insert_many(session, [item.upload.row()])
                     except Exception:
                         item.upload.redacted = None  # the readable copy is what the database refused
                         with session.begin_nested():
-                            uploads.insert_many(session, [item.upload.row()])
+                            self.admission_version = uploads.insert_many(session, [item.upload.row()])
         audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
         return [item.result for item in self.items]
 
@@ -524,11 +513,8 @@ class Batch:
                 row["received_at"] = now
                 first.setdefault(row["dedup"], row)
         # rows and devices in key order: concurrent requests lock what they share in the same order. A device
-        # this process wrote within the last minute, as it is now, is not written again: the upsert would only
-        # move ``last_seen`` and hold the device's row lock until the commit, which concurrent requests from the
-        # same device wait for (``DEVICE_REFRESH_SECONDS``)
-        recent, at = _recent_devices(self.pipeline.rt.engine), time.monotonic()
-        fresh = {k: seen[k] for k in sorted(seen) if not _written_lately(recent.get(k), _served(seen[k]), at)}
+        # this process wrote lately, as it is now, is not written again (``devices.REFRESH_SECONDS``)
+        fresh = devices.not_written_lately(self.pipeline.rt.engine, seen)
         devices.upsert_many(session, list(fresh.values()))
         created = observations.insert_new(session, [first[k] for k in sorted(first)])
         keep_ingested(session, [first[k] for k in sorted(first) if first[k]["id"] in created])  # values, triage, shape
@@ -536,76 +522,9 @@ class Batch:
             if item.stored is not None:
                 rows = item.stored.rows
                 item.result = item.stored.then([row["id"] in created and first[row["dedup"]] is row for row in rows])
-        uploads.insert_many(session, [item.upload.row() for item in items])
-        return {k: _served(v) for k, v in fresh.items()}
+        self.admission_version = uploads.insert_many(session, [item.upload.row() for item in items])
+        return {k: devices.shown(v) for k, v in fresh.items()}
 
     def committed(self) -> None:
         """After the commit: remember the devices written (see ``_write``)."""
-        recent, at = _recent_devices(self.pipeline.rt.engine), time.monotonic()
-        with _recent_lock:
-            for key, served in self._devices_written.items():
-                recent[key] = (served, at)
-
-
-DEVICE_REFRESH_SECONDS = 60.0
-"""How stale a device's ``last_seen`` may be: a process writes a device it wrote, unchanged, at most this often."""
-# per database engine (a worker's, a test's): device id -> (what was written, when, on the monotonic clock)
-_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], float]]] = weakref.WeakKeyDictionary()
-_recent_lock = threading.Lock()
-
-
-def _recent_devices(engine: Any) -> dict[str, tuple[tuple[Any, ...], float]]:
-    with _recent_lock:
-        return _RECENT.setdefault(engine, {})
-
-
-def _served(values: dict[str, Any]) -> tuple[Any, ...]:
-    """What a device row shows, without its times: a change of any of it is written at once."""
-    return tuple((k, repr(values.get(k))) for k in devices.SERVED)
-
-
-def _written_lately(written: tuple[tuple[Any, ...], float] | None, served: tuple[Any, ...], now: float) -> bool:
-    return written is not None and written[0] == served and now - written[1] < DEVICE_REFRESH_SECONDS
-
-
-def observation_row(
-    resource: dict[str, Any],
-    *,
-    primary_code: str,
-    patient_key: str,
-    device_id: str | None,
-    effective: tuple[datetime, datetime],
-    value: float | None,
-    unit: str | None,
-    dedup: str,
-    adapter: str,
-    upload_id: str | None,
-    received_at: datetime | None = None,
-    gateway_received_at: datetime | None = None,
-) -> dict[str, Any]:
-    """The ``observation`` row for a stored Observation: the resource and the columns searches use.
-    Three times are kept: the device's (in the resource), the gateway's and the platform's (``received_at``)."""
-    codings = [c for c in (resource.get("code") or {}).get("coding") or [] if isinstance(c, dict)]
-    return {
-        "id": resource["id"],
-        "patient_key": patient_key,
-        "code": primary_code[:64],
-        "category": " ".join(
-            str(c["coding"][0].get("code"))
-            for c in resource.get("category") or []
-            if isinstance(c, dict) and c.get("coding")
-        )[:200],
-        "codes": " ".join(f"{c.get('system')}|{c.get('code')}" for c in codings),
-        "effective_start": to_store(effective[0]),
-        "effective_end": to_store(effective[1]),
-        "device_id": device_id,
-        "value": value,
-        "unit": unit[:32] if unit else None,
-        "status": str(resource.get("status")),
-        "dedup": dedup,
-        "resource": resource,
-        "received_at": received_at,
-        "adapter": adapter,
-        "upload_id": upload_id,
-        "gateway_received_at": to_store(gateway_received_at) if gateway_received_at is not None else None,
-    }
+        devices.remember_written(self.pipeline.rt.engine, self._devices_written)

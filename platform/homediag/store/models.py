@@ -229,6 +229,17 @@ class AuditHead(Base):
     mac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # HMAC of (seq, hash) under the audit key
 
 
+class AdmissionVersion(Base):
+    """One row (``id`` 0): a counter that triggers (migration 0009) move in the same transaction as any change to
+    ``patient``, ``gateway_patient`` or ``gateway_device``: what admits a gateway's upload. A process keeps its
+    admission answers while the counter stands (``homediag.ingest.admission``)."""
+
+    __tablename__ = "admission_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class PatientAlias(Base):
     """Another identifier of an enrolled patient (e.g. a hospital MRN a PHD gateway sends): looked up by
     HMAC-SHA256 of ``system|value`` under the pseudonym key, and kept sealed under the vault key (so that

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import case, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,3 +50,57 @@ def exists(session: Session, device_id: str) -> bool:
 def id_by_identifier(session: Session, identifier: str) -> str | None:
     """The id of the Device kept by ``identifier`` (``system|value``)."""
     return session.execute(select(m.Device.id).where(m.Device.identifier == identifier)).scalar_one_or_none()
+
+
+_DEVICE_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:id, 0))")
+
+
+def one_writer_per_identified_device(session: Session, seen: list[dict[str, Any]]) -> None:
+    """PostgreSQL: concurrent first sends of one PHD Device queue here until the first commits. Its upsert
+    resolves a conflict on ``id`` only; two new rows met first on ``identifier``'s unique index raise instead
+    (a 500, the bundle kept as rejected). The one audit head used to serialise these requests; with several
+    audit chains nothing else does."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for device_id in sorted({v["id"] for v in seen if v.get("identifier")}):  # one order: no deadlock
+        session.execute(_DEVICE_LOCK, {"id": device_id})
+
+
+# -- devices this process wrote lately --------------------------------------------------------------------------
+REFRESH_SECONDS = 60.0
+"""How stale a device's ``last_seen`` may be: a process writes a device it wrote, unchanged, at most this often
+(the upsert would only move ``last_seen`` and hold the device's row lock until the commit, which concurrent
+requests from the same device wait for)."""
+# per database engine (a worker's, a test's): device id -> (what was written, when, on the monotonic clock)
+_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], float]]] = weakref.WeakKeyDictionary()
+_recent_lock = threading.Lock()
+
+
+def _recent(engine: Any) -> dict[str, tuple[tuple[Any, ...], float]]:
+    with _recent_lock:
+        return _RECENT.setdefault(engine, {})
+
+
+def shown(values: dict[str, Any]) -> tuple[Any, ...]:
+    """What a device row shows, without its times: a change of any of it is written at once."""
+    return tuple((k, repr(values.get(k))) for k in SERVED)
+
+
+def not_written_lately(engine: Any, rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Those of ``rows`` (by device id) this process did not write, as they are now, within ``REFRESH_SECONDS``;
+    in key order."""
+    recent, now = _recent(engine), time.monotonic()
+    fresh = {}
+    for key in sorted(rows):
+        written = recent.get(key)
+        if written is None or written[0] != shown(rows[key]) or now - written[1] >= REFRESH_SECONDS:
+            fresh[key] = rows[key]
+    return fresh
+
+
+def remember_written(engine: Any, written: dict[str, tuple[Any, ...]]) -> None:
+    """After the commit: the devices written (``shown`` of each), now."""
+    recent, now = _recent(engine), time.monotonic()
+    with _recent_lock:
+        for key, served in written.items():
+            recent[key] = (served, now)

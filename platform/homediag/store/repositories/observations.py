@@ -3,6 +3,7 @@ request's at once."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag import served
+from homediag.clock import to_store
 from homediag.store import models as m
 
 
@@ -63,3 +65,46 @@ def code_time_patient(session: Session, observation_id: str) -> Row[Any] | None:
             m.Observation.id == observation_id
         )
     ).one_or_none()
+
+
+def observation_row(
+    resource: dict[str, Any],
+    *,
+    primary_code: str,
+    patient_key: str,
+    device_id: str | None,
+    effective: tuple[datetime, datetime],
+    value: float | None,
+    unit: str | None,
+    dedup: str,
+    adapter: str,
+    upload_id: str | None,
+    received_at: datetime | None = None,
+    gateway_received_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``observation`` row for a stored Observation: the resource and the columns searches use.
+    Three times are kept: the device's (in the resource), the gateway's and the platform's (``received_at``)."""
+    codings = [c for c in (resource.get("code") or {}).get("coding") or [] if isinstance(c, dict)]
+    return {
+        "id": resource["id"],
+        "patient_key": patient_key,
+        "code": primary_code[:64],
+        "category": " ".join(
+            str(c["coding"][0].get("code"))
+            for c in resource.get("category") or []
+            if isinstance(c, dict) and c.get("coding")
+        )[:200],
+        "codes": " ".join(f"{c.get('system')}|{c.get('code')}" for c in codings),
+        "effective_start": to_store(effective[0]),
+        "effective_end": to_store(effective[1]),
+        "device_id": device_id,
+        "value": value,
+        "unit": unit[:32] if unit else None,
+        "status": str(resource.get("status")),
+        "dedup": dedup,
+        "resource": resource,
+        "received_at": received_at,
+        "adapter": adapter,
+        "upload_id": upload_id,
+        "gateway_received_at": to_store(gateway_received_at) if gateway_received_at is not None else None,
+    }

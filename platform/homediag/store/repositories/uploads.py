@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, literal_column
 from sqlalchemy.orm import Session
 
 from homediag.store import models as m
@@ -41,10 +41,15 @@ def add(
     return upload
 
 
-_INSERT = insert(m.Upload.__table__)  # Core, built once: compiled once
+# Core, built once: compiled once. Each row returns the admission counter its statement saw (no round trip of its
+# own: ``homediag.ingest.admission``); its expression is the migration's, written out so the store needs no ingest
+ADMISSION_VERSION = "coalesce((select n from admission_version where id = 0), -1)"
+_INSERT = insert(m.Upload.__table__).returning(literal_column(ADMISSION_VERSION))
 
 
-def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Finished uploads (every column given) in one executemany, through Core: no unit of work."""
-    if rows:
-        session.execute(_INSERT, rows)
+def insert_many(session: Session, rows: list[dict[str, Any]]) -> int | None:
+    """Finished uploads (every column given) in one executemany, through Core: no unit of work. The admission
+    counter the statement saw (None when there were no rows)."""
+    if not rows:
+        return None
+    return int(session.execute(_INSERT, rows).scalars().first())
