@@ -28,7 +28,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_counter_moves_with_admission_changes_only_and_the_migration_goes_down(fresh_url: str) -> None:
-    upgrade(fresh_url, "0008_h12morning")
+    upgrade(fresh_url, "0009_h12first")
     upgrade(fresh_url)
     engine = create_engine(fresh_url)
     at = datetime(2026, 11, 30, 12, 0)
@@ -59,7 +59,7 @@ def test_the_counter_moves_with_admission_changes_only_and_the_migration_goes_do
     finally:
         engine.dispose()
 
-    command.downgrade(alembic_config(fresh_url), "0008_h12morning")
+    command.downgrade(alembic_config(fresh_url), "0009_h12first")
     engine = create_engine(fresh_url)
     try:
         assert "admission_version" not in inspect(engine).get_table_names()

@@ -4,7 +4,7 @@ CLI, a key rotation, SQL typed by hand) can change admission without it. A worke
 read while the counter stands and checks the counter in a statement every upload makes anyway
 (``homediag.ingest.admission``).
 
-Revision ID: 0009_h11singles2
+Revision ID: 0010_h11singles2
 Revises: 0008_h12morning
 Create Date: 2026-11-30
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_h11singles2"
-down_revision = "0008_h12morning"
+revision = "0010_h11singles2"
+down_revision = "0009_h12first"
 branch_labels = None
 depends_on = None
 
