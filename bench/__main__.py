@@ -44,7 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--keep-store",
         type=Path,
-        help="--scale on PostgreSQL: keep the grown database and write its state (url, keys, tokens) to this file",
+        help="--scale: keep the grown store (a PostgreSQL database, or the SQLite file beside this file)"
+        " and write its state (url, keys, tokens) to this file",
     )
     parser.add_argument(
         "--reuse-store",

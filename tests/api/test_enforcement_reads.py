@@ -28,7 +28,9 @@ def _vendor(runtime, organisation: str) -> dict[str, str]:
 
 def _audit(runtime, action: str) -> list[m.AuditEvent]:
     with runtime.sessions() as session:
-        return list(session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == action)))
+        return list(
+            session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == action).order_by(m.AuditEvent.seq))
+        )
 
 
 def _upload_one(client, tokens, pilot, person, *, consent: tuple[str, ...] = ("TREAT", "HTEST")) -> dict:
