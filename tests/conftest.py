@@ -52,6 +52,19 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'homediag.sqlite3'}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's own on each engine (for migrations run by the test itself),
+    named after the test module on PostgreSQL and dropped after the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'upgrade.sqlite3'}"
+        return
+    request.getfixturevalue("postgresql_url")  # the server is there (or the test is skipped)
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with scratch_postgres_database(POSTGRES_SERVER, f"homediag_{module}") as url:
+        yield url
+
+
 _migrated: set[str] = set()
 
 

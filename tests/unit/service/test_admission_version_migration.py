@@ -3,28 +3,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from homediag.store.database import alembic_config, upgrade
-from homediag.store.scratch import scratch_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'upgrade.sqlite3'}"
-        return
-    request.getfixturevalue("postgresql_url")  # the server is there (or the test is skipped)
-    server = os.environ.get("HOMEDIAG_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
-    with scratch_postgres_database(server, "homediag_admission_version") as url:
-        yield url
 
 
 def test_the_counter_moves_with_admission_changes_only_and_the_migration_goes_down(fresh_url: str) -> None:

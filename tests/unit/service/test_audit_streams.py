@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
-from collections.abc import Iterator
 from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
@@ -23,7 +21,6 @@ from homediag.runtime import Runtime
 from homediag.settings import Settings
 from homediag.store.database import alembic_config, make_engine, session_factory, upgrade
 from homediag.store.models import AuditEvent, AuditHead
-from homediag.store.scratch import scratch_postgres_database
 
 on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -178,17 +175,6 @@ def _pre_0007_digest(key: bytes, prev: str, seq: int, at: datetime, actor: str, 
     """How a record was hashed before 0007 (audit.py at 0006), written out here so that the test can fail."""
     body = [prev, seq, at.isoformat(), actor, "admin", None, None, "enrol", None, "created", None, kid]
     return hmac.new(key, json.dumps(body, separators=(",", ":")).encode(), sha256).hexdigest()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'upgrade.sqlite3'}"
-        return
-    request.getfixturevalue("postgresql_url")  # the server is there (or the test is skipped)
-    server = os.environ.get("HOMEDIAG_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
-    with scratch_postgres_database(server, "homediag_audit_streams") as url:
-        yield url
 
 
 def test_a_chain_from_before_0007_verifies_as_stream_0_grows_and_goes_down_again(
