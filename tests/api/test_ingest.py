@@ -368,27 +368,27 @@ def test_three_times_are_kept_device_gateway_and_platform(client, tokens, pilot,
         assert platform > gateway
 
 
-def _refuse_device_model(runtime, model: str) -> None:
+def _refuse_device_model(runtime, model: str, trigger: str = "refuse_model") -> None:
     """A trigger by which the database itself refuses to store a device of this model (as it would a value it
     cannot hold): a write that fails in the database, not in the platform's checks."""
     with runtime.engine.begin() as conn:
         if runtime.engine.dialect.name == "sqlite":
             conn.execute(
                 text(
-                    "create trigger refuse_model before insert on device "
+                    f"create trigger {trigger} before insert on device "
                     f"when new.model = '{model}' begin select raise(abort, 'refused by the database'); end"
                 )
             )
         else:
             conn.execute(
                 text(
-                    "create function refuse_model() returns trigger language plpgsql as $$ begin "
+                    f"create function {trigger}() returns trigger language plpgsql as $$ begin "
                     f"if new.model = '{model}' then raise exception 'refused by the database'; end if; "
                     "return new; end $$"
                 )
             )
             conn.execute(
-                text("create trigger refuse_model before insert on device for each row execute function refuse_model()")
+                text(f"create trigger {trigger} before insert on device for each row execute function {trigger}()")
             )
 
 

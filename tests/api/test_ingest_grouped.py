@@ -21,18 +21,18 @@ from homediag.users import Principal, create_user
 
 @pytest.fixture
 def refused_model(runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A device model the database refuses to store (a trigger; the database outlives the test, and another test
-    leaves the same trigger behind: dropped before and after)."""
+    """A device model the database refuses to store (a trigger of this test's own name: the database outlives
+    the test, and test_ingest.py leaves its own refusing trigger behind; dropped before and after)."""
 
     def drop() -> None:
         with runtime.engine.begin() as conn:
             postgresql = conn.dialect.name == "postgresql"
-            conn.execute(text("drop trigger if exists refuse_model" + (" on device" if postgresql else "")))
+            conn.execute(text("drop trigger if exists refuse_grouped_model" + (" on device" if postgresql else "")))
             if postgresql:
-                conn.execute(text("drop function if exists refuse_model()"))
+                conn.execute(text("drop function if exists refuse_grouped_model()"))
 
     drop()
-    _refuse_device_model(runtime, "refused-cuff")
+    _refuse_device_model(runtime, "refused-cuff", trigger="refuse_grouped_model")
     yield "refused-cuff"
     drop()
 
