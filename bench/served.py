@@ -119,26 +119,25 @@ def _tree(root: int) -> list[int]:
     return found
 
 
-def _rss_mb(pid: int) -> float:
+def _proc_mb(pid: int, file: str, field: str) -> float:
+    """A process's ``field`` (in kB) of ``/proc/<pid>/<file>``, in MB; 0 when the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def _rss_mb(pid: int) -> float:
+    return _proc_mb(pid, "status", "VmRSS:")
 
 
 def _pss_mb(pid: int) -> float:
     """Proportional set size: each shared page counted once across the processes that share it, so the PSS of a
     process tree sums to what it holds in memory (``/proc/<pid>/smaps_rollup``)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _proc_mb(pid, "smaps_rollup", "Pss:")
 
 
 def _role(pid: int, root: int) -> str:

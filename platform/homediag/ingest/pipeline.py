@@ -222,8 +222,7 @@ class Pipeline:
         for row in rows:
             row["received_at"] = now
             first.setdefault(row["dedup"], row)
-        created = observations.insert_new(session, list(first.values()))
-        keep_ingested(session, [row for row in first.values() if row["id"] in created])  # values, triage, shape
+        created = _insert(session, list(first.values()))
         return [row["id"] in created and first[row["dedup"]] is row for row in rows]
 
     # -- the end of a unit --------------------------------------------------------------------------
@@ -245,6 +244,14 @@ class Pipeline:
         upload.outcome, upload.created, upload.duplicates, upload.rejected = outcome, created, duplicates, rejected
         upload.issues = operation_outcome(issues) if issues else None
         audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the Observation rows not stored yet (``observations.insert_new``) and keep, in the same transaction,
+    the values, triage and shape of those stored now (``keep_ingested``): both fronts' one insert. The ids stored."""
+    created = observations.insert_new(session, rows)
+    keep_ingested(session, [row for row in rows if row["id"] in created])
+    return created
 
 
 def _fatal(what: str, exc: BaseException) -> ServiceError:
@@ -516,8 +523,7 @@ class Batch:
         # this process wrote lately, as it is now, is not written again (``devices.REFRESH_SECONDS``)
         fresh = devices.not_written_lately(self.pipeline.rt.engine, seen)
         devices.upsert_many(session, list(fresh.values()))
-        created = observations.insert_new(session, [first[k] for k in sorted(first)])
-        keep_ingested(session, [first[k] for k in sorted(first) if first[k]["id"] in created])  # values, triage, shape
+        created = _insert(session, [first[k] for k in sorted(first)])
         for item in items:
             if item.stored is not None:
                 rows = item.stored.rows
