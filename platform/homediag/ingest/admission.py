@@ -15,7 +15,6 @@ than the counter says and never used once the counter moved.
 from __future__ import annotations
 
 import threading
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 from homediag import care
 from homediag.bounded import Bounded
 from homediag.store import models as m
+from homediag.store.per_engine import PerEngine
 from homediag.store.repositories import uploads
 
 # the statements of admission, built once (compiled once): a patient with its enrolment on the sending gateway,
@@ -60,14 +60,9 @@ class _Memory:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_MEMORY: weakref.WeakKeyDictionary[Any, _Memory] = weakref.WeakKeyDictionary()
-_memory_lock = threading.Lock()
+_MEMORY: PerEngine[_Memory] = PerEngine(_Memory)
+_memory = _MEMORY.of
 _MISSING = object()
-
-
-def _memory(engine: Any) -> _Memory:
-    with _memory_lock:
-        return _MEMORY.setdefault(engine, _Memory())
 
 
 def forget(engine: Any) -> None:

@@ -16,11 +16,11 @@ the commit's WAL flush for one or two readings; a group pays them once.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
 
 from .pipeline import Batch, Pipeline
@@ -46,18 +46,12 @@ class _Group:
     leading: bool = False
 
 
-_GROUPS: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()  # per database engine
-_groups_lock = threading.Lock()
-
-
-def _group(engine: Any) -> _Group:
-    with _groups_lock:
-        return _GROUPS.setdefault(engine, _Group())
+_GROUPS: PerEngine[_Group] = PerEngine(_Group)
 
 
 def grouped(pipeline: Pipeline, sender: Principal, work: Callable[[Batch], None]) -> list[Any]:
     """``pipeline.batch(sender, work)``, written in one transaction with the requests that arrive with it."""
-    group, me = _group(pipeline.rt.engine), _Request(sender, work)
+    group, me = _GROUPS.of(pipeline.rt.engine), _Request(sender, work)
     with group.lock:
         group.waiting.append(me)
         lead, group.leading = not group.leading, True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from functools import cache
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag.store import models as m
+from homediag.store.per_engine import PerEngine
 
 UPDATED = ("manufacturer", "model", "serial", "address", "last_seen", "identifier", "kind", "resource")
 # what the served Device is made of: a change of any is a new version (``last_seen`` alone is not)
@@ -72,13 +72,9 @@ REFRESH_SECONDS = 60.0
 (the upsert would only move ``last_seen`` and hold the device's row lock until the commit, which concurrent
 requests from the same device wait for)."""
 # per database engine (a worker's, a test's): device id -> (what was written, when, on the monotonic clock)
-_RECENT: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], float]]] = weakref.WeakKeyDictionary()
+_RECENT: PerEngine[dict[str, tuple[tuple[Any, ...], float]]] = PerEngine(dict)
+_recent = _RECENT.of
 _recent_lock = threading.Lock()
-
-
-def _recent(engine: Any) -> dict[str, tuple[tuple[Any, ...], float]]:
-    with _recent_lock:
-        return _RECENT.setdefault(engine, {})
 
 
 def shown(values: dict[str, Any]) -> tuple[Any, ...]:
