@@ -13,6 +13,9 @@ from test_ingest import PATIENTS, cuff_envelope
 
 from homediag import care
 from homediag.ingest import IngestService
+from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.settings import parse_settings
+from homediag.monitoring.store import EPOCH
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.store.database import make_engine, session_factory
@@ -87,3 +90,39 @@ def test_a_withdrawal_that_lands_while_an_upload_is_in_flight_refuses_it(runtime
         assert outcomes == ["created", "rejected"]  # the first run left no upload behind
         assert session.execute(select(m.Observation.upload_id).distinct()).scalars().all() != []
         assert len(session.execute(select(m.Observation.id)).all()) == 2  # only the first envelope's readings
+
+
+def test_a_settings_change_in_one_worker_triages_the_next_upload_in_another_under_it(
+    runtime, other_worker, tokens, pilot
+) -> None:  # type: ignore[no-untyped-def]
+    """The settings histories ingest triages the readings it keeps under are remembered with the admission answers:
+    a settings version recorded elsewhere moves the counter, and the next upload is kept under the new content."""
+    pilot.enrol(PATIENTS[0].cpr)
+    gateway, there = _gateway(tokens), IngestService(other_worker)
+    assert there.ingest_one(gateway, cuff_envelope(seed=1)).outcome == "created"  # the history now remembered
+    with runtime.sessions.begin() as session:  # a new settings version, through the first worker's runtime
+        (pkey,) = session.execute(select(m.Patient.patient_key)).scalars().all()
+        before = monitoring_store.versions(session, pkey)[-1]
+        stricter = parse_settings({"thresholds": {"systolic": {"yellow_high": 110}}}, before.settings)
+        monitoring_store.record_version(
+            session, pkey, stricter, valid_from=EPOCH, recorded_at=EPOCH, recorded_by="test", note=None
+        )
+    with runtime.sessions() as session:
+        after = monitoring_store.versions(session, pkey)[-1]
+    assert after.settings_key != before.settings_key
+    second = there.ingest_one(gateway, cuff_envelope(seed=2, taken_minutes_ago=40))
+    assert second.outcome == "created"
+    with runtime.sessions() as session:
+        kept = session.execute(
+            select(m.ReadingTriage.settings)
+            .join(m.Observation, m.Observation.id == m.ReadingTriage.observation_id)
+            .join(m.Upload, m.Upload.id == m.Observation.upload_id)
+            .order_by(m.Upload.received_at)
+        ).scalars()
+        assert set(kept) == {before.settings_key, after.settings_key}
+        latest = session.execute(
+            select(m.ReadingTriage.settings)
+            .join(m.Observation, m.Observation.id == m.ReadingTriage.observation_id)
+            .where(m.Observation.upload_id == second.upload)
+        ).scalars()
+        assert set(latest) == {after.settings_key}

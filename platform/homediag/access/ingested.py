@@ -16,9 +16,12 @@ from homediag.monitoring import ingested
 from .readings import keep_shapes, shape_of
 
 
-def keep_ingested(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Keep the values, triage and shape of the Observation rows ``rows`` that ingest has just inserted."""
+def keep_ingested(
+    session: Session, rows: Sequence[dict[str, Any]], histories: ingested.Histories | None = None
+) -> None:
+    """Keep the values, triage and shape of the Observation rows ``rows`` that ingest has just inserted (triaged
+    under ``histories``, the patients' settings histories as ingest remembers them; read here when not given)."""
     if not rows:
         return
-    ingested.keep_ingested(session, rows)
+    ingested.keep_ingested(session, rows, histories)
     keep_shapes(session, [(row["patient_key"], row["id"], shape_of(row["resource"])) for row in rows])

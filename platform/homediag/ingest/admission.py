@@ -1,20 +1,23 @@
 """What admits a gateway's upload, remembered per process while nothing of it changes.
 
-Two answers admit an ``/ingest`` envelope: the patient with its enrolment on the sending gateway, and the
-gateway's registrations of the device (its own, and ``*``). They change only when an administrator enrols,
-withdraws, assigns or allows; every such change moves ``admission_version`` in its own transaction (triggers on
-``patient``, ``gateway_patient`` and ``gateway_device``, migration 0009). A process keeps the answers it read,
-labelled with the counter read before them; a request that used remembered answers reads the counter again in
-the statement that writes its uploads (``uploads.insert_many`` returns it) and is written only when the counter
-still stands where its answers were read. Otherwise the process forgets all it remembered and the request is
-rolled back and run again reading everything afresh (``Pipeline.batch``). So a withdrawn enrolment refuses the
-next upload in every worker, as when each request read admission itself: a remembered answer is never newer
-than the counter says and never used once the counter moved.
+Two answers admit an ``/ingest`` envelope: the patient with its enrolment on the sending gateway, and the gateway's
+registrations of the device (its own, and ``*``). They change only when an administrator enrols, withdraws, assigns
+or allows; every such change moves ``admission_version`` in its own transaction (triggers on ``patient``,
+``gateway_patient`` and ``gateway_device``, migration 0010). The patients' monitoring settings histories, which the
+readings ingest keeps are triaged under (``monitoring.ingested``), are remembered the same way: a settings version
+moves the same counter (a trigger on ``monitoring_settings``, migration 0011). A process keeps the answers it read,
+labelled with the counter read before them; a request that used remembered answers reads the counter again in the
+statement that writes its uploads (``uploads.insert_many`` returns it) and is written only when the counter still
+stands where its answers were read. Otherwise the process forgets all it remembered and the request is rolled back
+and run again reading everything afresh (``Pipeline.batch``). So a withdrawn enrolment refuses the next upload in
+every worker, as when each request read admission itself: a remembered answer is never newer than the counter says
+and never used once the counter moved.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from homediag import care
 from homediag.bounded import Bounded
+from homediag.monitoring.store import settings_histories
 from homediag.store import models as m
 from homediag.store.per_engine import PerEngine
 from homediag.store.repositories import uploads
@@ -118,23 +122,57 @@ class Admission:
         forget(self.session.get_bind())
         return False
 
+    def settings_histories(self, patient_keys: Sequence[str]) -> dict[str, list[Any]]:
+        """The patients' monitoring settings histories (``monitoring.store.settings_histories``), which ingest
+        triages the readings it keeps under (``monitoring.ingested``): remembered as the admission answers are (a
+        settings change moves ``admission_version`` too: migration 0011), those not remembered read in one
+        statement."""
+        keys = list(dict.fromkeys(patient_keys))
+        found = self._remembered([("settings", k) for k in keys])
+        missing = [k for k in keys if ("settings", k) not in found]
+        if missing:
+            self._label()
+            read = settings_histories(self.session, missing)
+            self._remember({("settings", k): v for k, v in read.items()})
+            found.update({("settings", k): v for k, v in read.items()})
+        return {k: found[("settings", k)] for k in keys}
+
     def _answer(self, key: tuple[Any, ...], read: Any) -> Any:
-        memory = self._memory
-        if self.remembered:
-            with memory.lock:
-                version, found = memory.version, memory.answers.get(key, _MISSING)
-            if found is not _MISSING and version is not None:
-                self.used.add(version)
-                return found
-            if self._version is None:  # the counter first, then the answers: none is older than its label
-                self._version = int(self.session.execute(_VERSION).scalar_one())
+        found = self._remembered([key])
+        if key in found:
+            return found[key]
+        self._label()
         answer = read()
-        if self.remembered:
-            assert self._version is not None
-            with memory.lock:
-                if memory.version != self._version:
-                    memory.version = self._version
-                    memory.answers.clear()
-                memory.answers.remember(key, answer)
-            self.used.add(self._version)
+        self._remember({key: answer})
         return answer
+
+    def _remembered(self, keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], Any]:
+        """Those of ``keys`` remembered (none when this request does not use remembered answers)."""
+        if not self.remembered:
+            return {}
+        memory = self._memory
+        with memory.lock:
+            version = memory.version
+            found = {k: v for k in keys if (v := memory.answers.get(k, _MISSING)) is not _MISSING}
+        if found and version is not None:
+            self.used.add(version)
+            return found
+        return {}
+
+    def _label(self) -> None:
+        """Before this transaction's first answer read: the counter (no answer is older than its label)."""
+        if self.remembered and self._version is None:
+            self._version = int(self.session.execute(_VERSION).scalar_one())
+
+    def _remember(self, answers: dict[tuple[Any, ...], Any]) -> None:
+        if not self.remembered:
+            return
+        assert self._version is not None
+        memory = self._memory
+        with memory.lock:
+            if memory.version != self._version:
+                memory.version = self._version
+                memory.answers.clear()
+            for key, answer in answers.items():
+                memory.answers.remember(key, answer)
+        self.used.add(self._version)

@@ -30,6 +30,7 @@ from homediag.bodies import escape_text, readable
 from homediag.clock import utcnow
 from homediag.errors import ServiceError, Unprocessable
 from homediag.fhir_profiles import Issue, operation_outcome
+from homediag.monitoring.ingested import Histories
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.store.repositories import devices, observations, patients, uploads
@@ -246,11 +247,12 @@ class Pipeline:
         audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
 
 
-def _insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+def _insert(session: Session, rows: list[dict[str, Any]], histories: Histories | None = None) -> set[str]:
     """Insert the Observation rows not stored yet (``observations.insert_new``) and keep, in the same transaction,
-    the values, triage and shape of those stored now (``keep_ingested``): both fronts' one insert. The ids stored."""
+    the values, triage and shape of those stored now (``keep_ingested``, triaged under ``histories``: a batch's
+    remembered ones, ``Admission.settings_histories``): both fronts' one insert. The ids stored."""
     created = observations.insert_new(session, rows)
-    keep_ingested(session, [row for row in rows if row["id"] in created])
+    keep_ingested(session, [row for row in rows if row["id"] in created], histories)
     return created
 
 
@@ -523,7 +525,7 @@ class Batch:
         # this process wrote lately, as it is now, is not written again (``devices.REFRESH_SECONDS``)
         fresh = devices.not_written_lately(self.pipeline.rt.engine, seen)
         devices.upsert_many(session, list(fresh.values()))
-        created = _insert(session, [first[k] for k in sorted(first)])
+        created = _insert(session, [first[k] for k in sorted(first)], self.admission.settings_histories)
         for item in items:
             if item.stored is not None:
                 rows = item.stored.rows

@@ -10,7 +10,7 @@ again under it by the read that needs them. Decides nothing: it runs where inges
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,16 +18,21 @@ from sqlalchemy.orm import Session
 from homediag.clock import from_store
 
 from . import persisted
-from .store import Triager, settings_histories
+from .store import SettingsVersion, Triager, settings_histories
 from .triage import Triage, measures_of, triage
 
+Histories = Callable[[Sequence[str]], dict[str, list[SettingsVersion]]]
+"""The settings histories of patients by key (``store.settings_histories``, or the same remembered by ingest)."""
 
-def keep_ingested(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+
+def keep_ingested(session: Session, rows: Sequence[dict[str, Any]], histories: Histories | None = None) -> None:
     """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
-    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``)."""
+    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``), triaged under ``histories`` (read in
+    ``session`` when not given)."""
     if not rows:
         return
-    triagers = {k: Triager(h) for k, h in settings_histories(session, [r["patient_key"] for r in rows]).items()}
+    read = histories or (lambda keys: settings_histories(session, keys))
+    triagers = {k: Triager(h) for k, h in read([r["patient_key"] for r in rows]).items()}
     values: list[tuple[persisted.ReadingKey, Any]] = []
     triages: list[tuple[persisted.TriageKey, Triage]] = []
     for row in rows:

@@ -1,5 +1,6 @@
-"""Migration 0009 on SQLite and PostgreSQL: ``admission_version`` moves with every change to what admits an upload
-(a patient, its enrolment on a gateway, a gateway's devices), not with other writes, and the migration goes down."""
+"""Migrations 0010 and 0011 on SQLite and PostgreSQL: ``admission_version`` moves with every change to what admits an
+upload (a patient, its enrolment on a gateway, a gateway's devices) or to what ingest triages it under (a patient's
+monitoring settings), not with other writes, and the migrations go down."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def test_the_counter_moves_with_admission_changes_only_and_the_migration_goes_do
             "insert into app_user (id, name, role, token_hash, created_at) values ('g1', 'g', 'gateway', 'h', :at)",
             "insert into gateway_patient (gateway_id, patient_key, assigned_at) values ('g1', 'k1', :at)",
             "insert into gateway_device (gateway_id, serial, assigned_at) values ('g1', '*', :at)",
+            'insert into monitoring_settings (patient_key, version, "group", content, valid_from, recorded_at,'
+            " recorded_by) values ('k1', 1, 'hypertension', '{}', :at, :at, 'admin')",
+            "update monitoring_settings set note = 'n'",
             "delete from gateway_patient",
             "update patient set active = false",
             "delete from gateway_device",
@@ -39,7 +43,7 @@ def test_the_counter_moves_with_admission_changes_only_and_the_migration_goes_do
             with engine.begin() as conn:
                 conn.execute(text(statement), {"at": at})
             moved.append(counter() > before)
-        assert moved == [True, False, True, True, True, True, True]  # a user is not admission
+        assert moved == [True, False, True, True, True, True, True, True, True]  # a user is not admission
     finally:
         engine.dispose()
 
@@ -49,5 +53,6 @@ def test_the_counter_moves_with_admission_changes_only_and_the_migration_goes_do
         assert "admission_version" not in inspect(engine).get_table_names()
         with engine.begin() as conn:  # no trigger left behind writing to the table that is gone
             conn.execute(text("update patient set active = true"))
+            conn.execute(text("update monitoring_settings set note = 'm'"))
     finally:
         engine.dispose()
