@@ -45,7 +45,7 @@ def test_single_envelopes_sent_together_are_written_together_each_with_its_own_o
         other, _ = create_user(session, name="other gateway", role="gateway", organisation=None)
         other_gateway = Principal(other.id, other.name, "gateway", None)
     gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)
-    service, group = IngestService(runtime), grouped._group(runtime.engine)
+    service, group = IngestService(runtime), grouped._GROUPS.of(runtime.engine)
     first, a, b, refused = (cuff_envelope(seed=s, taken_minutes_ago=30 + s) for s in (1, 2, 3, 4))
     refused["device"] = {**refused["device"], "model": refused_model, "serial": "SN-REFUSED-1"}
     sends: list[tuple[Principal, Any]] = [

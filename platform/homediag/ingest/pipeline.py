@@ -33,7 +33,7 @@ from homediag.fhir_profiles import Issue, operation_outcome
 from homediag.monitoring.ingested import Histories
 from homediag.runtime import Runtime
 from homediag.store import models as m
-from homediag.store.repositories import devices, observations, patients, uploads
+from homediag.store.repositories import devices, kept, observations, patients, uploads
 from homediag.store.repositories.observations import observation_row as observation_row  # the fronts' row
 from homediag.users import Principal
 
@@ -252,7 +252,8 @@ def _insert(session: Session, rows: list[dict[str, Any]], histories: Histories |
     the values, triage and shape of those stored now (``keep_ingested``, triaged under ``histories``: a batch's
     remembered ones, ``Admission.settings_histories``): both fronts' one insert. The ids stored."""
     created = observations.insert_new(session, rows)
-    keep_ingested(session, [row for row in rows if row["id"] in created], histories)
+    with kept.deferred(session):  # the values, triages and shapes in one statement on PostgreSQL
+        keep_ingested(session, [row for row in rows if row["id"] in created], histories)
     return created
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from homediag.bounded import Bounded
 from homediag.clock import from_store
 from homediag.store import models as m
+from homediag.store.repositories import kept
 
 from .triage import Colour, Direction, Triage, Value, Verdict, worst
 
@@ -131,8 +132,9 @@ def keep_triages(session: Session, found: Sequence[tuple[TriageKey, Triage]]) ->
 
 
 def insert_new(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows that are not there yet (another process may have written the same ones meanwhile)."""
-    if not rows:
+    """Insert the rows that are not there yet (another process may have written the same ones meanwhile); inside
+    ingest's ``kept.deferred`` block, with the other kept rows of its transaction, in one statement."""
+    if not rows or kept.defer(session, table, rows):
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
