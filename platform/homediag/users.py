@@ -11,7 +11,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -81,6 +82,21 @@ def authenticate(db: Session | Connection, token: str) -> Principal | None:
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
     return Principal(row.id, row.name, row.role, row.organisation)
+
+
+def authenticate_now(engine: Engine, token: str) -> Principal | None:
+    """``authenticate`` on a connection of ``engine`` outside any transaction: the token's one statement is one
+    round trip (no BEGIN, no ROLLBACK; the pool checks no connection out with a ping: ``store.database``). A
+    connection the database dropped (a restart) is found here, by the statement itself: the pool then replaces
+    every connection older than the failure, and the read is made once more on a new one."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as connection:
+                return authenticate(connection.execution_options(isolation_level="AUTOCOMMIT"), token)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def revoke_user(session: Session, user_id: str) -> bool:

@@ -9,7 +9,9 @@ from datetime import timedelta
 from sqlalchemy import create_engine, update
 
 from homediag.clock import utcnow
+from homediag.store.database import make_engine, session_factory
 from homediag.store.models import User
+from homediag.users import authenticate_now, create_user
 
 
 def _elsewhere(runtime, **values) -> None:  # type: ignore[no-untyped-def]
@@ -41,3 +43,21 @@ def test_a_token_that_expires_between_requests_is_refused_and_accepted_once_exte
     assert client.get("/fhir/Observation", headers=auth).status_code == 401
     _elsewhere(runtime, expires_at=None)
     assert client.get("/fhir/Observation", headers=auth).status_code == 200
+
+
+def test_the_token_read_outside_a_transaction_leaves_the_next_users_of_its_connection_a_transaction(
+    runtime,
+) -> None:  # type: ignore[no-untyped-def]
+    """The token is read in autocommit (one statement, no BEGIN or ROLLBACK): the connection goes back to the pool
+    transactional, so a write on it that is rolled back is not kept (one pooled connection: the same one)."""
+    engine = make_engine(runtime.settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        with session_factory(engine).begin() as session:
+            user, token = create_user(session, name="a clinician", role="clinician")
+        assert authenticate_now(engine, token) is not None
+        with session_factory(engine)() as session:
+            session.execute(update(User).where(User.id == user.id).values(revoked_at=utcnow()))
+            session.rollback()
+        assert authenticate_now(engine, token) is not None  # the rolled-back revocation was not kept
+    finally:
+        engine.dispose()

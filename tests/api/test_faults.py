@@ -142,3 +142,30 @@ def test_the_sqlite_database_is_created_readable_by_its_owner_only(tmp_path: Pat
                 assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
     finally:
         os.umask(old)
+
+
+def test_pooled_connections_dropped_by_the_database_are_replaced_without_failing_the_next_request(
+    client, tokens, runtime
+):  # type: ignore[no-untyped-def]
+    """The pool pings no connection at checkout: a restart of PostgreSQL (every session of the database ended) is
+    found by the next request's token read, which is made again on a new connection; the requests after it too."""
+    if runtime.engine.dialect.name != "postgresql":
+        return  # SQLite has no server to drop a connection
+    auth = tokens.auth("clinician")
+    for _ in range(3):
+        assert client.get("/fhir/Observation", headers=auth).status_code == 200
+    other = create_engine(runtime.settings.database_url)
+    try:
+        with other.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                    " where datname = current_database() and pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+    finally:
+        other.dispose()
+    assert ended >= 1  # the runtime's pooled connections
+    for _ in range(3):
+        answered = client.get("/fhir/Observation", headers=auth)
+        assert answered.status_code == 200, answered.text

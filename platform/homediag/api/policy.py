@@ -26,7 +26,7 @@ from homediag.errors import Forbidden, Unauthenticated
 from homediag.keys import KeyRing
 from homediag.oidc import OidcError, looks_like_jwt
 from homediag.runtime import Runtime
-from homediag.users import ROLES, Principal, authenticate
+from homediag.users import ROLES, Principal, authenticate_now
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -142,8 +142,7 @@ def authenticate_request(request: Request, rt: Runtime) -> Principal:
             return rt.oidc.principal(token)
         except OidcError as exc:
             raise Unauthenticated(str(exc)) from None
-    with rt.engine.connect() as connection:  # one Core read, no ORM session (this runs on every request)
-        principal = authenticate(connection, token)
+    principal = authenticate_now(rt.engine, token)  # one statement, no transaction (this runs on every request)
     if principal is None:
         raise Unauthenticated("the bearer token is unknown, expired or revoked")
     return principal

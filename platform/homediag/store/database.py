@@ -17,6 +17,13 @@ from homediag.errors import Unavailable
 from homediag.fhir_profiles import fhirjson
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+POOL_RECYCLE_SECONDS = 1800
+"""A pooled PostgreSQL connection older than this is replaced at checkout (no round trip): one idle that long may
+have been cut by a firewall or an idle timeout. The pool does not ping a connection at each checkout (a round trip
+per request); a connection the database dropped is found by the first statement sent on it, which fails with a
+disconnect error: SQLAlchemy then replaces every pooled connection made before the failure, the request's token
+read is made once more on a new connection (``users.authenticate_now``), and a write in flight answers 503 with
+Retry-After (the gateway sends again; a reading sent twice is stored once)."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -28,8 +35,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             _create_private(Path(database))
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
-    else:
-        kwargs.setdefault("pool_pre_ping", True)
+    else:  # no pool_pre_ping (a round trip per checkout): see ``POOL_RECYCLE_SECONDS``
+        kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     engine = create_engine(url, json_serializer=fhirjson.dumps, json_deserializer=fhirjson.loads, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
