@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from homediag.errors import Unavailable
 from homediag.fhir_profiles import fhirjson
+
+if TYPE_CHECKING:  # alembic (and mako) are imported by the commands that migrate, not by every server worker
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
@@ -79,6 +80,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -91,4 +94,6 @@ def upgrade(url: str, revision: str = "head") -> None:
         Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
         if make_url(url).database != ":memory:":
             _create_private(Path(make_url(url).database or ""))
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
