@@ -12,7 +12,8 @@ view of each again with every process memory emptied (``forget``: what a freshly
 store as it is), three times, then the morning: three times a new cuff reading for every patient, sent through
 ``POST /ingest`` as a gateway sends it, then a view of each page. ``--profile worklist|patient`` prints a cProfile
 of three views of one page; ``--profile forgotten|morning`` of the worklist's first view after emptying the
-memories / after new readings for all; ``--profile forgotten-patient`` of the patient page's after emptying them.
+memories / after new readings for all; ``--profile forgotten-patient|morning-patient`` of the patient page's after
+emptying them / after new readings for all.
 """
 
 from __future__ import annotations
@@ -154,7 +155,9 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             profiler = _profile_endpoints() if profile == "morning" and round_ == 1 else None
             morning_worklist.append(_timed_get(client, "/app/worklist"))
             _print_profile(profiler)
+            profiler = _profile_endpoints() if profile == "morning-patient" and round_ == 1 else None
             morning_patient.append(_timed_get(client, page))
+            _print_profile(profiler)
         return {
             "engine": engine,
             "patients": patients,
@@ -247,7 +250,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument(
         "--profile",
-        choices=("worklist", "patient", "forgotten", "forgotten-patient", "morning"),
+        choices=("worklist", "patient", "forgotten", "forgotten-patient", "morning", "morning-patient"),
         help="print a cProfile to stderr",
     )
     args = parser.parse_args(argv)

@@ -18,16 +18,23 @@ from sqlalchemy.orm import Session
 from homediag.clock import from_store
 
 from . import persisted
-from .store import Triager, settings_histories
-from .triage import Triage, measures_of, triage
+from .store import SettingsVersion, Triager, settings_histories
+from .triage import Triage, Value, measures_of, triage
+
+Ingested = dict[persisted.ReadingKey, tuple[tuple[Value, ...], Triage | None]]
 
 
-def keep_ingested(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def keep_ingested(
+    session: Session, rows: Sequence[dict[str, Any]]
+) -> tuple[dict[str, list[SettingsVersion]], Ingested]:
     """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
-    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``)."""
+    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``). Returns the patients' settings histories
+    and each reading's values and triage (None: a weight's under a weight-change rule, which looks back)."""
     if not rows:
-        return
-    triagers = {k: Triager(h) for k, h in settings_histories(session, [r["patient_key"] for r in rows]).items()}
+        return {}, {}
+    histories = settings_histories(session, [r["patient_key"] for r in rows])
+    triagers = {k: Triager(h) for k, h in histories.items()}
+    out: Ingested = {}
     values: list[tuple[persisted.ReadingKey, Any]] = []
     triages: list[tuple[persisted.TriageKey, Triage]] = []
     for row in rows:
@@ -36,7 +43,10 @@ def keep_ingested(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         values.append((reading, measured))
         at = from_store(row["effective_start"])
         key, version = triagers[row["patient_key"]].memo_key(reading, measured, at)
-        if key is not None:
-            triages.append((key, triage(measured, version.settings.thresholds, at=at)))
+        found = triage(measured, version.settings.thresholds, at=at) if key is not None else None
+        if key is not None and found is not None:
+            triages.append((key, found))
+        out[reading] = (measured, found)
     persisted.keep_values(session, values)
     persisted.keep_triages(session, triages)
+    return histories, out
