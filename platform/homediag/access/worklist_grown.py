@@ -59,7 +59,7 @@ def grow_when_committed(
     if pending is None:
         pending = session.info[_PENDING] = _Pending()
         event.listen(session, "before_commit", _grow_pending, once=True)
-    pending.rows += rows
+    pending.rows.extend(rows)
     pending.histories.update(histories)
     pending.triaged.update(triaged)
     pending.shapes.update(shapes)
@@ -135,13 +135,14 @@ def grow(session: Session, pending: _Pending, now: datetime) -> None:
     shown = [SimpleNamespace(**row) for *_, rows in grown for row in rows]
     devices, gateways = device_and_gateway(session, shown)
     readings: dict[str, list[Any]] = {}
-    for row in shown:
-        shape = pending.shapes.get(row.id)
+    for item in shown:
+        shape = pending.shapes.get(item.id)
         if shape is None or shape.about is not None:
             continue
-        reading = reading_from(shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", ""))
+        device, gateway = devices.get(item.device_id or "", ""), gateways.get(item.upload_id or "", "")
+        reading = reading_from(shape, item, device, gateway)
         if reading is not None:
-            readings.setdefault(row.patient_key, []).append(reading)
+            readings.setdefault(item.patient_key, []).append(reading)
     worklist_kept.keep_marked(
         session,
         [

@@ -445,8 +445,10 @@ class ReadingShape(Base):
 
 
 class DrawnChart(Base):
-    """A web page's chart as drawn (SVG text), by the SHA-256 of everything it shows (``homediag.web.charts``), so
-    that a freshly started process does not draw it again; rows drawn more than a few days ago are pruned."""
+    """A web page's chart as drawn (SVG text), by the SHA-256 of everything it shows (``homediag.web.charts``), or a
+    patient page table's rows as rendered (a JSON list of HTML rows, by the SHA-256 of every row's key and the
+    templates: ``homediag.web.patient_view``), so that a freshly started process does not draw or render them
+    again; rows drawn more than a few days ago are pruned."""
 
     __tablename__ = "drawn_chart"
 

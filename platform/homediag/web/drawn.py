@@ -1,9 +1,9 @@
-"""Charts as drawn, kept in the store (``drawn_chart``) by the SHA-256 of everything they show, so that a freshly
-started server process does not draw a chart it (or another worker) drew already: drawing is most of a patient
-page's first view. A chart is found only by its key, which is made from its points (values, times, colours, reading
-ids), bands, labels, period and language: a page can only ask for the chart it has just been allowed to show, so
-this decides nothing. Rows drawn more than ``KEEP_DAYS`` ago are pruned (a page's period moves with the day, so its
-charts are not asked for again).
+"""Charts as drawn, and a patient page table's rows as rendered (``patient_view``), kept in the store (``drawn_chart``)
+by the SHA-256 of everything they show, so that a freshly started server process does not draw a chart or render a
+table it (or another worker) drew already: drawing is most of a patient page's first view. A chart is found only by
+its key, which is made from its points (values, times, colours, reading ids), bands, labels, period and language: a
+page can only ask for the chart it has just been allowed to show, so this decides nothing. Rows drawn more than
+``KEEP_DAYS`` ago are pruned (a page's period moves with the day, so its charts are not asked for again).
 """
 
 from __future__ import annotations
