@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from homediag.clock import utcnow
 from homediag.monitoring import persisted
@@ -36,10 +37,18 @@ class KeptCharts:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self._reads: Session | None = None  # one session for a page's reads (``close``), not one per chart
 
     def get(self, key: str) -> str | None:
-        with self.rt.sessions() as session:
-            return session.execute(select(m.DrawnChart.svg).where(m.DrawnChart.key == key)).scalar()
+        if self._reads is None:
+            self._reads = self.rt.sessions()
+        return self._reads.execute(select(m.DrawnChart.svg).where(m.DrawnChart.key == key)).scalar()
+
+    def close(self) -> None:
+        """End the reads' session (a page calls it when its charts and tables are made)."""
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
 
     def put(self, key: str, svg: str) -> None:
         now = utcnow()

@@ -147,46 +147,53 @@ def patient_context(
     keys = sorted(by_measurement, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
     blocks = []
     kept = drawn.KeptCharts(rt)
-    for n, key in enumerate(keys):
-        readings = by_measurement[key]
-        text = _(readings[0].text)
-        unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
-        components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(readings[0].values)
-        series = [
-            charts.Series(
-                component,
-                _(COMPONENT_NAMES.get(component, readings[0].text)),
-                [
-                    charts.Point(r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id)
-                    for r in readings
-                    if component in r.values
-                ],
+    try:
+        for n, key in enumerate(keys):
+            readings = by_measurement[key]
+            text = _(readings[0].text)
+            unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
+            components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(
+                readings[0].values
             )
-            for component in components
-        ]
-        mine = [b for b in page.bands if b.component in components]
-        bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
-        lines = _lines(mine) if len(components) > 1 else []
-        title = _("%(measurement)s, %(start)s to %(end)s") % {
-            "measurement": text,
-            "start": fmt.date(first),
-            "end": fmt.date(last),
-        }
-        svg = charts.trend_svg(
-            f"chart{n}",
-            title,
-            unit,
-            series,
-            bands,
-            lines,
-            page.start,
-            page.end,
-            rt.local_zone,
-            decimal_comma=lang == "da",
-            kept=kept,
-        )
-        rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
-        blocks.append(MeasurementBlock(key, text, unit, readings, svg, rows))
+            series = [
+                charts.Series(
+                    component,
+                    _(COMPONENT_NAMES.get(component, readings[0].text)),
+                    [
+                        charts.Point(
+                            r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id
+                        )
+                        for r in readings
+                        if component in r.values
+                    ],
+                )
+                for component in components
+            ]
+            mine = [b for b in page.bands if b.component in components]
+            bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
+            lines = _lines(mine) if len(components) > 1 else []
+            title = _("%(measurement)s, %(start)s to %(end)s") % {
+                "measurement": text,
+                "start": fmt.date(first),
+                "end": fmt.date(last),
+            }
+            svg = charts.trend_svg(
+                f"chart{n}",
+                title,
+                unit,
+                series,
+                bands,
+                lines,
+                page.start,
+                page.end,
+                rt.local_zone,
+                decimal_comma=lang == "da",
+                kept=kept,
+            )
+            rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
+            blocks.append(MeasurementBlock(key, text, unit, readings, svg, rows))
+    finally:
+        kept.close()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     uploads = [(u, reasons.explain(u.outcome, u.issues)) for u in page.uploads]
     return {
