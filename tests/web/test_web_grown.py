@@ -94,3 +94,21 @@ def test_a_restarted_view_grows_a_kept_part_ingest_did_not_grow(
     assert _counts(runtime, pid) == (count, count)  # and kept again
     assert grown is not None and "201/119" in grown and "triage-red" in grown
     assert grown == _whole(web, runtime, pid)
+
+
+def test_a_failure_to_grow_the_kept_parts_never_refuses_a_reading(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    person, pid = shown
+    assert _row(web.get("/app/worklist").text, pid) is not None  # computed and kept
+
+    def failing(*args: object) -> None:
+        raise RuntimeError("no growing today")
+
+    monkeypatch.setattr(worklist_grown, "grow", failing)
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=15)
+    _send(pilot, person, _pressure((203, 120, 131), taken), taken)  # stored: answered 200, created
+    count, kept = _counts(runtime, pid)
+    assert kept is not None and kept < count  # the part stays behind
+    row = _row(web.get("/app/worklist").text, pid)
+    assert row is not None and "203/120" in row and "triage-red" in row

@@ -11,12 +11,14 @@ patient's and the next view computes it (grown or whole). Two ingests of one pat
 readings to the count they read, so the later one's part counts fewer than the patient has and is not used.
 
 It runs just before the ingest transaction commits (a session event), when the uploads of a batch are written
-too (a reading's gateway is its upload's sender). Decides nothing and reads no patient data for anyone: the part
+too (a reading's gateway is its upload's sender), in a savepoint: a failure leaves the parts behind and never
+refuses the readings. Decides nothing and reads no patient data for anyone: the part
 is used only by a worklist view that has decided the patient may be shown.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,7 @@ from .readings import Shape, aware, reading_from
 from .worklist import ADHERENCE_DAYS, device_and_gateway
 
 _PENDING = "homediag.worklist_grown"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,9 +69,16 @@ def grow_when_committed(
 
 
 def _grow_pending(session: Session) -> None:
+    """Grow the parts, in a savepoint: a part not grown is computed by the next view, but a reading not stored is
+    lost, so a failure here never refuses the readings (it is logged; the parts stay behind)."""
     pending = session.info.pop(_PENDING, None)
-    if pending is not None and pending.rows:
-        grow(session, pending, datetime.now(UTC))
+    if pending is None or not pending.rows:
+        return
+    try:
+        with session.begin_nested():
+            grow(session, pending, datetime.now(UTC))
+    except Exception:
+        log.exception("the kept worklist parts of %d readings were not grown", len(pending.rows))
 
 
 def grow(session: Session, pending: _Pending, now: datetime) -> None:
