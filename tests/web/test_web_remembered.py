@@ -228,7 +228,8 @@ def test_a_restarted_process_serves_the_kept_charts_and_draws_a_changed_one_agai
     drawn = _charts(web.get(f"/app/patients/{pid}?days=14").text)
     assert drawn
     with runtime.sessions() as session:
-        assert len(session.execute(select(m.DrawnChart.key)).all()) == len(drawn)
+        kept = session.execute(select(m.DrawnChart.svg)).scalars().all()  # the charts, and the tables' rows
+    assert len([svg for svg in kept if svg.startswith("<svg")]) == len(drawn)
     _restart(runtime)
     assert _charts(web.get(f"/app/patients/{pid}?days=14").text) == drawn  # the kept ones, as drawn
 
@@ -258,3 +259,33 @@ def test_a_summary_grown_by_new_readings_is_the_one_computed_whole(
         whole = _row(web.get("/app/worklist").text, pid)  # computed from all the readings
         assert grown is not None and grown == whole
     assert "triage-red" in (grown or "") and "128/79" in (grown or "")
+
+
+def _table_rows(html: str) -> list[str]:
+    return re.findall(r"<tr data-reading=.*?</tr>", html, re.S)
+
+
+def test_a_restarted_process_serves_the_kept_table_rows_and_renders_changed_ones_again(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from homediag.web import patient_view
+
+    person, pid = shown
+    rows = _table_rows(web.get(f"/app/patients/{pid}?days=14").text)
+    assert rows
+    _restart(runtime)
+    with monkeypatch.context() as patched:
+
+        def no_rendering(lang: str) -> None:
+            raise AssertionError("a kept row was rendered again")
+
+        patched.setattr(patient_view, "environment", no_rendering)
+        assert _table_rows(web.get(f"/app/patients/{pid}?days=14").text) == rows  # the kept ones, as rendered
+
+    taken = datetime.now(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    _send(
+        pilot, person, blood_pressure.encode((Decimal(212), Decimal(98), Decimal(136)), timestamp=_stamp(taken)), taken
+    )
+    _restart(runtime)
+    after = _table_rows(web.get(f"/app/patients/{pid}?days=14").text)
+    assert len(after) == len(rows) + 1 and "212/98" in after[0] and not any("212/98" in r for r in rows)

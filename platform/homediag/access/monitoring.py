@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -99,6 +100,60 @@ def review_summary(review: m.Review | None) -> dict[str, Any] | None:
         "scope": review.scope,
         "note": review.note,
     }
+
+
+def status_of(
+    patient_id: str,
+    data: store.PatientData,
+    start: datetime,
+    end: datetime,
+    adherence_from: datetime,
+    zone: ZoneInfo,
+    parts: StatusParts | None = None,
+) -> PatientStatus:
+    """The status of ``data``'s readings for [start, end) (local dates in ``zone``), from ``parts`` gathered of them
+    already if given: ``MonitoringReads._status_of``, and the worklist's part grown at ingest (no reader there)."""
+    current = store.in_force(data.history, end)
+    plan = current.settings.plan
+    if parts is None:
+        parts = parts_of(data, start, end)
+    times, counts, colour, open_colour = parts.times, dict(parts.counts), parts.colour, parts.open_colour
+    reasons, unacknowledged, latest = list(parts.reasons), parts.unacknowledged, parts.latest
+    adh = adherence(plan, times, adherence_from, end, zone)
+    if adh.missing:
+        reasons += adh.reasons
+        colour = worst((colour, Colour.BLUE))
+        open_colour = worst((open_colour, Colour.BLUE))
+    latest_json: dict[str, dict[str, Any]] = {}
+    for measure, r in latest.items():
+        value = next(v for v in r.values if v.measure == measure)
+        verdict = next((x for x in r.result.verdicts if x.measure == measure), None)
+        latest_json[measure] = {
+            "observation": f"Observation/{r.id}",
+            "value": value.value,
+            "unit": value.unit,
+            "at": _instant(r.effective),
+            "colour": verdict.colour.value if verdict else None,
+        }
+    return PatientStatus(
+        patient_id=patient_id,
+        colour=colour,
+        open_colour=open_colour,
+        reasons=reasons,
+        counts=counts,
+        unacknowledged=unacknowledged,
+        latest=latest_json,
+        adherence=adh,
+        last_review=review_summary(data.last_review),
+        settings_version=current.version,
+        group=current.settings.group,
+    )
+
+
+def parts_of(data: store.PatientData, start: datetime, end: datetime) -> StatusParts:
+    """The running parts of ``status_of`` of all of ``data``'s readings."""
+    planned = frozenset(item.measure for item in store.in_force(data.history, end).settings.plan.items)
+    return StatusParts(planned).fold(data.readings, start)
 
 
 class MonitoringReads(Decisions):
@@ -411,46 +466,11 @@ class MonitoringReads(Decisions):
         parts: StatusParts | None = None,
     ) -> PatientStatus:
         """The status of ``data``'s readings for [start, end), from ``parts`` gathered of them already if given."""
-        current = store.in_force(data.history, end)
-        plan = current.settings.plan
-        if parts is None:
-            parts = self.status_parts(data, start, end)
-        times, counts, colour, open_colour = parts.times, dict(parts.counts), parts.colour, parts.open_colour
-        reasons, unacknowledged, latest = list(parts.reasons), parts.unacknowledged, parts.latest
-        adh = adherence(plan, times, adherence_from, end, self.rt.local_zone)
-        if adh.missing:
-            reasons += adh.reasons
-            colour = worst((colour, Colour.BLUE))
-            open_colour = worst((open_colour, Colour.BLUE))
-        latest_json: dict[str, dict[str, Any]] = {}
-        for measure, r in latest.items():
-            value = next(v for v in r.values if v.measure == measure)
-            verdict = next((x for x in r.result.verdicts if x.measure == measure), None)
-            latest_json[measure] = {
-                "observation": f"Observation/{r.id}",
-                "value": value.value,
-                "unit": value.unit,
-                "at": _instant(r.effective),
-                "colour": verdict.colour.value if verdict else None,
-            }
-        return PatientStatus(
-            patient_id=patient_id,
-            colour=colour,
-            open_colour=open_colour,
-            reasons=reasons,
-            counts=counts,
-            unacknowledged=unacknowledged,
-            latest=latest_json,
-            adherence=adh,
-            last_review=review_summary(data.last_review),
-            settings_version=current.version,
-            group=current.settings.group,
-        )
+        return status_of(patient_id, data, start, end, adherence_from, self.rt.local_zone, parts)
 
     def status_parts(self, data: store.PatientData, start: datetime, end: datetime) -> StatusParts:
         """The running parts of ``_status_of`` of all of ``data``'s readings."""
-        planned = frozenset(item.measure for item in store.in_force(data.history, end).settings.plan.items)
-        return StatusParts(planned).fold(data.readings, start)
+        return parts_of(data, start, end)
 
     def triaged_readings(
         self, principal: Principal, patient_id: str, start: datetime, end: datetime, purpose: str | None = None

@@ -63,19 +63,7 @@ class WorklistRow:
     assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
 
 
-@dataclass(frozen=True)
-class _Summary:
-    """A patient's part of the worklist, and what it was computed from (``WorklistReads._marks``)."""
-
-    mark: tuple[Any, ...]
-    until: datetime  # time alone cannot change it before this instant
-    latest: tuple[Reading, ...]
-    days_measured: int
-    assessment: triage.Assessment | None
-    data: monitoring_store.PatientData | None = None  # what the assessment was computed from
-    parts: StatusParts | None = None  # the assessment's running parts over ``data``'s readings
-    days: frozenset[date] = frozenset()  # the local dates measured (their number is ``days_measured``)
-
+_Summary = worklist_kept.Summary
 
 # per database (engine): patient key -> its summary
 _MEMO: weakref.WeakKeyDictionary[Any, dict[str, _Summary]] = weakref.WeakKeyDictionary()
@@ -231,27 +219,32 @@ class WorklistReads(Decisions):
     def _summaries(
         self, session: Session, windows: dict[str, Window], ids: dict[str, str], now: datetime, zone: ZoneInfo
     ) -> dict[str, _Summary]:
-        """Each listed patient's latest values, days measured and monitoring status: remembered per patient and
-        recomputed only for patients whose data changed (``_marks``) or whose status the passing time may have
-        changed (``triage.stable_until``). The caller decided the windows just now, so a withdrawn consent or a
-        patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not read."""
+        """Each listed patient's latest values, days measured and monitoring status: remembered per patient (in the
+        process, else kept in the store: ``worklist_kept``) and recomputed only for patients whose data changed
+        (``_marks``) or whose status the passing time may have changed (``triage.stable_until``); a patient whose
+        only change is new readings dated after all of its own is grown by them (``_with_added``; ingest grows the
+        kept part in its transaction, ``worklist_grown``). The caller decided the windows just now, so a withdrawn
+        consent or a patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not
+        read."""
         memo = _MEMO.setdefault(self.rt.engine, {})
         marks = self._marks(session, windows, now)
         out: dict[str, _Summary] = {}
         for pkey in windows:
             found = memo.get(pkey)
-            if found is not None and found.mark == marks[pkey] and now < found.until:
+            if found is not None and found.mark == marks[pkey] and found.at <= now < found.until:
                 out[pkey] = found
         stale = {k: w for k, w in windows.items() if k not in out}
         if not stale:
             return out
-        cold = {k: marks[k] for k in stale if k not in memo}  # not computed by this process: perhaps kept
-        if cold:
-            for pkey, (until, latest, days, assessment) in worklist_kept.recall(session, cold, now).items():
-                memo[pkey] = out[pkey] = _Summary(marks[pkey], until, latest, days, assessment)
-            stale = {k: w for k, w in stale.items() if k not in out}
-            if not stale:
-                return out
+        for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now).items():
+            found = memo.get(pkey)
+            if kept.mark == marks[pkey]:  # kept as it is now (by another process, or grown at ingest)
+                memo[pkey] = out[pkey] = kept
+            elif found is None or not _only_added(found, marks[pkey], now) or found.mark[1] < kept.mark[1]:
+                memo[pkey] = kept  # fewer readings than now: to grow by the new ones
+        stale = {k: w for k, w in stale.items() if k not in out}
+        if not stale:
+            return out
         computed = set(stale)
         start = now - timedelta(days=ADHERENCE_DAYS)
         added = {k: w for k, w in stale.items() if _only_added(memo.get(k), marks[k], now)}
@@ -266,9 +259,14 @@ class WorklistReads(Decisions):
                 memo[pkey] = out[pkey] = self._summary(
                     session, ids[pkey], marks[pkey], data[pkey], latest.get(pkey, []), start, now, zone
                 )
+        name = self.rt.settings.local_timezone
         worklist_kept.keep(
             session,
-            [(k, s.mark, s.until, s.latest, s.days_measured, s.assessment) for k in computed for s in [out[k]]],
+            [
+                (k, s, worklist_kept.encode_parts(s.parts, name, s.mark[0]) if s.parts is not None else None)
+                for k in computed
+                for s in [out[k]]
+            ],
         )
         if len(memo) > _MEMO_LIMIT:
             for key in [k for k in memo if k not in out]:
@@ -285,30 +283,38 @@ class WorklistReads(Decisions):
         start: datetime,
         now: datetime,
         zone: ZoneInfo,
-        grown: tuple[_Summary, list[monitoring_store.TriagedReading]] | None = None,
+        grown: tuple[_Summary, StatusParts] | None = None,
     ) -> _Summary:
-        """A patient's summary of ``data``; with ``grown`` (its remembered summary, and the readings ``data`` has
-        more, all dated after the remembered ones, ``_with_added``) from the remembered one's running parts and the
-        added readings alone: before the remembered one's ``until`` no remembered reading crossed an edge of the
-        period, of a plan window or of a day, so what it gathered of them is still so."""
-        if grown is not None and grown[0].parts is not None:
-            old, added = grown
-            until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone, readings=added))
-            parts = old.parts.copy().fold(added, start)  # type: ignore[union-attr]
-            days = old.days | {r.effective.astimezone(zone).date() for r in added if r.effective >= start}
+        """A patient's summary of ``data``; with ``grown`` (its remembered summary and that one's running parts,
+        ``data`` holding only the readings added since, all dated after the remembered ones, ``_with_added``) from
+        the remembered parts and the added readings alone: before the remembered one's ``until`` no remembered
+        reading crossed an edge of the period, of a plan window or of a day, so what it gathered of them is still
+        so."""
+        if grown is not None:
+            old, old_parts = grown
+            until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone, readings=data.readings))
+            parts = old_parts.copy().fold(data.readings, start)
+            days = old.days | {r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start}
         else:
             until = triage.stable_until(data, ADHERENCE_DAYS, now, zone)
             parts = self.status_parts(data, start, now)
             days = frozenset(r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start)
+        since = data.readings[-1].effective if data.readings else grown[0].since if grown else None
+        at_since = frozenset(r.id for r in data.readings if r.effective == since)
+        if grown is not None and not data.readings:
+            at_since = grown[0].at_since
         return _Summary(
             mark=mark,
             until=min(until, mark[-1] or _NEVER),
             latest=tuple(latest),
             days_measured=len(days),
             assessment=triage.assess(self, session, patient_id, data, start, now, parts),
-            data=data,
             parts=parts,
             days=frozenset(days),
+            since=since,
+            at_since=at_since,
+            looks_back=any(v.settings.thresholds.weight_change is not None for v in data.history),
+            at=now,
         )
 
     def _with_added(
@@ -322,43 +328,44 @@ class WorklistReads(Decisions):
         zone: ZoneInfo,
     ) -> dict[str, _Summary]:
         """The summaries of patients whose only change since their remembered summary is new Observations
-        (``_only_added``), from the remembered readings and the new ones alone, when the new ones are all dated at
-        or after the latest remembered (the new readings are those not remembered from that instant on, and there
-        must be as many as the Observation count grew: a reading dated earlier, e.g. a back-filled one, or one the
-        consent does not let this view see, makes a patient recomputed whole by the caller). Patients under a
-        weight-change rule are not passed here (a new weight's triage looks back)."""
+        (``_only_added``), from the remembered running parts and the new readings alone, when the new ones are all
+        dated after the latest remembered (the new readings are those dated from then on not remembered, and there
+        must be as many as the Observation count grew: a reading dated earlier, e.g. a back-filled one, at the very
+        time of the latest remembered, or one the consent does not let this view see, makes a patient recomputed
+        whole by the caller). Patients under a weight-change rule are not passed here (a new weight's triage looks
+        back). Running parts not in memory are read from the store (a part kept by another process)."""
         memo = _MEMO[self.rt.engine]
-        since = {k: max((r.effective for r in memo[k].data.readings), default=start) for k in windows}  # type: ignore[union-attr]
+        since = {k: memo[k].since or start for k in windows}
         after = min(since.values())
         fresh = monitoring_store.patients_data(
             session, list(windows), start, now, self.scope(windows), lookback=True, with_resources=False, after=after
         )
+        texts = worklist_kept.parts_text(session, [k for k in windows if memo[k].parts is None])
+        name = self.rt.settings.local_timezone
         out: dict[str, _Summary] = {}
         new_rows: dict[str, list[str]] = {}
         for pkey in windows:
-            old = memo[pkey]
-            assert old.data is not None
-            known = {r.id for r in _from(old.data.readings, after)}  # what ``fresh`` may repeat
-            added = [r for r in fresh[pkey].readings if r.id not in known]
-            if len(added) != marks[pkey][1] - old.mark[1] or any(r.effective < since[pkey] for r in added):
+            old, data = memo[pkey], fresh[pkey]
+            added = [r for r in data.readings if r.effective >= since[pkey] and r.id not in old.at_since]
+            if len(added) != marks[pkey][1] - old.mark[1] or any(r.effective <= since[pkey] for r in added):
                 continue
-            grown: tuple[_Summary, list[monitoring_store.TriagedReading]] | None = None
-            if all(r.effective > since[pkey] for r in added):  # all after the remembered ones: folded in order
-                added.sort(key=lambda r: (r.effective, r.id))
-                readings, grown = [*old.data.readings, *added], (old, added)
-            else:  # one at the latest remembered time: ordered by id among them, the parts gathered anew
-                readings = sorted([*old.data.readings, *added], key=lambda r: (r.effective, r.id))
-            data = monitoring_store.PatientData(old.data.history, readings, old.data.last_review)
-            out[pkey] = self._summary(session, ids[pkey], marks[pkey], data, list(old.latest), start, now, zone, grown)
+            parts = old.parts
+            if parts is None:
+                decoded = worklist_kept.decode_parts(texts[pkey], name, data.history) if pkey in texts else None
+                if decoded is None:
+                    continue
+                parts = decoded[0]
+            added.sort(key=lambda r: (r.effective, r.id))
+            grown_data = monitoring_store.PatientData(data.history, added, data.last_review)
+            out[pkey] = self._summary(
+                session, ids[pkey], marks[pkey], grown_data, list(old.latest), start, now, zone, (old, parts)
+            )
             new_rows[pkey] = [r.id for r in added]
         if new_rows:
             for pkey, readings in self._readings_of(session, new_rows).items():
-                latest = {r.measurement: r for r in out[pkey].latest}
-                for reading in readings:  # the newest per measurement; of two at one time the lower id, as _latest
-                    found = latest.get(reading.measurement)
-                    if found is None or (reading.effective, found.id) > (found.effective, reading.id):
-                        latest[reading.measurement] = reading
-                out[pkey] = _replace_latest(out[pkey], latest)
+                out[pkey] = dataclasses.replace(
+                    out[pkey], latest=worklist_kept.merge_latest(out[pkey].latest, readings)
+                )
         return out
 
     def _readings_of(self, session: Session, wanted: dict[str, list[str]]) -> dict[str, list[Reading]]:
@@ -481,23 +488,9 @@ def _only_added(old: _Summary | None, mark: tuple[Any, ...], now: datetime) -> b
     acknowledgements, reviews, settings versions and first reading dated ahead, more Observations, still before the
     time its status could change by itself, and no weight-change rule in the settings (a new weight's triage
     depends on earlier weights)."""
-    if old is None or old.data is None or now >= old.until:
+    if old is None or old.looks_back or not old.at <= now < old.until:
         return False
-    if old.mark[0] != mark[0] or old.mark[2:] != mark[2:] or not mark[1] > old.mark[1]:
-        return False
-    return all(v.settings.thresholds.weight_change is None for v in old.data.history)
-
-
-def _from(readings: list[Any], at: datetime) -> list[Any]:
-    """The ``readings`` (oldest first) dated at or after ``at``."""
-    n = len(readings)
-    while n and readings[n - 1].effective >= at:
-        n -= 1
-    return readings[n:]
-
-
-def _replace_latest(summary: _Summary, latest: dict[str, Reading]) -> _Summary:
-    return dataclasses.replace(summary, latest=tuple(latest.values()))
+    return old.mark[0] == mark[0] and old.mark[2:] == mark[2:] and mark[1] > old.mark[1]
 
 
 def _postgresql(session: Session) -> bool:

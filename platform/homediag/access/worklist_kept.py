@@ -1,17 +1,23 @@
-"""Each patient's part of the web worklist kept in the store (``worklist_summary``), so that the first worklist
-view of a freshly started process need not compute every patient's part again: a part is used only while what it
-was computed from is unchanged (the SHA-256 of the worklist's mark: consent window, Observation count,
-acknowledgements, reviews, settings versions, first reading dated ahead) and before the instant time alone may
-change it (``until``). It holds no identity (names and dates of birth are read from the vault each view) and
-decides nothing: the worklist has decided which patients it shows before it asks.
+"""Each patient's part of the web worklist (``Summary``) kept in the store (``worklist_summary``), so that the first
+worklist view of a freshly started process need not compute every patient's part again: a part is used only while
+what it was computed from is unchanged (the SHA-256 of the worklist's mark without the Observation count: consent
+window, acknowledgements, reviews, settings versions, first reading dated ahead; the count apart, ``observations``),
+from the instant it was computed as of (``at``) and before the instant time alone may change it (``until``).
+
+A part also keeps its status's running parts (``parts``: ``status_parts.StatusParts`` and the latest reading's
+time), so that a part whose only change is new readings dated after all of its own is grown by them, not computed
+again from the patient's history: by ingest in its transaction (``worklist_grown``) or by a view. It holds no
+identity (names and dates of birth are read from the vault each view) and decides nothing: the worklist has decided
+which patients it shows before it asks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -19,20 +25,42 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
+from homediag.monitoring import persisted
+from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.triage import Colour
 from homediag.store import models as m
 
 from .readings import Reading
+from .status_parts import StatusParts
 from .triage import Assessment
 
-FORMAT = 1  # the body's format and the computation's: a change makes every kept part unused
+FORMAT = 2  # the body's format and the computation's: a change makes every kept part unused
 _CHUNK = 500
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
-Part = tuple[datetime, tuple[Reading, ...], int, Assessment | None]  # until, latest, days measured, assessment
+
+@dataclass(frozen=True)
+class Summary:
+    """A patient's part of the worklist, and what it was computed from (``WorklistReads._marks``: consent window,
+    Observation count, acknowledgements, reviews, settings versions, first reading dated ahead)."""
+
+    mark: tuple[Any, ...]
+    until: datetime  # time alone cannot change it before this instant
+    latest: tuple[Reading, ...]
+    days_measured: int
+    assessment: Assessment | None
+    parts: StatusParts | None = None  # the assessment's running parts (None: read from the store to grow it)
+    days: frozenset[date] = frozenset()  # the local dates measured (their number is ``days_measured``)
+    since: datetime | None = None  # the time of its latest reading (the plan's look-back included); None: none
+    at_since: frozenset[str] = frozenset()  # the ids of its readings dated ``since``
+    looks_back: bool = False  # a weight-change rule in its settings: never grown (a weight's triage looks back)
+    at: datetime = datetime.min.replace(tzinfo=UTC)  # computed as of this instant (valid from it to ``until``)
 
 
 def mark_key(mark: tuple[Any, ...]) -> str:
-    """The SHA-256 of a mark (its ``repr``: plain values, datetimes and the consent window's dataclass)."""
-    return hashlib.sha256(repr((FORMAT, mark)).encode()).hexdigest()
+    """The SHA-256 of a mark without its Observation count (its ``repr``: plain values, datetimes and the consent
+    window's dataclass)."""
+    return hashlib.sha256(repr((FORMAT, mark[0], mark[2:])).encode()).hexdigest()
 
 
 def _instant(t: datetime | None) -> str | None:
@@ -60,12 +88,16 @@ def _reading(r: Reading) -> dict[str, Any]:
     }
 
 
-def _encode(latest: Sequence[Reading], days: int, assessment: Assessment | None) -> str:
-    a = assessment
+def _encode(s: Summary) -> str:
+    a = s.assessment
     return json.dumps(
         {
-            "latest": [_reading(r) for r in latest],
-            "days": days,
+            "latest": [_reading(r) for r in s.latest],
+            "days": sorted(d.isoformat() for d in s.days),
+            "at": _instant(s.at),
+            "since": _instant(s.since),
+            "at_since": sorted(s.at_since),
+            "looks_back": s.looks_back,
             "assessment": None
             if a is None
             else {
@@ -80,7 +112,7 @@ def _encode(latest: Sequence[Reading], days: int, assessment: Assessment | None)
     )
 
 
-def _decode(text: str) -> tuple[tuple[Reading, ...], int, Assessment | None]:
+def _decode(text: str, mark: tuple[Any, ...], until: datetime) -> Summary:
     body = json.loads(text)
     latest = tuple(
         Reading(
@@ -111,43 +143,149 @@ def _decode(text: str) -> tuple[tuple[Reading, ...], int, Assessment | None]:
             plan_ratio=a["plan_ratio"],
             last_reviewed=(reviewed[0], _parsed(reviewed[1])) if reviewed else None,  # type: ignore[arg-type]
         )
-    return latest, body["days"], assessment
+    days = frozenset(date.fromisoformat(d) for d in body["days"])
+    return Summary(
+        mark,
+        until,
+        latest,
+        len(days),
+        assessment,
+        None,
+        days,
+        _parsed(body["since"]),
+        frozenset(body["at_since"]),
+        body["looks_back"],
+        _parsed(body["at"]),  # type: ignore[arg-type]
+    )
 
 
-def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -> dict[str, Part]:
-    """The kept parts of these patients that are still so: computed from the same mark, and ``now`` before their
-    ``until``."""
+def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
+    """The running parts as JSON text, with the time zone their days were counted in and the consent window's
+    intervals (naive UTC) their readings were read from (``view.Window``)."""
+    return json.dumps(
+        {
+            "zone": zone,
+            "window": [[_instant(s), _instant(e)] for s, e in window.intervals],
+            "planned": sorted(parts.planned),
+            "times": {k: [t.isoformat() for t in v] for k, v in parts.times.items()},
+            "counts": parts.counts,
+            "colour": parts.colour.value,
+            "open_colour": parts.open_colour.value,
+            "reasons": parts.reasons,
+            "unacknowledged": parts.unacknowledged,
+            "latest": {
+                k: [
+                    r.id,
+                    r.effective.isoformat(),
+                    persisted.encode_values(r.values),
+                    persisted.encode_triage(r.result),
+                    r.acknowledged,
+                ]
+                for k, r in parts.latest.items()
+            },
+        }
+    )
+
+
+Intervals = list[tuple[datetime | None, datetime | None]]
+
+
+def decode_parts(
+    text: str, zone: str | None, history: Sequence[monitoring_store.SettingsVersion]
+) -> tuple[StatusParts, Intervals, str] | None:
+    """(the running parts, the consent window's intervals they were read from, the time zone they counted days in)
+    of ``encode_parts``'s text; None when they were counted in another time zone than ``zone`` (the days would
+    differ; None: any)."""
+    body = json.loads(text)
+    if zone is not None and body["zone"] != zone:
+        return None
+    latest = {}
+    for measure, (oid, effective, values, verdicts, acknowledged) in body["latest"].items():
+        at = datetime.fromisoformat(effective)
+        latest[measure] = monitoring_store.TriagedReading(
+            oid,
+            None,
+            at,
+            None,
+            None,
+            persisted.decode_triage(verdicts),
+            monitoring_store.in_force(history, at),
+            acknowledged,
+            persisted.decode_values(values),
+        )
+    parts = StatusParts(
+        frozenset(body["planned"]),
+        {k: [datetime.fromisoformat(t) for t in v] for k, v in body["times"].items()},
+        dict(body["counts"]),
+        Colour(body["colour"]),
+        Colour(body["open_colour"]),
+        list(body["reasons"]),
+        body["unacknowledged"],
+        latest,
+    )
+    return parts, [(_parsed(s), _parsed(e)) for s, e in body["window"]], body["zone"]
+
+
+def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -> dict[str, Summary]:
+    """The kept parts of these patients computed from the same mark but perhaps fewer Observations (their ``mark``
+    holds the count they were computed from: fewer is a part to grow by the new ones), as of an instant at or before
+    ``now``, and ``now`` before their ``until``. Without their running parts (``parts_text``)."""
     keys = sorted(marks)
-    out: dict[str, Part] = {}
+    out: dict[str, Summary] = {}
     table = m.WorklistSummary
     for n in range(0, len(keys), _CHUNK):
         rows = session.execute(
-            select(table.patient_key, table.mark, table.until, table.body).where(
+            select(table.patient_key, table.mark, table.observations, table.until, table.body).where(
                 table.patient_key.in_(keys[n : n + _CHUNK])
             )
         )
-        for pkey, mark, until, body in rows:
+        for pkey, mark, observations, until, body in rows:
             until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
-            if mark == mark_key(marks[pkey]) and now < until:
-                out[pkey] = (until, *_decode(body))
+            wanted = marks[pkey]
+            if observations is None or not observations <= wanted[1] or now >= until:
+                continue
+            if mark == mark_key(wanted):
+                found = _decode(body, (wanted[0], observations, *wanted[2:]), until)
+                if found.at <= now:
+                    out[pkey] = found
     return out
 
 
-def keep(
-    session: Session, parts: Sequence[tuple[str, tuple[Any, ...], datetime, Sequence[Reading], int, Assessment | None]]
-) -> None:
-    """Keep (insert or replace) these patients' parts: (patient key, mark, until, latest, days, assessment)."""
+def parts_text(session: Session, keys: Iterable[str]) -> dict[str, str]:
+    """The kept running parts' text of these patients (``encode_parts``)."""
+    wanted = sorted(keys)
+    out: dict[str, str] = {}
+    table = m.WorklistSummary
+    for n in range(0, len(wanted), _CHUNK):
+        for pkey, text in session.execute(
+            select(table.patient_key, table.parts).where(table.patient_key.in_(wanted[n : n + _CHUNK]))
+        ):
+            if text is not None:
+                out[pkey] = text
+    return out
+
+
+def keep(session: Session, parts: Sequence[tuple[str, Summary, str | None]]) -> None:
+    """Keep (insert or replace) these patients' parts: (patient key, summary, its running parts' text)."""
+    keep_marked(session, [(pkey, mark_key(s.mark), s, text) for pkey, s, text in parts])
+
+
+def keep_marked(session: Session, parts: Sequence[tuple[str, str, Summary, str | None]]) -> None:
+    """``keep`` with the mark's key given: (patient key, ``mark_key``, summary (its mark's count is kept), its
+    running parts' text)."""
     if not parts:
         return
     rows = sorted(
         (
             {
                 "patient_key": pkey,
-                "mark": mark_key(mark),
-                "until": to_store(min(until, datetime(9999, 1, 1, tzinfo=UTC))),
-                "body": _encode(latest, days, assessment),
+                "mark": key,
+                "observations": s.mark[1],
+                "until": to_store(min(s.until, _NEVER)),
+                "body": _encode(s),
+                "parts": text,
             }
-            for pkey, mark, until, latest, days, assessment in parts
+            for pkey, key, s, text in parts
         ),
         key=lambda r: r["patient_key"],  # two transactions writing the same rows wait, they do not deadlock
     )
@@ -155,7 +293,37 @@ def keep(
     stmt = insert(m.WorklistSummary)
     stmt = stmt.on_conflict_do_update(
         index_elements=["patient_key"],
-        set_={"mark": stmt.excluded.mark, "until": stmt.excluded.until, "body": stmt.excluded.body},
+        set_={c: getattr(stmt.excluded, c) for c in ("mark", "observations", "until", "body", "parts")},
     )
     for n in range(0, len(rows), 1_000):
         session.execute(stmt, rows[n : n + 1_000])
+
+
+def recall_marked(session: Session, keys: Iterable[str]) -> dict[str, tuple[str, int, datetime, Summary, str]]:
+    """Patient key -> (``mark_key``, Observation count, until, summary (its mark holds the count alone), running
+    parts' text) of the kept parts of these patients that have running parts: what ingest grows."""
+    wanted = sorted(keys)
+    out: dict[str, tuple[str, int, datetime, Summary, str]] = {}
+    table = m.WorklistSummary
+    for n in range(0, len(wanted), _CHUNK):
+        rows = session.execute(
+            select(table.patient_key, table.mark, table.observations, table.until, table.body, table.parts).where(
+                table.patient_key.in_(wanted[n : n + _CHUNK])
+            )
+        )
+        for pkey, mark, observations, until, body, text in rows:
+            if observations is not None and text is not None:
+                until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
+                out[pkey] = (mark, observations, until, _decode(body, (None, observations), until), text)
+    return out
+
+
+def merge_latest(latest: Iterable[Reading], readings: Iterable[Reading]) -> tuple[Reading, ...]:
+    """The newest reading per measurement of ``latest`` and ``readings``; of two at one time the lower id (as the
+    worklist's ``_latest`` ranks them)."""
+    out = {r.measurement: r for r in latest}
+    for reading in readings:
+        found = out.get(reading.measurement)
+        if found is None or (reading.effective, found.id) > (found.effective, reading.id):
+            out[reading.measurement] = reading
+    return tuple(out.values())

@@ -19,20 +19,27 @@ from homediag.clock import from_store
 
 from . import persisted
 from .store import SettingsVersion, Triager, settings_histories
-from .triage import Triage, measures_of, triage
+from .triage import Triage, Value, measures_of, triage
+
+Ingested = dict[persisted.ReadingKey, tuple[tuple[Value, ...], Triage | None]]
 
 Histories = Callable[[Sequence[str]], dict[str, list[SettingsVersion]]]
 """The settings histories of patients by key (``store.settings_histories``, or the same remembered by ingest)."""
 
 
-def keep_ingested(session: Session, rows: Sequence[dict[str, Any]], histories: Histories | None = None) -> None:
+def keep_ingested(
+    session: Session, rows: Sequence[dict[str, Any]], histories: Histories | None = None
+) -> tuple[dict[str, list[SettingsVersion]], Ingested]:
     """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
     inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``), triaged under ``histories`` (read in
-    ``session`` when not given)."""
+    ``session`` when not given). Returns the patients' settings histories and each reading's values and triage
+    (None: a weight's under a weight-change rule, which looks back)."""
     if not rows:
-        return
+        return {}, {}
     read = histories or (lambda keys: settings_histories(session, keys))
-    triagers = {k: Triager(h) for k, h in read([r["patient_key"] for r in rows]).items()}
+    found_histories = read([r["patient_key"] for r in rows])
+    triagers = {k: Triager(h) for k, h in found_histories.items()}
+    out: Ingested = {}
     values: list[tuple[persisted.ReadingKey, Any]] = []
     triages: list[tuple[persisted.TriageKey, Triage]] = []
     for row in rows:
@@ -41,7 +48,10 @@ def keep_ingested(session: Session, rows: Sequence[dict[str, Any]], histories: H
         values.append((reading, measured))
         at = from_store(row["effective_start"])
         key, version = triagers[row["patient_key"]].memo_key(reading, measured, at)
-        if key is not None:
-            triages.append((key, triage(measured, version.settings.thresholds, at=at)))
+        found = triage(measured, version.settings.thresholds, at=at) if key is not None else None
+        if key is not None and found is not None:
+            triages.append((key, found))
+        out[reading] = (measured, found)
     persisted.keep_values(session, values)
     persisted.keep_triages(session, triages)
+    return found_histories, out

@@ -42,15 +42,15 @@ def settings_key(fingerprint: str) -> str:
     return hashlib.sha256(fingerprint.encode()).hexdigest()
 
 
-def _encode_values(values: Sequence[Value]) -> str:
+def encode_values(values: Sequence[Value]) -> str:
     return json.dumps([[v.measure, v.value, v.unit, v.component] for v in values])
 
 
-def _decode_values(text: str) -> tuple[Value, ...]:
+def decode_values(text: str) -> tuple[Value, ...]:
     return tuple(Value(measure, float(value), unit, component) for measure, value, unit, component in json.loads(text))
 
 
-def _encode_triage(found: Triage) -> str:
+def encode_triage(found: Triage) -> str:
     return json.dumps([[v.measure, v.colour.value, v.direction.value, v.reason, v.component] for v in found.verdicts])
 
 
@@ -60,7 +60,7 @@ _DIRECTIONS = {d.value: d for d in Direction}
 _DECODED: Bounded[str, Triage] = Bounded(50_000)
 
 
-def _decode_triage(text: str) -> Triage:
+def decode_triage(text: str) -> Triage:
     found = _DECODED.get(text)
     if found is None:
         verdicts = tuple(
@@ -92,7 +92,7 @@ def recall_values(session: Session, wanted: Sequence[ReadingKey]) -> dict[Readin
         for pkey, oid, text in session.execute(
             select(table.patient_key, table.observation_id, table.measured).where(clause)
         ):
-            out[(pkey, oid)] = _decode_values(text)
+            out[(pkey, oid)] = decode_values(text)
     return out
 
 
@@ -108,13 +108,13 @@ def recall_triages(session: Session, wanted: Sequence[TriageKey]) -> dict[Triage
             clause, table.settings.in_(settings)
         )
         for pkey, oid, key, text in session.execute(stmt):
-            out[(pkey, oid, key)] = _decode_triage(text)
+            out[(pkey, oid, key)] = decode_triage(text)
     return out
 
 
 def keep_values(session: Session, found: Sequence[tuple[ReadingKey, Sequence[Value]]]) -> None:
     rows = sorted(
-        ({"patient_key": k, "observation_id": o, "measured": _encode_values(v)} for (k, o), v in found),
+        ({"patient_key": k, "observation_id": o, "measured": encode_values(v)} for (k, o), v in found),
         key=lambda r: (r["patient_key"], r["observation_id"]),
     )
     insert_new(session, m.ReadingValues, rows)
@@ -123,7 +123,7 @@ def keep_values(session: Session, found: Sequence[tuple[ReadingKey, Sequence[Val
 def keep_triages(session: Session, found: Sequence[tuple[TriageKey, Triage]]) -> None:
     rows = sorted(
         (
-            {"patient_key": k, "observation_id": o, "settings": s, "verdicts": _encode_triage(t)}
+            {"patient_key": k, "observation_id": o, "settings": s, "verdicts": encode_triage(t)}
             for (k, o, s), t in found
         ),
         key=lambda r: (r["patient_key"], r["observation_id"], r["settings"]),

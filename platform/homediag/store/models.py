@@ -445,8 +445,10 @@ class ReadingShape(Base):
 
 
 class DrawnChart(Base):
-    """A web page's chart as drawn (SVG text), by the SHA-256 of everything it shows (``homediag.web.charts``), so
-    that a freshly started process does not draw it again; rows drawn more than a few days ago are pruned."""
+    """A web page's chart as drawn (SVG text), by the SHA-256 of everything it shows (``homediag.web.charts``), or a
+    patient page table's rows as rendered (a JSON list of HTML rows, by the SHA-256 of every row's key and the
+    templates: ``homediag.web.patient_view``), so that a freshly started process does not draw or render them
+    again; rows drawn more than a few days ago are pruned."""
 
     __tablename__ = "drawn_chart"
 
@@ -472,10 +474,10 @@ class ReadingTriage(Base):
 
 class WorklistSummary(Base):
     """A patient's part of the web worklist (latest values, days measured, monitoring's assessment; JSON text, no
-    identity), with the SHA-256 of what it was computed from (``mark``: consent window, Observation count,
-    acknowledgements, reviews, settings versions, first reading dated ahead) and the instant from which time alone
-    may change it (``until``): a freshly started process uses it while both still hold
-    (``homediag.access.worklist_kept``)."""
+    identity), with the SHA-256 of what it was computed from (``mark``: consent window, acknowledgements, reviews,
+    settings versions, first reading dated ahead; the Observation count apart, ``observations``) and the instant from
+    which time alone may change it (``until``): a freshly started process uses it while all still hold
+    (``homediag.access.worklist_kept``); its running parts (``parts``) let ingest or a view grow it by new readings."""
 
     __tablename__ = "worklist_summary"
 
@@ -483,3 +485,5 @@ class WorklistSummary(Base):
     mark: Mapped[str] = mapped_column(String(64))
     until: Mapped[datetime] = mapped_column(DateTime)
     body: Mapped[str] = mapped_column(Text)
+    observations: Mapped[int | None] = mapped_column(Integer)  # the Observation count it was computed from
+    parts: Mapped[str | None] = mapped_column(Text)  # its status's running parts, to grow it by new readings

@@ -18,6 +18,7 @@ period simply makes another key, and nothing can go stale. The data reach it onl
 from __future__ import annotations
 
 import io
+import math
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -176,13 +177,13 @@ def _draw(
                     line.value, color=COLOURS.get(line.colour, "#555555"), linewidth=0.9, linestyle="--", zorder=0
                 )
             ranges = _ranges(series)
-            if ranges:  # blood pressure: each reading a bar from its diastolic to its systolic value
-                ax.vlines(
-                    [at.astimezone(zone) for at, _, _ in ranges],
-                    [low for _, low, _ in ranges],
-                    [high for _, _, high in ranges],
-                    colors="#b0bec5",
+            if ranges:  # blood pressure: each reading a bar from its diastolic to its systolic value, all one path
+                ax.plot(
+                    [at.astimezone(zone) for at, _, _ in ranges for _ in range(3)],
+                    [y for _, low, high in ranges for y in (low, high, math.nan)],
+                    color="#b0bec5",
                     linewidth=2.4,
+                    solid_capstyle="butt",
                     zorder=1,
                 )
             for n, s in enumerate(series):

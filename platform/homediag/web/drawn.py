@@ -1,9 +1,9 @@
-"""Charts as drawn, kept in the store (``drawn_chart``) by the SHA-256 of everything they show, so that a freshly
-started server process does not draw a chart it (or another worker) drew already: drawing is most of a patient
-page's first view. A chart is found only by its key, which is made from its points (values, times, colours, reading
-ids), bands, labels, period and language: a page can only ask for the chart it has just been allowed to show, so
-this decides nothing. Rows drawn more than ``KEEP_DAYS`` ago are pruned (a page's period moves with the day, so its
-charts are not asked for again).
+"""Charts as drawn, and a patient page table's rows as rendered (``patient_view``), kept in the store (``drawn_chart``)
+by the SHA-256 of everything they show, so that a freshly started server process does not draw a chart or render a
+table it (or another worker) drew already: drawing is most of a patient page's first view. A chart is found only by
+its key, which is made from its points (values, times, colours, reading ids), bands, labels, period and language: a
+page can only ask for the chart it has just been allowed to show, so this decides nothing. Rows drawn more than
+``KEEP_DAYS`` ago are pruned (a page's period moves with the day, so its charts are not asked for again).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from homediag.clock import utcnow
 from homediag.monitoring import persisted
@@ -36,10 +37,18 @@ class KeptCharts:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self._reads: Session | None = None  # one session for a page's reads (``close``), not one per chart
 
     def get(self, key: str) -> str | None:
-        with self.rt.sessions() as session:
-            return session.execute(select(m.DrawnChart.svg).where(m.DrawnChart.key == key)).scalar()
+        if self._reads is None:
+            self._reads = self.rt.sessions()
+        return self._reads.execute(select(m.DrawnChart.svg).where(m.DrawnChart.key == key)).scalar()
+
+    def close(self) -> None:
+        """End the reads' session (a page calls it when its charts and tables are made)."""
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
 
     def put(self, key: str, svg: str) -> None:
         now = utcnow()

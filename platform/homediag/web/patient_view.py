@@ -3,8 +3,12 @@ refused uploads explained, the consents."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from importlib import resources
 from typing import Any
 
 from fastapi import Request
@@ -54,19 +58,14 @@ class MeasurementBlock:
 _ROWS: Bounded[tuple[Any, ...], Markup] = Bounded(50_000)
 
 
-def _table_rows(readings: list[Reading], form_id: str, lang: str, fmt: Formats) -> list[Markup]:
-    macro = environment(lang).get_template("_patient_row.html").module.row  # type: ignore[attr-defined]
-    plain = translations(lang).gettext  # no %-formatting: a unit may be "%"
-
-    def unit(text: str) -> str:
-        return plain(text) if text in UNIT_NAMES else text
-
-    def reason(text: str) -> str:
-        return reasons.triage_reason(text, plain, fmt.number)  # monitoring's reasons, translated
-
-    out = []
-    for r in reversed(readings):
-        key = (
+def _table_rows(
+    readings: list[Reading], form_id: str, lang: str, fmt: Formats, kept: drawn.KeptCharts | None = None
+) -> list[Markup]:
+    """The table's rows, newest first: remembered in process per row, else the block's rows as rendered before
+    (kept in the store with the drawn charts, by the SHA-256 of every row's key: a freshly started process does not
+    render them again), else rendered (and kept)."""
+    keys = [
+        (
             lang,
             fmt.zone.key,
             form_id,
@@ -78,11 +77,51 @@ def _table_rows(readings: list[Reading], form_id: str, lang: str, fmt: Formats) 
             r.device,
             r.gateway,
         )
-        found = _ROWS.get(key)
-        if found is None:
-            found = _ROWS.remember(key, Markup(macro(r, form_id, fmt, unit, value_text, flags_of, FLAG_NAMES, reason)))
-        out.append(found)
+        for r in reversed(readings)
+    ]
+    found = [_ROWS.get(key) for key in keys]
+    if all(row is not None for row in found):
+        return found  # type: ignore[return-value]
+    stored = drawn.chart_key(("table rows", _rendering(lang), *keys)) if kept is not None else ""
+    text = kept.get(stored) if kept is not None else None
+    if text is not None:
+        rows = [Markup(row) for row in json.loads(text)]
+        for key, row in zip(keys, rows, strict=True):
+            _ROWS.remember(key, row)
+        return rows
+    macro = environment(lang).get_template("_patient_row.html").module.row  # type: ignore[attr-defined]
+    plain = translations(lang).gettext  # no %-formatting: a unit may be "%"
+
+    def unit(text: str) -> str:
+        return plain(text) if text in UNIT_NAMES else text
+
+    def reason(text: str) -> str:
+        return reasons.triage_reason(text, plain, fmt.number)  # monitoring's reasons, translated
+
+    out = []
+    for key, r, known in zip(keys, reversed(readings), found, strict=True):
+        rendered = (
+            known
+            if known is not None
+            else Markup(macro(r, form_id, fmt, unit, value_text, flags_of, FLAG_NAMES, reason))
+        )
+        out.append(_ROWS.remember(key, rendered) if known is None else rendered)
+    if kept is not None:
+        kept.put(stored, json.dumps([str(row) for row in out]))
     return out
+
+
+@functools.cache
+def _rendering(lang: str) -> str:
+    """The SHA-256 of what renders a row besides its key (the row's templates and ``lang``'s catalogue): a kept
+    row rendered by other templates or texts is not used."""
+    package = resources.files("homediag.web")
+    digest = hashlib.sha256()
+    for name in ("_patient_row.html", "_macros.html"):
+        digest.update(package.joinpath("templates", name).read_bytes())
+    catalogue = package.joinpath("locale", lang, "LC_MESSAGES", "messages.po")
+    digest.update(catalogue.read_bytes() if catalogue.is_file() else lang.encode())
+    return digest.hexdigest()
 
 
 def value_text(reading: Reading, fmt: Formats) -> str:
@@ -107,45 +146,54 @@ def patient_context(
         by_measurement.setdefault(reading.measurement, []).append(reading)
     keys = sorted(by_measurement, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
     blocks = []
-    for n, key in enumerate(keys):
-        readings = by_measurement[key]
-        text = _(readings[0].text)
-        unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
-        components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(readings[0].values)
-        series = [
-            charts.Series(
-                component,
-                _(COMPONENT_NAMES.get(component, readings[0].text)),
-                [
-                    charts.Point(r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id)
-                    for r in readings
-                    if component in r.values
-                ],
+    kept = drawn.KeptCharts(rt)
+    try:
+        for n, key in enumerate(keys):
+            readings = by_measurement[key]
+            text = _(readings[0].text)
+            unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
+            components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(
+                readings[0].values
             )
-            for component in components
-        ]
-        mine = [b for b in page.bands if b.component in components]
-        bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
-        lines = _lines(mine) if len(components) > 1 else []
-        title = _("%(measurement)s, %(start)s to %(end)s") % {
-            "measurement": text,
-            "start": fmt.date(first),
-            "end": fmt.date(last),
-        }
-        svg = charts.trend_svg(
-            f"chart{n}",
-            title,
-            unit,
-            series,
-            bands,
-            lines,
-            page.start,
-            page.end,
-            rt.local_zone,
-            decimal_comma=lang == "da",
-            kept=drawn.KeptCharts(rt),
-        )
-        blocks.append(MeasurementBlock(key, text, unit, readings, svg, _table_rows(readings, f"ack-{key}", lang, fmt)))
+            series = [
+                charts.Series(
+                    component,
+                    _(COMPONENT_NAMES.get(component, readings[0].text)),
+                    [
+                        charts.Point(
+                            r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id
+                        )
+                        for r in readings
+                        if component in r.values
+                    ],
+                )
+                for component in components
+            ]
+            mine = [b for b in page.bands if b.component in components]
+            bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
+            lines = _lines(mine) if len(components) > 1 else []
+            title = _("%(measurement)s, %(start)s to %(end)s") % {
+                "measurement": text,
+                "start": fmt.date(first),
+                "end": fmt.date(last),
+            }
+            svg = charts.trend_svg(
+                f"chart{n}",
+                title,
+                unit,
+                series,
+                bands,
+                lines,
+                page.start,
+                page.end,
+                rt.local_zone,
+                decimal_comma=lang == "da",
+                kept=kept,
+            )
+            rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
+            blocks.append(MeasurementBlock(key, text, unit, readings, svg, rows))
+    finally:
+        kept.close()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     uploads = [(u, reasons.explain(u.outcome, u.issues)) for u in page.uploads]
     return {
