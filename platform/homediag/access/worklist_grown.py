@@ -69,20 +69,26 @@ def grow_when_committed(
 
 
 def _grow_pending(session: Session) -> None:
-    """Grow the parts, in a savepoint: a part not grown is computed by the next view, but a reading not stored is
-    lost, so a failure here never refuses the readings (it is logged; the parts stay behind)."""
+    """Grow the parts; their write in a savepoint: a part not grown is computed by the next view, but a reading not
+    stored is lost, so a failure here never refuses the readings (it is logged; the parts stay behind). The reads
+    (the kept parts, and the devices and gateways of those grown) need no savepoint: a read that fails means the
+    database is away, which fails the commit anyway (503, and the gateway sends again). Most ingests find no part
+    to grow (no view has kept one since): they pay one read and no savepoint."""
     pending = session.info.pop(_PENDING, None)
     if pending is None or not pending.rows:
         return
     try:
-        with session.begin_nested():
-            grow(session, pending, datetime.now(UTC))
+        parts = grow(session, pending, datetime.now(UTC))
+        if parts:
+            with session.begin_nested():
+                worklist_kept.keep_marked(session, parts)
     except Exception:
         log.exception("the kept worklist parts of %d readings were not grown", len(pending.rows))
 
 
-def grow(session: Session, pending: _Pending, now: datetime) -> None:
-    """Grow the kept parts by ``pending``'s readings as of ``now`` (see the module's docstring)."""
+def grow(session: Session, pending: _Pending, now: datetime) -> list[tuple[str, str, worklist_kept.Summary, str]]:
+    """The kept parts grown by ``pending``'s readings as of ``now`` (see the module's docstring), to keep with
+    ``worklist_kept.keep_marked``."""
     by_patient: dict[str, list[dict[str, Any]]] = {}
     for row in pending.rows:
         by_patient.setdefault(row["patient_key"], []).append(row)
@@ -141,7 +147,7 @@ def grow(session: Session, pending: _Pending, now: datetime) -> None:
         )
         grown.append((pkey, mark, summary, _text(grown_parts, zone_name, window), rows))
     if not grown:
-        return
+        return []
     shown = [SimpleNamespace(**row) for *_, rows in grown for row in rows]
     devices, gateways = device_and_gateway(session, shown)
     readings: dict[str, list[Any]] = {}
@@ -153,13 +159,10 @@ def grow(session: Session, pending: _Pending, now: datetime) -> None:
         reading = reading_from(shape, item, device, gateway)
         if reading is not None:
             readings.setdefault(item.patient_key, []).append(reading)
-    worklist_kept.keep_marked(
-        session,
-        [
-            (pkey, mark, replace(s, latest=worklist_kept.merge_latest(s.latest, readings.get(pkey, []))), text)
-            for pkey, mark, s, text, _ in grown
-        ],
-    )
+    return [
+        (pkey, mark, replace(s, latest=worklist_kept.merge_latest(s.latest, readings.get(pkey, []))), text)
+        for pkey, mark, s, text, _ in grown
+    ]
 
 
 def _text(parts: Any, zone: str, window: worklist_kept.Intervals) -> str:
