@@ -214,7 +214,7 @@ def forget(rt: Any) -> None:
         rt.consent_cache,
     ):
         memory.clear()
-    worklist._MEMO.pop(rt.engine, None)
+    worklist._MEMO.forget(rt.engine)
 
 
 def _print_profile(profiler: cProfile.Profile | None) -> None:

@@ -160,7 +160,7 @@ def _restart(runtime: Runtime) -> None:
     from homediag.monitoring import store
     from homediag.web import charts, patient_view, worklist_view
 
-    worklist._MEMO.pop(runtime.engine, None)
+    worklist._MEMO.forget(runtime.engine)
     store.forget()
     for memory in (readings._SHAPES, charts._DRAWN, patient_view._ROWS, worklist_view._CELLS, runtime.consent_cache):
         memory.clear()

@@ -9,7 +9,6 @@ all: the consent windows and care relations narrow the SQL, as for every other r
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.monitoring import store as monitoring_store
 from homediag.store import models as m
+from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
 
 from . import triage, worklist_kept
@@ -66,7 +66,7 @@ class WorklistRow:
 _Summary = worklist_kept.Summary
 
 # per database (engine): patient key -> its summary
-_MEMO: weakref.WeakKeyDictionary[Any, dict[str, _Summary]] = weakref.WeakKeyDictionary()
+_MEMO: PerEngine[dict[str, _Summary]] = PerEngine(dict)
 
 
 @dataclass
@@ -226,7 +226,7 @@ class WorklistReads(Decisions):
         kept part in its transaction, ``worklist_grown``). The caller decided the windows just now, so a withdrawn
         consent or a patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not
         read."""
-        memo = _MEMO.setdefault(self.rt.engine, {})
+        memo = _MEMO.of(self.rt.engine)
         marks = self._marks(session, windows, now)
         out: dict[str, _Summary] = {}
         for pkey in windows:
@@ -334,7 +334,7 @@ class WorklistReads(Decisions):
         time of the latest remembered, or one the consent does not let this view see, makes a patient recomputed
         whole by the caller). Patients under a weight-change rule are not passed here (a new weight's triage looks
         back). Running parts not in memory are read from the store (a part kept by another process)."""
-        memo = _MEMO[self.rt.engine]
+        memo = _MEMO.of(self.rt.engine)
         since = {k: memo[k].since or start for k in windows}
         after = min(since.values())
         fresh = monitoring_store.patients_data(

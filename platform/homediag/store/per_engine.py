@@ -29,3 +29,8 @@ class PerEngine(Generic[V]):
             if found is None:
                 found = self._values[engine] = self._make()
             return found
+
+    def forget(self, engine: Any) -> None:
+        """Let go of this engine's value (as a restarted process would not have it)."""
+        with self._lock:
+            self._values.pop(engine, None)
