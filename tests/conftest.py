@@ -1,4 +1,5 @@
-"""Test fixtures: each run gets its own databases (a SQLite file and a PostgreSQL database), removed after.
+"""Test fixtures: each run gets its own databases (a SQLite file and a PostgreSQL database), removed after; with
+``-n 2`` (pytest-xdist) each worker process its own (under its temporary directory, named after its process id).
 
 Tests that use ``runtime`` (or ``client``) run once per engine. PostgreSQL is the server at
 ``HOMEDIAG_TEST_POSTGRES`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432``); when it is
