@@ -262,10 +262,15 @@ def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: 
         values = {"seq": seq, "hash": prev, "mac": _head_mac(secret, 0, seq, prev), "was_seq": known[0]}
         moved = session.execute(_MOVE_KNOWN_HEAD, {**values, "was_hash": known[1]}).rowcount == 1
     if known is None or not moved:  # another process wrote since, the transaction that wrote it rolled back, or new
-        if not (head_open or session.info.get(_HEAD_OPEN)):  # else ``open_head`` ran in this transaction already
+        # the update that matched nothing took the write lock already; else ``open_head`` takes it (as it did
+        # at the transaction's start when ``begin_write`` ran)
+        if known is None and not (head_open or session.info.get(_HEAD_OPEN)):
             open_head(session, keys)
         with _append_lock:
-            head = session.execute(_HEAD).one()
+            head = session.execute(_HEAD).first()
+            if head is None:  # no head yet (a new database)
+                open_head(session, keys)
+                head = session.execute(_HEAD).one()
             seq, prev, rows = _chain(secret, kid, 0, head.seq, head.hash, entries, None)
             session.execute(
                 update(AuditHead)
