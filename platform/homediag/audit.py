@@ -21,6 +21,7 @@ import hmac
 import json
 import os
 import threading
+import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
 from hashlib import sha256
@@ -30,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import DateTime, TextClause, and_, bindparam, event, func, insert, select, text, update
+from sqlalchemy import DateTime, Engine, TextClause, and_, bindparam, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql.util import find_tables
@@ -121,6 +122,20 @@ def begin_write(session: Session, keys: KeyRing) -> None:
 
 
 _HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 0).with_for_update()  # SQLite: stream 0
+# SQLite: the head moved from where this process last left it, or not at all (0 rows: read it, chain again). The
+# statement takes the database's write lock, so the head cannot move between it and the commit.
+_MOVE_KNOWN_HEAD = text(
+    "update audit_head set seq = :seq, hash = :hash, mac = :mac where id = 0 and seq = :was_seq and hash = :was_hash"
+)
+_last_head: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
+"""SQLite: per database engine, the head (place, hash) this process's last append left, committed or not."""
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 _INSERT = insert(AuditEvent.__table__)  # Core, built once: compiled once
 # PostgreSQL: the first stream whose head no other transaction holds, locked, with ids for the records from
 # ``seq``'s sequence (an InitPlan: drawn once per statement)
@@ -208,7 +223,10 @@ def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: 
     once. On PostgreSQL the head is whichever stream's no other transaction holds (concurrent requests
     append to different chains and do not wait on each other), locked and read with the records' ids in one
     round trip; then the records inserted and the head moved in one statement for a request's few records,
-    or one cached executemany and the head's move for more.
+    or one cached executemany and the head's move for more. On SQLite the records are chained after the head
+    this process last left and the head moved by an update that matches only that head (it takes the
+    database's write lock), then the records inserted: two statements; when it matches nothing (another
+    process wrote, or the transaction that moved it rolled back), the head is read and the records chained again.
     """
     if not entries:
         return
@@ -237,15 +255,30 @@ def _write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: 
                 .values(seq=seq, hash=prev, mac=_head_mac(secret, stream, seq, prev))
             )
         return
-    if not (head_open or session.info.get(_HEAD_OPEN)):  # else ``open_head`` ran in this transaction already
-        open_head(session, keys)
-    with _append_lock:
-        head = session.execute(_HEAD).one()
-        seq, prev, rows = _chain(secret, kid, 0, head.seq, head.hash, entries, None)
-        session.execute(_INSERT, rows)
-        session.execute(
-            update(AuditHead).where(AuditHead.id == 0).values(seq=seq, hash=prev, mac=_head_mac(secret, 0, seq, prev))
-        )
+    engine = _engine(session)
+    known = _last_head.get(engine)
+    if known is not None:  # chained after the head this process last wrote, moved only if it is still that head
+        seq, prev, rows = _chain(secret, kid, 0, known[0], known[1], entries, None)
+        values = {"seq": seq, "hash": prev, "mac": _head_mac(secret, 0, seq, prev), "was_seq": known[0]}
+        moved = session.execute(_MOVE_KNOWN_HEAD, {**values, "was_hash": known[1]}).rowcount == 1
+    if known is None or not moved:  # another process wrote since, the transaction that wrote it rolled back, or new
+        # the update that matched nothing took the write lock already; else ``open_head`` takes it (as it did
+        # at the transaction's start when ``begin_write`` ran)
+        if known is None and not (head_open or session.info.get(_HEAD_OPEN)):
+            open_head(session, keys)
+        with _append_lock:
+            head = session.execute(_HEAD).first()
+            if head is None:  # no head yet (a new database)
+                open_head(session, keys)
+                head = session.execute(_HEAD).one()
+            seq, prev, rows = _chain(secret, kid, 0, head.seq, head.hash, entries, None)
+            session.execute(
+                update(AuditHead)
+                .where(AuditHead.id == 0)
+                .values(seq=seq, hash=prev, mac=_head_mac(secret, 0, seq, prev))
+            )
+    session.execute(_INSERT, rows)
+    _last_head[engine] = (seq, prev)
 
 
 _COLUMNS = (

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -368,11 +370,17 @@ def test_three_times_are_kept_device_gateway_and_platform(client, tokens, pilot,
         assert platform > gateway
 
 
-def _refuse_device_model(runtime, model: str, trigger: str = "refuse_model") -> None:
+@contextmanager
+def refused_device_model(runtime, model: str, trigger: str = "refuse_model") -> Iterator[str]:
     """A trigger by which the database itself refuses to store a device of this model (as it would a value it
-    cannot hold): a write that fails in the database, not in the platform's checks."""
-    with runtime.engine.begin() as conn:
-        if runtime.engine.dialect.name == "sqlite":
+    cannot hold): a write that fails in the database, not in the platform's checks. Dropped on leaving: the
+    database outlives the test.
+
+    Created and dropped on one connection: a SQLite connection checks ``create trigger``'s name against the
+    schema it last read, so a trigger dropped on another connection of the pool still "already exists" there."""
+    sqlite = runtime.engine.dialect.name == "sqlite"
+    with runtime.engine.connect() as conn:
+        if sqlite:
             conn.execute(
                 text(
                     f"create trigger {trigger} before insert on device "
@@ -390,15 +398,23 @@ def _refuse_device_model(runtime, model: str, trigger: str = "refuse_model") -> 
             conn.execute(
                 text(f"create trigger {trigger} before insert on device for each row execute function {trigger}()")
             )
+        conn.commit()
+        try:
+            yield model
+        finally:
+            conn.execute(text(f"drop trigger {trigger}" + ("" if sqlite else " on device")))
+            if not sqlite:
+                conn.execute(text(f"drop function {trigger}()"))
+            conn.commit()
 
 
 def test_an_envelope_the_database_refuses_costs_no_other_envelope_of_its_list(client, tokens, runtime, enrolled):
     """The list is written at once; when the database refuses that write, each envelope is written on its own:
     the one it refuses is kept as rejected, the others are stored."""
-    _refuse_device_model(runtime, "refused-cuff")
     first, bad, last = cuff_envelope(seed=11), cuff_envelope(seed=12), cuff_envelope(seed=13)
     bad["device"] = {**bad["device"], "model": "refused-cuff", "serial": "SN-REFUSED-1"}
-    response = post(client, tokens, [first, bad, last])
+    with refused_device_model(runtime, "refused-cuff"):
+        response = post(client, tokens, [first, bad, last])
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["outcome"] for r in results] == ["created", "rejected", "created"]

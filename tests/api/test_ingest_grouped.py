@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
-from test_ingest import PATIENTS, _refuse_device_model, cuff_envelope
+from sqlalchemy import select
+from test_ingest import PATIENTS, cuff_envelope, refused_device_model
 
 from homediag import audit
 from homediag.ingest import IngestService, grouped
@@ -21,20 +21,9 @@ from homediag.users import Principal, create_user
 
 @pytest.fixture
 def refused_model(runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A device model the database refuses to store (a trigger of this test's own name: the database outlives
-    the test, and test_ingest.py leaves its own refusing trigger behind; dropped before and after)."""
-
-    def drop() -> None:
-        with runtime.engine.begin() as conn:
-            postgresql = conn.dialect.name == "postgresql"
-            conn.execute(text("drop trigger if exists refuse_grouped_model" + (" on device" if postgresql else "")))
-            if postgresql:
-                conn.execute(text("drop function if exists refuse_grouped_model()"))
-
-    drop()
-    _refuse_device_model(runtime, "refused-cuff", trigger="refuse_grouped_model")
-    yield "refused-cuff"
-    drop()
+    """A device model the database refuses to store (a trigger, dropped after the test)."""
+    with refused_device_model(runtime, "refused-cuff", trigger="refuse_grouped_model") as model:
+        yield model
 
 
 def test_single_envelopes_sent_together_are_written_together_each_with_its_own_outcome(

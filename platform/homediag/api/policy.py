@@ -11,7 +11,7 @@ The only routes without a policy are FastAPI's own documentation pages (``EXEMPT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from sqlalchemy.orm import Session
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from homediag.access import ROLE_PURPOSES, AccessService
 from homediag.errors import Forbidden, Unauthenticated
@@ -195,8 +195,44 @@ def _routes(app: FastAPI) -> Iterator[RouteContext]:
     yield from iter_route_contexts(app.routes)
 
 
+def _fingerprint(routes: Iterable[BaseRoute], keep: list[object]) -> tuple[object, ...]:
+    """What decides ``unguarded_routes``: each route's path, methods, endpoint and declared dependencies, and each
+    included router's prefix and dependencies, by identity (``keep`` holds the objects, so no id is reused)."""
+    parts: list[object] = []
+    for route in routes:
+        router, include = getattr(route, "original_router", None), getattr(route, "include_context", None)
+        if router is not None and include is not None:  # FastAPI's lazily included router
+            deps = [d.dependency for d in include.dependencies]
+            keep += [router, *deps]
+            parts.append(("include", id(router), include.prefix, *map(id, deps), _fingerprint(router.routes, keep)))
+        elif isinstance(route, APIRoute):
+            deps = [d.dependency for d in route.dependencies]
+            keep += [route, route.endpoint, *deps]
+            parts.append(("api", id(route), id(route.endpoint), route.path, sorted(route.methods), *map(id, deps)))
+        else:  # a plain route or a mount: only its kind and path matter
+            parts.append((type(route).__name__, getattr(route, "path", None)))
+    return tuple(parts)
+
+
+_CHECKED: dict[str, tuple[list[object], list[str]]] = {}
+"""``unguarded_routes`` by the fingerprint of the routes it walked: walking builds every route's dependencies
+(about 70 ms for the app, which each test's app paid again). A handful: the app, and a test's altered copies."""
+
+
 def unguarded_routes(app: FastAPI) -> list[str]:
     """Every route of ``app`` without exactly one declared policy, as 'METHODS path'."""
+    keep: list[object] = []
+    key = repr(_fingerprint(app.routes, keep))
+    if (known := _CHECKED.get(key)) is not None:
+        return list(known[1])
+    missing = _unguarded(app)
+    if len(_CHECKED) >= 8:
+        _CHECKED.clear()
+    _CHECKED[key] = (keep, missing)
+    return list(missing)
+
+
+def _unguarded(app: FastAPI) -> list[str]:
     missing: list[str] = []
     for ctx in _routes(app):
         route = ctx.original_route

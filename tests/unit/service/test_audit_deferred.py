@@ -115,3 +115,32 @@ def test_a_view_of_many_patients_appends_its_records_in_order_and_the_chain_veri
     with runtime.sessions() as session:
         result = audit.verify(session, runtime.keys)
     assert not result.ok and result.broken_at == 63
+
+
+def test_records_follow_the_head_after_a_rolled_back_write_and_after_another_process_wrote(runtime: Runtime) -> None:
+    """SQLite chains a transaction's records after the head its process last left and moves the head only if it
+    is still there: after records written and rolled back, or written by another process (its own engine),
+    the next records still follow the real head."""
+    from homediag.store.database import make_engine, session_factory
+
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry("first")])
+    with runtime.sessions() as session:
+        audit.append(session, runtime.keys, [_entry("rolled back")])
+        session.execute(select(func.count()).select_from(AuditEvent))  # writes the records before the rollback
+        session.rollback()
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry("second")])
+    other = make_engine(runtime.settings.database_url)  # another process's engine
+    try:
+        with session_factory(other).begin() as session:
+            audit.append(session, runtime.keys, [_entry("other process")])
+    finally:
+        other.dispose()
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry("third"), _entry("fourth")])
+    with runtime.sessions() as session:
+        actors = session.execute(select(AuditEvent.actor).order_by(AuditEvent.seq)).scalars().all()
+        result = audit.verify(session, runtime.keys)
+    assert actors == ["first", "second", "other process", "third", "fourth"]
+    assert result.ok, result.message
