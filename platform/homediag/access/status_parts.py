@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from homediag.monitoring import store
@@ -27,9 +28,9 @@ from homediag.monitoring.triage import Colour, worst
 _TIMES_KEPT = timedelta(days=90)
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """What one reading of the period gives the status."""
+class Contribution(NamedTuple):
+    """What one reading of the period gives the status (a tuple: a patient's parts hold a few dozen, and a view
+    may read 500 patients' parts from the store)."""
 
     effective: datetime
     triaged: bool

@@ -248,12 +248,14 @@ class WorklistReads(Decisions):
         stale = {k: w for k, w in stale.items() if k not in out}
         if not stale:
             return out
-        computed = set(stale)
         again = {k for k in stale if _holds(memo.get(k), now) and memo[k].mark == marks[k]}
-        if again:
+        if again:  # not kept again: the kept part finishes so as well (ingest grows it, a view finishes it)
             for pkey, summary in self._finished_again(session, again, now, zone).items():
                 memo[pkey] = out[pkey] = summary
             stale = {k: w for k, w in stale.items() if k not in out}
+            if not stale:
+                return out
+        computed = set(stale)
         start = now - timedelta(days=ADHERENCE_DAYS)
         added = {k: w for k, w in stale.items() if _only_added(memo.get(k), marks[k], now)}
         if added:

@@ -166,6 +166,7 @@ def _decode(text: str, mark: tuple[Any, ...], until: datetime) -> Summary:
 
 
 _PARTS_FORMAT = 3
+_COLOURS = {c.value: c for c in Colour}
 
 
 def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
@@ -226,7 +227,7 @@ def decode_parts(
         Plan(tuple(PlanItem(name, times, every) for name, times, every in body["plan"])),
         {k: [datetime.fromisoformat(t) for t in v] for k, v in body["times"].items()},
         [
-            Contribution(datetime.fromisoformat(at), triaged, Colour(colour), tuple(reasons), acknowledged)
+            Contribution(datetime.fromisoformat(at), triaged, _COLOURS[colour], tuple(reasons), acknowledged)
             for at, triaged, colour, reasons, acknowledged in body["period"]
         ],
         latest,
