@@ -9,6 +9,7 @@ all: the consent windows and care relations narrow the SQL, as for every other r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -235,6 +236,7 @@ class WorklistReads(Decisions):
             if found is not None and found.mark == marks[pkey] and found.at <= now < found.until:
                 out[pkey] = found
         stale = {k: w for k, w in windows.items() if k not in out}
+        stale = self._finish_again(session, stale, marks, out, now, zone)  # from the parts in memory
         if not stale:
             return out
         for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now).items():
@@ -248,13 +250,9 @@ class WorklistReads(Decisions):
         stale = {k: w for k, w in stale.items() if k not in out}
         if not stale:
             return out
-        again = {k for k in stale if _holds(memo.get(k), now) and memo[k].mark == marks[k]}
-        if again:  # not kept again: the kept part finishes so as well (ingest grows it, a view finishes it)
-            for pkey, summary in self._finished_again(session, again, now, zone).items():
-                memo[pkey] = out[pkey] = summary
-            stale = {k: w for k, w in stale.items() if k not in out}
-            if not stale:
-                return out
+        stale = self._finish_again(session, stale, marks, out, now, zone)  # from the kept parts
+        if not stale:
+            return out
         computed = set(stale)
         start = now - timedelta(days=ADHERENCE_DAYS)
         added = {k: w for k, w in stale.items() if _only_added(memo.get(k), marks[k], now)}
@@ -302,7 +300,10 @@ class WorklistReads(Decisions):
         if grown is not None:
             old, old_parts = grown
             parts = old_parts.copy().fold(data.readings, start)
-            until = triage.stable_until(data, ADHERENCE_DAYS, now, zone, times=parts.instants())
+            if old.at <= now < old.until:  # none of its own instants crossed an edge: the added ones' alone
+                until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone))
+            else:
+                until = triage.stable_until(data, ADHERENCE_DAYS, now, zone, times=parts.instants())
         else:
             until = triage.stable_until(data, ADHERENCE_DAYS, now, zone)
             parts = self.status_parts(data, start, now)
@@ -326,6 +327,26 @@ class WorklistReads(Decisions):
             at=now,
             parts_until=parts_until,
         )
+
+    def _finish_again(
+        self,
+        session: Session,
+        stale: dict[str, Window],
+        marks: dict[str, tuple[Any, ...]],
+        out: dict[str, _Summary],
+        now: datetime,
+        zone: ZoneInfo,
+    ) -> dict[str, Window]:
+        """Finish again at ``now`` the remembered summaries of the ``stale`` patients whose mark is as now and whose
+        running parts hold (``_holds``), into ``out`` and the memory; the patients left. Not kept again: the kept
+        part finishes so as well (ingest grows it, a view finishes it)."""
+        memo = _MEMO.of(self.rt.engine)
+        again = {k for k in stale if _holds(memo.get(k), now) and memo[k].mark == marks[k]}
+        if not again:
+            return stale
+        for pkey, summary in self._finished_again(session, again, now, zone).items():
+            memo[pkey] = out[pkey] = summary
+        return {k: w for k, w in stale.items() if k not in out}
 
     def _finished_again(self, session: Session, keys: set[str], now: datetime, zone: ZoneInfo) -> dict[str, _Summary]:
         """The remembered summaries of these patients (their mark as now, ``_holds``) finished at ``now`` from their
@@ -514,11 +535,15 @@ class WorklistReads(Decisions):
         return out
 
 
-def refinished(old: _Summary, parts: StatusParts, now: datetime, zone: ZoneInfo) -> _Summary:
+def refinished(
+    old: _Summary, parts: StatusParts, now: datetime, zone: ZoneInfo, added: Sequence[datetime] = ()
+) -> _Summary:
     """``old`` (its mark as now, ``_holds``) finished at ``now`` from its running parts ``parts`` (of all its
-    readings), without reading the patient's history: the period from ``now`` back, the days measured in it and
-    the adherence against the plan kept with the parts (the one in force: no settings version came into force
-    since, ``parts_until``); the review is the one it was computed with (reviews are in the mark)."""
+    readings: ``old``'s and those ``added`` since, at these instants), without reading the patient's history: the
+    period from ``now`` back, the days measured in it and the adherence against the plan kept with the parts (the
+    one in force: no settings version came into force since, ``parts_until``); the review is the one it was
+    computed with (reviews are in the mark). Before ``old``'s ``until`` no instant of its own crossed an edge, so
+    its ``until`` is then looked for among the added instants alone."""
     start = now - timedelta(days=ADHERENCE_DAYS)
     parts = parts.copy().fold((), start)
     finished = monitoring.finish(parts, parts.plan, start, now, start, zone)
@@ -532,7 +557,10 @@ def refinished(old: _Summary, parts: StatusParts, now: datetime, zone: ZoneInfo)
         last_reviewed=reviewed,
     )
     days = finished.period.days(zone)
-    until = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, parts.instants())
+    if old.at <= now < old.until:
+        until = min(old.until, triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, added))
+    else:
+        until = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, parts.instants())
     return dataclasses.replace(
         old,
         until=min(until, old.parts_until or old.until),

@@ -123,7 +123,7 @@ def grow(session: Session, pending: _Pending, now: datetime) -> list[tuple[str, 
         zone = ZoneInfo(zone_name)
         grown_parts = parts.copy().fold(added, start)
         last = added[-1].effective
-        finished = refinished(old, grown_parts, now, zone)
+        finished = refinished(old, grown_parts, now, zone, [r.effective for r in added])
         summary = replace(
             finished,
             mark=(None, observations + len(added)),

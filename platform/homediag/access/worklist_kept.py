@@ -6,7 +6,9 @@ from the instant it was computed as of (``at``) and before the instant time alon
 
 A part also keeps its status's running parts (``parts``: ``status_parts.StatusParts`` and the latest reading's
 time), so that a part whose only change is new readings dated after all of its own is grown by them, not computed
-again from the patient's history: by ingest in its transaction (``worklist_grown``) or by a view. It holds no
+again from the patient's history: by ingest in its transaction (``worklist_grown``) or by a view; and so that a
+part whose ``until`` has passed (the next morning) is finished again at now from them, while what it was computed
+from is unchanged and before its ``parts_until`` (a settings version dated ahead comes into force then). It holds no
 identity (names and dates of birth are read from the vault each view) and decides nothing: the worklist has decided
 which patients it shows before it asks.
 """
