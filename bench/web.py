@@ -10,10 +10,12 @@ through the ASGI app in process (no network): the first view of each (nothing re
 ``--repeats`` views of each, then five worklist views each after a new reading for 50 patients, then the first
 view of each again with every process memory emptied (``forget``: what a freshly started worker has, with the
 store as it is), three times, then the morning: three times a new cuff reading for every patient, sent through
-``POST /ingest`` as a gateway sends it, then a view of each page. ``--profile worklist|patient`` prints a cProfile
+``POST /ingest`` as a gateway sends it, then a view of each page; then the next mornings: the worklist's first view
+a day on, two, three (past midnight, the oldest readings out of the 14 days), then three more days on with every
+process memory emptied first. ``--profile worklist|patient`` prints a cProfile
 of three views of one page; ``--profile forgotten|morning`` of the worklist's first view after emptying the
 memories / after new readings for all; ``--profile forgotten-patient|morning-patient`` of the patient page's after
-emptying them / after new readings for all.
+emptying them / after new readings for all; ``--profile next-day`` of the worklist's first view the fifth day on.
 """
 
 from __future__ import annotations
@@ -160,6 +162,18 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             profiler = _profile_endpoints() if profile == "morning-patient" and round_ == 1 else None
             morning_patient.append(_timed_get(client, page))
             _print_profile(profiler)
+        # the next mornings: a day on (past midnight, the oldest readings out of the 14 days), no new reading yet:
+        # the first worklist view of each day, three days with the process memory, three with it emptied
+        real_clock = rt.clock
+        next_day, next_day_forgotten = [], []
+        for n in range(6):
+            rt.clock = lambda on=timedelta(days=1 + n): real_clock() + on
+            if n >= 3:
+                forget(rt)
+            profiler = _profile_endpoints() if profile == "next-day" and n == 4 else None
+            (next_day if n < 3 else next_day_forgotten).append(_timed_get(client, "/app/worklist"))
+            _print_profile(profiler)
+        rt.clock = real_clock
         return {
             "engine": engine,
             "patients": patients,
@@ -174,6 +188,8 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             "worklist_morning_all_new_ms": [round(t * 1000, 1) for t in morning_worklist],
             "patient_page_morning_ms": [round(t * 1000, 1) for t in morning_patient],
             "morning_ingest_500_ms": [round(t * 1000, 1) for t in morning_ingest],
+            "worklist_next_day_ms": [round(t * 1000, 1) for t in next_day],
+            "worklist_next_day_memories_emptied_ms": [round(t * 1000, 1) for t in next_day_forgotten],
         }
 
 
@@ -253,7 +269,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument(
         "--profile",
-        choices=("worklist", "patient", "forgotten", "forgotten-patient", "morning", "morning-patient"),
+        choices=("worklist", "patient", "forgotten", "forgotten-patient", "morning", "morning-patient", "next-day"),
         help="print a cProfile to stderr",
     )
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from test_web_remembered import _restart, _row, _send, _stamp, shown  # noqa: F401 - a fixture
 from web_support import COPENHAGEN, WebPilot, web, web_pilot  # noqa: F401 - fixtures
 
-from homediag.access import worklist_grown, worklist_kept
+from homediag.access import triage, worklist_grown, worklist_kept
 from homediag.adapters.devices import blood_pressure
 from homediag.runtime import Runtime
 from homediag.store import models as m
@@ -112,3 +112,40 @@ def test_a_failure_to_grow_the_kept_parts_never_refuses_a_reading(
     assert kept is not None and kept < count  # the part stays behind
     row = _row(web.get("/app/worklist").text, pid)
     assert row is not None and "203/120" in row and "triage-red" in row
+
+
+def test_the_next_mornings_view_and_ingest_finish_the_kept_parts_again_without_reading_the_history(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, shown, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    person, pid = shown
+    assert _row(web.get("/app/worklist").text, pid) is not None  # computed and kept as of now
+    computed: list[str] = []  # the patients computed whole from their history
+    load = triage.load
+    monkeypatch.setattr(triage, "load", lambda session, keys, *a: computed.extend(keys) or load(session, keys, *a))
+    real = runtime.clock
+    # six days on, at noon: midnights passed, and readings left the 14 days (10 days measured then 8)
+    noon = datetime.combine(real().astimezone(COPENHAGEN).date() + timedelta(days=6), time(12, 0), COPENHAGEN)
+    next_day = noon + timedelta(days=1, hours=1)
+    try:
+        runtime.clock = lambda: noon.astimezone(UTC)
+        _restart(runtime)
+        finished = _row(web.get("/app/worklist").text, pid)  # from the kept part, finished again at noon
+        assert not computed
+        assert finished is not None and "8 af 14 dage" in finished
+        assert finished == _whole(web, runtime, pid)
+        computed.clear()
+
+        grow = worklist_grown.grow  # ingest the next day, after the part kept at noon expired (midnight)
+        monkeypatch.setattr(worklist_grown, "grow", lambda session, pending, now: grow(session, pending, next_day))
+        taken = real().astimezone(COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=20)
+        _send(pilot, person, _pressure((205, 122, 133), taken), taken)
+        count, kept = _counts(runtime, pid)
+        assert kept == count  # grown by ingest, before any view
+        runtime.clock = lambda: next_day.astimezone(UTC)
+        _restart(runtime)
+        grown = _row(web.get("/app/worklist").text, pid)
+        assert not computed
+        assert grown is not None and "205/122" in grown and "triage-red" in grown
+        assert grown == _whole(web, runtime, pid)
+    finally:
+        runtime.clock = real

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F401 - fixtures
 
+from homediag.access import triage
 from homediag.adapters.devices import DeviceTime, blood_pressure, thermometer
 from homediag.runtime import Runtime
 from homediag.store import models as m
@@ -99,12 +100,15 @@ def test_a_new_reading_and_an_acknowledgement_show_at_once_after_remembered_view
 
 
 def test_the_passing_of_time_alone_changes_the_remembered_worklist(
-    web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot
+    web: TestClient, runtime: Runtime, tokens, web_pilot: WebPilot, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     sign_in(web, runtime, tokens.ids["clinician"])
     pid = next(iter(web_pilot.shown))
     row = _row(web.get("/app/worklist").text, pid)
     assert row is not None and "10 af 14 dage" in row
+    computed: list[str] = []  # the patients computed whole from their history
+    load = triage.load
+    monkeypatch.setattr(triage, "load", lambda session, keys, *a: computed.extend(keys) or load(session, keys, *a))
     real = runtime.clock
     # six days on, at noon: the last 14 days then begin at noon of the 8th seeded day, which has a reading at 19:xx
     # and one at 07:xx (before noon): 8 days. (Six days on from the current time of day was 7 or 8 days, by the hour.)
@@ -114,6 +118,7 @@ def test_the_passing_of_time_alone_changes_the_remembered_worklist(
     try:
         row = _row(web.get("/app/worklist").text, pid)
         assert row is not None and "8 af 14 dage" in row
+        assert not computed  # the remembered parts finished again at the later time
     finally:
         runtime.clock = real
 

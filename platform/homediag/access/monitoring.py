@@ -22,7 +22,7 @@ from homediag import audit
 from homediag.clock import from_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from homediag.monitoring import persisted, store
-from homediag.monitoring.plan import Adherence, adherence
+from homediag.monitoring.plan import Adherence, Plan, adherence
 from homediag.monitoring.settings import MonitoringSettings, SettingsError, parse_settings
 from homediag.monitoring.triage import Colour, worst
 from homediag.store import models as m
@@ -31,7 +31,7 @@ from homediag.users import Principal
 from .decisions import Decisions
 from .interpretation import interpret
 from .patients import _said
-from .status_parts import StatusParts
+from .status_parts import Period, StatusParts
 from .view import View
 
 PREVIEW_DAYS = 30
@@ -114,16 +114,12 @@ def status_of(
     """The status of ``data``'s readings for [start, end) (local dates in ``zone``), from ``parts`` gathered of them
     already if given: ``MonitoringReads._status_of``, and the worklist's part grown at ingest (no reader there)."""
     current = store.in_force(data.history, end)
-    plan = current.settings.plan
     if parts is None:
         parts = parts_of(data, start, end)
-    times, counts, colour, open_colour = parts.times, dict(parts.counts), parts.colour, parts.open_colour
-    reasons, unacknowledged, latest = list(parts.reasons), parts.unacknowledged, parts.latest
-    adh = adherence(plan, times, adherence_from, end, zone)
-    if adh.missing:
-        reasons += adh.reasons
-        colour = worst((colour, Colour.BLUE))
-        open_colour = worst((open_colour, Colour.BLUE))
+    finished = finish(parts, current.settings.plan, start, end, adherence_from, zone)
+    period, adh = finished.period, finished.adherence
+    counts, unacknowledged, latest = period.counts, period.unacknowledged, period.latest
+    colour, open_colour, reasons = finished.colour, finished.open_colour, finished.reasons
     latest_json: dict[str, dict[str, Any]] = {}
     for measure, r in latest.items():
         value = next(v for v in r.values if v.measure == measure)
@@ -150,10 +146,36 @@ def status_of(
     )
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A status's colours, reasons and adherence, finished from its running parts."""
+
+    period: Period
+    colour: Colour
+    open_colour: Colour
+    reasons: list[str]
+    adherence: Adherence
+
+
+def finish(
+    parts: StatusParts, plan: Plan, start: datetime, end: datetime, adherence_from: datetime, zone: ZoneInfo
+) -> Finished:
+    """``status_of``'s colours, reasons and adherence for [start, end) from ``parts`` (gathered of readings dated
+    before ``end``, folded with a start not after ``start``) and the plan in force at ``end``: what the worklist
+    finishes its kept parts with at a later instant, without reading the patient's history."""
+    period = parts.at(start)
+    colour, open_colour, reasons = period.colour, period.open_colour, list(period.reasons)
+    adh = adherence(plan, parts.times, adherence_from, end, zone)
+    if adh.missing:
+        reasons += adh.reasons
+        colour = worst((colour, Colour.BLUE))
+        open_colour = worst((open_colour, Colour.BLUE))
+    return Finished(period, colour, open_colour, reasons, adh)
+
+
 def parts_of(data: store.PatientData, start: datetime, end: datetime) -> StatusParts:
     """The running parts of ``status_of`` of all of ``data``'s readings."""
-    planned = frozenset(item.measure for item in store.in_force(data.history, end).settings.plan.items)
-    return StatusParts(planned).fold(data.readings, start)
+    return StatusParts(store.in_force(data.history, end).settings.plan).fold(data.readings, start)
 
 
 class MonitoringReads(Decisions):

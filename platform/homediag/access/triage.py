@@ -5,9 +5,9 @@ it never triages by itself, so that there is one triage engine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 from homediag.clock import from_store
 from homediag.fhir_profiles import terminology
 from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.plan import Plan
 from homediag.monitoring.triage import MEASURE_OF_CODE, UNITS, Limits, Value, triage_value
 from homediag.store import models as m
 
 from .readings import Reading
+
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -114,26 +117,46 @@ def stable_until(
     period_days: int,
     now: datetime,
     zone: ZoneInfo,
-    readings: Sequence[monitoring_store.TriagedReading] | None = None,
+    times: Iterable[datetime] | None = None,
 ) -> datetime:
     """The first instant after ``now`` at which the passing of time alone (no new reading, review or settings)
     could change ``assess`` of a period of ``period_days`` ending at the moment asked, or the days measured in it:
     when a reading leaves the period, or crosses an edge of a plan item's windows (which end at the moment asked
     and step back by the item's ``every_days``), at local midnight (days are counted in local dates), or when a
     settings version dated ahead comes into force. Conservative: any of these instants, whether or not it changes
-    the outcome. With ``readings``, only their instants (and midnight's and the settings'): for readings added to a
-    part that holds until a later instant, whose other readings' instants are not passed before it."""
-    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
-    until = datetime.combine(tomorrow, time.min, zone)
+    the outcome. With ``times``, the readings' instants are those (a status's running parts hold the ones that
+    matter: ``StatusParts.instants``)."""
     spans = {timedelta(days=period_days)}
     for version in data.history:
         spans |= {timedelta(days=item.every_days) for item in version.settings.plan.items}
-        if version.valid_from > now:
-            until = min(until, version.valid_from)
-    for reading in data.readings if readings is None else readings:
+    until = min(settled_until(data.history, now), _edges(spans, now, zone, (r.effective for r in data.readings)))
+    return until if times is None else min(until, _edges(spans, now, zone, times))
+
+
+def settled_until(history: Sequence[monitoring_store.SettingsVersion], now: datetime) -> datetime:
+    """The first instant after ``now`` at which a settings version dated ahead comes into force (the plan and the
+    thresholds in force may change then); far in the future when none is dated ahead."""
+    return min((v.valid_from for v in history if v.valid_from > now), default=_NEVER)
+
+
+def parts_stable_until(
+    plan: Plan, period_days: int, now: datetime, zone: ZoneInfo, times: Iterable[datetime]
+) -> datetime:
+    """``stable_until`` of a status's running parts whose settings do not change before the instant asked
+    (``settled_until``): their plan's windows, the period and local midnight, over the parts' instants."""
+    spans = {timedelta(days=period_days)} | {timedelta(days=item.every_days) for item in plan.items}
+    return _edges(spans, now, zone, times)
+
+
+def _edges(spans: set[timedelta], now: datetime, zone: ZoneInfo, times: Iterable[datetime]) -> datetime:
+    """The next local midnight after ``now``, or the first instant after ``now`` that is one of ``times`` plus a
+    whole number of one of ``spans``, if earlier."""
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    until = datetime.combine(tomorrow, time.min, zone)
+    for at in times:
         for span in spans:
-            steps = (now - reading.effective) // span + 1
-            until = min(until, reading.effective + span * steps)
+            steps = (now - at) // span + 1
+            until = min(until, at + span * steps)
     return until
 
 

@@ -9,6 +9,7 @@ all: the consent windows and care relations narrow the SQL, as for every other r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from homediag.store import models as m
 from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
 
-from . import triage, worklist_kept
+from . import monitoring, triage, worklist_kept
 from .decisions import Decisions
 from .readings import Reading, aware, birth_date, reading_from, shapes
 from .status_parts import StatusParts
@@ -221,9 +222,10 @@ class WorklistReads(Decisions):
     ) -> dict[str, _Summary]:
         """Each listed patient's latest values, days measured and monitoring status: remembered per patient (in the
         process, else kept in the store: ``worklist_kept``) and recomputed only for patients whose data changed
-        (``_marks``) or whose status the passing time may have changed (``triage.stable_until``); a patient whose
-        only change is new readings dated after all of its own is grown by them (``_with_added``; ingest grows the
-        kept part in its transaction, ``worklist_grown``). The caller decided the windows just now, so a withdrawn
+        (``_marks``); a part whose status the passing time may have changed (``triage.stable_until``) is finished
+        again at now from its running parts (``refinished``: no reading read), and a patient whose only change is
+        new readings dated after all of its own is grown by them (``_with_added``; ingest grows the kept part in its
+        transaction, ``worklist_grown``). The caller decided the windows just now, so a withdrawn
         consent or a patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not
         read."""
         memo = _MEMO.of(self.rt.engine)
@@ -234,15 +236,21 @@ class WorklistReads(Decisions):
             if found is not None and found.mark == marks[pkey] and found.at <= now < found.until:
                 out[pkey] = found
         stale = {k: w for k, w in windows.items() if k not in out}
+        stale = self._finish_again(session, stale, marks, out, now, zone)  # from the parts in memory
         if not stale:
             return out
         for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now).items():
             found = memo.get(pkey)
-            if kept.mark == marks[pkey]:  # kept as it is now (by another process, or grown at ingest)
+            if kept.mark == marks[pkey] and now < kept.until:  # kept as it is now (by another process, or ingest)
                 memo[pkey] = out[pkey] = kept
+            elif kept.mark == marks[pkey]:
+                memo[pkey] = kept  # to finish at now
             elif found is None or not _only_added(found, marks[pkey], now) or found.mark[1] < kept.mark[1]:
                 memo[pkey] = kept  # fewer readings than now: to grow by the new ones
         stale = {k: w for k, w in stale.items() if k not in out}
+        if not stale:
+            return out
+        stale = self._finish_again(session, stale, marks, out, now, zone)  # from the kept parts
         if not stale:
             return out
         computed = set(stale)
@@ -287,25 +295,27 @@ class WorklistReads(Decisions):
     ) -> _Summary:
         """A patient's summary of ``data``; with ``grown`` (its remembered summary and that one's running parts,
         ``data`` holding only the readings added since, all dated after the remembered ones, ``_with_added``) from
-        the remembered parts and the added readings alone: before the remembered one's ``until`` no remembered
-        reading crossed an edge of the period, of a plan window or of a day, so what it gathered of them is still
-        so."""
+        the remembered parts and the added readings alone (the parts finish the status at any later instant while
+        the settings in force stay: ``StatusParts``)."""
         if grown is not None:
             old, old_parts = grown
-            until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone, readings=data.readings))
             parts = old_parts.copy().fold(data.readings, start)
-            days = old.days | {r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start}
+            if old.at <= now < old.until:  # none of its own instants crossed an edge: the added ones' alone
+                until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone))
+            else:
+                until = triage.stable_until(data, ADHERENCE_DAYS, now, zone, times=parts.instants())
         else:
             until = triage.stable_until(data, ADHERENCE_DAYS, now, zone)
             parts = self.status_parts(data, start, now)
-            days = frozenset(r.effective.astimezone(zone).date() for r in data.readings if r.effective >= start)
+        days = parts.at(start).days(zone)
+        parts_until = min(triage.settled_until(data.history, now), mark[-1] or _NEVER)
         since = data.readings[-1].effective if data.readings else grown[0].since if grown else None
         at_since = frozenset(r.id for r in data.readings if r.effective == since)
         if grown is not None and not data.readings:
             at_since = grown[0].at_since
         return _Summary(
             mark=mark,
-            until=min(until, mark[-1] or _NEVER),
+            until=min(until, parts_until),
             latest=tuple(latest),
             days_measured=len(days),
             assessment=triage.assess(self, session, patient_id, data, start, now, parts),
@@ -315,7 +325,49 @@ class WorklistReads(Decisions):
             at_since=at_since,
             looks_back=any(v.settings.thresholds.weight_change is not None for v in data.history),
             at=now,
+            parts_until=parts_until,
         )
+
+    def _finish_again(
+        self,
+        session: Session,
+        stale: dict[str, Window],
+        marks: dict[str, tuple[Any, ...]],
+        out: dict[str, _Summary],
+        now: datetime,
+        zone: ZoneInfo,
+    ) -> dict[str, Window]:
+        """Finish again at ``now`` the remembered summaries of the ``stale`` patients whose mark is as now and whose
+        running parts hold (``_holds``), into ``out`` and the memory; the patients left. Not kept again: the kept
+        part finishes so as well (ingest grows it, a view finishes it)."""
+        memo = _MEMO.of(self.rt.engine)
+        again = {k for k in stale if _holds(memo.get(k), now) and memo[k].mark == marks[k]}
+        if not again:
+            return stale
+        for pkey, summary in self._finished_again(session, again, now, zone).items():
+            memo[pkey] = out[pkey] = summary
+        return {k: w for k, w in stale.items() if k not in out}
+
+    def _finished_again(self, session: Session, keys: set[str], now: datetime, zone: ZoneInfo) -> dict[str, _Summary]:
+        """The remembered summaries of these patients (their mark as now, ``_holds``) finished at ``now`` from their
+        running parts (``refinished``), read from the store when not in memory (a part kept by another process, or
+        grown at ingest); a patient whose parts are not kept, or were kept in another time zone, is left out (the
+        caller computes it whole)."""
+        memo = _MEMO.of(self.rt.engine)
+        wanted = [k for k in keys if memo[k].parts is None]
+        texts = worklist_kept.parts_text(session, wanted) if wanted else {}
+        histories = monitoring_store.settings_histories(session, list(texts)) if texts else {}
+        name = self.rt.settings.local_timezone
+        out: dict[str, _Summary] = {}
+        for pkey in keys:
+            old = memo[pkey]
+            parts = old.parts
+            if parts is None and pkey in texts:
+                decoded = worklist_kept.decode_parts(texts[pkey], name, histories[pkey])
+                parts = decoded[0] if decoded is not None else None
+            if parts is not None:
+                out[pkey] = refinished(old, parts, now, zone)
+        return out
 
     def _with_added(
         self,
@@ -483,12 +535,56 @@ class WorklistReads(Decisions):
         return out
 
 
+def refinished(
+    old: _Summary, parts: StatusParts, now: datetime, zone: ZoneInfo, added: Sequence[datetime] = ()
+) -> _Summary:
+    """``old`` (its mark as now, ``_holds``) finished at ``now`` from its running parts ``parts`` (of all its
+    readings: ``old``'s and those ``added`` since, at these instants), without reading the patient's history: the
+    period from ``now`` back, the days measured in it and the adherence against the plan kept with the parts (the
+    one in force: no settings version came into force since, ``parts_until``); the review is the one it was
+    computed with (reviews are in the mark). Before ``old``'s ``until`` no instant of its own crossed an edge, so
+    its ``until`` is then looked for among the added instants alone."""
+    start = now - timedelta(days=ADHERENCE_DAYS)
+    parts = parts.copy().fold((), start)
+    finished = monitoring.finish(parts, parts.plan, start, now, start, zone)
+    reviewed = old.assessment.last_reviewed if old.assessment is not None else None
+    assessment = triage.Assessment(
+        colour=finished.colour.value,
+        open_colour=finished.open_colour.value,
+        unacknowledged=finished.period.unacknowledged,
+        reasons=list(finished.reasons),
+        plan_ratio=finished.adherence.ratio,
+        last_reviewed=reviewed,
+    )
+    days = finished.period.days(zone)
+    if old.at <= now < old.until:
+        until = min(old.until, triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, added))
+    else:
+        until = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, parts.instants())
+    return dataclasses.replace(
+        old,
+        until=min(until, old.parts_until or old.until),
+        days_measured=len(days),
+        assessment=assessment,
+        parts=parts,
+        days=days,
+        at=now,
+    )
+
+
+def _holds(old: _Summary | None, now: datetime) -> bool:
+    """Whether ``old``'s running parts finish its status at ``now`` (``refinished``): computed as of an instant not
+    after it, before its ``parts_until``, and no weight-change rule in its settings (kept simple: such a patient is
+    computed whole)."""
+    return old is not None and not old.looks_back and old.parts_until is not None and old.at <= now < old.parts_until
+
+
 def _only_added(old: _Summary | None, mark: tuple[Any, ...], now: datetime) -> bool:
     """Whether all that changed since ``old`` was computed may be new Observations: the same consent window,
-    acknowledgements, reviews, settings versions and first reading dated ahead, more Observations, still before the
-    time its status could change by itself, and no weight-change rule in the settings (a new weight's triage
-    depends on earlier weights)."""
-    if old is None or old.looks_back or not old.at <= now < old.until:
+    acknowledgements, reviews, settings versions and first reading dated ahead, more Observations, its running parts
+    still finishing its status at ``now`` (``_holds``; a weight-change rule in the settings never: a new weight's
+    triage depends on earlier weights)."""
+    if old is None or not _holds(old, now):
         return False
     return old.mark[0] == mark[0] and old.mark[2:] == mark[2:] and mark[1] > old.mark[1]
 

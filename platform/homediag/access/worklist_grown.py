@@ -2,8 +2,9 @@
 transaction, so that the worklist's next view (the morning: every patient has a new reading) reads the kept parts
 as they are instead of reading the new readings and writing 500 parts.
 
-A part is grown only as a view would grow it (``WorklistReads._with_added``): its running parts are kept, it holds
-until after now, its settings have no weight-change rule (a weight's triage looks back), and the new readings are
+A part is grown only as a view would grow it (``WorklistReads._with_added``): its running parts are kept and finish
+its status now (``worklist.refinished``: before its ``parts_until``, even when its ``until`` has passed, the next
+morning), its settings have no weight-change rule (a weight's triage looks back), and the new readings are
 all dated after its latest reading, not ahead of now and inside the consent window it was read from; the part's
 Observation count grows by the readings stored (the mark's other parts, window, acknowledgements, reviews,
 settings, do not change by ingest). Anything else leaves the part as it is: its count is then behind the
@@ -32,10 +33,9 @@ from sqlalchemy.orm import Session
 from homediag.monitoring import store as monitoring_store
 from homediag.monitoring.ingested import Ingested
 
-from . import triage, worklist_kept
-from .monitoring import status_of
+from . import worklist_kept
 from .readings import Shape, aware, reading_from
-from .worklist import ADHERENCE_DAYS, device_and_gateway
+from .worklist import ADHERENCE_DAYS, device_and_gateway, refinished
 
 _PENDING = "homediag.worklist_grown"
 log = logging.getLogger(__name__)
@@ -95,9 +95,9 @@ def grow(session: Session, pending: _Pending, now: datetime) -> list[tuple[str, 
     kept = worklist_kept.recall_marked(session, by_patient)
     start = now - timedelta(days=ADHERENCE_DAYS)
     grown: list[tuple[str, str, worklist_kept.Summary, str, list[dict[str, Any]]]] = []
-    for pkey, (mark, observations, until, old, text) in kept.items():
+    for pkey, (mark, observations, _, old, text) in kept.items():
         history = pending.histories.get(pkey)
-        if history is None or old.looks_back or not old.at <= now < until or old.assessment is None:
+        if history is None or old.looks_back or old.parts_until is None or not old.at <= now < old.parts_until:
             continue
         decoded = worklist_kept.decode_parts(text, None, history)
         if decoded is None:
@@ -121,31 +121,16 @@ def grow(session: Session, pending: _Pending, now: datetime) -> list[tuple[str, 
         if len(added) != len(rows):
             continue
         zone = ZoneInfo(zone_name)
-        data = monitoring_store.PatientData(history, added)
         grown_parts = parts.copy().fold(added, start)
-        status = status_of("", data, start, now, start, zone, grown_parts)
-        days = old.days | {r.effective.astimezone(zone).date() for r in added if r.effective >= start}
         last = added[-1].effective
+        finished = refinished(old, grown_parts, now, zone, [r.effective for r in added])
         summary = replace(
-            old,
+            finished,
             mark=(None, observations + len(added)),
-            until=min(until, triage.stable_until(data, ADHERENCE_DAYS, now, zone, readings=added)),
-            days_measured=len(days),
-            assessment=triage.Assessment(
-                colour=status.colour.value,
-                open_colour=status.open_colour.value,
-                unacknowledged=status.unacknowledged,
-                reasons=list(status.reasons),
-                plan_ratio=status.adherence.ratio,
-                last_reviewed=old.assessment.last_reviewed,  # reviews are in the mark: unchanged
-            ),
-            parts=grown_parts,
-            days=frozenset(days),
             since=last,
             at_since=frozenset(r.id for r in added if r.effective == last),
-            at=now,
         )
-        grown.append((pkey, mark, summary, _text(grown_parts, zone_name, window), rows))
+        grown.append((pkey, mark, summary, _text(finished.parts, zone_name, window), rows))
     if not grown:
         return []
     shown = [SimpleNamespace(**row) for *_, rows in grown for row in rows]

@@ -6,7 +6,9 @@ from the instant it was computed as of (``at``) and before the instant time alon
 
 A part also keeps its status's running parts (``parts``: ``status_parts.StatusParts`` and the latest reading's
 time), so that a part whose only change is new readings dated after all of its own is grown by them, not computed
-again from the patient's history: by ingest in its transaction (``worklist_grown``) or by a view. It holds no
+again from the patient's history: by ingest in its transaction (``worklist_grown``) or by a view; and so that a
+part whose ``until`` has passed (the next morning) is finished again at now from them, while what it was computed
+from is unchanged and before its ``parts_until`` (a settings version dated ahead comes into force then). It holds no
 identity (names and dates of birth are read from the vault each view) and decides nothing: the worklist has decided
 which patients it shows before it asks.
 """
@@ -27,14 +29,15 @@ from sqlalchemy.orm import Session
 from homediag.clock import to_store
 from homediag.monitoring import persisted
 from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.plan import Plan, PlanItem
 from homediag.monitoring.triage import Colour
 from homediag.store import models as m
 
 from .readings import Reading
-from .status_parts import StatusParts
+from .status_parts import Contribution, StatusParts
 from .triage import Assessment
 
-FORMAT = 2  # the body's format and the computation's: a change makes every kept part unused
+FORMAT = 3  # the body's format and the computation's: a change makes every kept part unused
 _CHUNK = 500
 _NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -55,6 +58,9 @@ class Summary:
     at_since: frozenset[str] = frozenset()  # the ids of its readings dated ``since``
     looks_back: bool = False  # a weight-change rule in its settings: never grown (a weight's triage looks back)
     at: datetime = datetime.min.replace(tzinfo=UTC)  # computed as of this instant (valid from it to ``until``)
+    # its running parts finish its status at any instant from ``at`` to this one (a settings version dated ahead
+    # comes into force then, or a reading dated ahead becomes due); None: not after ``until``
+    parts_until: datetime | None = None
 
 
 def mark_key(mark: tuple[Any, ...]) -> str:
@@ -98,6 +104,7 @@ def _encode(s: Summary) -> str:
             "since": _instant(s.since),
             "at_since": sorted(s.at_since),
             "looks_back": s.looks_back,
+            "parts_until": _instant(s.parts_until),
             "assessment": None
             if a is None
             else {
@@ -156,7 +163,12 @@ def _decode(text: str, mark: tuple[Any, ...], until: datetime) -> Summary:
         frozenset(body["at_since"]),
         body["looks_back"],
         _parsed(body["at"]),  # type: ignore[arg-type]
+        _parsed(body.get("parts_until")),
     )
+
+
+_PARTS_FORMAT = 3
+_COLOURS = {c.value: c for c in Colour}
 
 
 def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
@@ -164,15 +176,15 @@ def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
     intervals (naive UTC) their readings were read from (``view.Window``)."""
     return json.dumps(
         {
+            "format": _PARTS_FORMAT,
             "zone": zone,
             "window": [[_instant(s), _instant(e)] for s, e in window.intervals],
-            "planned": sorted(parts.planned),
+            "plan": [[i.measurement, i.times, i.every_days] for i in parts.plan.items],
             "times": {k: [t.isoformat() for t in v] for k, v in parts.times.items()},
-            "counts": parts.counts,
-            "colour": parts.colour.value,
-            "open_colour": parts.open_colour.value,
-            "reasons": parts.reasons,
-            "unacknowledged": parts.unacknowledged,
+            "period": [
+                [c.effective.isoformat(), c.triaged, c.colour.value, list(c.reasons), c.acknowledged]
+                for c in parts.period
+            ],
             "latest": {
                 k: [
                     r.id,
@@ -195,9 +207,9 @@ def decode_parts(
 ) -> tuple[StatusParts, Intervals, str] | None:
     """(the running parts, the consent window's intervals they were read from, the time zone they counted days in)
     of ``encode_parts``'s text; None when they were counted in another time zone than ``zone`` (the days would
-    differ; None: any)."""
+    differ; None: any) or kept in an earlier format."""
     body = json.loads(text)
-    if zone is not None and body["zone"] != zone:
+    if body.get("format") != _PARTS_FORMAT or (zone is not None and body["zone"] != zone):
         return None
     latest = {}
     for measure, (oid, effective, values, verdicts, acknowledged) in body["latest"].items():
@@ -214,13 +226,12 @@ def decode_parts(
             persisted.decode_values(values),
         )
     parts = StatusParts(
-        frozenset(body["planned"]),
+        Plan(tuple(PlanItem(name, times, every) for name, times, every in body["plan"])),
         {k: [datetime.fromisoformat(t) for t in v] for k, v in body["times"].items()},
-        dict(body["counts"]),
-        Colour(body["colour"]),
-        Colour(body["open_colour"]),
-        list(body["reasons"]),
-        body["unacknowledged"],
+        [
+            Contribution(datetime.fromisoformat(at), triaged, _COLOURS[colour], tuple(reasons), acknowledged)
+            for at, triaged, colour, reasons, acknowledged in body["period"]
+        ],
         latest,
     )
     return parts, [(_parsed(s), _parsed(e)) for s, e in body["window"]], body["zone"]
@@ -229,7 +240,8 @@ def decode_parts(
 def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -> dict[str, Summary]:
     """The kept parts of these patients computed from the same mark but perhaps fewer Observations (their ``mark``
     holds the count they were computed from: fewer is a part to grow by the new ones), as of an instant at or before
-    ``now``, and ``now`` before their ``until``. Without their running parts (``parts_text``)."""
+    ``now``, and ``now`` before their ``until`` or their ``parts_until`` (to finish again at ``now`` from their
+    running parts). Without their running parts (``parts_text``)."""
     keys = sorted(marks)
     out: dict[str, Summary] = {}
     table = m.WorklistSummary
@@ -242,11 +254,11 @@ def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -
         for pkey, mark, observations, until, body in rows:
             until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
             wanted = marks[pkey]
-            if observations is None or not observations <= wanted[1] or now >= until:
+            if observations is None or not observations <= wanted[1]:
                 continue
             if mark == mark_key(wanted):
                 found = _decode(body, (wanted[0], observations, *wanted[2:]), until)
-                if found.at <= now:
+                if found.at <= now and (now < until or now < (found.parts_until or until)):
                     out[pkey] = found
     return out
 
