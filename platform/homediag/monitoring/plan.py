@@ -102,6 +102,13 @@ def _windows(start: datetime, end: datetime, every_days: int) -> list[tuple[date
     return [(end - span * (k + 1), end - span * k) for k in range(count)][::-1]
 
 
+def reach(plan: Plan, start: datetime, end: datetime) -> datetime:
+    """The earliest instant the windows of ``plan``'s items over [start, end) reach back to (``end`` when the plan
+    has none): a window is ``every_days`` long and they step back from ``end``, so an item every 5 days over 14
+    days looks back 15 (three windows), not 5. A reader of the readings ``adherence`` counts starts there."""
+    return min((_windows(start, end, item.every_days)[0][0] for item in plan.items), default=end)
+
+
 def adherence(
     plan: Plan,
     readings: Mapping[str, Iterable[datetime]],

@@ -19,6 +19,7 @@ from homediag.clock import from_store, to_store
 from homediag.store import models as m
 
 from . import persisted
+from .plan import reach as plan_reach
 from .settings import DEFAULT_GROUP, MonitoringSettings, default_groups, parse_settings
 from .triage import MEASURE_OF_CODE, Colour, Thresholds, Triage, Value, measures_of, triage
 
@@ -377,11 +378,11 @@ def patients_data(
     after: datetime | None = None,
 ) -> dict[str, PatientData]:
     """Every patient's settings history and triaged readings of [start, end) in a few statements (not a few per
-    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's longest
-    window; the weight rule's earlier weights are always read. Without ``with_resources`` the readings carry their
-    measured values but not their resources (``resource`` None), which are then read only for readings this
-    process has not seen before. With ``after``, only the readings dated from then on (the weight rule's earlier
-    weights too: a caller that passes it has no weight rule to apply)."""
+    patient): the worklist's path. With ``lookback`` the readings start early enough for each plan's earliest
+    window (``plan.reach``); the weight rule's earlier weights are always read. Without ``with_resources`` the
+    readings carry their measured values but not their resources (``resource`` None), which are then read only for
+    readings this process has not seen before. With ``after``, only the readings dated from then on (the weight
+    rule's earlier weights too: a caller that passes it has no weight rule to apply)."""
     keys = list(dict.fromkeys(patient_keys))
     histories = settings_histories(session, keys)
     weight_days = max(
@@ -393,12 +394,10 @@ def patients_data(
         ),
         default=0,
     )
-    plan_days = 0
-    if lookback:
-        plan_days = max(
-            (i.every_days for h in histories.values() for i in in_force(h, end).settings.plan.items), default=0
-        )
-    since = min(start - timedelta(days=weight_days), end - timedelta(days=plan_days))
+    reached = end
+    if lookback:  # every patient's plan windows (each starts its own; a reading before them counts for none)
+        reached = min((plan_reach(in_force(h, end).settings.plan, start, end) for h in histories.values()), default=end)
+    since = min(start - timedelta(days=weight_days), reached)
     if after is not None:
         since = max(since, after)
     # The worklist's path reads four plain columns, the time as text parsed by datetime.fromisoformat (the DateTime

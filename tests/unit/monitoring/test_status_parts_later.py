@@ -9,12 +9,12 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from homediag.access.monitoring import PatientStatus, parts_of, status_of
 from homediag.monitoring import store
-from homediag.monitoring.plan import Plan, PlanItem
+from homediag.monitoring.plan import Plan, PlanItem, reach
 from homediag.monitoring.triage import Value, triage
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -23,6 +23,7 @@ BASE = datetime(2026, 10, 24, 20, 0, tzinfo=COPENHAGEN)  # the evening before th
 PLANS = (
     Plan((PlanItem("blood-pressure", 2, 1), PlanItem("weight", 1, 7))),
     Plan((PlanItem("blood-pressure", 1, 1), PlanItem("weight", 1, 30))),
+    Plan((PlanItem("blood-pressure", 1, 5),)),  # three 5-day windows over 14 days: they reach back 15
     Plan(),
 )
 
@@ -50,10 +51,9 @@ def _readings(
 
 
 def _whole(history: list[store.SettingsVersion], readings: list[store.TriagedReading], end: datetime) -> PatientStatus:
-    """The status at ``end`` from the readings the worklist loads then (the period, and the plan's look-back)."""
-    days = max((i.every_days for i in history[0].settings.plan.items), default=0)
-    since = min(end - PERIOD, end - timedelta(days=days))
-    data = store.PatientData(history, [r for r in readings if since <= r.effective < end])
+    """The status at ``end`` from every reading before it (the status itself looks at the period and the plan's
+    windows only)."""
+    data = store.PatientData(history, [r for r in readings if r.effective < end])
     return status_of("", data, end - PERIOD, end, end - PERIOD, COPENHAGEN)
 
 
@@ -70,6 +70,7 @@ def _seen(status: PatientStatus) -> tuple[object, ...]:
 
 
 @settings(max_examples=60, deadline=None)
+@example(plan=PLANS[2], drawn=[(-int(14.5 * 24 * 60), 150, False, False)], steps=[(60, False)])  # 14.5 days back
 @given(
     plan=st.sampled_from(PLANS),
     drawn=st.lists(
@@ -90,8 +91,7 @@ def test_parts_folded_as_readings_come_finish_later_as_the_status_computed_whole
     readings = _readings(history, drawn)
     end = folded = later = BASE.astimezone(UTC)
     first = _whole(history, readings, end)
-    days = max((i.every_days for i in plan.items), default=0)
-    since = min(end - PERIOD, end - timedelta(days=days))
+    since = min(end - PERIOD, reach(plan, end - PERIOD, end))  # what the worklist loads (``patients_data``)
     parts = parts_of(store.PatientData(history, [r for r in readings if since <= r.effective < end]), end - PERIOD, end)
     assert _seen(status_of("", store.PatientData(history, []), end - PERIOD, end, end - PERIOD, COPENHAGEN, parts)) == (
         _seen(first)
