@@ -31,6 +31,7 @@ from . import ceiling, data, env
 from .client import TestClient
 from .latency import clinician_queries
 from .pilot import enrol
+from .singles_client import post_singles
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ServedResult:
     pss_at_start_total_mb: float = 0.0
     pss_max_total_mb: float = 0.0
     single_in_process_per_s: float = 0.0
+    single_cpu_seconds: tuple[float, float] = (0.0, 0.0)  # the server's processes, this process (the clients)
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -68,6 +70,8 @@ class ServedResult:
                 "seconds": round(self.single_seconds, 2),
                 "requests_per_s": round(self.single_requests / self.single_seconds, 1),
                 "in_process_one_thread_per_s": round(self.single_in_process_per_s, 1),
+                "cpu_ms_per_request_server": round(self.single_cpu_seconds[0] / self.single_requests * 1000, 2),
+                "cpu_ms_per_request_bench_clients": round(self.single_cpu_seconds[1] / self.single_requests * 1000, 2),
             },
             "lists_of_100": {
                 "alone_observations_per_s": round(alone, 1),
@@ -128,6 +132,19 @@ def _proc_mb(pid: int, file: str, field: str) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of the processes ``pids`` so far (from ``/proc``; 0 for one gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / ticks
 
 
 def _rss_mb(pid: int) -> float:
@@ -291,18 +308,21 @@ def run(
             gateway = pilot.auth("gateway")
             say(f"{engine}: served by {workers} workers on port {port}")
 
-            # single envelopes from 8 concurrent clients
+            # single envelopes from 8 concurrent clients (``singles_client``: the standard library's, cheap for the
+            # bench, which shares the machine's cores with the server), with the CPU each side spent
             clients = 8
-            shares = [[json.dumps(e).encode() for e in single[i::clients]] for i in range(clients)]
-            threads = [threading.Thread(target=_post_all, args=(base, gateway, share)) for share in shares]
+            server_pids = _tree(server.pid)
+            server_cpu0, client_cpu0 = _cpu_seconds(server_pids), time.process_time()
             t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            post_singles(base, pilot.tokens["gateway"], [json.dumps(e).encode() for e in single], clients)
             single_seconds = time.perf_counter() - t0
+            single_cpu = (_cpu_seconds(server_pids) - server_cpu0, time.process_time() - client_cpu0)
             rate = len(single) / single_seconds
-            say(f"{engine}: {len(single)} single envelopes from {clients} clients: {rate:.0f} req/s")
+            say(
+                f"{engine}: {len(single)} single envelopes from {clients} clients: {rate:.0f} req/s; CPU per request"
+                f" {single_cpu[0] / len(single) * 1000:.2f} ms in the server, {single_cpu[1] / len(single) * 1000:.2f}"
+                " ms in the bench's clients (and the bench's threads)"
+            )
 
             def lists_of(chunk: list[dict[str, Any]]) -> list[bytes]:
                 return [json.dumps(chunk[i : i + 100]).encode() for i in range(0, len(chunk), 100)]
@@ -388,6 +408,7 @@ def run(
             watch.pss_at_start,
             watch.pss_total,
             in_process,
+            single_cpu,
         )
 
 

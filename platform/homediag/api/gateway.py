@@ -8,16 +8,16 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from homediag.phd import GatewayResult, PhdGatewayService
-from homediag.users import Principal
 
 from .deps import BaseDep, RuntimeDep
-from .policy import GATEWAY_WRITE, principal
+from .policy import GATEWAY_WRITE, Deferred, deferred
 from .responses import FhirResponse
 from .versioned import version_headers
 
 router = APIRouter(prefix="/fhir", tags=["gateway"])
 
-GatewayDep = Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
+# the policy is applied in the route's one worker thread, with the service (``policy.deferred``)
+GatewayDep = Annotated[Deferred, Depends(deferred(GATEWAY_WRITE))]
 
 
 def _response(result: GatewayResult, base: str) -> FhirResponse:
@@ -40,7 +40,7 @@ def _response(result: GatewayResult, base: str) -> FhirResponse:
 )
 async def post_bundle(request: Request, rt: RuntimeDep, gateway: GatewayDep, base: BaseDep) -> FhirResponse:
     body = await request.body()
-    result = await run_in_threadpool(PhdGatewayService(rt).post_bundle, gateway, body)
+    result = await run_in_threadpool(lambda: PhdGatewayService(rt).post_bundle(gateway.principal(), body))
     return _response(result, base)
 
 
@@ -56,5 +56,7 @@ async def post_bundle(request: Request, rt: RuntimeDep, gateway: GatewayDep, bas
 async def post_observation(request: Request, rt: RuntimeDep, gateway: GatewayDep, base: BaseDep) -> FhirResponse:
     body = await request.body()
     condition = request.headers.get("if-none-exist")
-    result = await run_in_threadpool(PhdGatewayService(rt).post_observation, gateway, body, condition)
+    result = await run_in_threadpool(
+        lambda: PhdGatewayService(rt).post_observation(gateway.principal(), body, condition)
+    )
     return _response(result, base)

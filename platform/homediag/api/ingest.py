@@ -7,16 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from homediag.ingest import IngestService
-from homediag.users import Principal
+from homediag.ingest import IngestAnswer, IngestService
 
 from .deps import RuntimeDep
-from .policy import GATEWAY_WRITE, principal
+from .policy import GATEWAY_WRITE, Deferred, deferred
 from .responses import FhirResponse, JsonResponse
 
 router = APIRouter(tags=["ingest"])
 
-GatewayDep = Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
+# the policy is applied in the route's one worker thread, with the ingest (``policy.deferred``)
+GatewayDep = Annotated[Deferred, Depends(deferred(GATEWAY_WRITE))]
 
 
 @router.post(
@@ -32,6 +32,9 @@ GatewayDep = Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
 )
 async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirResponse:
     body = await request.body()
-    # the service does blocking database work: run it off the event loop
-    answer = await run_in_threadpool(IngestService(rt).post, gateway, body)
+
+    def post() -> IngestAnswer:  # blocking database work (the token's read, then the ingest): off the event loop
+        return IngestService(rt).post(gateway.principal(), body)
+
+    answer = await run_in_threadpool(post)
     return JsonResponse(answer.body, status_code=answer.status)

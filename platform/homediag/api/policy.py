@@ -11,7 +11,7 @@ The only routes without a policy are FastAPI's own documentation pages (``EXEMPT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -152,28 +152,34 @@ def enforce(policy: Policy) -> Callable[[Request], Caller]:
     """The dependency that applies ``policy`` to a request."""
 
     def dependency(request: Request) -> Caller:
-        rt = _runtime(request)
-        access = AccessService(rt)
-        if policy.public:
-            return Caller(policy, None, None, None, access)
-        if policy.via == "session":
-            from homediag.web.sessions import principal_of_request  # the web app's session cookie
-
-            principal = principal_of_request(request, rt)
-        else:
-            principal = authenticate_request(request, rt)
-        if principal.role not in policy.roles:
-            raise Forbidden(f"the role '{principal.role}' may not do this (allowed: {', '.join(policy.roles)})")
-        purpose = request.headers.get("x-purpose-of-use", "").strip() or None
-        if principal.role in ROLE_PURPOSES:
-            access.view(principal, purpose)  # a purpose the role may not state is refused here (403)
-        elif purpose is not None:
-            raise Forbidden(f"the role '{principal.role}' acts under no purpose of use; leave X-Purpose-Of-Use out")
-        reason = request.headers.get("x-reidentification-reason", "").strip()[:200] or None
-        return Caller(policy, principal, purpose, reason, access)
+        return caller_of(policy, request)
 
     dependency.policy = policy  # type: ignore[attr-defined]
     return dependency
+
+
+def caller_of(policy: Policy, request: Request) -> Caller:
+    """``policy`` applied to ``request``: its caller, or Unauthenticated / Forbidden. Blocking (the token's
+    read): called in a worker thread (``enforce`` as a plain ``def`` dependency, or ``Deferred.principal``)."""
+    rt = _runtime(request)
+    access = AccessService(rt)
+    if policy.public:
+        return Caller(policy, None, None, None, access)
+    if policy.via == "session":
+        from homediag.web.sessions import principal_of_request  # the web app's session cookie
+
+        principal = principal_of_request(request, rt)
+    else:
+        principal = authenticate_request(request, rt)
+    if principal.role not in policy.roles:
+        raise Forbidden(f"the role '{principal.role}' may not do this (allowed: {', '.join(policy.roles)})")
+    purpose = request.headers.get("x-purpose-of-use", "").strip() or None
+    if principal.role in ROLE_PURPOSES:
+        access.view(principal, purpose)  # a purpose the role may not state is refused here (403)
+    elif purpose is not None:
+        raise Forbidden(f"the role '{principal.role}' acts under no purpose of use; leave X-Purpose-Of-Use out")
+    reason = request.headers.get("x-reidentification-reason", "").strip()[:200] or None
+    return Caller(policy, principal, purpose, reason, access)
 
 
 def _policies(dependant: Dependant) -> Iterator[Policy]:
@@ -270,4 +276,32 @@ def principal(policy: Policy) -> Callable[..., Principal]:
     def dependency(caller: Caller = Depends(enforced)) -> Principal:  # a default: annotations are strings here
         return caller.user
 
+    return dependency
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A route's policy, applied by the route itself in the worker thread that does its blocking work: the token's
+    read and the route's service share one thread hop (a plain ``def`` dependency is a hop of its own, on every
+    request). Routes that read the body and hand it to a service in a thread (the gateways' writes) take it."""
+
+    policy: Policy
+    request: Request
+
+    def principal(self) -> Principal:
+        """The authenticated caller under the policy (Unauthenticated / Forbidden otherwise). Blocking."""
+        return caller_of(self.policy, self.request).user
+
+
+def deferred(policy: Policy) -> Callable[[Request], Awaitable[Deferred]]:
+    """A dependency declaring ``policy`` whose check the route makes in its worker thread (``Deferred.principal``),
+    before any of its work. A request without a bearer token is refused at once, on the event loop."""
+
+    async def dependency(request: Request) -> Deferred:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if policy.via == "bearer" and (scheme.lower() != "bearer" or not token.strip()):
+            raise Unauthenticated("an Authorization: Bearer <token> header is required")
+        return Deferred(policy, request)
+
+    dependency.policy = policy  # type: ignore[attr-defined]
     return dependency
