@@ -150,6 +150,8 @@ def run(
             seconds = time.perf_counter() - t0
             server_cpu = _cpu_seconds(server_pids) - s0
             pg_cpu = _cpu_seconds(backends) - p0
+            if not set(backends) <= set(_backends(url)) or pg_cpu < 0:
+                pg_cpu = float("nan")  # a backend went away (its CPU no longer readable): not measured
             client_cpu = time.process_time() - c0
             load1 = os.getloadavg()[0]
             for p in spies:
@@ -167,7 +169,7 @@ def run(
         "requests_per_s": round(requests / seconds, 1),
         "cpu_ms_per_request": {
             "server_processes": round(server_cpu * per, 2),
-            "postgresql_backends": round(pg_cpu * per, 2),
+            "postgresql_backends": round(pg_cpu * per, 2),  # NaN: a backend went away meanwhile
             "bench_clients": round(client_cpu * per, 2),
         },
         "load_1min_start_end": [round(load0, 2), round(load1, 2)],
