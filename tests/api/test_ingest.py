@@ -194,6 +194,23 @@ def test_only_gateways_may_ingest(client, tokens, runtime, role):
     assert count(runtime, m.Upload) == 0
 
 
+def test_a_gateway_stating_a_purpose_of_use_is_refused_and_nothing_is_kept(client, tokens, runtime, enrolled):
+    headers = {**tokens.auth("gateway"), "X-Purpose-Of-Use": "TREAT"}
+    response = client.post("/ingest", json=cuff_envelope(), headers=headers)
+    assert response.status_code == 403
+    assert "no purpose of use" in diagnostics(response.json())
+    assert count(runtime, m.Upload) == 0
+
+
+def test_an_unknown_token_is_refused_before_its_body_is_kept(client, runtime):
+    """The policy is applied in the ingest's own worker thread (``policy.deferred``), before the service: a body
+    that is not JSON, from a token nobody has, is 401 and not kept as an unreadable upload (that would be 400)."""
+    response = client.post("/ingest", content=b"not json", headers={"Authorization": "Bearer hd_not-a-real-token"})
+    assert response.status_code == 401
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert count(runtime, m.Upload) == 0
+
+
 def test_concurrent_uploads_of_one_envelope_store_it_once(runtime, tokens, enrolled):
     gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)  # the patient is enrolled on it
     env = cuff_envelope()
