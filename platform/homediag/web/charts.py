@@ -182,7 +182,8 @@ def _draw(
                 for n, s in enumerate(series):
                     xs = mdates.date2num([p.at for p in s.points])  # once for the line and the points
                     ys = [p.value for p in s.points]
-                    ax.plot(xs, ys, color="#90a4ae", linewidth=1, zorder=1)
+                    (joined,) = ax.plot(xs, ys, color="#90a4ae", linewidth=1, zorder=1)
+                    joined.set_gid(f"{chart_id}-line-{n}")
                     collection = ax.scatter(
                         xs,
                         ys,
@@ -193,7 +194,11 @@ def _draw(
                         label=s.label,
                     )
                     collection.set_gid(f"{chart_id}-series-{n}")
+                    # clipped as a group, by the clip its line has (``_presentational``): matplotlib clips each point
+                    # of a clipped collection in a group of its own, a third of the points' cost
+                    collection.set_clip_on(False)
                 ax.set_xlim(start.astimezone(zone), end.astimezone(zone))
+                _date_ticks(ax, start, end, zone)
                 ax.set_ylabel(unit)
                 if len(series) > 1:
                     ax.legend(loc="upper left", frameon=False, ncols=len(series), fontsize=9)
@@ -223,7 +228,6 @@ def _prepared(zone: ZoneInfo, decimal_comma: bool, banded: bool) -> tuple[Any, A
     fig = Figure(figsize=(8.0, 2.6), dpi=72)
     ax = fig.add_subplot()
     ax.xaxis_date(zone)
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=zone, maxticks=8))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%d.%m", tz=zone))
     if decimal_comma:
         ax.yaxis.set_major_formatter(_comma_formatter())
@@ -233,6 +237,27 @@ def _prepared(zone: ZoneInfo, decimal_comma: bool, banded: bool) -> tuple[Any, A
     fig.subplots_adjust(left=0.085, right=0.985, top=0.96, bottom=0.13)  # fixed: tight_layout costs a draw
     _PREPARED[key] = (fig, ax)
     return fig, ax
+
+
+_TICKS: dict[tuple[datetime, datetime, str], Any] = {}  # (start, end, zone): where the date ticks are
+
+
+def _date_ticks(ax: Any, start: datetime, end: datetime, zone: ZoneInfo) -> None:
+    """The x axis's ticks where matplotlib's ``AutoDateLocator`` puts them for this period, found once per period
+    (an axis asks its locator three times a drawing, and a period is drawn for every patient all day)."""
+    from matplotlib.dates import AutoDateLocator
+    from matplotlib.ticker import FixedLocator
+
+    key = (start, end, zone.key)
+    ticks = _TICKS.get(key)
+    if ticks is None:
+        auto = AutoDateLocator(tz=zone, maxticks=8)
+        auto.set_axis(ax.xaxis)
+        ticks = auto()
+        if len(_TICKS) > 100:
+            _TICKS.clear()
+        _TICKS[key] = ticks
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
 
 
 def _emptied(ax: Any) -> None:
@@ -295,6 +320,13 @@ def _marks(group: ET.Element) -> list[ET.Element]:
     return out
 
 
+def _clip_of(group: ET.Element | None) -> str | None:
+    """The ``clip-path`` of the first element in ``group`` that has one (a series' line: the axes' clip)."""
+    if group is None:
+        return None
+    return next((e.get("clip-path") for e in group.iter() if e.get("clip-path")), None)
+
+
 _DROPPED = {f"{{{SVG_NS}}}metadata", f"{{{SVG_NS}}}style"}
 _HREF = f"{{{XLINK_NS}}}href"
 _URL = re.compile(r"url\(#([^)]+)\)")
@@ -324,7 +356,7 @@ def _presentational(svg: str, chart_id: str, title: str, series: list[Series]) -
         if ident is not None:
             if not ident.startswith(chart_id):
                 attrib["id"] = prefix + ident
-            elif ident.startswith(f"{prefix}series-"):
+            elif ident.startswith((f"{prefix}series-", f"{prefix}line-")):
                 groups[ident] = element
         for attr in ("clip-path", "mask"):
             if attr in attrib:
@@ -336,6 +368,9 @@ def _presentational(svg: str, chart_id: str, title: str, series: list[Series]) -
         group = groups.get(f"{chart_id}-series-{n}")
         if group is None:
             continue
+        clip = _clip_of(groups.get(f"{chart_id}-line-{n}"))
+        if clip is not None:
+            group.set("clip-path", clip)
         marks = _marks(group)
         for mark, point in zip(marks, s.points, strict=False):
             mark.set("class", f"point triage-{point.colour or 'none'}")
