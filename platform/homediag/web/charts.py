@@ -13,6 +13,8 @@ Drawing is the patient page's slowest part (tens of milliseconds a chart), so a 
 process by everything it shows (``trend_svg``'s key: every point with its value, colour and tooltip, the bands,
 the lines, the period, the language): a pure function of its inputs, so a new reading, a re-triage or another
 period simply makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
+A chart is drawn on a figure kept per time zone, number format and kind (``_prepared``), emptied of its data after
+each chart: making the figure, its axes and ticks again was about a third of a chart's time.
 """
 
 from __future__ import annotations
@@ -194,8 +196,8 @@ def _draw(
                         label=s.label,
                     )
                     collection.set_gid(f"{chart_id}-series-{n}")
-                    # clipped as a group, by the clip its line has (``_presentational``): matplotlib clips each point
-                    # of a clipped collection in a group of its own, a third of the points' cost
+                    # clipped as one group, by the clip its line has (``_presentational``): matplotlib wraps each
+                    # point of a clipped collection in a clipped group of its own
                     collection.set_clip_on(False)
                 ax.set_xlim(start.astimezone(zone), end.astimezone(zone))
                 _date_ticks(ax, start, end, zone)
@@ -205,7 +207,11 @@ def _draw(
                 buffer = io.StringIO()
                 fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
             finally:
-                _emptied(ax)
+                try:
+                    _emptied(ax)
+                except Exception:  # a kept figure not emptied is not used again
+                    _PREPARED.clear()
+                    raise
     return _presentational(buffer.getvalue(), chart_id, title, series)
 
 
