@@ -231,6 +231,8 @@ def forget(rt: Any) -> None:
     ):
         memory.clear()
     worklist._MEMO.forget(rt.engine)
+    if hasattr(charts, "_PREPARED"):  # the kept figures (h12chart): a new worker makes them again
+        charts._PREPARED.clear()
 
 
 def _print_profile(profiler: cProfile.Profile | None) -> None:

@@ -38,6 +38,7 @@ class KeptCharts:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._reads: Session | None = None  # one session for a page's reads (``close``), not one per chart
+        self._new: dict[str, str] = {}  # drawn or rendered by this page, written when it closes (one transaction)
 
     def get(self, key: str) -> str | None:
         if self._reads is None:
@@ -45,15 +46,26 @@ class KeptCharts:
         return self._reads.execute(select(m.DrawnChart.svg).where(m.DrawnChart.key == key)).scalar()
 
     def close(self) -> None:
-        """End the reads' session (a page calls it when its charts and tables are made)."""
+        """End the reads' session and write what the page drew (a page calls it when its charts and tables are
+        made)."""
         if self._reads is not None:
             self._reads.close()
             self._reads = None
+        if self._new:
+            new, self._new = self._new, {}
+            self._write(new)
 
     def put(self, key: str, svg: str) -> None:
+        """Keep ``svg`` by ``key``: written with the page's others when it closes (a morning's page draws two charts
+        and renders two tables: one transaction, not four)."""
+        self._new[key] = svg
+
+    def _write(self, new: dict[str, str]) -> None:
         now = utcnow()
         with self.rt.sessions.begin() as session:
-            persisted.insert_new(session, m.DrawnChart, [{"key": key, "svg": svg, "drawn_at": now}])
+            persisted.insert_new(
+                session, m.DrawnChart, [{"key": key, "svg": svg, "drawn_at": now} for key, svg in new.items()]
+            )
             with _lock:
                 due = time.monotonic() - _pruned[0] > _PRUNE_EVERY
                 if due:
