@@ -22,7 +22,7 @@ from homediag import audit
 from homediag.clock import from_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from homediag.monitoring import persisted, store
-from homediag.monitoring.plan import Adherence, Plan, adherence
+from homediag.monitoring.plan import Adherence, Plan, adherence_of_micros
 from homediag.monitoring.settings import MonitoringSettings, SettingsError, parse_settings
 from homediag.monitoring.triage import Colour, worst
 from homediag.store import models as m
@@ -165,7 +165,7 @@ def finish(
     finishes its kept parts with at a later instant, without reading the patient's history."""
     period = parts.at(start)
     colour, open_colour, reasons = period.colour, period.open_colour, list(period.reasons)
-    adh = adherence(plan, parts.times, adherence_from, end, zone)
+    adh = adherence_of_micros(plan, parts.times, adherence_from, end, zone)
     if adh.missing:
         reasons += adh.reasons
         colour = worst((colour, Colour.BLUE))

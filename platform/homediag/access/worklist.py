@@ -22,6 +22,7 @@ from homediag.clock import to_store
 from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.instants import micros
 from homediag.store import models as m
 from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
@@ -545,7 +546,7 @@ def refinished(
     computed with (reviews are in the mark). Before ``old``'s ``until`` no instant of its own crossed an edge, so
     its ``until`` is then looked for among the added instants alone."""
     start = now - timedelta(days=ADHERENCE_DAYS)
-    parts = parts.copy().fold((), start)
+    parts = parts.later(start)
     finished = monitoring.finish(parts, parts.plan, start, now, start, zone)
     reviewed = old.assessment.last_reviewed if old.assessment is not None else None
     assessment = triage.Assessment(
@@ -558,7 +559,8 @@ def refinished(
     )
     days = finished.period.days(zone)
     if old.at <= now < old.until:
-        until = min(old.until, triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, added))
+        edges = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, map(micros, added))
+        until = min(old.until, edges)
     else:
         until = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, parts.instants())
     return dataclasses.replace(
