@@ -158,12 +158,19 @@ class Finished:
 
 
 def finish(
-    parts: StatusParts, plan: Plan, start: datetime, end: datetime, adherence_from: datetime, zone: ZoneInfo
+    parts: StatusParts,
+    plan: Plan,
+    start: datetime,
+    end: datetime,
+    adherence_from: datetime,
+    zone: ZoneInfo,
+    with_latest: bool = True,
 ) -> Finished:
     """``status_of``'s colours, reasons and adherence for [start, end) from ``parts`` (gathered of readings dated
     before ``end``, folded with a start not after ``start``) and the plan in force at ``end``: what the worklist
-    finishes its kept parts with at a later instant, without reading the patient's history."""
-    period = parts.at(start)
+    finishes its kept parts with at a later instant, without reading the patient's history (and without the period's
+    latest readings unless ``with_latest``: the worklist shows its own)."""
+    period = parts.at(start, with_latest)
     colour, open_colour, reasons = period.colour, period.open_colour, list(period.reasons)
     adh = adherence_of_micros(plan, parts.times, adherence_from, end, zone)
     if adh.missing:

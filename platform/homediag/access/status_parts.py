@@ -18,7 +18,7 @@ compared and turned into a local date without a datetime per reading.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import itemgetter
@@ -77,6 +77,15 @@ class StatusParts:
     times: dict[str, list[int]] = field(default_factory=dict)  # microseconds since the epoch, oldest first
     period: list[Contribution] = field(default_factory=list)
     latest: dict[str, store.TriagedReading] = field(default_factory=dict)
+    # the latest readings as kept, decoded when first needed (``latest_readings``): finishing the parts at a later
+    # instant for the worklist needs only the period and the times, not the latest readings' values and verdicts
+    kept_latest: Callable[[], dict[str, store.TriagedReading]] | None = field(default=None, compare=False, repr=False)
+
+    def latest_readings(self) -> dict[str, store.TriagedReading]:
+        """The latest reading per measure (whatever the start), decoded from the kept ones if not yet."""
+        if self.kept_latest is not None:
+            self.latest, self.kept_latest = self.kept_latest(), None
+        return self.latest
 
     @property
     def planned(self) -> frozenset[str]:
@@ -87,6 +96,7 @@ class StatusParts:
         (not before an earlier fold's); returns self."""
         planned = self.planned
         first = micros(start)
+        latest = self.latest_readings() if readings else self.latest
         if self.period and self.period[0].effective < first:
             self.period = self.period[bisect_left(self.period, first, key=_EFFECTIVE) :]
         kept_from = first - _TIMES_KEPT
@@ -99,15 +109,16 @@ class StatusParts:
                 for measure in {v.measure for v in r.values} & planned:
                     self.times.setdefault(measure, []).append(at)
             for v in r.values:
-                self.latest[v.measure] = r
+                latest[v.measure] = r
             if at < first:
                 continue
             result = r.result
             self.period.append(Contribution(at, result.triaged, result.colour, tuple(result.reasons), r.acknowledged))
         return self
 
-    def at(self, start: datetime) -> Period:
-        """The parts of the period from ``start`` on (not before the last fold's)."""
+    def at(self, start: datetime, with_latest: bool = True) -> Period:
+        """The parts of the period from ``start`` on (not before the last fold's); without the latest readings
+        unless ``with_latest``."""
         counts = {"red": 0, "yellow": 0, "green": 0}
         colour = open_colour = Colour.GREEN
         reasons: list[str] = []
@@ -129,7 +140,7 @@ class StatusParts:
                         open_colour = c
             if not acknowledged:
                 unacknowledged += 1
-        latest = {k: r for k, r in self.latest.items() if r.effective >= start}
+        latest = {k: r for k, r in self.latest_readings().items() if r.effective >= start} if with_latest else {}
         return Period(counts, colour, open_colour, reasons, unacknowledged, latest, list(map(_EFFECTIVE, period)))
 
     def instants(self) -> list[int]:
@@ -139,9 +150,11 @@ class StatusParts:
 
     def copy(self) -> StatusParts:
         """Parts to fold more readings into, leaving these as they are."""
-        return StatusParts(self.plan, {k: list(v) for k, v in self.times.items()}, list(self.period), dict(self.latest))
+        times = {k: list(v) for k, v in self.times.items()}
+        return StatusParts(self.plan, times, list(self.period), dict(self.latest_readings()))
 
     def later(self, start: datetime) -> StatusParts:
         """These parts with what is dated before ``start`` dropped (``fold`` of no reading), sharing the lists that
         lose nothing with these (fold more readings into a ``copy``)."""
-        return StatusParts(self.plan, dict(self.times), self.period, self.latest).fold((), start)
+        later = StatusParts(self.plan, dict(self.times), self.period, self.latest, self.kept_latest)
+        return later.fold((), start)

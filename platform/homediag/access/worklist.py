@@ -547,7 +547,7 @@ def refinished(
     its ``until`` is then looked for among the added instants alone."""
     start = now - timedelta(days=ADHERENCE_DAYS)
     parts = parts.later(start)
-    finished = monitoring.finish(parts, parts.plan, start, now, start, zone)
+    finished = monitoring.finish(parts, parts.plan, start, now, start, zone, with_latest=False)
     reviewed = old.assessment.last_reviewed if old.assessment is not None else None
     assessment = triage.Assessment(
         colour=finished.colour.value,

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -169,7 +170,32 @@ def _decode(text: str, mark: tuple[Any, ...], until: datetime) -> Summary:
 
 
 _PARTS_FORMAT = 4  # 4: instants as microseconds since the epoch (``monitoring.instants``), not ISO text
-_COLOURS = {c.value: c for c in Colour}
+# a contribution's (triaged, colour, acknowledged) as one letter: the period is written as columns (its instants,
+# a letter each, the reasons of those that have some), not a JSON list per reading
+_FLAGS = {
+    (triaged, colour, acknowledged): chr(ord("a") + 8 * n + 2 * triaged + acknowledged)
+    for n, colour in enumerate(Colour)
+    for triaged in (False, True)
+    for acknowledged in (False, True)
+}
+_FLAGGED = {letter: flags for flags, letter in _FLAGS.items()}
+
+
+def _period_columns(period: Sequence[Contribution]) -> dict[str, Any]:
+    return {
+        "at": [c.effective for c in period],
+        "flags": "".join(_FLAGS[(c.triaged, c.colour, c.acknowledged)] for c in period),
+        "reasons": [[n, list(c.reasons)] for n, c in enumerate(period) if c.reasons],
+    }
+
+
+def _period_of(columns: dict[str, Any]) -> list[Contribution]:
+    reasons = {n: tuple(why) for n, why in columns["reasons"]}
+    out = []
+    for n, (at, letter) in enumerate(zip(columns["at"], columns["flags"], strict=True)):
+        triaged, colour, acknowledged = _FLAGGED[letter]
+        out.append(Contribution(at, triaged, colour, reasons.get(n, ()), acknowledged))
+    return out
 
 
 def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
@@ -184,19 +210,58 @@ def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
             "window": [[_instant(s), _instant(e)] for s, e in window.intervals],
             "plan": [[i.measurement, i.times, i.every_days] for i in parts.plan.items],
             "times": parts.times,
-            "period": parts.period,
-            "latest": {
-                k: [
-                    r.id,
-                    micros(r.effective),
-                    persisted.encode_values(r.values),
-                    persisted.encode_triage(r.result),
-                    r.acknowledged,
-                ]
-                for k, r in parts.latest.items()
-            },
+            "period": _period_columns(parts.period),
+            "latest": _latest_columns(parts.latest_readings()),
         }
     )
+
+
+def _latest_columns(latest: dict[str, monitoring_store.TriagedReading]) -> dict[str, Any]:
+    """The latest readings, each once (a blood-pressure reading is the latest of three measures), and the measures'
+    indices into them."""
+    readings: list[monitoring_store.TriagedReading] = []
+    of: dict[str, int] = {}
+    for measure, r in latest.items():
+        found = next((n for n, seen in enumerate(readings) if seen is r), None)
+        if found is None:
+            found = len(readings)
+            readings.append(r)
+        of[measure] = found
+    return {
+        "readings": [
+            [
+                r.id,
+                micros(r.effective),
+                persisted.encode_values(r.values),
+                persisted.encode_triage(r.result),
+                r.acknowledged,
+            ]
+            for r in readings
+        ],
+        "of": of,
+    }
+
+
+def _latest_of(
+    columns: dict[str, Any], history: Sequence[monitoring_store.SettingsVersion]
+) -> dict[str, monitoring_store.TriagedReading]:
+    readings = []
+    for oid, effective, values, verdicts, acknowledged in columns["readings"]:
+        at = instant(effective)
+        readings.append(
+            monitoring_store.TriagedReading(
+                oid,
+                None,
+                at,
+                None,
+                None,
+                persisted.decode_triage(verdicts),
+                monitoring_store.in_force(history, at),
+                acknowledged,
+                persisted.decode_values(values),
+            )
+        )
+    return {measure: readings[n] for measure, n in columns["of"].items()}
 
 
 Intervals = list[tuple[datetime | None, datetime | None]]
@@ -211,28 +276,11 @@ def decode_parts(
     body = json.loads(text)
     if body.get("format") != _PARTS_FORMAT or (zone is not None and body["zone"] != zone):
         return None
-    latest = {}
-    for measure, (oid, effective, values, verdicts, acknowledged) in body["latest"].items():
-        at = instant(effective)
-        latest[measure] = monitoring_store.TriagedReading(
-            oid,
-            None,
-            at,
-            None,
-            None,
-            persisted.decode_triage(verdicts),
-            monitoring_store.in_force(history, at),
-            acknowledged,
-            persisted.decode_values(values),
-        )
     parts = StatusParts(
         Plan(tuple(PlanItem(name, times, every) for name, times, every in body["plan"])),
         body["times"],
-        [
-            Contribution(at, triaged, _COLOURS[colour], tuple(reasons), acknowledged)
-            for at, triaged, colour, reasons, acknowledged in body["period"]
-        ],
-        latest,
+        _period_of(body["period"]),
+        kept_latest=partial(_latest_of, body["latest"], history),
     )
     return parts, [(_parsed(s), _parsed(e)) for s, e in body["window"]], body["zone"]
 
