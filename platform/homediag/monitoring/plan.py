@@ -15,6 +15,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .instants import DAY, local_ordinals, micros
@@ -139,7 +140,7 @@ def adherence_of_micros(
         return Adherence(())
     items: list[ItemAdherence] = []
     first, last = micros(start), micros(end)
-    all_days = len(_days(start, end, zone))
+    all_days = _day_count(start, end, zone)
     for item in plan.items:
         times = readings.get(item.measure, ())
         step = item.every_days * DAY
@@ -158,6 +159,12 @@ def adherence_of_micros(
             )
         )
     return Adherence(tuple(items))
+
+
+@lru_cache(maxsize=64)
+def _day_count(start: datetime, end: datetime, zone: ZoneInfo) -> int:
+    """How many local dates [start, end) touches (the same for every patient finished at one instant)."""
+    return len(_days(start, end, zone))
 
 
 def _day(t: datetime, zone: ZoneInfo | None) -> date:
