@@ -21,8 +21,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from operator import itemgetter
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from homediag.monitoring import store
@@ -34,18 +32,39 @@ from homediag.monitoring.triage import Colour
 # measure's time further back than this before the period's start is in no window, now or later
 _TIMES_KEPT = 90 * DAY
 _SEVERITY = {Colour.GREEN: 0, Colour.BLUE: 1, Colour.YELLOW: 2, Colour.RED: 3}  # ``triage.worst``'s order
-_EFFECTIVE = itemgetter(0)
 
 
-class Contribution(NamedTuple):
-    """What one reading of the period gives the status (a tuple: a patient's parts hold a few dozen, and a view
-    may read 500 patients' parts from the store)."""
+# a reading's (triaged, colour, acknowledged) as one letter: the period's readings are kept as columns (their
+# instants, a string of these letters, their reasons), not an object per reading (a patient's parts hold a few dozen,
+# and the worklist decodes and finishes 500 patients' parts in one view)
+FLAGS = {
+    (triaged, colour, acknowledged): chr(ord("a") + 8 * n + 2 * triaged + acknowledged)
+    for n, colour in enumerate(Colour)
+    for triaged in (False, True)
+    for acknowledged in (False, True)
+}
+FLAGGED = {letter: flags for flags, letter in FLAGS.items()}
 
-    effective: int  # microseconds since the epoch
-    triaged: bool
-    colour: Colour
-    reasons: tuple[str, ...]
-    acknowledged: bool
+
+@dataclass
+class Contributions:
+    """What each reading of the period gives the status, as columns, oldest first: its time (microseconds since
+    the epoch), a letter for whether it was triaged, its colour and whether acknowledged (``FLAGS``), and the
+    reasons of its colour."""
+
+    at: list[int] = field(default_factory=list)
+    flags: str = ""
+    reasons: list[tuple[str, ...]] = field(default_factory=list)
+
+    def since(self, first: int) -> Contributions:
+        """Those dated from ``first`` (microseconds) on: these when none is earlier."""
+        if not self.at or self.at[0] >= first:
+            return self
+        n = bisect_left(self.at, first)
+        return Contributions(self.at[n:], self.flags[n:], self.reasons[n:])
+
+    def copy(self) -> Contributions:
+        return Contributions(list(self.at), self.flags, list(self.reasons))
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ class StatusParts:
 
     plan: Plan
     times: dict[str, list[int]] = field(default_factory=dict)  # microseconds since the epoch, oldest first
-    period: list[Contribution] = field(default_factory=list)
+    period: Contributions = field(default_factory=Contributions)
     latest: dict[str, store.TriagedReading] = field(default_factory=dict)
     # the latest readings as kept, decoded when first needed (``latest_readings``): finishing the parts at a later
     # instant for the worklist needs only the period and the times, not the latest readings' values and verdicts
@@ -97,12 +116,12 @@ class StatusParts:
         planned = self.planned
         first = micros(start)
         latest = self.latest_readings() if readings else self.latest
-        if self.period and self.period[0].effective < first:
-            self.period = self.period[bisect_left(self.period, first, key=_EFFECTIVE) :]
+        self.period = period = self.period.since(first)
         kept_from = first - _TIMES_KEPT
         for measure, times in self.times.items():
             if times and times[0] < kept_from:
                 self.times[measure] = times[bisect_left(times, kept_from) :]
+        added = []
         for r in readings:
             at = micros(r.effective)
             if planned:
@@ -113,7 +132,11 @@ class StatusParts:
             if at < first:
                 continue
             result = r.result
-            self.period.append(Contribution(at, result.triaged, result.colour, tuple(result.reasons), r.acknowledged))
+            period.at.append(at)
+            added.append(FLAGS[(result.triaged, result.colour, r.acknowledged)])
+            period.reasons.append(tuple(result.reasons))
+        if added:
+            period.flags += "".join(added)
         return self
 
     def at(self, start: datetime, with_latest: bool = True) -> Period:
@@ -123,12 +146,10 @@ class StatusParts:
         colour = open_colour = Colour.GREEN
         reasons: list[str] = []
         unacknowledged = 0
-        first = micros(start)
-        period = self.period
-        if period and period[0].effective < first:
-            period = period[bisect_left(period, first, key=_EFFECTIVE) :]
+        period = self.period.since(micros(start))
         severity = _SEVERITY
-        for _, triaged, c, why, acknowledged in period:
+        for letter, why in zip(period.flags, period.reasons, strict=True):
+            triaged, c, acknowledged = FLAGGED[letter]
             if triaged:
                 counts[c._value_] += 1
                 if c is not Colour.GREEN:
@@ -141,17 +162,17 @@ class StatusParts:
             if not acknowledged:
                 unacknowledged += 1
         latest = {k: r for k, r in self.latest_readings().items() if r.effective >= start} if with_latest else {}
-        return Period(counts, colour, open_colour, reasons, unacknowledged, latest, list(map(_EFFECTIVE, period)))
+        return Period(counts, colour, open_colour, reasons, unacknowledged, latest, period.at)
 
     def instants(self) -> list[int]:
         """The times of the readings the parts hold (the period's, and the planned measures' further back), in
         microseconds since the epoch."""
-        return [c.effective for c in self.period] + [t for v in self.times.values() for t in v]
+        return self.period.at + [t for v in self.times.values() for t in v]
 
     def copy(self) -> StatusParts:
         """Parts to fold more readings into, leaving these as they are."""
         times = {k: list(v) for k, v in self.times.items()}
-        return StatusParts(self.plan, times, list(self.period), dict(self.latest_readings()))
+        return StatusParts(self.plan, times, self.period.copy(), dict(self.latest_readings()))
 
     def later(self, start: datetime) -> StatusParts:
         """These parts with what is dated before ``start`` dropped (``fold`` of no reading), sharing the lists that

@@ -32,11 +32,10 @@ from homediag.monitoring import persisted
 from homediag.monitoring import store as monitoring_store
 from homediag.monitoring.instants import instant, micros
 from homediag.monitoring.plan import Plan, PlanItem
-from homediag.monitoring.triage import Colour
 from homediag.store import models as m
 
 from .readings import Reading
-from .status_parts import Contribution, StatusParts
+from .status_parts import FLAGGED, Contributions, StatusParts
 from .triage import Assessment
 
 FORMAT = 3  # the body's format and the computation's: a change makes every kept part unused
@@ -170,32 +169,24 @@ def _decode(text: str, mark: tuple[Any, ...], until: datetime) -> Summary:
 
 
 _PARTS_FORMAT = 4  # 4: instants as microseconds since the epoch (``monitoring.instants``), not ISO text
-# a contribution's (triaged, colour, acknowledged) as one letter: the period is written as columns (its instants,
-# a letter each, the reasons of those that have some), not a JSON list per reading
-_FLAGS = {
-    (triaged, colour, acknowledged): chr(ord("a") + 8 * n + 2 * triaged + acknowledged)
-    for n, colour in enumerate(Colour)
-    for triaged in (False, True)
-    for acknowledged in (False, True)
-}
-_FLAGGED = {letter: flags for flags, letter in _FLAGS.items()}
 
 
-def _period_columns(period: Sequence[Contribution]) -> dict[str, Any]:
+def _period_columns(period: Contributions) -> dict[str, Any]:
     return {
-        "at": [c.effective for c in period],
-        "flags": "".join(_FLAGS[(c.triaged, c.colour, c.acknowledged)] for c in period),
-        "reasons": [[n, list(c.reasons)] for n, c in enumerate(period) if c.reasons],
+        "at": period.at,
+        "flags": period.flags,
+        "reasons": [[n, list(why)] for n, why in enumerate(period.reasons) if why],
     }
 
 
-def _period_of(columns: dict[str, Any]) -> list[Contribution]:
-    reasons = {n: tuple(why) for n, why in columns["reasons"]}
-    out = []
-    for n, (at, letter) in enumerate(zip(columns["at"], columns["flags"], strict=True)):
-        triaged, colour, acknowledged = _FLAGGED[letter]
-        out.append(Contribution(at, triaged, colour, reasons.get(n, ()), acknowledged))
-    return out
+def _period_of(columns: dict[str, Any]) -> Contributions:
+    at, flags = columns["at"], columns["flags"]
+    if len(at) != len(flags) or not set(flags) <= FLAGGED.keys():
+        raise ValueError("kept running parts: a period's columns do not match")
+    reasons: list[tuple[str, ...]] = [()] * len(at)
+    for n, why in columns["reasons"]:
+        reasons[n] = tuple(why)
+    return Contributions(at, flags, reasons)
 
 
 def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
