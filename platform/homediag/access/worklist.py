@@ -240,7 +240,8 @@ class WorklistReads(Decisions):
         stale = self._finish_again(session, stale, marks, out, now, zone)  # from the parts in memory
         if not stale:
             return out
-        for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now).items():
+        expired: dict[str, str] = {}  # the kept running parts of the rows whose ``until`` has come
+        for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now, expired).items():
             found = memo.get(pkey)
             if kept.mark == marks[pkey] and now < kept.until:  # kept as it is now (by another process, or ingest)
                 memo[pkey] = out[pkey] = kept
@@ -251,7 +252,7 @@ class WorklistReads(Decisions):
         stale = {k: w for k, w in stale.items() if k not in out}
         if not stale:
             return out
-        stale = self._finish_again(session, stale, marks, out, now, zone)  # from the kept parts
+        stale = self._finish_again(session, stale, marks, out, now, zone, expired)  # from the kept parts
         if not stale:
             return out
         computed = set(stale)
@@ -337,26 +338,31 @@ class WorklistReads(Decisions):
         out: dict[str, _Summary],
         now: datetime,
         zone: ZoneInfo,
+        texts: dict[str, str] | None = None,
     ) -> dict[str, Window]:
         """Finish again at ``now`` the remembered summaries of the ``stale`` patients whose mark is as now and whose
         running parts hold (``_holds``), into ``out`` and the memory; the patients left. Not kept again: the kept
-        part finishes so as well (ingest grows it, a view finishes it)."""
+        part finishes so as well (ingest grows it, a view finishes it). ``texts``: kept running parts already read
+        (``worklist_kept.recall``)."""
         memo = _MEMO.of(self.rt.engine)
         again = {k for k in stale if _holds(memo.get(k), now) and memo[k].mark == marks[k]}
         if not again:
             return stale
-        for pkey, summary in self._finished_again(session, again, now, zone).items():
+        for pkey, summary in self._finished_again(session, again, now, zone, texts or {}).items():
             memo[pkey] = out[pkey] = summary
         return {k: w for k, w in stale.items() if k not in out}
 
-    def _finished_again(self, session: Session, keys: set[str], now: datetime, zone: ZoneInfo) -> dict[str, _Summary]:
+    def _finished_again(
+        self, session: Session, keys: set[str], now: datetime, zone: ZoneInfo, read: dict[str, str]
+    ) -> dict[str, _Summary]:
         """The remembered summaries of these patients (their mark as now, ``_holds``) finished at ``now`` from their
         running parts (``refinished``), read from the store when not in memory (a part kept by another process, or
         grown at ingest); a patient whose parts are not kept, or were kept in another time zone, is left out (the
         caller computes it whole)."""
         memo = _MEMO.of(self.rt.engine)
-        wanted = [k for k in keys if memo[k].parts is None]
-        texts = worklist_kept.parts_text(session, wanted) if wanted else {}
+        wanted = [k for k in keys if memo[k].parts is None and k not in read]
+        texts = {k: read[k] for k in keys if k in read and memo[k].parts is None}
+        texts |= worklist_kept.parts_text(session, wanted) if wanted else {}
         histories = monitoring_store.settings_histories(session, list(texts)) if texts else {}
         name = self.rt.settings.local_timezone
         out: dict[str, _Summary] = {}

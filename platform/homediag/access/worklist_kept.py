@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, case, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -276,21 +276,25 @@ def decode_parts(
     return parts, [(_parsed(s), _parsed(e)) for s, e in body["window"]], body["zone"]
 
 
-def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -> dict[str, Summary]:
+def recall(
+    session: Session, marks: dict[str, tuple[Any, ...]], now: datetime, expired: dict[str, str] | None = None
+) -> dict[str, Summary]:
     """The kept parts of these patients computed from the same mark but perhaps fewer Observations (their ``mark``
     holds the count they were computed from: fewer is a part to grow by the new ones), as of an instant at or before
     ``now``, and ``now`` before their ``until`` or their ``parts_until`` (to finish again at ``now`` from their
-    running parts). Without their running parts (``parts_text``)."""
+    running parts). Without their running parts (``parts_text``); with ``expired``, the running parts' text of the
+    rows whose ``until`` has come is put there (read in the same statement: the next morning finishes them all)."""
     keys = sorted(marks)
     out: dict[str, Summary] = {}
     table = m.WorklistSummary
-    for n in range(0, len(keys), _CHUNK):
+    ahead = case((table.until <= to_store(now), table.parts)) if expired is not None else null()
+    for chunk in _chunks(session, keys):
         rows = session.execute(
-            select(table.patient_key, table.mark, table.observations, table.until, table.body).where(
-                table.patient_key.in_(keys[n : n + _CHUNK])
+            select(table.patient_key, table.mark, table.observations, table.until, table.body, ahead).where(
+                _among(session, table.patient_key, chunk)
             )
         )
-        for pkey, mark, observations, until, body in rows:
+        for pkey, mark, observations, until, body, text in rows:
             until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
             wanted = marks[pkey]
             if observations is None or not observations <= wanted[1]:
@@ -299,6 +303,8 @@ def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -
                 found = _decode(body, (wanted[0], observations, *wanted[2:]), until)
                 if found.at <= now and (now < until or now < (found.parts_until or until)):
                     out[pkey] = found
+                    if text is not None and expired is not None:
+                        expired[pkey] = text
     return out
 
 
@@ -307,13 +313,32 @@ def parts_text(session: Session, keys: Iterable[str]) -> dict[str, str]:
     wanted = sorted(keys)
     out: dict[str, str] = {}
     table = m.WorklistSummary
-    for n in range(0, len(wanted), _CHUNK):
+    for chunk in _chunks(session, wanted):
         for pkey, text in session.execute(
-            select(table.patient_key, table.parts).where(table.patient_key.in_(wanted[n : n + _CHUNK]))
+            select(table.patient_key, table.parts).where(_among(session, table.patient_key, chunk))
         ):
             if text is not None:
                 out[pkey] = text
     return out
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _chunks(session: Session, keys: list[str]) -> list[list[str]]:
+    """The keys in one list on PostgreSQL (an array parameter: ``among``), else in lists of ``_CHUNK``."""
+    if _postgresql(session):
+        return [keys] if keys else []
+    return [keys[n : n + _CHUNK] for n in range(0, len(keys), _CHUNK)]
+
+
+def _among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
+    """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter: the statement's text stays
+    the same whatever the number of keys (an IN list of 500 is 500 parameters to render and parse, every view)."""
+    if _postgresql(session):
+        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(keys)  # type: ignore[no-any-return]
 
 
 def keep(session: Session, parts: Sequence[tuple[str, Summary, str | None]]) -> None:
