@@ -157,7 +157,8 @@ class WorklistReads(Decisions):
             names = dict(teams)
             for tid, pkey in session.execute(
                 select(m.CareTeamPatient.care_team_id, m.CareTeamPatient.patient_key).where(
-                    m.CareTeamPatient.care_team_id.in_(list(names)), m.CareTeamPatient.patient_key.in_(list(windows))
+                    m.CareTeamPatient.care_team_id.in_(list(names)),
+                    _among(session, m.CareTeamPatient.patient_key, list(windows)),
                 )
             ):
                 team_of.setdefault(pkey, []).append(tid)
@@ -167,7 +168,7 @@ class WorklistReads(Decisions):
                 k: pid
                 for k, pid in session.execute(
                     select(m.Patient.patient_key, m.Patient.id).where(
-                        m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True)
+                        _among(session, m.Patient.patient_key, list(windows)), m.Patient.active.is_(True)
                     )
                 )
             }
@@ -178,7 +179,7 @@ class WorklistReads(Decisions):
                 v.patient_key: v
                 for v in session.execute(
                     select(m.Identity.patient_key, m.Identity.kid, m.Identity.nonce, m.Identity.ciphertext).where(
-                        m.Identity.patient_key.in_(list(patients))
+                        _among(session, m.Identity.patient_key, list(patients))
                     )
                 )
             }  # one statement for the page, not one per patient
