@@ -18,7 +18,7 @@ compared and turned into a local date without a datetime per reading.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from homediag.monitoring.triage import Colour
 # a plan item's windows step back from the period's end by at most 90 days (``PlanItem.check``): a planned
 # measure's time further back than this before the period's start is in no window, now or later
 _TIMES_KEPT = 90 * DAY
+History = Sequence[store.SettingsVersion]
 _SEVERITY = {Colour.GREEN: 0, Colour.BLUE: 1, Colour.YELLOW: 2, Colour.RED: 3}  # ``triage.worst``'s order
 
 
@@ -98,12 +99,16 @@ class StatusParts:
     latest: dict[str, store.TriagedReading] = field(default_factory=dict)
     # the latest readings as kept, decoded when first needed (``latest_readings``): finishing the parts at a later
     # instant for the worklist needs only the period and the times, not the latest readings' values and verdicts
-    kept_latest: Callable[[], dict[str, store.TriagedReading]] | None = field(default=None, compare=False, repr=False)
+    # (given the patient's settings history when they were decoded without it: ``worklist_kept.decode_parts``)
+    kept_latest: Callable[[History | None], dict[str, store.TriagedReading]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
-    def latest_readings(self) -> dict[str, store.TriagedReading]:
-        """The latest reading per measure (whatever the start), decoded from the kept ones if not yet."""
+    def latest_readings(self, history: History | None = None) -> dict[str, store.TriagedReading]:
+        """The latest reading per measure (whatever the start), decoded from the kept ones if not yet (with
+        ``history``, the patient's settings history, when they were decoded without it)."""
         if self.kept_latest is not None:
-            self.latest, self.kept_latest = self.kept_latest(), None
+            self.latest, self.kept_latest = self.kept_latest(history), None
         return self.latest
 
     @property
@@ -169,10 +174,10 @@ class StatusParts:
         microseconds since the epoch."""
         return self.period.at + [t for v in self.times.values() for t in v]
 
-    def copy(self) -> StatusParts:
-        """Parts to fold more readings into, leaving these as they are."""
+    def copy(self, history: History | None = None) -> StatusParts:
+        """Parts to fold more readings into, leaving these as they are (``history``: as ``latest_readings``)."""
         times = {k: list(v) for k, v in self.times.items()}
-        return StatusParts(self.plan, times, self.period.copy(), dict(self.latest_readings()))
+        return StatusParts(self.plan, times, self.period.copy(), dict(self.latest_readings(history)))
 
     def later(self, start: datetime) -> StatusParts:
         """These parts with what is dated before ``start`` dropped (``fold`` of no reading), sharing the lists that

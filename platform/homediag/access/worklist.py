@@ -302,7 +302,7 @@ class WorklistReads(Decisions):
         the settings in force stay: ``StatusParts``)."""
         if grown is not None:
             old, old_parts = grown
-            parts = old_parts.copy().fold(data.readings, start)
+            parts = old_parts.copy(data.history).fold(data.readings, start)
             if old.at <= now < old.until:  # none of its own instants crossed an edge: the added ones' alone
                 until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone))
             else:
@@ -364,14 +364,13 @@ class WorklistReads(Decisions):
         wanted = [k for k in keys if memo[k].parts is None and k not in read]
         texts = {k: read[k] for k in keys if k in read and memo[k].parts is None}
         texts |= worklist_kept.parts_text(session, wanted) if wanted else {}
-        histories = monitoring_store.settings_histories(session, list(texts)) if texts else {}
         name = self.rt.settings.local_timezone
         out: dict[str, _Summary] = {}
         for pkey in keys:
             old = memo[pkey]
             parts = old.parts
             if parts is None and pkey in texts:
-                decoded = worklist_kept.decode_parts(texts[pkey], name, histories[pkey])
+                decoded = worklist_kept.decode_parts(texts[pkey], name, None)
                 parts = decoded[0] if decoded is not None else None
             if parts is not None:
                 out[pkey] = refinished(old, parts, now, zone)

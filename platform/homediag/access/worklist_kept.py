@@ -234,8 +234,15 @@ def _latest_columns(latest: dict[str, monitoring_store.TriagedReading]) -> dict[
 
 
 def _latest_of(
-    columns: dict[str, Any], history: Sequence[monitoring_store.SettingsVersion]
+    columns: dict[str, Any],
+    decoded_with: Sequence[monitoring_store.SettingsVersion] | None,
+    history: Sequence[monitoring_store.SettingsVersion] | None,
 ) -> dict[str, monitoring_store.TriagedReading]:
+    """The kept latest readings, each with the settings version in force at its time, of ``history`` or else of the
+    history the parts were decoded with."""
+    history = history if history is not None else decoded_with
+    if history is None:
+        raise ValueError("the kept latest readings are decoded with the patient's settings history")
     readings = []
     for oid, effective, values, verdicts, acknowledged in columns["readings"]:
         at = instant(effective)
@@ -259,11 +266,12 @@ Intervals = list[tuple[datetime | None, datetime | None]]
 
 
 def decode_parts(
-    text: str, zone: str | None, history: Sequence[monitoring_store.SettingsVersion]
+    text: str, zone: str | None, history: Sequence[monitoring_store.SettingsVersion] | None
 ) -> tuple[StatusParts, Intervals, str] | None:
     """(the running parts, the consent window's intervals they were read from, the time zone they counted days in)
     of ``encode_parts``'s text; None when they were counted in another time zone than ``zone`` (the days would
-    differ; None: any) or kept in an earlier format."""
+    differ; None: any) or kept in an earlier format. Without the patient's settings ``history``, the latest readings
+    are decoded when given it (``StatusParts.latest_readings``): finishing the parts again needs neither."""
     body = json.loads(text)
     if body.get("format") != _PARTS_FORMAT or (zone is not None and body["zone"] != zone):
         return None
