@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -155,14 +156,19 @@ def _edges(spans: set[timedelta], now: datetime, zone: ZoneInfo, times: Iterable
     (microseconds since the epoch) plus a whole number of one of ``spans``, if earlier. An instant ``at``'s next
     crossing of a span ``s`` after ``now`` is ``now + s - (now - at) mod s``: the earliest is the one whose
     remainder is the largest."""
-    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
-    until = datetime.combine(tomorrow, time.min, zone)
+    until = _next_midnight(now, zone)
     instants = set(times)
     if not instants:
         return until
     at_now = micros(now)
     soonest = min(step - max((at_now - at) % step for at in instants) for step in map(span, spans))
     return min(until, instant(at_now + soonest))
+
+
+@lru_cache(maxsize=16)
+def _next_midnight(now: datetime, zone: ZoneInfo) -> datetime:
+    """The local midnight after ``now`` (the same for every patient a view finishes at one instant)."""
+    return datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time.min, zone)
 
 
 def assess_readings(
