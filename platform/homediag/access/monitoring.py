@@ -22,7 +22,7 @@ from homediag import audit
 from homediag.clock import from_store
 from homediag.errors import BadRequest, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from homediag.monitoring import persisted, store
-from homediag.monitoring.plan import Adherence, Plan, adherence
+from homediag.monitoring.plan import Adherence, Plan, adherence_of_micros
 from homediag.monitoring.settings import MonitoringSettings, SettingsError, parse_settings
 from homediag.monitoring.triage import Colour, worst
 from homediag.store import models as m
@@ -158,14 +158,21 @@ class Finished:
 
 
 def finish(
-    parts: StatusParts, plan: Plan, start: datetime, end: datetime, adherence_from: datetime, zone: ZoneInfo
+    parts: StatusParts,
+    plan: Plan,
+    start: datetime,
+    end: datetime,
+    adherence_from: datetime,
+    zone: ZoneInfo,
+    with_latest: bool = True,
 ) -> Finished:
     """``status_of``'s colours, reasons and adherence for [start, end) from ``parts`` (gathered of readings dated
     before ``end``, folded with a start not after ``start``) and the plan in force at ``end``: what the worklist
-    finishes its kept parts with at a later instant, without reading the patient's history."""
-    period = parts.at(start)
+    finishes its kept parts with at a later instant, without reading the patient's history (and without the period's
+    latest readings unless ``with_latest``: the worklist shows its own)."""
+    period = parts.at(start, with_latest)
     colour, open_colour, reasons = period.colour, period.open_colour, list(period.reasons)
-    adh = adherence(plan, parts.times, adherence_from, end, zone)
+    adh = adherence_of_micros(plan, parts.times, adherence_from, end, zone)
     if adh.missing:
         reasons += adh.reasons
         colour = worst((colour, Colour.BLUE))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from homediag.clock import from_store
 from homediag.fhir_profiles import terminology
 from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.instants import instant, micros, span
 from homediag.monitoring.plan import Plan
 from homediag.monitoring.triage import MEASURE_OF_CODE, UNITS, Limits, Value, triage_value
 from homediag.store import models as m
@@ -117,19 +119,21 @@ def stable_until(
     period_days: int,
     now: datetime,
     zone: ZoneInfo,
-    times: Iterable[datetime] | None = None,
+    times: Iterable[int] | None = None,
 ) -> datetime:
     """The first instant after ``now`` at which the passing of time alone (no new reading, review or settings)
     could change ``assess`` of a period of ``period_days`` ending at the moment asked, or the days measured in it:
     when a reading leaves the period, or crosses an edge of a plan item's windows (which end at the moment asked
     and step back by the item's ``every_days``), at local midnight (days are counted in local dates), or when a
     settings version dated ahead comes into force. Conservative: any of these instants, whether or not it changes
-    the outcome. With ``times``, the readings' instants are those (a status's running parts hold the ones that
-    matter: ``StatusParts.instants``)."""
+    the outcome. With ``times`` (microseconds since the epoch), the readings' instants are those too (a status's
+    running parts hold the ones that matter: ``StatusParts.instants``)."""
     spans = {timedelta(days=period_days)}
     for version in data.history:
         spans |= {timedelta(days=item.every_days) for item in version.settings.plan.items}
-    until = min(settled_until(data.history, now), _edges(spans, now, zone, (r.effective for r in data.readings)))
+    until = min(
+        settled_until(data.history, now), _edges(spans, now, zone, [micros(r.effective) for r in data.readings])
+    )
     return until if times is None else min(until, _edges(spans, now, zone, times))
 
 
@@ -139,25 +143,32 @@ def settled_until(history: Sequence[monitoring_store.SettingsVersion], now: date
     return min((v.valid_from for v in history if v.valid_from > now), default=_NEVER)
 
 
-def parts_stable_until(
-    plan: Plan, period_days: int, now: datetime, zone: ZoneInfo, times: Iterable[datetime]
-) -> datetime:
+def parts_stable_until(plan: Plan, period_days: int, now: datetime, zone: ZoneInfo, times: Iterable[int]) -> datetime:
     """``stable_until`` of a status's running parts whose settings do not change before the instant asked
-    (``settled_until``): their plan's windows, the period and local midnight, over the parts' instants."""
+    (``settled_until``): their plan's windows, the period and local midnight, over the parts' instants
+    (microseconds since the epoch)."""
     spans = {timedelta(days=period_days)} | {timedelta(days=item.every_days) for item in plan.items}
     return _edges(spans, now, zone, times)
 
 
-def _edges(spans: set[timedelta], now: datetime, zone: ZoneInfo, times: Iterable[datetime]) -> datetime:
-    """The next local midnight after ``now``, or the first instant after ``now`` that is one of ``times`` plus a
-    whole number of one of ``spans``, if earlier."""
-    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
-    until = datetime.combine(tomorrow, time.min, zone)
-    for at in times:
-        for span in spans:
-            steps = (now - at) // span + 1
-            until = min(until, at + span * steps)
-    return until
+def _edges(spans: set[timedelta], now: datetime, zone: ZoneInfo, times: Iterable[int]) -> datetime:
+    """The next local midnight after ``now``, or the first instant after ``now`` that is one of ``times``
+    (microseconds since the epoch) plus a whole number of one of ``spans``, if earlier. An instant ``at``'s next
+    crossing of a span ``s`` after ``now`` is ``now + s - (now - at) mod s``: the earliest is the one whose
+    remainder is the largest."""
+    until = _next_midnight(now, zone)
+    instants = set(times)
+    if not instants:
+        return until
+    at_now = micros(now)
+    soonest = min(step - max((at_now - at) % step for at in instants) for step in map(span, spans))
+    return min(until, instant(at_now + soonest))
+
+
+@lru_cache(maxsize=16)
+def _next_midnight(now: datetime, zone: ZoneInfo) -> datetime:
+    """The local midnight after ``now`` (the same for every patient a view finishes at one instant)."""
+    return datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time.min, zone)
 
 
 def assess_readings(

@@ -22,6 +22,7 @@ from homediag.clock import to_store
 from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.instants import micros
 from homediag.store import models as m
 from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
@@ -156,7 +157,8 @@ class WorklistReads(Decisions):
             names = dict(teams)
             for tid, pkey in session.execute(
                 select(m.CareTeamPatient.care_team_id, m.CareTeamPatient.patient_key).where(
-                    m.CareTeamPatient.care_team_id.in_(list(names)), m.CareTeamPatient.patient_key.in_(list(windows))
+                    m.CareTeamPatient.care_team_id.in_(list(names)),
+                    _among(session, m.CareTeamPatient.patient_key, list(windows)),
                 )
             ):
                 team_of.setdefault(pkey, []).append(tid)
@@ -166,7 +168,7 @@ class WorklistReads(Decisions):
                 k: pid
                 for k, pid in session.execute(
                     select(m.Patient.patient_key, m.Patient.id).where(
-                        m.Patient.patient_key.in_(list(windows)), m.Patient.active.is_(True)
+                        _among(session, m.Patient.patient_key, list(windows)), m.Patient.active.is_(True)
                     )
                 )
             }
@@ -177,7 +179,7 @@ class WorklistReads(Decisions):
                 v.patient_key: v
                 for v in session.execute(
                     select(m.Identity.patient_key, m.Identity.kid, m.Identity.nonce, m.Identity.ciphertext).where(
-                        m.Identity.patient_key.in_(list(patients))
+                        _among(session, m.Identity.patient_key, list(patients))
                     )
                 )
             }  # one statement for the page, not one per patient
@@ -239,7 +241,8 @@ class WorklistReads(Decisions):
         stale = self._finish_again(session, stale, marks, out, now, zone)  # from the parts in memory
         if not stale:
             return out
-        for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now).items():
+        expired: dict[str, str] = {}  # the kept running parts of the rows whose ``until`` has come
+        for pkey, kept in worklist_kept.recall(session, {k: marks[k] for k in stale}, now, expired).items():
             found = memo.get(pkey)
             if kept.mark == marks[pkey] and now < kept.until:  # kept as it is now (by another process, or ingest)
                 memo[pkey] = out[pkey] = kept
@@ -250,7 +253,7 @@ class WorklistReads(Decisions):
         stale = {k: w for k, w in stale.items() if k not in out}
         if not stale:
             return out
-        stale = self._finish_again(session, stale, marks, out, now, zone)  # from the kept parts
+        stale = self._finish_again(session, stale, marks, out, now, zone, expired)  # from the kept parts
         if not stale:
             return out
         computed = set(stale)
@@ -299,7 +302,7 @@ class WorklistReads(Decisions):
         the settings in force stay: ``StatusParts``)."""
         if grown is not None:
             old, old_parts = grown
-            parts = old_parts.copy().fold(data.readings, start)
+            parts = old_parts.copy(data.history).fold(data.readings, start)
             if old.at <= now < old.until:  # none of its own instants crossed an edge: the added ones' alone
                 until = min(old.until, triage.stable_until(data, ADHERENCE_DAYS, now, zone))
             else:
@@ -336,34 +339,38 @@ class WorklistReads(Decisions):
         out: dict[str, _Summary],
         now: datetime,
         zone: ZoneInfo,
+        texts: dict[str, str] | None = None,
     ) -> dict[str, Window]:
         """Finish again at ``now`` the remembered summaries of the ``stale`` patients whose mark is as now and whose
         running parts hold (``_holds``), into ``out`` and the memory; the patients left. Not kept again: the kept
-        part finishes so as well (ingest grows it, a view finishes it)."""
+        part finishes so as well (ingest grows it, a view finishes it). ``texts``: kept running parts already read
+        (``worklist_kept.recall``)."""
         memo = _MEMO.of(self.rt.engine)
         again = {k for k in stale if _holds(memo.get(k), now) and memo[k].mark == marks[k]}
         if not again:
             return stale
-        for pkey, summary in self._finished_again(session, again, now, zone).items():
+        for pkey, summary in self._finished_again(session, again, now, zone, texts or {}).items():
             memo[pkey] = out[pkey] = summary
         return {k: w for k, w in stale.items() if k not in out}
 
-    def _finished_again(self, session: Session, keys: set[str], now: datetime, zone: ZoneInfo) -> dict[str, _Summary]:
+    def _finished_again(
+        self, session: Session, keys: set[str], now: datetime, zone: ZoneInfo, read: dict[str, str]
+    ) -> dict[str, _Summary]:
         """The remembered summaries of these patients (their mark as now, ``_holds``) finished at ``now`` from their
         running parts (``refinished``), read from the store when not in memory (a part kept by another process, or
         grown at ingest); a patient whose parts are not kept, or were kept in another time zone, is left out (the
         caller computes it whole)."""
         memo = _MEMO.of(self.rt.engine)
-        wanted = [k for k in keys if memo[k].parts is None]
-        texts = worklist_kept.parts_text(session, wanted) if wanted else {}
-        histories = monitoring_store.settings_histories(session, list(texts)) if texts else {}
+        wanted = [k for k in keys if memo[k].parts is None and k not in read]
+        texts = {k: read[k] for k in keys if k in read and memo[k].parts is None}
+        texts |= worklist_kept.parts_text(session, wanted) if wanted else {}
         name = self.rt.settings.local_timezone
         out: dict[str, _Summary] = {}
         for pkey in keys:
             old = memo[pkey]
             parts = old.parts
             if parts is None and pkey in texts:
-                decoded = worklist_kept.decode_parts(texts[pkey], name, histories[pkey])
+                decoded = worklist_kept.decode_parts(texts[pkey], name, None)
                 parts = decoded[0] if decoded is not None else None
             if parts is not None:
                 out[pkey] = refinished(old, parts, now, zone)
@@ -545,8 +552,8 @@ def refinished(
     computed with (reviews are in the mark). Before ``old``'s ``until`` no instant of its own crossed an edge, so
     its ``until`` is then looked for among the added instants alone."""
     start = now - timedelta(days=ADHERENCE_DAYS)
-    parts = parts.copy().fold((), start)
-    finished = monitoring.finish(parts, parts.plan, start, now, start, zone)
+    parts = parts.later(start)
+    finished = monitoring.finish(parts, parts.plan, start, now, start, zone, with_latest=False)
     reviewed = old.assessment.last_reviewed if old.assessment is not None else None
     assessment = triage.Assessment(
         colour=finished.colour.value,
@@ -558,7 +565,8 @@ def refinished(
     )
     days = finished.period.days(zone)
     if old.at <= now < old.until:
-        until = min(old.until, triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, added))
+        edges = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, map(micros, added))
+        until = min(old.until, edges)
     else:
         until = triage.parts_stable_until(parts.plan, ADHERENCE_DAYS, now, zone, parts.instants())
     return dataclasses.replace(

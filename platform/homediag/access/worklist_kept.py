@@ -20,21 +20,22 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, case, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
 from homediag.monitoring import persisted
 from homediag.monitoring import store as monitoring_store
+from homediag.monitoring.instants import instant, micros
 from homediag.monitoring.plan import Plan, PlanItem
-from homediag.monitoring.triage import Colour
 from homediag.store import models as m
 
 from .readings import Reading
-from .status_parts import Contribution, StatusParts
+from .status_parts import FLAGGED, Contributions, StatusParts
 from .triage import Assessment
 
 FORMAT = 3  # the body's format and the computation's: a change makes every kept part unused
@@ -167,91 +168,141 @@ def _decode(text: str, mark: tuple[Any, ...], until: datetime) -> Summary:
     )
 
 
-_PARTS_FORMAT = 3
-_COLOURS = {c.value: c for c in Colour}
+_PARTS_FORMAT = 4  # 4: instants as microseconds since the epoch (``monitoring.instants``), not ISO text
+
+
+def _period_columns(period: Contributions) -> dict[str, Any]:
+    return {
+        "at": period.at,
+        "flags": period.flags,
+        "reasons": [[n, list(why)] for n, why in enumerate(period.reasons) if why],
+    }
+
+
+def _period_of(columns: dict[str, Any]) -> Contributions:
+    at, flags = columns["at"], columns["flags"]
+    if len(at) != len(flags) or not set(flags) <= FLAGGED.keys():
+        raise ValueError("kept running parts: a period's columns do not match")
+    reasons: list[tuple[str, ...]] = [()] * len(at)
+    for n, why in columns["reasons"]:
+        reasons[n] = tuple(why)
+    return Contributions(at, flags, reasons)
 
 
 def encode_parts(parts: StatusParts, zone: str, window: Any) -> str:
     """The running parts as JSON text, with the time zone their days were counted in and the consent window's
-    intervals (naive UTC) their readings were read from (``view.Window``)."""
+    intervals (naive UTC) their readings were read from (``view.Window``). The readings' instants are whole
+    microseconds since the epoch (a number decodes without a datetime per reading: the next morning's first view
+    decodes 500 patients' parts)."""
     return json.dumps(
         {
             "format": _PARTS_FORMAT,
             "zone": zone,
             "window": [[_instant(s), _instant(e)] for s, e in window.intervals],
             "plan": [[i.measurement, i.times, i.every_days] for i in parts.plan.items],
-            "times": {k: [t.isoformat() for t in v] for k, v in parts.times.items()},
-            "period": [
-                [c.effective.isoformat(), c.triaged, c.colour.value, list(c.reasons), c.acknowledged]
-                for c in parts.period
-            ],
-            "latest": {
-                k: [
-                    r.id,
-                    r.effective.isoformat(),
-                    persisted.encode_values(r.values),
-                    persisted.encode_triage(r.result),
-                    r.acknowledged,
-                ]
-                for k, r in parts.latest.items()
-            },
+            "times": parts.times,
+            "period": _period_columns(parts.period),
+            "latest": _latest_columns(parts.latest_readings()),
         }
     )
+
+
+def _latest_columns(latest: dict[str, monitoring_store.TriagedReading]) -> dict[str, Any]:
+    """The latest readings, each once (a blood-pressure reading is the latest of three measures), and the measures'
+    indices into them."""
+    readings: list[monitoring_store.TriagedReading] = []
+    of: dict[str, int] = {}
+    for measure, r in latest.items():
+        found = next((n for n, seen in enumerate(readings) if seen is r), None)
+        if found is None:
+            found = len(readings)
+            readings.append(r)
+        of[measure] = found
+    return {
+        "readings": [
+            [
+                r.id,
+                micros(r.effective),
+                persisted.encode_values(r.values),
+                persisted.encode_triage(r.result),
+                r.acknowledged,
+            ]
+            for r in readings
+        ],
+        "of": of,
+    }
+
+
+def _latest_of(
+    columns: dict[str, Any],
+    decoded_with: Sequence[monitoring_store.SettingsVersion] | None,
+    history: Sequence[monitoring_store.SettingsVersion] | None,
+) -> dict[str, monitoring_store.TriagedReading]:
+    """The kept latest readings, each with the settings version in force at its time, of ``history`` or else of the
+    history the parts were decoded with."""
+    history = history if history is not None else decoded_with
+    if history is None:
+        raise ValueError("the kept latest readings are decoded with the patient's settings history")
+    readings = []
+    for oid, effective, values, verdicts, acknowledged in columns["readings"]:
+        at = instant(effective)
+        readings.append(
+            monitoring_store.TriagedReading(
+                oid,
+                None,
+                at,
+                None,
+                None,
+                persisted.decode_triage(verdicts),
+                monitoring_store.in_force(history, at),
+                acknowledged,
+                persisted.decode_values(values),
+            )
+        )
+    return {measure: readings[n] for measure, n in columns["of"].items()}
 
 
 Intervals = list[tuple[datetime | None, datetime | None]]
 
 
 def decode_parts(
-    text: str, zone: str | None, history: Sequence[monitoring_store.SettingsVersion]
+    text: str, zone: str | None, history: Sequence[monitoring_store.SettingsVersion] | None
 ) -> tuple[StatusParts, Intervals, str] | None:
     """(the running parts, the consent window's intervals they were read from, the time zone they counted days in)
     of ``encode_parts``'s text; None when they were counted in another time zone than ``zone`` (the days would
-    differ; None: any) or kept in an earlier format."""
+    differ; None: any) or kept in an earlier format. Without the patient's settings ``history``, the latest readings
+    are decoded when given it (``StatusParts.latest_readings``): finishing the parts again needs neither."""
     body = json.loads(text)
     if body.get("format") != _PARTS_FORMAT or (zone is not None and body["zone"] != zone):
         return None
-    latest = {}
-    for measure, (oid, effective, values, verdicts, acknowledged) in body["latest"].items():
-        at = datetime.fromisoformat(effective)
-        latest[measure] = monitoring_store.TriagedReading(
-            oid,
-            None,
-            at,
-            None,
-            None,
-            persisted.decode_triage(verdicts),
-            monitoring_store.in_force(history, at),
-            acknowledged,
-            persisted.decode_values(values),
-        )
     parts = StatusParts(
         Plan(tuple(PlanItem(name, times, every) for name, times, every in body["plan"])),
-        {k: [datetime.fromisoformat(t) for t in v] for k, v in body["times"].items()},
-        [
-            Contribution(datetime.fromisoformat(at), triaged, _COLOURS[colour], tuple(reasons), acknowledged)
-            for at, triaged, colour, reasons, acknowledged in body["period"]
-        ],
-        latest,
+        body["times"],
+        _period_of(body["period"]),
+        kept_latest=partial(_latest_of, body["latest"], history),
     )
     return parts, [(_parsed(s), _parsed(e)) for s, e in body["window"]], body["zone"]
 
 
-def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -> dict[str, Summary]:
+def recall(
+    session: Session, marks: dict[str, tuple[Any, ...]], now: datetime, expired: dict[str, str] | None = None
+) -> dict[str, Summary]:
     """The kept parts of these patients computed from the same mark but perhaps fewer Observations (their ``mark``
     holds the count they were computed from: fewer is a part to grow by the new ones), as of an instant at or before
     ``now``, and ``now`` before their ``until`` or their ``parts_until`` (to finish again at ``now`` from their
-    running parts). Without their running parts (``parts_text``)."""
+    running parts). Without their running parts (``parts_text``); with ``expired``, the running parts' text of the
+    rows whose ``until`` has come is put there (read in the same statement: the next morning finishes them all)."""
     keys = sorted(marks)
     out: dict[str, Summary] = {}
     table = m.WorklistSummary
-    for n in range(0, len(keys), _CHUNK):
+    ahead = case((table.until <= to_store(now), table.parts)) if expired is not None else null()
+    for chunk in _chunks(session, keys):
         rows = session.execute(
-            select(table.patient_key, table.mark, table.observations, table.until, table.body).where(
-                table.patient_key.in_(keys[n : n + _CHUNK])
+            select(table.patient_key, table.mark, table.observations, table.until, table.body, ahead).where(
+                _among(session, table.patient_key, chunk)
             )
         )
-        for pkey, mark, observations, until, body in rows:
+        for pkey, mark, observations, until, body, text in rows:
             until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
             wanted = marks[pkey]
             if observations is None or not observations <= wanted[1]:
@@ -260,6 +311,8 @@ def recall(session: Session, marks: dict[str, tuple[Any, ...]], now: datetime) -
                 found = _decode(body, (wanted[0], observations, *wanted[2:]), until)
                 if found.at <= now and (now < until or now < (found.parts_until or until)):
                     out[pkey] = found
+                    if text is not None and expired is not None:
+                        expired[pkey] = text
     return out
 
 
@@ -268,13 +321,32 @@ def parts_text(session: Session, keys: Iterable[str]) -> dict[str, str]:
     wanted = sorted(keys)
     out: dict[str, str] = {}
     table = m.WorklistSummary
-    for n in range(0, len(wanted), _CHUNK):
+    for chunk in _chunks(session, wanted):
         for pkey, text in session.execute(
-            select(table.patient_key, table.parts).where(table.patient_key.in_(wanted[n : n + _CHUNK]))
+            select(table.patient_key, table.parts).where(_among(session, table.patient_key, chunk))
         ):
             if text is not None:
                 out[pkey] = text
     return out
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _chunks(session: Session, keys: list[str]) -> list[list[str]]:
+    """The keys in one list on PostgreSQL (an array parameter: ``among``), else in lists of ``_CHUNK``."""
+    if _postgresql(session):
+        return [keys] if keys else []
+    return [keys[n : n + _CHUNK] for n in range(0, len(keys), _CHUNK)]
+
+
+def _among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
+    """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter: the statement's text stays
+    the same whatever the number of keys (an IN list of 500 is 500 parameters to render and parse, every view)."""
+    if _postgresql(session):
+        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(keys)  # type: ignore[no-any-return]
 
 
 def keep(session: Session, parts: Sequence[tuple[str, Summary, str | None]]) -> None:

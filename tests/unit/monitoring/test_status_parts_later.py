@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from homediag.access import worklist_kept
 from homediag.access.monitoring import PatientStatus, parts_of, status_of
+from homediag.access.status_parts import StatusParts
 from homediag.monitoring import store
 from homediag.monitoring.plan import Plan, PlanItem, reach
 from homediag.monitoring.triage import Value, triage
@@ -55,6 +57,16 @@ def _whole(history: list[store.SettingsVersion], readings: list[store.TriagedRea
     windows only)."""
     data = store.PatientData(history, [r for r in readings if r.effective < end])
     return status_of("", data, end - PERIOD, end, end - PERIOD, COPENHAGEN)
+
+
+def _kept(parts: StatusParts, history: list[store.SettingsVersion]) -> StatusParts:
+    """The parts as the worklist keeps them in the store and reads them back (``worklist_kept``)."""
+    window = dataclasses.make_dataclass("Window", [("intervals", list)])([])
+    found = worklist_kept.decode_parts(
+        worklist_kept.encode_parts(parts, COPENHAGEN.key, window), COPENHAGEN.key, history
+    )
+    assert found is not None
+    return found[0]
 
 
 def _seen(status: PatientStatus) -> tuple[object, ...]:
@@ -104,6 +116,9 @@ def test_parts_folded_as_readings_come_finish_later_as_the_status_computed_whole
             folded = later
         known = [r for r in readings if r.effective < folded]
         finished = status_of("", store.PatientData(history, []), start, later, start, COPENHAGEN, parts.copy())
-        assert _seen(finished) == _seen(_whole(history, known, later))
+        whole = _seen(_whole(history, known, later))
+        assert _seen(finished) == whole
+        kept = _kept(parts, history)  # kept in the store and read back, as a restarted process finishes it
+        assert _seen(status_of("", store.PatientData(history, []), start, later, start, COPENHAGEN, kept)) == whole
         measured = {r.effective.astimezone(COPENHAGEN).date() for r in known if start <= r.effective < later}
         assert parts.at(start).days(COPENHAGEN) == measured
