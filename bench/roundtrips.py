@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import cProfile
 import json
-import os
 import pstats
 import sys
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import event, text
 
@@ -29,19 +27,7 @@ from homediag.users import authenticate
 from . import data, env
 from .client import TestClient
 from .pilot import enrol
-
-
-def _backend_cpu_seconds(pids: set[int]) -> float:
-    """User and system CPU of PostgreSQL's backend processes ``pids`` so far (0 for one gone or not readable)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / ticks
+from .served import _cpu_seconds
 
 
 def main(argv: list[str]) -> int:
@@ -70,7 +56,7 @@ def main(argv: list[str]) -> int:
             service.post(gateway, body)
         statements[0] = 0
         single_profile = cProfile.Profile() if "--profile-single" in argv else None
-        t0, cpu0, pg0 = time.perf_counter(), time.process_time(), _backend_cpu_seconds(backends)
+        t0, cpu0, pg0 = time.perf_counter(), time.process_time(), _cpu_seconds(backends)
         if single_profile:
             single_profile.enable()
         for body in singles[20:]:
@@ -80,7 +66,7 @@ def main(argv: list[str]) -> int:
         if single_profile:
             single_profile.disable()
         seconds = time.perf_counter() - t0
-        cpu, pg = time.process_time() - cpu0, _backend_cpu_seconds(backends) - pg0
+        cpu, pg = time.process_time() - cpu0, _cpu_seconds(backends) - pg0
         print(
             f"{engine}: single envelopes {200 / seconds:.0f}/s, {statements[0] / 200:.1f} statements each;"
             f" CPU per request {cpu / 200 * 1000:.2f} ms here, {pg / 200 * 1000:.2f} ms in PostgreSQL's backends"

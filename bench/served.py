@@ -17,6 +17,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -132,6 +134,39 @@ def _proc_mb(pid: int, file: str, field: str) -> float:
     except OSError:
         pass
     return 0.0
+
+
+@contextmanager
+def serving(url: str, keys_json: str, workers: int) -> Iterator[tuple[str, int]]:
+    """``homediag serve --workers N`` over ``url``: (its base URL, its pid) once it answers; stopped after."""
+    port = _free_port()
+    environment = {**os.environ, "HOMEDIAG_DATABASE_URL": url, "HOMEDIAG_KEYS_JSON": keys_json}
+    command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    log = tempfile.TemporaryFile()  # uvicorn's log: a pipe nobody reads would fill and stall the server
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/fhir/metadata", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"the server did not start: {log.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield base, server.pid
+    finally:
+        log.close()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -282,36 +317,15 @@ def run(
             consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=days + 1)).date()
             pilot = enrol(client, rt, people, consent_from)
         data.seed(rt, seeded)
-        port = _free_port()
-        environment = {
-            **os.environ,
-            "HOMEDIAG_DATABASE_URL": url,
-            "HOMEDIAG_KEYS_JSON": rt.keys.to_json(),
-        }
-        command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", str(workers)]
-        log = tempfile.TemporaryFile()  # uvicorn's log: a pipe nobody reads would fill and stall the server
-        server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/fhir/metadata", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"the server did not start: {log.read().decode()[-2000:]}")
-                time.sleep(0.2)
-            watch = MemoryWatch(server.pid)
+        with serving(url, rt.keys.to_json(), workers) as (base, server_pid):
+            watch = MemoryWatch(server_pid)
             gateway = pilot.auth("gateway")
-            say(f"{engine}: served by {workers} workers on port {port}")
+            say(f"{engine}: served by {workers} workers at {base}")
 
             # single envelopes from 8 concurrent clients (``singles_client``: the standard library's, cheap for the
             # bench, which shares the machine's cores with the server), with the CPU each side spent
             clients = 8
-            server_pids = _tree(server.pid)
+            server_pids = _tree(server_pid)
             server_cpu0, client_cpu0 = _cpu_seconds(server_pids), time.process_time()
             t0 = time.perf_counter()
             post_singles(base, pilot.tokens["gateway"], [json.dumps(e).encode() for e in single], clients)
@@ -369,14 +383,6 @@ def run(
                 f"{len(latencies)} searches, p95 {p95:.0f} ms; server RSS max {watch.total:.0f} MB in all,"
                 f" PSS {watch.pss_at_start:.0f} MB at start, max {watch.pss_total:.0f} MB"
             )
-        finally:
-            log.close()
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
         # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
         fresh = [data.cuff_envelopes(people, 25, seed=s)[:1000] for s in (61, 62)]
         ceilings = [

@@ -18,8 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,44 +30,8 @@ from homediag.synthetic import synthetic_patients
 from . import data, env
 from .client import TestClient
 from .pilot import enrol
-from .served import _cpu_seconds, _free_port, _tree
+from .served import _cpu_seconds, _tree, serving
 from .singles_client import post_singles
-
-
-@contextmanager
-def served(url: str, keys_json: str, workers: int) -> Iterator[tuple[str, int]]:
-    """``homediag serve --workers N`` over ``url``: (its base URL, its pid) once it answers."""
-    import tempfile
-
-    import httpx
-
-    port = _free_port()
-    environment = {**os.environ, "HOMEDIAG_DATABASE_URL": url, "HOMEDIAG_KEYS_JSON": keys_json}
-    command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    log = tempfile.TemporaryFile()  # uvicorn's log: a pipe nobody reads would fill and stall the server
-    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/fhir/metadata", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"the server did not start: {log.read().decode()[-2000:]}")
-            time.sleep(0.2)
-        yield base, server.pid
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def _backends(url: str) -> list[int]:
@@ -112,7 +74,7 @@ def run(
     with env.fresh_database(engine) as url, env.runtime(url) as rt:
         with TestClient(create_app(rt)) as app_client:
             pilot = enrol(app_client, rt, people, (datetime.now(data.COPENHAGEN) - timedelta(days=61)).date())
-        with served(url, rt.keys.to_json(), workers) as (base, root):
+        with serving(url, rt.keys.to_json(), workers) as (base, root):
             token = pilot.tokens["gateway"]
             post(base, token, [json.dumps(e).encode() for e in warm], clients)  # warm-up: pools, caches
             server_pids = _tree(root)
