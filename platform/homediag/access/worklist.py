@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
@@ -23,7 +23,9 @@ from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.monitoring import store as monitoring_store
 from homediag.monitoring.instants import micros
+from homediag.store import key_lists
 from homediag.store import models as m
+from homediag.store.key_lists import among
 from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
 
@@ -158,7 +160,7 @@ class WorklistReads(Decisions):
             for tid, pkey in session.execute(
                 select(m.CareTeamPatient.care_team_id, m.CareTeamPatient.patient_key).where(
                     m.CareTeamPatient.care_team_id.in_(list(names)),
-                    _among(session, m.CareTeamPatient.patient_key, list(windows)),
+                    among(session, m.CareTeamPatient.patient_key, list(windows)),
                 )
             ):
                 team_of.setdefault(pkey, []).append(tid)
@@ -168,7 +170,7 @@ class WorklistReads(Decisions):
                 k: pid
                 for k, pid in session.execute(
                     select(m.Patient.patient_key, m.Patient.id).where(
-                        _among(session, m.Patient.patient_key, list(windows)), m.Patient.active.is_(True)
+                        among(session, m.Patient.patient_key, list(windows)), m.Patient.active.is_(True)
                     )
                 )
             }
@@ -179,7 +181,7 @@ class WorklistReads(Decisions):
                 v.patient_key: v
                 for v in session.execute(
                     select(m.Identity.patient_key, m.Identity.kid, m.Identity.nonce, m.Identity.ciphertext).where(
-                        _among(session, m.Identity.patient_key, list(patients))
+                        among(session, m.Identity.patient_key, list(patients))
                     )
                 )
             }  # one statement for the page, not one per patient
@@ -453,7 +455,7 @@ class WorklistReads(Decisions):
         never changed or deleted (a key rotation moves it to a new patient key, which is not in the memo), so a
         new one is a higher count."""
         keys = list(windows)
-        chunks = [keys] if _postgresql(session) else [keys[n : n + 500] for n in range(0, len(keys), 500)]
+        chunks = key_lists.chunks(session, keys)
         # count and first later time, both in the index ix_observation_series (patient key, code, time): an
         # index-only scan, not a visit of each (wide) Observation row
         obs = m.Observation
@@ -462,7 +464,7 @@ class WorklistReads(Decisions):
         for chunk in chunks:
             for k, count, first in session.execute(
                 select(obs.patient_key, func.count(), func.min(later))
-                .where(_among(session, obs.patient_key, chunk))
+                .where(among(session, obs.patient_key, chunk))
                 .group_by(obs.patient_key)
             ):
                 observations[k] = (count, aware(first))
@@ -476,7 +478,7 @@ class WorklistReads(Decisions):
             for chunk in chunks:
                 for k, *rest in session.execute(
                     select(table.patient_key, func.count(), func.max(at), func.max(top))
-                    .where(_among(session, table.patient_key, chunk))
+                    .where(among(session, table.patient_key, chunk))
                     .group_by(table.patient_key)
                 ):
                     found[k] = tuple(rest)
@@ -595,15 +597,3 @@ def _only_added(old: _Summary | None, mark: tuple[Any, ...], now: datetime) -> b
     if old is None or not _holds(old, now):
         return False
     return old.mark[0] == mark[0] and old.mark[2:] == mark[2:] and mark[1] > old.mark[1]
-
-
-def _postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
-    """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter: the statement's text stays
-    the same whatever the number of keys (an IN list of 500 is 500 parameters to render and parse, every view)."""
-    if _postgresql(session):
-        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
-    return column.in_(keys)  # type: ignore[no-any-return]

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, case, null, select
+from sqlalchemy import case, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,13 +33,13 @@ from homediag.monitoring import store as monitoring_store
 from homediag.monitoring.instants import instant, micros
 from homediag.monitoring.plan import Plan, PlanItem
 from homediag.store import models as m
+from homediag.store.key_lists import among, chunks
 
 from .readings import Reading
 from .status_parts import FLAGGED, Contributions, StatusParts
 from .triage import Assessment
 
 FORMAT = 3  # the body's format and the computation's: a change makes every kept part unused
-_CHUNK = 500
 _NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -296,10 +296,10 @@ def recall(
     out: dict[str, Summary] = {}
     table = m.WorklistSummary
     ahead = case((table.until <= to_store(now), table.parts)) if expired is not None else null()
-    for chunk in _chunks(session, keys):
+    for chunk in chunks(session, keys):
         rows = session.execute(
             select(table.patient_key, table.mark, table.observations, table.until, table.body, ahead).where(
-                _among(session, table.patient_key, chunk)
+                among(session, table.patient_key, chunk)
             )
         )
         for pkey, mark, observations, until, body, text in rows:
@@ -321,32 +321,13 @@ def parts_text(session: Session, keys: Iterable[str]) -> dict[str, str]:
     wanted = sorted(keys)
     out: dict[str, str] = {}
     table = m.WorklistSummary
-    for chunk in _chunks(session, wanted):
+    for chunk in chunks(session, wanted):
         for pkey, text in session.execute(
-            select(table.patient_key, table.parts).where(_among(session, table.patient_key, chunk))
+            select(table.patient_key, table.parts).where(among(session, table.patient_key, chunk))
         ):
             if text is not None:
                 out[pkey] = text
     return out
-
-
-def _postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _chunks(session: Session, keys: list[str]) -> list[list[str]]:
-    """The keys in one list on PostgreSQL (an array parameter: ``among``), else in lists of ``_CHUNK``."""
-    if _postgresql(session):
-        return [keys] if keys else []
-    return [keys[n : n + _CHUNK] for n in range(0, len(keys), _CHUNK)]
-
-
-def _among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
-    """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter: the statement's text stays
-    the same whatever the number of keys (an IN list of 500 is 500 parameters to render and parse, every view)."""
-    if _postgresql(session):
-        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
-    return column.in_(keys)  # type: ignore[no-any-return]
 
 
 def keep(session: Session, parts: Sequence[tuple[str, Summary, str | None]]) -> None:
@@ -389,10 +370,10 @@ def recall_marked(session: Session, keys: Iterable[str]) -> dict[str, tuple[str,
     wanted = sorted(keys)
     out: dict[str, tuple[str, int, datetime, Summary, str]] = {}
     table = m.WorklistSummary
-    for n in range(0, len(wanted), _CHUNK):
+    for chunk in chunks(session, wanted):
         rows = session.execute(
             select(table.patient_key, table.mark, table.observations, table.until, table.body, table.parts).where(
-                table.patient_key.in_(wanted[n : n + _CHUNK])
+                among(session, table.patient_key, chunk)
             )
         )
         for pkey, mark, observations, until, body, text in rows:
