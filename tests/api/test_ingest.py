@@ -19,7 +19,8 @@ from sqlalchemy import func, select, text
 from homediag import audit
 from homediag.adapters.devices import DeviceTime
 from homediag.adapters.devices.blood_pressure import encode
-from homediag.ingest import IngestService, open_upload
+from homediag.envelope import Envelope
+from homediag.ingest import IngestService, device_id, open_upload
 from homediag.store import models as m
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 from homediag.users import Principal, create_user
@@ -390,8 +391,15 @@ def test_three_times_are_kept_device_gateway_and_platform(client, tokens, pilot,
 @contextmanager
 def refused_device_model(runtime, model: str, trigger: str = "refuse_model") -> Iterator[str]:
     """A trigger by which the database itself refuses to store a device of this model (as it would a value it
-    cannot hold): a write that fails in the database, not in the platform's checks. Dropped on leaving: the
-    database outlives the test.
+    cannot hold): a write that fails in the database, not in the platform's checks."""
+    with refused_by_database(runtime, "device", f"new.model = '{model}'", trigger):
+        yield model
+
+
+@contextmanager
+def refused_by_database(runtime, table: str, condition: str, trigger: str) -> Iterator[None]:
+    """A trigger by which the database refuses a row of ``table`` for which ``condition`` (SQL on ``new``) holds.
+    Dropped on leaving: the database outlives the test.
 
     Created and dropped on one connection: a SQLite connection checks ``create trigger``'s name against the
     schema it last read, so a trigger dropped on another connection of the pool still "already exists" there."""
@@ -400,26 +408,26 @@ def refused_device_model(runtime, model: str, trigger: str = "refuse_model") -> 
         if sqlite:
             conn.execute(
                 text(
-                    f"create trigger {trigger} before insert on device "
-                    f"when new.model = '{model}' begin select raise(abort, 'refused by the database'); end"
+                    f"create trigger {trigger} before insert on {table} "
+                    f"when {condition} begin select raise(abort, 'refused by the database'); end"
                 )
             )
         else:
             conn.execute(
                 text(
                     f"create function {trigger}() returns trigger language plpgsql as $$ begin "
-                    f"if new.model = '{model}' then raise exception 'refused by the database'; end if; "
+                    f"if {condition} then raise exception 'refused by the database'; end if; "
                     "return new; end $$"
                 )
             )
             conn.execute(
-                text(f"create trigger {trigger} before insert on device for each row execute function {trigger}()")
+                text(f"create trigger {trigger} before insert on {table} for each row execute function {trigger}()")
             )
         conn.commit()
         try:
-            yield model
+            yield
         finally:
-            conn.execute(text(f"drop trigger {trigger}" + ("" if sqlite else " on device")))
+            conn.execute(text(f"drop trigger {trigger}" + ("" if sqlite else f" on {table}")))
             if not sqlite:
                 conn.execute(text(f"drop function {trigger}()"))
             conn.commit()
@@ -442,6 +450,29 @@ def test_an_envelope_the_database_refuses_costs_no_other_envelope_of_its_list(cl
         assert audit.verify(session, runtime.keys).ok
     assert stored == {results[0]["upload"], results[2]["upload"]}
     assert kept == {r["upload"]: r["outcome"] for r in results}  # the refused one is kept too
+
+
+def test_an_observation_the_database_refuses_costs_no_other_envelope_of_its_list(client, tokens, runtime, enrolled):
+    """The list's Observations are written at once (one COPY on PostgreSQL); when the database refuses one, each
+    envelope is written on its own: the one whose Observation it refuses is kept as rejected, with nothing of it
+    stored, and the others are stored whole."""
+    envelopes = [cuff_envelope(seed=s) for s in range(31, 36)]
+    envelopes[2]["device"] = {**envelopes[2]["device"], "serial": "SN-REFUSED-OBS"}
+    refused = device_id(Envelope.model_validate(envelopes[2]).device)
+    with refused_by_database(runtime, "observation", f"new.device_id = '{refused}'", "refuse_observation"):
+        response = post(client, tokens, envelopes)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "created", "rejected", "created", "created"]
+    assert "could not store" in diagnostics(results[2]["issues"])
+    with runtime.sessions() as session:
+        stored = {o.upload_id for o in session.scalars(select(m.Observation))}
+        claimed = {d.observation_id for d in session.scalars(select(m.ObservationDedup))}
+        kept = {u.id: u.outcome for u in session.scalars(select(m.Upload))}
+        assert audit.verify(session, runtime.keys).ok
+    assert stored == {r["upload"] for i, r in enumerate(results) if i != 2}
+    assert claimed == {o["id"] for r in results for o in r["observations"]}  # no claim left by the refused one
+    assert kept == {r["upload"]: r["outcome"] for r in results}
 
 
 def test_an_envelope_whose_work_fails_unexpectedly_costs_no_other_envelope_of_its_list(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, literal_column
+from sqlalchemy import insert, literal_column, text
 from sqlalchemy.orm import Session
 
 from homediag.store import models as m
+
+from .copy import copy_rows
 
 
 def add(
@@ -45,11 +47,18 @@ def add(
 # own: ``homediag.ingest.admission``); its expression is the migration's, written out so the store needs no ingest
 ADMISSION_VERSION = "coalesce((select n from admission_version where id = 0), -1)"
 _INSERT = insert(m.Upload.__table__).returning(literal_column(ADMISSION_VERSION))
+_VERSION = text(f"select {ADMISSION_VERSION}")
+_COLUMNS = tuple(c.name for c in m.Upload.__table__.columns)
 
 
 def insert_many(session: Session, rows: list[dict[str, Any]]) -> int | None:
-    """Finished uploads (every column given) in one executemany, through Core: no unit of work. The admission
-    counter the statement saw (None when there were no rows)."""
+    """Finished uploads (every column given) through Core: no unit of work. The admission counter seen as they
+    were written (None when there were no rows): on SQLite by the executemany that inserts them; on PostgreSQL,
+    where a list's uploads are one ``COPY`` (``copy.copy_rows``), by the statement just after it in the same
+    transaction (a counter read later than the rows' write: never one that let a stale admission through)."""
     if not rows:
         return None
+    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+        copy_rows(session, m.Upload.__table__, _COLUMNS, [[row[c] for c in _COLUMNS] for row in rows])
+        return int(session.execute(_VERSION).scalar_one())
     return int(session.execute(_INSERT, rows).scalars().first())
