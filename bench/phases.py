@@ -1,14 +1,16 @@
 """Where a list of 100 envelopes' time goes in process, without a profiler's overhead.
 
-``python -m bench.phases [sqlite|postgresql] [--lists N]``: a fresh database, 10 enrolled patients, then N lists of
-100 new cuff envelopes through ``IngestService.post`` on this thread (no HTTP, no token), with the named steps of
-the write path timed by wrappers (wall time and this thread's CPU, each step's own: a step inside another is
+``python -m bench.phases [sqlite|postgresql] [--lists N] [--freeze]``: a fresh database, 10 enrolled patients, then
+N lists of 100 new cuff envelopes through ``IngestService.post`` on this thread (no HTTP, no token), with the named
+steps of the write path timed by wrappers (wall time and this thread's CPU, each step's own: a step inside another is
 subtracted from it), and the same-run ceiling (``bench.ceiling``, both variants) on the same kind of envelopes.
-Prints ms per list for each step and the rate beside the ceiling.
+Prints ms per list for each step and the rate beside the ceiling. ``--freeze``: ``gc.freeze()`` after the
+warm-up, as the server does after its start.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -28,7 +30,14 @@ from .pilot import enrol
 
 # (module, attribute, label): the steps timed; a module-level name is wrapped where it is looked up
 STEPS = [
-    ("homediag.ingest.envelopes", "bodies", None),
+    ("homediag.bodies", "loads", "parse the body"),
+    ("homediag.bodies", "text_problem", "NUL/surrogate check"),
+    ("homediag.fhir_profiles.fhirjson", "dumps", "fhirjson.dumps (envelope bodies, served text)"),
+    ("homediag.envelope.Envelope", "model_validate", "envelope model"),
+    ("homediag.adapters.devices.blood_pressure.BleBloodPressureAdapter", "decode", "decode"),
+    ("homediag.ingest.admission.Admission", "patient", "admission"),
+    ("homediag.ingest.admission.Admission", "registrations", "admission"),
+    ("sqlalchemy.orm.Session", "commit", "commit"),
     ("homediag.ingest.envelopes", "check_rules", "profile rules"),
     ("homediag.ingest.envelopes", "build", "build"),
     ("homediag.ingest.envelopes", "redact", "redact"),
@@ -38,6 +47,7 @@ STEPS = [
     ("homediag.ingest.pipeline", "readable", "readable copy"),
     ("homediag.store.repositories.observations", "insert_new", "claim + insert Observations"),
     ("homediag.store.repositories.observations", "_copy", "Observations COPY (PostgreSQL)"),
+    ("homediag.store.repositories.observations", "copy_rows", "Observations COPY (PostgreSQL)"),
     ("homediag.served", "fill", "served text"),
     ("homediag.monitoring.ingested", "keep_ingested", "values + triage"),
     ("homediag.access.ingested", "keep_shapes", "shapes"),
@@ -72,13 +82,28 @@ def _timed(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_gc = {"seconds": 0.0, "collections": 0.0, "started": 0.0}
+
+
+def _collecting(phase: str, _info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc["started"] = time.perf_counter()
+    else:
+        _gc["seconds"] += time.perf_counter() - _gc["started"]
+        _gc["collections"] += 1
+
+
 def _wrap() -> None:
     import importlib
 
     for module, name, label in STEPS:
         if label is None:
             continue
-        mod = importlib.import_module(module)
+        try:
+            mod: Any = importlib.import_module(module)
+        except ModuleNotFoundError:  # a class: module.Class
+            module, _, cls = module.rpartition(".")
+            mod = getattr(importlib.import_module(module), cls)
         if hasattr(mod, name):
             setattr(mod, name, _timed(label, getattr(mod, name)))
 
@@ -98,14 +123,18 @@ def main(argv: list[str]) -> int:
         lists = [json.dumps(envelopes[i : i + 100]).encode() for i in range(0, (n_lists + 1) * 100, 100)]
         service.post(gateway, lists[0])  # warm-up
         _wrap()
+        if "--freeze" in argv:  # as the server does after its start (``homediag.server``)
+            gc.freeze()
+        gc.callbacks.append(_collecting)
         _spent.clear()
         created, t0 = 0, time.perf_counter()
         for body in lists[1:]:
-            with_step = _timed("the rest (parse, envelope model, decode, admission, commit, ...)", service.post)
+            with_step = _timed("the rest", service.post)
             results = with_step(gateway, body).body["results"]
             created += sum(sum(o["outcome"] == "created" for o in r["observations"]) for r in results)
         seconds = time.perf_counter() - t0
         spent, cpu = dict(_spent), dict(_cpu)  # the ceiling below runs some of the same steps
+        gc.callbacks.remove(_collecting)
         rest = envelopes[(n_lists + 1) * 100 :]
         full = ceiling.measure(rt, rest[: len(rest) // 2], full_validation=True)
         rules = ceiling.measure(rt, rest[len(rest) // 2 :], full_validation=False)
@@ -120,6 +149,11 @@ def main(argv: list[str]) -> int:
             f"  {took / n_lists * 1000:7.2f} ms/list {took / total:6.1%}"
             f" (CPU here {cpu[label] / n_lists * 1000:6.2f} ms)  {label}"
         )
+    print(
+        f"  of which the garbage collector: {_gc['seconds'] / n_lists * 1000:.2f} ms/list"
+        f" ({_gc['collections'] / n_lists:.0f} collections a list;"
+        f" heap {'frozen' if '--freeze' in argv else 'not frozen'})"
+    )
     print(f"  {total / n_lists * 1000:7.2f} ms/list in all (CPU here {sum(cpu.values()) / n_lists * 1000:.2f} ms)")
     return 0
 
