@@ -34,6 +34,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-main", action="store_true", help="skip the in-process run (only --served / --scale)")
     parser.add_argument(
+        "--served-lists",
+        type=int,
+        help="--served: lists of 100 sent alone and again while four clients search (default 5 with --quick, else 20)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="worker processes for --served (default 2: one per core of this machine)"
     )
     parser.add_argument(
@@ -99,7 +104,7 @@ def main(argv: list[str]) -> int:
                 people[: min(len(people), 20)],
                 workers=args.workers,
                 singles=400 if args.quick else 2_000,
-                lists=5 if args.quick else 20,
+                lists=args.served_lists or (5 if args.quick else 20),
                 say=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
             )
             served[engine] = result_served.as_json()
