@@ -59,6 +59,7 @@ class ServedResult:
     pss_max_total_mb: float = 0.0
     single_in_process_per_s: float = 0.0
     single_cpu_seconds: tuple[float, float] = (0.0, 0.0)  # the server's processes, this process (the clients)
+    list_cpu_seconds_alone: float = 0.0  # the server's processes' CPU per list sent alone
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -79,6 +80,7 @@ class ServedResult:
                 "alone_observations_per_s": round(alone, 1),
                 "with_4_searching_observations_per_s": round(mixed, 1),
                 "slowdown_with_4_searching": round(alone / mixed, 2),
+                "server_cpu_ms_per_list_alone": round(self.list_cpu_seconds_alone * 1000, 1),
                 "searches_during": self.searches_during_mixed,
                 "search_p95_ms_during": round(self.search_p95_ms_mixed, 1),
             },
@@ -341,10 +343,14 @@ def run(
             def lists_of(chunk: list[dict[str, Any]]) -> list[bytes]:
                 return [json.dumps(chunk[i : i + 100]).encode() for i in range(0, len(chunk), 100)]
 
-            t0 = time.perf_counter()
+            server_cpu0, t0 = _cpu_seconds(server_pids), time.perf_counter()
             alone_created = _post_all(base, gateway, lists_of(alone))
             alone_seconds = time.perf_counter() - t0
-            say(f"{engine}: lists of 100 alone: {alone_created / alone_seconds:.0f} Observations/s")
+            list_cpu = _cpu_seconds(server_pids) - server_cpu0
+            say(
+                f"{engine}: lists of 100 alone: {alone_created / alone_seconds:.0f} Observations/s;"
+                f" server CPU {list_cpu / len(lists_of(alone)) * 1000:.0f} ms per list"
+            )
 
             stop = threading.Event()
             latencies: list[float] = []
@@ -415,6 +421,7 @@ def run(
             watch.pss_total,
             in_process,
             single_cpu,
+            list_cpu / len(lists_of(alone)),
         )
 
 
