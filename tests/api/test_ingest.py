@@ -123,6 +123,32 @@ def test_a_list_gets_a_result_per_envelope(client, tokens, runtime, enrolled):
     assert audited == {f"upload/{r['upload']}": r["outcome"] for r in results}
 
 
+def test_a_lists_envelopes_are_kept_in_the_upload_log_as_one_sent_alone_is(client, tokens, runtime, enrolled):
+    """A list's uploads are written together (one COPY on PostgreSQL): each is kept sealed, opens to the envelope
+    sent, with its redacted copy and its issues, stored as a single envelope's upload is (same NULLs)."""
+    alone, good = cuff_envelope(seed=41), cuff_envelope(seed=42)
+    garbled = {**cuff_envelope(seed=43), "payload_hex": good["payload_hex"][:-2]}
+    single = post(client, tokens, alone).json()["upload"]
+    results = post(client, tokens, [good, garbled]).json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected"]
+    for sent, result in zip([good, garbled], results, strict=True):
+        kept = upload(runtime, result["upload"])
+        assert json.loads(open_upload(runtime, kept)) == sent
+        assert kept.redacted["patient"]["value"] == "[redacted]"
+        assert PATIENTS[0].cpr.encode() not in kept.sealed
+    assert "measurement_status" in upload(runtime, results[1]["upload"]).issues["issue"][0]["diagnostics"]
+    columns = "issues is null, redacted is null, vendor is null, device_id is null, created, duplicates, rejected"
+    with runtime.engine.connect() as conn:
+        shapes = {
+            row[0]: tuple(row[1:])
+            for row in conn.execute(
+                text(f"select id, {columns} from upload where id in (:a, :b)"),
+                {"a": single, "b": results[0]["upload"]},
+            )
+        }
+    assert shapes[single] == shapes[results[0]["upload"]]
+
+
 def test_garbled_payload_is_rejected_and_kept_without_the_cpr_in_clear(client, tokens, runtime, enrolled):
     cpr = PATIENTS[0].cpr
     sent = cuff_envelope()
