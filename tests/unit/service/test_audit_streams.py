@@ -237,3 +237,17 @@ def test_a_chain_from_before_0007_verifies_as_stream_0_grows_and_goes_down_again
         engine.dispose()
     assert not {"stream", "stream_seq"} & columns
     assert heads == [(1, 5)] and count == 5
+
+
+@on_postgresql
+def test_an_append_of_many_records_is_chained_in_order_and_verified(runtime: Runtime) -> None:
+    """More records than go in one statement with the head's move (a list's, a worklist's): written together
+    (one COPY), each in its place, the chain verifies and an edit of one of them is caught."""
+    with runtime.sessions.begin() as session:
+        audit.append(session, runtime.keys, [_entry(f"many-{n}") for n in range(1, 21)])
+    assert _placed(runtime) == sorted((0, n, f"many-{n}") for n in range(1, 21))
+    assert _verify(runtime).ok
+    with runtime.engine.begin() as conn:
+        conn.execute(text("update audit_event set actor = 'x' where stream_seq = 11"))
+    broken = _verify(runtime)
+    assert not broken.ok and broken.broken_at == 11, broken.message
