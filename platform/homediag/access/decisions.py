@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from operator import is_
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select, true
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from homediag import audit, care
 from homediag import consent as consent_model
+from homediag.bounded import Bounded
 from homediag.domains import domain_for
 from homediag.errors import Forbidden
 from homediag.identity import masked
@@ -186,9 +188,9 @@ class Decisions:
         now = self.rt.clock()
         windows: dict[str, Window] = {}
         for pkey, found in records.items():
-            window = consent_model.permitted_data_window(found, purpose=purpose, as_of=now)
+            window = _window(found, purpose, now)
             if window is not None:
-                windows[pkey] = Window.of(window)
+                windows[pkey] = window
         return windows
 
     def decide(self, session: Session, purpose: str, pkey: str, data_time: datetime | None) -> consent_model.Decision:
@@ -256,6 +258,28 @@ _NAMED_ON_TEAM = _NAMED.add_columns(
         .where(m.CareTeamMember.user_id == bindparam("user_id"), m.CareTeamPatient.patient_key == m.Patient.patient_key)
     ).label("on_team")
 )
+
+
+# purpose and the identities of a patient's parsed consents -> (those consents, the window they permit the purpose,
+# the times [after, before) over which it holds: ``consent.unchanged_around``). The consents are held, so an
+# identity stands for the same parse while its entry lives; a new version is a new parse (``_records_of``)
+_WINDOWS: Bounded[tuple[str, tuple[int, ...]], tuple[tuple[Any, ...], Window | None, Any, Any]] = Bounded(50_000)
+
+
+def _window(found: list[Any], purpose: str, now: datetime) -> Window | None:
+    """The data window ``purpose`` may see now of a patient with the consents ``found``; remembered while the
+    decision cannot change (between the instants its consents were given, start or end)."""
+    key = (purpose, tuple(map(id, found)))
+    kept = _WINDOWS.get(key)
+    if kept is not None:
+        held, window, after, before = kept
+        if (after is None or after <= now) and (before is None or now < before) and all(map(is_, held, found)):
+            return window
+    permitted = consent_model.permitted_data_window(found, purpose=purpose, as_of=now)
+    window = Window.of(permitted) if permitted is not None else None
+    after, before = consent_model.unchanged_around(found, now)
+    _WINDOWS.remember(key, (tuple(found), window, after, before))
+    return window
 
 
 def _record(session: Session, consent_id: str, facts: str | None) -> consent_model.ConsentRecord:
