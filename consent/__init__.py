@@ -4,7 +4,7 @@ Pure: imports fhir.resources, pydantic and the standard library, never the servi
 the web framework.
 """
 
-from .decision import DataWindow, Decision, decide, permitted_data_window
+from .decision import DataWindow, Decision, decide, permitted_data_window, unchanged_around
 from .facts import facts_of, record_of
 from .fhirtime import COPENHAGEN
 from .model import ConsentError, ConsentRecord, Period, Provision, parse_consent, treatment_consent
@@ -27,4 +27,5 @@ __all__ = [
     "permitted_data_window",
     "record_of",
     "treatment_consent",
+    "unchanged_around",
 ]

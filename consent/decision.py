@@ -112,6 +112,32 @@ def permitted_data_window(records: Sequence[ConsentRecord], *, purpose: str, as_
     )
 
 
+def unchanged_around(records: Sequence[ConsentRecord], as_of: datetime) -> tuple[datetime | None, datetime | None]:
+    """``[after, before)``: the times around ``as_of`` over which ``decide`` and ``permitted_data_window`` give the
+    answers they give at ``as_of``, for every purpose and data time (None: unbounded on that side).
+
+    A decision depends on the time asked only through when each consent was given and when its or a provision's
+    period starts or ends (each compared as ``t < instant`` or ``t >= instant``), so it is the same between two
+    consecutive such instants: ``after`` is the last at or before ``as_of``, ``before`` the first after it.
+    """
+    require_aware(as_of, "as_of")
+    instants: list[datetime] = []
+    for record in records:
+        if record.date_time is not None:
+            instants.append(record.date_time)
+        _period_instants(record.provision, instants)
+    after = max((t for t in instants if t <= as_of), default=None)
+    before = min((t for t in instants if t > as_of), default=None)
+    return after, before
+
+
+def _period_instants(provision: Provision, into: list[datetime]) -> None:
+    if provision.period is not None:
+        into += [t for t in (provision.period.start, provision.period.end) if t is not None]
+    for child in provision.provisions:
+        _period_instants(child, into)
+
+
 @dataclass(frozen=True)
 class _Assessment:
     permitted: IntervalSet  # data times some current active consent permits

@@ -115,3 +115,28 @@ def test_relations_name_what_does_not_exist(runtime, tokens) -> None:  # type: i
         with pytest.raises(care.Unknown, match="no gateway"):
             care.allow_device(session, runtime.keys, ADMIN, tokens.ids["clinician"], "SYN-1")
         care.add_member(session, runtime.keys, ADMIN, tokens.team, "oidc:person-7")  # a person of the identity provider
+
+
+def test_the_worklist_lists_each_patient_once_with_the_clinicians_teams_it_is_on(pilot, runtime, tokens) -> None:  # type: ignore[no-untyped-def]
+    from homediag.access import AccessService
+    from homediag.users import Principal
+
+    clinician = Principal(tokens.ids["clinician"], "test clinician", "clinician", None)
+    with runtime.sessions.begin() as session:
+        second = care.create_team(session, runtime.keys, ADMIN, "second team", runtime.settings.pilot)
+        care.add_member(session, runtime.keys, ADMIN, second.id, tokens.ids["clinician"])
+        elsewhere = care.create_team(session, runtime.keys, ADMIN, "not the clinician's", runtime.settings.pilot)
+    both, other = pilot.enrol("0101901234"), pilot.enrol("0202902345")
+    pilot.admit(both, team=second.id)
+    pilot.admit(both, team=elsewhere.id)
+    pilot.consent(both)
+    pilot.consent(both, purposes=("TREAT", "HRESCH"))  # two consents: still one row, each team once
+    pilot.consent(other)
+
+    def listed() -> dict[str, list[str]]:
+        return {row.patient_id: sorted(row.teams) for row in AccessService(runtime).worklist_page(clinician).rows}
+
+    assert listed() == {both: ["second team", "test team"], other: ["test team"]}
+    with runtime.sessions.begin() as session:  # off the first team: only the second team's patient, at once
+        care.remove_member(session, runtime.keys, ADMIN, tokens.team, tokens.ids["clinician"])
+    assert listed() == {both: ["second team"]}

@@ -10,18 +10,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from operator import is_
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from homediag import audit, care
 from homediag import consent as consent_model
+from homediag.bounded import Bounded
 from homediag.domains import domain_for
 from homediag.errors import Forbidden
 from homediag.identity import masked
 from homediag.runtime import Runtime
 from homediag.store import models as m
+from homediag.store.key_lists import among
 from homediag.users import Principal
 
 from .view import ROLE_PURPOSES, View, Window
@@ -98,17 +101,6 @@ class Decisions:
         )
         return View(principal, purpose, domain)
 
-    def _in_care(self, session: Session, view: View, windows: dict[str, Window]) -> dict[str, Window]:
-        """A clinician reads only patients on its care teams (consent permitting)."""
-        if view.principal.role != "clinician" or not windows:
-            return windows
-        team = set(
-            session.execute(
-                care.team_patient_keys(view.principal.id).where(m.CareTeamPatient.patient_key.in_(list(windows)))
-            ).scalars()
-        )
-        return {k: w for k, w in windows.items() if k in team}
-
     def _relation_reason(self, session: Session, view: View, pkey: str) -> str | None:
         if view.principal.role == "clinician" and not care.on_care_team(session, view.principal.id, pkey):
             return "the patient is not on a care team of this clinician"
@@ -131,32 +123,58 @@ class Decisions:
             select(m.Device.id).where(m.Device.manufacturer == view.principal.organisation)
         )
 
-    def _records(self, session: Session, patient_keys: list[str] | None = None) -> dict[str, list[Any]]:
-        """Each patient's consents, parsed. A (consent id, version) never changes, so its parse is cached;
-        a withdrawal is a new version and is read fresh on the next request."""
-        stmt = select(m.Consent.id, m.Consent.version, m.Consent.patient_key)
+    def _records(
+        self,
+        session: Session,
+        patient_keys: list[str] | None = None,
+        clinician: str | None = None,
+        teams: dict[str, list[str]] | None = None,
+    ) -> dict[str, list[Any]]:
+        """Each patient's consents, parsed, in one statement (each consent's id, version, patient and kept facts). A
+        (consent id, version) never changes, so its parse is remembered; a withdrawal is a new version and is read
+        fresh on the next request. With ``clinician``, only the patients on that user's care teams (the join is
+        the care relation: a patient off them has no records here); ``teams`` is then filled with patient key ->
+        the ids of that user's teams the patient is on."""
+        columns = [m.Consent.id, m.Consent.version, m.Consent.patient_key, m.Consent.facts]
+        if clinician is None:
+            stmt = select(*columns)
+        else:
+            stmt = (
+                select(*columns, m.CareTeamPatient.care_team_id)
+                .join(m.CareTeamPatient, m.CareTeamPatient.patient_key == m.Consent.patient_key)
+                .join(m.CareTeamMember, m.CareTeamMember.care_team_id == m.CareTeamPatient.care_team_id)
+                .where(m.CareTeamMember.user_id == clinician)
+            )
         if patient_keys is not None:
-            stmt = stmt.where(m.Consent.patient_key.in_(patient_keys))
-        return self._records_of(session, session.execute(stmt).all())
+            stmt = stmt.where(among(session, m.Consent.patient_key, patient_keys))
+        rows = session.execute(stmt).all()
+        if clinician is None:
+            return self._records_of(session, rows)
+        seen: set[str] = set()
+        unique = []  # a consent once, however many of the clinician's teams its patient is on
+        for row in rows:
+            if teams is not None:
+                on = teams.setdefault(row.patient_key, [])
+                if row.care_team_id not in on:
+                    on.append(row.care_team_id)
+            if row.id not in seen:
+                seen.add(row.id)
+                unique.append(row)
+        return self._records_of(session, unique)
 
     def _records_of(self, session: Session, current: Sequence[Any]) -> dict[str, list[Any]]:
-        """``_records`` of consent rows read already (``id``, ``version``, ``patient_key``). A consent's record is
-        made from the facts kept with it when it was recorded (``consent.facts``: plain JSON, no validation of the
-        whole resource, which a fresh process would otherwise pay for every patient); a row without them is
-        parsed from its resource."""
+        """``_records`` of consent rows read already (``id``, ``version``, ``patient_key``, ``facts``). A consent's
+        record is made from the facts kept with it when it was recorded (``consent.facts``: plain JSON, no
+        validation of the whole resource, which a fresh process would otherwise pay for every patient); a row
+        without them is parsed from its resource."""
         cache = self.rt.consent_cache
-        missing = [row.id for row in current if (row.id, row.version) not in cache]
-        for n in range(0, len(missing), 500):
-            for cid, version, facts in session.execute(
-                select(m.Consent.id, m.Consent.version, m.Consent.facts).where(m.Consent.id.in_(missing[n : n + 500]))
-            ):
-                cache.remember((cid, version), _record(session, cid, facts))
         out: dict[str, list[Any]] = {}
         for row in current:
-            record = cache.get((row.id, row.version))
-            if record is None:  # changed between the two reads: read it now
-                facts = session.execute(select(m.Consent.facts).where(m.Consent.id == row.id)).scalar_one()
-                record = _record(session, row.id, facts)
+            key = (row.id, row.version)
+            record = cache.get(key)
+            if record is None:
+                record = _record(session, row.id, row.facts)
+                cache.remember(key, record)
             out.setdefault(row.patient_key, []).append(record)
         return out
 
@@ -170,9 +188,9 @@ class Decisions:
         now = self.rt.clock()
         windows: dict[str, Window] = {}
         for pkey, found in records.items():
-            window = consent_model.permitted_data_window(found, purpose=purpose, as_of=now)
+            window = _window(found, purpose, now)
             if window is not None:
-                windows[pkey] = Window.of(window)
+                windows[pkey] = window
         return windows
 
     def decide(self, session: Session, purpose: str, pkey: str, data_time: datetime | None) -> consent_model.Decision:
@@ -191,41 +209,77 @@ class Decisions:
         return or_(*clauses)
 
     def readable_windows(
-        self, session: Session, view: View, patient_keys: list[str] | None = None
+        self,
+        session: Session,
+        view: View,
+        patient_keys: list[str] | None = None,
+        teams: dict[str, list[str]] | None = None,
     ) -> dict[str, Window]:
-        """What this reader may see now: its purpose's consent windows, narrowed to its care relations."""
-        return self._in_care(session, view, self.permitted_windows(session, view.purpose, patient_keys))
+        """What this reader may see now: its purpose's consent windows, narrowed to its care relations (a
+        clinician's: the patients on its care teams, read with their consents in one statement). ``teams``, if
+        given, is filled for a clinician with patient key -> the ids of its teams the patient is on (patients with
+        a consent on file; see ``_records``)."""
+        clinician = view.principal.id if view.principal.role == "clinician" else None
+        records = self._records(session, patient_keys, clinician, teams)
+        return self._windows_of(view.purpose, records)
 
     def named_patient_windows(
         self, session: Session, view: View, patient_id: str
     ) -> tuple[str | None, dict[str, Window]]:
         """The patient key of the platform id ``patient_id`` (None: no such patient) and ``readable_windows`` of that
         one patient, in one statement: the patient, its consents and (for a clinician) whether it is on one of the
-        reader's care teams. A search naming its patient pays this once."""
-        clinician = view.principal.role == "clinician"
-        on_team = (
-            [
-                exists(
-                    care.team_patient_keys(view.principal.id).where(
-                        m.CareTeamPatient.patient_key == m.Patient.patient_key
-                    )
-                ).label("on_team")
-            ]
-            if clinician
-            else []
-        )
-        rows = session.execute(
-            select(m.Patient.patient_key, m.Consent.id, m.Consent.version, *on_team)
-            .outerjoin(m.Consent, m.Consent.patient_key == m.Patient.patient_key)
-            .where(m.Patient.id == patient_id)
-        ).all()
+        reader's care teams. A search naming its patient pays this once (a statement built once, run on the
+        session's connection: no statement built and no ORM execution per search)."""
+        if view.principal.role == "clinician":
+            params = {"patient_id": patient_id, "user_id": view.principal.id}
+            rows = session.connection().execute(_NAMED_ON_TEAM, params).all()
+        else:
+            rows = session.connection().execute(_NAMED, {"patient_id": patient_id}).all()
         if not rows:
             return None, {}
-        if clinician and not rows[0].on_team:
+        if view.principal.role == "clinician" and not rows[0].on_team:
             return rows[0].patient_key, {}
         return rows[0].patient_key, self._windows_of(
             view.purpose, self._records_of(session, [r for r in rows if r.id is not None])
         )
+
+
+# ``named_patient_windows``' statement: the patient of a platform id with its consents (and, for a clinician, whether
+# the patient is on one of the clinician's care teams), built once
+_NAMED = (
+    select(m.Patient.patient_key, m.Consent.id, m.Consent.version, m.Consent.facts)
+    .outerjoin(m.Consent, m.Consent.patient_key == m.Patient.patient_key)
+    .where(m.Patient.id == bindparam("patient_id"))
+)
+_NAMED_ON_TEAM = _NAMED.add_columns(
+    exists(
+        select(m.CareTeamPatient.patient_key)
+        .join(m.CareTeamMember, m.CareTeamMember.care_team_id == m.CareTeamPatient.care_team_id)
+        .where(m.CareTeamMember.user_id == bindparam("user_id"), m.CareTeamPatient.patient_key == m.Patient.patient_key)
+    ).label("on_team")
+)
+
+
+# purpose and the identities of a patient's parsed consents -> (those consents, the window they permit the purpose,
+# the times [after, before) over which it holds: ``consent.unchanged_around``). The consents are held, so an
+# identity stands for the same parse while its entry lives; a new version is a new parse (``_records_of``)
+_WINDOWS: Bounded[tuple[str, tuple[int, ...]], tuple[tuple[Any, ...], Window | None, Any, Any]] = Bounded(50_000)
+
+
+def _window(found: list[Any], purpose: str, now: datetime) -> Window | None:
+    """The data window ``purpose`` may see now of a patient with the consents ``found``; remembered while the
+    decision cannot change (between the instants its consents were given, start or end)."""
+    key = (purpose, tuple(map(id, found)))
+    kept = _WINDOWS.get(key)
+    if kept is not None:
+        held, window, after, before = kept
+        if (after is None or after <= now) and (before is None or now < before) and all(map(is_, held, found)):
+            return window
+    permitted = consent_model.permitted_data_window(found, purpose=purpose, as_of=now)
+    window = Window.of(permitted) if permitted is not None else None
+    after, before = consent_model.unchanged_around(found, now)
+    _WINDOWS.remember(key, (tuple(found), window, after, before))
+    return window
 
 
 def _record(session: Session, consent_id: str, facts: str | None) -> consent_model.ConsentRecord:

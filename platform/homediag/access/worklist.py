@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ARRAY, String, any_, bindparam, case, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
@@ -154,16 +154,9 @@ class WorklistReads(Decisions):
                     .order_by(m.CareTeam.name)
                 ).scalars()
             ]
-            windows = self.readable_windows(session, view)
-            team_of: dict[str, list[str]] = {}
+            team_of: dict[str, list[str]] = {}  # read with the consents: the clinician's teams each patient is on
+            windows = self.readable_windows(session, view, teams=team_of)
             names = dict(teams)
-            for tid, pkey in session.execute(
-                select(m.CareTeamPatient.care_team_id, m.CareTeamPatient.patient_key).where(
-                    m.CareTeamPatient.care_team_id.in_(list(names)),
-                    among(session, m.CareTeamPatient.patient_key, list(windows)),
-                )
-            ):
-                team_of.setdefault(pkey, []).append(tid)
             if team:
                 windows = {k: w for k, w in windows.items() if team in team_of.get(k, [])}
             patients = {  # patient key -> public id (plain columns: no ORM object per patient)
@@ -455,34 +448,43 @@ class WorklistReads(Decisions):
         never changed or deleted (a key rotation moves it to a new patient key, which is not in the memo), so a
         new one is a higher count."""
         keys = list(windows)
-        chunks = key_lists.chunks(session, keys)
         # count and first later time, both in the index ix_observation_series (patient key, code, time): an
-        # index-only scan, not a visit of each (wide) Observation row
+        # index-only scan, not a visit of each (wide) Observation row; the three others grouped alike, all four in
+        # one statement (their third column as text: the settings version is turned back into its number)
         obs = m.Observation
         later = case((obs.effective_start > to_store(now), obs.effective_start))
+        postgresql = session.get_bind().dialect.name == "postgresql"
         observations: dict[str, tuple[Any, ...]] = {}
-        for chunk in chunks:
-            for k, count, first in session.execute(
-                select(obs.patient_key, func.count(), func.min(later))
-                .where(among(session, obs.patient_key, chunk))
+        grouped: list[dict[str, tuple[Any, ...]]] = [{}, {}, {}]
+        for chunk in key_lists.chunks(session, keys):
+            shared = bindparam("marked", chunk, type_=ARRAY(String)) if postgresql else None
+
+            def of(column: Any, chunk: list[str] = chunk, shared: Any = shared) -> Any:
+                return column == any_(shared) if shared is not None else column.in_(chunk)
+
+            parts = [
+                select(literal(0), obs.patient_key, func.count(), func.min(later), null().cast(String))
+                .where(of(obs.patient_key))
                 .group_by(obs.patient_key)
+            ]
+            for n, (table, at, top) in enumerate(
+                (
+                    (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
+                    (m.Review, m.Review.reviewed_at, m.Review.id),
+                    (m.MonitoringSettings, m.MonitoringSettings.recorded_at, m.MonitoringSettings.version),
+                ),
+                start=1,
             ):
-                observations[k] = (count, aware(first))
-        grouped: list[dict[str, tuple[Any, ...]]] = []
-        for table, at, top in (
-            (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
-            (m.Review, m.Review.reviewed_at, m.Review.id),
-            (m.MonitoringSettings, m.MonitoringSettings.recorded_at, m.MonitoringSettings.version),
-        ):
-            found: dict[str, tuple[Any, ...]] = {}
-            for chunk in chunks:
-                for k, *rest in session.execute(
-                    select(table.patient_key, func.count(), func.max(at), func.max(top))
-                    .where(among(session, table.patient_key, chunk))
+                parts.append(
+                    select(literal(n), table.patient_key, func.count(), func.max(at), cast(func.max(top), String))
+                    .where(of(table.patient_key))
                     .group_by(table.patient_key)
-                ):
-                    found[k] = tuple(rest)
-            grouped.append(found)
+                )
+            for n, k, count, at, top in session.execute(union_all(*parts)):
+                if n == 0:
+                    observations[k] = (count, aware(at))
+                else:
+                    grouped[n - 1][k] = (count, at, int(top) if n == 3 else top)
         out: dict[str, tuple[Any, ...]] = {}
         for k, window in windows.items():
             count, first = observations.get(k, (0, None))

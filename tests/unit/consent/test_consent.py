@@ -26,6 +26,7 @@ from homediag.consent import (
     parse_consent,
     permitted_data_window,
     treatment_consent,
+    unchanged_around,
 )
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -788,3 +789,53 @@ def test_package_exports_the_public_api() -> None:
     # A stale editable install can load consent/ as a namespace package without its __init__.
     assert homediag.consent.__file__ == str(CONSENT_DIR / "__init__.py")
     assert all(getattr(homediag.consent, name) is not None for name in homediag.consent.__all__)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raws=st.lists(consent_resources(), max_size=3),
+    asked=st.sampled_from(PURPOSES),
+    data_time=st.none() | aware_instants(),
+    as_of=aware_instants(),
+    later=aware_instants(),
+    share=st.floats(min_value=0, max_value=1),
+)
+def test_property_a_decision_holds_between_the_instants_around_it(
+    raws: list[dict[str, Any]], asked: str, data_time: datetime | None, as_of: datetime, later: datetime, share: float
+) -> None:
+    """What the access layer remembers a window by: at any time in ``unchanged_around``'s span the decision and the
+    window are those at ``as_of``; outside it (at its ends) they may differ."""
+    records = [parse_consent(raw) for raw in raws]
+    after, before = unchanged_around(records, as_of)
+    assert (after is None or after <= as_of) and (before is None or as_of < before)
+    inside = [later, as_of + (later - as_of) * share]
+    for instant in _mentioned(records):  # each side of every instant the consents mention
+        inside += [instant - timedelta(microseconds=1), instant]
+    inside += [after, after + (as_of - after) * share] if after is not None else []
+    inside += [before - timedelta(microseconds=1), as_of + (before - as_of) * share] if before is not None else []
+    for t in inside:
+        if (after is None or after <= t) and (before is None or t < before):
+            assert permitted_data_window(records, purpose=asked, as_of=t) == permitted_data_window(
+                records, purpose=asked, as_of=as_of
+            )
+            assert decide(records, purpose=asked, data_time=data_time, as_of=t) == decide(
+                records, purpose=asked, data_time=data_time, as_of=as_of
+            )
+
+
+def _mentioned(records: list[ConsentRecord]) -> list[datetime]:
+    """Every instant the consents mention: when given, and each (nested) provision's period and data period."""
+    found: list[datetime] = []
+
+    def walk(provision: Provision) -> None:
+        for period in (provision.period, provision.data_period):
+            if period is not None:
+                found.extend(t for t in (period.start, period.end) if t is not None)
+        for child in provision.provisions:
+            walk(child)
+
+    for record in records:
+        if record.date_time is not None:
+            found.append(record.date_time)
+        walk(record.provision)
+    return found
