@@ -445,14 +445,16 @@ class WorklistReads(Decisions):
         Observations it has, its acknowledgements and reviews (how many, the last), its settings versions (how many,
         the last); last, the first Observation dated after ``now`` (its status changes when that time comes).
         Observations are counted whatever the window (the window is part of the mark): a stored Observation is
-        never changed or deleted (a key rotation moves it to a new patient key, which is not in the memo), so a
-        new one is a higher count."""
+        never changed (a key rotation moves it to a new patient key, which is not in the memo), so a new one is a
+        higher count. The count is the one database triggers keep in ``observation_count`` as any path writes or
+        deletes rows (migration 0015), not a count of the rows; the first reading dated ahead is looked for only
+        for the patients whose latest stored reading is dated after ``now``."""
         keys = list(windows)
-        # count and first later time, both in the index ix_observation_series (patient key, code, time): an
-        # index-only scan, not a visit of each (wide) Observation row; the three others grouped alike, all four in
+        # the kept count and latest time (one row per patient); the three others grouped by patient, all four in
         # one statement (their third column as text: the settings version is turned back into its number)
-        obs = m.Observation
-        later = case((obs.effective_start > to_store(now), obs.effective_start))
+        obs, counted = m.Observation, m.ObservationCount
+        stored_now = to_store(now)
+        ahead: list[str] = []
         postgresql = session.get_bind().dialect.name == "postgresql"
         observations: dict[str, tuple[Any, ...]] = {}
         grouped: list[dict[str, tuple[Any, ...]]] = [{}, {}, {}]
@@ -463,9 +465,9 @@ class WorklistReads(Decisions):
                 return column == any_(shared) if shared is not None else column.in_(chunk)
 
             parts = [
-                select(literal(0), obs.patient_key, func.count(), func.min(later), null().cast(String))
-                .where(of(obs.patient_key))
-                .group_by(obs.patient_key)
+                select(
+                    literal(0), counted.patient_key, counted.observations, counted.latest, null().cast(String)
+                ).where(of(counted.patient_key))
             ]
             for n, (table, at, top) in enumerate(
                 (
@@ -482,9 +484,17 @@ class WorklistReads(Decisions):
                 )
             for n, k, count, at, top in session.execute(union_all(*parts)):
                 if n == 0:
-                    observations[k] = (count, aware(at))
+                    observations[k] = (count, None)
+                    if at is not None and at > stored_now:
+                        ahead.append(k)
                 else:
                     grouped[n - 1][k] = (count, at, int(top) if n == 3 else top)
+        if ahead:  # the first reading dated after now, in the index ix_observation_series (rare: a clock ahead)
+            later = case((obs.effective_start > stored_now, obs.effective_start))
+            for chunk in key_lists.chunks(session, ahead):
+                query = select(obs.patient_key, func.min(later)).where(among(session, obs.patient_key, chunk))
+                for k, first in session.execute(query.group_by(obs.patient_key)):
+                    observations[k] = (observations[k][0], aware(first))
         out: dict[str, tuple[Any, ...]] = {}
         for k, window in windows.items():
             count, first = observations.get(k, (0, None))

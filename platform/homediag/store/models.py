@@ -165,6 +165,20 @@ class Observation(Base):
     __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
 
 
+class ObservationCount(Base):
+    """Per patient key, how many Observations it has and the latest effective time among those stored since the
+    row was made (a deletion leaves it: an upper bound), kept by database triggers on ``observation`` whatever
+    wrote the rows (API, COPY, gateway, back-fill, SQL by hand; migration 0015): the worklist's change detector
+    reads it instead of counting each patient's Observations (``WorklistReads._marks``). A key's row goes when its
+    count reaches 0 (erasure)."""
+
+    __tablename__ = "observation_count"
+
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    observations: Mapped[int] = mapped_column(Integer)
+    latest: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class ObservationDedup(Base):
     """The claim on a reading's dedup key, one row per stored Observation: the uniqueness ``observation`` cannot
     hold itself once it is partitioned by time on PostgreSQL (a partitioned table's unique keys must include the
