@@ -76,7 +76,7 @@ def patient(
     end: Annotated[str | None, Query(alias="to")] = None,
 ) -> Response:
     rt = _rt(request)
-    chosen, first, last, period_start, period_end = _period(rt, days, start, end)
+    chosen, first, last, period_start, period_end = period(rt, days, start, end)
     page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
     return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
 
@@ -117,7 +117,7 @@ def _report(
     request: Request, patient_id: str, caller: Caller, days: int | None, start: str | None, end: str | None
 ) -> tuple[Response, date, date]:
     rt = _rt(request)
-    chosen, first, last, period_start, period_end = _period(rt, days or (None if start or end else 30), start, end)
+    chosen, first, last, period_start, period_end = period(rt, days or (None if start or end else 30), start, end)
     page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
     context = patient_context(page, request, chosen, first, last, rt)
     _ = translations(language(request)).gettext
@@ -145,7 +145,7 @@ def acknowledge(
     Provenance, audited); back to the patient page."""
     rt = _rt(request)
     sessions.check_csrf(request, rt, csrf)
-    _chosen, _first, _last, period_start, period_end = _period(rt, days, start, end)
+    _chosen, _first, _last, period_start, period_end = period(rt, days, start, end)
     text = (note or "").strip() or None
     if all_green:
         caller.access.acknowledge(caller.user, patient_id, all_green=(period_start, period_end), note=text)
@@ -155,7 +155,7 @@ def acknowledge(
     return _redirect(f"/app/patients/{patient_id}?{query}&acknowledged=1")
 
 
-def _period(
+def period(
     rt: Runtime, days: int | None, start: str | None, end: str | None
 ) -> tuple[int | None, date, date, datetime, datetime]:
     """(the chosen number of days or None, first day, last day, and the period as instants) of a page's query."""
