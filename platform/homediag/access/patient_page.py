@@ -167,8 +167,10 @@ class PatientPageReads(WorklistReads):
                     .order_by(m.Observation.effective_start, m.Observation.id)
                 ).all()
                 readings, devices = _readings(session, pkey, list(rows))
-                bands = triage.assess_readings(session, pkey, self.scope(windows), start, end, readings)
-                status = triage.assess_patients(self, session, [(patient.id, pkey)], self.scope(windows), start, end)
+                # monitoring's data of the period loaded once, for the readings' colours and the page's status
+                data = triage.load(session, [pkey], self.scope(windows), start, end)[pkey]
+                bands = triage.assess_readings(session, pkey, self.scope(windows), start, end, readings, data)
+                status = {patient.id: triage.assess(self, session, patient.id, data, start, end)}
                 uploads = [
                     RefusedUpload(
                         u.id,

@@ -20,9 +20,11 @@ and only for patients with a new reading, by one thread per process (``Drawer``)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -127,6 +129,30 @@ class Drawer:
 DRAWER = Drawer()
 
 
+QUIET_WAIT = 10.0  # seconds the drawer waits for the pages being served to finish before drawing anyway
+_serving = [0]  # the worklist and patient page requests this process is serving now
+_quiet = threading.Condition()
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[None]:
+    """Around a page a clinician waits for (the worklist, the patient page): the drawer does not start a patient's
+    drawing (about 65 ms of the interpreter's lock for two charts) while one is being served."""
+    with _quiet:
+        _serving[0] += 1
+    try:
+        yield
+    finally:
+        with _quiet:
+            _serving[0] -= 1
+            _quiet.notify_all()
+
+
+def _when_quiet() -> None:
+    with _quiet:
+        _quiet.wait_for(lambda: _serving[0] == 0, QUIET_WAIT)
+
+
 _busy: set[tuple[int, str]] = set()  # (id of the runtime, patient key) being drawn ahead now
 _busy_changed = threading.Condition()
 
@@ -151,6 +177,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     if not pages:
         return 0
     count = 0
+    _when_quiet()
     with rt.sessions() as session:
         found: dict[str, list[str]] = {}
         for oid, pkey in session.execute(
@@ -160,13 +187,12 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
         ):
             found.setdefault(pkey, []).append(oid)
     found = {pkey: new_ids for pkey, new_ids in found.items() if pages[pkey].zone == rt.local_zone.key}
-    if not found:
-        return 0
-    with _busy_changed:
-        _busy.update((id(rt), pkey) for pkey in found)
     try:
         for pkey, new_ids in found.items():
             page = pages[pkey]
+            _when_quiet()
+            with _busy_changed:
+                _busy.add((id(rt), pkey))
             when = page.period if page.chosen is None else period(rt, page.chosen, None, None)[1:]
             with rt.sessions.begin() as session:  # short: the drawing below holds no transaction
                 new = ingested_readings(session, pkey, new_ids, when[2], when[3])
