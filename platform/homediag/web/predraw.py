@@ -15,7 +15,9 @@ It decides nothing: a drawn chart is kept by the SHA-256 of everything it shows,
 whose key it computed from its own decided, audited read. A guess that is wrong (an acknowledgement, a threshold
 or consent change, a reading the viewer may not see, the period moved past a reading) is a chart nobody asks for,
 pruned with the others after ``drawn.KEEP_DAYS``. Only views actually shown are drawn (one per patient: its last),
-and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time.
+and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started
+``AFTER_INGEST`` after the ingest and each chart only while no worklist or patient page is being served in the
+process (``serving``): a chart holds the interpreter's lock for tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -117,18 +120,31 @@ class Drawer:
 
     def _run(self) -> None:
         while True:
-            rt, ids = self._jobs.get()
+            jobs = [self._jobs.get()]
+            time.sleep(AFTER_INGEST)  # the page a client asks for right after its upload is being served by then
+            while True:  # the jobs queued meanwhile, drawn together (a patient's readings of several uploads once)
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            merged: dict[int, tuple[Runtime, list[str]]] = {}
+            for rt, ids in jobs:
+                merged.setdefault(id(rt), (rt, []))[1].extend(ids)
             try:
-                self.drawn += draw_ahead(rt, ids)
-            except Exception:  # a chart not drawn ahead is drawn by the page
-                log.warning("drawing ahead failed", exc_info=True)
+                for rt, ids in merged.values():
+                    try:
+                        self.drawn += draw_ahead(rt, ids)
+                    except Exception:  # a chart not drawn ahead is drawn by the page
+                        log.warning("drawing ahead failed", exc_info=True)
             finally:
-                self._jobs.task_done()
+                for _ in jobs:
+                    self._jobs.task_done()
 
 
 DRAWER = Drawer()
 
 
+AFTER_INGEST = 0.2  # seconds the drawer lets pass after an ingest before it starts
 QUIET_WAIT = 10.0  # seconds the drawer waits for the pages being served to finish before drawing anyway
 _serving = [0]  # the worklist and patient page requests this process is serving now
 _quiet = threading.Condition()
@@ -231,6 +247,7 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
             readings = by_measurement[key] = sorted(by_measurement[key], key=lambda r: (r.effective, r.id))
             moved = key not in before or before.index(key) != n
             if key in changed or moved or when != page.period:
+                _when_quiet()  # between two charts too: a page being served waits for one chart at most
                 measurement_block(n, key, readings, page.bands, page.lang, first, last, start, end, rt, kept_charts)
                 count += 1
     finally:
