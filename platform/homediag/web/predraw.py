@@ -173,6 +173,20 @@ _busy: set[tuple[int, str]] = set()  # (id of the runtime, patient key) being dr
 _busy_changed = threading.Condition()
 
 
+def _quiet_between(rt: Runtime, patient_key: str) -> None:
+    """Between two charts of a patient: wait for the pages being served, the patient not marked as being drawn
+    meanwhile (its own page, if one of them, then draws what it needs rather than wait for this)."""
+    with _quiet:
+        if _serving[0] == 0:
+            return
+    with _busy_changed:
+        _busy.discard((id(rt), patient_key))
+        _busy_changed.notify_all()
+    _when_quiet()
+    with _busy_changed:
+        _busy.add((id(rt), patient_key))
+
+
 def wait(rt: Runtime, patient_key: str, timeout: float = 2.0) -> None:
     """Wait (at most ``timeout`` seconds) while the patient's page is being drawn ahead: a page asked for then
     finds its charts drawn instead of drawing them a second time beside the drawer."""
@@ -247,7 +261,7 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
             readings = by_measurement[key] = sorted(by_measurement[key], key=lambda r: (r.effective, r.id))
             moved = key not in before or before.index(key) != n
             if key in changed or moved or when != page.period:
-                _when_quiet()  # between two charts too: a page being served waits for one chart at most
+                _quiet_between(rt, pkey)  # a page being served waits for one chart at most
                 measurement_block(n, key, readings, page.bands, page.lang, first, last, start, end, rt, kept_charts)
                 count += 1
     finally:
