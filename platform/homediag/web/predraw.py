@@ -219,8 +219,9 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     found = {pkey: new_ids for pkey, new_ids in found.items() if pages[pkey].zone == rt.local_zone.key}
     try:
         for pkey, new_ids in found.items():
-            page = pages[pkey]
             _when_quiet()
+            with _shown_lock:  # as shown last: a page may have been shown while the drawer waited
+                page = _SHOWN.get((id(rt), pkey)) or pages[pkey]
             with _busy_changed:
                 _busy.add((id(rt), pkey))
             when = page.period if page.chosen is None else period(rt, page.chosen, None, None)[1:]
@@ -266,5 +267,7 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
                 count += 1
     finally:
         kept_charts.close()
-    shown(rt, pkey, page.lang, page.chosen, when, by_measurement, page.bands)
+    with _shown_lock:  # unless a page was shown meanwhile: its decided read is held, not this guess
+        if _SHOWN.get((id(rt), pkey)) is page:
+            _SHOWN[(id(rt), pkey)] = Shown(page.lang, page.zone, page.chosen, when, by_measurement, page.bands)
     return count
