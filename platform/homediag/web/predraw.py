@@ -56,7 +56,9 @@ class Shown:
     bands: list[Any]
 
 
-_SHOWN: Bounded[tuple[int, str], Shown] = Bounded(5_000)  # (id of the runtime, patient key): the last shown page
+# (id of the runtime, patient key): the last shown page. A 90-day page of six measurements holds ~1,000 readings
+# (~0.5 MB), a 14-day page of a cuff ~30: a day's pages of a ward, not every patient's
+_SHOWN: Bounded[tuple[int, str], Shown] = Bounded(300)
 _shown_lock = threading.Lock()
 
 
