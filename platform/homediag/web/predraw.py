@@ -104,7 +104,6 @@ class Drawer:
         self._jobs: queue.Queue[tuple[Runtime, list[str]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
-        self.drawn = 0  # charts and tables drawn ahead (for the bench and tests)
 
     def submit(self, rt: Runtime, ids: list[str]) -> None:
         with self._start:
@@ -135,7 +134,7 @@ class Drawer:
             try:
                 for rt, ids in merged.values():
                     try:
-                        self.drawn += draw_ahead(rt, ids)
+                        draw_ahead(rt, ids)
                     except Exception:  # a chart not drawn ahead is drawn by the page
                         log.warning("drawing ahead failed", exc_info=True)
             finally:
