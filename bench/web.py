@@ -108,8 +108,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             clinician_id = session.execute(select(m.User.id).where(m.User.role == "clinician")).scalar_one()
         client.get(issue_signin_link(rt, clinician_id), follow_redirects=False)
         page = f"/app/patients/{pilot.patient_ids[0]}?days=90"
-        gc.collect()
-        gc.freeze()  # as ``homediag serve`` freezes its start-up heap (server.py); what the pages remember is not
+        _freeze_as_served()
         first_worklist = _timed_get(client, "/app/worklist")  # the first view: nothing remembered yet
         first_patient = _timed_get(client, page)
         if profile in ("worklist", "patient"):
@@ -249,6 +248,20 @@ def _counted_draws() -> Iterator[list[int]]:
         yield count
     finally:
         charts._draw = real  # type: ignore[assignment]
+
+
+def _freeze_as_served() -> None:
+    """The heap frozen as ``homediag serve``'s workers freeze it (``server.py``): the start-up heap, then again
+    whenever more modules were imported (``homediag.heap``, a watcher thread; commits before it freeze once). What
+    the pages remember is not frozen."""
+    try:
+        from homediag import heap
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+        return
+    heap.freeze_startup()
+    heap.keep_frozen()
 
 
 def _ingest(client: Any, gateway: dict[str, str], envelopes: list[dict[str, Any]]) -> None:

@@ -57,8 +57,9 @@ class Shown:
 
 
 # (id of the runtime, patient key): the last shown page. A 90-day page of six measurements holds ~1,000 readings
-# (~0.5 MB), a 14-day page of a cuff ~30: a day's pages of a ward, not every patient's
-_SHOWN: Bounded[tuple[int, str], Shown] = Bounded(300)
+# (~0.5 MB), a 14-day page of a cuff ~30: a morning's pages of a ward in one worker, not every patient's (at most
+# ~50 MB of 90-day pages beside the workers' 300 MB budget)
+_SHOWN: Bounded[tuple[int, str], Shown] = Bounded(100)
 _shown_lock = threading.Lock()
 
 
