@@ -10,7 +10,10 @@ through the ASGI app in process (no network): the first view of each (nothing re
 ``--repeats`` views of each, then five worklist views each after a new reading for 50 patients, then the first
 view of each again with every process memory emptied (``forget``: what a freshly started worker has, with the
 store as it is), three times, then the morning: three times a new cuff reading for every patient, sent through
-``POST /ingest`` as a gateway sends it, then a view of each page; then the next mornings: the worklist's first view
+``POST /ingest`` as a gateway sends it (the patient page's patient in the last list of 100), then a view of each
+page right after (the page's charts drawn ahead, ``web.predraw``, beside the views: the page waits for them); then
+three more such mornings with the views taken once the drawer's queue is empty (a real morning's readings arrive
+hours before the nurse looks; the time it took to settle is reported); then the next mornings: the worklist's first view
 a day on, two, three (past midnight, the oldest readings out of the 14 days), then three more days on with every
 process memory emptied first. ``--profile worklist|patient`` prints a cProfile
 of three views of one page; ``--profile forgotten|morning`` of the worklist's first view after emptying the
@@ -21,6 +24,7 @@ emptying them / after new readings for all; ``--profile next-day`` of the workli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import json
@@ -28,6 +32,7 @@ import pstats
 import random
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -103,8 +108,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             clinician_id = session.execute(select(m.User.id).where(m.User.role == "clinician")).scalar_one()
         client.get(issue_signin_link(rt, clinician_id), follow_redirects=False)
         page = f"/app/patients/{pilot.patient_ids[0]}?days=90"
-        gc.collect()
-        gc.freeze()  # as ``homediag serve`` freezes its start-up heap (server.py); what the pages remember is not
+        _freeze_as_served()
         first_worklist = _timed_get(client, "/app/worklist")  # the first view: nothing remembered yet
         first_patient = _timed_get(client, page)
         if profile in ("worklist", "patient"):
@@ -141,26 +145,44 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             profiler = _profile_endpoints() if profile == "forgotten-patient" and n == 1 else None
             forgotten_patient.append(_timed_get(client, page))
             _print_profile(profiler)
-        # the morning: every patient got a new reading overnight, then a view of each page
+        # the morning: every patient got a new reading overnight, then a view of each page; the patient page was
+        # shown before, so its charts are drawn ahead after ingest (``web.predraw``) beside the worklist's view.
+        # Then three more mornings where the drawer's queue is empty before the views (readings arrive hours before
+        # the nurse looks): the time to settle after ingest is reported, the views are taken after it
         morning_worklist, morning_patient, morning_ingest = [], [], []  # ingest: its 5 lists of 100, in all
-        for round_ in range(3):
+        settled_worklist, settled_patient, settled_wait = [], [], []
+        morning_draws: list[int] = []  # charts matplotlib drew during each morning page view
+        pending: list[int] = []  # the drawer's jobs not done when each morning page view began
+        drawer = _drawer()
+        for round_ in range(6):
             # dated after every earlier reading (the 50 patients' above are 5 to 9 minutes old)
-            taken = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=3 - round_)
+            taken = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=3 - round_ / 2)
+            settle = round_ >= 3
+            # the page's patient in the last list: its drawing ahead starts as ingest ends, beside the views
+            order = people if settle else people[1:] + people[:1]
             t0 = time.perf_counter()
             _ingest(
                 client,
                 pilot.auth("gateway"),
                 [
                     envelope(p, cuff_payload(rng, taken.replace(tzinfo=None)), taken + timedelta(minutes=1))
-                    for p in people
+                    for p in order
                 ],
             )
-            morning_ingest.append(time.perf_counter() - t0)
+            if not settle:
+                morning_ingest.append(time.perf_counter() - t0)
+            elif drawer is not None:
+                t1 = time.perf_counter()
+                drawer.settle(60)
+                settled_wait.append(time.perf_counter() - t1)
             profiler = _profile_endpoints() if profile == "morning" and round_ == 1 else None
-            morning_worklist.append(_timed_get(client, "/app/worklist"))
+            (settled_worklist if settle else morning_worklist).append(_timed_get(client, "/app/worklist"))
             _print_profile(profiler)
-            profiler = _profile_endpoints() if profile == "morning-patient" and round_ == 1 else None
-            morning_patient.append(_timed_get(client, page))
+            profiler = _profile_endpoints() if profile == "morning-patient" and round_ in (1, 4) else None
+            pending.append(drawer._jobs.unfinished_tasks if drawer is not None else 0)
+            with _counted_draws() as draws:
+                (settled_patient if settle else morning_patient).append(_timed_get(client, page))
+            morning_draws.append(draws[0])
             _print_profile(profiler)
         # the next mornings: a day on (past midnight, the oldest readings out of the 14 days), no new reading yet:
         # the first worklist view of each day, three days with the process memory, three with it emptied
@@ -188,9 +210,58 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             "worklist_morning_all_new_ms": [round(t * 1000, 1) for t in morning_worklist],
             "patient_page_morning_ms": [round(t * 1000, 1) for t in morning_patient],
             "morning_ingest_500_ms": [round(t * 1000, 1) for t in morning_ingest],
+            "predraw": drawer is not None,
+            "worklist_morning_drawer_settled_ms": [round(t * 1000, 1) for t in settled_worklist],
+            "patient_page_morning_drawer_settled_ms": [round(t * 1000, 1) for t in settled_patient],
+            "drawer_settling_after_ingest_ms": [round(t * 1000, 1) for t in settled_wait],
+            "morning_page_charts_drawn": morning_draws,
+            "drawer_jobs_pending_at_morning_page": pending,
             "worklist_next_day_ms": [round(t * 1000, 1) for t in next_day],
             "worklist_next_day_memories_emptied_ms": [round(t * 1000, 1) for t in next_day_forgotten],
         }
+
+
+def _drawer() -> Any:
+    """The process's chart drawer (``web.predraw``), None on a build without one (the bench runs on older
+    commits too)."""
+    try:
+        from homediag.web import predraw
+    except ImportError:
+        return None
+    return predraw.DRAWER
+
+
+@contextlib.contextmanager
+def _counted_draws() -> Iterator[list[int]]:
+    """How many charts matplotlib draws (in any thread) inside the block: ``[n]`` when it ends."""
+    from homediag.web import charts
+
+    count = [0]
+    real = charts._draw
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    charts._draw = counted  # type: ignore[assignment]
+    try:
+        yield count
+    finally:
+        charts._draw = real  # type: ignore[assignment]
+
+
+def _freeze_as_served() -> None:
+    """The heap frozen as ``homediag serve``'s workers freeze it (``server.py``): the start-up heap, then again
+    whenever more modules were imported (``homediag.heap``, a watcher thread; commits before it freeze once). What
+    the pages remember is not frozen."""
+    try:
+        from homediag import heap
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+        return
+    heap.freeze_startup()
+    heap.keep_frozen()
 
 
 def _ingest(client: Any, gateway: dict[str, str], envelopes: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from .issues import Issue
@@ -32,6 +33,9 @@ _REFERENCE = re.compile(
     r"|urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|urn:oid:[0-2](\.(0|[1-9][0-9]*))+)$"
 )
+# the types of a plain JSON leaf (Decimal: a builder keeps a reading's digits); anything else sends a resource
+# through ``_scan``
+_LEAVES = frozenset({str, int, float, bool, type(None), Decimal})
 
 
 def _scan(
@@ -54,8 +58,43 @@ def _scan(
                 _scan(item, f"{path}[{i}]", references, quantities)
 
 
+def _faultless(node: Any) -> bool:
+    """True when ``_scan`` and the UCUM check below would find nothing, found without formatting a path: one
+    iterative pass that stops at the first fault. Nearly every resource at ingest is faultless; only a faulty one
+    (or one holding anything but plain JSON values: then this answers False) pays the path-building ``_scan``.
+    tests/unit/fhir_profiles/test_invariants.py checks the two agree."""
+    stack = [node]
+    pop, push, match = stack.pop, stack.append, _REFERENCE.match
+    while stack:
+        node = pop()
+        kind = type(node)
+        if kind is dict:
+            if node.get("system") == UCUM and ("value" in node or "code" in node):
+                code = node.get("code")
+                if code is None or not is_valid_ucum(str(code)):
+                    return False
+            reference = node.get("reference")
+            if type(reference) is str and not match(reference):
+                return False
+            values: Any = node.values()
+        elif kind is list:
+            values = node
+        else:
+            return False
+        for value in values:
+            kind = type(value)
+            if kind is dict or kind is list:
+                push(value)
+            elif kind not in _LEAVES:
+                return False
+    return True
+
+
 def _has_value(element: dict[str, Any]) -> bool:
-    return any(k.startswith("value") and k != "value" for k in element)
+    for k in element:
+        if k.startswith("value") and k != "value":
+            return True
+    return False
 
 
 def _codes(concept: Any) -> set[tuple[Any, Any]]:
@@ -111,6 +150,8 @@ def check_invariants(resource: dict[str, Any]) -> list[Issue]:
                         f"{path}.value[x]",
                     )
                 )
+    if _faultless(resource):
+        return issues
     references: list[tuple[str, str]] = []
     quantities: list[tuple[str, dict[str, Any]]] = []
     _scan(resource, rtype, references, quantities)

@@ -3,6 +3,7 @@ idempotency under concurrency, one transaction per envelope, CPRs kept out of th
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import threading
@@ -20,7 +21,7 @@ from homediag import audit
 from homediag.adapters.devices import DeviceTime
 from homediag.adapters.devices.blood_pressure import encode
 from homediag.envelope import Envelope
-from homediag.ingest import IngestService, device_id, open_upload
+from homediag.ingest import IngestService, device_id, open_upload, pipeline
 from homediag.store import models as m
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 from homediag.users import Principal, create_user
@@ -545,3 +546,21 @@ def test_a_device_seen_again_within_a_minute_is_not_written_again(client, tokens
     assert post(client, tokens, cuff_envelope(seed=4, taken_minutes_ago=60)).status_code == 201
     again = next(row for row in device_rows() if row[0] == first[0])
     assert again[1] == first[1] and again[2] > first[2]  # first_seen kept, last_seen moved
+
+
+def test_a_lists_envelopes_are_freed_with_their_request_not_left_to_the_garbage_collector(
+    client, tokens, runtime, enrolled
+):  # type: ignore[no-untyped-def]
+    """A written batch lets go of its envelopes (``Batch.release``): none of a list's envelopes, rows, results or
+    audit entries outlives the request in a reference cycle for a full collection inside a later request to free."""
+    post(client, tokens, [cuff_envelope(seed=30)])  # the first request's one-off objects (compiled statements...)
+    gc.collect()
+    gc.disable()
+    try:
+        response = post(client, tokens, [cuff_envelope(seed=s) for s in (31, 32, 33)])
+        left = [o for o in gc.get_objects() if isinstance(o, pipeline.Batch | pipeline._Item | pipeline.Stored)]
+    finally:
+        gc.enable()
+    assert response.status_code == 200, response.text
+    assert [r["outcome"] for r in response.json()["results"]] == ["created"] * 3
+    assert left == []

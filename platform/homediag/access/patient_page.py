@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
 from homediag.errors import NotFound
@@ -61,6 +62,7 @@ class PatientPage:
     consents: list[ConsentVersion]
     days_measured: set[date] = field(default_factory=set)
     assessment: triage.Assessment | None = None  # homediag.monitoring's status of the period
+    patient_key: str | None = None  # the store's key of the patient (``web.predraw`` holds the shown charts by it)
 
 
 def _period(p: Any) -> tuple[str | None, str | None]:
@@ -160,35 +162,15 @@ class PatientPageReads(WorklistReads):
                     m.Observation.effective_start < to_store(end),
                 )
                 rows = session.execute(
-                    select(
-                        m.Observation.id,
-                        m.Observation.device_id,
-                        m.Observation.upload_id,
-                        m.Observation.effective_start,
-                        m.Observation.received_at,
-                        m.Observation.gateway_received_at,
-                    )
+                    select(*_ROW_COLUMNS)
                     .where(self.scope(windows), *in_range)
                     .order_by(m.Observation.effective_start, m.Observation.id)
                 ).all()
-                devices, gateways = device_and_gateway(session, list(rows))
-                shaped = shapes(session, [(pkey, r.id) for r in rows])  # resources parsed once per process
-                readings: list[Reading] = []
-                flags: dict[str, list[str]] = {}
-                for row in rows:
-                    shape = shaped[row.id]
-                    if shape.about is not None:
-                        flags.setdefault(shape.about, []).extend(shape.flags)
-                        continue
-                    reading = reading_from(
-                        shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", "")
-                    )
-                    if reading is not None:
-                        readings.append(reading)
-                for reading in readings:
-                    reading.flags = flags.get(reading.id, [])
-                bands = triage.assess_readings(session, pkey, self.scope(windows), start, end, readings)
-                status = triage.assess_patients(self, session, [(patient.id, pkey)], self.scope(windows), start, end)
+                readings, devices = _readings(session, pkey, list(rows))
+                # monitoring's data of the period loaded once, for the readings' colours and the page's status
+                data = triage.load(session, [pkey], self.scope(windows), start, end)[pkey]
+                bands = triage.assess_readings(session, pkey, self.scope(windows), start, end, readings, data)
+                status = {patient.id: triage.assess(self, session, patient.id, data, start, end)}
                 uploads = [
                     RefusedUpload(
                         u.id,
@@ -240,10 +222,69 @@ class PatientPageReads(WorklistReads):
                     consents,
                     {r.effective.astimezone(zone).date() for r in readings},
                     status.get(patient.id),
+                    pkey,
                 )
         if page is None:
             raise NotFound.resource("Patient", patient_id)
         return page
+
+
+_ROW_COLUMNS = (
+    m.Observation.id,
+    m.Observation.device_id,
+    m.Observation.upload_id,
+    m.Observation.effective_start,
+    m.Observation.received_at,
+    m.Observation.gateway_received_at,
+)
+
+
+def _readings(session: Session, pkey: str, rows: list[Any]) -> tuple[list[Reading], dict[str, str]]:
+    """The shown readings of Observation ``rows`` (``_ROW_COLUMNS``, in the page's order), each with the flags of
+    the status observations among the rows about it; and the devices' names by id."""
+    devices, gateways = device_and_gateway(session, rows)
+    shaped = shapes(session, [(pkey, r.id) for r in rows])  # resources parsed once per process
+    readings: list[Reading] = []
+    flags: dict[str, list[str]] = {}
+    for row in rows:
+        shape = shaped[row.id]
+        if shape.about is not None:
+            flags.setdefault(shape.about, []).extend(shape.flags)
+            continue
+        reading = reading_from(shape, row, devices.get(row.device_id or "", ""), gateways.get(row.upload_id or "", ""))
+        if reading is not None:
+            readings.append(reading)
+    for reading in readings:
+        reading.flags = flags.get(reading.id, [])
+    return readings, devices
+
+
+def ingested_readings(
+    session: Session, patient_key: str, observation_ids: list[str], start: datetime, end: datetime
+) -> list[Reading]:
+    """The readings of [start, end) among the Observations ``observation_ids`` that ingest has just stored for the
+    patient, shaped, flagged and triaged (under the settings in force) exactly as ``patient_page`` does with the
+    same functions. No decision and no audit: this is not a read for anyone. ``web.predraw`` calls it, after
+    ingest's commit, with the ids ingest answered, only to draw ahead the charts of a page already shown with these
+    readings added: such a chart is found only by the key a page computes from its own decided and audited read
+    (``web.drawn``), so what is drawn here is shown to nobody who may not see it, and decides nothing."""
+    if not observation_ids:
+        return []
+    ids = m.Observation.id.in_(observation_ids)
+    rows = session.execute(
+        select(*_ROW_COLUMNS)
+        .where(
+            m.Observation.patient_key == patient_key,
+            ids,
+            m.Observation.effective_start >= to_store(start),
+            m.Observation.effective_start < to_store(end),
+        )
+        .order_by(m.Observation.effective_start, m.Observation.id)
+    ).all()
+    readings, _ = _readings(session, patient_key, list(rows))
+    if readings:
+        triage.assess_readings(session, patient_key, ids, start, end, readings)
+    return readings
 
 
 def _stated_device(redacted: Any) -> str | None:

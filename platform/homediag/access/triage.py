@@ -178,20 +178,29 @@ def assess_readings(
     start: datetime,
     end: datetime,
     readings: list[Reading],
+    data: monitoring_store.PatientData | None = None,
 ) -> list[Band]:
     """Colours the readings (``Reading.triage``, ``Reading.acknowledged``) against the thresholds in force at
-    each one's time; the bands of the thresholds in force at the end of the period."""
-    triaged = {
-        r.id: r
-        for r in monitoring_store.triaged_readings(session, patient_key, start, end, scope, with_resources=False)
-    }
+    each one's time; the bands of the thresholds in force at the end of the period. ``data``: the patient's
+    monitoring data of the same period and scope when the caller has loaded it already (``load``), whose
+    readings from ``start`` are the ones ``triaged_readings`` would read."""
+    found = (
+        [r for r in data.readings if r.effective >= start]
+        if data is not None
+        else monitoring_store.triaged_readings(session, patient_key, start, end, scope, with_resources=False)
+    )
+    triaged = {r.id: r for r in found}
     for reading in readings:
         found = triaged.get(reading.id)
         if found is not None:
             reading.triage = found.colour.value if found.result.triaged else None
             reading.acknowledged = found.acknowledged
             reading.reasons = list(found.result.reasons)
-    thresholds = monitoring_store.thresholds_in_force(session, patient_key, end)
+    thresholds = (
+        monitoring_store.in_force(data.history, end).settings.thresholds
+        if data is not None
+        else monitoring_store.thresholds_in_force(session, patient_key, end)
+    )
     keys = {k for r in readings for k in r.values}
     bands: list[Band] = []
     for key in sorted(keys):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from homediag.ingest import IngestAnswer, IngestService
+from homediag.web import predraw
 
 from .deps import RuntimeDep
 from .policy import GATEWAY_WRITE, Deferred, deferred
@@ -37,4 +38,5 @@ async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirR
         return IngestService(rt).post(gateway.principal(), body)
 
     answer = await run_in_threadpool(post)
+    predraw.after_ingest(rt, answer.body)  # the charts of pages shown before, drawn ahead off the request path
     return JsonResponse(answer.body, status_code=answer.status)

@@ -116,23 +116,26 @@ class Pipeline:
         for remembered in (True, False):  # remembered admission answers, unless they went stale under the request
             with self.rt.sessions() as session:  # not sessions.begin(): a batch may roll back and go on
                 batch = Batch(self, session, requests[0][0], remembered=remembered)
-                spans: list[tuple[int, int] | Exception] = []
-                for sender, work in requests:
-                    start, batch.sender = len(batch.items), sender
-                    try:
-                        work(batch)
-                    except Exception as exc:  # noqa: BLE001 - this request's failure, not its neighbours'
-                        batch.drop_from(start)
-                        spans.append(exc)
-                    else:
-                        spans.append((start, len(batch.items)))
-                results = batch.write() if batch.items else []
-                if batch.items and not batch.admission.current(batch.admission_version):
-                    session.rollback()  # admission changed since it was remembered: again, reading it afresh
-                    continue
-                session.commit()
-                batch.committed()
-                return [span if isinstance(span, Exception) else results[span[0] : span[1]] for span in spans]
+                try:
+                    spans: list[tuple[int, int] | Exception] = []
+                    for sender, work in requests:
+                        start, batch.sender = len(batch.items), sender
+                        try:
+                            work(batch)
+                        except Exception as exc:  # noqa: BLE001 - this request's failure, not its neighbours'
+                            batch.drop_from(start)
+                            spans.append(exc)
+                        else:
+                            spans.append((start, len(batch.items)))
+                    results = batch.write() if batch.items else []
+                    if batch.items and not batch.admission.current(batch.admission_version):
+                        session.rollback()  # admission changed since it was remembered: again, reading it afresh
+                        continue
+                    session.commit()
+                    batch.committed()
+                    return [span if isinstance(span, Exception) else results[span[0] : span[1]] for span in spans]
+                finally:
+                    batch.release()
         raise AssertionError("a batch that read its own admission answers is always current")
 
     # -- admitting ----------------------------------------------------------------------------------
@@ -460,6 +463,15 @@ class Batch:
         upload.issues = operation_outcome(issues) if issues else None
         item = self._by_upload[upload.id]
         item.entries = _entries(item.sender, upload, outcome, issues, detail)
+
+    def release(self) -> None:
+        """Let go of the envelopes once the batch is written or given up: an envelope's ``then`` closes over the
+        batch, so without this every envelope's objects (rows, results, audit entries) would be a reference cycle
+        outliving its request until a full collection frees it inside a later one (docs/performance.md)."""
+        for item in self.items:
+            item.stored = None
+        self.items = []
+        self._by_upload.clear()
 
     def drop_from(self, start: int) -> None:
         """Leave out the envelopes added from ``start`` on (a request whose work failed outside an envelope)."""

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -19,7 +19,7 @@ from homediag.access.readings import Reading
 from homediag.bounded import Bounded
 from homediag.runtime import Runtime
 
-from . import charts, drawn, reasons
+from . import charts, drawn, predraw, reasons
 from .i18n import N_, UNIT_NAMES, Formats, translations
 from .render import environment, language
 
@@ -139,61 +139,25 @@ def patient_context(
     page: PatientPage, request: Request, chosen: int | None, first: date, last: date, rt: Runtime
 ) -> dict[str, Any]:
     lang = language(request)
-    _ = translations(lang).gettext
-    fmt = Formats(lang, rt.local_zone)
     by_measurement: dict[str, list[Reading]] = {}
     for reading in page.readings:
         by_measurement.setdefault(reading.measurement, []).append(reading)
-    keys = sorted(by_measurement, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
-    blocks = []
+    if page.patient_key is not None:
+        predraw.wait(rt, page.patient_key)  # its charts being drawn ahead now: found drawn, not drawn twice
     kept = drawn.KeptCharts(rt)
     try:
-        for n, key in enumerate(keys):
-            readings = by_measurement[key]
-            text = _(readings[0].text)
-            unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
-            components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(
-                readings[0].values
+        blocks = [
+            measurement_block(
+                n, key, by_measurement[key], page.bands, lang, first, last, page.start, page.end, rt, kept
             )
-            series = [
-                charts.Series(
-                    component,
-                    _(COMPONENT_NAMES.get(component, readings[0].text)),
-                    [
-                        charts.Point(
-                            r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id
-                        )
-                        for r in readings
-                        if component in r.values
-                    ],
-                )
-                for component in components
-            ]
-            mine = [b for b in page.bands if b.component in components]
-            bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
-            lines = _lines(mine) if len(components) > 1 else []
-            title = _("%(measurement)s, %(start)s to %(end)s") % {
-                "measurement": text,
-                "start": fmt.date(first),
-                "end": fmt.date(last),
-            }
-            svg = charts.trend_svg(
-                f"chart{n}",
-                title,
-                unit,
-                series,
-                bands,
-                lines,
-                page.start,
-                page.end,
-                rt.local_zone,
-                decimal_comma=lang == "da",
-                kept=kept,
-            )
-            rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
-            blocks.append(MeasurementBlock(key, text, unit, readings, svg, rows))
+            for n, key in enumerate(ordered(by_measurement))
+        ]
     finally:
         kept.close()
+    if page.patient_key is not None:
+        predraw.shown(
+            rt, page.patient_key, lang, chosen, (first, last, page.start, page.end), by_measurement, page.bands
+        )
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     uploads = [(u, reasons.explain(u.outcome, u.issues)) for u in page.uploads]
     return {
@@ -212,6 +176,69 @@ def patient_context(
         "flag_names": FLAG_NAMES,
         "component_names": COMPONENT_NAMES,
     }
+
+
+def ordered(by_measurement: dict[str, list[Reading]]) -> list[str]:
+    """The measurements of a page in the order its blocks are shown."""
+    return sorted(by_measurement, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
+
+
+def measurement_block(
+    n: int,
+    key: str,
+    readings: list[Reading],
+    page_bands: list[Any],
+    lang: str,
+    first: date,
+    last: date,
+    start: datetime,
+    end: datetime,
+    rt: Runtime,
+    kept: drawn.KeptCharts,
+) -> MeasurementBlock:
+    """The ``n``-th block of a page: the chart and table of measurement ``key``'s ``readings`` of [start, end)
+    (the days ``first`` to ``last``), drawn (or found drawn) and rendered in ``lang`` (``web.predraw`` makes the
+    blocks of a page shown before with its new readings the same way)."""
+    _ = translations(lang).gettext
+    fmt = Formats(lang, rt.local_zone)
+    text = _(readings[0].text)
+    unit = _(readings[0].unit) if readings[0].unit in UNIT_NAMES else readings[0].unit
+    components = [c for c in SHOWN_COMPONENTS if any(c in r.values for r in readings)] or list(readings[0].values)
+    series = [
+        charts.Series(
+            component,
+            _(COMPONENT_NAMES.get(component, readings[0].text)),
+            [
+                charts.Point(r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id)
+                for r in readings
+                if component in r.values
+            ],
+        )
+        for component in components
+    ]
+    mine = [b for b in page_bands if b.component in components]
+    bands = [charts.Band(b.low, b.high, b.colour, b.colour) for b in mine] if len(components) == 1 else []
+    lines = _lines(mine) if len(components) > 1 else []
+    title = _("%(measurement)s, %(start)s to %(end)s") % {
+        "measurement": text,
+        "start": fmt.date(first),
+        "end": fmt.date(last),
+    }
+    svg = charts.trend_svg(
+        f"chart{n}",
+        title,
+        unit,
+        series,
+        bands,
+        lines,
+        start,
+        end,
+        rt.local_zone,
+        decimal_comma=lang == "da",
+        kept=kept,
+    )
+    rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
+    return MeasurementBlock(key, text, unit, readings, svg, rows)
 
 
 def _lines(bands: list[Any]) -> list[charts.Line]:

@@ -18,7 +18,7 @@ from homediag.errors import BadRequest, NotFound
 from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
-from . import oidc_flow, report_view, sessions
+from . import oidc_flow, predraw, report_view, sessions
 from .i18n import LANG_COOKIE, LANGUAGES, Formats, translations
 from .patient_view import patient_context
 from .render import language, local_path, render
@@ -58,12 +58,13 @@ def worklist(
     measurement: str | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    found = caller.access.worklist_page(
-        caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
-    )
-    lang = language(request)
-    cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
-    return render(request, "worklist.html", **cells)
+    with predraw.serving():  # no chart drawn ahead meanwhile
+        found = caller.access.worklist_page(
+            caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
+        )
+        lang = language(request)
+        cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
+        return render(request, "worklist.html", **cells)
 
 
 @router.get("/patients/{patient_id}")
@@ -76,9 +77,10 @@ def patient(
     end: Annotated[str | None, Query(alias="to")] = None,
 ) -> Response:
     rt = _rt(request)
-    chosen, first, last, period_start, period_end = _period(rt, days, start, end)
-    page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
-    return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
+    chosen, first, last, period_start, period_end = period(rt, days, start, end)
+    with predraw.serving():  # no chart drawn ahead meanwhile
+        page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
+        return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
 
 
 @router.get("/patients/{patient_id}/report")
@@ -117,7 +119,7 @@ def _report(
     request: Request, patient_id: str, caller: Caller, days: int | None, start: str | None, end: str | None
 ) -> tuple[Response, date, date]:
     rt = _rt(request)
-    chosen, first, last, period_start, period_end = _period(rt, days or (None if start or end else 30), start, end)
+    chosen, first, last, period_start, period_end = period(rt, days or (None if start or end else 30), start, end)
     page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
     context = patient_context(page, request, chosen, first, last, rt)
     _ = translations(language(request)).gettext
@@ -145,7 +147,7 @@ def acknowledge(
     Provenance, audited); back to the patient page."""
     rt = _rt(request)
     sessions.check_csrf(request, rt, csrf)
-    _chosen, _first, _last, period_start, period_end = _period(rt, days, start, end)
+    _chosen, _first, _last, period_start, period_end = period(rt, days, start, end)
     text = (note or "").strip() or None
     if all_green:
         caller.access.acknowledge(caller.user, patient_id, all_green=(period_start, period_end), note=text)
@@ -155,7 +157,7 @@ def acknowledge(
     return _redirect(f"/app/patients/{patient_id}?{query}&acknowledged=1")
 
 
-def _period(
+def period(
     rt: Runtime, days: int | None, start: str | None, end: str | None
 ) -> tuple[int | None, date, date, datetime, datetime]:
     """(the chosen number of days or None, first day, last day, and the period as instants) of a page's query."""

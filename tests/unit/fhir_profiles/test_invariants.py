@@ -3,8 +3,15 @@ wherever they sit in the resource, named by their FHIRPath, in document order.""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from homediag.fhir_profiles import terminology as t
-from homediag.fhir_profiles.invariants import check_invariants
+from homediag.fhir_profiles.invariants import _faultless, _scan, check_invariants
+from homediag.fhir_profiles.ucum import is_valid_ucum
 
 
 def _observation() -> dict[str, object]:
@@ -57,3 +64,32 @@ def test_the_coding_index_answers_as_the_table_does() -> None:
         for code in codes:
             assert t.matching(system, code) == scan(system, code), (system, code)
     assert len(t.matching(t.LOINC, "8867-4")) == 3  # heart rate: pulse, and two that share its LOINC
+
+
+_LEAF = st.sampled_from(
+    [t.UCUM, "http://loinc.org", "mm[Hg]", "mmHg", "", " kg", "Patient/p-1", "not a reference", None, 3, 1.5, True]
+)
+_KEY = st.sampled_from(["system", "code", "value", "reference", "valueQuantity", "component", "coding", "x"])
+_TREE = st.recursive(
+    _LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEY, inner, max_size=5), max_leaves=25
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_KEY, _TREE, max_size=6))
+def test_the_pathless_pass_finds_a_fault_exactly_when_the_path_building_scan_does(resource: dict[str, Any]) -> None:
+    """A faultless resource skips the scan that names paths, so the two must agree on every resource."""
+    references: list[tuple[str, str]] = []
+    quantities: list[tuple[str, dict[str, Any]]] = []
+    _scan(resource, "Observation", references, quantities)
+    faulty = bool(references) or any(
+        q.get("code") is None or not is_valid_ucum(str(q.get("code"))) for _, q in quantities
+    )
+    assert _faultless(resource) is not faulty
+    assert bool(check_invariants({**resource, "resourceType": "Basic"})) is faulty
+
+
+def test_a_bad_reference_inside_a_dict_subclass_is_still_found() -> None:
+    """``_faultless`` walks plain dicts and lists only; anything else sends the resource through ``_scan``."""
+    resource = {"resourceType": "Basic", "subject": OrderedDict(reference="not a reference")}
+    assert [(i.code, i.expression) for i in check_invariants(resource)] == [("value", "Basic.subject.reference")]
