@@ -10,6 +10,7 @@ nothing is partitioned and these functions do nothing.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date
 
 from sqlalchemy import Connection, text
@@ -81,8 +82,10 @@ def ensure_observation_partitions(
     return made
 
 
+# a month of ``observation`` (``partition_name``), or its default partition
+_PARTITION = re.compile(r"observation_(\d{4}_\d{2}|default)")
+
+
 def not_a_partition(name: str | None, type_: str, _parent: object = None) -> bool:
     """For alembic's schema comparison (``include_name``): the partitions are the application's, not the models'."""
-    return not (
-        type_ == "table" and name is not None and name.startswith("observation_") and name != "observation_dedup"
-    )
+    return not (type_ == "table" and name is not None and _PARTITION.fullmatch(name) is not None)
