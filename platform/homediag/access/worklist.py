@@ -15,23 +15,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, String, any_, bindparam, case, cast, func, literal, null, select, union_all
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from homediag.clock import to_store
 from homediag.errors import Forbidden
 from homediag.identity import SealedIdentity, open_identity
 from homediag.monitoring import store as monitoring_store
 from homediag.monitoring.instants import micros
-from homediag.store import key_lists
 from homediag.store import models as m
 from homediag.store.key_lists import among
 from homediag.store.per_engine import PerEngine
 from homediag.users import Principal
 
-from . import monitoring, triage, worklist_kept
+from . import monitoring, triage, worklist_kept, worklist_marks
 from .decisions import Decisions
-from .readings import Reading, aware, birth_date, reading_from, shapes
+from .readings import Reading, birth_date, reading_from, shapes
 from .status_parts import StatusParts
 from .view import View, Window
 
@@ -219,14 +217,14 @@ class WorklistReads(Decisions):
     ) -> dict[str, _Summary]:
         """Each listed patient's latest values, days measured and monitoring status: remembered per patient (in the
         process, else kept in the store: ``worklist_kept``) and recomputed only for patients whose data changed
-        (``_marks``); a part whose status the passing time may have changed (``triage.stable_until``) is finished
-        again at now from its running parts (``refinished``: no reading read), and a patient whose only change is
-        new readings dated after all of its own is grown by them (``_with_added``; ingest grows the kept part in its
-        transaction, ``worklist_grown``). The caller decided the windows just now, so a withdrawn
+        (``worklist_marks``); a part whose status the passing time may have changed (``triage.stable_until``) is
+        finished again at now from its running parts (``refinished``: no reading read), and a patient whose only
+        change is new readings dated after all of its own is grown by them (``_with_added``; ingest grows the kept
+        part in its transaction, ``worklist_grown``). The caller decided the windows just now, so a withdrawn
         consent or a patient leaving the team takes effect at once: such a patient is not in ``windows`` and is not
         read."""
         memo = _MEMO.of(self.rt.engine)
-        marks = self._marks(session, windows, now)
+        marks = worklist_marks.marks(session, windows, now)
         out: dict[str, _Summary] = {}
         for pkey in windows:
             found = memo.get(pkey)
@@ -438,67 +436,6 @@ class WorklistReads(Decisions):
             )
             if reading is not None and shape.about is None and row.patient_key in wanted:
                 out.setdefault(row.patient_key, []).append(reading)
-        return out
-
-    def _marks(self, session: Session, windows: dict[str, Window], now: datetime) -> dict[str, tuple[Any, ...]]:
-        """Per patient, what its summary was computed from, in a few grouped statements: its consent window, how many
-        Observations it has, its acknowledgements and reviews (how many, the last), its settings versions (how many,
-        the last); last, the first Observation dated after ``now`` (its status changes when that time comes).
-        Observations are counted whatever the window (the window is part of the mark): a stored Observation is
-        never changed (a key rotation moves it to a new patient key, which is not in the memo), so a new one is a
-        higher count. The count is the one database triggers keep in ``observation_count`` as any path writes or
-        deletes rows (migration 0015), not a count of the rows; the first reading dated ahead is looked for only
-        for the patients whose latest stored reading is dated after ``now``."""
-        keys = list(windows)
-        # the kept count and latest time (one row per patient); the three others grouped by patient, all four in
-        # one statement (their third column as text: the settings version is turned back into its number)
-        obs, counted = m.Observation, m.ObservationCount
-        stored_now = to_store(now)
-        ahead: list[str] = []
-        postgresql = session.get_bind().dialect.name == "postgresql"
-        observations: dict[str, tuple[Any, ...]] = {}
-        grouped: list[dict[str, tuple[Any, ...]]] = [{}, {}, {}]
-        for chunk in key_lists.chunks(session, keys):
-            shared = bindparam("marked", chunk, type_=ARRAY(String)) if postgresql else None
-
-            def of(column: Any, chunk: list[str] = chunk, shared: Any = shared) -> Any:
-                return column == any_(shared) if shared is not None else column.in_(chunk)
-
-            parts = [
-                select(
-                    literal(0), counted.patient_key, counted.observations, counted.latest, null().cast(String)
-                ).where(of(counted.patient_key))
-            ]
-            for n, (table, at, top) in enumerate(
-                (
-                    (m.ReviewItem, m.ReviewItem.reviewed_at, m.ReviewItem.observation_id),
-                    (m.Review, m.Review.reviewed_at, m.Review.id),
-                    (m.MonitoringSettings, m.MonitoringSettings.recorded_at, m.MonitoringSettings.version),
-                ),
-                start=1,
-            ):
-                parts.append(
-                    select(literal(n), table.patient_key, func.count(), func.max(at), cast(func.max(top), String))
-                    .where(of(table.patient_key))
-                    .group_by(table.patient_key)
-                )
-            for n, k, count, at, top in session.execute(union_all(*parts)):
-                if n == 0:
-                    observations[k] = (count, None)
-                    if at is not None and at > stored_now:
-                        ahead.append(k)
-                else:
-                    grouped[n - 1][k] = (count, at, int(top) if n == 3 else top)
-        if ahead:  # the first reading dated after now, in the index ix_observation_series (rare: a clock ahead)
-            later = case((obs.effective_start > stored_now, obs.effective_start))
-            for chunk in key_lists.chunks(session, ahead):
-                query = select(obs.patient_key, func.min(later)).where(among(session, obs.patient_key, chunk))
-                for k, first in session.execute(query.group_by(obs.patient_key)):
-                    observations[k] = (observations[k][0], aware(first))
-        out: dict[str, tuple[Any, ...]] = {}
-        for k, window in windows.items():
-            count, first = observations.get(k, (0, None))
-            out[k] = (window, count, *(g.get(k) for g in grouped), first)
         return out
 
     def _audit_shown(self, session: Session, principal: Principal, view: View, keys: list[str]) -> None:

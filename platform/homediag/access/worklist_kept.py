@@ -45,7 +45,7 @@ _NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Summary:
-    """A patient's part of the worklist, and what it was computed from (``WorklistReads._marks``: consent window,
+    """A patient's part of the worklist, and what it was computed from (``worklist_marks.marks``: consent window,
     Observation count, acknowledgements, reviews, settings versions, first reading dated ahead)."""
 
     mark: tuple[Any, ...]

@@ -4,6 +4,7 @@ render and parse, every view); elsewhere (SQLite) an IN list, in lists short eno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam
@@ -25,6 +26,13 @@ def chunks(session: Session, keys: list[str]) -> list[list[str]]:
 
 def among(session: Session, column: Any, keys: list[str]) -> ColumnElement[bool]:
     """``column IN keys``; on PostgreSQL ``column = ANY(:keys)``, one array parameter."""
+    return sharing(session, keys)(column)
+
+
+def sharing(session: Session, keys: list[str]) -> Callable[[Any], ColumnElement[bool]]:
+    """``among`` of the same ``keys`` for several columns of one statement (a union of selects, say): on PostgreSQL
+    the columns share one array parameter, so the keys are sent once."""
     if _postgresql(session):
-        return column == any_(bindparam(None, keys, type_=ARRAY(String)))  # type: ignore[no-any-return]
-    return column.in_(keys)  # type: ignore[no-any-return]
+        shared = bindparam(None, keys, type_=ARRAY(String))
+        return lambda column: column == any_(shared)  # type: ignore[no-any-return]
+    return lambda column: column.in_(keys)  # type: ignore[no-any-return]

@@ -169,7 +169,7 @@ class ObservationCount(Base):
     """Per patient key, how many Observations it has and the latest effective time among those stored since the
     row was made (a deletion leaves it: an upper bound), kept by database triggers on ``observation`` whatever
     wrote the rows (API, COPY, gateway, back-fill, SQL by hand; migration 0015): the worklist's change detector
-    reads it instead of counting each patient's Observations (``WorklistReads._marks``). A key's row goes when its
+    reads it instead of counting each patient's Observations (``worklist_marks.marks``). A key's row goes when its
     count reaches 0 (erasure)."""
 
     __tablename__ = "observation_count"

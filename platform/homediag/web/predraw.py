@@ -94,8 +94,14 @@ def after_ingest(rt: Runtime, answer_body: dict[str, Any]) -> None:
         for o in result.get("observations") or []
         if isinstance(o, dict) and o.get("outcome") == "created" and o.get("id")
     ]
-    if ids and held(rt):
+    if ids and _holds_any(rt):
         DRAWER.submit(rt, ids)
+
+
+def _holds_any(rt: Runtime) -> bool:
+    """Whether a shown page is held for ``rt`` (every ingest request asks: no dictionary of them is built)."""
+    with _shown_lock:
+        return any(rt_id == id(rt) for rt_id, _ in _SHOWN)
 
 
 class Drawer:

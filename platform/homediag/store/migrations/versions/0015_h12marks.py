@@ -1,7 +1,7 @@
 """``observation_count``: each patient key's Observation count (and latest effective time), kept by triggers on
 ``observation`` in the writing statement's transaction, whatever path wrote or deleted the rows (API, lists by
 COPY, PHD gateway, back-fill, CLI, SQL typed by hand, erasure, key rotation). The worklist's change detector reads
-it instead of counting every listed patient's Observations (``WorklistReads._marks``). PostgreSQL: statement-level
+it instead of counting every listed patient's Observations (``worklist_marks.marks``). PostgreSQL: statement-level
 triggers with transition tables on the partitioned parent (one per event: PostgreSQL allows transition tables on
 single-event triggers only); SQLite: row triggers. Existing counts are back-filled.
 
