@@ -3,9 +3,10 @@
 ``python -m bench.roundtrips [sqlite|postgresql] [--profile]``: a fresh database, 10 enrolled patients, then
 200 single envelopes and 7 lists of 100 through ``IngestService.post`` on this thread (no HTTP: the count is
 the ingest's own, without the token lookup); prints envelopes/s and the statements each request sent (every
-``cursor.execute`` and each ``COPY``, not counting BEGIN and COMMIT) and the CPU each took: this process's (the
-service's Python) and PostgreSQL's backends' (read from ``/proc``: the server runs on this machine). ``--profile``
-adds cProfile of the lists, ``--profile-single`` of the 200 single envelopes (own time, then cumulative).
+``cursor.execute``, each ``COPY`` and each driver executemany, not counting BEGIN and COMMIT) and the CPU each
+took: this process's (the service's Python) and PostgreSQL's backends' (read from ``/proc``: the server runs on
+this machine). ``--profile`` adds cProfile of the lists, ``--profile-single`` of the 200 single envelopes (own
+time, then cumulative).
 """
 
 from __future__ import annotations
@@ -32,14 +33,22 @@ from .served import _cpu_seconds
 
 
 def _count_copies(statements: list[int]) -> None:
-    """A ``COPY`` (``store.repositories.copy``) goes to the driver directly, unseen by the cursor event: count it."""
-    from homediag.store.repositories import copy, observations, uploads
+    """A ``COPY`` (``store.repositories.copy``) and SQLite's executemany of the driver (``many.insert_rows``) go to
+    the driver directly, unseen by the cursor event: count each as one."""
+    from homediag.store.repositories import copy, many, observations, uploads
 
     def counted(*args: Any, **kwargs: Any) -> None:
         statements[0] += 1
         copy.copy_rows(*args, **kwargs)
 
     observations.copy_rows = uploads.copy_rows = counted  # type: ignore[attr-defined]
+    insert_rows = many.insert_rows
+
+    def counted_many(*args: Any, **kwargs: Any) -> None:
+        statements[0] += 1
+        insert_rows(*args, **kwargs)
+
+    many.insert_rows = counted_many  # type: ignore[assignment]
 
 
 def main(argv: list[str]) -> int:

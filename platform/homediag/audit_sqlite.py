@@ -9,12 +9,15 @@ import weakref
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
-from .audit_chain import _INSERT, Entry, _chain, _head_mac, open_head
+from .audit_chain import Entry, _chain, _head_mac, open_head
 from .keys import KeyRing
-from .store.models import AuditHead
+from .store.models import AuditEvent, AuditHead
+from .store.repositories import many
 
 # SQLite has no row locks; appends from one process queue on this lock (PostgreSQL uses FOR UPDATE).
 _append_lock = threading.Lock()
+
+_EVENTS = AuditEvent.__table__
 
 _HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 0).with_for_update()  # SQLite: stream 0
 # SQLite: the head moved from where this process last left it, or not at all (0 rows: read it, chain again). The
@@ -57,5 +60,7 @@ def write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: b
                 .where(AuditHead.id == 0)
                 .values(seq=seq, hash=prev, mac=_head_mac(secret, 0, seq, prev))
             )
-    session.execute(_INSERT, rows)
+    if rows:  # one executemany of the driver: no SQLAlchemy parameter dict per record (``many.insert_rows``)
+        columns = tuple(rows[0])
+        many.insert_rows(session, _EVENTS, columns, [[row[c] for c in columns] for row in rows])
     _last_head[engine] = (seq, prev)

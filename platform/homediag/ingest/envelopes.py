@@ -139,6 +139,8 @@ class IngestService:
         except bodies.BodyError as exc:
             result = self.ingest_unreadable(sender, body, BadRequest(f"{exc}; it is kept in the upload log", exc.where))
             return IngestAnswer(400, result.as_json())
+        # a body with no escape that could hold a NUL or a lone surrogate spares each envelope the walk
+        plain = not bodies.may_hold_bad_text(body)
         if isinstance(parsed, list):
             limit = self.rt.settings.max_envelopes_per_list
             if len(parsed) > limit:
@@ -149,8 +151,8 @@ class IngestService:
                 )
                 result = self.ingest_unreadable(sender, body, PayloadTooLarge(text, "body"))
                 return IngestAnswer(413, result.as_json())
-            return IngestAnswer(200, {"results": [r.as_json() for r in self.ingest(sender, parsed)]})
-        result = self.ingest_one(sender, parsed, body=body)
+            return IngestAnswer(200, {"results": [r.as_json() for r in self.ingest(sender, parsed, plain=plain)]})
+        result = self.ingest_one(sender, parsed, body=body, plain=plain)
         return IngestAnswer(STATUS.get(result.outcome, 422), result.as_json())
 
     def ingest_unreadable(self, sender: Principal, body: bytes, problem: ServiceError) -> EnvelopeResult:
@@ -163,23 +165,26 @@ class IngestService:
             sender, body, adapter=None, redacted=None, what="reading", work=refuse, refused=_refused(0)
         )
 
-    def ingest(self, sender: Principal, raw_envelopes: list[Any]) -> list[EnvelopeResult]:
-        """A list of parsed envelopes, in one transaction (``pipeline.Batch``): each envelope all-or-nothing."""
+    def ingest(self, sender: Principal, raw_envelopes: list[Any], *, plain: bool = False) -> list[EnvelopeResult]:
+        """A list of parsed envelopes, in one transaction (``pipeline.Batch``): each envelope all-or-nothing.
+        ``plain``: they were parsed from JSON text without a NUL or lone surrogate (``bodies.may_hold_bad_text``)."""
 
         def add_all(batch: Batch) -> None:
             for index, raw in enumerate(raw_envelopes):
-                self._add(batch, raw, index)
+                self._add(batch, raw, index, plain=plain)
 
         return self.pipeline.batch(sender, add_all)
 
-    def ingest_one(self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None) -> EnvelopeResult:
+    def ingest_one(
+        self, sender: Principal, raw: Any, index: int = 0, *, body: bytes | None = None, plain: bool = False
+    ) -> EnvelopeResult:
         """Ingest one parsed envelope. ``body`` is the request body when it held just this envelope:
-        it is kept byte for byte; an envelope from a list is kept as its JSON."""
+        it is kept byte for byte; an envelope from a list is kept as its JSON. ``plain``: as for ``ingest``."""
         # written with the single envelopes other requests of this process send at the same time (group commit)
-        (result,) = grouped(self.pipeline, sender, lambda batch: self._add(batch, raw, index, body=body))
+        (result,) = grouped(self.pipeline, sender, lambda batch: self._add(batch, raw, index, body=body, plain=plain))
         return result  # type: ignore[no-any-return]
 
-    def _add(self, batch: Batch, raw: Any, index: int, *, body: bytes | None = None) -> None:
+    def _add(self, batch: Batch, raw: Any, index: int, *, body: bytes | None = None, plain: bool = False) -> None:
         # a lone surrogate has no UTF-8 form: kept as its JSON escape (\udXXX)
         body = body if body is not None else fhirjson.dumps(raw).encode("utf-8", "backslashreplace")
         adapter = str(raw.get("adapter"))[:100] if isinstance(raw, dict) and raw.get("adapter") else None
@@ -188,12 +193,14 @@ class IngestService:
             adapter=adapter,
             redacted=redact(raw),
             what="reading",
-            work=lambda batch, upload: self._process(batch, batch.sender, upload, raw, index),
+            work=lambda batch, upload: self._process(batch, batch.sender, upload, raw, index, plain),
             refused=_refused(index),
         )
 
-    def _process(self, batch: Batch, sender: Principal, upload: UploadRecord, raw: Any, index: int) -> Any:
-        problem = bodies.text_problem(raw, "envelope")
+    def _process(
+        self, batch: Batch, sender: Principal, upload: UploadRecord, raw: Any, index: int, plain: bool = False
+    ) -> Any:
+        problem = None if plain else bodies.text_problem(raw, "envelope")
         if problem is not None:
             text, where = problem
             raise BadRequest(f"{text}; the envelope is kept in the upload log", where, code="structure")

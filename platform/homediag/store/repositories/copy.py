@@ -10,19 +10,13 @@ of the same values stores. Failures are raised as SQLAlchemy raises a statement'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-
-@cache
-def _processors(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
-    return tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+from .many import driver_errors, processors
 
 
 def copy_rows(
@@ -37,19 +31,14 @@ def copy_rows(
     store (e.g. a JSON document already serialised by the engine's serialiser), without its type's processing."""
     connection = session.connection()
     dialect = connection.dialect
-    processors = [None if c in raw else p for c, p in zip(columns, _processors(table, columns, dialect), strict=True)]
+    processing = [None if c in raw else p for c, p in zip(columns, processors(table, columns, dialect), strict=True)]
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     driver = connection.connection.driver_connection
-    try:
+    with driver_errors(connection, statement, driver):
         with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-            if any(processors):
+            if any(processing):
                 for row in rows:
-                    copy.write_row([v if p is None else p(v) for p, v in zip(processors, row, strict=True)])
+                    copy.write_row([v if p is None else p(v) for p, v in zip(processing, row, strict=True)])
             else:
                 for row in rows:
                     copy.write_row(row)
-    except dialect.loaded_dbapi.Error as exc:
-        disconnect = dialect.is_disconnect(exc, driver, None)
-        if disconnect:  # the database dropped it: never used again (as SQLAlchemy does after a statement's)
-            connection.invalidate(exc)
-        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, disconnect) from exc

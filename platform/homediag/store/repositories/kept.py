@@ -6,9 +6,9 @@ inserts it all when it closes: on PostgreSQL one ``INSERT … SELECT … FROM js
 NOTHING`` per table, the tables chained as data-modifying ``WITH`` clauses of one statement (one round trip, one
 parse, whatever the number of rows or tables; a single envelope's three inserts were three round trips), each
 table's rows one JSON parameter written by orjson (sent as text arrays, every quote of their JSON values was escaped
-by psycopg in Python: 8 ms of a list of 100's CPU); elsewhere (SQLite, in process: a statement costs no round trip)
-one executemany per table. Each table's rows keep the order they were given in (sorted by their keys by
-``persisted``: two transactions writing overlapping rows wait, not deadlock).
+by psycopg in Python: 8 ms of a list of 100's CPU); on SQLite (in process: a statement costs no round trip) one
+executemany of the driver per table (``many.insert_rows``). Each table's rows keep the order they were given in
+(sorted by their keys by ``persisted``: two transactions writing overlapping rows wait, not deadlock).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import String, Table, bindparam, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+
+from . import many
 
 DEFERRED = "homediag.kept.deferred"
 """``session.info`` key: while set, ``persisted.insert_new`` adds its rows here (table -> rows) instead."""
@@ -69,9 +71,14 @@ def insert_new(session: Session, pending: Pending) -> None:
         }
         session.execute(statement, params)
         return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    if session.get_bind().dialect.name == "sqlite":
+        for table, rows in tables:
+            columns = tuple(rows[0])
+            values = [[r[c] for c in columns] for r in rows]
+            many.insert_rows(session, table, columns, values, on_conflict_do_nothing=True)
+        return
     for table, rows in tables:
-        session.execute(insert(table).on_conflict_do_nothing(), rows)
+        session.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
 
 
 def _textual(table: Table) -> bool:

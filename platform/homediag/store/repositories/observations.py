@@ -4,8 +4,9 @@ request's at once.
 On PostgreSQL the claim is one ``INSERT … SELECT FROM unnest(…)`` (four array parameters, whatever the number of
 rows) and the Observations claimed are written by one ``COPY`` (one statement for the server: the partition routing,
 the parse and the plan paid once, not per row; no multi-row query text for the driver to parse, and the resource
-sent as the text ``served`` made for it, not serialised a second time). On SQLite (in process, no round trip) two
-executemany statements, the resource written from the same text.
+sent as the text ``served`` made for it, not serialised a second time). On SQLite (in process, no round trip) the
+claim is one ``INSERT … SELECT FROM json_each(…) … RETURNING`` and the Observations one executemany of the driver
+(``many.insert_rows``), the resource written from the same text.
 """
 
 from __future__ import annotations
@@ -13,20 +14,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, insert, select, text
-from sqlalchemy.dialects import sqlite
+import orjson
+from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from homediag import served
 from homediag.clock import to_store
 from homediag.store import models as m
 
+from . import many
 from .copy import copy_rows
 
 # Core, built once: compiled once (a ``.values(rows)`` statement is new every time and misses the compiled cache)
 _DEDUP = m.ObservationDedup.__table__
-_CLAIM_SQLITE = (
-    sqlite.insert(_DEDUP).on_conflict_do_nothing(index_elements=["patient_key", "dedup"]).returning(_DEDUP.c.dedup)
+# SQLite: the claims one JSON parameter, read back in the order given (one statement and one parameter whatever the
+# number of rows: no multi-row ``VALUES`` built by SQLAlchemy per call, no parameter dict per row). ``WHERE true``:
+# SQLite's grammar for an upsert after a ``SELECT``
+_CLAIM_SQLITE = text(
+    "INSERT INTO observation_dedup (patient_key, dedup, observation_id, effective_start)"
+    " SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'),"
+    " json_extract(j.value, '$[3]') FROM json_each(:rows) AS j WHERE true ORDER BY j.key"
+    " ON CONFLICT (patient_key, dedup) DO NOTHING RETURNING dedup"
 )
 # the keys in the order given (``unnest`` keeps it): concurrent claims of shared keys wait, they do not deadlock
 _CLAIM_PG = text(
@@ -36,11 +44,8 @@ _CLAIM_PG = text(
     " ON CONFLICT (patient_key, dedup) DO NOTHING RETURNING dedup"
 )
 COLUMNS = tuple(c.name for c in m.Observation.__table__.columns if c.name != "txn")  # txn: PostgreSQL's default
+# the resource given as the text ``served`` wrote for it (the engine's serialiser, ``fhirjson.dumps``): not again
 _RESOURCE = frozenset({"resource"})
-# the resource bound as the text ``served`` wrote for it (the engine's serialiser, ``fhirjson.dumps``): not again
-_INSERT = insert(m.Observation.__table__).values(
-    {c: bindparam(c, type_=Text()) if c == "resource" else bindparam(c) for c in COLUMNS}
-)
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -66,20 +71,21 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
             values = [[r["served_json"] if c == "resource" else r[c] for c in COLUMNS] for r in new]
             copy_rows(session, m.Observation.__table__, COLUMNS, values, raw=_RESOURCE)
         return {r["id"] for r in new}
-    claims = [
-        {
-            "patient_key": r["patient_key"],
-            "dedup": r["dedup"],
-            "observation_id": r["id"],
-            "effective_start": r["effective_start"],
-        }
-        for r in rows
-    ]
-    claimed = set(session.execute(_CLAIM_SQLITE, claims).scalars())
+    claimed = set(session.execute(_CLAIM_SQLITE, {"rows": _claims_json(session, rows)}).scalars())
     new = served.fill([r for r in rows if r["dedup"] in claimed])
     if new:
-        session.execute(_INSERT, [{**r, "resource": r["served_json"]} for r in new])
+        values = [[r["served_json"] if c == "resource" else r[c] for c in COLUMNS] for r in new]
+        many.insert_rows(session, m.Observation.__table__, COLUMNS, values, raw=_RESOURCE)
     return {r["id"] for r in new}
+
+
+def _claims_json(session: Session, rows: list[dict[str, Any]]) -> str:
+    """SQLite: the claims of ``rows`` as one JSON array of [patient key, dedup, observation id, effective start], the
+    time as the text its column stores (the column type's bind processing)."""
+    stored_time = many.processors(_DEDUP, ("effective_start",), session.get_bind().dialect)[0] or (lambda v: v)
+    return orjson.dumps(
+        [[r["patient_key"], r["dedup"], r["id"], stored_time(r["effective_start"])] for r in rows]
+    ).decode()
 
 
 def id_by_dedup(session: Session, dedup: str, patient_key: str) -> str | None:

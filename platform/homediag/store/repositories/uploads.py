@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from homediag.store import models as m
 
+from . import many
 from .copy import copy_rows
 
 
@@ -53,12 +54,17 @@ _COLUMNS = tuple(c.name for c in m.Upload.__table__.columns)
 
 def insert_many(session: Session, rows: list[dict[str, Any]]) -> int | None:
     """Finished uploads (every column given) through Core: no unit of work. The admission counter seen as they
-    were written (None when there were no rows): on SQLite by the executemany that inserts them; on PostgreSQL,
-    where a list's uploads are one ``COPY`` (``copy.copy_rows``), by the statement just after it in the same
-    transaction (a counter read later than the rows' write: never one that let a stale admission through)."""
+    were written (None when there were no rows): for one row by the statement that inserts it; for more (a list's
+    uploads: on PostgreSQL one ``COPY``, ``copy.copy_rows``; on SQLite one executemany of the driver,
+    ``many.insert_rows``) by the statement just after it in the same transaction (a counter read later than the
+    rows' write: never one that let a stale admission through)."""
     if not rows:
         return None
-    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
-        copy_rows(session, m.Upload.__table__, _COLUMNS, [[row[c] for c in _COLUMNS] for row in rows])
+    if len(rows) > 1:
+        values = [[row[c] for c in _COLUMNS] for row in rows]
+        if session.get_bind().dialect.name == "postgresql":
+            copy_rows(session, m.Upload.__table__, _COLUMNS, values)
+        else:
+            many.insert_rows(session, m.Upload.__table__, _COLUMNS, values)
         return int(session.execute(_VERSION).scalar_one())
     return int(session.execute(_INSERT, rows).scalars().first())
