@@ -195,6 +195,7 @@ class IngestService:
             what="reading",
             work=lambda batch, upload: self._process(batch, batch.sender, upload, raw, index, plain),
             refused=_refused(index),
+            plain=plain,
         )
 
     def _process(

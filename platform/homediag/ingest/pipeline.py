@@ -360,15 +360,24 @@ class Batch:
         what: str,
         work: Callable[[Batch, UploadRecord], Any],
         refused: Callable[[Any, ServiceError], Any],
+        plain: bool = False,
     ) -> None:
-        """Keep ``body`` (sealed) as a new upload and run ``work`` for it; a ``ServiceError`` refuses it."""
+        """Keep ``body`` (sealed) as a new upload and run ``work`` for it; a ``ServiceError`` refuses it.
+        ``plain``: ``redacted`` holds no NUL or lone surrogate (``bodies.may_hold_bad_text``): storable as it is."""
         keys = self.pipeline.rt.keys
         upload_id = str(uuid.uuid4())
         kid, nonce, sealed = seal_upload(keys, body, upload_id)
         # the readable copy made storable (a NUL or lone surrogate as its visible escape); the sealed body as sent
         stored_adapter = escape_text(adapter) if adapter is not None else None
         upload = UploadRecord(
-            upload_id, utcnow(), self.sender.id, stored_adapter, kid, nonce, sealed, readable(redacted)
+            upload_id,
+            utcnow(),
+            self.sender.id,
+            stored_adapter,
+            kid,
+            nonce,
+            sealed,
+            redacted if plain else readable(redacted),
         )
         item = _Item(self.sender, upload, refused, what)
         self.items.append(item)
