@@ -10,6 +10,7 @@ warm-up, as the server does after its start.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import sys
@@ -108,9 +109,17 @@ def _wrap() -> None:
             setattr(mod, name, _timed(label, getattr(mod, name)))
 
 
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.phases", description=__doc__.split("\n\n")[0])
+    parser.add_argument("engine", nargs="?", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--lists", type=int, default=10, help="lists of 100 envelopes timed (default 10)")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() after the warm-up, as the server does")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    engine = argv[0] if argv and not argv[0].startswith("-") else "sqlite"
-    n_lists = int(argv[argv.index("--lists") + 1]) if "--lists" in argv else 10
+    args = _arguments(argv)
+    engine, n_lists, freeze = args.engine, args.lists, args.freeze
     people = synthetic_patients(10)
     envelopes = data.cuff_envelopes(people, 60 + n_lists * 10)
     with env.fresh_database(engine) as url, env.runtime(url) as rt:
@@ -123,7 +132,7 @@ def main(argv: list[str]) -> int:
         lists = [json.dumps(envelopes[i : i + 100]).encode() for i in range(0, (n_lists + 1) * 100, 100)]
         service.post(gateway, lists[0])  # warm-up
         _wrap()
-        if "--freeze" in argv:  # as the server does after its start (``homediag.server``)
+        if freeze:  # as the server does after its start (``homediag.server``)
             gc.freeze()
         gc.callbacks.append(_collecting)
         _spent.clear()
@@ -152,7 +161,7 @@ def main(argv: list[str]) -> int:
     print(
         f"  of which the garbage collector: {_gc['seconds'] / n_lists * 1000:.2f} ms/list"
         f" ({_gc['collections'] / n_lists:.0f} collections a list;"
-        f" heap {'frozen' if '--freeze' in argv else 'not frozen'})"
+        f" heap {'frozen' if freeze else 'not frozen'})"
     )
     print(f"  {total / n_lists * 1000:7.2f} ms/list in all (CPU here {sum(cpu.values()) / n_lists * 1000:.2f} ms)")
     return 0

@@ -12,6 +12,7 @@ drifts the two alike: the figure to compare on a busy machine.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -53,7 +54,9 @@ def _fresh(table: Table, columns: tuple[str, ...], rows: list[list[Any]], n: int
 
 
 def main(argv: list[str]) -> int:
-    reps = int(argv[argv.index("--reps") + 1]) if "--reps" in argv else 15
+    parser = argparse.ArgumentParser(prog="python -m bench.sqlite_many", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=15, help="times each way is written (default 15)")
+    reps = parser.parse_args(argv).reps
     people = synthetic_patients(10)
     envelopes = data.cuff_envelopes(people, 30)
     captured: list[tuple[Table, tuple[str, ...], list[list[Any]], dict[str, Any]]] = []
