@@ -114,3 +114,23 @@ def test_bundle_bytes_of_a_bundle_without_stored_texts() -> None:
     bundle = _searchset([{"resourceType": "Observation", "id": "c"}], {"self": "http://x/fhir/Observation"})
     assert served.bundle_bytes(bundle) == fhirjson.dumps_bytes(bundle)
     assert served.bundle_bytes({"resourceType": "Bundle"}) == fhirjson.dumps_bytes({"resourceType": "Bundle"})
+
+
+@pytest.mark.parametrize("base", ["http://x/fhir", 'http://x/f"\u00e6\\r/fhir', "http://x/null/fhir"])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_page_of_stored_texts_only_is_what_fhirjson_writes(base: str, count: int) -> None:
+    """A page whose every entry is a stored text (the entries written one by one around their texts), whatever
+    the base URL holds (a quote, non-ASCII: written the long way) and with or without a total and links."""
+    from homediag import bundles
+
+    texts = [
+        fhirjson.dumps(CASES["meta and two components"]),
+        '{"resourceType":"Observation","id":"b","note":[{"text":"null 1e-7 0.00001 \u00e6 \u2014"}]}',
+        '{"resourceType":"Observation","id":"c","valueQuantity":{"value":2.00}}',
+    ][:count]
+    resources = [fhirjson.Raw(t, {"resourceType": "Observation", "id": i}) for t, i in zip(texts, "abc", strict=False)]
+    for bundle in (
+        bundles.searchset(base, resources, total=9, links={"self": f"{base}/Observation?x=\u00e6", "next": "n"}),
+        bundles.searchset(base, resources, total=None),
+    ):
+        assert served.bundle_bytes(bundle) == fhirjson.dumps_bytes(bundle)
