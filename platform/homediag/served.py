@@ -139,32 +139,31 @@ _OPEN = ord("{")
 _NOT_LEADS = bytes(range(0xC0))  # every byte but the first of a character of two to four bytes
 
 
-def _utf8_offsets(text: bytes, meta_at: int | None, ends: tuple[int, ...]) -> tuple[int | None, tuple[int, ...]]:
+def _utf8_offsets(
+    text: bytes, meta_at: int | None, ends: tuple[int, ...]
+) -> tuple[int | None, tuple[int, ...]]:
     """Character offsets into the UTF-8 ``text`` (``meta_at``, ``ends``) as byte offsets. A stored text has a few
-    non-ASCII characters: their first bytes are found by value (``bytes.find``), and each moves every offset past
-    it by its length less one."""
-    leads: list[int] = []
-    for value in set(text.translate(None, _NOT_LEADS)):
-        lead = bytes((value,))
-        at = text.find(lead)
-        while at >= 0:
-            leads.append(at)
-            at = text.find(lead, at + 1)
-    leads.sort()
-    chars: list[int] = []  # each such character's character offset
-    extras: list[int] = []  # the extra bytes of it and every one before it
+    non-ASCII characters: their first bytes, in order (``translate`` keeps them), are found one after the other
+    (``bytes.find``: a byte of that value is always a first byte), and each moves every offset past it by its
+    length less one."""
+    starts: list[int] = []  # each such character's character offset
+    extras: list[int] = []  # the extra bytes of it and of every one before it
+    at = -1
     extra = 0
-    for at in leads:
-        chars.append(at - extra)
-        value = text[at]
+    for value in text.translate(None, _NOT_LEADS):
+        at = text.find(_BYTES[value], at + 1)
+        starts.append(at - extra)
         extra += 1 if value < 0xE0 else 2 if value < 0xF0 else 3
         extras.append(extra)
 
     def moved(offset: int) -> int:
-        i = bisect_left(chars, offset)  # the characters before the offset
-        return offset + (extras[i - 1] if i else 0)
+        i = bisect_left(starts, offset)  # how many of them come before the offset
+        return offset + extras[i - 1] if i else offset
 
     return (None if meta_at is None else moved(meta_at)), tuple(map(moved, ends))
+
+
+_BYTES = [bytes((value,)) for value in range(256)]
 
 
 @lru_cache(maxsize=50_000)
