@@ -49,6 +49,14 @@ class Raw(Mapping[str, Any]):
         self._known: Mapping[str, Any] = known or {}
         self._parsed: dict[str, Any] | None = None
 
+    @property
+    def known_id(self) -> tuple[str, str] | None:
+        """(resourceType, id) when both are ``known``, without parsing; else None."""
+        known = self._known
+        if "resourceType" in known and "id" in known:
+            return known["resourceType"], known["id"]
+        return None
+
     def parsed(self) -> dict[str, Any]:
         if self._parsed is None:
             self._parsed = loads(self.text)

@@ -139,9 +139,7 @@ _OPEN = ord("{")
 _NOT_LEADS = bytes(range(0xC0))  # every byte but the first of a character of two to four bytes
 
 
-def _utf8_offsets(
-    text: bytes, meta_at: int | None, ends: tuple[int, ...]
-) -> tuple[int | None, tuple[int, ...]]:
+def _utf8_offsets(text: bytes, meta_at: int | None, ends: tuple[int, ...]) -> tuple[int | None, tuple[int, ...]]:
     """Character offsets into the UTF-8 ``text`` (``meta_at``, ``ends``) as byte offsets. A stored text has a few
     non-ASCII characters: their first bytes, in order (``translate`` keeps them), are found one after the other
     (``bytes.find``: a byte of that value is always a first byte), and each moves every offset past it by its
