@@ -38,7 +38,6 @@ from sqlalchemy import (
     ColumnElement,
     String,
     Text,
-    TypeDecorator,
     and_,
     bindparam,
     cast,
@@ -261,7 +260,7 @@ class TextRow(NamedTuple):
 
     id: str
     patient_key: str
-    served_json: bytes | None  # its UTF-8 bytes (``served_utf8``)
+    served_json: bytes | str | None  # SQLite: its UTF-8 bytes; PostgreSQL: the text (``served_utf8``)
     served_marks: str | None
     received_at: datetime
     effective_start: datetime
@@ -339,23 +338,14 @@ def _settings_version() -> ColumnElement[Any]:
 _SETTINGS_VERSION = _settings_version()
 
 
-class _Utf8(TypeDecorator[bytes]):
-    """A text read as its UTF-8 bytes: as the driver gives them (SQLite, ``CAST AS BLOB``), else encoded here."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Any) -> bytes | None:
-        return value.encode("utf-8") if isinstance(value, str) else value
-
-
 class served_utf8(FunctionElement[bytes]):
-    """An Observation's served text as its UTF-8 bytes: what a page writes from (``served.splice_utf8``) and sends,
-    never sliced and encoded again as a string (``splice_utf8``). SQLite gives the text's own bytes (``CAST AS
-    BLOB``), nothing decoded. PostgreSQL sends the text and psycopg decodes it; it is encoded once here (a bytea,
-    ``convert_to``, is sent in hex: measured 3 ms more a page, server and wire)."""
+    """An Observation's served text as a page writes from it (``spliced``): on SQLite its UTF-8 bytes as stored
+    (``CAST AS BLOB``: nothing decoded, spliced as bytes by ``served.splice_utf8`` and sent as they are); on
+    PostgreSQL the text as psycopg decodes it (spliced as a string and encoded once with its entry: a bytea,
+    ``convert_to``, is sent in hex, measured 3 ms more a page, and encoding the text to splice it as bytes saved
+    nothing)."""
 
-    type = _Utf8()
+    type = Text()
     inherit_cache = True
     name = "served_utf8"
 

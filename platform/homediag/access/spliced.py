@@ -76,6 +76,7 @@ def spliced(
     parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
     triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
     written: dict[bytes, tuple[bytes, dict[int, bytes]]] = {}
+    strings: dict[bytes, str] = {}  # members as strings, for texts read as strings (PostgreSQL), each decoded once
     out: list[Mapping[str, Any]] = []
     for r in rows:
         if r.served_json is not None and r.served_marks is not None:
@@ -90,7 +91,7 @@ def spliced(
                 meta = _METAS.get(r.received_at)
                 if meta is None:
                     meta = _METAS.remember(r.received_at, versions.meta_members(1, r.received_at).encode())
-                text = served.splice_utf8(r.served_json, r.served_marks, meta, *added)
+                text = _splice(r.served_json, r.served_marks, meta, added, strings)
                 out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
                 continue
             # interpret changed what the marks do not foresee: this one is served parsed
@@ -98,6 +99,25 @@ def spliced(
             triaged[r.id] = interpret(access, session, view, [_Parsed(r.id, r.patient_key, resource)])[0]
         out.append(versions.stamp(triaged[r.id], 1, r.received_at))
     return out
+
+
+def _splice(
+    text: bytes | str, marks: str, meta: bytes, added: tuple[bytes, dict[int, bytes] | None], strings: dict[bytes, str]
+) -> bytes | str:
+    """A stored text with its meta and additions spliced in: as UTF-8 bytes when it was read so (SQLite,
+    ``paging.served_utf8``), else as a string (PostgreSQL), the members decoded once a page (``strings``)."""
+    top, components = added
+    if type(text) is bytes:
+        return served.splice_utf8(text, marks, meta, top, components)
+
+    def string(members: bytes) -> str:
+        found = strings.get(members)
+        if found is None:
+            found = strings[members] = members.decode("utf-8")
+        return found
+
+    shown = {i: string(members) for i, members in components.items()} if components else None
+    return served.splice(str(text), marks, string(meta), string(top), shown)
 
 
 # What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes, by
