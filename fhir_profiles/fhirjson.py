@@ -38,15 +38,24 @@ _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | 
 
 
 class Raw(Mapping[str, Any]):
-    """A JSON object as text that this module wrote (or that reads back as what it would write). ``known``: keys
-    whose values the caller knows to be the text's (answered without parsing; e.g. resourceType and id)."""
+    """A JSON object as text that this module wrote (or that reads back as what it would write), as a string or as
+    its UTF-8 bytes. ``known``: keys whose values the caller knows to be the text's (answered without parsing; e.g.
+    resourceType and id)."""
 
     __slots__ = ("text", "_known", "_parsed")
 
-    def __init__(self, text: str, known: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, text: str | bytes, known: Mapping[str, Any] | None = None) -> None:
         self.text = text
         self._known: Mapping[str, Any] = known or {}
         self._parsed: dict[str, Any] | None = None
+
+    @property
+    def known_id(self) -> tuple[str, str] | None:
+        """(resourceType, id) when both are ``known``, without parsing; else None."""
+        known = self._known
+        if "resourceType" in known and "id" in known:
+            return known["resourceType"], known["id"]
+        return None
 
     def parsed(self) -> dict[str, Any]:
         if self._parsed is None:
@@ -85,7 +94,8 @@ def _default(value: Any) -> Any:
 
 def _raw_json(value: Any) -> Any:
     if isinstance(value, Raw):
-        return simplejson.RawJSON(value.text)
+        text = value.text
+        return simplejson.RawJSON(text if isinstance(text, str) else text.decode("utf-8"))
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

@@ -17,7 +17,9 @@ part empty when there is no meta).
 
 from __future__ import annotations
 
+import re
 import secrets
+from bisect import bisect_left
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -100,6 +102,68 @@ def splice(text: str, marks: str, meta: str, top: str = "", components: Mapping[
     return "".join(out)
 
 
+def splice_utf8(
+    text: bytes, marks: str, meta: bytes, top: bytes = b"", components: Mapping[int, bytes] | None = None
+) -> bytes:
+    """``splice`` of a stored text as its UTF-8 bytes, the members as UTF-8 too: what a search reads from the store
+    and sends, so that no text is decoded, sliced and encoded again (a text holding one character past Latin-1, as
+    every blood pressure panel's NPU display does, is held two bytes a character, and each slice of it is scanned
+    to be narrowed). The marks are character offsets: past a non-ASCII character they are moved by its extra
+    bytes (``_utf8_offsets``)."""
+    meta_at, ends = _offsets(marks)
+    if not text.isascii():
+        meta_at, ends = _utf8_offsets(text, meta_at, ends)
+    inserts: list[tuple[int, bytes]] = []
+    if meta_at is not None:
+        inserts.append((meta_at, meta))
+    else:
+        top = b'"meta":{' + meta + b"}," + top if top else b'"meta":{' + meta + b"}"
+    if components:
+        inserts += [(ends[index], members) for index, members in components.items() if members]
+    if top:
+        inserts.append((len(text) - 1, top))
+    inserts.sort()
+    out: list[bytes] = []
+    pos = 0
+    for at, members in inserts:
+        out.append(text[pos:at])
+        if text[at - 1] != _OPEN:
+            out.append(b",")
+        out.append(members)
+        pos = at
+    out.append(text[pos:])
+    return b"".join(out)
+
+
+_OPEN = ord("{")
+_NOT_LEADS = bytes(range(0xC0))  # every byte but the first of a character of two to four bytes
+
+
+def _utf8_offsets(text: bytes, meta_at: int | None, ends: tuple[int, ...]) -> tuple[int | None, tuple[int, ...]]:
+    """Character offsets into the UTF-8 ``text`` (``meta_at``, ``ends``) as byte offsets. A stored text has a few
+    non-ASCII characters: their first bytes, in order (``translate`` keeps them), are found one after the other
+    (``bytes.find``: a byte of that value is always a first byte), and each moves every offset past it by its
+    length less one."""
+    starts: list[int] = []  # each such character's character offset
+    extras: list[int] = []  # the extra bytes of it and of every one before it
+    at = -1
+    extra = 0
+    for value in text.translate(None, _NOT_LEADS):
+        at = text.find(_BYTES[value], at + 1)
+        starts.append(at - extra)
+        extra += 1 if value < 0xE0 else 2 if value < 0xF0 else 3
+        extras.append(extra)
+
+    def moved(offset: int) -> int:
+        i = bisect_left(starts, offset)  # how many of them come before the offset
+        return offset + extras[i - 1] if i else offset
+
+    return (None if meta_at is None else moved(meta_at)), tuple(map(moved, ends))
+
+
+_BYTES = [bytes((value,)) for value in range(256)]
+
+
 @lru_cache(maxsize=50_000)
 def _offsets(marks: str) -> tuple[int | None, tuple[int, ...]]:
     """A text's splice marks as (meta's brace or None, each component's brace): most texts of a kind share theirs."""
@@ -109,31 +173,82 @@ def _offsets(marks: str) -> tuple[int | None, tuple[int, ...]]:
 
 def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:
     """``fhirjson.dumps_bytes(bundle)``, byte for byte, for a Bundle whose entries' resources are ``fhirjson.Raw``:
-    the Bundle is written with a marker string in place of each such resource, and their texts (what fhirjson
-    wrote: they need no scan for what orjson writes unlike simplejson) are put in its place. Only the Bundle
-    around them (links, fullUrls, search modes) goes through ``dumps_bytes`` and its scan: for a 180-entry
-    series that is a few kilobytes instead of 700."""
+    their texts (what fhirjson wrote: they need no scan for what orjson writes unlike simplejson) are put in the
+    Bundle as they are. Only the Bundle around them (links, fullUrls, search modes) goes through ``dumps_bytes``
+    and its scan: for a 180-entry series that is a few kilobytes instead of 700.
+
+    Written as bytes: each text is encoded on its own and the parts joined as bytes. A text with one character
+    past Latin-1 (an NPU display's dash) is held two bytes a character, and encoding the whole 700 kB Bundle at
+    once allocated a worst-case buffer of three bytes a character (2 MB) and took longer than encoding the
+    entries one by one. When every entry is a search match of a stored text (``bundles.entry``: fullUrl,
+    resource, search), the entries are written here, each around its text, and the Bundle without them by
+    ``dumps_bytes``; otherwise a marker string stands in for each text and is replaced after (``_around``)."""
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         return fhirjson.dumps_bytes(bundle)
+    pieces = _matches(entries)
+    if pieces is not None and list(bundle)[-1] == "entry":
+        head = fhirjson.dumps_bytes({**bundle, "entry": []})
+        if head.endswith(b'"entry":[]}'):
+            pieces[0] = head[:-2]  # the Bundle up to its entries' bracket
+            pieces.append(b"]}")
+            return b"".join(pieces)  # one join: each buffer of the size of the Bundle is fresh memory, page by page
+    return _around(bundle, entries)
+
+
+_MATCH_KEYS = ["fullUrl", "resource", "search"]
+_MATCH = {"mode": "match"}
+# a fullUrl written by both JSON writers as its own characters in quotes (no quote, backslash or control character)
+_PLAIN_URL = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*")
+
+
+def _matches(entries: list[Any]) -> list[bytes] | None:
+    """The entries' parts, each entry written around its text (a place left first for the Bundle's head), when every
+    entry is a search match of a stored text with a plain fullUrl (what ``bundles.entry`` makes of a
+    ``fhirjson.Raw``); else None."""
+    out: list[bytes] = [b""]
+    for e in entries:
+        if type(e) is not dict or list(e) != _MATCH_KEYS or e["search"] != _MATCH:
+            return None
+        resource, url = e["resource"], e["fullUrl"]
+        if type(resource) is not fhirjson.Raw or type(url) is not str or _PLAIN_URL.fullmatch(url) is None:
+            return None
+        out += (_MATCH_START if len(out) == 1 else _NEXT_MATCH_START, url.encode(), _RESOURCE, _utf8(resource.text))
+        out.append(_MATCH_END)
+    return out
+
+
+_MATCH_START, _NEXT_MATCH_START, _RESOURCE = b'{"fullUrl":"', b',{"fullUrl":"', b'","resource":'
+_MATCH_END = b',"search":{"mode":"match"}}'
+
+
+def _around(bundle: Mapping[str, Any], entries: list[Any]) -> bytes:
+    """``bundle_bytes`` of any Bundle: written with a marker string in place of each stored text, each then put in
+    its marker's place."""
     marker = f"\x00{secrets.token_hex(8)}"  # a string no Bundle holds: a control character and a random nonce
-    texts: list[str] = []
+    texts: list[bytes] = []
     skeleton: list[Any] = []
     for e in entries:
         resource = e.get("resource") if isinstance(e, dict) else None
         if type(resource) is fhirjson.Raw:
-            texts.append(resource.text)
+            texts.append(_utf8(resource.text))
             skeleton.append({**e, "resource": marker})
         else:
             skeleton.append(e)
     if not texts:
         return fhirjson.dumps_bytes(bundle)
-    around = fhirjson.dumps_bytes({**bundle, "entry": skeleton}).decode("utf-8")
-    parts = around.split(fhirjson.dumps(marker))
+    around = fhirjson.dumps_bytes({**bundle, "entry": skeleton})
+    # the marker as written is ASCII ("\u0000" and hex digits): in UTF-8 an ASCII run never occurs inside another
+    # character, so splitting the bytes is splitting the text
+    parts = around.split(fhirjson.dumps_bytes(marker))
     if len(parts) != len(texts) + 1:  # cannot happen (the nonce); written the long way if it did
         return fhirjson.dumps_bytes(bundle)
     out = [parts[0]]
     for text, part in zip(texts, parts[1:], strict=True):
         out.append(text)
         out.append(part)
-    return "".join(out).encode("utf-8")  # one encoding of the whole text, not one per entry
+    return b"".join(out)
+
+
+def _utf8(text: str | bytes) -> bytes:
+    return text if type(text) is bytes else text.encode("utf-8")  # type: ignore[union-attr]

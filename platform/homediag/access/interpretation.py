@@ -59,13 +59,22 @@ def triage_keys(
     its triage, except the weight rule (earlier weights): a patient with one in any version gets no key. ``known``:
     patients' settings histories the caller has (``store.versions``), not read again."""
     histories: dict[str, list[store.SettingsVersion] | None] = {}
+    only: dict[str, tuple[str, str]] = {}  # a patient with one version (most): its names, whatever the time
     keys: dict[str, tuple[str, ...]] = {}
     named: dict[int, tuple[str, str]] = {}  # each version's (fingerprint, label) made once (a JSON dump), shared
     for row in rows:
+        names = only.get(row.patient_key)
+        if names is not None:
+            keys[row.id] = (row.patient_key, row.id, *names)
+            continue
         if row.patient_key not in histories:
             history = (known or {}).get(row.patient_key) or store.versions(session, row.patient_key)
             weighs = any(v.settings.thresholds.weight_change for v in history)
             histories[row.patient_key] = None if weighs else history
+            if not weighs and len(history) == 1:
+                only[row.patient_key] = names = (history[0].fingerprint, history[0].label)
+                keys[row.id] = (row.patient_key, row.id, *names)
+                continue
         found = histories[row.patient_key]
         if found is not None:
             version = store.in_force(found, from_store(row.effective_start))

@@ -260,17 +260,21 @@ def _date_clause(col: Any, d: DateRange, moved: Mover | None = None) -> ColumnEl
 
 
 def _compare(col: Any, prefix: str, low: Any, high: Any) -> ColumnElement[bool]:
-    """``col`` against the range [low, high) as the prefix asks (bounds: times or expressions)."""
-    return {
-        "eq": and_(col >= low, col < high),
-        "ne": or_(col < low, col >= high),
-        "gt": col >= high,
-        "sa": col >= high,
-        "ge": col >= low,
-        "lt": col < low,
-        "eb": col < low,
-        "le": col < high,
-    }[prefix]
+    """``col`` against the range [low, high) as the prefix asks (bounds: times or expressions). Only the asked
+    comparison is built (each is a few SQL expression objects: building all eight cost every dated search)."""
+    if prefix == "eq":
+        return and_(col >= low, col < high)
+    if prefix == "ne":
+        return or_(col < low, col >= high)
+    if prefix in ("gt", "sa"):
+        return col >= high
+    if prefix == "ge":
+        return col >= low
+    if prefix in ("lt", "eb"):
+        return col < low
+    if prefix == "le":
+        return col < high
+    raise KeyError(prefix)
 
 
 def _quantity_units(p: QuantityParam) -> list[tuple[str | None, Decimal]]:

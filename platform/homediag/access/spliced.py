@@ -75,11 +75,12 @@ def spliced(
                 given[r.id] = fhirjson.loads(r.served_json)
     parsed = [_Parsed(r.id, r.patient_key, given[r.id]) for r in rows if r.id in given]
     triaged = dict(zip(given, interpret(access, session, view, parsed), strict=True)) if parsed else {}
-    written: dict[bytes, tuple[str, dict[int, str]]] = {}
+    written: dict[bytes, tuple[bytes, dict[int, bytes]]] = {}
+    strings: dict[bytes, str] = {}  # members as strings, for texts read as strings (PostgreSQL), each decoded once
     out: list[Mapping[str, Any]] = []
     for r in rows:
         if r.served_json is not None and r.served_marks is not None:
-            added: tuple[str, dict[int, str] | None] | None = ("", None)
+            added: tuple[bytes, dict[int, bytes] | None] | None = (b"", None)
             if clinician and r.id in given:
                 added = _additions(given[r.id], triaged[r.id], written)
                 if added is not None and r.id in keys:
@@ -89,8 +90,8 @@ def spliced(
             if added is not None:
                 meta = _METAS.get(r.received_at)
                 if meta is None:
-                    meta = _METAS.remember(r.received_at, versions.meta_members(1, r.received_at))
-                text = served.splice(r.served_json, r.served_marks, meta, *added)
+                    meta = _METAS.remember(r.received_at, versions.meta_members(1, r.received_at).encode())
+                text = _splice(r.served_json, r.served_marks, meta, added, strings)
                 out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
                 continue
             # interpret changed what the marks do not foresee: this one is served parsed
@@ -100,10 +101,29 @@ def spliced(
     return out
 
 
+def _splice(
+    text: bytes | str, marks: str, meta: bytes, added: tuple[bytes, dict[int, bytes] | None], strings: dict[bytes, str]
+) -> bytes | str:
+    """A stored text with its meta and additions spliced in: as UTF-8 bytes when it was read so (SQLite,
+    ``paging.served_utf8``), else as a string (PostgreSQL), the members decoded once a page (``strings``)."""
+    top, components = added
+    if type(text) is bytes:
+        return served.splice_utf8(text, marks, meta, top, components)
+
+    def string(members: bytes) -> str:
+        found = strings.get(members)
+        if found is None:
+            found = strings[members] = members.decode("utf-8")
+        return found
+
+    shown = {i: string(members) for i, members in components.items()} if components else None
+    return served.splice(str(text), marks, string(meta), string(top), shown)
+
+
 # What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes, by
 # ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
 # without parsing one resource.
-_ADDED: Bounded[tuple[str, ...], tuple[str, dict[int, str] | None]] = Bounded(200_000)
+_ADDED: Bounded[tuple[str, ...], tuple[bytes, dict[int, bytes] | None]] = Bounded(200_000)
 # a patient's monitoring settings history by (database, patient key, its highest version and when that was
 # recorded): versions are only ever added (``monitoring_settings``), so the same highest version is the same
 # history; a new version is a new key
@@ -129,19 +149,19 @@ def _histories(session: Session, tops: Mapping[str, str] | None) -> dict[str, li
     return out
 
 
-# meta's members by the time a reading was received (every reading of an upload shares it): a Observation's
+# meta's members (UTF-8) by the time a reading was received (every reading of an upload shares it): a Observation's
 # version is always 1, so this is all its meta needs (about 200 bytes an entry)
-_METAS: Bounded[datetime, str] = Bounded(100_000)
+_METAS: Bounded[datetime, bytes] = Bounded(100_000)
 
 
 def _additions(
-    given: Mapping[str, Any], out: Mapping[str, Any], written: dict[bytes, tuple[str, dict[int, str]]]
-) -> tuple[str, dict[int, str] | None] | None:
+    given: Mapping[str, Any], out: Mapping[str, Any], written: dict[bytes, tuple[bytes, dict[int, bytes]]]
+) -> tuple[bytes, dict[int, bytes] | None] | None:
     """What ``interpret`` added to a resource (``given`` -> ``out``) as members to splice: (at the top, per
     component); None when it changed or removed anything instead (then the resource is served parsed).
     ``written``: the members already written for this page, by content (most readings of a page add the same)."""
     if out is given:
-        return "", None
+        return b"", None
     changed = _changed(given, out)
     if changed is None or (changed and changed != ["component"]):
         return None
@@ -169,9 +189,9 @@ def _additions(
     return found[0], (found[1] if changed else None)
 
 
-def _members(members: Mapping[str, Any]) -> str:
-    """JSON members (``"name":value,...``) as fhirjson writes them."""
-    return fhirjson.dumps(members)[1:-1] if members else ""
+def _members(members: Mapping[str, Any]) -> bytes:
+    """JSON members (``"name":value,...``) as fhirjson writes them, UTF-8."""
+    return fhirjson.dumps_bytes(members)[1:-1] if members else b""
 
 
 def _changed(given: Mapping[str, Any], out: Mapping[str, Any]) -> list[str] | None:

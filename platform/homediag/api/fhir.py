@@ -27,6 +27,8 @@ from .policy import (
     PATIENT_READ,
     PUBLIC,
     Caller,
+    Deferred,
+    deferred,
     enforce,
 )
 from .responses import FhirResponse
@@ -38,6 +40,8 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 Public = Annotated[Caller, Depends(enforce(PUBLIC))]
 AnyUser = Annotated[Caller, Depends(enforce(ANY_USER))]
 ClinicalReader = Annotated[Caller, Depends(enforce(CLINICAL_READ))]
+# the searches apply the policy in their own worker thread: the token's read and the search share one thread hop
+ClinicalSearch = Annotated[Deferred, Depends(deferred(CLINICAL_READ))]
 PatientReader = Annotated[Caller, Depends(enforce(PATIENT_READ))]
 DeviceReader = Annotated[Caller, Depends(enforce(DEVICE_READ))]
 AdminReader = Annotated[Caller, Depends(enforce(ADMIN_READ))]
@@ -128,8 +132,8 @@ class SplicedResponse(FhirResponse):
 
 
 @router.get("/Observation", summary="Search Observations the caller may see")
-def search_observations(request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep) -> FhirResponse:
-    return _observation_search(request, list(request.query_params.multi_items()), rt, caller, base)
+def search_observations(request: Request, rt: RuntimeDep, policy: ClinicalSearch, base: BaseDep) -> FhirResponse:
+    return _observation_search(request, list(request.query_params.multi_items()), rt, policy.caller(), base)
 
 
 @router.post("/Observation/_search", summary="Search Observations with the parameters in a form body")
@@ -149,8 +153,9 @@ async def search_observations_post(
 
 @router.get("/Patient/{patient_id}/Observation", summary="The Observations of one patient (compartment search)")
 def patient_observations(
-    patient_id: str, request: Request, rt: RuntimeDep, caller: ClinicalReader, base: BaseDep
+    patient_id: str, request: Request, rt: RuntimeDep, policy: ClinicalSearch, base: BaseDep
 ) -> FhirResponse:
+    caller = policy.caller()
     items = list(request.query_params.multi_items())
     if not any(k == "_page" for k, _ in items):
         items = [("patient", patient_id), *items]

@@ -290,7 +290,12 @@ class Deferred:
 
     def principal(self) -> Principal:
         """The authenticated caller under the policy (Unauthenticated / Forbidden otherwise). Blocking."""
-        return caller_of(self.policy, self.request).user
+        return self.caller().user
+
+    def caller(self) -> Caller:
+        """The route's ``Caller`` under the policy, as ``enforce`` gives it (Unauthenticated / Forbidden otherwise).
+        Blocking."""
+        return caller_of(self.policy, self.request)
 
 
 def deferred(policy: Policy) -> Callable[[Request], Awaitable[Deferred]]:

@@ -114,3 +114,70 @@ def test_bundle_bytes_of_a_bundle_without_stored_texts() -> None:
     bundle = _searchset([{"resourceType": "Observation", "id": "c"}], {"self": "http://x/fhir/Observation"})
     assert served.bundle_bytes(bundle) == fhirjson.dumps_bytes(bundle)
     assert served.bundle_bytes({"resourceType": "Bundle"}) == fhirjson.dumps_bytes({"resourceType": "Bundle"})
+
+
+@pytest.mark.parametrize("base", ["http://x/fhir", 'http://x/f"\u00e6\\r/fhir', "http://x/null/fhir"])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_page_of_stored_texts_only_is_what_fhirjson_writes(base: str, count: int) -> None:
+    """A page whose every entry is a stored text (the entries written one by one around their texts), whatever
+    the base URL holds (a quote, non-ASCII: written the long way) and with or without a total and links."""
+    from homediag import bundles
+
+    texts = [
+        fhirjson.dumps(CASES["meta and two components"]),
+        '{"resourceType":"Observation","id":"b","note":[{"text":"null 1e-7 0.00001 \u00e6 \u2014"}]}',
+        '{"resourceType":"Observation","id":"c","valueQuantity":{"value":2.00}}',
+    ][:count]
+    resources = [fhirjson.Raw(t, {"resourceType": "Observation", "id": i}) for t, i in zip(texts, "abc", strict=False)]
+    for bundle in (
+        bundles.searchset(base, resources, total=9, links={"self": f"{base}/Observation?x=\u00e6", "next": "n"}),
+        bundles.searchset(base, resources, total=None),
+    ):
+        assert served.bundle_bytes(bundle) == fhirjson.dumps_bytes(bundle)
+
+
+NON_ASCII = {
+    "meta and two components, non-ASCII throughout": {
+        "resourceType": "Observation",
+        "id": "d",
+        "meta": {"profile": ["p\u00e6"]},  # before meta's brace: two bytes
+        "component": [
+            {"code": {"text": "Arm\u2014Blodtryk \U0001f600"}, "valueQuantity": {"value": Decimal("120.50")}},
+            {"code": {"text": "plain"}},
+            {"code": {"text": "\u00f8\u2014\u00e5"}},
+        ],
+        "note": [{"text": "end \u2014"}],  # after the last component, before the end
+    },
+    "no meta, a non-ASCII component only": {"resourceType": "Observation", "id": "e", "component": [{"x": "\u2014"}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted({**CASES, **NON_ASCII}))
+@pytest.mark.parametrize("top", ["", COLOUR, f"{RANGE},{COLOUR}"])
+def test_a_splice_of_utf8_bytes_is_the_splice_of_the_text(name: str, top: str) -> None:
+    """``splice_utf8`` (a search page's bytes, the marks moved past characters of two, three and four bytes) gives
+    the UTF-8 of what ``splice`` gives on the text, wherever the non-ASCII characters are."""
+    resource = {**CASES, **NON_ASCII}[name]
+    text, marks = served.written(resource)
+    assert marks is not None
+    components = {
+        i: (COLOUR + ',"x":"\u00e6"' if i % 2 == 0 else "") for i in range(len(resource.get("component", [])))
+    }
+    meta = META + ',"source":"\u2014"'
+    expected = served.splice(text, marks, meta, top, components).encode("utf-8")
+    got = served.splice_utf8(
+        text.encode("utf-8"), marks, meta.encode("utf-8"), top.encode("utf-8"),
+        {i: members.encode("utf-8") for i, members in components.items()},
+    )  # fmt: skip
+    assert got == expected
+
+
+def test_raw_bytes_are_written_as_their_text() -> None:
+    """A stored text held as its UTF-8 bytes is written as the same text held as a string, by either writer."""
+    text = '{"resourceType":"Observation","id":"x","note":[{"text":"\u2014"}],"valueQuantity":{"value":1.50}}'
+    as_str = fhirjson.Raw(text, {"id": "x"})
+    as_bytes = fhirjson.Raw(text.encode("utf-8"), {"id": "x"})
+    for outer in ({"entry": [as_str]}, {"x": 1e-7, "entry": [as_str]}):  # the second: simplejson's way
+        with_bytes = {**outer, "entry": [as_bytes]}
+        assert fhirjson.dumps_bytes(with_bytes) == fhirjson.dumps_bytes(outer)
+    assert as_bytes["note"][0]["text"] == "\u2014" and as_bytes.known_id is None
