@@ -32,8 +32,9 @@ import simplejson
 # the floats orjson writes unlike repr (found by comparing them over random bit patterns and every power of
 # ten): a one-digit negative exponent (1e-7, repr 1e-07), a tiny number in full (0.00001, repr 1e-05),
 # NaN and infinities as null (simplejson refuses them); a scan of the output finds each (a match inside a
-# string only costs the slow path)
-_SHORT_EXPONENT = re.compile(rb"e-\d(?!\d)")
+# string only costs the slow path). A number in orjson's compact output follows ':', '[' or ',': matching from
+# there keeps the hex of ids and UUIDs ("...3e-4a...") off the slow path
+_SHORT_EXPONENT = re.compile(rb"[:,\[]-?\d+(?:\.\d+)?e-\d(?!\d)")
 _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
