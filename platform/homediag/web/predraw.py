@@ -15,19 +15,17 @@ It decides nothing: a drawn chart is kept by the SHA-256 of everything it shows,
 whose key it computed from its own decided, audited read. A guess that is wrong (an acknowledgement, a threshold
 or consent change, a reading the viewer may not see, the period moved past a reading) is a chart nobody asks for,
 pruned with the others after ``drawn.KEEP_DAYS``. Only views actually shown are drawn (one per patient: its last),
-and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started
-``AFTER_INGEST`` after the ingest and each chart only while no worklist or patient page is being served in the
-process (``serving``): a chart holds the interpreter's lock for tens of milliseconds.
+and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started as soon
+as the ingest has answered: matplotlib draws in the drawing processes (``chart_process``), so the drawer holds the
+interpreter's lock only to read the new readings and build the charts' inputs, and does not make the pages served
+beside it wait. A page asked for while its patient's charts are being drawn ahead waits for them (``wait``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -129,7 +127,6 @@ class Drawer:
     def _run(self) -> None:
         while True:
             jobs = [self._jobs.get()]
-            time.sleep(AFTER_INGEST)  # the page a client asks for right after its upload is being served by then
             while True:  # the jobs queued meanwhile, drawn together (a patient's readings of several uploads once)
                 try:
                     jobs.append(self._jobs.get_nowait())
@@ -152,47 +149,8 @@ class Drawer:
 DRAWER = Drawer()
 
 
-AFTER_INGEST = 0.2  # seconds the drawer lets pass after an ingest before it starts
-QUIET_WAIT = 10.0  # seconds the drawer waits for the pages being served to finish before drawing anyway
-_serving = [0]  # the worklist and patient page requests this process is serving now
-_quiet = threading.Condition()
-
-
-@contextlib.contextmanager
-def serving() -> Iterator[None]:
-    """Around a page a clinician waits for (the worklist, the patient page): the drawer does not start a patient's
-    drawing (about 65 ms of the interpreter's lock for two charts) while one is being served."""
-    with _quiet:
-        _serving[0] += 1
-    try:
-        yield
-    finally:
-        with _quiet:
-            _serving[0] -= 1
-            _quiet.notify_all()
-
-
-def _when_quiet() -> None:
-    with _quiet:
-        _quiet.wait_for(lambda: _serving[0] == 0, QUIET_WAIT)
-
-
 _busy: set[tuple[int, str]] = set()  # (id of the runtime, patient key) being drawn ahead now
 _busy_changed = threading.Condition()
-
-
-def _quiet_between(rt: Runtime, patient_key: str) -> None:
-    """Between two charts of a patient: wait for the pages being served, the patient not marked as being drawn
-    meanwhile (its own page, if one of them, then draws what it needs rather than wait for this)."""
-    with _quiet:
-        if _serving[0] == 0:
-            return
-    with _busy_changed:
-        _busy.discard((id(rt), patient_key))
-        _busy_changed.notify_all()
-    _when_quiet()
-    with _busy_changed:
-        _busy.add((id(rt), patient_key))
 
 
 def wait(rt: Runtime, patient_key: str, timeout: float = 2.0) -> None:
@@ -215,7 +173,6 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     if not pages:
         return 0
     count = 0
-    _when_quiet()
     with rt.sessions() as session:
         found: dict[str, list[str]] = {}
         for oid, pkey in session.execute(
@@ -227,8 +184,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     found = {pkey: new_ids for pkey, new_ids in found.items() if pages[pkey].zone == rt.local_zone.key}
     try:
         for pkey, new_ids in found.items():
-            _when_quiet()
-            with _shown_lock:  # as shown last: a page may have been shown while the drawer waited
+            with _shown_lock:  # as shown last: a page may have been shown meanwhile
                 page = _SHOWN.get((id(rt), pkey)) or pages[pkey]
             with _busy_changed:
                 _busy.add((id(rt), pkey))
@@ -250,7 +206,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
 def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Reading]) -> int:
     """Draw the blocks of ``page`` that ``new`` readings (or the period moved with the day) change; hold the page
     with them. Returns how many blocks were drawn."""
-    from .patient_view import measurement_block, ordered
+    from .patient_view import measurement_blocks, ordered
 
     first, last, start, end = when
     new_ids = {r.id for r in new}
@@ -263,19 +219,18 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
         by_measurement.setdefault(reading.measurement, []).append(reading)
     changed = {r.measurement for r in new}
     before = ordered(page.readings)
-    count = 0
+    wanted = []
+    for n, key in enumerate(ordered(by_measurement)):
+        readings = by_measurement[key] = sorted(by_measurement[key], key=lambda r: (r.effective, r.id))
+        moved = key not in before or before.index(key) != n
+        if key in changed or moved or when != page.period:
+            wanted.append((n, key, readings))
     kept_charts = drawn.KeptCharts(rt)
-    try:
-        for n, key in enumerate(ordered(by_measurement)):
-            readings = by_measurement[key] = sorted(by_measurement[key], key=lambda r: (r.effective, r.id))
-            moved = key not in before or before.index(key) != n
-            if key in changed or moved or when != page.period:
-                _quiet_between(rt, pkey)  # a page being served waits for one chart at most
-                measurement_block(n, key, readings, page.bands, page.lang, first, last, start, end, rt, kept_charts)
-                count += 1
+    try:  # the changed charts drawn side by side in the drawing processes
+        measurement_blocks(wanted, page.bands, page.lang, first, last, start, end, rt, kept_charts)
     finally:
         kept_charts.close()
     with _shown_lock:  # unless a page was shown meanwhile: its decided read is held, not this guess
         if _SHOWN.get((id(rt), pkey)) is page:
             _SHOWN[(id(rt), pkey)] = Shown(page.lang, page.zone, page.chosen, when, by_measurement, page.bands)
-    return count
+    return len(wanted)

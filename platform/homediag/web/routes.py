@@ -18,7 +18,7 @@ from homediag.errors import BadRequest, NotFound
 from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
-from . import oidc_flow, predraw, report_view, sessions
+from . import charts, oidc_flow, report_view, sessions
 from .i18n import LANG_COOKIE, LANGUAGES, Formats, translations
 from .patient_view import patient_context
 from .render import language, local_path, render
@@ -58,13 +58,13 @@ def worklist(
     measurement: str | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    with predraw.serving():  # no chart drawn ahead meanwhile
-        found = caller.access.worklist_page(
-            caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
-        )
-        lang = language(request)
-        cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
-        return render(request, "worklist.html", **cells)
+    charts.warm()  # the chart drawing processes started, if not yet: patient pages follow a worklist
+    found = caller.access.worklist_page(
+        caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
+    )
+    lang = language(request)
+    cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
+    return render(request, "worklist.html", **cells)
 
 
 @router.get("/patients/{patient_id}")
@@ -78,9 +78,8 @@ def patient(
 ) -> Response:
     rt = _rt(request)
     chosen, first, last, period_start, period_end = period(rt, days, start, end)
-    with predraw.serving():  # no chart drawn ahead meanwhile
-        page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
-        return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
+    page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
+    return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
 
 
 @router.get("/patients/{patient_id}/report")
