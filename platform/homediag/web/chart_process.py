@@ -12,6 +12,9 @@ server's threads only wait on a pipe while a chart is drawn and a page's charts 
 - Ended when the server process ends (``atexit``: its input closed, then waited for) and also when the server
   process dies any other way: its pipe's other end closes with it, and the drawing process reads the end of its
   input and exits. It ignores ``SIGINT`` (a terminal's Ctrl-C reaches the whole process group; its parent ends it).
+- Each runs ``NICENESS`` below the server process: a chart drawn ahead (``predraw``) does not take a core from
+  the request served beside it (the worklist view after a morning's ingest); a page waiting for its own charts
+  leaves the CPU to them.
 - A drawing process that fails, dies or takes longer than ``TIMEOUT`` is killed and replaced; the chart's
   future then fails and ``charts`` draws that chart in the server process instead (as before this module).
 
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PROCESSES = 2  # drawing processes per server process: a page's two changed charts drawn side by side
 TIMEOUT = 30.0  # seconds a chart may take before its drawing process is replaced
+NICENESS = 5  # the drawing processes' priority below the server's: a request served beside them gets the CPU first
 _LENGTH = struct.Struct("!Q")
 
 
@@ -167,26 +171,31 @@ class Pool:
 
     def _call(self, request: bytes) -> str:
         worker = self._idle.get()
+        if worker.process.poll() is not None:  # ended since its last chart: a new one draws this
+            worker = self._replace(worker)
         try:
             ok, answer = pickle.loads(worker.call(request, TIMEOUT))
         except BaseException as error:
-            self._replace(worker)
+            self._replace(worker, idle=True)
             raise DrawingFailed(f"the drawing process failed: {error!r}") from error
         self._idle.put(worker)
         if not ok:
             raise DrawingFailed(answer)
         return str(answer)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker, idle: bool = False) -> _Worker:
+        """A new drawing process in place of ``worker`` (killed): returned, or made idle with ``idle``."""
         worker.process.kill()
         worker.close(0.5)
+        fresh = _Worker()
         with self._lock:
-            if worker not in self._workers:  # closed meanwhile
-                return
-            self._workers.remove(worker)
-            fresh = _Worker()
-            self._workers.append(fresh)
-        self._idle.put(fresh)
+            if worker in self._workers:  # else closed meanwhile: ``close`` ends the fresh one too
+                self._workers[self._workers.index(worker)] = fresh
+            else:
+                self._workers.append(fresh)
+        if idle:
+            self._idle.put(fresh)
+        return fresh
 
     def forget(self) -> None:
         """Each drawing process drops its kept figures before its next chart (what a new process has)."""
@@ -220,6 +229,7 @@ def _serve() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(NICENESS)
     requests = sys.stdin.buffer.fileno()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to the log, not into the answers

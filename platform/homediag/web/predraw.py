@@ -17,15 +17,20 @@ or consent change, a reading the viewer may not see, the period moved past a rea
 pruned with the others after ``drawn.KEEP_DAYS``. Only views actually shown are drawn (one per patient: its last),
 and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started as soon
 as the ingest has answered: matplotlib draws in the drawing processes (``chart_process``), so the drawer holds the
-interpreter's lock only to read the new readings and build the charts' inputs, and does not make the pages served
-beside it wait. A page asked for while its patient's charts are being drawn ahead waits for them (``wait``).
+interpreter's lock only to read the new readings and build the charts' inputs. It starts a patient only while no
+worklist view is being served in the process (``serving``): the drawing's CPU then does not land beside the view
+a clinician waits for after a morning's ingest. A page asked for while its patient's charts are being drawn ahead
+waits for them (``wait``); one asked for before they were started draws its own (in the drawing processes too),
+which the drawer then finds drawn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -149,6 +154,29 @@ class Drawer:
 DRAWER = Drawer()
 
 
+QUIET_WAIT = 10.0  # seconds the drawer waits for the worklist views being served to finish before drawing anyway
+_serving = [0]  # the worklist views this process is serving now
+_quiet = threading.Condition()
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[None]:
+    """Around a worklist view: the drawer starts no patient's drawing meanwhile."""
+    with _quiet:
+        _serving[0] += 1
+    try:
+        yield
+    finally:
+        with _quiet:
+            _serving[0] -= 1
+            _quiet.notify_all()
+
+
+def _when_quiet() -> None:
+    with _quiet:
+        _quiet.wait_for(lambda: _serving[0] == 0, QUIET_WAIT)
+
+
 _busy: set[tuple[int, str]] = set()  # (id of the runtime, patient key) being drawn ahead now
 _busy_changed = threading.Condition()
 
@@ -184,6 +212,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     found = {pkey: new_ids for pkey, new_ids in found.items() if pages[pkey].zone == rt.local_zone.key}
     try:
         for pkey, new_ids in found.items():
+            _when_quiet()
             with _shown_lock:  # as shown last: a page may have been shown meanwhile
                 page = _SHOWN.get((id(rt), pkey)) or pages[pkey]
             with _busy_changed:

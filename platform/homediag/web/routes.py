@@ -18,7 +18,7 @@ from homediag.errors import BadRequest, NotFound
 from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
-from . import charts, oidc_flow, report_view, sessions
+from . import charts, oidc_flow, predraw, report_view, sessions
 from .i18n import LANG_COOKIE, LANGUAGES, Formats, translations
 from .patient_view import patient_context
 from .render import language, local_path, render
@@ -59,12 +59,13 @@ def worklist(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     charts.warm()  # the chart drawing processes started, if not yet: patient pages follow a worklist
-    found = caller.access.worklist_page(
-        caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
-    )
-    lang = language(request)
-    cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
-    return render(request, "worklist.html", **cells)
+    with predraw.serving():  # no patient's charts started ahead meanwhile
+        found = caller.access.worklist_page(
+            caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
+        )
+        lang = language(request)
+        cells = worklist_context(found, team, colour, measurement, lang, Formats(lang, _rt(request).local_zone))
+        return render(request, "worklist.html", **cells)
 
 
 @router.get("/patients/{patient_id}")
