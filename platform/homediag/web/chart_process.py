@@ -12,9 +12,6 @@ server's threads only wait on a pipe while a chart is drawn and a page's charts 
 - Ended when the server process ends (``atexit``: its input closed, then waited for) and also when the server
   process dies any other way: its pipe's other end closes with it, and the drawing process reads the end of its
   input and exits. It ignores ``SIGINT`` (a terminal's Ctrl-C reaches the whole process group; its parent ends it).
-- Each runs ``NICENESS`` below the server process: a chart drawn ahead (``predraw``) does not take a core from
-  the request served beside it (the worklist view after a morning's ingest); a page waiting for its own charts
-  leaves the CPU to them.
 - A drawing process that fails, dies or takes longer than ``TIMEOUT`` is killed and replaced; the chart's
   future then fails and ``charts`` draws that chart in the server process instead (as before this module).
 
@@ -44,7 +41,6 @@ log = logging.getLogger(__name__)
 
 PROCESSES = 2  # drawing processes per server process: a page's two changed charts drawn side by side
 TIMEOUT = 30.0  # seconds a chart may take before its drawing process is replaced
-NICENESS = 5  # the drawing processes' priority below the server's: a request served beside them gets the CPU first
 _LENGTH = struct.Struct("!Q")
 
 
@@ -145,7 +141,15 @@ class Pool:
         with self._lock:
             if self._threads is not None:
                 return
-            self._workers = [_Worker() for _ in range(self.processes)]
+            started: list[_Worker] = []
+            try:
+                for _ in range(self.processes):
+                    started.append(_Worker())
+            except OSError:
+                for worker in started:
+                    worker.close(0.5)
+                raise
+            self._workers = started
             self._idle = queue.SimpleQueue()
             for worker in self._workers:
                 self._idle.put(worker)
@@ -156,7 +160,12 @@ class Pool:
 
     def submit(self, arguments: tuple[Any, ...]) -> Future[str]:
         """``chart_draw.draw(*arguments)`` in a drawing process: its SVG, or ``DrawingFailed``."""
-        self.start()
+        try:
+            self.start()
+        except OSError as error:  # no interpreter to start: ``charts`` draws in the server process
+            failed: Future[str] = Future()
+            failed.set_exception(DrawingFailed(f"no drawing process could be started: {error!r}"))
+            return failed
         request = pickle.dumps((self._generation, arguments), protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             threads = self._threads
@@ -165,7 +174,7 @@ class Pool:
                 return threads.submit(self._call, request)
         except RuntimeError:  # closed meanwhile
             pass
-        failed: Future[str] = Future()
+        failed = Future()
         failed.set_exception(DrawingFailed("the drawing processes are closed"))
         return failed
 
@@ -229,7 +238,6 @@ def _serve() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(NICENESS)
     requests = sys.stdin.buffer.fileno()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to the log, not into the answers

@@ -131,7 +131,7 @@ def _result(drawing: Future[str], arguments: tuple[object, ...]) -> str:
     """The drawing's SVG; if the drawing process did not draw it, the chart drawn in this process."""
     try:
         return drawing.result()
-    except chart_process.DrawingFailed:
+    except Exception:  # ``chart_process.DrawingFailed``, or a drawing process that could not be started again
         log.warning("a chart was not drawn by a drawing process: drawn here", exc_info=True)
         return chart_draw.draw(*arguments)  # type: ignore[arg-type]
 
@@ -155,4 +155,7 @@ def _remember(key: tuple[object, ...], svg: str) -> None:
 
 def warm() -> None:
     """Start the drawing processes (a worklist view: patient pages follow), if not started; returns at once."""
-    chart_process.POOL.start()
+    try:
+        chart_process.POOL.start()
+    except OSError:  # then each chart says so, and is drawn in this process
+        log.warning("the chart drawing processes could not be started", exc_info=True)

@@ -15,13 +15,14 @@ It decides nothing: a drawn chart is kept by the SHA-256 of everything it shows,
 whose key it computed from its own decided, audited read. A guess that is wrong (an acknowledgement, a threshold
 or consent change, a reading the viewer may not see, the period moved past a reading) is a chart nobody asks for,
 pruned with the others after ``drawn.KEEP_DAYS``. Only views actually shown are drawn (one per patient: its last),
-and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started as soon
-as the ingest has answered: matplotlib draws in the drawing processes (``chart_process``), so the drawer holds the
-interpreter's lock only to read the new readings and build the charts' inputs. It starts a patient only while no
-worklist view is being served in the process (``serving``): the drawing's CPU then does not land beside the view
-a clinician waits for after a morning's ingest. A page asked for while its patient's charts are being drawn ahead
-waits for them (``wait``); one asked for before they were started draws its own (in the drawing processes too),
-which the drawer then finds drawn.
+and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started
+``AFTER_INGEST`` after the ingest, and each patient's reading and drawing only while no worklist view or patient
+page is being served in the process (``serving``). matplotlib draws in the drawing processes (``chart_process``),
+off the interpreter's lock, but the drawer's own work (the new readings read, triaged and built into the charts'
+inputs, ~60 ms of CPU a patient) and the drawing's CPU beside a view make that view slower (measured: the worklist
+right after a morning's ingest, ``docs/performance.md``, h12chartproc). A page asked for while its patient's charts
+are being drawn ahead waits for them (``wait``); one asked for before draws its own, in the drawing processes too
+and side by side, which the drawer then finds drawn.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -132,6 +134,7 @@ class Drawer:
     def _run(self) -> None:
         while True:
             jobs = [self._jobs.get()]
+            time.sleep(AFTER_INGEST)  # the views a client asks for right after its upload are being served by then
             while True:  # the jobs queued meanwhile, drawn together (a patient's readings of several uploads once)
                 try:
                     jobs.append(self._jobs.get_nowait())
@@ -154,14 +157,16 @@ class Drawer:
 DRAWER = Drawer()
 
 
-QUIET_WAIT = 10.0  # seconds the drawer waits for the worklist views being served to finish before drawing anyway
-_serving = [0]  # the worklist views this process is serving now
+AFTER_INGEST = 0.2  # seconds the drawer lets pass after an ingest before it starts
+QUIET_WAIT = 10.0  # seconds the drawer waits for the views being served to finish before drawing anyway
+_serving = [0]  # the worklist and patient page requests this process is serving now
 _quiet = threading.Condition()
 
 
 @contextlib.contextmanager
 def serving() -> Iterator[None]:
-    """Around a worklist view: the drawer starts no patient's drawing meanwhile."""
+    """Around a page a clinician waits for (the worklist, the patient page): the drawer starts no patient's reading
+    or drawing meanwhile."""
     with _quiet:
         _serving[0] += 1
     try:
@@ -179,6 +184,20 @@ def _when_quiet() -> None:
 
 _busy: set[tuple[int, str]] = set()  # (id of the runtime, patient key) being drawn ahead now
 _busy_changed = threading.Condition()
+
+
+def _quiet_between(rt: Runtime, patient_key: str) -> None:
+    """Between two steps of a patient's drawing: wait for the pages being served, the patient not marked as being
+    drawn meanwhile (its page, if asked for then, starts its own charts rather than wait for this)."""
+    with _quiet:
+        if _serving[0] == 0:
+            return
+    with _busy_changed:
+        _busy.discard((id(rt), patient_key))
+        _busy_changed.notify_all()
+    _when_quiet()
+    with _busy_changed:
+        _busy.add((id(rt), patient_key))
 
 
 def wait(rt: Runtime, patient_key: str, timeout: float = 2.0) -> None:
@@ -201,6 +220,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     if not pages:
         return 0
     count = 0
+    _when_quiet()
     with rt.sessions() as session:
         found: dict[str, list[str]] = {}
         for oid, pkey in session.execute(
@@ -254,6 +274,7 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
         moved = key not in before or before.index(key) != n
         if key in changed or moved or when != page.period:
             wanted.append((n, key, readings))
+    _quiet_between(rt, pkey)
     kept_charts = drawn.KeptCharts(rt)
     try:  # the changed charts drawn side by side in the drawing processes
         measurement_blocks(wanted, page.bands, page.lang, first, last, start, end, rt, kept_charts)

@@ -59,7 +59,7 @@ def worklist(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     charts.warm()  # the chart drawing processes started, if not yet: patient pages follow a worklist
-    with predraw.serving():  # no patient's charts started ahead meanwhile
+    with predraw.serving():  # no chart drawn ahead meanwhile
         found = caller.access.worklist_page(
             caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
         )
@@ -79,8 +79,9 @@ def patient(
 ) -> Response:
     rt = _rt(request)
     chosen, first, last, period_start, period_end = period(rt, days, start, end)
-    page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
-    return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
+    with predraw.serving():  # no chart drawn ahead meanwhile
+        page = caller.access.patient_page(caller.user, patient_id, period_start, period_end)
+        return render(request, "patient.html", **patient_context(page, request, chosen, first, last, rt))
 
 
 @router.get("/patients/{patient_id}/report")
