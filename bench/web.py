@@ -196,6 +196,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             (next_day if n < 3 else next_day_forgotten).append(_timed_get(client, "/app/worklist"))
             _print_profile(profiler)
         rt.clock = real_clock
+        memory = _memory()
         return {
             "engine": engine,
             "patients": patients,
@@ -218,6 +219,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
             "drawer_jobs_pending_at_morning_page": pending,
             "worklist_next_day_ms": [round(t * 1000, 1) for t in next_day],
             "worklist_next_day_memories_emptied_ms": [round(t * 1000, 1) for t in next_day_forgotten],
+            **memory,
         }
 
 
@@ -233,21 +235,46 @@ def _drawer() -> Any:
 
 @contextlib.contextmanager
 def _counted_draws() -> Iterator[list[int]]:
-    """How many charts matplotlib draws (in any thread) inside the block: ``[n]`` when it ends."""
+    """How many charts matplotlib draws (in any thread or drawing process) inside the block: ``[n]`` when it ends."""
     from homediag.web import charts
 
     count = [0]
-    real = charts._draw
+    name = "_drawing" if hasattr(charts, "_drawing") else "_draw"  # started in a drawing process, or drawn here
+    real = getattr(charts, name)
 
-    def counted(*args: Any, **kwargs: Any) -> str:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         count[0] += 1
         return real(*args, **kwargs)
 
-    charts._draw = counted  # type: ignore[assignment]
+    setattr(charts, name, counted)
     try:
         yield count
     finally:
-        charts._draw = real  # type: ignore[assignment]
+        setattr(charts, name, real)
+
+
+def _memory() -> dict[str, Any]:
+    """RSS and PSS (MB, ``/proc/<pid>/smaps_rollup``) of this process (the server's) and of its chart drawing
+    processes (``web.chart_process``, none on builds without them)."""
+
+    def rss_pss(pid: int) -> list[float]:
+        fields = {}
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in ("Rss", "Pss"):
+                    fields[name] = round(int(rest.split()[0]) / 1024, 1)
+        return [fields["Rss"], fields["Pss"]]
+
+    try:
+        from homediag.web import chart_process
+    except ImportError:
+        pids: list[int] = []
+    else:
+        pids = chart_process.POOL.pids()
+    import os
+
+    return {"server_rss_pss_mb": rss_pss(os.getpid()), "chart_processes_rss_pss_mb": [rss_pss(p) for p in pids]}
 
 
 def _freeze_as_served() -> None:
@@ -304,6 +331,8 @@ def forget(rt: Any) -> None:
     worklist._MEMO.forget(rt.engine)
     if hasattr(charts, "_PREPARED"):  # the kept figures (h12chart): a new worker makes them again
         charts._PREPARED.clear()
+    if hasattr(charts, "chart_process"):  # kept in the drawing processes (h12chartproc): dropped before their next
+        charts.chart_process.POOL.forget()
 
 
 def _print_profile(profiler: cProfile.Profile | None) -> None:

@@ -1,4 +1,4 @@
-"""Charts are drawn on a figure kept between charts (``charts._prepared``): a chart must show only its own data,
+"""Charts are drawn on a figure kept between charts (``chart_draw._prepared``): a chart must show only its own data,
 whatever was drawn on that figure before, and its points stay clipped to the plot area."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from homediag.web import charts
+from homediag.web import chart_draw, charts
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 START = datetime(2026, 9, 3, 0, 0, tzinfo=ZONE)
@@ -39,13 +39,13 @@ def _pressure(n: int) -> tuple[object, ...]:
 
 
 def _draw(chart: tuple[object, ...], decimal_comma: bool = False) -> str:
-    return charts._draw(*chart, START, END, ZONE, decimal_comma)  # type: ignore[arg-type]
+    return chart_draw.draw(*chart, START, END, ZONE, decimal_comma)  # type: ignore[arg-type]
 
 
 def test_a_chart_drawn_after_others_is_the_chart_a_new_figure_draws() -> None:
-    charts._PREPARED.clear()
+    chart_draw._PREPARED.clear()
     fresh_pulse = _draw(_pulse(12))
-    charts._PREPARED.clear()
+    chart_draw._PREPARED.clear()
     fresh_pressure = _draw(_pressure(150))
     # the same kept figures, after charts with other data, a legend, other limits, the other number format
     _draw(_pulse(170))

@@ -42,15 +42,15 @@ def _charts(html: str) -> list[str]:
 
 @pytest.fixture
 def draws(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The titles of the charts matplotlib draws from now on (in any thread)."""
+    """The titles of the charts drawn from now on (by any thread, in the drawing processes)."""
     drawn: list[str] = []
-    real = charts._draw
+    real = charts._drawing
 
-    def counted(chart_id: str, title: str, *args: Any, **kwargs: Any) -> str:
-        drawn.append(title)
-        return real(chart_id, title, *args, **kwargs)
+    def counted(arguments: tuple[Any, ...]) -> Any:
+        drawn.append(str(arguments[1]))
+        return real(arguments)
 
-    monkeypatch.setattr(charts, "_draw", counted)
+    monkeypatch.setattr(charts, "_drawing", counted)
     return drawn
 
 

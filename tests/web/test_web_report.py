@@ -118,25 +118,27 @@ def test_a_chart_stays_drawable_svg_after_a_library_takes_the_empty_xml_prefix()
     import xml.etree.ElementTree as ET
     from zoneinfo import ZoneInfo
 
-    from homediag.web import charts
+    from homediag.web import chart_draw, charts
 
     start = datetime(2026, 11, 1, 8, 0, tzinfo=COPENHAGEN)
     points = [charts.Point(start + timedelta(days=d), 120.0 + d, "green", f"reading {d}", f"r{d}") for d in range(3)]
+    arguments = (
+        "chart-prefix-test",
+        "Blodtryk",
+        "mmHg",
+        [charts.Series("systolic", "Systolisk", points)],
+        [],
+        [charts.Line(135.0, "yellow", "grænse")],
+        start,
+        start + timedelta(days=3),
+        ZoneInfo("Europe/Copenhagen"),
+        True,
+    )
     ET.register_namespace("", "")  # what weasyprint.pdf.metadata does on import
-    try:
-        svg = charts.trend_svg(
-            "chart-prefix-test",
-            "Blodtryk",
-            "mmHg",
-            [charts.Series("systolic", "Systolisk", points)],
-            [],
-            [charts.Line(135.0, "yellow", "grænse")],
-            start,
-            start + timedelta(days=3),
-            ZoneInfo("Europe/Copenhagen"),
-            True,
-        )
+    try:  # drawn in a drawing process, and in this process (as when no drawing process draws it)
+        drawn = [charts.trend_svg(*arguments), chart_draw.draw(*arguments)]  # type: ignore[arg-type]
     finally:
-        ET.register_namespace("", charts.SVG_NS)
-    assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg[:200]
-    assert "ns0:" not in svg and svg.count('class="point') == 3
+        ET.register_namespace("", chart_draw.SVG_NS)
+    for svg in drawn:
+        assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg[:200]
+        assert "ns0:" not in svg and svg.count('class="point') == 3

@@ -8,7 +8,10 @@ one-time demo link (``sessions.py``, ``oidc_flow.py``). Every route declares its
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not imported at run time: the chart drawing processes import this package (``chart_process``)
+    from fastapi import FastAPI
 
 
 def install(app: FastAPI) -> None:

@@ -2,87 +2,39 @@
 
 Why server-side SVG: the page needs no chart script at all (the Content-Security-Policy allows no
 inline script or style, and no other host), the chart prints as it shows, and the browser tests can
-count its points. matplotlib writes its colours as ``style`` attributes, which a strict CSP blocks
-inside an HTML page; ``_presentational`` turns them into SVG presentation attributes (``fill``,
-``stroke``, ...), which it does not. Each point becomes an element of class ``point`` carrying a
-``<title>`` (value, device time, device, gateway, arrival): a tooltip on hover. The table beside every
-chart holds the same readings for keyboard and screen-reader users. A blood-pressure chart draws each reading
-as a bar from its diastolic to its systolic value, the two points at its ends, the thresholds as lines.
+count its points (the drawing itself: ``chart_draw``). The table beside every chart holds the same readings for
+keyboard and screen-reader users.
 
 Drawing is the patient page's slowest part (tens of milliseconds a chart), so a drawn chart is remembered in
 process by everything it shows (``trend_svg``'s key: every point with its value, colour and tooltip, the bands,
 the lines, the period, the language): a pure function of its inputs, so a new reading, a re-triage or another
 period simply makes another key, and nothing can go stale. The data reach it only through the decided read of the page.
-A chart is drawn on a figure kept per time zone, number format and kind (``_prepared``), emptied of its data after
-each chart: making the figure, its axes and ticks again was about a third of a chart's time.
+A chart not found is drawn in a drawing process (``chart_process``: matplotlib's CPU off the server's
+interpreter lock), and a page's charts side by side (``chart``: each started, then had); a chart being drawn is
+waited for by anyone else who needs it, not drawn twice.
 """
 
 from __future__ import annotations
 
-import io
-import math
-import re
+import logging
 import threading
-import xml.etree.ElementTree as ET
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import chart_draw, chart_process
+from .chart_draw import BAND_FILL, COLOURS, MARKERS, Band, Line, Point, Series
 from .drawn import KeptCharts, chart_key
 
-SVG_NS = "http://www.w3.org/2000/svg"
-XLINK_NS = "http://www.w3.org/1999/xlink"
+__all__ = ["BAND_FILL", "COLOURS", "MARKERS", "Band", "Line", "Point", "Series", "chart", "trend_svg"]
 
-
-def _svg_prefixes() -> None:
-    ET.register_namespace("", SVG_NS)
-    ET.register_namespace("xlink", XLINK_NS)
-
-
-_svg_prefixes()
-
-# Triage colours (WCAG AA against white for marks), and the neutral one of a reading not assessed.
-COLOURS = {"red": "#b71c1c", "yellow": "#8a6100", "green": "#1b5e20", "blue": "#0d47a1", None: "#37474f"}
-BAND_FILL = {"red": "#ffcdd2", "yellow": "#fff3c4", "green": "#dcedc8"}
-MARKERS = ("o", "^", "v", "s", "D")
-_lock = threading.Lock()  # matplotlib's state (rcParams, font cache) is not thread-safe
+log = logging.getLogger(__name__)
+_lock = threading.Lock()  # the two memories below
 _DRAWN: OrderedDict[tuple[object, ...], str] = OrderedDict()  # the last drawn charts, by all they show
 _DRAWN_LIMIT = 200
-
-
-@dataclass(frozen=True)
-class Point:
-    at: datetime
-    value: float
-    colour: str | None
-    title: str
-    reading_id: str
-
-
-@dataclass(frozen=True)
-class Series:
-    key: str
-    label: str
-    points: list[Point]
-
-
-@dataclass(frozen=True)
-class Band:
-    low: float | None
-    high: float | None
-    colour: str
-    label: str
-
-
-@dataclass(frozen=True)
-class Line:
-    """A threshold drawn as a line (a chart of several series, e.g. systolic and diastolic, has lines, not bands)."""
-
-    value: float
-    colour: str
-    label: str
+_DRAWING: dict[tuple[object, ...], Future[str]] = {}  # the charts being drawn now, by all they show
 
 
 def trend_svg(
@@ -100,6 +52,24 @@ def trend_svg(
 ) -> str:
     """The chart as an inline ``<svg>`` element (a string), its ids prefixed with ``chart_id``: remembered in
     process, else from the store's drawn charts (``kept``), else drawn (and kept)."""
+    return chart(chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma, kept)()
+
+
+def chart(
+    chart_id: str,
+    title: str,
+    unit: str,
+    series: list[Series],
+    bands: list[Band],
+    lines: list[Line],
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    decimal_comma: bool,
+    kept: KeptCharts | None = None,
+) -> Callable[[], str]:
+    """``trend_svg``'s chart, had by calling what this returns: a chart not found is being drawn meanwhile in a
+    drawing process, so a page starts all its charts before it has any (and renders its tables meanwhile)."""
     key = (
         chart_id,
         title,
@@ -114,285 +84,78 @@ def trend_svg(
         zone.key,
         decimal_comma,
     )
+    arguments = (chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma)
     with _lock:
-        found = _DRAWN.get(key)
-        if found is not None:
-            _DRAWN.move_to_end(key)
-            return found
-    stored = chart_key(key) if kept is not None else ""
-    svg = kept.get(stored) if kept is not None else None
-    if svg is None:
-        svg = _draw(chart_id, title, unit, series, bands, lines, start, end, zone, decimal_comma)
-        if kept is not None:
-            kept.put(stored, svg)
-    with _lock:
-        _DRAWN[key] = svg
-        while len(_DRAWN) > _DRAWN_LIMIT:
-            _DRAWN.popitem(last=False)
-    return svg
-
-
-def _draw(
-    chart_id: str,
-    title: str,
-    unit: str,
-    series: list[Series],
-    bands: list[Band],
-    lines: list[Line],
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo,
-    decimal_comma: bool,
-) -> str:
-    # matplotlib (with numpy, ~40 MB) is imported on the first chart, not by every server worker at start
-    import matplotlib
-    import matplotlib.dates as mdates
-
-    with _lock:
-        with matplotlib.rc_context(_RC | {"svg.hashsalt": chart_id}):
-            fig, ax = _prepared(zone, decimal_comma, bool(bands))
-            try:
-                values = [p.value for s in series for p in s.points]
-                edges = [e for b in bands for e in (b.low, b.high) if e is not None]
-                floor = min([*values, *edges]) if values or edges else 0.0
-                top = max([*values, *edges]) if values or edges else 1.0
-                margin = (top - floor) * 0.15 or 1.0
-                if bands:
-                    ax.set_ylim(floor - margin, top + margin)
-                for band in bands:
-                    ax.axhspan(
-                        band.low if band.low is not None else floor - 10 * margin,
-                        band.high if band.high is not None else top + 10 * margin,
-                        color=BAND_FILL.get(band.colour, "#eeeeee"),
-                        zorder=0,
-                        linewidth=0,
-                    )
-                for line in lines:
-                    ax.axhline(
-                        line.value, color=COLOURS.get(line.colour, "#555555"), linewidth=0.9, linestyle="--", zorder=0
-                    )
-                ranges = _ranges(series)
-                if ranges:  # blood pressure: each reading a bar from its diastolic to its systolic value, all one path
-                    ax.plot(
-                        mdates.date2num([at for at, _, _ in ranges for _ in range(3)]),
-                        [y for _, low, high in ranges for y in (low, high, math.nan)],
-                        color="#b0bec5",
-                        linewidth=2.4,
-                        solid_capstyle="butt",
-                        zorder=1,
-                    )
-                for n, s in enumerate(series):
-                    xs = mdates.date2num([p.at for p in s.points])  # once for the line and the points
-                    ys = [p.value for p in s.points]
-                    (joined,) = ax.plot(xs, ys, color="#90a4ae", linewidth=1, zorder=1)
-                    joined.set_gid(f"{chart_id}-line-{n}")
-                    collection = ax.scatter(
-                        xs,
-                        ys,
-                        c=[COLOURS.get(p.colour, COLOURS[None]) for p in s.points] or None,
-                        marker=MARKERS[n % len(MARKERS)],
-                        s=28,
-                        zorder=2,
-                        label=s.label,
-                    )
-                    collection.set_gid(f"{chart_id}-series-{n}")
-                    # clipped as one group, by the clip its line has (``_presentational``): matplotlib wraps each
-                    # point of a clipped collection in a clipped group of its own
-                    collection.set_clip_on(False)
-                ax.set_xlim(start.astimezone(zone), end.astimezone(zone))
-                _date_ticks(ax, start, end, zone)
-                ax.set_ylabel(unit)
-                if len(series) > 1:
-                    ax.legend(loc="upper left", frameon=False, ncols=len(series), fontsize=9)
-                buffer = io.StringIO()
-                fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-            finally:
-                try:
-                    _emptied(ax)
-                except Exception:  # a kept figure not emptied is not used again
-                    _PREPARED.clear()
-                    raise
-    return _presentational(buffer.getvalue(), chart_id, title, series)
-
-
-_RC = {"svg.fonttype": "none", "font.size": 10, "axes.formatter.use_locale": False}
-_PREPARED: dict[tuple[str, bool, bool], tuple[Any, Any]] = {}  # (zone, decimal comma, banded): figure, axes
-
-
-def _prepared(zone: ZoneInfo, decimal_comma: bool, banded: bool) -> tuple[Any, Any]:
-    """A figure and its axes with everything a chart of this kind has before its data (size, margins, spines,
-    grid, date ticks in ``zone``, the number format), made once and kept (``_emptied`` after each chart): making
-    them, their ticks and their tick labels again was a third of a chart's time. The caller holds ``_lock`` and
-    the rc context. A banded chart's y limits are set from its bands; any other's follow its data."""
-    key = (zone.key, decimal_comma, banded)
-    found = _PREPARED.get(key)
+        found = _found(key, arguments)
     if found is not None:
         return found
-    import matplotlib.dates as mdates
-    from matplotlib.figure import Figure
+    stored = chart_key(key) if kept is not None else ""
+    svg = kept.get(stored) if kept is not None else None
+    if svg is not None:
+        _remember(key, svg)
+        return lambda: svg
+    with _lock:
+        found = _found(key, arguments)  # drawn or started by another thread meanwhile
+        if found is not None:
+            return found
+        drawing = _DRAWING[key] = _drawing(arguments)
+    drawing.add_done_callback(lambda done: _drawn(key, done))
 
-    fig = Figure(figsize=(8.0, 2.6), dpi=72)
-    ax = fig.add_subplot()
-    ax.xaxis_date(zone)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d.%m", tz=zone))
-    if decimal_comma:
-        ax.yaxis.set_major_formatter(_comma_formatter())
-    ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.subplots_adjust(left=0.085, right=0.985, top=0.96, bottom=0.13)  # fixed: tight_layout costs a draw
-    _PREPARED[key] = (fig, ax)
-    return fig, ax
+    def had() -> str:
+        svg = _result(drawing, arguments)
+        if kept is not None:
+            kept.put(stored, svg)
+        return svg
 
-
-_TICKS: dict[tuple[datetime, datetime, str], Any] = {}  # (start, end, zone): where the date ticks are
-
-
-def _date_ticks(ax: Any, start: datetime, end: datetime, zone: ZoneInfo) -> None:
-    """The x axis's ticks where matplotlib's ``AutoDateLocator`` puts them for this period, found once per period
-    (an axis asks its locator three times a drawing, and a period is drawn for every patient all day)."""
-    from matplotlib.dates import AutoDateLocator
-    from matplotlib.ticker import FixedLocator
-
-    key = (start, end, zone.key)
-    ticks = _TICKS.get(key)
-    if ticks is None:
-        auto = AutoDateLocator(tz=zone, maxticks=8)
-        auto.set_axis(ax.xaxis)
-        ticks = auto()
-        if len(_TICKS) > 100:
-            _TICKS.clear()
-        _TICKS[key] = ticks
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    return had
 
 
-def _emptied(ax: Any) -> None:
-    """``ax`` without the data of the chart just drawn: its bands, lines, points and legend removed, its data
-    limits and colour cycle as a new axes has them."""
-    for artist in [*ax.lines, *ax.collections, *ax.patches]:
-        artist.remove()
-    legend = ax.get_legend()
-    if legend is not None:
-        legend.remove()
-    ax.relim()
-    ax.set_prop_cycle(None)
+def _found(key: tuple[object, ...], arguments: tuple[object, ...]) -> Callable[[], str] | None:
+    """The chart remembered, or being drawn (its result then), by ``key``; the caller holds ``_lock``."""
+    svg = _DRAWN.get(key)
+    if svg is not None:
+        _DRAWN.move_to_end(key)
+        return lambda: svg
+    drawing = _DRAWING.get(key)
+    if drawing is not None:
+        return lambda: _result(drawing, arguments)
+    return None
 
 
-def _ranges(series: list[Series]) -> list[tuple[datetime, float, float]]:
-    """(time, low, high) of each reading that has a point in both a "diastolic" and a "systolic" series."""
-    found = {s.key: s for s in series}
-    if "systolic" not in found or "diastolic" not in found:
-        return []
-    low = {p.reading_id: p.value for p in found["diastolic"].points}
-    return [(p.at, low[p.reading_id], p.value) for p in found["systolic"].points if p.reading_id in low]
+def _drawing(arguments: tuple[object, ...]) -> Future[str]:
+    """A chart being drawn in a drawing process (tests and the bench count the charts drawn here)."""
+    return chart_process.POOL.submit(arguments)
 
 
-def _comma_formatter() -> object:
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: f"{v:g}".replace(".", ","))
-
-
-_NOT_ATTRIBUTES = {"font"}
-
-
-def _declarations(style: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in style.split(";"):
-        name, _, value = part.partition(":")
-        name, value = name.strip(), value.strip()
-        if not name:
-            continue
-        if name == "font":  # "10px 'DejaVu Sans'": the shorthand is no presentation attribute
-            size, _, family = value.partition(" ")
-            out["font-size"] = size
-            out["font-family"] = family.replace("'", "") + ", sans-serif"
-        else:
-            out[name] = value
-    return out
+def _result(drawing: Future[str], arguments: tuple[object, ...]) -> str:
+    """The drawing's SVG; if the drawing process did not draw it, the chart drawn in this process."""
+    try:
+        return drawing.result()
+    except Exception:  # ``chart_process.DrawingFailed``, or a drawing process that could not be started again
+        log.warning("a chart was not drawn by a drawing process: drawn here", exc_info=True)
+        return chart_draw.draw(*arguments)  # type: ignore[arg-type]
 
 
-def _marks(group: ET.Element) -> list[ET.Element]:
-    """The point marks of a scatter, in order: matplotlib writes them as ``<use>`` of a marker in ``<defs>``,
-    or (for few points) as ``<path>`` elements of their own."""
-    out: list[ET.Element] = []
-    for child in group:
-        if child.tag == f"{{{SVG_NS}}}defs":
-            continue
-        if child.tag in (f"{{{SVG_NS}}}use", f"{{{SVG_NS}}}path"):
-            out.append(child)
-        else:
-            out.extend(_marks(child))
-    return out
+def _drawn(key: tuple[object, ...], drawing: Future[str]) -> None:
+    """A chart drawn (or failed): remembered, no longer being drawn."""
+    with _lock:
+        if _DRAWING.get(key) is drawing:
+            del _DRAWING[key]
+    if drawing.exception() is None:
+        _remember(key, drawing.result())
 
 
-def _clip_of(group: ET.Element | None) -> str | None:
-    """The ``clip-path`` of the first element in ``group`` that has one (a series' line: the axes' clip)."""
-    if group is None:
-        return None
-    return next((e.get("clip-path") for e in group.iter() if e.get("clip-path")), None)
+def _remember(key: tuple[object, ...], svg: str) -> None:
+    with _lock:
+        _DRAWN[key] = svg
+        _DRAWN.move_to_end(key)
+        while len(_DRAWN) > _DRAWN_LIMIT:
+            _DRAWN.popitem(last=False)
 
 
-_DROPPED = {f"{{{SVG_NS}}}metadata", f"{{{SVG_NS}}}style"}
-_HREF = f"{{{XLINK_NS}}}href"
-_URL = re.compile(r"url\(#([^)]+)\)")
-
-
-def _presentational(svg: str, chart_id: str, title: str, series: list[Series]) -> str:
-    root = ET.fromstring(svg)
-    for parent in list(root.iter()):
-        for child in list(parent):
-            if child.tag in _DROPPED:
-                parent.remove(child)
-    shared: dict[str, list[tuple[str, str]]] = {}  # a style's presentation attributes: most marks share a few styles
-    prefix = f"{chart_id}-"
-    groups: dict[str, ET.Element] = {}
-    for element in root.iter():
-        attrib = element.attrib
-        if not attrib:
-            continue
-        style = attrib.pop("style", None)
-        if style:
-            found = shared.get(style)
-            if found is None:
-                found = shared[style] = [(n, v) for n, v in _declarations(style).items() if n not in _NOT_ATTRIBUTES]
-            for name, value in found:
-                attrib[name] = value
-        ident = attrib.get("id")
-        if ident is not None:
-            if not ident.startswith(chart_id):
-                attrib["id"] = prefix + ident
-            elif ident.startswith((f"{prefix}series-", f"{prefix}line-")):
-                groups[ident] = element
-        for attr in ("clip-path", "mask"):
-            if attr in attrib:
-                attrib[attr] = _URL.sub(rf"url(#{prefix}\1)", attrib[attr])
-        href = attrib.get(_HREF)
-        if href and href.startswith("#") and not href.startswith(f"#{chart_id}"):
-            attrib[_HREF] = f"#{prefix}{href[1:]}"
-    for n, s in enumerate(series):
-        group = groups.get(f"{chart_id}-series-{n}")
-        if group is None:
-            continue
-        clip = _clip_of(groups.get(f"{chart_id}-line-{n}"))
-        if clip is not None:
-            group.set("clip-path", clip)
-        marks = _marks(group)
-        for mark, point in zip(marks, s.points, strict=False):
-            mark.set("class", f"point triage-{point.colour or 'none'}")
-            mark.set("data-series", s.key)
-            mark.set("data-reading", point.reading_id)
-            tip = ET.SubElement(mark, f"{{{SVG_NS}}}title")
-            tip.text = point.title
-    root.set("role", "img")
-    root.set("aria-label", title)
-    root.set("class", "trend")
-    root.attrib.pop("width", None)
-    root.attrib.pop("height", None)
-    heading = ET.Element(f"{{{SVG_NS}}}title")
-    heading.text = title
-    root.insert(0, heading)
-    # ElementTree takes prefixes from a process-wide map, and a library that registers the empty prefix for
-    # itself (WeasyPrint's PDF metadata, on import) would make every chart <ns0:svg>: claimed again each time
-    _svg_prefixes()
-    return ET.tostring(root, encoding="unicode")
+def warm() -> None:
+    """Start the drawing processes (a worklist view: patient pages follow), if not started; returns at once."""
+    try:
+        chart_process.POOL.start()
+    except OSError:  # then each chart says so, and is drawn in this process
+        log.warning("the chart drawing processes could not be started", exc_info=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib import resources
@@ -146,12 +147,8 @@ def patient_context(
         predraw.wait(rt, page.patient_key)  # its charts being drawn ahead now: found drawn, not drawn twice
     kept = drawn.KeptCharts(rt)
     try:
-        blocks = [
-            measurement_block(
-                n, key, by_measurement[key], page.bands, lang, first, last, page.start, page.end, rt, kept
-            )
-            for n, key in enumerate(ordered(by_measurement))
-        ]
+        wanted = [(n, key, by_measurement[key]) for n, key in enumerate(ordered(by_measurement))]
+        blocks = measurement_blocks(wanted, page.bands, lang, first, last, page.start, page.end, rt, kept)
     finally:
         kept.close()
     if page.patient_key is not None:
@@ -183,7 +180,36 @@ def ordered(by_measurement: dict[str, list[Reading]]) -> list[str]:
     return sorted(by_measurement, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
 
 
-def measurement_block(
+def measurement_blocks(
+    wanted: list[tuple[int, str, list[Reading]]],
+    page_bands: list[Any],
+    lang: str,
+    first: date,
+    last: date,
+    start: datetime,
+    end: datetime,
+    rt: Runtime,
+    kept: drawn.KeptCharts,
+) -> list[MeasurementBlock]:
+    """The blocks ``wanted`` (each the ``n``-th block of a page: measurement ``key``'s ``readings`` of [start,
+    end), the days ``first`` to ``last``), their charts and tables drawn (or found drawn) and rendered in ``lang``;
+    every chart is started first (drawn side by side in the drawing processes), the tables rendered meanwhile
+    (``web.predraw`` makes the blocks of a page shown before with its new readings the same way)."""
+    started = [
+        (key, readings, _chart(n, key, readings, page_bands, lang, first, last, start, end, rt, kept))
+        for n, key, readings in wanted
+    ]
+    fmt = Formats(lang, rt.local_zone)
+    blocks = []
+    for key, readings, (text, unit, _svg) in started:
+        rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
+        blocks.append(MeasurementBlock(key, text, unit, readings, "", rows))
+    for block, (_key, _readings, (_text, _unit, svg)) in zip(blocks, started, strict=True):
+        block.svg = svg()
+    return blocks
+
+
+def _chart(
     n: int,
     key: str,
     readings: list[Reading],
@@ -195,10 +221,8 @@ def measurement_block(
     end: datetime,
     rt: Runtime,
     kept: drawn.KeptCharts,
-) -> MeasurementBlock:
-    """The ``n``-th block of a page: the chart and table of measurement ``key``'s ``readings`` of [start, end)
-    (the days ``first`` to ``last``), drawn (or found drawn) and rendered in ``lang`` (``web.predraw`` makes the
-    blocks of a page shown before with its new readings the same way)."""
+) -> tuple[str, str, Callable[[], str]]:
+    """The measurement's name and unit in ``lang``, and its chart (``charts.chart``: started, had by calling)."""
     _ = translations(lang).gettext
     fmt = Formats(lang, rt.local_zone)
     text = _(readings[0].text)
@@ -224,7 +248,7 @@ def measurement_block(
         "start": fmt.date(first),
         "end": fmt.date(last),
     }
-    svg = charts.trend_svg(
+    svg = charts.chart(
         f"chart{n}",
         title,
         unit,
@@ -237,8 +261,7 @@ def measurement_block(
         decimal_comma=lang == "da",
         kept=kept,
     )
-    rows = _table_rows(readings, f"ack-{key}", lang, fmt, kept)
-    return MeasurementBlock(key, text, unit, readings, svg, rows)
+    return text, unit, svg
 
 
 def _lines(bands: list[Any]) -> list[charts.Line]:

@@ -16,8 +16,13 @@ whose key it computed from its own decided, audited read. A guess that is wrong 
 or consent change, a reading the viewer may not see, the period moved past a reading) is a chart nobody asks for,
 pruned with the others after ``drawn.KEEP_DAYS``. Only views actually shown are drawn (one per patient: its last),
 and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started
-``AFTER_INGEST`` after the ingest and each chart only while no worklist or patient page is being served in the
-process (``serving``): a chart holds the interpreter's lock for tens of milliseconds.
+``AFTER_INGEST`` after the ingest, and each patient's reading and drawing only while no worklist view or patient
+page is being served in the process (``serving``). matplotlib draws in the drawing processes (``chart_process``),
+off the interpreter's lock, but the drawer's own work (the new readings read, triaged and built into the charts'
+inputs, ~60 ms of CPU a patient) and the drawing's CPU beside a view make that view slower (measured: the worklist
+right after a morning's ingest, ``docs/performance.md``, h12chartproc). A page asked for while its patient's charts
+are being drawn ahead waits for them (``wait``); one asked for before draws its own, in the drawing processes too
+and side by side, which the drawer then finds drawn.
 """
 
 from __future__ import annotations
@@ -129,7 +134,7 @@ class Drawer:
     def _run(self) -> None:
         while True:
             jobs = [self._jobs.get()]
-            time.sleep(AFTER_INGEST)  # the page a client asks for right after its upload is being served by then
+            time.sleep(AFTER_INGEST)  # the views a client asks for right after its upload are being served by then
             while True:  # the jobs queued meanwhile, drawn together (a patient's readings of several uploads once)
                 try:
                     jobs.append(self._jobs.get_nowait())
@@ -153,15 +158,15 @@ DRAWER = Drawer()
 
 
 AFTER_INGEST = 0.2  # seconds the drawer lets pass after an ingest before it starts
-QUIET_WAIT = 10.0  # seconds the drawer waits for the pages being served to finish before drawing anyway
+QUIET_WAIT = 10.0  # seconds the drawer waits for the views being served to finish before drawing anyway
 _serving = [0]  # the worklist and patient page requests this process is serving now
 _quiet = threading.Condition()
 
 
 @contextlib.contextmanager
 def serving() -> Iterator[None]:
-    """Around a page a clinician waits for (the worklist, the patient page): the drawer does not start a patient's
-    drawing (about 65 ms of the interpreter's lock for two charts) while one is being served."""
+    """Around a page a clinician waits for (the worklist, the patient page): the drawer starts no patient's reading
+    or drawing meanwhile."""
     with _quiet:
         _serving[0] += 1
     try:
@@ -182,8 +187,8 @@ _busy_changed = threading.Condition()
 
 
 def _quiet_between(rt: Runtime, patient_key: str) -> None:
-    """Between two charts of a patient: wait for the pages being served, the patient not marked as being drawn
-    meanwhile (its own page, if one of them, then draws what it needs rather than wait for this)."""
+    """Between two steps of a patient's drawing: wait for the pages being served, the patient not marked as being
+    drawn meanwhile (its page, if asked for then, starts its own charts rather than wait for this)."""
     with _quiet:
         if _serving[0] == 0:
             return
@@ -228,7 +233,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
     try:
         for pkey, new_ids in found.items():
             _when_quiet()
-            with _shown_lock:  # as shown last: a page may have been shown while the drawer waited
+            with _shown_lock:  # as shown last: a page may have been shown meanwhile
                 page = _SHOWN.get((id(rt), pkey)) or pages[pkey]
             with _busy_changed:
                 _busy.add((id(rt), pkey))
@@ -250,7 +255,7 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
 def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Reading]) -> int:
     """Draw the blocks of ``page`` that ``new`` readings (or the period moved with the day) change; hold the page
     with them. Returns how many blocks were drawn."""
-    from .patient_view import measurement_block, ordered
+    from .patient_view import measurement_blocks, ordered
 
     first, last, start, end = when
     new_ids = {r.id for r in new}
@@ -263,19 +268,19 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
         by_measurement.setdefault(reading.measurement, []).append(reading)
     changed = {r.measurement for r in new}
     before = ordered(page.readings)
-    count = 0
+    wanted = []
+    for n, key in enumerate(ordered(by_measurement)):
+        readings = by_measurement[key] = sorted(by_measurement[key], key=lambda r: (r.effective, r.id))
+        moved = key not in before or before.index(key) != n
+        if key in changed or moved or when != page.period:
+            wanted.append((n, key, readings))
+    _quiet_between(rt, pkey)
     kept_charts = drawn.KeptCharts(rt)
-    try:
-        for n, key in enumerate(ordered(by_measurement)):
-            readings = by_measurement[key] = sorted(by_measurement[key], key=lambda r: (r.effective, r.id))
-            moved = key not in before or before.index(key) != n
-            if key in changed or moved or when != page.period:
-                _quiet_between(rt, pkey)  # a page being served waits for one chart at most
-                measurement_block(n, key, readings, page.bands, page.lang, first, last, start, end, rt, kept_charts)
-                count += 1
+    try:  # the changed charts drawn side by side in the drawing processes
+        measurement_blocks(wanted, page.bands, page.lang, first, last, start, end, rt, kept_charts)
     finally:
         kept_charts.close()
     with _shown_lock:  # unless a page was shown meanwhile: its decided read is held, not this guess
         if _SHOWN.get((id(rt), pkey)) is page:
             _SHOWN[(id(rt), pkey)] = Shown(page.lang, page.zone, page.chosen, when, by_measurement, page.bands)
-    return count
+    return len(wanted)

@@ -18,7 +18,7 @@ from homediag.errors import BadRequest, NotFound
 from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
 
-from . import oidc_flow, predraw, report_view, sessions
+from . import charts, oidc_flow, predraw, report_view, sessions
 from .i18n import LANG_COOKIE, LANGUAGES, Formats, translations
 from .patient_view import patient_context
 from .render import language, local_path, render
@@ -58,6 +58,7 @@ def worklist(
     measurement: str | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
+    charts.warm()  # the chart drawing processes started, if not yet: patient pages follow a worklist
     with predraw.serving():  # no chart drawn ahead meanwhile
         found = caller.access.worklist_page(
             caller.user, team=team or None, colour=colour or None, measurement=measurement or None, page=page
