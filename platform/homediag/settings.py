@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         default=1826,  # five years: a vendor cloud's back-fill of a patient's history is plausible, 1970 is not
         description="a reading dated more than this many days before the patient's enrolment (or before 2000) is held",
     )
+    chart_processes: int = Field(
+        default=2,
+        ge=0,
+        le=8,
+        description="processes drawing the web app's charts beside each server process (each ~60 MB PSS, started on the"
+        " first chart); 0 draws them in the server process, under its interpreter lock",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         description="largest request body (bytes) on the admin and validation endpoints; larger ones get 413 unread",

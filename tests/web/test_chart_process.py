@@ -80,3 +80,17 @@ def test_no_drawing_process_outlives_the_server_process(how: str) -> None:
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
+
+
+def test_with_no_drawing_processes_configured_the_server_draws_its_charts_and_starts_none(runtime, monkeypatch) -> None:
+    from homediag.api.app import create_app
+
+    pool = chart_process.Pool()
+    monkeypatch.setattr(chart_process, "POOL", pool)
+    runtime.settings.chart_processes = 0  # HOMEDIAG_CHART_PROCESSES=0
+    create_app(runtime)
+    charts.warm()  # as a worklist view does
+    arguments = (*_pulse(7), START + timedelta(hours=2), END, ZONE, False)  # a chart not drawn before
+    svg = charts.trend_svg(*arguments)  # type: ignore[arg-type]
+    assert svg.count('class="point') == 7 and svg == chart_draw.draw(*arguments)  # type: ignore[arg-type]
+    assert pool.pids() == []

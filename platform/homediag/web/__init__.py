@@ -17,8 +17,11 @@ if TYPE_CHECKING:  # not imported at run time: the chart drawing processes impor
 def install(app: FastAPI) -> None:
     """Add the web app's routes and security headers to ``app``."""
     from .admin_routes import router as admin_router
+    from .chart_process import POOL
     from .routes import router
     from .security import WebSecurityHeaders
+
+    POOL.processes = app.state.runtime.settings.chart_processes  # one pool per server process
 
     app.add_middleware(WebSecurityHeaders)
     app.include_router(router)

@@ -139,7 +139,7 @@ class Pool:
         """Start the drawing processes unless started (they import matplotlib meanwhile: a page's first chart
         finds them ready sooner). Returns at once."""
         with self._lock:
-            if self._threads is not None:
+            if self._threads is not None or self.processes == 0:  # 0: ``charts`` draws in the server process
                 return
             started: list[_Worker] = []
             try:

@@ -123,7 +123,12 @@ def _found(key: tuple[object, ...], arguments: tuple[object, ...]) -> Callable[[
 
 
 def _drawing(arguments: tuple[object, ...]) -> Future[str]:
-    """A chart being drawn in a drawing process (tests and the bench count the charts drawn here)."""
+    """A chart being drawn in a drawing process (tests and the bench count the charts drawn here); with none
+    configured (``HOMEDIAG_CHART_PROCESSES=0``) drawn here, in this thread."""
+    if chart_process.POOL.processes == 0:
+        drawn: Future[str] = Future()
+        drawn.set_result(chart_draw.draw(*arguments))  # type: ignore[arg-type]
+        return drawn
     return chart_process.POOL.submit(arguments)
 
 
