@@ -59,18 +59,16 @@ class Parameters:
         return {"pilot": self.pilot, "from": self.start.isoformat(), "to": self.end.isoformat()}
 
 
-def _style() -> None:
-    plt.rcdefaults()
-    plt.rcParams.update(
-        {
-            "svg.hashsalt": "homediag-evaluation",
-            "svg.fonttype": "none",
-            "font.family": "DejaVu Sans",
-            "font.size": 9,
-            "figure.figsize": (6.4, 3.2),
-            "figure.dpi": 100,
-        }
-    )
+# the plots' style, over matplotlib's defaults, only while they are drawn: the process's own settings (the web
+# app's charts draw in the same process when ``HOMEDIAG_CHART_PROCESSES=0``) are left as they were
+_STYLE = {
+    "svg.hashsalt": "homediag-evaluation",
+    "svg.fonttype": "none",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "figure.figsize": (6.4, 3.2),
+    "figure.dpi": 100,
+}
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -80,7 +78,11 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def _plots(m: Metrics, directory: Path) -> list[dict[str, str]]:
-    _style()
+    with plt.style.context("default"), plt.rc_context(_STYLE):
+        return _drawn_plots(m, directory)
+
+
+def _drawn_plots(m: Metrics, directory: Path) -> list[dict[str, str]]:
     directory.mkdir(parents=True, exist_ok=True)
     out = []
 
