@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,7 +66,7 @@ def triage_keys(
     for row in rows:
         names = only.get(row.patient_key)
         if names is not None:
-            keys[row.id] = (row.patient_key, row.id, *names)
+            keys[row.id] = (sys.intern(row.patient_key), row.id, *names)  # one string a patient in every key kept
             continue
         if row.patient_key not in histories:
             history = (known or {}).get(row.patient_key) or store.versions(session, row.patient_key)
@@ -73,7 +74,7 @@ def triage_keys(
             histories[row.patient_key] = None if weighs else history
             if not weighs and len(history) == 1:
                 only[row.patient_key] = names = (history[0].fingerprint, history[0].label)
-                keys[row.id] = (row.patient_key, row.id, *names)
+                keys[row.id] = (sys.intern(row.patient_key), row.id, *names)
                 continue
         found = histories[row.patient_key]
         if found is not None:
@@ -81,7 +82,7 @@ def triage_keys(
             names = named.get(id(version))
             if names is None:
                 names = named[id(version)] = (version.fingerprint, version.label)
-            keys[row.id] = (row.patient_key, row.id, *names)
+            keys[row.id] = (sys.intern(row.patient_key), row.id, *names)
     return keys
 
 
