@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from . import many
 from .many import driver_errors, processors
 
 
@@ -42,3 +43,19 @@ def copy_rows(
             else:
                 for row in rows:
                     copy.write_row(row)
+
+
+def bulk_rows(
+    session: Session,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    *,
+    raw: frozenset[str] = frozenset(),
+) -> None:
+    """Many rows into ``table`` in one statement of the driver: PostgreSQL's ``COPY`` (``copy_rows``), SQLite's
+    executemany (``many.insert_rows``); ``columns`` and ``raw`` as for both."""
+    if session.get_bind().dialect.name == "postgresql":
+        copy_rows(session, table, columns, rows, raw=raw)
+    else:
+        many.insert_rows(session, table, columns, rows, raw=raw)

@@ -23,7 +23,7 @@ from homediag.clock import to_store
 from homediag.store import models as m
 
 from . import many
-from .copy import copy_rows
+from .copy import bulk_rows
 
 # Core, built once: compiled once (a ``.values(rows)`` statement is new every time and misses the compiled cache)
 _DEDUP = m.ObservationDedup.__table__
@@ -66,16 +66,12 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
                 },
             ).scalars()
         )
-        new = served.fill([r for r in rows if r["dedup"] in claimed])  # each with the text a search serves
-        if new:
-            values = [[r["served_json"] if c == "resource" else r[c] for c in COLUMNS] for r in new]
-            copy_rows(session, m.Observation.__table__, COLUMNS, values, raw=_RESOURCE)
-        return {r["id"] for r in new}
-    claimed = set(session.execute(_CLAIM_SQLITE, {"rows": _claims_json(session, rows)}).scalars())
-    new = served.fill([r for r in rows if r["dedup"] in claimed])
+    else:
+        claimed = set(session.execute(_CLAIM_SQLITE, {"rows": _claims_json(session, rows)}).scalars())
+    new = served.fill([r for r in rows if r["dedup"] in claimed])  # each with the text a search serves
     if new:
         values = [[r["served_json"] if c == "resource" else r[c] for c in COLUMNS] for r in new]
-        many.insert_rows(session, m.Observation.__table__, COLUMNS, values, raw=_RESOURCE)
+        bulk_rows(session, m.Observation.__table__, COLUMNS, values, raw=_RESOURCE)
     return {r["id"] for r in new}
 
 

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from homediag.store import models as m
 
-from . import many
-from .copy import copy_rows
+from .copy import bulk_rows
 
 
 def add(
@@ -61,10 +60,6 @@ def insert_many(session: Session, rows: list[dict[str, Any]]) -> int | None:
     if not rows:
         return None
     if len(rows) > 1:
-        values = [[row[c] for c in _COLUMNS] for row in rows]
-        if session.get_bind().dialect.name == "postgresql":
-            copy_rows(session, m.Upload.__table__, _COLUMNS, values)
-        else:
-            many.insert_rows(session, m.Upload.__table__, _COLUMNS, values)
+        bulk_rows(session, m.Upload.__table__, _COLUMNS, [[row[c] for c in _COLUMNS] for row in rows])
         return int(session.execute(_VERSION).scalar_one())
     return int(session.execute(_INSERT, rows).scalars().first())
