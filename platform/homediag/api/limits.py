@@ -8,10 +8,19 @@ endpoints take ``HOMEDIAG_MAX_UPLOAD_BYTES`` (lists of envelopes, Bundles), ever
 
 The same middleware refuses (400) a path or query parameter holding a NUL character (``%00``):
 no id or search value holds one, and PostgreSQL cannot even compare a text with one.
+
+A refusal that closes the connection (``Connection: close``) while part of the body is still unread
+lingers before closing, as web servers do: the answer is written at once, then what the client goes
+on sending is read and dropped until it pauses (``LINGER_IDLE_S``), ends, or passes ``LINGER_MAX_S``
+or ``LINGER_MAX_BYTES``. Closing a socket with unread data in it makes the kernel send a reset, and a
+client that reads the answer after it finished writing would see "connection reset" instead of the
+413 that says what was wrong.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +30,10 @@ from homediag.fhir_profiles import fhirjson, operation_outcome
 from homediag.settings import Settings
 
 GATEWAY_PATHS = ("/ingest", "/fhir", "/fhir/Observation")
+
+LINGER_IDLE_S = 0.25
+LINGER_MAX_S = 2.0
+LINGER_MAX_BYTES = 8 * 1024 * 1024
 
 
 def body_limit(settings: Settings, path: str) -> int:
@@ -52,21 +65,66 @@ class BodyLimit:
             return
         limit = body_limit(self.settings, scope["path"])
         length = _content_length(scope)
+        body = _Body(receive, send, has_body=bool(length) or _chunked(scope))
         if length is not None and length > limit:
-            await _refuse(send, too_large(limit))
+            await _refuse(body.send, too_large(limit))
             return
         seen = 0
 
         async def counted() -> Message:
             nonlocal seen
-            message = await receive()
+            message = await body.receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise too_large(limit, partly=True)  # the app's one error handler answers it (413 OperationOutcome)
             return message
 
-        await self.app(scope, counted, send)
+        await self.app(scope, counted, body.send)
+
+
+class _Body:
+    """One request's ``receive`` and ``send``, knowing whether the request body was read to its end; an
+    answer that closes the connection before then lingers (the module's docstring says why)."""
+
+    def __init__(self, receive: Receive, send: Send, *, has_body: bool) -> None:
+        self._receive = receive
+        self._send = send
+        self.unread = has_body  # part of the body has not been received yet
+        self.closing = False  # the answer says ``Connection: close``
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.unread = False
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.closing = any(
+                name.lower() == b"connection" and b"close" in value.lower()
+                for name, value in message.get("headers", ())
+            )
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            if self.closing and self.unread:
+                await self._send({**message, "more_body": True})  # the whole answer, written now
+                await self._linger()
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+        await self._send(message)
+
+    async def _linger(self) -> None:
+        deadline = time.monotonic() + LINGER_MAX_S
+        dropped = 0
+        while self.unread and dropped <= LINGER_MAX_BYTES:
+            left = min(LINGER_IDLE_S, deadline - time.monotonic())
+            if left <= 0:
+                return
+            try:
+                message = await asyncio.wait_for(self.receive(), left)
+            except TimeoutError:
+                return
+            dropped += len(message.get("body", b""))
 
 
 def _nul_in_request(scope: Scope) -> BadRequest | None:
@@ -80,6 +138,10 @@ def _nul_in_request(scope: Scope) -> BadRequest | None:
                 where = name.replace("\x00", "") or "query"
                 return BadRequest(f"the query parameter '{where}' holds a NUL character (%00)", where, code="value")
     return None
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in scope.get("headers", ()))
 
 
 def _content_length(scope: Scope) -> int | None:
