@@ -94,5 +94,8 @@ def _insert(rt: Runtime, rows: list[dict[str, Any]]) -> int:
     ]
     with rt.engine.begin() as conn:  # Core executemany: one statement for the chunk (and one for its dedup claims)
         conn.execute(insert(m.ObservationDedup.__table__), claims)
-        conn.execute(insert(m.Observation.__table__), served.fill(rows))  # as the ingest service stores them
+        served.fill(rows)  # as the ingest service stores them: on SQLite the text once, as the resource
+        if served.stored_once(conn.dialect.name):
+            rows = [{**r, "served_json": None} for r in rows]
+        conn.execute(insert(m.Observation.__table__), rows)
     return len(rows)

@@ -131,7 +131,8 @@ def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
     for row in rows:
         chunk.append(row)
         count += 1
-        row["served_json"], row["served_marks"] = served.written(row["resource"])
+        row["served_marks"] = served.written(row["resource"])[1]  # the text once, as the resource (``stored_once``)
+        row["served_json"] = None
         if len(chunk) >= 10_000:
             flush()
             chunk = []

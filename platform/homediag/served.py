@@ -13,6 +13,12 @@ served by parsing, as before. So is a row written before the column existed and 
 
 Marks: ``"<meta brace>|<component brace>,<component brace>,..."`` (character offsets into the text; the meta
 part empty when there is no meta).
+
+Stored once on SQLite: there the JSON column *is* its text, and the ingest writes it as this very text (the
+engine's serialiser is ``fhirjson.dumps``), so ``served_json`` is left NULL (``stored_once``) and a read
+takes the text from ``resource`` (``coalesce(served_json, resource)``: a row written before keeps its own copy).
+A row with marks and no ``served_json`` is one such: its marks are offsets into its resource's text. PostgreSQL's
+``jsonb`` is not its text (it keeps neither the key order nor the spacing), so both are stored there.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ def fill(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         row["served_json"], row["served_marks"] = written(row["resource"])
     return rows
+
+
+def stored_once(dialect_name: str) -> bool:
+    """Whether an engine stores an Observation's served text as its ``resource`` only (SQLite: see above)."""
+    return dialect_name == "sqlite"
 
 
 def _marks(resource: Mapping[str, Any], text: str) -> str | None:

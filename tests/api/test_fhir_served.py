@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import simplejson
 from fhir.resources.R4B.bundle import Bundle
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, text, update
 from test_phd_gateway import enrol, post_observation, spo2
 
+from homediag import served
 from homediag.store import models as m
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 
@@ -50,8 +51,14 @@ def test_a_spliced_search_is_what_parsing_each_resource_gives(client, tokens, ru
     params = {"patient": cuff_readings, "_count": "50"}
     auth = tokens.auth("clinician")
     with runtime.sessions() as session:
-        stored = session.execute(select(m.Observation.served_json, m.Observation.served_marks)).all()
-    assert stored and all(text is not None and marks is not None for text, marks in stored), "ingest writes the text"
+        stored = session.execute(
+            select(m.Observation.served_json, m.Observation.served_marks, cast(m.Observation.resource, Text))
+        ).all()
+    assert stored and all(marks is not None for _, marks, _ in stored), "ingest writes where a read splices"
+    if runtime.engine.dialect.name == "sqlite":  # the text stored once: the resource is it
+        assert all(text is None and resource == served.written(json.loads(resource))[0] for text, _, resource in stored)
+    else:
+        assert all(text is not None for text, _, _ in stored), "ingest writes the text beside the jsonb"
 
     spliced_response = client.get("/fhir/Observation", params=params, headers=auth)
     spliced = _exact(spliced_response)
@@ -155,3 +162,26 @@ def test_a_remembered_triage_follows_a_change_of_thresholds(client, tokens, runt
     assert all("thresholds version 1" in r["component"][0]["referenceRange"][0]["text"] for r in after)
     _unspliced(runtime)
     assert panels(client.get("/fhir/Observation", params=params, headers=auth)) == after
+
+
+def test_a_row_stored_with_its_text_beside_the_resource_is_served_from_that_text(
+    client, tokens, runtime, cuff_readings
+):
+    """A SQLite store written before the text was kept once has it in ``served_json`` too (and its resource may be
+    another writer's text of the same JSON): the same bytes are served from that text."""
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps the text beside its jsonb")
+    params = {"patient": cuff_readings, "_count": "50"}
+    auth = tokens.auth("clinician")
+    before = client.get("/fhir/Observation", params=params, headers=auth)
+    assert before.status_code == 200
+    with runtime.sessions.begin() as session:
+        session.execute(text("update observation set served_json = resource"))  # as stored before: the text twice
+        for row_id, resource in session.execute(select(m.Observation.id, m.Observation.resource)).all():
+            session.execute(  # the resource as another writer spaced it
+                text("update observation set resource = :spaced where id = :id"),
+                {"spaced": simplejson.dumps(resource, indent=1), "id": row_id},
+            )
+    after = client.get("/fhir/Observation", params=params, headers=auth)
+    entries = before.content.index(b'"entry":[')
+    assert after.content[after.content.index(b'"entry":[') :] == before.content[entries:]

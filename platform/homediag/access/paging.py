@@ -260,7 +260,8 @@ class TextRow(NamedTuple):
 
     id: str
     patient_key: str
-    served_json: bytes | str | None  # SQLite: its UTF-8 bytes; PostgreSQL: the text (``served_utf8``)
+    # SQLite: its UTF-8 bytes (from the resource when stored once: never None); PostgreSQL: the text (``served_utf8``)
+    served_json: bytes | str | None
     served_marks: str | None
     received_at: datetime
     effective_start: datetime
@@ -339,8 +340,10 @@ _SETTINGS_VERSION = _settings_version()
 
 
 class served_utf8(FunctionElement[bytes]):
-    """An Observation's served text as a page writes from it (``spliced``): on SQLite its UTF-8 bytes as stored
-    (``CAST AS BLOB``: nothing decoded, spliced as bytes by ``served.splice_utf8`` and sent as they are); on
+    """An Observation's served text as a page writes from it (``spliced``), given its ``served_json`` and its
+    ``resource``: on SQLite its UTF-8 bytes as stored (``CAST AS BLOB``: nothing decoded, spliced as bytes by
+    ``served.splice_utf8`` and sent as they are), from ``served_json`` or else the resource, which is then the
+    text (stored once, ``homediag.served``); on
     PostgreSQL the text as psycopg decodes it (spliced as a string and encoded once with its entry: a bytea,
     ``convert_to``, is sent in hex, measured 3 ms more a page, and encoding the text to splice it as bytes saved
     nothing)."""
@@ -352,12 +355,13 @@ class served_utf8(FunctionElement[bytes]):
 
 @compiles(served_utf8)
 def _served_utf8(element: served_utf8, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS BLOB)"
+    served_json, resource = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(coalesce({served_json}, {resource}) AS BLOB)"
 
 
 @compiles(served_utf8, "postgresql")
 def _served_utf8_postgresql(element: served_utf8, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
+    return str(compiler.process(element.clauses.clauses[0], **kw))
 
 
-_SERVED_UTF8 = served_utf8(m.Observation.served_json).label("served_json")
+_SERVED_UTF8 = served_utf8(m.Observation.served_json, m.Observation.resource).label("served_json")

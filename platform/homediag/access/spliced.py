@@ -1,5 +1,6 @@
-"""A search page in care written from each Observation's stored text (``observation.served_json``), with its meta
-and a clinician's triage spliced in (``homediag.served``) rather than parsed and written again."""
+"""A search page in care written from each Observation's stored text (``observation.served_json``; on SQLite the
+resource's own text when that is NULL: ``homediag.served``), with its meta and a clinician's triage spliced in
+(``homediag.served``) rather than parsed and written again."""
 
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ def spliced(
     a clinician, its triage spliced in (``homediag.served``). ``interpret`` decides the triage as for every other
     read: it is given each resource as orjson reads it (fractions as floats: what the triage reads them as,
     ``float`` of the exact value), and what it adds is written into the text. A row without marks (or text: not
-    yet back-filled) is parsed and served as before. ``settings_tops``: patient key -> its highest settings version,
-    read with the page (``paging.page_rows``): the settings history is then taken from this process's memory of
-    it when it holds that version (``_HISTORIES``), not read again."""
+    yet back-filled: PostgreSQL; on SQLite the text is then the resource's, ``paging.served_utf8``) is parsed and
+    served as before. ``settings_tops``: patient key -> its highest settings version, read with the page
+    (``paging.page_rows``): the settings history is then taken from this process's memory of it when it holds that
+    version (``_HISTORIES``), not read again."""
     clinician = view.principal.role == "clinician"  # interpret adds to a clinician's resources only
     marked = [r for r in rows if r.served_marks is not None]
     keys = triage_keys(session, marked, _histories(session, settings_tops)) if clinician and marked else {}

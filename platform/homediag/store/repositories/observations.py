@@ -6,7 +6,8 @@ rows) and the Observations claimed are written by one ``COPY`` (one statement fo
 the parse and the plan paid once, not per row; no multi-row query text for the driver to parse, and the resource
 sent as the text ``served`` made for it, not serialised a second time). On SQLite (in process, no round trip) the
 claim is one ``INSERT … SELECT FROM json_each(…) … RETURNING`` and the Observations one executemany of the driver
-(``many.insert_rows``), the resource written from the same text.
+(``many.insert_rows``), the resource written from the same text and stored once: ``served_json`` NULL, a search
+reads the served text from the resource (``homediag.served``: SQLite's JSON column is that text).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _CLAIM_PG = text(
 COLUMNS = tuple(c.name for c in m.Observation.__table__.columns if c.name != "txn")  # txn: PostgreSQL's default
 # the resource given as the text ``served`` wrote for it (the engine's serialiser, ``fhirjson.dumps``): not again
 _RESOURCE = frozenset({"resource"})
+_SERVED_AT = COLUMNS.index("served_json")
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -54,7 +56,8 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     insert the Observations of the keys claimed. The ids of those stored now."""
     if not rows:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         claimed = set(
             session.execute(
                 _CLAIM_PG,
@@ -71,6 +74,9 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     new = served.fill([r for r in rows if r["dedup"] in claimed])  # each with the text a search serves
     if new:
         values = [[r["served_json"] if c == "resource" else r[c] for c in COLUMNS] for r in new]
+        if served.stored_once(dialect):  # SQLite: the resource is that text, and read as it
+            for row in values:
+                row[_SERVED_AT] = None
         bulk_rows(session, m.Observation.__table__, COLUMNS, values, raw=_RESOURCE)
     return {r["id"] for r in new}
 
