@@ -29,7 +29,8 @@ def write(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
     """Chain ``entries`` after a free stream's head and write them (see ``homediag.audit._write``)."""
     secret, kid = keys.audit.secret, keys.audit.kid
     n = {"n": len(entries)}
-    head = session.execute(_FREE_HEAD, {**n, "streams": STREAMS}).first()
+    # text statements on the session's connection: none of the ORM's execution is needed (no listener has work)
+    head = session.connection().execute(_FREE_HEAD, {**n, "streams": STREAMS}).first()
     if head is None:  # a new database (its heads made here, race-free), or every stream held by another
         open_head(session, keys, range(STREAMS))
         head = session.execute(_FREE_HEAD, {**n, "streams": STREAMS}).first()
@@ -42,7 +43,7 @@ def write(session: Session, keys: KeyRing, entries: list[Entry]) -> None:
         head_values = {"head_stream": stream, "head_seq": seq, "head_hash": prev}
         flat = {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
         mac = {"head_mac": _head_mac(secret, stream, seq, prev)}
-        session.execute(_append_and_move(len(rows)), head_values | flat | mac)
+        session.connection().execute(_append_and_move(len(rows)), head_values | flat | mac)
     else:  # more (a list's, a worklist's one per patient): one COPY (a multi-row VALUES is compiled anew per size)
         copy_rows(session, AuditEvent.__table__, _COLUMNS, [[row[c] for c in _COLUMNS] for row in rows])
         session.execute(

@@ -43,7 +43,8 @@ def write(session: Session, keys: KeyRing, entries: list[Entry], *, head_open: b
     if known is not None:  # chained after the head this process last wrote, moved only if it is still that head
         seq, prev, rows = _chain(secret, kid, 0, known[0], known[1], entries, None)
         values = {"seq": seq, "hash": prev, "mac": _head_mac(secret, 0, seq, prev), "was_seq": known[0]}
-        moved = session.execute(_MOVE_KNOWN_HEAD, {**values, "was_hash": known[1]}).rowcount == 1
+        # on the session's connection: a text statement needs none of the ORM's execution (no listener has work)
+        moved = session.connection().execute(_MOVE_KNOWN_HEAD, {**values, "was_hash": known[1]}).rowcount == 1
     if known is None or not moved:  # another process wrote since, the transaction that wrote it rolled back, or new
         # the update that matched nothing took the write lock already; else ``open_head`` takes it (as it did
         # at the transaction's start when ``begin_write`` ran)

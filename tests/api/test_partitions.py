@@ -48,7 +48,8 @@ def test_readings_land_in_the_partition_of_their_month_and_a_series_reads_only_r
             r[0]
             for r in conn.execute(
                 text(
-                    "select tablename from pg_indexes where indexdef like '%(patient_key, code, effective_start DESC)%'"
+                    "select tablename from pg_indexes"
+                    " where indexdef like '%(patient_key, code, effective_start DESC, id DESC)%'"
                 )
             )
         }

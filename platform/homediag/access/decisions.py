@@ -203,7 +203,9 @@ class Decisions:
             return false()
         open_keys = [k for k, w in windows.items() if w.is_open]
         clauses: list[ColumnElement[bool]] = []
-        if open_keys:
+        if len(open_keys) == 1:  # a named patient's search: an equality, no list expanded into the SQL at each run
+            clauses.append(m.Observation.patient_key == open_keys[0])
+        elif open_keys:
             clauses.append(m.Observation.patient_key.in_(open_keys))
         clauses += [and_(m.Observation.patient_key == k, w.sql()) for k, w in windows.items() if k not in open_keys]
         return or_(*clauses)

@@ -384,8 +384,9 @@ def _code_clause(token: Token) -> ColumnElement[bool]:
     if token.system == "":
         return false()  # every coding the platform stores has a system
     found = terminology.matching(token.system, token.code)
-    if found:
-        return m.Observation.code.in_(sorted({mm.primary_code for mm in found}))
+    if found:  # one primary code (the usual case): an equality, no list expanded into the SQL at each run
+        primary = sorted({mm.primary_code for mm in found})
+        return m.Observation.code == primary[0] if len(primary) == 1 else m.Observation.code.in_(primary)
     if token.system:
         return _has_word(m.Observation.codes, f"{token.system}|{token.code}")
     code = _like_literal(token.code)

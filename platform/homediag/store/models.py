@@ -162,7 +162,8 @@ class Observation(Base):
     served_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     served_marks: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
-    __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc()),)
+    # a page's (sort key, id) order, newest first or (walked backwards) oldest first: no sort (migration 0016)
+    __table_args__ = (Index("ix_observation_series", "patient_key", "code", effective_start.desc(), id.desc()),)
 
 
 class ObservationCount(Base):
