@@ -19,8 +19,9 @@ and only for patients with a new reading, by one thread per process (``Drawer``)
 ``AFTER_INGEST`` after the ingest, and each patient's reading and drawing only while no worklist view or patient
 page is being served in the process (``serving``). matplotlib draws in the drawing processes (``chart_process``),
 off the interpreter's lock, but the drawer's own work (the new readings read, triaged and built into the charts'
-inputs, ~60 ms of CPU a patient) and the drawing's CPU beside a view make that view slower (measured: the worklist
-right after a morning's ingest, ``docs/performance.md``, h12chartproc). A page asked for while its patient's charts
+inputs: ~10 ms of CPU a patient, the readings' values, triages and shapes remembered by ingest and the points of the
+page held kept) and the drawing's CPU beside a view make that view slower (measured: the worklist right after a
+morning's ingest, ``docs/performance.md``, h12chartproc, h12drawer). A page asked for while its patient's charts
 are being drawn ahead waits for them (``wait``); one asked for before draws its own, in the drawing processes too
 and side by side, which the drawer then finds drawn.
 """
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from homediag.access import ingested
 from homediag.access.patient_page import ingested_readings
 from homediag.access.readings import Reading
 from homediag.bounded import Bounded
@@ -79,6 +81,7 @@ def shown(
 ) -> None:
     """Hold the inputs of the page of ``patient_key`` just shown (its decided read's readings and bands)."""
     held = Shown(lang, rt.local_zone.key, chosen, period, {k: list(v) for k, v in readings.items()}, list(bands))
+    ingested.remember_here()  # the new readings' values, triages and shapes not read back by ``draw_ahead``
     with _shown_lock:
         _SHOWN.remember((id(rt), patient_key), held)
 
@@ -221,14 +224,19 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
         return 0
     count = 0
     _when_quiet()
-    with rt.sessions() as session:
-        found: dict[str, list[str]] = {}
-        for oid, pkey in session.execute(
-            select(m.Observation.id, m.Observation.patient_key).where(
-                m.Observation.id.in_(ids), m.Observation.patient_key.in_(list(pages))
-            )
-        ):
+    known, others = ingested.patients_of(ids)  # ingest in this process remembered them
+    found: dict[str, list[str]] = {}
+    for oid, pkey in known.items():
+        if pkey in pages:
             found.setdefault(pkey, []).append(oid)
+    if others:
+        with rt.sessions() as session:
+            for oid, pkey in session.execute(
+                select(m.Observation.id, m.Observation.patient_key).where(
+                    m.Observation.id.in_(others), m.Observation.patient_key.in_(list(pages))
+                )
+            ):
+                found.setdefault(pkey, []).append(oid)
     found = {pkey: new_ids for pkey, new_ids in found.items() if pages[pkey].zone == rt.local_zone.key}
     try:
         for pkey, new_ids in found.items():
