@@ -18,7 +18,8 @@ a day on, two, three (past midnight, the oldest readings out of the 14 days), th
 process memory emptied first. ``--profile worklist|patient`` prints a cProfile
 of three views of one page; ``--profile forgotten|morning`` of the worklist's first view after emptying the
 memories / after new readings for all; ``--profile forgotten-patient|morning-patient`` of the patient page's after
-emptying them / after new readings for all; ``--profile next-day`` of the worklist's first view the fifth day on.
+emptying them / after new readings for all; ``--profile next-day`` of the worklist's first view the fifth day on;
+``--profile drawer`` of the drawer's work after the six mornings' ingests (``web.predraw.draw_ahead``).
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
         morning_draws: list[int] = []  # charts matplotlib drew during each morning page view
         pending: list[int] = []  # the drawer's jobs not done when each morning page view began
         drawer = _drawer()
+        drawer_profiler = _profile_drawer() if profile == "drawer" else None
         for round_ in range(6):
             # dated after every earlier reading (the 50 patients' above are 5 to 9 minutes old)
             taken = datetime.now(data.COPENHAGEN).replace(second=0, microsecond=0) - timedelta(minutes=3 - round_ / 2)
@@ -184,6 +186,10 @@ def run(engine: str, patients: int, days: int, repeats: int, profile: str | None
                 (settled_patient if settle else morning_patient).append(_timed_get(client, page))
             morning_draws.append(draws[0])
             _print_profile(profiler)
+        if drawer_profiler is not None and drawer is not None:
+            drawer.settle(60)
+            pstats.Stats(drawer_profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(drawer_profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
         # the next mornings: a day on (past midnight, the oldest readings out of the 14 days), no new reading yet:
         # the first worklist view of each day, three days with the process memory, three with it emptied
         real_clock = rt.clock
@@ -329,6 +335,8 @@ def forget(rt: Any) -> None:
     ):
         memory.clear()
     worklist._MEMO.forget(rt.engine)
+    if hasattr(patient_view, "_POINTS"):  # the charts' points (h12drawer)
+        patient_view._POINTS.clear()
     if hasattr(charts, "_PREPARED"):  # the kept figures (h12chart): a new worker makes them again
         charts._PREPARED.clear()
     if hasattr(charts, "chart_process"):  # kept in the drawing processes (h12chartproc): dropped before their next
@@ -341,6 +349,29 @@ def _print_profile(profiler: cProfile.Profile | None) -> None:
     fastapi.routing.run_in_threadpool = _PLAIN  # type: ignore[assignment]
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+
+
+def _profile_drawer() -> cProfile.Profile | None:
+    """A profiler of the drawer's work (``predraw.draw_ahead``, in its thread) over the mornings: its thread CPU
+    per job is printed too."""
+    try:
+        from homediag.web import predraw
+    except ImportError:
+        return None
+    profiler = cProfile.Profile(time.thread_time)  # CPU: the drawer waits for served views in between
+    real = predraw.draw_ahead
+
+    def profiled(*args: Any, **kwargs: Any) -> Any:
+        cpu = time.thread_time()
+        profiler.enable()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            profiler.disable()
+            print(f"drawer job: {(time.thread_time() - cpu) * 1000:.1f} ms thread CPU (profiled)", file=sys.stderr)
+
+    predraw.draw_ahead = profiled  # type: ignore[assignment]
+    return profiler
 
 
 def _profile_endpoints() -> cProfile.Profile:
@@ -371,7 +402,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument(
         "--profile",
-        choices=("worklist", "patient", "forgotten", "forgotten-patient", "morning", "morning-patient", "next-day"),
+        choices=(
+            "worklist",
+            "patient",
+            "forgotten",
+            "forgotten-patient",
+            "morning",
+            "morning-patient",
+            "next-day",
+            "drawer",
+        ),
         help="print a cProfile to stderr",
     )
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from web_support import COPENHAGEN, WebPilot, sign_in, web, web_pilot  # noqa: F401 - fixtures
 
-from homediag.adapters.devices import DeviceTime, blood_pressure
+from homediag.adapters.devices import DeviceTime, blood_pressure, weight_scale
 from homediag.runtime import Runtime
 from homediag.store import models as m
 from homediag.synthetic import envelope, synthetic_patients
@@ -29,6 +29,20 @@ def _send_high(pilot: Any, taken: datetime) -> str:
     person = synthetic_patients(5, seed=12)[0]
     stamp = DeviceTime(taken.year, taken.month, taken.day, taken.hour, taken.minute, 0)
     raw = envelope(person, blood_pressure.encode(HIGH, timestamp=stamp, pulse_rate=70), taken + timedelta(minutes=1))
+    response = pilot.client.post("/ingest", json=[raw], headers=pilot.tokens.auth("gateway"))
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result["outcome"] == "created", result
+    return str(result["observations"][0]["id"])
+
+
+def _send_weight(pilot: Any, taken: datetime, kg: str) -> str:
+    """A weight of the first pilot patient through ``POST /ingest``, from its scale; its Observation id."""
+    person = synthetic_patients(5, seed=12)[0]
+    stamp = DeviceTime(taken.year, taken.month, taken.day, taken.hour, taken.minute, 0)
+    raw = envelope(person, weight_scale.encode(Decimal(kg), timestamp=stamp), taken + timedelta(minutes=1))
+    raw["adapter"] = "ble-weight-scale"
+    raw["device"] = {**raw["device"], "model": "WS-1", "serial": f"{person.cuff_serial}-WS-1"}
     response = pilot.client.post("/ingest", json=[raw], headers=pilot.tokens.auth("gateway"))
     assert response.status_code == 200, response.text
     (result,) = response.json()["results"]
@@ -58,6 +72,7 @@ def _forget(runtime: Runtime) -> None:
     """Every drawn chart and rendered row forgotten, in process and in the store: the page draws anew."""
     charts._DRAWN.clear()
     patient_view._ROWS.clear()
+    patient_view._POINTS.clear()  # the points (their tooltips, colours) built anew too
     with runtime.sessions.begin() as session:
         session.execute(delete(m.DrawnChart))
 
@@ -85,6 +100,36 @@ def test_the_next_view_finds_its_charts_with_the_new_reading_drawn_ahead_as_the_
     drawn_now = web.get(page).text
     assert draws  # drawn by the page this time
     assert _charts(drawn_now) == _charts(shown) and len(_charts(shown)) >= 2  # the same pictures
+
+
+def test_a_weight_drawn_ahead_is_coloured_by_the_weight_change_rule_as_the_page_colours_it(
+    web: TestClient, runtime: Runtime, tokens, pilot, web_pilot: WebPilot, draws: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    sign_in(web, runtime, tokens.ids["clinician"])
+    pid = next(iter(web_pilot.shown))
+    page = f"/app/patients/{pid}?days=30"
+    csrf = re.search(r'name="csrf" value="([^"]+)"', web.get(f"/app/patients/{pid}/thresholds").text)
+    assert csrf
+    form = {  # the heart-failure group's defaults: red at +3 kg within 3 days
+        "csrf": csrf.group(1),
+        "version": "0",
+        "group": "heart-failure",
+        "valid_from": (date.today() - timedelta(days=40)).isoformat(),
+    }
+    assert web.post(f"/app/patients/{pid}/thresholds", data=form).status_code == 200
+    earlier = _send_weight(pilot, _taken() - timedelta(days=2), "80.0")
+    assert f'data-series="body-weight" data-reading="{earlier}"' in web.get(page).text  # shown, held
+    new_id = _send_weight(pilot, _taken(), "83.5")  # +3.5 kg since the earlier weight: red
+    predraw.DRAWER.settle(30)
+    assert draws, "nothing was drawn ahead"
+    draws.clear()
+    shown = web.get(page).text
+    assert f'class="point triage-red" data-series="body-weight" data-reading="{new_id}"' in shown
+    assert draws == []  # the weight's chart, coloured by the earlier weight, was found drawn
+    _forget(runtime)
+    assert _charts(web.get(page).text) == _charts(shown)
 
 
 def test_a_chart_drawn_ahead_is_not_shown_after_a_threshold_change(

@@ -167,7 +167,8 @@ def _restart(runtime: Runtime) -> None:
 
     worklist._MEMO.forget(runtime.engine)
     store.forget()
-    for memory in (readings._SHAPES, charts._DRAWN, patient_view._ROWS, worklist_view._CELLS, runtime.consent_cache):
+    memories = (readings._SHAPES, charts._DRAWN, patient_view._ROWS, patient_view._POINTS, worklist_view._CELLS)
+    for memory in (*memories, runtime.consent_cache):
         memory.clear()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from homediag.clock import to_store
 from homediag.errors import NotFound
+from homediag.monitoring import ingested
 from homediag.store import models as m
 from homediag.users import Principal
 
@@ -282,8 +283,9 @@ def ingested_readings(
         .order_by(m.Observation.effective_start, m.Observation.id)
     ).all()
     readings, _ = _readings(session, patient_key, list(rows))
-    if readings:
-        triage.assess_readings(session, patient_key, ids, start, end, readings)
+    if readings:  # their triage alone (monitoring's, as the page's read finds it), not the period's readings again
+        data = ingested.triaged_new(session, patient_key, [(r.id, r.effective) for r in readings], start, end)
+        triage.assess_readings(session, patient_key, ids, start, end, readings, data)
     return readings
 
 

@@ -167,6 +167,15 @@ def shapes(session: Session, observations: list[tuple[str, str]]) -> dict[str, S
     return {oid: _SHAPES.get((pkey, oid), NOTHING) for pkey, oid in observations}
 
 
+def remember_shapes(found: list[tuple[str, str, Shape]]) -> None:
+    """Remember the shapes of (patient key, Observation id, shape) in this process, as ``shapes`` does (ingest: the
+    readings it has just stored, so that a view or ``web.predraw`` right after does not read them back)."""
+    if len(_SHAPES) + len(found) > _SHAPES_LIMIT:
+        _SHAPES.clear()
+    for pkey, oid, shape in found:
+        _SHAPES[(pkey, oid)] = shape
+
+
 def keep_shapes(session: Session, found: list[tuple[str, str, Shape]]) -> None:
     """Keep the shapes of (patient key, Observation id, shape) in the store (those not kept yet)."""
     rows = sorted(

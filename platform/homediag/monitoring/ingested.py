@@ -11,14 +11,15 @@ again under it by the read that needs them. Decides nothing: it runs where inges
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from homediag.clock import from_store
 
-from . import persisted
-from .store import SettingsVersion, Triager, settings_histories
+from . import persisted, store
+from .store import PatientData, SettingsVersion, TriagedReading, Triager, settings_histories
 from .triage import Triage, Value, measures_of, triage
 
 Ingested = dict[persisted.ReadingKey, tuple[tuple[Value, ...], Triage | None]]
@@ -28,12 +29,13 @@ Histories = Callable[[Sequence[str]], dict[str, list[SettingsVersion]]]
 
 
 def keep_ingested(
-    session: Session, rows: Sequence[dict[str, Any]], histories: Histories | None = None
+    session: Session, rows: Sequence[dict[str, Any]], histories: Histories | None = None, *, remember: bool = False
 ) -> tuple[dict[str, list[SettingsVersion]], Ingested]:
     """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
     inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``), triaged under ``histories`` (read in
-    ``session`` when not given). Returns the patients' settings histories and each reading's values and triage
-    (None: a weight's under a weight-change rule, which looks back)."""
+    ``session`` when not given), and with ``remember`` remembered in this process too, as a read that found them kept
+    would (a stored reading never changes, and its id is its content's hash). Returns the patients' settings
+    histories and each reading's values and triage (None: a weight's under a weight-change rule, which looks back)."""
     if not rows:
         return {}, {}
     read = histories or (lambda keys: settings_histories(session, keys))
@@ -54,4 +56,47 @@ def keep_ingested(
         out[reading] = (measured, found)
     persisted.keep_values(session, values)
     persisted.keep_triages(session, triages)
+    if remember:
+        for reading, measured in values:
+            store._VALUES.remember(reading, measured)
+        for key, found in triages:
+            store._TRIAGED.remember(key, found)
     return found_histories, out
+
+
+def triaged_new(
+    session: Session, patient_key: str, readings: Sequence[tuple[str, datetime]], start: datetime, end: datetime
+) -> PatientData:
+    """The patient's settings history and the readings (Observation id, time) that ingest has just stored, each
+    triaged and marked acknowledged as ``store.patients_data`` finds it for a read of [start, end) (the values and
+    triages ingest remembered and kept, under the settings in force at each reading's time), in a few statements
+    for the readings alone, not the period's: a weight under a weight-change rule is triaged against the patient's
+    weights from the rule's days before ``start``, as that read does. Decides nothing (``web.predraw``)."""
+    history = store.versions(session, patient_key)
+    keys = [(patient_key, oid) for oid, _ in readings]
+    store._recall_values(session, [key for key in keys if key not in store._VALUES])
+    triager = store.triager(session, patient_key, start, end, None, history) if _weighs(history, keys) else None
+    triager = triager or Triager(history)
+    keyed = [
+        (key, at, *triager.memo_key(key, store._VALUES.get(key, ()), at))
+        for key, (_, at) in zip(keys, readings, strict=True)
+    ]
+    missing = [memo for _, _, memo, _ in keyed if memo is not None and memo not in store._TRIAGED]
+    for memo, found in persisted.recall_triages(session, missing).items():
+        store._TRIAGED.remember(memo, found)
+    acknowledged = store.acknowledged_ids(session, patient_key, [oid for oid, _ in readings])
+    fresh: list[tuple[persisted.TriageKey, Triage]] = []
+    out = []
+    for key, at, memo, version in keyed:
+        values = store._VALUES.get(key, ())
+        result, version = triager.keyed_triage(memo, version, values, at, fresh)
+        out.append(TriagedReading(key[1], None, at, None, None, result, version, key[1] in acknowledged, values))
+    persisted.keep_triages(session, fresh)
+    return PatientData(history, out)
+
+
+def _weighs(history: Sequence[SettingsVersion], keys: Sequence[persisted.ReadingKey]) -> bool:
+    """Whether any of the readings is a weight and a version has a weight-change rule (its triage looks back)."""
+    return any(v.settings.thresholds.weight_change is not None for v in history) and any(
+        value.measure == "weight" for key in keys for value in store._VALUES.get(key, ())
+    )

@@ -232,11 +232,7 @@ def _chart(
         charts.Series(
             component,
             _(COMPONENT_NAMES.get(component, readings[0].text)),
-            [
-                charts.Point(r.effective, r.values[component], r.triage, _point_title(r, component, _, fmt), r.id)
-                for r in readings
-                if component in r.values
-            ],
+            [_point(r, component, lang, _, fmt) for r in readings if component in r.values],
         )
         for component in components
     ]
@@ -278,6 +274,35 @@ def _lines(bands: list[Any]) -> list[charts.Line]:
 
 def _unit(text: str, _: Any) -> str:
     return str(_(text)) if text in UNIT_NAMES else text
+
+
+# A chart's point by everything it shows (``_point_title``'s inputs, the colour): a page of 90 days has hundreds, the
+# same ones view after view, and a page drawn ahead after ingest (``web.predraw``) all of them but the new one. A
+# stored reading never changes (its values, device time, measurement and unit are its id's, a content hash); what a
+# page adds to it (the triage, the device's and gateway's names, the flags of status observations about it) and its
+# arrival are in the key.
+_POINTS: Bounded[tuple[Any, ...], charts.Point] = Bounded(50_000)
+
+
+def _point(reading: Reading, component: str, lang: str, _: Any, fmt: Formats) -> charts.Point:
+    key = (
+        lang,
+        fmt.zone.key,
+        reading.id,
+        component,
+        reading.triage,
+        reading.device,
+        reading.gateway,
+        tuple(reading.flags),
+        reading.received_at,
+    )
+    found = _POINTS.get(key)
+    if found is None:
+        title = _point_title(reading, component, _, fmt)
+        found = _POINTS.remember(
+            key, charts.Point(reading.effective, reading.values[component], reading.triage, title, reading.id)
+        )
+    return found
 
 
 def _point_title(reading: Reading, component: str, _: Any, fmt: Formats) -> str:

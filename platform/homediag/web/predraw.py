@@ -15,14 +15,16 @@ It decides nothing: a drawn chart is kept by the SHA-256 of everything it shows,
 whose key it computed from its own decided, audited read. A guess that is wrong (an acknowledgement, a threshold
 or consent change, a reading the viewer may not see, the period moved past a reading) is a chart nobody asks for,
 pruned with the others after ``drawn.KEEP_DAYS``. Only views actually shown are drawn (one per patient: its last),
-and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started
-``AFTER_INGEST`` after the ingest, and each patient's reading and drawing only while no worklist view or patient
-page is being served in the process (``serving``). matplotlib draws in the drawing processes (``chart_process``),
-off the interpreter's lock, but the drawer's own work (the new readings read, triaged and built into the charts'
-inputs, ~60 ms of CPU a patient) and the drawing's CPU beside a view make that view slower (measured: the worklist
-right after a morning's ingest, ``docs/performance.md``, h12chartproc). A page asked for while its patient's charts
-are being drawn ahead waits for them (``wait``); one asked for before draws its own, in the drawing processes too
-and side by side, which the drawer then finds drawn.
+and only for patients with a new reading, by one thread per process (``Drawer``), a job at a time, started as soon
+as the ingest has answered, each patient's reading and drawing only while no worklist view or patient page is being
+served in the process (``serving``). matplotlib draws in the drawing processes (``chart_process``), off the
+interpreter's lock, the drawer's charts one at a time (one drawing process busy beside the views a client asks for
+right after its upload, the other free for a page's own); the drawer's own work (the new readings read, triaged and
+built into the charts' inputs) is ~10 ms of CPU a patient: the readings' values, triages, shapes and patients are
+those ingest remembered in this process, and the unchanged points of the page held are kept (``patient_view``). A
+page asked for while its patient's charts are being drawn ahead waits for them (``wait``), and the drawer then
+starts the rest of them at once; one asked for before draws its own, in the drawing processes too and side by side,
+which the drawer then finds drawn. Measured: ``docs/performance.md`` (h12predraw, h12chartproc, h12drawer).
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from homediag.access import ingested
 from homediag.access.patient_page import ingested_readings
 from homediag.access.readings import Reading
 from homediag.bounded import Bounded
@@ -79,6 +81,7 @@ def shown(
 ) -> None:
     """Hold the inputs of the page of ``patient_key`` just shown (its decided read's readings and bands)."""
     held = Shown(lang, rt.local_zone.key, chosen, period, {k: list(v) for k, v in readings.items()}, list(bands))
+    ingested.remember_here()  # the new readings' values, triages and shapes not read back by ``draw_ahead``
     with _shown_lock:
         _SHOWN.remember((id(rt), patient_key), held)
 
@@ -134,7 +137,6 @@ class Drawer:
     def _run(self) -> None:
         while True:
             jobs = [self._jobs.get()]
-            time.sleep(AFTER_INGEST)  # the views a client asks for right after its upload are being served by then
             while True:  # the jobs queued meanwhile, drawn together (a patient's readings of several uploads once)
                 try:
                     jobs.append(self._jobs.get_nowait())
@@ -157,7 +159,6 @@ class Drawer:
 DRAWER = Drawer()
 
 
-AFTER_INGEST = 0.2  # seconds the drawer lets pass after an ingest before it starts
 QUIET_WAIT = 10.0  # seconds the drawer waits for the views being served to finish before drawing anyway
 _serving = [0]  # the worklist and patient page requests this process is serving now
 _quiet = threading.Condition()
@@ -200,11 +201,27 @@ def _quiet_between(rt: Runtime, patient_key: str) -> None:
         _busy.add((id(rt), patient_key))
 
 
+_waiting: dict[tuple[int, str], int] = {}  # (id of the runtime, patient key): pages waiting for it (``wait``)
+
+
 def wait(rt: Runtime, patient_key: str, timeout: float = 2.0) -> None:
     """Wait (at most ``timeout`` seconds) while the patient's page is being drawn ahead: a page asked for then
-    finds its charts drawn instead of drawing them a second time beside the drawer."""
+    finds its charts drawn instead of drawing them a second time beside the drawer (which starts the charts it has
+    not started yet at once, side by side)."""
+    key = (id(rt), patient_key)
     with _busy_changed:
-        _busy_changed.wait_for(lambda: (id(rt), patient_key) not in _busy, timeout)
+        _waiting[key] = _waiting.get(key, 0) + 1
+        try:
+            _busy_changed.wait_for(lambda: key not in _busy, timeout)
+        finally:
+            _waiting[key] -= 1
+            if not _waiting[key]:
+                del _waiting[key]
+
+
+def _waited_for(rt: Runtime, patient_key: str) -> bool:
+    with _busy_changed:
+        return (id(rt), patient_key) in _waiting
 
 
 def draw_ahead(rt: Runtime, ids: list[str]) -> int:
@@ -221,14 +238,19 @@ def draw_ahead(rt: Runtime, ids: list[str]) -> int:
         return 0
     count = 0
     _when_quiet()
-    with rt.sessions() as session:
-        found: dict[str, list[str]] = {}
-        for oid, pkey in session.execute(
-            select(m.Observation.id, m.Observation.patient_key).where(
-                m.Observation.id.in_(ids), m.Observation.patient_key.in_(list(pages))
-            )
-        ):
+    known, others = ingested.patients_of(ids)  # ingest in this process remembered them
+    found: dict[str, list[str]] = {}
+    for oid, pkey in known.items():
+        if pkey in pages:
             found.setdefault(pkey, []).append(oid)
+    if others:
+        with rt.sessions() as session:
+            for oid, pkey in session.execute(
+                select(m.Observation.id, m.Observation.patient_key).where(
+                    m.Observation.id.in_(others), m.Observation.patient_key.in_(list(pages))
+                )
+            ):
+                found.setdefault(pkey, []).append(oid)
     found = {pkey: new_ids for pkey, new_ids in found.items() if pages[pkey].zone == rt.local_zone.key}
     try:
         for pkey, new_ids in found.items():
@@ -276,8 +298,12 @@ def _draw_page(rt: Runtime, pkey: str, page: Shown, when: Period, new: list[Read
             wanted.append((n, key, readings))
     _quiet_between(rt, pkey)
     kept_charts = drawn.KeptCharts(rt)
-    try:  # the changed charts drawn side by side in the drawing processes
-        measurement_blocks(wanted, page.bands, page.lang, first, last, start, end, rt, kept_charts)
+    try:  # one chart at a time in the drawing processes; the rest side by side once the page waits for them
+        rest = wanted
+        while rest:
+            now = rest if _waited_for(rt, pkey) else rest[:1]
+            measurement_blocks(now, page.bands, page.lang, first, last, start, end, rt, kept_charts)
+            rest = rest[len(now) :]
     finally:
         kept_charts.close()
     with _shown_lock:  # unless a page was shown meanwhile: its decided read is held, not this guess
