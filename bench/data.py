@@ -2,8 +2,9 @@
 
 Seeding bypasses HTTP on purpose (100,000 Observations through POST /ingest would take minutes):
 it decodes each envelope with the real adapter, builds with ``homediag.fhir_profiles.build`` and
-makes rows exactly as ``homediag.ingest.IngestService`` does, then inserts them in bulk. It writes
-no upload log or audit records. Searches are always measured through HTTP.
+makes rows exactly as ``homediag.ingest.IngestService`` does, then inserts them in bulk, with the rows of
+the devices they name (ingest stores a device with its first reading: a page names it in each point). It
+writes no upload log or audit records. Searches are always measured through HTTP.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from homediag.identity import patient_key
 from homediag.ingest import device_id, observation_row
 from homediag.runtime import Runtime
 from homediag.store import models as m
+from homediag.store.repositories import devices
 from homediag.synthetic import SyntheticPatient, cuff_payload, envelope
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -53,6 +55,13 @@ def cuff_envelopes(patients: list[SyntheticPatient], days: int, seed: int = 2026
 
 def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, str]) -> list[dict[str, Any]]:
     """The observation rows POST /ingest would store for one valid envelope (the ingest service's own row builder)."""
+    return _rows_and_device(rt, raw, patient_ids)[0]
+
+
+def _rows_and_device(
+    rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``observation_rows`` and the device row's values ingest writes beside them."""
     env = Envelope.model_validate(raw)
     adapter = get_adapter(env.adapter)
     pkey = patient_key(env.patient.value, rt.keys.pseudonym)
@@ -62,23 +71,36 @@ def observation_rows(rt: Runtime, raw: dict[str, Any], patient_ids: dict[str, st
     )
     built: list[Built] = [b for reading in adapter.decode(env.payload_bytes()) for b in build(reading, ctx)]
     now = utcnow()
-    return [
+    rows = [
         observation_row(b, patient_key=pkey, device_id=dev_id, adapter=adapter.id, upload_id=None, received_at=now)
         for b in built
     ]
+    return rows, {"id": dev_id, "manufacturer": env.device.manufacturer, "model": env.device.model}
 
 
 def seed(rt: Runtime, envelopes: list[dict[str, Any]]) -> int:
-    """Insert the Observations of ``envelopes`` directly, in chunks; returns how many."""
+    """Insert the Observations of ``envelopes`` directly, in chunks, and their devices' rows; returns how many."""
     with rt.sessions() as session:
         patient_ids = {pkey: pid for pkey, pid in session.execute(select(m.Patient.patient_key, m.Patient.id))}
     total = 0
     rows: list[dict[str, Any]] = []
+    named: dict[str, dict[str, Any]] = {}
     for raw in envelopes:
-        rows += observation_rows(rt, raw, patient_ids)
+        built, device = _rows_and_device(rt, raw, patient_ids)
+        rows += built
+        named.setdefault(device["id"], device)
         if len(rows) >= SEED_CHUNK:
             total += _insert(rt, rows)
             rows = []
+    now = utcnow()
+    with rt.sessions.begin() as session:  # as ingest writes them (``IngestService``'s batch)
+        devices.upsert_many(
+            session,
+            [
+                {"identifier": None, "kind": None, "resource": None, **values, "first_seen": now, "last_seen": now}
+                for _, values in sorted(named.items())
+            ],
+        )
     return total + (_insert(rt, rows) if rows else 0)
 
 
