@@ -39,6 +39,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="--served: lists of 100 sent alone and again while four clients search (default 5 with --quick, else 20)",
     )
     parser.add_argument(
+        "--served-gateways",
+        type=int,
+        default=1,
+        help="--served: after the lists from one gateway, as many lists from each of this many gateways posting at"
+        " once (default 1: none)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="worker processes for --served (default 2: one per core of this machine)"
     )
     parser.add_argument(
@@ -105,6 +112,7 @@ def main(argv: list[str]) -> int:
                 workers=args.workers,
                 singles=400 if args.quick else 2_000,
                 lists=args.served_lists or (5 if args.quick else 20),
+                gateways=args.served_gateways,
                 say=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
             )
             served[engine] = result_served.as_json()

@@ -2,6 +2,8 @@
 
 - single envelopes from 8 concurrent gateway clients: requests/s;
 - lists of 100 from one client, alone and then while four clinician clients search: the slow-down;
+- with ``gateways`` > 1, also lists of 100 from that many gateway clients posting at once (each its own thread and
+  connection, its own envelopes), after the lists from one: a region's gateways do not wait for each other;
 - the server's resident memory (all its processes) sampled throughout: the largest sum and process.
 
 The server runs in its own processes, so its time is not on the bench's core; the bench and the server
@@ -19,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,13 @@ class ServedResult:
     single_in_process_per_s: float = 0.0
     single_cpu_seconds: tuple[float, float] = (0.0, 0.0)  # the server's processes, this process (the clients)
     list_cpu_seconds_alone: float = 0.0  # the server's processes' CPU per list sent alone
+    list_client_cpu_seconds_alone: float = 0.0  # the client's thread's CPU per list sent alone
+    gateways: int = 1
+    list_observations_gateways: int = 0  # lists from ``gateways`` clients at once (none when ``gateways`` is 1)
+    list_seconds_gateways: float = 0.0
+    # per list: the server's processes, the clients' threads
+    list_cpu_seconds_gateways: tuple[float, float] = (0.0, 0.0)
+    list_cores_gateways: list[float] = field(default_factory=list)  # each server process's CPU / the lists' wall time
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -86,6 +95,7 @@ class ServedResult:
             },
             "ceiling": [c.as_json() for c in self.ceilings],
             "lists_alone_over_ceiling": {c.variant: round(alone / c.per_s, 3) for c in self.ceilings},
+            **self._gateways_json(alone),
             "single_envelopes_per_s_over_ceiling_envelopes_per_s": {
                 c.variant: round((self.single_requests / self.single_seconds) / (c.per_s / 2.03), 3)
                 for c in self.ceilings
@@ -101,6 +111,30 @@ class ServedResult:
                 "max_total": round(self.pss_max_total_mb, 1),
             },
             "what_sessions_waited_on_during_mixed": self.waits,
+        }
+
+    def _gateways_json(self, alone: float) -> dict[str, Any]:
+        """The lists from one gateway and from ``gateways`` at once, side by side (nothing more when 1)."""
+        cpu_alone = {
+            "server_cpu_ms_per_list": round(self.list_cpu_seconds_alone * 1000, 1),
+            "bench_client_cpu_ms_per_list": round(self.list_client_cpu_seconds_alone * 1000, 1),
+        }
+        if self.gateways == 1 or not self.list_seconds_gateways:
+            return {"lists_of_100_by_gateways": {"1": {"observations_per_s": round(alone, 1), **cpu_alone}}}
+        rate = self.list_observations_gateways / self.list_seconds_gateways
+        return {
+            "lists_of_100_by_gateways": {
+                "1": {"observations_per_s": round(alone, 1), **cpu_alone},
+                str(self.gateways): {
+                    "observations_per_s": round(rate, 1),
+                    "server_cpu_ms_per_list": round(self.list_cpu_seconds_gateways[0] * 1000, 1),
+                    "bench_client_cpu_ms_per_list": round(self.list_cpu_seconds_gateways[1] * 1000, 1),
+                    "server_cores_busy_by_process": self.list_cores_gateways,
+                },
+            },
+            f"lists_{self.gateways}_gateways_over_ceiling": {
+                c.variant: round(rate / c.per_s, 3) for c in self.ceilings
+            },
         }
 
 
@@ -169,6 +203,11 @@ def serving(url: str, keys_json: str, workers: int) -> Iterator[tuple[str, int]]
             server.kill()
             server.wait()
         log.close()
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """Each process's user and system CPU so far (``_cpu_seconds``)."""
+    return {pid: _cpu_seconds([pid]) for pid in pids}
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -303,17 +342,64 @@ def _post_all(base: str, headers: dict[str, str], bodies: list[bytes]) -> int:
     return created
 
 
+def _post_timed(base: str, headers: dict[str, str], bodies: list[bytes]) -> tuple[int, float]:
+    """``_post_all`` on this thread: the Observations created and the CPU this thread spent (the client's own, not
+    the bench's other threads')."""
+    cpu0 = time.thread_time()
+    created = _post_all(base, headers, bodies)
+    return created, time.thread_time() - cpu0
+
+
+def _post_at_once(base: str, headers: dict[str, str], shares: list[list[bytes]]) -> tuple[int, float]:
+    """Each share of bodies POSTed by a client of its own (a thread), all at once: the number of Observations
+    created, and the CPU the clients' threads spent. A client's failure is raised here once all are done.
+
+    Each list on a connection of its own (``Connection: close``), as a gateway posting now and then sends it: a
+    connection kept alive stays with the worker that accepted it, and two gateways' connections accepted by the same
+    worker (half the time, with two) would have their lists share that worker's one interpreter while the other
+    worker idles."""
+    headers = {**headers, "Connection": "close"}
+    done: list[tuple[int, float]] = []
+    failed: list[BaseException] = []
+
+    def gateway(bodies: list[bytes]) -> None:
+        try:
+            done.append(_post_timed(base, headers, bodies))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=gateway, args=(share,)) for share in shares]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+    return sum(n for n, _ in done), sum(cpu for _, cpu in done)
+
+
 def run(
-    engine: str, people: list[SyntheticPatient], *, workers: int, singles: int, lists: int, say: Any
+    engine: str,
+    people: list[SyntheticPatient],
+    *,
+    workers: int,
+    singles: int,
+    lists: int,
+    say: Any,
+    gateways: int = 1,
 ) -> ServedResult:
     import json
 
-    days = 250
+    # the lists from several gateways at once take envelopes of their own: as many more days (older ones, seeded), so
+    # the store seeded directly holds as many readings as with one gateway
+    extra = gateways * lists * 100 if gateways > 1 else 0
+    days = 250 + -(-extra // (len(people) * len(data.HOURS)))
     envelopes = data.cuff_envelopes(people, days)
     single = envelopes[:singles]
     alone = envelopes[singles : singles + lists * 100]
     mixed = envelopes[singles + lists * 100 : singles + 2 * lists * 100]
-    seeded = envelopes[singles + 2 * lists * 100 :]
+    at_once = envelopes[singles + 2 * lists * 100 : singles + (2 + gateways) * lists * 100] if gateways > 1 else []
+    seeded = envelopes[singles + (2 + (gateways if gateways > 1 else 0)) * lists * 100 :]
     with env.fresh_database(engine) as url, env.runtime(url) as rt:
         with TestClient(create_app(rt)) as client:
             consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=days + 1)).date()
@@ -343,14 +429,35 @@ def run(
             def lists_of(chunk: list[dict[str, Any]]) -> list[bytes]:
                 return [json.dumps(chunk[i : i + 100]).encode() for i in range(0, len(chunk), 100)]
 
-            server_cpu0, t0 = _cpu_seconds(server_pids), time.perf_counter()
-            alone_created = _post_all(base, gateway, lists_of(alone))
+            alone_bodies = lists_of(alone)  # made before the clock starts
+            server_cpu0 = _cpu_seconds(server_pids)
+            t0 = time.perf_counter()
+            alone_created, client_cpu = _post_timed(base, gateway, alone_bodies)
             alone_seconds = time.perf_counter() - t0
             list_cpu = _cpu_seconds(server_pids) - server_cpu0
+            list_client_cpu = client_cpu / len(alone_bodies)
             say(
                 f"{engine}: lists of 100 alone: {alone_created / alone_seconds:.0f} Observations/s;"
-                f" server CPU {list_cpu / len(lists_of(alone)) * 1000:.0f} ms per list"
+                f" server CPU {list_cpu / len(alone_bodies) * 1000:.0f} ms per list,"
+                f" the client's {list_client_cpu * 1000:.1f} ms"
             )
+            gateways_created, gateways_seconds, gateways_cpu, gateways_split = 0, 0.0, (0.0, 0.0), []
+            if gateways > 1:  # each gateway its own lists: every gateways-th list of the share
+                bodies = lists_of(at_once)
+                shares = [bodies[i::gateways] for i in range(gateways)]
+                server_cpu0 = _cpu_by_pid(server_pids)
+                t0 = time.perf_counter()
+                gateways_created, client_cpu = _post_at_once(base, gateway, shares)
+                gateways_seconds = time.perf_counter() - t0
+                by_pid = {pid: cpu - server_cpu0[pid] for pid, cpu in _cpu_by_pid(server_pids).items()}
+                gateways_cpu = (sum(by_pid.values()) / len(bodies), client_cpu / len(bodies))
+                gateways_split = sorted((round(cpu / gateways_seconds, 2) for cpu in by_pid.values()), reverse=True)
+                say(
+                    f"{engine}: lists of 100 from {gateways} gateways at once:"
+                    f" {gateways_created / gateways_seconds:.0f} Observations/s; server CPU"
+                    f" {gateways_cpu[0] * 1000:.0f} ms per list, the clients' {gateways_cpu[1] * 1000:.1f} ms;"
+                    f" cores busy by server process {gateways_split}"
+                )
 
             stop = threading.Event()
             latencies: list[float] = []
@@ -421,7 +528,13 @@ def run(
             watch.pss_total,
             in_process,
             single_cpu,
-            list_cpu / len(lists_of(alone)),
+            list_cpu / len(alone_bodies),
+            list_client_cpu,
+            gateways,
+            gateways_created,
+            gateways_seconds,
+            gateways_cpu,
+            gateways_split,
         )
 
 
