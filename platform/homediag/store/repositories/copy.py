@@ -17,7 +17,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from . import many
-from .many import driver_errors, processors
+from .many import driver_errors, processed
 
 
 def copy_rows(
@@ -31,18 +31,13 @@ def copy_rows(
     """``COPY`` ``rows`` (values in ``columns``' order) into ``table``. A column in ``raw`` is given as the text to
     store (e.g. a JSON document already serialised by the engine's serialiser), without its type's processing."""
     connection = session.connection()
-    dialect = connection.dialect
-    processing = [None if c in raw else p for c, p in zip(columns, processors(table, columns, dialect), strict=True)]
+    values = processed(table, columns, connection.dialect, rows, raw)
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     driver = connection.connection.driver_connection
     with driver_errors(connection, statement, driver):
         with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-            if any(processing):
-                for row in rows:
-                    copy.write_row([v if p is None else p(v) for p, v in zip(processing, row, strict=True)])
-            else:
-                for row in rows:
-                    copy.write_row(row)
+            for row in values:
+                copy.write_row(row)
 
 
 def bulk_rows(

@@ -39,6 +39,27 @@ def processors(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tupl
     return tuple(found)
 
 
+def processed(
+    table: Table, columns: tuple[str, ...], dialect: Dialect, rows: Sequence[Sequence[Any]], raw: frozenset[str]
+) -> Sequence[Sequence[Any]]:
+    """``rows`` (values in ``columns``' order) with each value through its column's bind processor for ``dialect``
+    (``processors``), except the columns in ``raw``; ``rows`` itself when no column needs processing."""
+    processing = [
+        (i, p)
+        for i, (c, p) in enumerate(zip(columns, processors(table, columns, dialect), strict=True))
+        if p is not None and c not in raw
+    ]
+    if not processing:
+        return rows
+    values: list[Sequence[Any]] = []
+    for row in rows:
+        row = list(row)
+        for i, process in processing:
+            row[i] = process(row[i])
+        values.append(row)
+    return values
+
+
 _SQLITE_DATETIME = sqlite.DATETIME._storage_format  # SQLAlchemy's default: "YYYY-MM-DD HH:MM:SS.ffffff"
 
 
@@ -97,20 +118,7 @@ def insert_rows(
     connection = session.connection()
     dialect = connection.dialect
     statement = _insert(table, columns, dialect, on_conflict_do_nothing)
-    processing = [
-        (i, p)
-        for i, (c, p) in enumerate(zip(columns, processors(table, columns, dialect), strict=True))
-        if p is not None and c not in raw
-    ]
-    if processing:
-        values: list[Sequence[Any]] = []
-        for row in rows:
-            row = list(row)
-            for i, process in processing:
-                row[i] = process(row[i])
-            values.append(row)
-    else:
-        values = list(rows)
+    values = processed(table, columns, dialect, rows, raw)
     driver = connection.connection.driver_connection
     with driver_errors(connection, statement, driver):
         cursor = driver.cursor()  # type: ignore[union-attr]
