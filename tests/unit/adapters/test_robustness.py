@@ -37,7 +37,6 @@ from homediag.adapters.devices import (
     weight_scale,
 )
 from homediag.fhir_profiles import BuildContext, build, check_rules
-from homediag.fhir_profiles.ucum import is_valid_ucum
 
 VECTORS = json.loads((Path(__file__).parents[2] / "fixtures" / "ble" / "third-party-vectors.json").read_text())
 UUID_ADAPTER = {
@@ -56,7 +55,6 @@ T_UNKNOWN_YEAR = DeviceTime(None, 2, 28, 7, 45, 0)
 BYTE_ADAPTERS = [a for a in all_adapters() if a.input_kind == "bytes"]
 # A hang or a runaway computation overruns the deadline by far; 1 s leaves room for a loaded CI machine.
 ROBUST = settings(max_examples=150, deadline=timedelta(milliseconds=1000), suppress_health_check=[HealthCheck.too_slow])
-is_valid_ucum("mm[Hg]")  # build the UCUM grammar once here, not inside the first timed example
 
 
 def _seeds() -> dict[str, list[bytes]]:
