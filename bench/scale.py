@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -85,27 +86,34 @@ def _rows(templates: list[dict[str, Any]], count: int, *, start_day: int, filler
         n += 1
 
 
+COPY_CHUNK = 500_000
+"""PostgreSQL: rows per COPY transaction; a step of millions stays in bounded memory, and a failure late in it
+(a full disk) keeps the chunks committed before it."""
+
+
+def _copy_chunk(raw: Any, rows: list[dict[str, Any]]) -> None:
+    """One transaction: ``rows`` by COPY, then their dedup claims."""
+    cursor = raw.cursor()
+    with cursor.copy(f"COPY observation ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            text, marks = served.written(row["resource"])  # the resource's text is also what a search serves
+            values = {**row, "resource": text, "served_json": text, "served_marks": marks}
+            copy.write_row([values.get(c) for c in COLUMNS])  # txn: NULL, as a committed row
+    with cursor.copy("COPY observation_dedup (patient_key, dedup, observation_id, effective_start) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((row["patient_key"], row["dedup"], row["id"], row["effective_start"]))
+    raw.commit()
+
+
 def _seed(rt: Any, rows: Iterator[dict[str, Any]]) -> int:
     """Write ``rows`` (and their dedup claims): COPY on PostgreSQL, executemany on SQLite."""
     count = 0
     if rt.engine.dialect.name == "postgresql":
         raw = rt.engine.raw_connection()
         try:
-            cursor = raw.cursor()
-            claims: list[tuple[Any, ...]] = []
-            with cursor.copy(f"COPY observation ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    text, marks = served.written(row["resource"])  # the resource's text is also what a search serves
-                    values = {**row, "resource": text, "served_json": text, "served_marks": marks}
-                    copy.write_row([values.get(c) for c in COLUMNS])  # txn: NULL, as a committed row
-                    claims.append((row["patient_key"], row["dedup"], row["id"], row["effective_start"]))
-                    count += 1
-            with cursor.copy(
-                "COPY observation_dedup (patient_key, dedup, observation_id, effective_start) FROM STDIN"
-            ) as copy:
-                for claim in claims:
-                    copy.write_row(claim)
-            raw.commit()
+            while part := list(islice(rows, COPY_CHUNK)):
+                _copy_chunk(raw, part)
+                count += len(part)
         finally:
             raw.close()
         return count
