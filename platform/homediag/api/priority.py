@@ -1,0 +1,118 @@
+"""Read requests on threads of lower CPU priority, so that a gateway's ingest gets the cores first.
+
+A vendor's back-fill is throughput work: every millisecond it waits costs it rate. A clinician's search is
+interactive, but on a machine that is not saturated a lower priority costs it nothing: Linux only weighs priorities
+when threads wait for a core. So the read routes (searches, reads, the web app's pages) run their blocking work on a
+pool of their own whose threads raise their nice value (``read_nice``) when they start; ingest and everything else
+stays on the default thread pool at the server's own priority.
+
+Why a pool of its own: an unprivileged thread may raise its nice value but never lower it again, so a thread of the
+default pool (anyio's, shared by every route) can never be lowered. Why threads, not processes: a server worker
+serves both kinds of request on one event loop. Linux keeps a nice value per thread
+(``setpriority(PRIO_PROCESS, <thread id>)``), which is what makes this work inside one process.
+
+``read_threads`` bounds how many reads of a worker run at once (the rest wait on the event loop, taking no core):
+fewer threads holding the interpreter beside an ingest means more of it for the ingest. 0 turns the pool off: reads
+run on the default pool as every other route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+def _lower(nice: int) -> None:
+    """A read thread's start: its nice value raised by ``nice`` (Linux: per thread; elsewhere nothing)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # a platform without per-thread priorities: the reads run, only not lowered
+        log.warning("read threads keep their priority: %s", exc)
+
+
+class ReadPool:
+    """``threads`` threads whose nice value is raised by ``nice`` at their start."""
+
+    def __init__(self, nice: int, threads: int) -> None:
+        self.nice, self.threads = nice, threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="homediag-read", initializer=_lower,
+                                            initargs=(nice,))  # fmt: skip
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` on a read thread, in this task's context (as ``run_in_threadpool`` does)."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+_pool: ReadPool | None = None
+_lock = threading.Lock()
+
+
+def configure(nice: int, threads: int) -> ReadPool | None:
+    """The process's read pool for these settings (made once; made again only when they change). None: no pool."""
+    global _pool
+    with _lock:
+        if _pool is not None and (_pool.nice, _pool.threads) != (nice, threads):
+            _pool.close()
+            _pool = None
+        if _pool is None and threads > 0:
+            _pool = ReadPool(nice, threads)
+        return _pool
+
+
+def pool() -> ReadPool | None:
+    """The process's read pool (None: reads run on the default pool)."""
+    return _pool
+
+
+async def run_read(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn`` on the read pool when there is one, else on the default thread pool."""
+    reads = _pool
+    if reads is None:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    return await reads.run(fn, *args, **kwargs)
+
+
+def read_route(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A plain ``def`` route run on the read pool: FastAPI sees the same parameters (``functools.wraps`` keeps the
+    signature and the module whose names resolve its annotations) and awaits the pool instead of its own."""
+
+    @functools.wraps(endpoint)
+    async def on_read_pool(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await run_read(endpoint, *args, **kwargs)
+
+    on_read_pool.read_route = True  # type: ignore[attr-defined]
+    return on_read_pool
+
+
+class ReadRoute(APIRoute):
+    """A router's ``route_class``: a route that only reads (GET, HEAD) and whose endpoint is a plain ``def`` runs it
+    on the read pool; every other route as FastAPI runs it (on the default pool, or on the event loop)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        methods = {str(m).upper() for m in kwargs.get("methods") or ("GET",)}
+        if methods <= {"GET", "HEAD"} and not inspect.iscoroutinefunction(endpoint):
+            endpoint = read_route(endpoint)
+        super().__init__(path, endpoint, **kwargs)
