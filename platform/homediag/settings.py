@@ -124,6 +124,14 @@ class Settings(BaseSettings):
         description="threads per server process serving reads at that priority (more reads at once wait for one); 0"
         " runs reads on the default thread pool as every other route",
     )
+    reads_beside_ingest: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="reads of a server process that run while a gateway's upload runs in it (the others wait for"
+        " it to end or for one of them): the process's interpreter lock is shared by its threads whatever their"
+        " priority",
+    )
     max_search_values: int = Field(
         default=100, description="most values one search may give a parameter (comma-separated and repeated)"
     )

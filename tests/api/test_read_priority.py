@@ -112,3 +112,60 @@ def test_an_upload_and_the_liveness_check_do_not_wait_for_busy_read_threads(runt
     assert sent.status_code == 201, sent.text
     assert live.status_code == 200
     assert answers == [200]
+
+
+def test_while_an_upload_runs_reads_take_turns_and_all_answer(runtime, tokens, patient, monkeypatch):
+    from homediag.api import priority
+
+    runtime.settings.read_nice, runtime.settings.read_threads, runtime.settings.reads_beside_ingest = 1, 2, 1
+    uploading, upload_done = threading.Event(), threading.Event()
+    first_in, first_done = threading.Event(), threading.Event()
+    searches: list[tuple[str, int]] = []
+
+    def hold_upload() -> None:
+        uploading.set()
+        assert upload_done.wait(30), "the test never let the upload go on"
+
+    def hold_first() -> None:
+        if not first_in.is_set():
+            first_in.set()
+            assert first_done.wait(30), "the test never let the first search go on"
+
+    _recording(monkeypatch, IngestService, "post", [], gate=hold_upload)
+    _recording(monkeypatch, AccessService, "search_observations", searches, gate=hold_first)
+    answers: list[int] = []
+    with TestClient(create_app(runtime)) as client:
+        turns = priority.pool().turns  # type: ignore[union-attr]
+
+        def upload() -> None:
+            body = _reading(patient[1], random.Random(4))
+            answers.append(client.post("/ingest", json=body, headers=tokens.auth("gateway")).status_code)
+
+        def search() -> None:
+            params = {"patient": patient[0]}
+            answers.append(client.get("/fhir/Observation", params=params, headers=tokens.auth("clinician")).status_code)
+
+        threads = [threading.Thread(target=upload)]
+        threads[0].start()
+        try:
+            assert uploading.wait(30)
+            threads.append(threading.Thread(target=search))
+            threads[-1].start()
+            assert first_in.wait(30)
+            threads.append(threading.Thread(target=search))
+            threads[-1].start()
+            for _ in range(3000):  # the second search waits for its turn, not for a thread (there are two)
+                if turns.waiting:
+                    break
+                threading.Event().wait(0.01)
+            assert turns.waiting == 1 and len(searches) == 1
+            first_done.set()  # the first search ends: the second takes its turn, the upload still running
+            threads[1].join(30)
+            threads[2].join(30)
+            assert answers == [200, 200] and not upload_done.is_set()  # both answered, the upload still running
+        finally:
+            first_done.set()
+            upload_done.set()
+            for t in threads:
+                t.join(30)
+    assert sorted(answers) == [200, 200, 201]

@@ -49,7 +49,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime or Runtime.from_settings()
     settings = app.state.runtime.settings
-    priority.configure(settings.read_nice, settings.read_threads)  # the read routes' threads (api/priority.py)
+    # the read routes' threads, and how many run beside an ingest (api/priority.py)
+    priority.configure(settings.read_nice, settings.read_threads, settings.reads_beside_ingest)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

@@ -25,8 +25,9 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from fastapi.routing import APIRoute
@@ -49,17 +50,70 @@ def _lower(nice: int) -> None:
         log.warning("read threads keep their priority: %s", exc)
 
 
-class ReadPool:
-    """``threads`` threads whose nice value is raised by ``nice`` at their start."""
+class Turns:
+    """While an ingest runs in this process, at most ``beside`` reads run beside it; the others wait on a condition
+    (holding no interpreter lock) until the ingest ends or a read finishes.
 
-    def __init__(self, nice: int, threads: int) -> None:
+    The nice value decides who gets a core, not who gets the interpreter: Python hands its lock to a waiting thread
+    every 5 ms (``sys.getswitchinterval``) whatever the threads' priorities, so an ingest sharing its process with
+    four running reads had about a fifth of it while a core was free for each."""
+
+    def __init__(self, beside: int) -> None:
+        self.beside = beside
+        self._changed = threading.Condition()
+        self._ingests = self._reads = self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Reads waiting for their turn now."""
+        return self._waiting
+
+    @contextmanager
+    def ingest(self) -> Iterator[None]:
+        with self._changed:
+            self._ingests += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._ingests -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._changed:
+            self._waiting += 1
+            while self._ingests and self._reads >= self.beside:
+                self._changed.wait()
+            self._waiting -= 1
+            self._reads += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._reads -= 1
+                self._changed.notify_all()
+
+
+class ReadPool:
+    """``threads`` threads whose nice value is raised by ``nice`` at their start; ``beside`` of them at most run
+    while an ingest runs in the process."""
+
+    def __init__(self, nice: int, threads: int, beside: int) -> None:
         self.nice, self.threads = nice, threads
+        self.turns = Turns(beside)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="homediag-read", initializer=_lower,
                                             initargs=(nice,))  # fmt: skip
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``fn(*args, **kwargs)`` on a read thread, in this task's context (as ``run_in_threadpool`` does)."""
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        """``fn(*args, **kwargs)`` on a read thread, in this task's context (as ``run_in_threadpool`` does), when
+        its turn comes."""
+
+        def in_turn() -> T:
+            with self.turns.read():
+                return fn(*args, **kwargs)
+
+        call = functools.partial(contextvars.copy_context().run, in_turn)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def close(self) -> None:
@@ -70,21 +124,35 @@ _pool: ReadPool | None = None
 _lock = threading.Lock()
 
 
-def configure(nice: int, threads: int) -> ReadPool | None:
+def configure(nice: int, threads: int, beside: int) -> ReadPool | None:
     """The process's read pool for these settings (made once; made again only when they change). None: no pool."""
     global _pool
     with _lock:
-        if _pool is not None and (_pool.nice, _pool.threads) != (nice, threads):
+        if _pool is not None and (_pool.nice, _pool.threads, _pool.turns.beside) != (nice, threads, beside):
             _pool.close()
             _pool = None
         if _pool is None and threads > 0:
-            _pool = ReadPool(nice, threads)
+            _pool = ReadPool(nice, threads, beside)
         return _pool
 
 
 def pool() -> ReadPool | None:
     """The process's read pool (None: reads run on the default pool)."""
     return _pool
+
+
+async def run_ingest(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A gateway's write on the default thread pool, at the server's priority; while it runs, the read pool lets at
+    most ``beside`` reads of this process run."""
+    reads = _pool
+    if reads is None:
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    def ingest() -> T:
+        with reads.turns.ingest():
+            return fn(*args, **kwargs)
+
+    return await run_in_threadpool(ingest)
 
 
 async def run_read(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
