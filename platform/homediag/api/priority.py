@@ -11,9 +11,10 @@ default pool (anyio's, shared by every route) can never be lowered. Why threads,
 serves both kinds of request on one event loop. Linux keeps a nice value per thread
 (``setpriority(PRIO_PROCESS, <thread id>)``), which is what makes this work inside one process.
 
-``read_threads`` bounds how many reads of a worker run at once (the rest wait on the event loop, taking no core):
-fewer threads holding the interpreter beside an ingest means more of it for the ingest. 0 turns the pool off: reads
-run on the default pool as every other route.
+``read_threads`` bounds how many reads of a process run at once (the rest wait on the event loop, taking no core);
+while a gateway's write runs in the process (``run_ingest``), only ``reads_beside_ingest`` of them run (``Turns``).
+0 read threads turns the pool off: reads run on the default pool as every other route. Measured in
+docs/performance.md (issue 11, h11prio).
 """
 
 from __future__ import annotations
