@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from homediag.api.app import create_app
 from homediag.ingest import IngestService
 from homediag.synthetic import cuff_payload, envelope, synthetic_patients
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priorities are Linux's")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
 
 
 def _nice() -> int:

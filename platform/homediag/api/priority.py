@@ -25,6 +25,7 @@ import functools
 import inspect
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 def _lower(nice: int) -> None:
     """A read thread's start: its nice value raised by ``nice`` (Linux: per thread; elsewhere nothing)."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
+    if nice <= 0 or not sys.platform.startswith("linux"):  # elsewhere a thread id is no process id to setpriority
         return
     tid = threading.get_native_id()
     try:
