@@ -69,6 +69,7 @@ class ServedResult:
     # per list: the server's processes, the clients' threads
     list_cpu_seconds_gateways: tuple[float, float] = (0.0, 0.0)
     list_cores_gateways: list[float] = field(default_factory=list)  # each server process's CPU / the lists' wall time
+    mixed_cpu: dict[str, Any] = field(default_factory=dict)  # where the cores went while ingest and searches ran
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -111,6 +112,7 @@ class ServedResult:
                 "max_total": round(self.pss_max_total_mb, 1),
             },
             "what_sessions_waited_on_during_mixed": self.waits,
+            "mixed_cpu": self.mixed_cpu,
         }
 
     def _gateways_json(self, alone: float) -> dict[str, Any]:
@@ -293,7 +295,11 @@ class WaitWatch:
 
         self.counts: Counter[str] = Counter()
         self.samples = 0
-        self._engine = create_engine(url, pool_size=1) if url.startswith("postgresql") else None
+        self._engine = (
+            create_engine(url, pool_size=1, connect_args={"application_name": "bench-watch"})
+            if url.startswith("postgresql")
+            else None
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         if self._engine is not None:
@@ -326,6 +332,44 @@ class WaitWatch:
             "samples_every_20_ms": self.samples,
             "active_session_samples_by_wait_and_statement": dict(self.counts.most_common(12)),
         }
+
+
+class BackendCpu:
+    """PostgreSQL: the CPU its backends serving the server's connections to the bench's database spent (from
+    ``/proc``; the bench's own sessions left out), between ``start`` and ``seconds``. 0 on SQLite."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self._engine = (
+            create_engine(url, pool_size=1, connect_args={"application_name": "bench-cpu"})
+            if url.startswith("postgresql")
+            else None
+        )
+        self._cpu0: dict[int, float] = {}
+
+    def _pids(self) -> list[int]:
+        from sqlalchemy import text
+
+        if self._engine is None:
+            return []
+        query = text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'"
+            " AND application_name NOT LIKE 'bench-%'"
+        )
+        with self._engine.connect() as conn:
+            return [int(pid) for pid in conn.scalars(query)]
+
+    def start(self) -> None:
+        self._cpu0 = _cpu_by_pid(self._pids())
+
+    def seconds(self) -> float:
+        """CPU since ``start``: of the backends then, and all of those started since."""
+        return sum(cpu - self._cpu0.get(pid, 0.0) for pid, cpu in _cpu_by_pid(self._pids()).items())
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _post_all(base: str, headers: dict[str, str], bodies: list[bytes]) -> int:
@@ -433,11 +477,14 @@ def run(
                 return [json.dumps(chunk[i : i + 100]).encode() for i in range(0, len(chunk), 100)]
 
             alone_bodies = lists_of(alone)  # made before the clock starts
+            backends = BackendCpu(url)
+            backends.start()
             server_cpu0 = _cpu_seconds(server_pids)
             t0 = time.perf_counter()
             alone_created, client_cpu = _post_timed(base, gateway, alone_bodies)
             alone_seconds = time.perf_counter() - t0
             list_cpu = _cpu_seconds(server_pids) - server_cpu0
+            list_backend_cpu = backends.seconds() / len(alone_bodies)
             list_client_cpu = client_cpu / len(alone_bodies)
             say(
                 f"{engine}: lists of 100 alone: {alone_created / alone_seconds:.0f} Observations/s;"
@@ -464,10 +511,12 @@ def run(
 
             stop = threading.Event()
             latencies: list[float] = []
+            searcher_cpu: list[float] = []
             since = (datetime.now(data.COPENHAGEN) - timedelta(days=90)).date().isoformat()
             query = clinician_queries(since)[0]
 
             def searcher(n: int) -> None:
+                cpu0 = time.thread_time()
                 with httpx.Client(base_url=base, timeout=60, headers=pilot.auth("clinician")) as http:
                     i = n
                     while not stop.is_set():
@@ -478,19 +527,31 @@ def run(
                         latencies.append(time.perf_counter() - s0)
                         response.raise_for_status()
                         i += 1
+                searcher_cpu.append(time.thread_time() - cpu0)
 
             searchers = [threading.Thread(target=searcher, args=(n,)) for n in range(4)]
             for t in searchers:
                 t.start()
             time.sleep(1.0)
             waiting = WaitWatch(url)
+            mixed_bodies = lists_of(mixed)
+            backends.start()
+            server_cpu0, searches0 = _cpu_seconds(server_pids), len(latencies)
             t0 = time.perf_counter()
-            mixed_created = _post_all(base, gateway, lists_of(mixed))
+            mixed_created, mixed_client_cpu = _post_timed(base, gateway, mixed_bodies)
             mixed_seconds = time.perf_counter() - t0
+            mixed_server_cpu, mixed_backend_cpu = _cpu_seconds(server_pids) - server_cpu0, backends.seconds()
+            searches = len(latencies) - searches0
             waits = waiting.stop()
             stop.set()
             for t in searchers:
                 t.join()
+            backends.close()
+            mixed_cpu = _mixed_cpu(
+                mixed_seconds, len(mixed_bodies), searches, (mixed_server_cpu, mixed_backend_cpu, mixed_client_cpu),
+                (list_cpu / len(alone_bodies), list_backend_cpu), sum(searcher_cpu) / max(1, len(latencies)),
+            )  # fmt: skip
+            say(f"{engine}: the mixed phase's cores: {mixed_cpu}")
             watch.stop()
             ordered = sorted(latencies)
             p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000 if ordered else float("nan")
@@ -538,7 +599,34 @@ def run(
             gateways_seconds,
             gateways_cpu,
             gateways_split,
+            mixed_cpu,
         )
+
+
+def _mixed_cpu(
+    seconds: float,
+    lists: int,
+    searches: int,
+    spent: tuple[float, float, float],
+    alone: tuple[float, float],
+    searcher_per_search: float,
+) -> dict[str, Any]:
+    """Where the cores went while the lists and the searches ran: the server's processes, PostgreSQL's backends and
+    the gateway client over the phase's wall time; the searches' share of the server and the backends estimated as
+    what they spent beyond the lists' cost alone (``alone``: per list), per search; the bench's searching clients'
+    own CPU per search (their threads)."""
+    server, backends, client = spent
+    return {
+        "cores_server": round(server / seconds, 2),
+        "cores_postgresql_backends": round(backends / seconds, 2),
+        "cores_gateway_client": round(client / seconds, 3),
+        "cores_bench_searchers": round(searcher_per_search * searches / seconds, 2),
+        "searches_in_phase": searches,
+        "server_cpu_ms_per_search_est": round((server - lists * alone[0]) / max(1, searches) * 1000, 2),
+        "postgresql_cpu_ms_per_search_est": round((backends - lists * alone[1]) / max(1, searches) * 1000, 2),
+        "bench_searcher_cpu_ms_per_search": round(searcher_per_search * 1000, 2),
+        "postgresql_cpu_ms_per_list_alone": round(alone[1] * 1000, 1),
+    }
 
 
 def _singles_in_process(rt: Any, token: str, envelopes: list[dict[str, Any]]) -> float:

@@ -109,6 +109,29 @@ class Settings(BaseSettings):
         default=1_048_576,
         description="most bytes of envelopes one page of GET /uploads holds (the rest: one at a time)",
     )
+    read_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower the CPU priority (nice value) of the threads serving reads (searches, reads, the"
+        " web app's pages) is than ingest's: a gateway's lists get the cores first when the machine is saturated; 0"
+        " keeps reads at the server's priority (Linux; elsewhere ignored)",
+    )
+    read_threads: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="threads per server process serving reads at that priority (more reads at once wait for one); 0"
+        " runs reads on the default thread pool as every other route",
+    )
+    reads_beside_ingest: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="reads of a server process that run while a gateway's upload runs in it (the others wait for"
+        " it to end or for one of them): the process's interpreter lock is shared by its threads whatever their"
+        " priority",
+    )
     max_search_values: int = Field(
         default=100, description="most values one search may give a parameter (comma-separated and repeated)"
     )

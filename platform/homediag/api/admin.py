@@ -18,8 +18,10 @@ from homediag.errors import BadRequest, NotFound
 from homediag.settings import get_settings
 
 from .policy import ADMIN_READ, ADMIN_WRITE, Caller, enforce
+from .priority import ReadRoute
 
-router = APIRouter(prefix="/admin", tags=["administration"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(prefix="/admin", tags=["administration"], route_class=ReadRoute)
 
 Reader = Annotated[Caller, Depends(enforce(ADMIN_READ))]
 Writer = Annotated[Caller, Depends(enforce(ADMIN_WRITE))]

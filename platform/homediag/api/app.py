@@ -19,7 +19,7 @@ from homediag.runtime import Runtime
 from homediag.web import install as install_web
 from homediag.web.errors import error_page, is_web
 
-from . import admin, bulk, evaluation, fhir, gateway, health, ingest, monitoring, smart
+from . import admin, bulk, evaluation, fhir, gateway, health, ingest, monitoring, priority, smart
 from .headers import NoStoreForCallers
 from .limits import BodyLimit
 from .negotiation import FhirNegotiation
@@ -48,6 +48,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime or Runtime.from_settings()
+    settings = app.state.runtime.settings
+    # the read routes' threads, and how many run beside an ingest (api/priority.py)
+    priority.configure(settings.read_nice, settings.read_threads, settings.reads_beside_ingest)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

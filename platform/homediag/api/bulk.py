@@ -23,9 +23,11 @@ from homediag.runtime import Runtime
 
 from .deps import BaseDep, RuntimeDep
 from .policy import EXPORT, Caller, enforce
+from .priority import ReadRoute
 from .responses import FhirResponse, JsonResponse
 
-router = APIRouter(prefix="/fhir", tags=["bulk data"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(prefix="/fhir", tags=["bulk data"], route_class=ReadRoute)
 Exporter = Annotated[Caller, Depends(enforce(EXPORT))]
 
 

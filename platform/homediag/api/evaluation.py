@@ -20,9 +20,11 @@ from starlette.responses import FileResponse
 from homediag.errors import BadRequest
 
 from .policy import EVALUATION_READ, Caller, enforce
+from .priority import ReadRoute
 from .responses import FhirResponse
 
-router = APIRouter(tags=["evaluation"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(tags=["evaluation"], route_class=ReadRoute)
 Evaluator = Annotated[Caller, Depends(enforce(EVALUATION_READ))]
 
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from homediag import bodies, bundles, enrolment, served, versions
 from homediag.errors import BadRequest, NotFound, Unavailable
@@ -31,11 +30,13 @@ from .policy import (
     deferred,
     enforce,
 )
+from .priority import ReadRoute, run_read
 from .responses import FhirResponse
 from .smart import smart_configuration
 from .versioned import check_if_match, versioned
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(prefix="/fhir", tags=["fhir"], route_class=ReadRoute)
 
 Public = Annotated[Caller, Depends(enforce(PUBLIC))]
 AnyUser = Annotated[Caller, Depends(enforce(ANY_USER))]
@@ -148,7 +149,7 @@ async def search_observations_post(
         )
     body = (await request.body()).decode("utf-8", errors="replace")
     items = [*request.query_params.multi_items(), *parse_qsl(body, keep_blank_values=True)]
-    return await run_in_threadpool(_observation_search, request, items, rt, caller, base)
+    return await run_read(_observation_search, request, items, rt, caller, base)
 
 
 @router.get("/Patient/{patient_id}/Observation", summary="The Observations of one patient (compartment search)")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from homediag.phd import GatewayResult, PhdGatewayService
 
 from .deps import BaseDep, RuntimeDep
 from .policy import GATEWAY_WRITE, Deferred, deferred
+from .priority import run_ingest
 from .responses import FhirResponse
 from .versioned import version_headers
 
@@ -40,7 +40,7 @@ def _response(result: GatewayResult, base: str) -> FhirResponse:
 )
 async def post_bundle(request: Request, rt: RuntimeDep, gateway: GatewayDep, base: BaseDep) -> FhirResponse:
     body = await request.body()
-    result = await run_in_threadpool(lambda: PhdGatewayService(rt).post_bundle(gateway.principal(), body))
+    result = await run_ingest(lambda: PhdGatewayService(rt).post_bundle(gateway.principal(), body))
     return _response(result, base)
 
 
@@ -56,7 +56,5 @@ async def post_bundle(request: Request, rt: RuntimeDep, gateway: GatewayDep, bas
 async def post_observation(request: Request, rt: RuntimeDep, gateway: GatewayDep, base: BaseDep) -> FhirResponse:
     body = await request.body()
     condition = request.headers.get("if-none-exist")
-    result = await run_in_threadpool(
-        lambda: PhdGatewayService(rt).post_observation(gateway.principal(), body, condition)
-    )
+    result = await run_ingest(lambda: PhdGatewayService(rt).post_observation(gateway.principal(), body, condition))
     return _response(result, base)

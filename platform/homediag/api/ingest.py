@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from homediag.ingest import IngestAnswer, IngestService
 from homediag.web import predraw
 
 from .deps import RuntimeDep
 from .policy import GATEWAY_WRITE, Deferred, deferred
+from .priority import run_ingest
 from .responses import FhirResponse, JsonResponse
 
 router = APIRouter(tags=["ingest"])
@@ -37,6 +37,6 @@ async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirR
     def post() -> IngestAnswer:  # blocking database work (the token's read, then the ingest): off the event loop
         return IngestService(rt).post(gateway.principal(), body)
 
-    answer = await run_in_threadpool(post)
+    answer = await run_ingest(post)  # at the server's priority; reads of this process give way (api/priority.py)
     predraw.after_ingest(rt, answer.body)  # the charts of pages shown before, drawn ahead off the request path
     return JsonResponse(answer.body, status_code=answer.status)

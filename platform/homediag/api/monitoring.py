@@ -19,9 +19,11 @@ from homediag.search_params import parse_count, parse_reference
 
 from .deps import BaseDep, RuntimeDep
 from .policy import MONITORING_READ, MONITORING_WRITE, Caller, enforce
+from .priority import ReadRoute
 from .responses import FhirResponse, JsonResponse
 
-router = APIRouter(tags=["monitoring"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(tags=["monitoring"], route_class=ReadRoute)
 
 Reader = Annotated[Caller, Depends(enforce(MONITORING_READ))]
 Writer = Annotated[Caller, Depends(enforce(MONITORING_WRITE))]

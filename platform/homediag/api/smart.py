@@ -16,9 +16,11 @@ from homediag.runtime import Runtime
 
 from .deps import RuntimeDep
 from .policy import PUBLIC, Caller, enforce
+from .priority import ReadRoute
 from .responses import JsonResponse
 
-router = APIRouter(tags=["smart"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(tags=["smart"], route_class=ReadRoute)
 Public = Annotated[Caller, Depends(enforce(PUBLIC))]
 
 _discovered: dict[str, dict[str, Any]] = {}

@@ -20,9 +20,11 @@ from homediag.users import Principal
 
 from .deps import RuntimeDep
 from .policy import VENDOR_TOOLS, Caller, enforce, principal
+from .priority import ReadRoute
 from .responses import FhirResponse, JsonResponse
 
-router = APIRouter(tags=["vendor"])
+# GETs on the read threads (api/priority.py)
+router = APIRouter(tags=["vendor"], route_class=ReadRoute)
 
 VendorReader = Annotated[Caller, Depends(enforce(VENDOR_TOOLS))]
 VendorDep = Annotated[Principal, Depends(principal(VENDOR_TOOLS))]

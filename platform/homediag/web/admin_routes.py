@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from homediag import care, enrolment, users
 from homediag.api.policy import WEB_ADMIN, WEB_ADMIN_WRITE, Caller, enforce
+from homediag.api.priority import ReadRoute
 from homediag.clock import utcnow
 from homediag.errors import BadRequest, NotFound
 from homediag.identity import CPR_SYSTEM
@@ -24,7 +25,8 @@ from . import sessions
 from .admin_view import PURPOSES, consent_from_form, consent_rows
 from .render import render
 
-router = APIRouter(prefix="/app/admin", include_in_schema=False)
+# GETs on the read threads (api/priority.py)
+router = APIRouter(prefix="/app/admin", include_in_schema=False, route_class=ReadRoute)
 Admin = Annotated[Caller, Depends(enforce(WEB_ADMIN))]
 AdminWrite = Annotated[Caller, Depends(enforce(WEB_ADMIN_WRITE))]
 Csrf = Annotated[str | None, Form()]

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from homediag.api.policy import WEB_CLINICIAN, WEB_CLINICIAN_WRITE, WEB_PUBLIC, WEB_SIGNED_IN, Caller, enforce
+from homediag.api.priority import ReadRoute
 from homediag.errors import BadRequest, NotFound
 from homediag.monitoring import default_groups
 from homediag.runtime import Runtime
@@ -26,7 +27,8 @@ from .report_view import MIN_READINGS, paste_text, summarise
 from .thresholds_view import settings_from_form, thresholds_context
 from .worklist_view import worklist_context
 
-router = APIRouter(prefix="/app", include_in_schema=False)
+# GETs on the read threads (api/priority.py)
+router = APIRouter(prefix="/app", include_in_schema=False, route_class=ReadRoute)
 Public = Annotated[Caller, Depends(enforce(WEB_PUBLIC))]
 SignedIn = Annotated[Caller, Depends(enforce(WEB_SIGNED_IN))]
 Clinician = Annotated[Caller, Depends(enforce(WEB_CLINICIAN))]
