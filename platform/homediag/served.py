@@ -246,20 +246,23 @@ def _matches(entries: list[Any]) -> list[bytes] | None:
     """The entries' parts, each entry written around its text (a place left first for the Bundle's head), when every
     entry is a search match of a stored text with a plain fullUrl (what ``bundles.entry`` makes of a
     ``fhirjson.Raw``); else None."""
-    out: list[bytes] = [b""]
+    out: list[bytes] = [b"", _MATCH_START]
     for e in entries:
         if type(e) is not dict or list(e) != _MATCH_KEYS or e["search"] != _MATCH:
             return None
         resource, url = e["resource"], e["fullUrl"]
         if type(resource) is not fhirjson.Raw or type(url) is not str or _PLAIN_URL.fullmatch(url) is None:
             return None
-        out += (_MATCH_START if len(out) == 1 else _NEXT_MATCH_START, url.encode(), _RESOURCE, _utf8(resource.text))
-        out.append(_MATCH_END)
+        out += (url.encode(), _RESOURCE, _utf8(resource.text), _BETWEEN)  # one piece between two entries
+    if len(out) == 2:
+        return [b""]
+    out[-1] = _MATCH_END
     return out
 
 
-_MATCH_START, _NEXT_MATCH_START, _RESOURCE = b'{"fullUrl":"', b',{"fullUrl":"', b'","resource":'
+_MATCH_START, _RESOURCE = b'{"fullUrl":"', b'","resource":'
 _MATCH_END = b',"search":{"mode":"match"}}'
+_BETWEEN = _MATCH_END + b"," + _MATCH_START
 
 
 def _around(bundle: Mapping[str, Any], entries: list[Any]) -> bytes:
