@@ -12,8 +12,9 @@ from homediag.fhir_profiles.fhirjson import Raw
 
 def entry(base: str, resource: Mapping[str, Any], mode: str = "match") -> dict[str, Any]:
     """An entry of ``resource`` (a dict, or a ``fhirjson.Raw``: written as its text)."""
-    if type(resource) is Raw and resource.known_id is not None:  # a stored text: its type and id known, not parsed
-        rtype, rid = resource.known_id
+    known = resource.known_id if type(resource) is Raw else None
+    if known is not None:  # a stored text: its type and id known, not parsed
+        rtype, rid = known
         return {"fullUrl": f"{base}/{rtype}/{rid}", "resource": resource, "search": {"mode": mode}}
     if "id" not in resource:  # an OperationOutcome about the search itself
         return {"resource": resource, "search": {"mode": mode}}

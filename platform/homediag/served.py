@@ -120,37 +120,66 @@ def splice_utf8(
     and sends, so that no text is decoded, sliced and encoded again (a text holding one character past Latin-1, as
     every blood pressure panel's NPU display does, is held two bytes a character, and each slice of it is scanned
     to be narrowed). The marks are character offsets: past a non-ASCII character they are moved by its extra
-    bytes (``_utf8_offsets``)."""
+    bytes (``utf8_marks``)."""
+    return splice_at(text, utf8_marks(text, marks), meta, top, components)
+
+
+# a text's marks as byte offsets: (meta's brace or None, each component's brace)
+ByteMarks = tuple[int | None, tuple[int, ...]]
+
+
+def utf8_marks(text: bytes, marks: str) -> ByteMarks:
+    """A stored text's splice marks (character offsets) as byte offsets into its UTF-8 ``text``."""
     meta_at, ends = _offsets(marks)
-    if not text.isascii():
-        meta_at, ends = _utf8_offsets(text, meta_at, ends)
-    inserts: list[tuple[int, bytes]] = []
+    if text.isascii():
+        return meta_at, ends
+    return _utf8_offsets(text, meta_at, ends)
+
+
+def fits(text: bytes, at: ByteMarks) -> bool:
+    """Whether byte offsets ``at`` (``utf8_marks``, remembered for a reading) each fall on a closing brace of
+    ``text``: a check that a remembered reading's offsets are its text's."""
+    meta_at, ends = at
+    size = len(text)
+    for b in ends:
+        if not 0 < b < size or text[b] != _CLOSE:
+            return False
+    return meta_at is None or (0 < meta_at < size and text[meta_at] == _CLOSE)
+
+
+def splice_at(
+    text: bytes, at: ByteMarks, meta: bytes, top: bytes = b"", components: Mapping[int, bytes] | None = None
+) -> bytes:
+    """``splice_utf8`` given the marks as byte offsets (``utf8_marks``)."""
+    meta_at, ends = at
     if meta_at is not None:
-        inserts.append((meta_at, meta))
+        inserts = [(meta_at, meta)]
     else:
+        inserts = []
         top = b'"meta":{' + meta + b"}," + top if top else b'"meta":{' + meta + b"}"
     if components:
         inserts += [(ends[index], members) for index, members in components.items() if members]
     if top:
         inserts.append((len(text) - 1, top))
-    inserts.sort()
+    if len(inserts) > 1:
+        inserts.sort()
     out: list[bytes] = []
     pos = 0
-    for at, members in inserts:
-        out.append(text[pos:at])
-        if text[at - 1] != _OPEN:
+    for at_, members in inserts:
+        out.append(text[pos:at_])
+        if text[at_ - 1] != _OPEN:
             out.append(b",")
         out.append(members)
-        pos = at
+        pos = at_
     out.append(text[pos:])
     return b"".join(out)
 
 
-_OPEN = ord("{")
+_OPEN, _CLOSE = ord("{"), ord("}")
 _NOT_LEADS = bytes(range(0xC0))  # every byte but the first of a character of two to four bytes
 
 
-def _utf8_offsets(text: bytes, meta_at: int | None, ends: tuple[int, ...]) -> tuple[int | None, tuple[int, ...]]:
+def _utf8_offsets(text: bytes, meta_at: int | None, ends: tuple[int, ...]) -> ByteMarks:
     """Character offsets into the UTF-8 ``text`` (``meta_at``, ``ends``) as byte offsets. A stored text has a few
     non-ASCII characters: their first bytes, in order (``translate`` keeps them), are found one after the other
     (``bytes.find``: a byte of that value is always a first byte), and each moves every offset past it by its
@@ -217,20 +246,23 @@ def _matches(entries: list[Any]) -> list[bytes] | None:
     """The entries' parts, each entry written around its text (a place left first for the Bundle's head), when every
     entry is a search match of a stored text with a plain fullUrl (what ``bundles.entry`` makes of a
     ``fhirjson.Raw``); else None."""
-    out: list[bytes] = [b""]
+    out: list[bytes] = [b"", _MATCH_START]
     for e in entries:
         if type(e) is not dict or list(e) != _MATCH_KEYS or e["search"] != _MATCH:
             return None
         resource, url = e["resource"], e["fullUrl"]
         if type(resource) is not fhirjson.Raw or type(url) is not str or _PLAIN_URL.fullmatch(url) is None:
             return None
-        out += (_MATCH_START if len(out) == 1 else _NEXT_MATCH_START, url.encode(), _RESOURCE, _utf8(resource.text))
-        out.append(_MATCH_END)
+        out += (url.encode(), _RESOURCE, _utf8(resource.text), _BETWEEN)  # one piece between two entries
+    if len(out) == 2:
+        return [b""]
+    out[-1] = _MATCH_END
     return out
 
 
-_MATCH_START, _NEXT_MATCH_START, _RESOURCE = b'{"fullUrl":"', b',{"fullUrl":"', b'","resource":'
+_MATCH_START, _RESOURCE = b'{"fullUrl":"', b'","resource":'
 _MATCH_END = b',"search":{"mode":"match"}}'
+_BETWEEN = _MATCH_END + b"," + _MATCH_START
 
 
 def _around(bundle: Mapping[str, Any], entries: list[Any]) -> bytes:

@@ -144,8 +144,10 @@ def test_a_remembered_triage_follows_a_change_of_thresholds(client, tokens, runt
     def panels(response) -> list[dict]:
         return [e["resource"] for e in _exact(response)["entry"]]
 
-    first = panels(client.get("/fhir/Observation", params=params, headers=auth))
-    again = panels(client.get("/fhir/Observation", params=params, headers=auth))
+    first_response = client.get("/fhir/Observation", params=params, headers=auth)
+    again_response = client.get("/fhir/Observation", params=params, headers=auth)  # remembered: where, and what
+    assert again_response.content == first_response.content, "byte for byte (no paging link: one page)"
+    first, again = panels(first_response), panels(again_response)
     assert again == first and any(r["interpretation"][1]["coding"][0]["code"] != "green" for r in first)
 
     changed = client.put(

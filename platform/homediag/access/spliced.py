@@ -81,36 +81,44 @@ def spliced(
     strings: dict[bytes, str] = {}  # members as strings, for texts read as strings (PostgreSQL), each decoded once
     out: list[Mapping[str, Any]] = []
     for r in rows:
-        if r.served_json is not None and r.served_marks is not None:
-            added: tuple[bytes, dict[int, bytes] | None] | None = (b"", None)
-            if clinician and r.id in given:
+        text, marks = r.served_json, r.served_marks
+        if text is not None and marks is not None:
+            at: served.ByteMarks | None = None
+            fresh = False  # added: computed here (not remembered)
+            if not clinician:
+                added: _Added | None = _NOTHING
+            elif r.id in given:
                 added = _additions(given[r.id], triaged[r.id], written)
-                if added is not None and r.id in keys:
-                    _ADDED.remember(keys[r.id], added)
-            elif clinician:
+                fresh = added is not None and r.id in keys
+            else:
                 added = remembered[r.id]  # remembered: the resource is not parsed at all
+                at = added[2]
             if added is not None:
                 meta = _METAS.get(r.received_at)
                 if meta is None:
                     meta = _METAS.remember(r.received_at, versions.meta_members(1, r.received_at).encode())
-                text = _splice(r.served_json, r.served_marks, meta, added, strings)
-                out.append(fhirjson.Raw(text, {"resourceType": "Observation", "id": r.id}))
+                if type(text) is bytes:
+                    if at is None or not served.fits(text, at):
+                        found = served.utf8_marks(text, marks)
+                        at = _SHAPES.get(found) or _SHAPES.remember(found, found)  # most texts share a few
+                        fresh = clinician and r.id in keys
+                    body: bytes | str = served.splice_at(text, at, meta, added[0], added[1])
+                else:
+                    body = _splice_text(str(text), marks, meta, added, strings)
+                if fresh:
+                    _ADDED.remember(keys[r.id], (added[0], added[1], at))
+                out.append(fhirjson.Raw(body, {"resourceType": "Observation", "id": r.id}))
                 continue
             # interpret changed what the marks do not foresee: this one is served parsed
-            resource = fhirjson.loads(r.served_json)
+            resource = fhirjson.loads(text)
             triaged[r.id] = interpret(access, session, view, [_Parsed(r.id, r.patient_key, resource)])[0]
         out.append(versions.stamp(triaged[r.id], 1, r.received_at))
     return out
 
 
-def _splice(
-    text: bytes | str, marks: str, meta: bytes, added: tuple[bytes, dict[int, bytes] | None], strings: dict[bytes, str]
-) -> bytes | str:
-    """A stored text with its meta and additions spliced in: as UTF-8 bytes when it was read so (SQLite,
-    ``paging.served_utf8``), else as a string (PostgreSQL), the members decoded once a page (``strings``)."""
-    top, components = added
-    if type(text) is bytes:
-        return served.splice_utf8(text, marks, meta, top, components)
+def _splice_text(text: str, marks: str, meta: bytes, added: _Added, strings: dict[bytes, str]) -> str:
+    """A stored text read as a string (PostgreSQL) with its meta and additions spliced in, the members decoded
+    once a page (``strings``)."""
 
     def string(members: bytes) -> str:
         found = strings.get(members)
@@ -118,15 +126,25 @@ def _splice(
             found = strings[members] = members.decode("utf-8")
         return found
 
+    components = added[1]
     shown = {i: string(members) for i, members in components.items()} if components else None
-    return served.splice(str(text), marks, string(meta), string(top), shown)
+    return served.splice(text, marks, string(meta), string(added[0]), shown)
 
 
-# What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes, by
-# ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is spliced
-# without parsing one resource. ~210 bytes an entry beside the additions (shared by the readings of a page that add
-# the same): 50,000 (a clinician's 250 series of 200) hold ~10 MB; 200,000 held up to ~65 MB a worker
-_ADDED: Bounded[tuple[str, ...], tuple[bytes, dict[int, bytes] | None]] = Bounded(50_000)
+# What ``interpret`` added to a reading for a clinician, as the members ``served.splice`` writes (at the top, per
+# component), and where they go in its stored text as byte offsets when it was read as bytes (SQLite:
+# ``served.utf8_marks``, found once; None until then)
+_Added = tuple[bytes, "dict[int, bytes] | None", "served.ByteMarks | None"]
+_NOTHING: _Added = (b"", None, None)
+# a text's byte offsets, shared: the texts of a kind of reading have a few between them (the values' widths)
+_SHAPES: Bounded[served.ByteMarks, served.ByteMarks] = Bounded(10_000)
+
+
+# ``_Added`` by ``triage_keys`` (patient, reading, settings version in force): a page of remembered readings is
+# spliced without parsing one resource, nor looking for where its members go. ~220 bytes an entry beside the
+# additions (shared by the readings of a page that add the same) and the offsets (shared: ``_SHAPES``): 50,000 (a
+# clinician's 250 series of 200) hold ~10 MB; 200,000 held up to ~65 MB a worker
+_ADDED: Bounded[tuple[str, ...], _Added] = Bounded(50_000)
 # a patient's monitoring settings history by (database, patient key, its highest version and when that was
 # recorded): versions are only ever added (``monitoring_settings``), so the same highest version is the same
 # history; a new version is a new key
@@ -159,12 +177,12 @@ _METAS: Bounded[datetime, bytes] = Bounded(100_000)
 
 def _additions(
     given: Mapping[str, Any], out: Mapping[str, Any], written: dict[bytes, tuple[bytes, dict[int, bytes]]]
-) -> tuple[bytes, dict[int, bytes] | None] | None:
+) -> _Added | None:
     """What ``interpret`` added to a resource (``given`` -> ``out``) as members to splice: (at the top, per
     component); None when it changed or removed anything instead (then the resource is served parsed).
     ``written``: the members already written for this page, by content (most readings of a page add the same)."""
     if out is given:
-        return b"", None
+        return _NOTHING
     changed = _changed(given, out)
     if changed is None or (changed and changed != ["component"]):
         return None
@@ -189,7 +207,7 @@ def _additions(
         found = (_members(top), {i: _members(members) for i, members in added.items()})
         if key is not None:
             written[key] = found
-    return found[0], (found[1] if changed else None)
+    return found[0], (found[1] if changed else None), None
 
 
 def _members(members: Mapping[str, Any]) -> bytes:

@@ -181,3 +181,23 @@ def test_raw_bytes_are_written_as_their_text() -> None:
         with_bytes = {**outer, "entry": [as_bytes]}
         assert fhirjson.dumps_bytes(with_bytes) == fhirjson.dumps_bytes(outer)
     assert as_bytes["note"][0]["text"] == "\u2014" and as_bytes.known_id is None
+
+
+def test_byte_offsets_found_once_splice_what_the_marks_splice_and_fit_their_own_text_only() -> None:
+    """A reading's marks as byte offsets (``utf8_marks``, what a search remembers of a reading with its triage)
+    splice the same bytes as its character marks, and are checked against the text they are used on (``fits``):
+    a text with other characters before its braces does not take them."""
+    resource = NON_ASCII["meta and two components, non-ASCII throughout"]
+    text, marks = served.written(resource)
+    assert marks is not None
+    data = text.encode("utf-8")
+    at = served.utf8_marks(data, marks)
+    components = {0: COLOUR.encode(), 2: RANGE.encode()}
+    assert served.splice_at(data, at, META.encode(), COLOUR.encode(), components) == served.splice_utf8(
+        data, marks, META.encode(), COLOUR.encode(), components
+    )
+    assert served.fits(data, at)
+    plain = {**resource, "meta": {"profile": ["pa"]}}  # the same characters, one byte fewer before every brace
+    plain_text, plain_marks = served.written(plain)
+    assert plain_marks == marks and not served.fits(plain_text.encode("utf-8"), at)
+    assert served.fits(plain_text.encode("utf-8"), served.utf8_marks(plain_text.encode("utf-8"), plain_marks))
