@@ -33,13 +33,16 @@ HOURS = (7, 20)  # morning and evening; never in the 02:00-03:00 DST gap
 SEED_CHUNK = 2_000
 
 
-def cuff_envelopes(patients: list[SyntheticPatient], days: int, seed: int = 2026) -> list[dict[str, Any]]:
-    """Two 0x2A35 envelopes a day per patient for ``days`` days up to yesterday, newest first.
+def cuff_envelopes(
+    patients: list[SyntheticPatient], days: int, seed: int = 2026, second: int = 0
+) -> list[dict[str, Any]]:
+    """Two 0x2A35 envelopes a day per patient for ``days`` days up to yesterday, newest first, taken at ``second``
+    of their minute (a run on a kept store takes a second of its own: its readings are not stored yet).
 
     About 3% carry the irregular-pulse status bit, so they make a third Observation.
     """
     rng = random.Random(seed)
-    today = datetime.now(COPENHAGEN).replace(second=0, microsecond=0)
+    today = datetime.now(COPENHAGEN).replace(second=second, microsecond=0)
     dated: list[tuple[datetime, dict[str, Any]]] = []
     for n, person in enumerate(patients):
         for day in range(1, days + 1):

@@ -185,6 +185,15 @@ def _as_autovacuum_would(engine: Any) -> None:
             conn.execute(text("ANALYZE"))
 
 
+def _next_run(state: Path) -> int:
+    """The number of this run on a kept store (counted in its state file): runs on one store take distinct
+    seconds for their readings, which two runs' random minutes would otherwise make duplicates of each other."""
+    kept = json.loads(state.read_text())
+    kept["runs"] = int(kept.get("runs", 0)) + 1
+    state.write_text(json.dumps(kept))
+    return int(kept["runs"])
+
+
 def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | None = None) -> dict[str, Any]:
     people = synthetic_patients(SEARCHED, seed=4242)
     steps: list[dict[str, Any]] = []
@@ -221,7 +230,8 @@ def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | N
         templates = [row for raw in today for row in data.observation_rows(rt, raw, ids)]
         searched_rows = SEARCHED * 365 * 2 * 2  # a year of two envelopes a day (BP and pulse each)
         seeded_at_start = 0 if kept_pilot is None else 1
-        ingest_seed = 500 if kept_pilot is None else 10_000 + int(time.time()) % 1_000_000  # readings not yet stored
+        ingest_seed = 500 if kept_pilot is None else 10_000 + int(time.time()) % 1_000_000
+        second = 0 if reuse is None else _next_run(reuse) % 59 + 1  # readings not yet stored in the kept store
         for size in sizes:
             with rt.sessions() as session:
                 stored = session.execute(select(func.count()).select_from(m.Observation)).scalar_one()
@@ -261,13 +271,13 @@ def run(engine: str, sizes: list[int], keep: Path | None = None, reuse: Path | N
             finally:
                 gc.unfreeze()
             # new readings (other minutes than the seeded ones) in lists of 100, then the same-run ceiling
-            fresh = data.cuff_envelopes(people, 25, seed=ingest_seed)[:1000]
-            ingest_seed += 1
+            fresh, for_full, for_rules = (
+                data.cuff_envelopes(people, 25, seed=ingest_seed + n, second=second)[:1000] for n in range(3)
+            )
+            ingest_seed += 3
             run_http = ingest(client, pilot.auth("gateway"), fresh, 100)
-            full = ceiling.measure(rt, data.cuff_envelopes(people, 25, seed=ingest_seed)[:1000], full_validation=True)
-            ingest_seed += 1
-            rules = ceiling.measure(rt, data.cuff_envelopes(people, 25, seed=ingest_seed)[:1000], full_validation=False)
-            ingest_seed += 1
+            full = ceiling.measure(rt, for_full, full_validation=True)
+            rules = ceiling.measure(rt, for_rules, full_validation=False)
             step = {
                 "size": size,
                 "seeded": seeded,
