@@ -38,6 +38,7 @@ from homediag.store.repositories import devices, kept, observations, patients, u
 from homediag.store.repositories.observations import observation_row as observation_row  # the fronts' row
 from homediag.users import Principal
 
+from . import sqlite_write
 from .admission import Admission
 from .uploadlog import new_upload, seal_upload
 
@@ -508,6 +509,7 @@ class Batch:
         """Write the batch (see the class); the envelopes' results, in order."""
         session, keys = self.session, self.pipeline.rt.keys
         self._prepared = self._prepare()
+        sqlite_write.begin_write(session)  # SQLite: the write lock taken as soon as it is free
         # on SQLite the first write: it begins the transaction, so that the savepoints below nest in it
         audit.begin_write(session, keys)
         try:
@@ -515,6 +517,7 @@ class Batch:
         except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
             log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
             session.rollback()  # only this write is lost: the envelopes' work only read
+            sqlite_write.begin_write(session)
             audit.begin_write(session, keys)
             for item in self.items:
                 try:
