@@ -1,69 +1,122 @@
-"""``homediag serve --workers N``: each worker listens on a socket of its own, all bound to the one address with
-``SO_REUSEPORT``, so the kernel hands each new connection to one of them (by a hash of its addresses and ports).
+"""``homediag serve --workers N``: a worker busy with a list stops accepting new connections until it is done, so
+that the next gateway's list goes to a worker that is free.
 
-uvicorn's ``--workers`` binds one socket in its supervisor and gives it to every worker: each new connection then
-wakes every worker's event loop and the first to accept takes it, which was mostly the worker already running (busy
-with a list in its threads): two gateways' lists ran in one interpreter, on one core, while the other worker idled
-(docs/performance.md, h11pair and h11spread). The rest is uvicorn's supervisor as it is: it starts the workers,
-restarts one that dies or hangs, stops them gracefully, and handles SIGHUP, SIGTTIN and SIGTTOU.
+uvicorn's workers share one listening socket, and a new connection goes to whichever worker's event loop accepts it
+first. A list of 100 envelopes runs in a worker's threads for tens of milliseconds of CPU, while its event loop stays
+free to accept: two gateways' lists then often ran in one worker, sharing one interpreter (one core), while the other
+worker idled (docs/performance.md, h11pair; on an idle machine one worker took most connections). Here, while a
+worker has a list in flight (``LIST_BYTES`` or more), its server stops listening (``pause``: the socket stays open in
+the other workers and the supervisor) and starts again when the worker is done or after ``PAUSE_SECONDS`` (at most):
+a connection arriving meanwhile is taken by a free worker, or waits in the socket's queue until one is (with every
+worker busy, until the first is done). Connections already accepted (kept alive) stay with their worker.
 
-Only processes of the same user can bind into such a group (Linux): the supervisor keeps the port bound (never
-listening, so it is handed no connection) for as long as it runs, so no other program can take it between restarts.
+The rest is uvicorn's supervisor as it is: it starts the workers, restarts one that dies or hangs, stops them
+gracefully, and handles SIGHUP, SIGTTIN and SIGTTOU. One process (``--workers 1``) never pauses.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import socket
-import sys
+from typing import Any
 
-from uvicorn.config import STARTUP_FAILURE, Config
+from uvicorn import Server
+from uvicorn.config import Config
 from uvicorn.supervisors import multiprocess
 
-logger = logging.getLogger("uvicorn.error")
+LIST_BYTES = 32 * 1024
+"""A request body this large (``Content-Length``) is a list: a single envelope is 1–3 kB, a list of 100 ≈ 200 kB."""
+PAUSE_SECONDS = 1.0
+"""The longest a busy worker stops accepting at a time (with every worker busy, no connection waits longer for it)."""
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (``host``, ``port``) as one of a ``SO_REUSEPORT`` group; not listening yet."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+class _Listening:
+    """This worker's server and its listening sockets, paused while lists are in flight."""
+
+    def __init__(self, server: Server, sockets: list[socket.socket]) -> None:
+        self.server, self.sockets = server, sockets
+        self.busy = 0
+        self.paused = False
+        self.turn = 0  # counts pauses: a timer or a resume of an earlier pause leaves a later one alone
+
+    def pause(self) -> None:
+        if self.paused or not self.server.servers:
+            return
+        self.paused, self.turn = True, self.turn + 1
+        for listening in self.server.servers:
+            listening.close()  # closes its own copy of the socket: the others (workers, supervisor) keep it open
+        turn = self.turn
+        asyncio.get_running_loop().call_later(PAUSE_SECONDS, lambda: asyncio.ensure_future(self.resume(turn)))
+
+    async def resume(self, turn: int | None = None) -> None:
+        if not self.paused or (turn is not None and turn != self.turn) or self.server.should_exit:
+            return
+        self.paused = False
+        turn = self.turn
+        config, server = self.server.config, self.server
+
+        def protocol() -> Any:  # what uvicorn's own ``Server.startup`` makes for each connection
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=server.server_state, app_state=server.lifespan.state
+            )
+
+        loop = asyncio.get_running_loop()
+        server.servers[:] = [
+            await loop.create_server(protocol, sock=sock.dup(), ssl=config.ssl, backlog=config.backlog)
+            for sock in self.sockets
+        ]
+        if self.paused or self.turn != turn:  # a list came in while the servers were being made
+            for listening in server.servers:
+                listening.close()
 
 
-class OwnSocketWorker(multiprocess.Process):
-    """uvicorn's worker process, serving on a socket it binds itself (in its own process) instead of the
-    supervisor's: its server listens on it, and closes it when it stops (a connection still queued on it then is
-    refused; new ones go to the other workers' sockets)."""
+_HERE: list[_Listening] = []  # this worker's, once it serves under the supervisor (none in one process)
+
+
+class SpreadWorker(multiprocess.Process):
+    """uvicorn's worker process, whose server ``ListsSpread`` may pause."""
 
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover (a child process)
+        # copies of its own: closing a server closes the socket it was made on (uvicorn's first one included)
+        _HERE.append(_Listening(self.server, [sock.dup() for sock in sockets or []]))
+        super().target(sockets)
+
+
+class ListsSpread:
+    """ASGI middleware: a worker with a list in flight stops accepting new connections (see the module)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not _HERE or scope["type"] != "http" or scope["method"] != "POST" or not _is_list(scope):
+            await self.app(scope, receive, send)
+            return
+        here = _HERE[0]
+        here.busy += 1
+        here.pause()
         try:
-            sock = bound_socket(self.config.host, self.config.port)
-        except OSError as exc:
-            logger.error("cannot listen on %s:%d: %s", self.config.host, self.config.port, exc)
-            sys.exit(STARTUP_FAILURE)  # the supervisor then stops instead of restarting it for ever
-        super().target([sock])
+            await self.app(scope, receive, send)
+        finally:
+            here.busy -= 1
+            if here.busy == 0:
+                await here.resume()
+
+
+def _is_list(scope: dict[str, Any]) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.isdigit() and int(value) >= LIST_BYTES
+    return False
 
 
 def run_workers(config: Config) -> None:
-    """uvicorn's supervisor of ``config.workers`` processes, each its own listening socket (``OwnSocketWorker``)."""
-    try:
-        reserved = bound_socket(config.host, config.port)
-    except OSError as exc:
-        logger.error(exc)
-        sys.exit(STARTUP_FAILURE)
-    config.port = reserved.getsockname()[1]  # port 0: the one the system chose, for every worker
-    scheme_host = f"[{config.host}]" if ":" in config.host else config.host
-    logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", scheme_host, config.port)
+    """uvicorn's supervisor of ``config.workers`` processes on one listening socket (``SpreadWorker``)."""
+    sock = config.bind_socket()
     # uvicorn's Multiprocess makes (and remakes, on a restart) each worker by this module name; this process is
     # the supervisor only (``homediag.server.serve_workers`` execs into it), so nothing else here uses the name
-    multiprocess.Process = OwnSocketWorker  # type: ignore[misc]
+    multiprocess.Process = SpreadWorker  # type: ignore[misc]
     try:
-        multiprocess.Multiprocess(config, sockets=[]).run()
+        multiprocess.Multiprocess(config, sockets=[sock]).run()
     finally:
-        reserved.close()
+        sock.close()

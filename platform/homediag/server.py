@@ -49,8 +49,10 @@ def worker_app() -> FastAPI:
     """The app of one worker process (``uvicorn --factory``): built from the HOMEDIAG_* settings, start-up heap
     frozen."""
     from homediag.api.app import create_app
+    from homediag.listening import ListsSpread
 
     app = create_app()
+    app.add_middleware(ListsSpread)  # a worker with a list in flight leaves new connections to the others
     _no_cprs_in_logs()
     _freeze_startup_heap()
     return app
@@ -97,7 +99,7 @@ def serve_workers(host: str, port: int, workers: int) -> None:
 
 def supervise(host: str, port: str, workers: str) -> None:
     """uvicorn's supervisor of ``workers`` processes (restarts, graceful stop, SIGHUP/TTIN/TTOU as uvicorn's
-    ``--workers``), each worker listening on a socket of its own (``homediag.listening``)."""
+    ``--workers``), a worker with a list in flight accepting no new connection meanwhile (``homediag.listening``)."""
     from uvicorn.config import Config
 
     from homediag.listening import run_workers

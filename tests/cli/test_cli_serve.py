@@ -1,5 +1,5 @@
-"""``homediag serve --workers N`` (``homediag/cli/serve.py``): several worker processes answer on one port, each
-on a listening socket of its own (``homediag/listening.py``), so new connections are spread over them."""
+"""``homediag serve --workers N`` (``homediag/cli/serve.py``): several worker processes answer on one port, and a
+worker with a list in flight leaves new connections to the others (``homediag/listening.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
-from cli_support import make_deployment
+from cli_support import make_deployment, runner
+
+from homediag.cli import app
 
 
 def _children(pid: int) -> list[int]:
@@ -26,55 +28,50 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _sockets_on(port: int, state: str) -> set[int]:
-    """The inodes of this machine's IPv4 TCP sockets on local ``port`` in ``state`` (hex: 0A listening, 01
-    established), from /proc/net/tcp."""
+def _established(port: int) -> set[int]:
+    """The inodes of this machine's established IPv4 TCP sockets on local ``port`` (/proc/net/tcp)."""
     found = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
             found.add(int(fields[9]))
     return found
 
 
-def _socket_inodes(pid: int) -> set[int]:
-    found = set()
+def _accepted_by(pid: int, port: int) -> int:
+    """How many connections to ``port`` process ``pid`` holds."""
+    inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = os.readlink(fd)
         except OSError:
             continue
         if target.startswith("socket:["):
-            found.add(int(target[8:-1]))
-    return found
+            inodes.add(int(target[8:-1]))
+    return len(inodes & _established(port))
 
 
-def _spread(port: int, workers: list[int]) -> list[int]:
-    """How many of 40 new connections to ``port`` each of ``workers`` accepted (the connections left open)."""
-    deadline = time.monotonic() + 60
-    while len(_sockets_on(port, "0A")) < len(workers):  # every worker listening (they start one by one)
-        assert time.monotonic() < deadline, "the workers did not all listen"
-        time.sleep(0.2)
-    listening = {pid: _socket_inodes(pid) & _sockets_on(port, "0A") for pid in workers}
-    assert all(len(inodes) == 1 for inodes in listening.values())  # each worker its own listening socket
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
-    try:
-        time.sleep(1)  # accepted by then
-        accepted = _sockets_on(port, "01")
-        return [len(_socket_inodes(pid) & accepted) for pid in workers]
-    finally:
-        for client in clients:
-            client.close()
+def _list_in_flight(port: int, token: str) -> socket.socket:
+    """A list being sent: its headers and the start of its 100 kB body, the rest held back."""
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(
+        b"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token}\r\nContent-Length: 100000\r\n\r\n[".encode()
+    )
+    return client
 
 
 def test_serve_with_two_workers_answers_from_worker_processes(tmp_path):
     deployment = make_deployment(tmp_path)
+    added = runner.invoke(app, ["users", "add", "--role", "gateway", "--name", "gw"], env=deployment)
+    token = added.stdout.strip().split("\t")[2]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", "2"]
+    log = tmp_path / "serve.log"
     server = subprocess.Popen(
-        command, env={**os.environ, **deployment}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env={**os.environ, **deployment}, stdout=subprocess.DEVNULL, stderr=log.open("w")
     )
     try:
         deadline = time.monotonic() + 90
@@ -89,12 +86,30 @@ def test_serve_with_two_workers_answers_from_worker_processes(tmp_path):
             time.sleep(0.2)
         answered = [httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=10) for _ in range(5)]
         assert all(r.status_code == 200 and r.json()["resourceType"] == "CapabilityStatement" for r in answered)
-        workers = [pid for pid in _children(server.pid) if _socket_inodes(pid) & _sockets_on(port, "0A")]
-        assert len(workers) == 2  # the worker processes (one process serves with no children), each listening
-        # new connections go to both (all 40 to one: 1 in 2**39 by the kernel's hash), not the one most awake
-        assert all(count > 0 for count in _spread(port, workers))
+        assert len(_children(server.pid)) >= 2  # the worker processes (one process serves with no children)
         unauthenticated = httpx.post(f"http://127.0.0.1:{port}/ingest", json=[], timeout=10)
         assert unauthenticated.status_code == 401  # a worker runs the whole app, its policies included
+
+        while log.read_text().count("Application startup complete") < 2:  # both workers serving
+            assert time.monotonic() < deadline, "a worker did not start"
+            time.sleep(0.2)
+        workers = [pid for pid in _children(server.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        clients = [_list_in_flight(port, token)]
+        try:
+            while not any(_accepted_by(pid, port) for pid in workers):
+                assert time.monotonic() < deadline, "the list was not accepted"
+                time.sleep(0.02)
+            (busy,) = [pid for pid in workers if _accepted_by(pid, port) == 1]
+            time.sleep(0.2)  # its request begun: that worker stops accepting (for up to listening.PAUSE_SECONDS)
+            clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+            time.sleep(0.3)
+            # all ten taken by the worker without a list (1 in 2**10 by chance), none left waiting
+            assert [_accepted_by(pid, port) for pid in workers if pid != busy] == [10]
+            assert _accepted_by(busy, port) == 1
+        finally:
+            for client in clients:
+                client.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
