@@ -26,9 +26,9 @@ BEGIN = "BEGIN IMMEDIATE"
 def begin_write(session: Session) -> None:
     """Begin ``session``'s write transaction on SQLite, taking the write lock (``BEGIN IMMEDIATE``) as soon as it
     is free; nothing when its connection is in a transaction already (a write began it) or on another engine."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
+    if session.get_bind().dialect.name != "sqlite":
         return
+    connection = session.connection()
     driver: Any = connection.connection.driver_connection
     if driver.in_transaction:
         return
