@@ -547,8 +547,11 @@ class Batch:
         rows = [row for item in self.items if item.stored is not None for row in item.stored.rows]
         if not rows:
             return None
-        served.fill(rows)
-        return access_ingested.prepare(rows, self.admission.settings_histories)
+        try:
+            served.fill(rows)
+            return access_ingested.prepare(rows, self.admission.settings_histories)
+        except Exception:  # noqa: BLE001 - made again in the write, where a failing envelope costs no other
+            return None
 
     def _write(self, items: list[_Item]) -> dict[str, tuple[Any, ...]]:
         session, now = self.session, utcnow()
