@@ -502,6 +502,34 @@ def test_an_observation_the_database_refuses_costs_no_other_envelope_of_its_list
     assert kept == {r["upload"]: r["outcome"] for r in results}
 
 
+def test_a_reading_whose_kept_shape_fails_costs_no_other_envelope_of_its_list(
+    client, tokens, runtime, enrolled, monkeypatch
+):
+    """What the write derives from a list's rows (made before the write transaction on SQLite) failing for one
+    envelope's readings: that envelope is kept as rejected, the others are stored whole (the list is no 500)."""
+    from homediag.access import ingested
+
+    envelopes = [cuff_envelope(seed=s) for s in range(41, 44)]
+    envelopes[1]["device"] = {**envelopes[1]["device"], "serial": "SN-NO-SHAPE"}
+    odd = device_id(Envelope.model_validate(envelopes[1]).device)
+    shape_of = ingested.shape_of
+
+    def failing(resource):  # type: ignore[no-untyped-def]
+        if odd in json.dumps(resource, default=str):
+            raise RuntimeError("no shape")
+        return shape_of(resource)
+
+    monkeypatch.setattr(ingested, "shape_of", failing)
+    response = post(client, tokens, envelopes)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected", "created"]
+    with runtime.sessions() as session:
+        stored = {o.upload_id for o in session.scalars(select(m.Observation))}
+        assert audit.verify(session, runtime.keys).ok
+    assert stored == {results[0]["upload"], results[2]["upload"]}
+
+
 def test_an_envelope_whose_work_fails_unexpectedly_costs_no_other_envelope_of_its_list(
     client, tokens, runtime, enrolled
 ):

@@ -10,12 +10,14 @@ ingest is writing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from homediag.bounded import Bounded
 from homediag.monitoring import ingested
+from homediag.monitoring.store import SettingsVersion
 
 from .readings import keep_shapes, remember_shapes, shape_of
 from .worklist_grown import grow_when_committed
@@ -30,16 +32,43 @@ def remember_here() -> None:
     _REMEMBER[0] = True
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What ``keep_ingested`` derives from rows, made ahead (``prepare``): their shapes, values and triages."""
+
+    histories: dict[str, list[SettingsVersion]]
+    shapes: dict[str, Any]
+    values: ingested.Prepared
+
+
+def prepare(rows: Sequence[dict[str, Any]], histories: ingested.Histories) -> Prepared:
+    """The shapes, values and triages ``keep_ingested`` keeps of ``rows`` (triaged under ``histories``): computed
+    from the rows alone, so that ingest on SQLite makes them before it takes the database's one write lock."""
+    found = histories([row["patient_key"] for row in rows])
+    shapes = {row["id"]: shape_of(row["resource"]) for row in rows}
+    return Prepared(found, shapes, ingested.prepare(rows, found))
+
+
 def keep_ingested(
-    session: Session, rows: Sequence[dict[str, Any]], histories: ingested.Histories | None = None
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    histories: ingested.Histories | None = None,
+    prepared: Prepared | None = None,
 ) -> None:
     """Keep the values, triage and shape of the Observation rows ``rows`` that ingest has just inserted (triaged
     under ``histories``, the patients' settings histories as ingest remembers them; read here when not given), and
-    grow their patients' kept worklist parts by them."""
+    grow their patients' kept worklist parts by them. ``prepared``: made ahead for these rows (and maybe more)."""
     if not rows:
         return
-    found_histories, triaged = ingested.keep_ingested(session, rows, histories, remember=_REMEMBER[0])
-    shapes = {row["id"]: shape_of(row["resource"]) for row in rows}
+    found_histories, triaged = ingested.keep_ingested(
+        session,
+        rows,
+        histories,
+        remember=_REMEMBER[0],
+        prepared=(prepared.histories, prepared.values) if prepared is not None else None,
+    )
+    made = prepared.shapes if prepared is not None else {}
+    shapes = {row["id"]: made[row["id"]] if row["id"] in made else shape_of(row["resource"]) for row in rows}
     found = [(row["patient_key"], row["id"], shapes[row["id"]]) for row in rows]
     keep_shapes(session, found)
     if _REMEMBER[0]:

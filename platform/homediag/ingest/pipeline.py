@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from homediag import audit, care
+from homediag import audit, care, served
+from homediag.access import ingested as access_ingested
 from homediag.access.ingested import keep_ingested
 from homediag.bodies import escape_text, readable
 from homediag.clock import utcnow
@@ -37,6 +38,7 @@ from homediag.store.repositories import devices, kept, observations, patients, u
 from homediag.store.repositories.observations import observation_row as observation_row  # the fronts' row
 from homediag.users import Principal
 
+from . import sqlite_write
 from .admission import Admission
 from .uploadlog import new_upload, seal_upload
 
@@ -250,13 +252,19 @@ class Pipeline:
         audit.append(session, self.rt.keys, _entries(sender, upload, outcome, issues, detail, patient_keys))
 
 
-def _insert(session: Session, rows: list[dict[str, Any]], histories: Histories | None = None) -> set[str]:
+def _insert(
+    session: Session,
+    rows: list[dict[str, Any]],
+    histories: Histories | None = None,
+    prepared: access_ingested.Prepared | None = None,
+) -> set[str]:
     """Insert the Observation rows not stored yet (``observations.insert_new``) and keep, in the same transaction,
     the values, triage and shape of those stored now (``keep_ingested``, triaged under ``histories``: a batch's
-    remembered ones, ``Admission.settings_histories``): both fronts' one insert. The ids stored."""
+    remembered ones, ``Admission.settings_histories``; or ``prepared`` ahead): both fronts' one insert. The ids
+    stored."""
     created = observations.insert_new(session, rows)
     with kept.deferred(session):  # the values, triages and shapes in one statement on PostgreSQL
-        keep_ingested(session, [row for row in rows if row["id"] in created], histories)
+        keep_ingested(session, [row for row in rows if row["id"] in created], histories, prepared)
     return created
 
 
@@ -349,6 +357,7 @@ class Batch:
         self._registrations: dict[tuple[str, ...], tuple[bool, list[tuple[str | None, str | None]]]] = {}
         self.admission = Admission(session, remembered=remembered)
         self.admission_version: int | None = None  # the counter read as the uploads were written
+        self._prepared: access_ingested.Prepared | None = None  # made before the write transaction (``_prepare``)
 
     # -- per envelope -------------------------------------------------------------------------------
     def add(
@@ -481,6 +490,7 @@ class Batch:
             item.stored = None
         self.items = []
         self._by_upload.clear()
+        self._prepared = None
 
     def drop_from(self, start: int) -> None:
         """Leave out the envelopes added from ``start`` on (a request whose work failed outside an envelope)."""
@@ -498,6 +508,8 @@ class Batch:
     def write(self) -> list[Any]:
         """Write the batch (see the class); the envelopes' results, in order."""
         session, keys = self.session, self.pipeline.rt.keys
+        self._prepared = self._prepare()
+        sqlite_write.begin_write(session)  # SQLite: the write lock taken as soon as it is free
         # on SQLite the first write: it begins the transaction, so that the savepoints below nest in it
         audit.begin_write(session, keys)
         try:
@@ -505,6 +517,7 @@ class Batch:
         except Exception:  # noqa: BLE001 - whatever the database or its driver refused, one envelope at a time
             log.warning("a list could not be written at once; writing it envelope by envelope", exc_info=True)
             session.rollback()  # only this write is lost: the envelopes' work only read
+            sqlite_write.begin_write(session)
             audit.begin_write(session, keys)
             for item in self.items:
                 try:
@@ -523,6 +536,22 @@ class Batch:
                             self.admission_version = uploads.insert_many(session, [item.upload.row()])
         audit.append(session, keys, [e for item in self.items for e in item.entries], head_open=True)
         return [item.result for item in self.items]
+
+    def _prepare(self) -> access_ingested.Prepared | None:
+        """SQLite: what the write derives from the rows alone (their served text, shape, values and triage), made
+        now, before the write transaction: SQLite has one writer at a time, so what is done in it waits for every
+        other process's write, and theirs for it; what is done before runs beside them. PostgreSQL: nothing (its
+        writers do not queue on one lock)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return None
+        rows = [row for item in self.items if item.stored is not None for row in item.stored.rows]
+        if not rows:
+            return None
+        try:
+            served.fill(rows)
+            return access_ingested.prepare(rows, self.admission.settings_histories)
+        except Exception:  # noqa: BLE001 - made again in the write, where a failing envelope costs no other
+            return None
 
     def _write(self, items: list[_Item]) -> dict[str, tuple[Any, ...]]:
         session, now = self.session, utcnow()
@@ -547,7 +576,7 @@ class Batch:
         # this process wrote lately, as it is now, is not written again (``devices.REFRESH_SECONDS``)
         fresh = devices.not_written_lately(self.pipeline.rt.engine, seen)
         devices.upsert_many(session, list(fresh.values()))
-        created = _insert(session, [first[k] for k in sorted(first)], self.admission.settings_histories)
+        created = _insert(session, [first[k] for k in sorted(first)], self.admission.settings_histories, self._prepared)
         for item in items:
             if item.stored is not None:
                 rows = item.stored.rows

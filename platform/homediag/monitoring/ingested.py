@@ -28,29 +28,54 @@ Histories = Callable[[Sequence[str]], dict[str, list[SettingsVersion]]]
 """The settings histories of patients by key (``store.settings_histories``, or the same remembered by ingest)."""
 
 
+Prepared = dict[str, tuple[persisted.ReadingKey, tuple[Value, ...], persisted.TriageKey | None, Triage | None]]
+"""Per Observation id: what ``keep_ingested`` keeps of it (its reading, values, triage key and triage), ``prepare``d
+before the write transaction."""
+
+
+def prepare(rows: Sequence[dict[str, Any]], histories: dict[str, list[SettingsVersion]]) -> Prepared:
+    """The values and triage of each of ``rows`` (``keep_ingested``'s), under the patients' ``histories``: computed
+    from the rows alone, so ingest can make them before it takes SQLite's write lock."""
+    triagers = {k: Triager(h) for k, h in histories.items()}
+    prepared: Prepared = {}
+    for row in rows:
+        reading = (row["patient_key"], row["id"])
+        measured = tuple(measures_of(row["resource"]))
+        at = from_store(row["effective_start"])
+        key, version = triagers[row["patient_key"]].memo_key(reading, measured, at)
+        found = triage(measured, version.settings.thresholds, at=at) if key is not None else None
+        prepared[row["id"]] = (reading, measured, key, found)
+    return prepared
+
+
 def keep_ingested(
-    session: Session, rows: Sequence[dict[str, Any]], histories: Histories | None = None, *, remember: bool = False
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    histories: Histories | None = None,
+    *,
+    remember: bool = False,
+    prepared: tuple[dict[str, list[SettingsVersion]], Prepared] | None = None,
 ) -> tuple[dict[str, list[SettingsVersion]], Ingested]:
     """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
     inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``), triaged under ``histories`` (read in
     ``session`` when not given), and with ``remember`` remembered in this process too, as a read that found them kept
-    would (a stored reading never changes, and its id is its content's hash). Returns the patients' settings
-    histories and each reading's values and triage (None: a weight's under a weight-change rule, which looks back)."""
+    would (a stored reading never changes, and its id is its content's hash). ``prepared``: the histories and
+    ``prepare``'s answer for these rows (and maybe more), made ahead. Returns the patients' settings histories and
+    each reading's values and triage (None: a weight's under a weight-change rule, which looks back)."""
     if not rows:
         return {}, {}
-    read = histories or (lambda keys: settings_histories(session, keys))
-    found_histories = read([r["patient_key"] for r in rows])
-    triagers = {k: Triager(h) for k, h in found_histories.items()}
+    if prepared is None:
+        read = histories or (lambda keys: settings_histories(session, keys))
+        found_histories = read([r["patient_key"] for r in rows])
+        computed = prepare(rows, found_histories)
+    else:
+        found_histories, computed = prepared
     out: Ingested = {}
     values: list[tuple[persisted.ReadingKey, Any]] = []
     triages: list[tuple[persisted.TriageKey, Triage]] = []
     for row in rows:
-        reading = (row["patient_key"], row["id"])
-        measured = tuple(measures_of(row["resource"]))
+        reading, measured, key, found = computed[row["id"]]
         values.append((reading, measured))
-        at = from_store(row["effective_start"])
-        key, version = triagers[row["patient_key"]].memo_key(reading, measured, at)
-        found = triage(measured, version.settings.thresholds, at=at) if key is not None else None
         if key is not None and found is not None:
             triages.append((key, found))
         out[reading] = (measured, found)

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import JSON, Connection, Table, bindparam
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -35,6 +35,8 @@ def processors(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tupl
         process = impl.bind_processor(dialect)
         if process is not None and type(impl) is sqlite.DATETIME and impl._storage_format == _SQLITE_DATETIME:
             process = _sqlite_datetime(process)
+        elif process is not None and isinstance(impl, JSON) and dialect.name == "sqlite":
+            process = _json_none_once(process)
         found.append(process)
     return tuple(found)
 
@@ -74,6 +76,18 @@ def _sqlite_datetime(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return process(value)
 
     return fast
+
+
+def _json_none_once(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """SQLite: a JSON column's bind processing, with None's text (``null``, or None for a column storing SQL NULL)
+    made once: each upload's ``issues`` is None, which the serialiser (``fhirjson.dumps``) writes by its slow
+    path (docs/performance.md, h11sqlite)."""
+    none = process(None)
+
+    def once(value: Any) -> Any:
+        return none if value is None else process(value)
+
+    return once
 
 
 @contextmanager

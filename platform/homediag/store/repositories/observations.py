@@ -71,7 +71,8 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         )
     else:
         claimed = set(session.execute(_CLAIM_SQLITE, {"rows": _claims_json(session, rows)}).scalars())
-    new = served.fill([r for r in rows if r["dedup"] in claimed])  # each with the text a search serves
+    new = [r for r in rows if r["dedup"] in claimed]
+    served.fill([r for r in new if "served_json" not in r])  # each with the text a search serves (unless made ahead)
     if new:
         values = [[r["served_json"] if c == "resource" else r[c] for c in COLUMNS] for r in new]
         if served.stored_once(dialect):  # SQLite: the resource is that text, and read as it
