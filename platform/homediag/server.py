@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the workers' supervisor imports this module: FastAPI only where an app is built
-    from fastapi import FastAPI
+from fastapi import FastAPI
 
 
 def partitions_ahead(app: FastAPI) -> None:
@@ -49,10 +47,8 @@ def worker_app() -> FastAPI:
     """The app of one worker process (``uvicorn --factory``): built from the HOMEDIAG_* settings, start-up heap
     frozen."""
     from homediag.api.app import create_app
-    from homediag.listening import ListsSpread
 
     app = create_app()
-    app.add_middleware(ListsSpread)  # a worker with a list in flight leaves new connections to the others
     _no_cprs_in_logs()
     _freeze_startup_heap()
     return app
@@ -72,10 +68,9 @@ def serve_workers(host: str, port: int, workers: int) -> None:
     """Run ``workers`` processes, each building its app from the settings (``worker_app``). For PostgreSQL: with
     SQLite, writers in several processes only queue on the database file's one lock.
 
-    This process becomes the workers' supervisor (``supervise``) by ``exec``: same pid, same environment (the
-    HOMEDIAG_* settings the workers read), but none of the command line's imports (typer, pydantic's settings,
-    SQLAlchemy, FastAPI), which the supervisor never uses: it only starts, watches and stops the workers (99 MB
-    before, about 20 after)."""
+    This process becomes uvicorn's supervisor by ``exec``: same pid, same environment (the HOMEDIAG_* settings
+    the workers read), but none of the command line's imports (typer, pydantic's settings, SQLAlchemy), which
+    the supervisor never uses: it only starts, watches and stops the workers (99 MB before, about 20 after)."""
     import os
     import sys
 
@@ -88,22 +83,17 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         sys.executable,
         [
             sys.executable,
-            "-c",
-            "import sys; from homediag.server import supervise; supervise(*sys.argv[1:])",
+            "-m",
+            "uvicorn",
+            "homediag.server:worker_app",
+            "--factory",
+            "--host",
             host,
+            "--port",
             str(port),
+            "--workers",
             str(workers),
+            "--log-level",
+            "info",
         ],
     )
-
-
-def supervise(host: str, port: str, workers: str) -> None:
-    """uvicorn's supervisor of ``workers`` processes (restarts, graceful stop, SIGHUP/TTIN/TTOU as uvicorn's
-    ``--workers``), a worker with a list in flight accepting no new connection meanwhile (``homediag.listening``)."""
-    from uvicorn.config import Config
-
-    from homediag.listening import run_workers
-
-    app = "homediag.server:worker_app"
-    config = Config(app, factory=True, host=host, port=int(port), workers=int(workers), log_level="info")
-    run_workers(config)
