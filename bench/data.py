@@ -34,10 +34,11 @@ SEED_CHUNK = 2_000
 
 
 def cuff_envelopes(
-    patients: list[SyntheticPatient], days: int, seed: int = 2026, second: int = 0
+    patients: list[SyntheticPatient], days: int, seed: int = 2026, second: int = 0, first_day: int = 1
 ) -> list[dict[str, Any]]:
-    """Two 0x2A35 envelopes a day per patient for ``days`` days up to yesterday, newest first, taken at ``second``
-    of their minute (a run on a kept store takes a second of its own: its readings are not stored yet).
+    """Two 0x2A35 envelopes a day per patient for ``days`` days from ``first_day`` days ago (1: yesterday) back,
+    newest first, taken at ``second`` of their minute (a run on a kept store takes a second of its own: its readings
+    are not stored yet).
 
     About 3% carry the irregular-pulse status bit, so they make a third Observation.
     """
@@ -45,7 +46,7 @@ def cuff_envelopes(
     today = datetime.now(COPENHAGEN).replace(second=second, microsecond=0)
     dated: list[tuple[datetime, dict[str, Any]]] = []
     for n, person in enumerate(patients):
-        for day in range(1, days + 1):
+        for day in range(first_day, first_day + days):
             for hour in HOURS:
                 taken = (today - timedelta(days=day)).replace(hour=hour, minute=rng.randint(0, 50))
                 payload = cuff_payload(
