@@ -126,11 +126,18 @@ class Settings(BaseSettings):
     )
     reads_beside_ingest: int = Field(
         default=1,
-        ge=1,
+        ge=0,
         le=64,
         description="reads of a server process that run while a gateway's upload runs in it (the others wait for"
-        " it to end or for one of them): the process's interpreter lock is shared by its threads whatever their"
-        " priority",
+        " it to end or for one of them, at most read_wait_max_ms): the process's interpreter lock is shared by its"
+        " threads whatever their priority",
+    )
+    read_wait_max_ms: int = Field(
+        default=250,
+        ge=0,
+        le=10_000,
+        description="the longest a read waits for its turn beside a gateway's uploads before it runs anyway (a"
+        " back-fill of list after list never holds a clinician's search back longer)",
     )
     max_search_values: int = Field(
         default=100, description="most values one search may give a parameter (comma-separated and repeated)"

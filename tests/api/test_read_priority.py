@@ -170,3 +170,36 @@ def test_while_an_upload_runs_reads_take_turns_and_all_answer(runtime, tokens, p
             for t in threads:
                 t.join(30)
     assert sorted(answers) == [200, 200, 201]
+
+
+def test_with_no_read_beside_an_upload_a_search_waits_for_it_at_most_read_wait_max(
+    runtime, tokens, patient, monkeypatch
+):
+    """``reads_beside_ingest = 0``: a search waits while an upload runs in the process, but a back-fill of list after
+    list never holds it back longer than ``read_wait_max_ms``."""
+    runtime.settings.read_nice, runtime.settings.read_threads = 1, 2
+    runtime.settings.reads_beside_ingest, runtime.settings.read_wait_max_ms = 0, 300
+    uploading, upload_done = threading.Event(), threading.Event()
+
+    def hold_upload() -> None:
+        uploading.set()
+        assert upload_done.wait(30), "the test never let the upload go on"
+
+    _recording(monkeypatch, IngestService, "post", [], gate=hold_upload)
+    answers: list[int] = []
+    with TestClient(create_app(runtime)) as client:
+
+        def upload() -> None:
+            body = _reading(patient[1], random.Random(5))
+            answers.append(client.post("/ingest", json=body, headers=tokens.auth("gateway")).status_code)
+
+        sending = threading.Thread(target=upload)
+        sending.start()
+        try:
+            assert uploading.wait(30)
+            found = client.get("/fhir/Observation", params={"patient": patient[0]}, headers=tokens.auth("clinician"))
+            assert found.status_code == 200 and not upload_done.is_set()  # answered with the upload still running
+        finally:
+            upload_done.set()
+            sending.join(30)
+    assert answers == [201]

@@ -50,7 +50,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime or Runtime.from_settings()
     settings = app.state.runtime.settings
     # the read routes' threads, and how many run beside an ingest (api/priority.py)
-    priority.configure(settings.read_nice, settings.read_threads, settings.reads_beside_ingest)
+    priority.configure(
+        settings.read_nice, settings.read_threads, settings.reads_beside_ingest, settings.read_wait_max_ms / 1000
+    )
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

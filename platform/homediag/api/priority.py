@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,14 +55,14 @@ def _lower(nice: int) -> None:
 
 class Turns:
     """While an ingest runs in this process, at most ``beside`` reads run beside it; the others wait on a condition
-    (holding no interpreter lock) until the ingest ends or a read finishes.
+    (holding no interpreter lock) until the ingest ends or a read finishes, or ``wait_max`` seconds at most.
 
     The nice value decides who gets a core, not who gets the interpreter: Python hands its lock to a waiting thread
     every 5 ms (``sys.getswitchinterval``) whatever the threads' priorities, so an ingest sharing its process with
     four running reads had about a fifth of it while a core was free for each."""
 
-    def __init__(self, beside: int) -> None:
-        self.beside = beside
+    def __init__(self, beside: int, wait_max: float = 0.25) -> None:
+        self.beside, self.wait_max = beside, wait_max
         self._changed = threading.Condition()
         self._ingests = self._reads = self._waiting = 0
 
@@ -85,8 +86,12 @@ class Turns:
     def read(self) -> Iterator[None]:
         with self._changed:
             self._waiting += 1
+            deadline = time.monotonic() + self.wait_max
             while self._ingests and self._reads >= self.beside:
-                self._changed.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:  # a back-fill of list after list never holds a read back longer than this
+                    break
+                self._changed.wait(left)
             self._waiting -= 1
             self._reads += 1
         try:
@@ -101,9 +106,9 @@ class ReadPool:
     """``threads`` threads whose nice value is raised by ``nice`` at their start; ``beside`` of them at most run
     while an ingest runs in the process."""
 
-    def __init__(self, nice: int, threads: int, beside: int) -> None:
+    def __init__(self, nice: int, threads: int, beside: int, wait_max: float = 0.25) -> None:
         self.nice, self.threads = nice, threads
-        self.turns = Turns(beside)
+        self.turns = Turns(beside, wait_max)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="homediag-read", initializer=_lower,
                                             initargs=(nice,))  # fmt: skip
 
@@ -126,15 +131,16 @@ _pool: ReadPool | None = None
 _lock = threading.Lock()
 
 
-def configure(nice: int, threads: int, beside: int) -> ReadPool | None:
+def configure(nice: int, threads: int, beside: int, wait_max: float = 0.25) -> ReadPool | None:
     """The process's read pool for these settings (made once; made again only when they change). None: no pool."""
     global _pool
     with _lock:
-        if _pool is not None and (_pool.nice, _pool.threads, _pool.turns.beside) != (nice, threads, beside):
+        wanted = (nice, threads, beside, wait_max)
+        if _pool is not None and (_pool.nice, _pool.threads, _pool.turns.beside, _pool.turns.wait_max) != wanted:
             _pool.close()
             _pool = None
         if _pool is None and threads > 0:
-            _pool = ReadPool(nice, threads, beside)
+            _pool = ReadPool(nice, threads, beside, wait_max)
         return _pool
 
 
