@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from homediag.errors import Unavailable
 from homediag.fhir_profiles import fhirjson
 
+from . import wal_checkpoints
+
 if TYPE_CHECKING:  # alembic (and mako) are imported by the commands that migrate, not by every server worker
     from alembic.config import Config
 
@@ -41,6 +43,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, json_serializer=fhirjson.dumps, json_deserializer=fhirjson.loads, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if parsed.database and parsed.database != ":memory:":  # the log copied back after commits, off the request
+            path = str(Path(parsed.database).resolve())
+            event.listen(engine, "commit", lambda _connection: wal_checkpoints.after_commit(path))
     return engine
 
 
@@ -72,6 +77,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoints.BACKSTOP_PAGES}")  # a thread checkpoints: see there
     cursor.close()
 
 
