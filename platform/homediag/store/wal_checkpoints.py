@@ -15,6 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 MIN_INTERVAL = 0.1
 """Seconds between two checkpoints of one file by this process (each ends with an fsync of the database file)."""
@@ -46,9 +47,12 @@ def after_commit(path: str) -> None:
 
 def checkpoint(path: str) -> tuple[int, int, int] | None:
     """A passive checkpoint of ``path`` on a connection of its own: (busy, log frames, frames checkpointed), or None
-    when the file cannot be opened or is locked by a checkpoint of another process (that one does the work)."""
+    when the file cannot be opened or is locked by a checkpoint of another process (that one does the work). Opened
+    read-write, never created: a file removed since its commit is not made again (with the umask's mode, not the
+    store's 0600)."""
     try:
-        connection = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        uri = f"{Path(path).as_uri()}?mode=rw"
+        connection = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None, check_same_thread=False)
     except sqlite3.Error:
         return None
     try:

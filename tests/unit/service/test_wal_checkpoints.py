@@ -44,3 +44,9 @@ def test_the_commits_own_checkpoint_is_only_a_backstop(tmp_path):
         pages = connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one()
     assert pages == wal_checkpoints.BACKSTOP_PAGES > 1000
     engine.dispose()
+
+
+def test_a_checkpoint_never_makes_a_removed_store_again(tmp_path):
+    path = tmp_path / "gone.sqlite3"
+    assert wal_checkpoints.checkpoint(str(path)) is None
+    assert not path.exists()
