@@ -32,9 +32,9 @@ import simplejson
 # the floats orjson writes unlike repr (found by comparing them over random bit patterns and every power of
 # ten): a one-digit negative exponent (1e-7, repr 1e-07), a tiny number in full (0.00001, repr 1e-05),
 # NaN and infinities as null (simplejson refuses them); a scan of the output finds each (a match inside a
-# string only costs the slow path). A number in orjson's compact output follows ':', '[' or ',': matching from
-# there keeps the hex of ids and UUIDs ("...3e-4a...") off the slow path
-_SHORT_EXPONENT = re.compile(rb"[:,\[]-?\d+(?:\.\d+)?e-\d(?!\d)")
+# string only costs the slow path). A number in orjson's compact output follows ':', '[' or ',', or is the whole
+# text (a bare value): matching from there keeps the hex of ids and UUIDs ("...3e-4a...") off the slow path
+_SHORT_EXPONENT = re.compile(rb"(?:^|[:,\[])-?\d+(?:\.\d+)?e-\d(?!\d)")
 # what every short exponent holds, found first: a pattern that starts with a literal is searched for by re's fast
 # literal search, one that starts with a class is tried at every offset (a 2 kB resource: ~2 µs against ~20; every
 # profile URL holds an "e-", as in ".../homediag-pulse-rate", so a plain ``b"e-" in`` does not spare the scan)

@@ -89,3 +89,8 @@ def test_dumps_edge_cases(value: object) -> None:
     assert outcome(fhirjson.dumps, value) == outcome(slow_dumps, value)
     if outcome(slow_dumps, value)[0] == "ok":
         assert outcome(fhirjson.dumps_bytes, value) == outcome(lambda v: slow_dumps(v).encode("utf-8"), value)
+
+
+def test_a_bare_number_with_a_one_digit_exponent_is_written_as_simplejson_writes_it() -> None:
+    """Found by the property above: a whole document that is one small float (no ':', ',' or '[' before it)."""
+    assert fhirjson.dumps(5.960464477539063e-08) == slow_dumps(5.960464477539063e-08) == "5.960464477539063e-08"
