@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from homediag.bounded import Bounded
 from homediag.monitoring import ingested
-from homediag.monitoring.store import SettingsVersion
+from homediag.monitoring.store import SettingsVersion, settings_histories
 
 from .readings import keep_shapes, remember_shapes, shape_of
 from .worklist_grown import grow_when_committed
@@ -60,22 +60,17 @@ def keep_ingested(
     grow their patients' kept worklist parts by them. ``prepared``: made ahead for these rows (and maybe more)."""
     if not rows:
         return
-    found_histories, triaged = ingested.keep_ingested(
-        session,
-        rows,
-        histories,
-        remember=_REMEMBER[0],
-        prepared=(prepared.histories, prepared.values) if prepared is not None else None,
-    )
-    made = prepared.shapes if prepared is not None else {}
-    shapes = {row["id"]: made[row["id"]] if row["id"] in made else shape_of(row["resource"]) for row in rows}
+    if prepared is None:
+        prepared = prepare(rows, histories or (lambda keys: settings_histories(session, keys)))
+    triaged = ingested.keep_ingested(session, rows, prepared.values, remember=_REMEMBER[0])
+    shapes = {row["id"]: prepared.shapes[row["id"]] for row in rows}
     found = [(row["patient_key"], row["id"], shapes[row["id"]]) for row in rows]
     keep_shapes(session, found)
     if _REMEMBER[0]:
         remember_shapes(found)
         for row in rows:
             _PATIENT_OF.remember(row["id"], row["patient_key"])
-    grow_when_committed(session, rows, found_histories, triaged, shapes)
+    grow_when_committed(session, rows, prepared.histories, triaged, shapes)
 
 
 def patients_of(observation_ids: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from homediag.clock import from_store
 
 from . import persisted, store
-from .store import PatientData, SettingsVersion, TriagedReading, Triager, settings_histories
+from .store import PatientData, SettingsVersion, TriagedReading, Triager
 from .triage import Triage, Value, measures_of, triage
 
 Ingested = dict[persisted.ReadingKey, tuple[tuple[Value, ...], Triage | None]]
@@ -51,25 +51,15 @@ def prepare(rows: Sequence[dict[str, Any]], histories: dict[str, list[SettingsVe
 def keep_ingested(
     session: Session,
     rows: Sequence[dict[str, Any]],
-    histories: Histories | None = None,
+    computed: Prepared,
     *,
     remember: bool = False,
-    prepared: tuple[dict[str, list[SettingsVersion]], Prepared] | None = None,
-) -> tuple[dict[str, list[SettingsVersion]], Ingested]:
+) -> Ingested:
     """Keep the values and triage of the stored Observation rows ``rows`` (the ``observation`` row dicts ingest
-    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``), triaged under ``histories`` (read in
-    ``session`` when not given), and with ``remember`` remembered in this process too, as a read that found them kept
-    would (a stored reading never changes, and its id is its content's hash). ``prepared``: the histories and
-    ``prepare``'s answer for these rows (and maybe more), made ahead. Returns the patients' settings histories and
-    each reading's values and triage (None: a weight's under a weight-change rule, which looks back)."""
-    if not rows:
-        return {}, {}
-    if prepared is None:
-        read = histories or (lambda keys: settings_histories(session, keys))
-        found_histories = read([r["patient_key"] for r in rows])
-        computed = prepare(rows, found_histories)
-    else:
-        found_histories, computed = prepared
+    inserted: ``id``, ``patient_key``, ``effective_start``, ``resource``), as ``prepare`` made them (``computed``: for
+    these rows and maybe more), and with ``remember`` remembered in this process too, as a read that found them kept
+    would (a stored reading never changes, and its id is its content's hash). Returns each reading's values and
+    triage (None: a weight's under a weight-change rule, which looks back)."""
     out: Ingested = {}
     values: list[tuple[persisted.ReadingKey, Any]] = []
     triages: list[tuple[persisted.TriageKey, Triage]] = []
@@ -86,7 +76,7 @@ def keep_ingested(
             store._VALUES.remember(reading, measured)
         for key, found in triages:
             store._TRIAGED.remember(key, found)
-    return found_histories, out
+    return out
 
 
 def triaged_new(
