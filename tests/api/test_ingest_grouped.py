@@ -118,3 +118,64 @@ def test_concurrent_single_envelopes_of_different_readings_are_all_stored(runtim
     with runtime.sessions() as session:
         assert len(session.execute(select(m.Observation.id)).all()) == 2 * threads_n
         assert audit.verify(session, runtime.keys).ok
+
+
+def test_lists_sent_while_one_is_written_are_written_after_it_together_up_to_the_envelope_limit(
+    runtime, tokens, pilot, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """A list that arrives while a list of the same process is being written waits for its commit (two lists at once
+    in one process would share its interpreter, and on SQLite hold the write lock twice as long); the lists waiting
+    then are written in one transaction, as many as ``GROUP_ENVELOPES`` allows, each answered with its own results."""
+    monkeypatch.setattr(grouped, "GROUP_ENVELOPES", 5)
+    pilot.enrol(PATIENTS[0].cpr)
+    gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)
+    service, group = IngestService(runtime), grouped._GROUPS.of(runtime.engine)
+    lists = [[cuff_envelope(seed=200 + 10 * i + j, taken_minutes_ago=40 + 10 * i + j) for j in range(2)] for i in range(3)]
+    answers: dict[int, Any] = {}
+    written_before_release: list[int] = []
+
+    def leads(batch) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 30  # holds the first group open until the three lists wait behind it
+        while time.monotonic() < deadline:
+            with group.lock:
+                if len(group.waiting) == len(lists):
+                    break
+            time.sleep(0.01)
+        with runtime.sessions() as session:  # nothing of the waiting lists is written while this one is
+            written_before_release.append(len(session.execute(select(m.Upload.id)).all()))
+        service._add(batch, cuff_envelope(seed=199, taken_minutes_ago=39), 0)
+
+    def send(i: int) -> None:
+        while len(group.waiting) < i:  # in order: the first two fill the next group, the third is one too many
+            time.sleep(0.005)
+        answers[i] = service.ingest(gateway, lists[i])
+
+    leader = threading.Thread(target=lambda: answers.__setitem__(-1, grouped.grouped(service.pipeline, gateway, leads)))
+    leader.start()
+    while not group.leading:
+        time.sleep(0.01)
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(lists))]
+    for t in threads:
+        t.start()
+    for t in [leader, *threads]:
+        t.join(timeout=60)
+
+    assert written_before_release == [0]
+    assert [[r.outcome for r in answers[i]] for i in range(3)] == [["created", "created"]] * 3
+    with runtime.sessions() as session:
+        assert audit.verify(session, runtime.keys).ok
+        by_upload = {
+            upload_id: received
+            for upload_id, received in session.execute(select(m.Observation.upload_id, m.Observation.received_at))
+        }
+        at = {
+            entity: when
+            for entity, when in session.execute(
+                select(m.AuditEvent.entity, m.AuditEvent.at).where(m.AuditEvent.entity.like("upload/%"))
+            )
+        }
+    for i in range(3):  # each list's answer names its own readings, stored
+        assert {r.upload for r in answers[i]} <= set(by_upload)
+    first, second, third = ({at[f"upload/{r.upload}"] for r in answers[i]} for i in range(3))
+    assert len(first) == 1 and first == second  # the two lists that fit: one transaction
+    assert third != first  # the one that did not: the next
