@@ -46,6 +46,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " once (default 1: none)",
     )
     parser.add_argument(
+        "--served-apart",
+        action="store_true",
+        help="--served: also the lists alone and while four clients search with the gateway and the clinicians on a"
+        " server each (`homediag serve --workers 1` twice over the same store: the README's deployment for gateways"
+        " on a network of their own)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="worker processes for --served (default 2: one per core of this machine)"
     )
     parser.add_argument(
@@ -113,6 +120,7 @@ def main(argv: list[str]) -> int:
                 singles=400 if args.quick else 2_000,
                 lists=args.served_lists or (5 if args.quick else 20),
                 gateways=args.served_gateways,
+                apart=args.served_apart,
                 say=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
             )
             served[engine] = result_served.as_json()

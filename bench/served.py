@@ -12,6 +12,7 @@ share the machine's cores. Set-up (users, patients, consents, seeding) goes thro
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -36,6 +37,34 @@ from .client import TestClient
 from .latency import clinician_queries
 from .pilot import enrol
 from .singles_client import post_singles
+
+
+@dataclass(frozen=True)
+class Apart:
+    """Lists of 100 from one gateway, alone and then while four clients search, in the README's deployment for
+    gateways that come in through their own network: a ``homediag serve --workers 1`` for the gateways and another
+    for the clinicians, over the same store, so that no read shares a process with an ingest."""
+
+    alone_observations: int
+    alone_seconds: float
+    mixed_observations: int
+    mixed_seconds: float
+    searches: int
+    search_p95_ms: float
+    pss_max_mb: float  # the two servers' largest PSS, added
+
+    def as_json(self) -> dict[str, Any]:
+        alone = self.alone_observations / self.alone_seconds
+        mixed = self.mixed_observations / self.mixed_seconds
+        return {
+            "servers": "2 (homediag serve --workers 1 each: the gateway's, the clinicians')",
+            "alone_observations_per_s": round(alone, 1),
+            "with_4_searching_observations_per_s": round(mixed, 1),
+            "slowdown_with_4_searching": round(alone / mixed, 2),
+            "searches_during": self.searches,
+            "search_p95_ms_during": round(self.search_p95_ms, 1),
+            "server_pss_mb_max_both": round(self.pss_max_mb, 1),
+        }
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,7 @@ class ServedResult:
     list_cpu_seconds_gateways: tuple[float, float] = (0.0, 0.0)
     list_cores_gateways: list[float] = field(default_factory=list)  # each server process's CPU / the lists' wall time
     mixed_cpu: dict[str, Any] = field(default_factory=dict)  # where the cores went while ingest and searches ran
+    apart: Apart | None = None  # the same two phases with gateways and clinicians on servers of their own
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -113,6 +143,7 @@ class ServedResult:
             },
             "what_sessions_waited_on_during_mixed": self.waits,
             "mixed_cpu": self.mixed_cpu,
+            **({"apart": self.apart.as_json()} if self.apart is not None else {}),
         }
 
     def _gateways_json(self, alone: float) -> dict[str, Any]:
@@ -372,6 +403,83 @@ class BackendCpu:
             self._engine.dispose()
 
 
+class Searching:
+    """Four clinician clients searching ``base`` in threads of this process, each its 90-day blood-pressure series of
+    one patient after another, from one second after the start (connections made, caches warm) until ``stop``."""
+
+    def __init__(self, base: str, pilot: Any, clients: int = 4) -> None:
+        self.latencies: list[float] = []
+        self._cpu: list[float] = []
+        self._stop = threading.Event()
+        since = (datetime.now(data.COPENHAGEN) - timedelta(days=90)).date().isoformat()
+        self._query, self._base, self._pilot = clinician_queries(since)[0], base, pilot
+        self._threads = [threading.Thread(target=self._search, args=(n,)) for n in range(clients)]
+        for t in self._threads:
+            t.start()
+        time.sleep(1.0)
+
+    def _search(self, n: int) -> None:
+        cpu0, pilot = time.thread_time(), self._pilot
+        with httpx.Client(base_url=self._base, timeout=60, headers=pilot.auth("clinician")) as http:
+            i = n
+            while not self._stop.is_set():
+                s0 = time.perf_counter()
+                response = http.get(
+                    "/fhir/Observation", params=self._query.params(pilot.patient_ids[i % len(pilot.patient_ids)])
+                )
+                self.latencies.append(time.perf_counter() - s0)
+                response.raise_for_status()
+                i += 1
+        self._cpu.append(time.thread_time() - cpu0)
+
+    def stop(self) -> float:
+        """Stop the clients; the CPU their threads spent."""
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        return sum(self._cpu)
+
+
+def _lists_of(envelopes: list[dict[str, Any]]) -> list[bytes]:
+    """The bodies of lists of 100 envelopes."""
+    return [json.dumps(envelopes[i : i + 100]).encode() for i in range(0, len(envelopes), 100)]
+
+
+def _p95_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def _apart(url: str, keys_json: str, pilot: Any, alone: list[bytes], mixed: list[bytes], say: Any) -> Apart:
+    """``Apart``: the gateway's lists ``alone`` to its own server, then ``mixed`` while four clients search the
+    clinicians' server."""
+    gateway = pilot.auth("gateway")
+    with serving(url, keys_json, 1) as (gateway_base, gateway_pid), serving(url, keys_json, 1) as (base, reader_pid):
+        watches = [MemoryWatch(gateway_pid), MemoryWatch(reader_pid)]
+        _post_all(gateway_base, gateway, alone[:1])  # the gateway's server warmed up, as the shared one was
+        t0 = time.perf_counter()
+        alone_created = _post_all(gateway_base, gateway, alone[1:])
+        alone_seconds = time.perf_counter() - t0
+        searching = Searching(base, pilot)
+        t0 = time.perf_counter()
+        mixed_created = _post_all(gateway_base, gateway, mixed)
+        mixed_seconds = time.perf_counter() - t0
+        searching.stop()
+        for watch in watches:
+            watch.stop()
+    result = Apart(
+        alone_created,
+        alone_seconds,
+        mixed_created,
+        mixed_seconds,
+        len(searching.latencies),
+        _p95_ms(searching.latencies),
+        sum(w.pss_total for w in watches),
+    )
+    say(f"apart (a server for the gateway, another for the clinicians): {result.as_json()}")
+    return result
+
+
 def _post_all(base: str, headers: dict[str, str], bodies: list[bytes]) -> int:
     """POST each body in turn; the number of Observations created."""
     created = 0
@@ -434,19 +542,24 @@ def run(
     lists: int,
     say: Any,
     gateways: int = 1,
+    apart: bool = False,
 ) -> ServedResult:
-    import json
-
-    # the lists from several gateways at once take envelopes of their own: as many more days (older ones, seeded), so
-    # the store seeded directly holds as many readings as with one gateway
-    extra = gateways * lists * 100 if gateways > 1 else 0
+    # the lists from several gateways at once, and those sent to servers apart, take envelopes of their own: as many
+    # more days (older ones, seeded), so the store seeded directly holds as many readings as with one gateway
+    apart_n = (2 * lists + 1) * 100 if apart else 0
+    extra = (gateways * lists * 100 if gateways > 1 else 0) + apart_n
     days = 250 + -(-extra // (len(people) * len(data.HOURS)))
     envelopes = data.cuff_envelopes(people, days)
     single = envelopes[:singles]
     alone = envelopes[singles : singles + lists * 100]
     mixed = envelopes[singles + lists * 100 : singles + 2 * lists * 100]
     at_once = envelopes[singles + 2 * lists * 100 : singles + (2 + gateways) * lists * 100] if gateways > 1 else []
-    seeded = envelopes[singles + (2 + (gateways if gateways > 1 else 0)) * lists * 100 :]
+    sent = singles + (2 + (gateways if gateways > 1 else 0)) * lists * 100
+    apart_alone, apart_mixed = (
+        envelopes[sent : sent + (lists + 1) * 100],
+        envelopes[sent + (lists + 1) * 100 : sent + apart_n],
+    )
+    seeded = envelopes[sent + apart_n :]
     with env.fresh_database(engine) as url, env.runtime(url) as rt:
         with TestClient(create_app(rt)) as client:
             consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=days + 1)).date()
@@ -473,10 +586,7 @@ def run(
                 " ms in the bench's clients (and the bench's threads)"
             )
 
-            def lists_of(chunk: list[dict[str, Any]]) -> list[bytes]:
-                return [json.dumps(chunk[i : i + 100]).encode() for i in range(0, len(chunk), 100)]
-
-            alone_bodies = lists_of(alone)  # made before the clock starts
+            alone_bodies = _lists_of(alone)  # made before the clock starts
             backends = BackendCpu(url)
             backends.start()
             server_cpu0 = _cpu_seconds(server_pids)
@@ -493,7 +603,7 @@ def run(
             )
             gateways_created, gateways_seconds, gateways_cpu, gateways_split = 0, 0.0, (0.0, 0.0), []
             if gateways > 1:  # each gateway its own lists: every gateways-th list of the share
-                bodies = lists_of(at_once)
+                bodies = _lists_of(at_once)
                 shares = [bodies[i::gateways] for i in range(gateways)]
                 server_cpu0 = _cpu_by_pid(server_pids)
                 t0 = time.perf_counter()
@@ -509,33 +619,12 @@ def run(
                     f" cores busy by server process {gateways_split}"
                 )
 
-            stop = threading.Event()
-            latencies: list[float] = []
-            searcher_cpu: list[float] = []
-            since = (datetime.now(data.COPENHAGEN) - timedelta(days=90)).date().isoformat()
-            query = clinician_queries(since)[0]
-
-            def searcher(n: int) -> None:
-                cpu0 = time.thread_time()
-                with httpx.Client(base_url=base, timeout=60, headers=pilot.auth("clinician")) as http:
-                    i = n
-                    while not stop.is_set():
-                        s0 = time.perf_counter()
-                        response = http.get(
-                            "/fhir/Observation", params=query.params(pilot.patient_ids[i % len(pilot.patient_ids)])
-                        )
-                        latencies.append(time.perf_counter() - s0)
-                        response.raise_for_status()
-                        i += 1
-                searcher_cpu.append(time.thread_time() - cpu0)
-
-            searchers = [threading.Thread(target=searcher, args=(n,)) for n in range(4)]
-            for t in searchers:
-                t.start()
+            searching = Searching(base, pilot)
             time.sleep(1.0)
             waiting = WaitWatch(url)
-            mixed_bodies = lists_of(mixed)
+            mixed_bodies = _lists_of(mixed)
             backends.start()
+            latencies = searching.latencies
             server_cpu0, searches0 = _cpu_seconds(server_pids), len(latencies)
             t0 = time.perf_counter()
             mixed_created, mixed_client_cpu = _post_timed(base, gateway, mixed_bodies)
@@ -543,23 +632,25 @@ def run(
             mixed_server_cpu, mixed_backend_cpu = _cpu_seconds(server_pids) - server_cpu0, backends.seconds()
             searches = len(latencies) - searches0
             waits = waiting.stop()
-            stop.set()
-            for t in searchers:
-                t.join()
+            searcher_cpu = searching.stop()
             backends.close()
             mixed_cpu = _mixed_cpu(
                 mixed_seconds, len(mixed_bodies), searches, (mixed_server_cpu, mixed_backend_cpu, mixed_client_cpu),
-                (list_cpu / len(alone_bodies), list_backend_cpu), sum(searcher_cpu) / max(1, len(latencies)),
+                (list_cpu / len(alone_bodies), list_backend_cpu), searcher_cpu / max(1, len(latencies)),
             )  # fmt: skip
             say(f"{engine}: the mixed phase's cores: {mixed_cpu}")
             watch.stop()
-            ordered = sorted(latencies)
-            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000 if ordered else float("nan")
+            p95 = _p95_ms(latencies)
             say(
                 f"{engine}: lists of 100 with 4 clients searching: {mixed_created / mixed_seconds:.0f} Observations/s; "
                 f"{len(latencies)} searches, p95 {p95:.0f} ms; server RSS max {watch.total:.0f} MB in all,"
                 f" PSS {watch.pss_at_start:.0f} MB at start, max {watch.pss_total:.0f} MB"
             )
+        apart_result = (
+            _apart(url, rt.keys.to_json(), pilot, _lists_of(apart_alone), _lists_of(apart_mixed), say)
+            if apart
+            else None
+        )
         # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
         fresh = [data.cuff_envelopes(people, 25, seed=s)[:1000] for s in (61, 62)]
         ceilings = [
@@ -600,6 +691,7 @@ def run(
             gateways_cpu,
             gateways_split,
             mixed_cpu,
+            apart_result,
         )
 
 
