@@ -130,7 +130,7 @@ def test_lists_sent_while_one_is_written_are_written_after_it_together_up_to_the
     pilot.enrol(PATIENTS[0].cpr)
     gateway = Principal(tokens.ids["gateway"], "test gateway", "gateway", None)
     service, group = IngestService(runtime), grouped._GROUPS.of(runtime.engine)
-    lists = [[cuff_envelope(seed=200 + 10 * i + j, taken_minutes_ago=40 + 10 * i + j) for j in range(2)] for i in range(3)]
+    lists = [[cuff_envelope(seed=s, taken_minutes_ago=s - 160) for s in (200 + 10 * i, 201 + 10 * i)] for i in range(3)]
     answers: dict[int, Any] = {}
     written_before_release: list[int] = []
 
