@@ -44,11 +44,14 @@ def check_startup() -> None:
 
 
 def worker_app() -> FastAPI:
-    """The app of one worker process (``uvicorn --factory``): built from the HOMEDIAG_* settings, start-up heap
-    frozen."""
+    """The app of one of several worker processes (``uvicorn --factory``): built from the HOMEDIAG_* settings,
+    start-up heap frozen; a gateway's list holds the worker's event loop while it is written, so that new
+    connections go to a free worker (``api.priority.run_list``)."""
+    from homediag.api import priority
     from homediag.api.app import create_app
 
     app = create_app()
+    priority.lists_on_the_loop()
     _no_cprs_in_logs()
     _freeze_startup_heap()
     return app

@@ -11,7 +11,7 @@ from homediag.web import predraw
 
 from .deps import RuntimeDep
 from .policy import GATEWAY_WRITE, Deferred, deferred
-from .priority import run_ingest
+from .priority import run_ingest, run_list
 from .responses import FhirResponse, JsonResponse
 
 router = APIRouter(tags=["ingest"])
@@ -37,6 +37,8 @@ async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirR
     def post() -> IngestAnswer:  # blocking database work (the token's read, then the ingest): off the event loop
         return IngestService(rt).post(gateway.principal(), body)
 
-    answer = await run_ingest(post)  # at the server's priority; reads of this process give way (api/priority.py)
+    # at the server's priority; reads of this process give way; a list, in one of several workers, holds its event
+    # loop so that new connections go to a free worker (api/priority.py)
+    answer = await (run_list if body.lstrip()[:1] == b"[" else run_ingest)(post)
     predraw.after_ingest(rt, answer.body)  # the charts of pages shown before, drawn ahead off the request path
     return JsonResponse(answer.body, status_code=answer.status)

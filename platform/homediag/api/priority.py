@@ -163,6 +163,38 @@ async def run_ingest(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
     return await run_in_threadpool(ingest)
 
 
+_LISTS_ON_THE_LOOP = [False]
+
+
+def lists_on_the_loop() -> None:
+    """This process is one of several workers (``server.worker_app``): from now on a gateway's list runs on the
+    event loop's own thread (``run_list``)."""
+    _LISTS_ON_THE_LOOP[0] = True
+
+
+async def run_list(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A gateway's list of envelopes (a back-fill's unit of work): as ``run_ingest``, but in one of several worker
+    processes on the event loop's own thread, so that the worker accepts no connection until the list is written
+    and the kernel hands new ones to a free worker, as a pre-fork server's busy worker does.
+
+    Why: the workers share one listening socket, and an event loop that is free while its process writes a list on a
+    thread won most races for new connections (16 of 20 connections made one after another went to one of two idle
+    workers), so a second gateway's list mostly landed in the busy worker, where it waits for the first
+    (``ingest.grouped``: one batch at a time per process) while the other worker idles. Two gateways' lists of 100:
+    PostgreSQL 4,344–4,762 Observations/s against 2,261–3,553, SQLite 3,983–4,196 against 3,267–3,296
+    (docs/performance.md, session 12). The price: while a list is written (~50 ms for 100 envelopes, at most
+    ``max_envelopes_per_list``), the other requests on that worker's connections wait for it; single envelopes, which
+    group commit gathers from several requests of one process, stay on threads. One worker alone never does this:
+    no other would take the connections."""
+    if not _LISTS_ON_THE_LOOP[0]:
+        return await run_ingest(fn, *args, **kwargs)
+    reads = _pool
+    if reads is None:
+        return fn(*args, **kwargs)
+    with reads.turns.ingest():
+        return fn(*args, **kwargs)
+
+
 async def run_read(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn`` on the read pool when there is one, else on the default thread pool."""
     reads = _pool
