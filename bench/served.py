@@ -652,7 +652,10 @@ def run(
             else None
         )
         # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
-        fresh = [data.cuff_envelopes(people, 25, seed=s)[:1000] for s in (61, 62)]
+        # 1,000 envelopes each, as many days as that takes: with the quick run's 5 patients, 25 days made 250, measured in
+        # 0.1-0.2 s, and the ceiling swung by a fifth between runs (1,407-2,728 Observations/s in session 12's A/Bs)
+        days = -(-1000 // (len(people) * len(data.HOURS)))
+        fresh = [data.cuff_envelopes(people, days, seed=s)[:1000] for s in (61, 62)]
         ceilings = [
             ceiling.measure(rt, fresh[0], full_validation=True),
             ceiling.measure(rt, fresh[1], full_validation=False),
