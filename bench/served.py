@@ -652,8 +652,8 @@ def run(
             else None
         )
         # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
-        # 1,000 envelopes each, as many days as that takes: with the quick run's 5 patients, 25 days made 250, measured in
-        # 0.1-0.2 s, and the ceiling swung by a fifth between runs (1,407-2,728 Observations/s in session 12's A/Bs)
+        # 1,000 envelopes each, as many days as that takes: with the quick run's 5 patients, 25 days made 250, measured
+        # in 0.1-0.2 s, and the ceiling swung by a fifth between runs (1,407-2,728 Observations/s in session 12's A/Bs)
         days = -(-1000 // (len(people) * len(data.HOURS)))
         fresh = [data.cuff_envelopes(people, days, seed=s)[:1000] for s in (61, 62)]
         ceilings = [
