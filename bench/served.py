@@ -41,28 +41,17 @@ from .singles_client import post_singles
 
 @dataclass(frozen=True)
 class Apart:
-    """Lists of 100 from one gateway, alone and then while four clients search, in the README's deployment for
-    gateways that come in through their own network: a ``homediag serve --workers 1`` for the gateways and another
-    for the clinicians, over the same store, so that no read shares a process with an ingest."""
+    """``Rounds`` in the README's deployment for gateways that come in through their own network: a ``homediag serve
+    --workers 1`` for the gateways and another for the clinicians, over the same store, so that no read shares a
+    process with an ingest."""
 
-    alone_observations: int
-    alone_seconds: float
-    mixed_observations: int
-    mixed_seconds: float
-    searches: int
-    search_p95_ms: float
+    rounds: Rounds
     pss_max_mb: float  # the two servers' largest PSS, added
 
     def as_json(self) -> dict[str, Any]:
-        alone = self.alone_observations / self.alone_seconds
-        mixed = self.mixed_observations / self.mixed_seconds
         return {
             "servers": "2 (homediag serve --workers 1 each: the gateway's, the clinicians')",
-            "alone_observations_per_s": round(alone, 1),
-            "with_4_searching_observations_per_s": round(mixed, 1),
-            "slowdown_with_4_searching": round(alone / mixed, 2),
-            "searches_during": self.searches,
-            "search_p95_ms_during": round(self.search_p95_ms, 1),
+            **self.rounds.as_json(),
             "server_pss_mb_max_both": round(self.pss_max_mb, 1),
         }
 
@@ -99,7 +88,8 @@ class ServedResult:
     list_cpu_seconds_gateways: tuple[float, float] = (0.0, 0.0)
     list_cores_gateways: list[float] = field(default_factory=list)  # each server process's CPU / the lists' wall time
     mixed_cpu: dict[str, Any] = field(default_factory=dict)  # where the cores went while ingest and searches ran
-    apart: Apart | None = None  # the same two phases with gateways and clinicians on servers of their own
+    rounds: Rounds | None = None  # lists alone and searched, alternated in rounds
+    apart: Apart | None = None  # the same rounds with gateways and clinicians on servers of their own
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -143,6 +133,7 @@ class ServedResult:
             },
             "what_sessions_waited_on_during_mixed": self.waits,
             "mixed_cpu": self.mixed_cpu,
+            **({"lists_of_100_rounds": self.rounds.as_json()} if self.rounds is not None else {}),
             **({"apart": self.apart.as_json()} if self.apart is not None else {}),
         }
 
@@ -405,12 +396,17 @@ class BackendCpu:
 
 class Searching:
     """Four clinician clients searching ``base`` in threads of this process, each its 90-day blood-pressure series of
-    one patient after another, from one second after the start (connections made, caches warm) until ``stop``."""
+    one patient after another, from one second after the start (connections made, caches warm) until ``stop``;
+    ``pause`` holds them (once their searches in flight are answered) until ``resume``."""
 
     def __init__(self, base: str, pilot: Any, clients: int = 4) -> None:
         self.latencies: list[float] = []
+        self.sink: list[float] | None = None  # also records each latency here while set
         self._cpu: list[float] = []
-        self._stop = threading.Event()
+        self._stop, self._active = threading.Event(), threading.Event()
+        self._active.set()
+        self._in_flight = 0
+        self._lock = threading.Lock()
         since = (datetime.now(data.COPENHAGEN) - timedelta(days=90)).date().isoformat()
         self._query, self._base, self._pilot = clinician_queries(since)[0], base, pilot
         self._threads = [threading.Thread(target=self._search, args=(n,)) for n in range(clients)]
@@ -423,21 +419,95 @@ class Searching:
         with httpx.Client(base_url=self._base, timeout=60, headers=pilot.auth("clinician")) as http:
             i = n
             while not self._stop.is_set():
-                s0 = time.perf_counter()
-                response = http.get(
-                    "/fhir/Observation", params=self._query.params(pilot.patient_ids[i % len(pilot.patient_ids)])
-                )
-                self.latencies.append(time.perf_counter() - s0)
+                if not self._active.wait(0.05):
+                    continue
+                with self._lock:
+                    self._in_flight += 1
+                try:
+                    s0 = time.perf_counter()
+                    response = http.get(
+                        "/fhir/Observation", params=self._query.params(pilot.patient_ids[i % len(pilot.patient_ids)])
+                    )
+                    latency = time.perf_counter() - s0
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
+                self.latencies.append(latency)
+                sink = self.sink
+                if sink is not None:
+                    sink.append(latency)
                 response.raise_for_status()
                 i += 1
         self._cpu.append(time.thread_time() - cpu0)
 
+    def pause(self) -> None:
+        self._active.clear()
+        while self._in_flight:
+            time.sleep(0.001)
+
+    def resume(self) -> None:
+        self._active.set()
+
     def stop(self) -> float:
         """Stop the clients; the CPU their threads spent."""
         self._stop.set()
+        self._active.set()
         for t in self._threads:
             t.join()
         return sum(self._cpu)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Lists of 100 from one gateway in halves alone and while four clients search, over several rounds (alone first
+    in the even rounds, searched first in the odd ones), so that a machine whose speed drifts during the run weighs
+    on both alike: one phase alone and one searched after it, minutes apart, swung the slow-down from 0.8 to 2.0 on
+    session 12's machine."""
+
+    rounds: int
+    alone_observations: int
+    alone_seconds: float
+    mixed_observations: int
+    mixed_seconds: float
+    searches: int
+    search_p95_ms: float
+
+    def as_json(self) -> dict[str, Any]:
+        alone = self.alone_observations / self.alone_seconds
+        mixed = self.mixed_observations / self.mixed_seconds
+        return {
+            "rounds": self.rounds,
+            "alone_observations_per_s": round(alone, 1),
+            "with_4_searching_observations_per_s": round(mixed, 1),
+            "slowdown_with_4_searching": round(alone / mixed, 2),
+            "searches_per_s_during": round(self.searches / self.mixed_seconds, 1),
+            "search_p95_ms_during": round(self.search_p95_ms, 1),
+        }
+
+
+ROUNDS = 4
+"""Rounds of ``Rounds`` (each list chunk halved: alone, searched)."""
+
+
+def _rounds(base: str, headers: dict[str, str], searching: Searching, bodies: list[bytes], rounds: int) -> Rounds:
+    """``Rounds`` of ``bodies`` posted to ``base`` while ``searching`` searches (paused for the halves alone)."""
+    per = len(bodies) // (2 * rounds)
+    alone, mixed, during = [0, 0.0], [0, 0.0], []
+    for r in range(rounds):
+        chunk = bodies[2 * r * per : (2 * r + 2) * per]
+        halves = [(alone, chunk[:per]), (mixed, chunk[per:])]
+        for tally, part in halves if r % 2 == 0 else halves[::-1]:
+            if tally is alone:
+                searching.pause()
+                searching.sink = None
+            else:
+                searching.sink = during
+                searching.resume()
+            t0 = time.perf_counter()
+            tally[0] += _post_all(base, headers, part)
+            tally[1] += time.perf_counter() - t0
+    searching.sink = None
+    return Rounds(rounds, int(alone[0]), alone[1], int(mixed[0]), mixed[1], len(during), _p95_ms(during))
 
 
 def _lists_of(envelopes: list[dict[str, Any]]) -> list[bytes]:
@@ -450,32 +520,19 @@ def _p95_ms(latencies: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000 if ordered else float("nan")
 
 
-def _apart(url: str, keys_json: str, pilot: Any, alone: list[bytes], mixed: list[bytes], say: Any) -> Apart:
-    """``Apart``: the gateway's lists ``alone`` to its own server, then ``mixed`` while four clients search the
-    clinicians' server."""
+def _apart(url: str, keys_json: str, pilot: Any, bodies: list[bytes], rounds: int, say: Any) -> Apart:
+    """``Apart``: the gateway's lists to its own server in ``rounds``, four clients searching the clinicians' server
+    in every other half (the first list warms the gateway's server up, as the shared one was)."""
     gateway = pilot.auth("gateway")
     with serving(url, keys_json, 1) as (gateway_base, gateway_pid), serving(url, keys_json, 1) as (base, reader_pid):
         watches = [MemoryWatch(gateway_pid), MemoryWatch(reader_pid)]
-        _post_all(gateway_base, gateway, alone[:1])  # the gateway's server warmed up, as the shared one was
-        t0 = time.perf_counter()
-        alone_created = _post_all(gateway_base, gateway, alone[1:])
-        alone_seconds = time.perf_counter() - t0
+        _post_all(gateway_base, gateway, bodies[:1])
         searching = Searching(base, pilot)
-        t0 = time.perf_counter()
-        mixed_created = _post_all(gateway_base, gateway, mixed)
-        mixed_seconds = time.perf_counter() - t0
+        measured = _rounds(gateway_base, gateway, searching, bodies[1:], rounds)
         searching.stop()
         for watch in watches:
             watch.stop()
-    result = Apart(
-        alone_created,
-        alone_seconds,
-        mixed_created,
-        mixed_seconds,
-        len(searching.latencies),
-        _p95_ms(searching.latencies),
-        sum(w.pss_total for w in watches),
-    )
+    result = Apart(measured, sum(w.pss_total for w in watches))
     say(f"apart (a server for the gateway, another for the clinicians): {result.as_json()}")
     return result
 
@@ -546,8 +603,8 @@ def run(
 ) -> ServedResult:
     # the lists from several gateways at once, and those sent to servers apart, take envelopes of their own: as many
     # more days (older ones, seeded), so the store seeded directly holds as many readings as with one gateway
-    apart_n = (2 * lists + 1) * 100 if apart else 0
-    extra = (gateways * lists * 100 if gateways > 1 else 0) + apart_n
+    rounds_n, apart_n = 2 * lists * 100, (2 * lists + 1) * 100 if apart else 0
+    extra = (gateways * lists * 100 if gateways > 1 else 0) + rounds_n + apart_n
     days = 250 + -(-extra // (len(people) * len(data.HOURS)))
     envelopes = data.cuff_envelopes(people, days)
     single = envelopes[:singles]
@@ -555,11 +612,8 @@ def run(
     mixed = envelopes[singles + lists * 100 : singles + 2 * lists * 100]
     at_once = envelopes[singles + 2 * lists * 100 : singles + (2 + gateways) * lists * 100] if gateways > 1 else []
     sent = singles + (2 + (gateways if gateways > 1 else 0)) * lists * 100
-    apart_alone, apart_mixed = (
-        envelopes[sent : sent + (lists + 1) * 100],
-        envelopes[sent + (lists + 1) * 100 : sent + apart_n],
-    )
-    seeded = envelopes[sent + apart_n :]
+    in_rounds, to_apart = envelopes[sent : sent + rounds_n], envelopes[sent + rounds_n : sent + rounds_n + apart_n]
+    seeded = envelopes[sent + rounds_n + apart_n :]
     with env.fresh_database(engine) as url, env.runtime(url) as rt:
         with TestClient(create_app(rt)) as client:
             consent_from = (datetime.now(data.COPENHAGEN) - timedelta(days=days + 1)).date()
@@ -620,7 +674,6 @@ def run(
                 )
 
             searching = Searching(base, pilot)
-            time.sleep(1.0)
             waiting = WaitWatch(url)
             mixed_bodies = _lists_of(mixed)
             backends.start()
@@ -632,6 +685,8 @@ def run(
             mixed_server_cpu, mixed_backend_cpu = _cpu_seconds(server_pids) - server_cpu0, backends.seconds()
             searches = len(latencies) - searches0
             waits = waiting.stop()
+            rounds = _rounds(base, gateway, searching, _lists_of(in_rounds), ROUNDS)
+            say(f"{engine}: lists of 100 alone and with 4 clients searching, in rounds: {rounds.as_json()}")
             searcher_cpu = searching.stop()
             backends.close()
             mixed_cpu = _mixed_cpu(
@@ -646,11 +701,7 @@ def run(
                 f"{len(latencies)} searches, p95 {p95:.0f} ms; server RSS max {watch.total:.0f} MB in all,"
                 f" PSS {watch.pss_at_start:.0f} MB at start, max {watch.pss_total:.0f} MB"
             )
-        apart_result = (
-            _apart(url, rt.keys.to_json(), pilot, _lists_of(apart_alone), _lists_of(apart_mixed), say)
-            if apart
-            else None
-        )
+        apart_result = _apart(url, rt.keys.to_json(), pilot, _lists_of(to_apart), ROUNDS, say) if apart else None
         # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
         # 1,000 envelopes each, as many days as that takes: with the quick run's 5 patients, 25 days made 250, measured
         # in 0.1-0.2 s, and the ceiling swung by a fifth between runs (1,407-2,728 Observations/s in session 12's A/Bs)
@@ -694,6 +745,7 @@ def run(
             gateways_cpu,
             gateways_split,
             mixed_cpu,
+            rounds,
             apart_result,
         )
 
