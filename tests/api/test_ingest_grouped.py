@@ -26,6 +26,21 @@ def refused_model(runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
         yield model
 
 
+def _behind_a_leader(service, gateway, leads, send, n: int, answers: dict[int, Any]) -> None:  # type: ignore[no-untyped-def]
+    """A group led by ``leads`` (its answer at ``answers[-1]``), and once it leads, ``send(i)`` for each of ``n`` in
+    threads of their own; back when all are done."""
+    group = grouped._GROUPS.of(service.pipeline.rt.engine)
+    leader = threading.Thread(target=lambda: answers.__setitem__(-1, grouped.grouped(service.pipeline, gateway, leads)))
+    leader.start()
+    while not group.leading:
+        time.sleep(0.01)
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in [leader, *threads]:
+        t.join(timeout=60)
+
+
 def test_single_envelopes_sent_together_are_written_together_each_with_its_own_outcome(
     runtime, tokens, pilot, refused_model
 ):  # type: ignore[no-untyped-def]
@@ -66,15 +81,7 @@ def test_single_envelopes_sent_together_are_written_together_each_with_its_own_o
         except RuntimeError as exc:
             answers[i] = exc
 
-    leader = threading.Thread(target=lambda: answers.__setitem__(-1, grouped.grouped(service.pipeline, gateway, leads)))
-    leader.start()
-    while not group.leading:
-        time.sleep(0.01)
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(sends))]
-    for t in threads:
-        t.start()
-    for t in [leader, *threads]:
-        t.join(timeout=60)
+    _behind_a_leader(service, gateway, leads, send, len(sends), answers)
 
     assert answers[-1][0].outcome == "created"
     outcomes = [answers[i].outcome for i in range(5)]
@@ -150,15 +157,7 @@ def test_lists_sent_while_one_is_written_are_written_after_it_together_up_to_the
             time.sleep(0.005)
         answers[i] = service.ingest(gateway, lists[i])
 
-    leader = threading.Thread(target=lambda: answers.__setitem__(-1, grouped.grouped(service.pipeline, gateway, leads)))
-    leader.start()
-    while not group.leading:
-        time.sleep(0.01)
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(lists))]
-    for t in threads:
-        t.start()
-    for t in [leader, *threads]:
-        t.join(timeout=60)
+    _behind_a_leader(service, gateway, leads, send, len(lists), answers)
 
     assert written_before_release == [0]
     assert [[r.outcome for r in answers[i]] for i in range(3)] == [["created", "created"]] * 3

@@ -33,6 +33,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _serve_two_workers(deployment: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """``homediag serve --workers 2`` over ``deployment`` on a free port: the process and the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(
+        command, env={**os.environ, **deployment}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return server, port
+
+
 def _wait_until_it_answers(server: subprocess.Popen[bytes], port: int) -> None:
     deadline = time.monotonic() + 90
     while True:
@@ -48,13 +60,7 @@ def _wait_until_it_answers(server: subprocess.Popen[bytes], port: int) -> None:
 
 def test_serve_with_two_workers_answers_from_worker_processes(tmp_path):
     deployment = make_deployment(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(
-        command, env={**os.environ, **deployment}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server, port = _serve_two_workers(deployment)
     try:
         _wait_until_it_answers(server, port)
         answered = [httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=10) for _ in range(5)]
@@ -98,13 +104,7 @@ def test_a_worker_writing_a_gateways_list_takes_no_new_connection_until_it_is_wr
     added = runner.invoke(app, ["users", "add", "--role", "gateway", "--name", "tablet-3"], env=deployment)
     assert added.exit_code == 0, added.output
     token = added.stdout.strip().split("\t")[2]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "homediag.cli", "serve", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(
-        command, env={**os.environ, **deployment}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server, port = _serve_two_workers(deployment)
     lock = sqlite3.connect(deployment["HOMEDIAG_DATABASE_URL"].removeprefix("sqlite:///"), isolation_level=None)
     try:
         _wait_until_it_answers(server, port)
