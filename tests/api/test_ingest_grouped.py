@@ -26,6 +26,16 @@ def refused_model(runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
         yield model
 
 
+def _until_waiting(group: grouped._Group, n: int) -> None:
+    """Back once ``n`` requests wait behind the group being written (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with group.lock:
+            if len(group.waiting) == n:
+                return
+        time.sleep(0.01)
+
+
 def _behind_a_leader(service, gateway, leads, send, n: int, answers: dict[int, Any]) -> None:  # type: ignore[no-untyped-def]
     """A group led by ``leads`` (its answer at ``answers[-1]``), and once it leads, ``send(i)`` for each of ``n`` in
     threads of their own; back when all are done."""
@@ -63,12 +73,7 @@ def test_single_envelopes_sent_together_are_written_together_each_with_its_own_o
     answers: dict[int, Any] = {}
 
     def leads(batch) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + 30  # holds the first group open until every other send waits behind it
-        while time.monotonic() < deadline:
-            with group.lock:
-                if len(group.waiting) == len(sends):
-                    break
-            time.sleep(0.01)
+        _until_waiting(group, len(sends))  # holds the first group open until every other send waits behind it
         service._add(batch, first, 0)
 
     def send(i: int) -> None:
@@ -142,12 +147,7 @@ def test_lists_sent_while_one_is_written_are_written_after_it_together_up_to_the
     written_before_release: list[int] = []
 
     def leads(batch) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + 30  # holds the first group open until the three lists wait behind it
-        while time.monotonic() < deadline:
-            with group.lock:
-                if len(group.waiting) == len(lists):
-                    break
-            time.sleep(0.01)
+        _until_waiting(group, len(lists))  # holds the first group open until the three lists wait behind it
         with runtime.sessions() as session:  # nothing of the waiting lists is written while this one is
             written_before_release.append(len(session.execute(select(m.Upload.id)).all()))
         service._add(batch, cuff_envelope(seed=199, taken_minutes_ago=39), 0)
