@@ -149,18 +149,19 @@ def pool() -> ReadPool | None:
     return _pool
 
 
-async def run_ingest(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A gateway's write on the default thread pool, at the server's priority; while it runs, the read pool lets at
-    most ``beside`` reads of this process run."""
+def _ingesting(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` as a gateway's write: while it runs, the read pool lets at most ``beside`` reads of
+    this process run."""
     reads = _pool
     if reads is None:
-        return await run_in_threadpool(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+    with reads.turns.ingest():
+        return fn(*args, **kwargs)
 
-    def ingest() -> T:
-        with reads.turns.ingest():
-            return fn(*args, **kwargs)
 
-    return await run_in_threadpool(ingest)
+async def run_ingest(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A gateway's write on the default thread pool, at the server's priority (``_ingesting``)."""
+    return await run_in_threadpool(_ingesting, fn, *args, **kwargs)
 
 
 _LISTS_ON_THE_LOOP = [False]
@@ -188,11 +189,7 @@ async def run_list(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     no other would take the connections."""
     if not _LISTS_ON_THE_LOOP[0]:
         return await run_ingest(fn, *args, **kwargs)
-    reads = _pool
-    if reads is None:
-        return fn(*args, **kwargs)
-    with reads.turns.ingest():
-        return fn(*args, **kwargs)
+    return _ingesting(fn, *args, **kwargs)
 
 
 async def run_read(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
