@@ -36,7 +36,7 @@ from . import ceiling, data, env
 from .client import TestClient
 from .latency import clinician_queries
 from .pilot import enrol
-from .singles_client import post_singles
+from .singles_client import get_many, post_singles
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class ServedResult:
     mixed_cpu: dict[str, Any] = field(default_factory=dict)  # where the cores went while ingest and searches ran
     rounds: Rounds | None = None  # lists alone and searched, alternated in rounds
     apart: Apart | None = None  # the same rounds with gateways and clinicians on servers of their own
+    single_floor: dict[str, Any] = field(default_factory=dict)  # ``http_floor`` from the singles' clients
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -105,6 +106,12 @@ class ServedResult:
                 "in_process_one_thread_per_s": round(self.single_in_process_per_s, 1),
                 "cpu_ms_per_request_server": round(self.single_cpu_seconds[0] / self.single_requests * 1000, 2),
                 "cpu_ms_per_request_bench_clients": round(self.single_cpu_seconds[1] / self.single_requests * 1000, 2),
+                "floor_get_health_live": self.single_floor,
+                "requests_per_s_over_floor": round(
+                    self.single_requests / self.single_seconds / self.single_floor["requests_per_s"], 3
+                )
+                if self.single_floor
+                else None,
             },
             "lists_of_100": {
                 "alone_observations_per_s": round(alone, 1),
@@ -245,6 +252,23 @@ def _cpu_seconds(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total / ticks
+
+
+def http_floor(base: str, server_pids: list[int], requests: int, clients: int) -> dict[str, Any]:
+    """``GET /health/live`` ``requests`` times from ``clients`` kept-alive clients (``singles_client.get_many``):
+    requests/s and the server's CPU per request. What the server's HTTP stack costs alone (uvicorn, the
+    middlewares, the route's policy, a thread of the pool, a JSON answer), with no token, no body and no database:
+    the most single requests per second this machine serves with nothing done for them."""
+    get_many(base, "/health/live", min(requests, 200), clients)  # warm-up
+    cpu0, t0 = _cpu_seconds(server_pids), time.perf_counter()
+    statuses = get_many(base, "/health/live", requests, clients)
+    seconds = time.perf_counter() - t0
+    if statuses.get(200) != requests:
+        raise RuntimeError(f"GET /health/live: {statuses} of {requests} requests")
+    return {
+        "requests_per_s": round(requests / seconds, 1),
+        "cpu_ms_per_request_server": round((_cpu_seconds(server_pids) - cpu0) * 1000 / requests, 2),
+    }
 
 
 def _rss_mb(pid: int) -> float:
@@ -639,6 +663,8 @@ def run(
                 f" {single_cpu[0] / len(single) * 1000:.2f} ms in the server, {single_cpu[1] / len(single) * 1000:.2f}"
                 " ms in the bench's clients (and the bench's threads)"
             )
+            floor = http_floor(base, server_pids, len(single), clients)
+            say(f"{engine}: GET /health/live from the same clients (the HTTP stack alone): {floor}")
 
             alone_bodies = _lists_of(alone)  # made before the clock starts
             backends = BackendCpu(url)
@@ -747,6 +773,7 @@ def run(
             mixed_cpu,
             rounds,
             apart_result,
+            floor,
         )
 
 

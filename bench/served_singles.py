@@ -7,6 +7,9 @@ clients posting one envelope per request.
 (the bench's clients), with the load average. ``--py-spy DIR`` records each worker with py-spy while the
 clients post (``DIR/worker-<pid>.txt``, collapsed stacks; py-spy must be installed). Set-up (users, patients,
 consents) goes through the in-process app, as ``bench --served`` does.
+
+After the envelopes, the same clients ask ``GET /health/live`` as many times (``served.http_floor``): the single
+requests per second the server answers with nothing done for them, which an envelope's cannot pass.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from homediag.synthetic import synthetic_patients
 from . import data, env
 from .client import TestClient
 from .pilot import enrol
-from .served import _cpu_seconds, _tree, serving
+from .served import _cpu_by_pid, _cpu_seconds, _tree, http_floor, serving
 from .singles_client import post_singles
 
 
@@ -107,10 +110,13 @@ def run(
                 time.sleep(1.0)
             load0 = os.getloadavg()[0]
             s0, p0, c0 = _cpu_seconds(server_pids), _cpu_seconds(backends), time.process_time()
+            by_pid0 = _cpu_by_pid(server_pids)
             t0 = time.perf_counter()
             statuses = post(base, token, [json.dumps(e).encode() for e in timed], clients)
             seconds = time.perf_counter() - t0
             server_cpu = _cpu_seconds(server_pids) - s0
+            spent = _cpu_by_pid(server_pids)
+            split = sorted((round((cpu - by_pid0[pid]) / seconds, 2) for pid, cpu in spent.items()), reverse=True)
             pg_cpu = _cpu_seconds(backends) - p0
             if not set(backends) <= set(_backends(url)) or pg_cpu < 0:
                 pg_cpu = float("nan")  # a backend went away (its CPU no longer readable): not measured
@@ -120,6 +126,7 @@ def run(
                 p.send_signal(2)  # SIGINT: py-spy writes what it sampled
             for p in spies:
                 p.wait(timeout=60)
+            floor = http_floor(base, server_pids, requests, clients)
     per = 1000 / requests
     return {
         "engine": engine,
@@ -135,6 +142,9 @@ def run(
             "bench_clients": round(client_cpu * per, 2),
         },
         "load_1min_start_end": [round(load0, 2), round(load1, 2)],
+        "cores_busy_by_server_process": split,
+        "floor_get_health_live": floor,
+        "requests_per_s_over_floor": round(requests / seconds / floor["requests_per_s"], 3),
     }
 
 

@@ -32,6 +32,36 @@ def _post_share(base: str, token: str, bodies: list[bytes], statuses: Counter[in
             statuses.update(seen)
 
 
+def _get_share(base: str, path: str, requests: int, statuses: Counter[int], lock: threading.Lock) -> None:
+    where = urlsplit(base)
+    conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=300)
+    seen: Counter[int] = Counter()
+    try:
+        for _ in range(requests):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            seen[response.status] += 1
+    finally:
+        conn.close()
+        with lock:
+            statuses.update(seen)
+
+
+def get_many(base: str, path: str, requests: int, clients: int) -> dict[int, int]:
+    """GET ``base`` + ``path`` ``requests`` times from ``clients`` concurrent clients, as ``post_singles`` posts
+    (a thread and a kept-alive connection each): how many answers of each status."""
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    shares = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+    threads = [threading.Thread(target=_get_share, args=(base, path, n, statuses, lock)) for n in shares]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return dict(statuses)
+
+
 def post_singles(base: str, token: str, bodies: list[bytes], clients: int) -> dict[int, int]:
     """POST each body to ``base``/ingest from ``clients`` concurrent clients (body i by client i mod clients);
     how many answers of each status. A client stops at its first answer other than 200/201 (raised in its
