@@ -6,13 +6,14 @@ the web framework.
 
 from .builder import BuildContext, Built, build
 from .issues import Issue, has_errors, operation_outcome
-from .validation import check_rules, check_structure, validate
+from .validation import check_built, check_rules, check_structure, validate
 
 __all__ = [
     "BuildContext",
     "Built",
     "Issue",
     "build",
+    "check_built",
     "check_rules",
     "check_structure",
     "has_errors",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homediag.fhir_profiles import check_rules
+from homediag.fhir_profiles import check_built, check_rules
 from homediag.fhir_profiles.issues import Issue
 
 
@@ -18,6 +18,9 @@ def is_outside_limits(issue: Issue) -> bool:
 
 
 def assert_only_limit_errors(resource: dict[str, Any]) -> None:
-    """check_rules finds no error in ``resource`` other than a value outside the physiologic limits."""
-    errors = [i for i in check_rules(resource) if i.severity == "error" and not is_outside_limits(i)]
+    """check_rules finds no error in ``resource`` other than a value outside the physiologic limits, and ingest's
+    rules for the builder's output (``check_built``: the profile alone) find exactly what check_rules finds."""
+    issues = check_rules(resource)
+    errors = [i for i in issues if i.severity == "error" and not is_outside_limits(i)]
     assert errors == [], errors
+    assert check_built(resource) == issues
