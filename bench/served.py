@@ -91,6 +91,7 @@ class ServedResult:
     rounds: Rounds | None = None  # lists alone and searched, alternated in rounds
     apart: Apart | None = None  # the same rounds with gateways and clinicians on servers of their own
     single_floor: dict[str, Any] = field(default_factory=dict)  # ``http_floor`` from the singles' clients
+    ceiling_rounds: CeilingRounds | None = None  # lists alone and the ceiling, in turns
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -141,6 +142,11 @@ class ServedResult:
             "what_sessions_waited_on_during_mixed": self.waits,
             "mixed_cpu": self.mixed_cpu,
             **({"lists_of_100_rounds": self.rounds.as_json()} if self.rounds is not None else {}),
+            **(
+                {"lists_of_100_and_ceiling_in_rounds": self.ceiling_rounds.as_json()}
+                if self.ceiling_rounds is not None
+                else {}
+            ),
             **({"apart": self.apart.as_json()} if self.apart is not None else {}),
         }
 
@@ -510,7 +516,55 @@ class Rounds:
 
 
 ROUNDS = 4
-"""Rounds of ``Rounds`` (each list chunk halved: alone, searched)."""
+"""Rounds of ``Rounds`` (each list chunk halved: alone, searched) and of ``CeilingRounds``."""
+
+
+@dataclass(frozen=True)
+class CeilingRounds:
+    """Lists of 100 from one gateway and the same-run ceiling with full validation (``ceiling``), measured in turns
+    over several rounds (the ceiling first in the even rounds, the lists first in the odd ones; the server idles
+    while the ceiling runs in this process), so that a machine whose speed drifts weighs on both alike. Measured
+    apart, the ceiling after the server and the lists minutes before it, one build's ratio swung from 1.08 to 2.28
+    within half an hour on session 13's machine, and the ceiling alone from 840 to 1,533 Observations/s."""
+
+    rounds: int
+    ceiling_observations: int
+    ceiling_seconds: float
+    list_observations: int
+    list_seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        ceiling_rate = self.ceiling_observations / self.ceiling_seconds
+        lists = self.list_observations / self.list_seconds
+        return {
+            "rounds": self.rounds,
+            "ceiling_full_validation_observations_per_s": round(ceiling_rate, 1),
+            "lists_alone_observations_per_s": round(lists, 1),
+            "lists_alone_over_ceiling": round(lists / ceiling_rate, 3),
+        }
+
+
+def _ceiling_rounds(
+    rt: Any, base: str, headers: dict[str, str], bodies: list[bytes], fresh: list[dict[str, Any]], rounds: int
+) -> CeilingRounds:
+    """``CeilingRounds`` of the lists ``bodies`` posted to ``base`` and the ceiling over the envelopes ``fresh``."""
+    lists, envelopes = len(bodies) // rounds, len(fresh) // rounds
+    tally = [0, 0.0, 0, 0.0]  # the ceiling's Observations and seconds, the lists'
+    for r in range(rounds):
+
+        def by_ceiling(r: int = r) -> None:
+            measured = ceiling.measure(rt, fresh[r * envelopes : (r + 1) * envelopes], full_validation=True)
+            tally[0] += measured.observations
+            tally[1] += measured.seconds
+
+        def by_lists(r: int = r) -> None:
+            t0 = time.perf_counter()
+            tally[2] += _post_all(base, headers, bodies[r * lists : (r + 1) * lists])
+            tally[3] += time.perf_counter() - t0
+
+        for turn in (by_ceiling, by_lists) if r % 2 == 0 else (by_lists, by_ceiling):
+            turn()
+    return CeilingRounds(rounds, int(tally[0]), tally[1], int(tally[2]), tally[3])
 
 
 def _rounds(base: str, headers: dict[str, str], searching: Searching, bodies: list[bytes], rounds: int) -> Rounds:
@@ -681,6 +735,13 @@ def run(
                 f" server CPU {list_cpu / len(alone_bodies) * 1000:.0f} ms per list,"
                 f" the client's {list_client_cpu * 1000:.1f} ms"
             )
+            # as many lists again and the ceiling in turns, each over readings of its own (another seed: other minutes
+            # and values on the same days, none stored yet), the ceiling over 1,000 envelopes as the one below
+            per_day = len(people) * len(data.HOURS)
+            paired = data.cuff_envelopes(people, -(-lists * 100 // per_day), seed=65)[: lists * 100]
+            in_turns = data.cuff_envelopes(people, -(-1000 // per_day), seed=64)[:1000]
+            paired_rounds = _ceiling_rounds(rt, base, gateway, _lists_of(paired), in_turns, ROUNDS)
+            say(f"{engine}: lists of 100 alone and the ceiling, in turns: {paired_rounds.as_json()}")
             gateways_created, gateways_seconds, gateways_cpu, gateways_split = 0, 0.0, (0.0, 0.0), []
             if gateways > 1:  # each gateway its own lists: every gateways-th list of the share
                 bodies = _lists_of(at_once)
@@ -774,6 +835,7 @@ def run(
             rounds,
             apart_result,
             floor,
+            paired_rounds,
         )
 
 
