@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,6 +92,7 @@ class ServedResult:
     apart: Apart | None = None  # the same rounds with gateways and clinicians on servers of their own
     single_floor: dict[str, Any] = field(default_factory=dict)  # ``http_floor`` from the singles' clients
     ceiling_rounds: CeilingRounds | None = None  # lists alone and the ceiling, in turns
+    gateways_ceiling_rounds: CeilingRounds | None = None  # lists from ``gateways`` at once and the ceiling, in turns
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -145,6 +146,11 @@ class ServedResult:
             **(
                 {"lists_of_100_and_ceiling_in_rounds": self.ceiling_rounds.as_json()}
                 if self.ceiling_rounds is not None
+                else {}
+            ),
+            **(
+                {f"lists_of_100_{self.gateways}_gateways_and_ceiling_in_rounds": self.gateways_ceiling_rounds.as_json()}
+                if self.gateways_ceiling_rounds is not None
                 else {}
             ),
             **({"apart": self.apart.as_json()} if self.apart is not None else {}),
@@ -521,11 +527,12 @@ ROUNDS = 4
 
 @dataclass(frozen=True)
 class CeilingRounds:
-    """Lists of 100 from one gateway and the same-run ceiling with full validation (``ceiling``), measured in turns
-    over several rounds (the ceiling first in the even rounds, the lists first in the odd ones; the server idles
-    while the ceiling runs in this process), so that a machine whose speed drifts weighs on both alike. Measured
-    apart, the ceiling after the server and the lists minutes before it, one build's ratio swung from 1.08 to 2.28
-    within half an hour on session 13's machine, and the ceiling alone from 840 to 1,533 Observations/s."""
+    """Lists of 100 (from one gateway, or from several at once) and the same-run ceiling with full validation
+    (``ceiling``), measured in turns over several rounds (the ceiling first in the even rounds, the lists first in
+    the odd ones; the server idles while the ceiling runs in this process), so that a machine whose speed drifts
+    weighs on both alike. Measured apart, the ceiling after the server and the lists minutes before it, one build's
+    ratio swung from 1.08 to 2.28 within half an hour on session 13's machine, and the ceiling alone from 840 to
+    1,533 Observations/s."""
 
     rounds: int
     ceiling_observations: int
@@ -539,15 +546,16 @@ class CeilingRounds:
         return {
             "rounds": self.rounds,
             "ceiling_full_validation_observations_per_s": round(ceiling_rate, 1),
-            "lists_alone_observations_per_s": round(lists, 1),
-            "lists_alone_over_ceiling": round(lists / ceiling_rate, 3),
+            "lists_observations_per_s": round(lists, 1),
+            "lists_over_ceiling": round(lists / ceiling_rate, 3),
         }
 
 
 def _ceiling_rounds(
-    rt: Any, base: str, headers: dict[str, str], bodies: list[bytes], fresh: list[dict[str, Any]], rounds: int
+    rt: Any, post: Callable[[list[bytes]], int], bodies: list[bytes], fresh: list[dict[str, Any]], rounds: int
 ) -> CeilingRounds:
-    """``CeilingRounds`` of the lists ``bodies`` posted to ``base`` and the ceiling over the envelopes ``fresh``."""
+    """``CeilingRounds`` of the lists ``bodies`` sent by ``post`` (the Observations it created) and the ceiling over
+    the envelopes ``fresh``."""
     lists, envelopes = len(bodies) // rounds, len(fresh) // rounds
     tally = [0, 0.0, 0, 0.0]  # the ceiling's Observations and seconds, the lists'
     for r in range(rounds):
@@ -559,7 +567,7 @@ def _ceiling_rounds(
 
         def by_lists(r: int = r) -> None:
             t0 = time.perf_counter()
-            tally[2] += _post_all(base, headers, bodies[r * lists : (r + 1) * lists])
+            tally[2] += post(bodies[r * lists : (r + 1) * lists])
             tally[3] += time.perf_counter() - t0
 
         for turn in (by_ceiling, by_lists) if r % 2 == 0 else (by_lists, by_ceiling):
@@ -740,9 +748,12 @@ def run(
             per_day = len(people) * len(data.HOURS)
             paired = data.cuff_envelopes(people, -(-lists * 100 // per_day), seed=65)[: lists * 100]
             in_turns = data.cuff_envelopes(people, -(-1000 // per_day), seed=64)[:1000]
-            paired_rounds = _ceiling_rounds(rt, base, gateway, _lists_of(paired), in_turns, ROUNDS)
+            paired_rounds = _ceiling_rounds(
+                rt, lambda part: _post_all(base, gateway, part), _lists_of(paired), in_turns, ROUNDS
+            )
             say(f"{engine}: lists of 100 alone and the ceiling, in turns: {paired_rounds.as_json()}")
             gateways_created, gateways_seconds, gateways_cpu, gateways_split = 0, 0.0, (0.0, 0.0), []
+            gateways_rounds: CeilingRounds | None = None
             if gateways > 1:  # each gateway its own lists: every gateways-th list of the share
                 bodies = _lists_of(at_once)
                 shares = [bodies[i::gateways] for i in range(gateways)]
@@ -759,6 +770,18 @@ def run(
                     f" {gateways_cpu[0] * 1000:.0f} ms per list, the clients' {gateways_cpu[1] * 1000:.1f} ms;"
                     f" cores busy by server process {gateways_split}"
                 )
+                # as many lists again from the gateways in turns with the ceiling (readings of their own: another seed)
+                sent_more = gateways * lists * 100
+                more = data.cuff_envelopes(people, -(-sent_more // per_day), seed=66)[:sent_more]
+                gateways_rounds = _ceiling_rounds(
+                    rt,
+                    lambda part: _post_at_once(base, gateway, [part[i::gateways] for i in range(gateways)])[0],
+                    _lists_of(more),
+                    data.cuff_envelopes(people, -(-1000 // per_day), seed=67)[:1000],
+                    ROUNDS,
+                )
+                turns = gateways_rounds.as_json()
+                say(f"{engine}: lists of 100 from {gateways} gateways and the ceiling, in turns: {turns}")
 
             searching = Searching(base, pilot)
             waiting = WaitWatch(url)
@@ -836,6 +859,7 @@ def run(
             apart_result,
             floor,
             paired_rounds,
+            gateways_rounds,
         )
 
 
