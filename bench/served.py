@@ -154,6 +154,32 @@ class ServedResult:
                 else {}
             ),
             **({"apart": self.apart.as_json()} if self.apart is not None else {}),
+            "targets": self._targets(),
+        }
+
+    def _targets(self) -> dict[str, dict[str, Any]]:
+        """Issue 11's served targets, each as measured in this run, its bound and whether it is met (the series and
+        growth targets are ``--scale``'s). Lists: over the ceiling in turns (``CeilingRounds``); one list's target is
+        2× on SQLite, 1× on PostgreSQL. Single envelopes: the target is stated for PostgreSQL (several workers)."""
+        lists_bound = 2.0 if self.engine == "sqlite" else 1.0
+        found: dict[str, tuple[float, str, float]] = {
+            "single_envelopes_per_s": (self.single_requests / self.single_seconds, ">=", 1000.0),
+            "server_pss_max_mb": (self.pss_max_total_mb, "<", 300.0),
+        }
+        if self.ceiling_rounds is not None:
+            found["lists_one_gateway_over_ceiling_in_turns"] = (self.ceiling_rounds.over, ">=", lists_bound)
+        if self.gateways_ceiling_rounds is not None:
+            found[f"lists_{self.gateways}_gateways_over_ceiling_in_turns"] = (
+                self.gateways_ceiling_rounds.over,
+                ">=",
+                lists_bound,
+            )
+        if self.rounds is not None:
+            found["mixed_slowdown_in_rounds"] = (self.rounds.slowdown, "<=", 1.5)
+        met = {">=": lambda v, b: v >= b, "<=": lambda v, b: v <= b, "<": lambda v, b: v < b}
+        return {
+            name: {"measured": round(value, 3), "target": f"{op} {bound:g}", "met": met[op](value, bound)}
+            for name, (value, op, bound) in found.items()
         }
 
     def _gateways_json(self, alone: float) -> dict[str, Any]:
@@ -508,6 +534,11 @@ class Rounds:
     searches: int
     search_p95_ms: float
 
+    @property
+    def slowdown(self) -> float:
+        """Lists alone over lists while four clients search (Observations per second)."""
+        return (self.alone_observations / self.alone_seconds) / (self.mixed_observations / self.mixed_seconds)
+
     def as_json(self) -> dict[str, Any]:
         alone = self.alone_observations / self.alone_seconds
         mixed = self.mixed_observations / self.mixed_seconds
@@ -540,14 +571,17 @@ class CeilingRounds:
     list_observations: int
     list_seconds: float
 
+    @property
+    def over(self) -> float:
+        """The lists' Observations per second over the ceiling's."""
+        return (self.list_observations / self.list_seconds) / (self.ceiling_observations / self.ceiling_seconds)
+
     def as_json(self) -> dict[str, Any]:
-        ceiling_rate = self.ceiling_observations / self.ceiling_seconds
-        lists = self.list_observations / self.list_seconds
         return {
             "rounds": self.rounds,
-            "ceiling_full_validation_observations_per_s": round(ceiling_rate, 1),
-            "lists_observations_per_s": round(lists, 1),
-            "lists_over_ceiling": round(lists / ceiling_rate, 3),
+            "ceiling_full_validation_observations_per_s": round(self.ceiling_observations / self.ceiling_seconds, 1),
+            "lists_observations_per_s": round(self.list_observations / self.list_seconds, 1),
+            "lists_over_ceiling": round(self.over, 3),
         }
 
 
