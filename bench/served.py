@@ -546,7 +546,7 @@ class Rounds:
             "rounds": self.rounds,
             "alone_observations_per_s": round(alone, 1),
             "with_4_searching_observations_per_s": round(mixed, 1),
-            "slowdown_with_4_searching": round(alone / mixed, 2),
+            "slowdown_with_4_searching": round(self.slowdown, 2),
             "searches_per_s_during": round(self.searches / self.mixed_seconds, 1),
             "search_p95_ms_during": round(self.search_p95_ms, 1),
         }
@@ -628,6 +628,12 @@ def _rounds(base: str, headers: dict[str, str], searching: Searching, bodies: li
             tally[1] += time.perf_counter() - t0
     searching.sink = None
     return Rounds(rounds, int(alone[0]), alone[1], int(mixed[0]), mixed[1], len(during), _p95_ms(during))
+
+
+def _of_their_own(people: list[SyntheticPatient], n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` cuff envelopes of ``people`` from yesterday back, as many days as that takes, drawn with ``seed`` (other
+    minutes and values than the run's own envelopes on the same days: readings not stored yet)."""
+    return data.cuff_envelopes(people, -(-n // (len(people) * len(data.HOURS))), seed=seed)[:n]
 
 
 def _lists_of(envelopes: list[dict[str, Any]]) -> list[bytes]:
@@ -779,11 +785,12 @@ def run(
             )
             # as many lists again and the ceiling in turns, each over readings of its own (another seed: other minutes
             # and values on the same days, none stored yet), the ceiling over 1,000 envelopes as the one below
-            per_day = len(people) * len(data.HOURS)
-            paired = data.cuff_envelopes(people, -(-lists * 100 // per_day), seed=65)[: lists * 100]
-            in_turns = data.cuff_envelopes(people, -(-1000 // per_day), seed=64)[:1000]
             paired_rounds = _ceiling_rounds(
-                rt, lambda part: _post_all(base, gateway, part), _lists_of(paired), in_turns, ROUNDS
+                rt,
+                lambda part: _post_all(base, gateway, part),
+                _lists_of(_of_their_own(people, lists * 100, seed=65)),
+                _of_their_own(people, 1000, seed=64),
+                ROUNDS,
             )
             say(f"{engine}: lists of 100 alone and the ceiling, in turns: {paired_rounds.as_json()}")
             gateways_created, gateways_seconds, gateways_cpu, gateways_split = 0, 0.0, (0.0, 0.0), []
@@ -805,13 +812,11 @@ def run(
                     f" cores busy by server process {gateways_split}"
                 )
                 # as many lists again from the gateways in turns with the ceiling (readings of their own: another seed)
-                sent_more = gateways * lists * 100
-                more = data.cuff_envelopes(people, -(-sent_more // per_day), seed=66)[:sent_more]
                 gateways_rounds = _ceiling_rounds(
                     rt,
                     lambda part: _post_at_once(base, gateway, [part[i::gateways] for i in range(gateways)])[0],
-                    _lists_of(more),
-                    data.cuff_envelopes(people, -(-1000 // per_day), seed=67)[:1000],
+                    _lists_of(_of_their_own(people, gateways * lists * 100, seed=66)),
+                    _of_their_own(people, 1000, seed=67),
                     ROUNDS,
                 )
                 turns = gateways_rounds.as_json()
@@ -849,8 +854,7 @@ def run(
         # the same-run ceiling, in this process, once the server is gone (a cuff envelope makes ~2.03 Observations)
         # 1,000 envelopes each, as many days as that takes: with the quick run's 5 patients, 25 days made 250, measured
         # in 0.1-0.2 s, and the ceiling swung by a fifth between runs (1,407-2,728 Observations/s in session 12's A/Bs)
-        days = -(-1000 // (len(people) * len(data.HOURS)))
-        fresh = [data.cuff_envelopes(people, days, seed=s)[:1000] for s in (61, 62)]
+        fresh = [_of_their_own(people, 1000, seed=s) for s in (61, 62)]
         ceilings = [
             ceiling.measure(rt, fresh[0], full_validation=True),
             ceiling.measure(rt, fresh[1], full_validation=False),
