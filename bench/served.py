@@ -4,6 +4,9 @@
 - lists of 100 from one client, alone and then while four clinician clients search: the slow-down;
 - with ``gateways`` > 1, also lists of 100 from that many gateway clients posting at once (each its own thread and
   connection, its own envelopes), after the lists from one: a region's gateways do not wait for each other;
+- one gateway's lists as ``homediag send`` sends them (``homediag.sender``: as many lists at once as the server has
+  workers, each on a connection of its own), in turns with the ceiling: what a back-fill with the platform's own
+  sender stores;
 - the server's resident memory (all its processes) sampled throughout: the largest sum and process.
 
 The server runs in its own processes, so its time is not on the bench's core; the bench and the server
@@ -30,6 +33,8 @@ from typing import Any
 import httpx
 
 from homediag.api.app import create_app
+from homediag.sender import Item, Sender
+from homediag.sender import lists as lists_of_items
 from homediag.synthetic import SyntheticPatient
 
 from . import ceiling, data, env
@@ -93,6 +98,8 @@ class ServedResult:
     single_floor: dict[str, Any] = field(default_factory=dict)  # ``http_floor`` from the singles' clients
     ceiling_rounds: CeilingRounds | None = None  # lists alone and the ceiling, in turns
     gateways_ceiling_rounds: CeilingRounds | None = None  # lists from ``gateways`` at once and the ceiling, in turns
+    # one gateway's lists sent by ``homediag send`` (``homediag.sender``: ``workers`` lists at once) and the ceiling
+    send_ceiling_rounds: CeilingRounds | None = None
 
     def as_json(self) -> dict[str, Any]:
         alone = self.list_observations_alone / self.list_seconds_alone
@@ -153,6 +160,16 @@ class ServedResult:
                 if self.gateways_ceiling_rounds is not None
                 else {}
             ),
+            **(
+                {
+                    "lists_of_100_one_gateway_by_homediag_send_and_ceiling_in_rounds": {
+                        "lists_at_once": self.workers,
+                        **self.send_ceiling_rounds.as_json(),
+                    }
+                }
+                if self.send_ceiling_rounds is not None
+                else {}
+            ),
             **({"apart": self.apart.as_json()} if self.apart is not None else {}),
             "targets": self._targets(),
         }
@@ -171,6 +188,13 @@ class ServedResult:
         if self.gateways_ceiling_rounds is not None:
             found[f"lists_{self.gateways}_gateways_over_ceiling_in_turns"] = (
                 self.gateways_ceiling_rounds.over,
+                ">=",
+                lists_bound,
+            )
+        if self.send_ceiling_rounds is not None:
+            # the same gateway's lists as ``homediag send`` sends them: as many at once as the server has workers
+            found["lists_one_gateway_by_homediag_send_over_ceiling_in_turns"] = (
+                self.send_ceiling_rounds.over,
                 ">=",
                 lists_bound,
             )
@@ -586,10 +610,10 @@ class CeilingRounds:
 
 
 def _ceiling_rounds(
-    rt: Any, post: Callable[[list[bytes]], int], bodies: list[bytes], fresh: list[dict[str, Any]], rounds: int
+    rt: Any, post: Callable[[list[Any]], int], bodies: list[Any], fresh: list[dict[str, Any]], rounds: int
 ) -> CeilingRounds:
     """``CeilingRounds`` of the lists ``bodies`` sent by ``post`` (the Observations it created) and the ceiling over
-    the envelopes ``fresh``."""
+    the envelopes ``fresh``. A body is what ``post`` sends: a list's JSON, or its envelopes (``_send_lists``)."""
     lists, envelopes = len(bodies) // rounds, len(fresh) // rounds
     tally = [0, 0.0, 0, 0.0]  # the ceiling's Observations and seconds, the lists'
     for r in range(rounds):
@@ -639,6 +663,22 @@ def _of_their_own(people: list[SyntheticPatient], n: int, seed: int) -> list[dic
 def _lists_of(envelopes: list[dict[str, Any]]) -> list[bytes]:
     """The bodies of lists of 100 envelopes."""
     return [json.dumps(envelopes[i : i + 100]).encode() for i in range(0, len(envelopes), 100)]
+
+
+def _send_lists(base: str, token: str, lists: list[list[Item]], at_once: int) -> int:
+    """The lists of envelopes ``lists`` sent by ``homediag send``'s ``Sender`` (``at_once`` in flight, each on a
+    connection of its own); the number of Observations created. Any envelope not created fails the bench."""
+    created = 0
+    for sent in Sender(base, token, at_once=at_once, attempts=1).send(lists):
+        if sent.outcome != "created":
+            raise RuntimeError(f"homediag send: {sent.where} {sent.outcome}: {sent.issues}")
+        created += len(sent.observations)
+    return created
+
+
+def _items_of(envelopes: list[dict[str, Any]]) -> list[list[Item]]:
+    """``homediag send``'s lists of 100 of ``envelopes`` (``sender.Item``s)."""
+    return list(lists_of_items((Item(f"bench[{i}]", e) for i, e in enumerate(envelopes)), 100))
 
 
 def _p95_ms(latencies: list[float]) -> float:
@@ -821,6 +861,17 @@ def run(
                 )
                 turns = gateways_rounds.as_json()
                 say(f"{engine}: lists of 100 from {gateways} gateways and the ceiling, in turns: {turns}")
+            # one gateway's lists as ``homediag send`` sends them (as many at once as workers), in turns, as above
+            token = pilot.tokens["gateway"]
+            send_rounds = _ceiling_rounds(
+                rt,
+                lambda part: _send_lists(base, token, part, workers),
+                _items_of(_of_their_own(people, lists * 100, seed=68)),
+                _of_their_own(people, 1000, seed=69),
+                ROUNDS,
+            )
+            turns = send_rounds.as_json()
+            say(f"{engine}: one gateway's lists of 100 by homediag send and the ceiling, in turns: {turns}")
 
             searching = Searching(base, pilot)
             waiting = WaitWatch(url)
@@ -898,6 +949,7 @@ def run(
             floor,
             paired_rounds,
             gateways_rounds,
+            send_rounds,
         )
 
 

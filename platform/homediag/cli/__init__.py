@@ -3,6 +3,7 @@
 | module | commands |
 |---|---|
 | ``serve`` | ``serve``, ``demo`` |
+| ``send`` | ``send`` (a gateway's envelopes from files to a server, ``homediag.sender``) |
 | ``adapters`` | ``adapters list|convert|test`` |
 | ``keys`` | ``keys init|rotate`` |
 | ``users`` | ``users add|revoke|list`` |
@@ -23,7 +24,20 @@ from __future__ import annotations
 
 import typer
 
-from homediag.cli import adapters, audit, care, consents, db, evaluation, keys, monitoring, profiles, serve, users
+from homediag.cli import (
+    adapters,
+    audit,
+    care,
+    consents,
+    db,
+    evaluation,
+    keys,
+    monitoring,
+    profiles,
+    send,
+    serve,
+    users,
+)
 from homediag.cli.common import CommandLine
 
 app = typer.Typer(
@@ -33,6 +47,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(serve.app)  # serve, demo
+app.add_typer(send.app)  # send
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")

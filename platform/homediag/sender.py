@@ -1,0 +1,317 @@
+"""Sending envelopes from files to a server's ``POST /ingest``, as a gateway's back-fill should (``homediag send``).
+
+The envelopes are read from JSON Lines files (an envelope a line) or JSON files (one envelope, or an array of them)
+and sent as lists of ``list_size``, ``at_once`` lists at a time, each list on a connection of its own. A worker of a
+several-worker server writes one list at a time, on one core, and takes no new connection while it does
+(``api/priority.run_list``): the next list's connection goes to a free worker, so a sender with as many lists at once
+as the server has workers uses all of them. One list at a time stored 1.3–1.7 times what one core does in process on
+the 2-core test machine, two at a time 2.1–2.7 times (docs/performance.md).
+
+Nothing is lost on the way:
+
+- A list the server did not answer (the connection failed) or answered 503 (its database away or busy) is sent again,
+  after the answer's ``Retry-After`` or a growing pause, up to ``attempts`` times. The server refuses a reading it
+  stored already as a duplicate, so sending again stores nothing twice.
+- A list answered 413 (more envelopes or bytes than the server takes at once) is sent again as two halves.
+- A line that is not JSON is sent alone, as it is: the server keeps it in its upload log and refuses it (400).
+- An envelope that could not be sent (attempts spent, or the token refused) is reported as ``unsent``, with why.
+
+Each envelope's result says where it was read (``file:line``, or ``file[index]`` in a JSON array), its upload in the
+server's upload log, its outcome and the server's issues; results come back in the order the envelopes were read.
+Nothing here prints or logs an envelope's content (it holds a CPR): only where it was read.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+RETRY_STATUSES = frozenset({502, 503, 504})  # the server, or a proxy in front of it, says: again later
+MAX_PAUSE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Item:
+    """An envelope read from a file: where it was read, and the envelope (``raw`` holds a line that is not JSON)."""
+
+    where: str
+    envelope: Any = None
+    raw: bytes | None = None
+
+
+@dataclass
+class Sent:
+    """What became of an envelope: ``outcome`` is the server's (created, duplicate, held, discarded, rejected) or
+    ``unsent``; ``issues`` the server's diagnostics (``severity: text``), or why it was not sent."""
+
+    where: str
+    outcome: str
+    upload: str | None = None
+    observations: list[str] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "outcome": self.outcome,
+            "upload": self.upload,
+            "observations": self.observations,
+            "issues": self.issues,
+        }
+
+
+class Refused(Exception):
+    """The server refuses the sender itself (its token, or its role): nothing more can be sent."""
+
+
+def read(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Item]:
+    """The envelopes of ``paths`` in order (``-``: ``stdin``, as JSON Lines). A file whose text starts with ``[`` is
+    an array of envelopes; one whose first line is not JSON on its own but the whole is, one envelope (printed over
+    several lines); any other is JSON Lines, read a line at a time (a back-fill's file may be large)."""
+    for path in paths:
+        if str(path) == "-":
+            if stdin is None:
+                raise ValueError("- (standard input) given, but there is no standard input to read")
+            yield from _lines("-", iter(stdin.readline, b""))
+            continue
+        with path.open("rb") as handle:
+            first = handle.readline()
+            handle.seek(0)
+            if first.lstrip()[:1] == b"[" or (first.strip() and _json(first) is None):
+                whole = _json(handle.read())
+                if isinstance(whole, list):
+                    yield from (Item(f"{path}[{i}]", envelope) for i, envelope in enumerate(whole))
+                    continue
+                if whole is not None:
+                    yield Item(str(path), whole)
+                    continue
+                handle.seek(0)  # not JSON as a whole either: its lines are reported one by one
+            yield from _lines(str(path), handle)
+
+
+def _json(data: bytes) -> Any:
+    """``data`` parsed, or None when it is not JSON (a JSON ``null`` is no envelope either)."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _lines(name: str, lines: Iterable[bytes]) -> Iterator[Item]:
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            yield Item(f"{name}:{number}", json.loads(text))
+        except ValueError:  # not JSON (or not UTF-8): sent as it is, alone; the server keeps it and says why
+            yield Item(f"{name}:{number}", raw=text)
+
+
+def lists(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """``items`` in lists of at most ``size``; an item that is not JSON in a list of its own."""
+    batch: list[Item] = []
+    for item in items:
+        if item.raw is not None:
+            if batch:
+                yield batch
+                batch = []
+            yield [item]
+            continue
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Sender:
+    """Sends lists of envelopes to ``url``'s ``POST /ingest`` as the gateway whose API token is ``token``.
+
+    ``client`` makes the HTTP client each of the ``at_once`` threads uses (default: ``httpx.Client``; a test may give
+    another transport). ``on_retry`` is told, for each list sent again, where its first envelope was read and why."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        at_once: int = 2,
+        attempts: int = 5,
+        timeout: float = 300.0,
+        client: Callable[[], httpx.Client] | None = None,
+        on_retry: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if at_once < 1 or attempts < 1:
+            raise ValueError("at_once and attempts must be at least 1")
+        self.url, self.at_once, self.attempts = url.rstrip("/"), at_once, attempts
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._client = client or (lambda: httpx.Client(timeout=timeout))
+        self._on_retry = on_retry or (lambda where, why: None)
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._refused: str | None = None
+
+    def send(self, batches: Iterable[list[Item]]) -> Iterator[Sent]:
+        """Each envelope's ``Sent``, in the order of ``batches``. ``at_once`` lists are in flight: a new one starts as
+        soon as any one is answered (not the oldest: a list that waits in a busy worker holds up none of the others),
+        and no more than ``4 * at_once`` lists are read ahead of the oldest unanswered (a large file is never held
+        whole)."""
+        ahead = iter(batches)
+        running: dict[Future[list[Sent]], int] = {}
+        answered: dict[int, list[Sent]] = {}
+        started = given = 0
+        exhausted = False
+        previous: threading.Event | None = None
+        with ThreadPoolExecutor(max_workers=self.at_once, thread_name_prefix="homediag-send") as pool:
+            try:
+                while True:
+                    while not exhausted and len(running) < self.at_once and started - given < 4 * self.at_once:
+                        batch = next(ahead, None)
+                        if batch is None:
+                            exhausted = True
+                            break
+                        # each list goes out once the one before it has been sent whole: by then the worker that
+                        # took that one is busy with it, so this one's connection goes to another
+                        sent, before = threading.Event(), previous
+                        running[pool.submit(self._send_list, batch, before, sent)] = started
+                        previous = sent
+                        started += 1
+                    while given in answered:
+                        yield from answered.pop(given)
+                        given += 1
+                    if not running:
+                        if exhausted:
+                            return
+                        continue
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        answered[running.pop(future)] = future.result()
+            finally:
+                for future in running:
+                    future.cancel()
+                for client in self._clients:
+                    client.close()
+
+    def _http(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._client()
+            self._clients.append(client)
+        return client
+
+    def _send_list(
+        self, batch: list[Item], after: threading.Event | None = None, sent: threading.Event | None = None
+    ) -> list[Sent]:
+        """Send ``batch`` once ``after`` is set (or a second has passed), setting ``sent`` once its body is sent whole
+        or it is given up; its envelopes' ``Sent``."""
+        if after is not None:
+            after.wait(timeout=1.0)
+        try:
+            return self._send_batch(batch, sent)
+        finally:
+            if sent is not None:
+                sent.set()
+
+    def _send_batch(self, batch: list[Item], sent: threading.Event | None) -> list[Sent]:
+        if self._refused is not None:
+            return [Sent(i.where, "unsent", issues=[f"error: not sent: {self._refused}"]) for i in batch]
+        alone = batch[0].raw if len(batch) == 1 and batch[0].raw is not None else None
+        body = alone if alone is not None else json.dumps([i.envelope for i in batch]).encode()
+        why = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self._on_retry(batch[0].where, why)
+            try:
+                # a connection of its own (closed after the answer): it goes to a worker that is free now
+                headers = {**self._headers, "Connection": "close", "Content-Length": str(len(body))}
+                response = self._http().post(f"{self.url}/ingest", content=_signalling(body, sent), headers=headers)
+            except httpx.TransportError as exc:
+                why = f"no answer ({type(exc).__name__})"
+                self._pause(attempt, min(2.0**attempt, MAX_PAUSE_SECONDS))
+                continue
+            if response.status_code in RETRY_STATUSES:
+                why = f"{response.status_code} {_diagnostics(response) or response.reason_phrase}"
+                self._pause(attempt, _retry_after(response, attempt))
+                continue
+            if response.status_code == 413 and len(batch) > 1:
+                half = len(batch) // 2
+                return self._send_batch(batch[:half], None) + self._send_batch(batch[half:], None)
+            if response.status_code in (401, 403):
+                self._refused = f"{response.status_code}: {_diagnostics(response) or response.reason_phrase}"
+                return [Sent(i.where, "unsent", issues=[f"error: not sent: {self._refused}"]) for i in batch]
+            return _results(batch, response, alone is not None)
+        return [Sent(i.where, "unsent", issues=[f"error: not sent after {self.attempts} tries: {why}"]) for i in batch]
+
+    def _pause(self, attempt: int, seconds: float) -> None:
+        if attempt + 1 < self.attempts:  # no pause after the last try
+            time.sleep(seconds)
+
+
+def _signalling(body: bytes, sent: threading.Event | None) -> Iterator[bytes]:
+    """``body`` as the request's content, setting ``sent`` once it has been written to the connection whole."""
+    yield body
+    if sent is not None:
+        sent.set()
+
+
+def _results(batch: list[Item], response: httpx.Response, alone: bool) -> list[Sent]:
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        text = f"error: the server answered {response.status_code} with no results"
+        return [Sent(i.where, "unsent", issues=[text]) for i in batch]
+    results = [answer] if alone or "results" not in answer else answer["results"]
+    if not isinstance(results, list) or len(results) != len(batch):
+        text = f"error: the server answered {response.status_code} with {len(results)} results for {len(batch)}"
+        return [Sent(i.where, "unsent", issues=[text]) for i in batch]
+    return [_sent(item, result) for item, result in zip(batch, results, strict=True)]
+
+
+def _sent(item: Item, result: dict[str, Any]) -> Sent:
+    issues = (result.get("issues") or {}).get("issue") or []
+    return Sent(
+        item.where,
+        str(result.get("outcome", "rejected")),
+        result.get("upload"),
+        [str(o.get("id")) for o in result.get("observations") or []],
+        [
+            f"{i.get('severity')}: {i.get('diagnostics')}"
+            + (f" ({', '.join(i['expression'])})" if i.get("expression") else "")
+            for i in issues
+            if i.get("severity") != "information" or i.get("diagnostics") != "no issues found"
+        ],
+    )
+
+
+def _diagnostics(response: httpx.Response) -> str:
+    """The first diagnostics of an OperationOutcome answer, or nothing."""
+    try:
+        issues = response.json().get("issue") or []
+        return str(issues[0].get("diagnostics") or "") if issues else ""
+    except (ValueError, AttributeError, IndexError):
+        return ""
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    try:
+        return min(max(float(response.headers.get("Retry-After", "")), 0.0), MAX_PAUSE_SECONDS)
+    except ValueError:
+        return min(2.0**attempt, MAX_PAUSE_SECONDS)
+
+
+def tally(sent: Iterable[Sent]) -> Counter[str]:
+    """How many envelopes ended in each outcome."""
+    return Counter(s.outcome for s in sent)
