@@ -69,8 +69,8 @@ class Sent:
         }
 
 
-class Refused(Exception):
-    """The server refuses the sender itself (its token, or its role): nothing more can be sent."""
+class Unreadable(Exception):
+    """A file of envelopes that cannot be read (it went away, or may not be read): what, and why."""
 
 
 def read(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Item]:
@@ -80,10 +80,14 @@ def read(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Item
     for path in paths:
         if str(path) == "-":
             if stdin is None:
-                raise ValueError("- (standard input) given, but there is no standard input to read")
+                raise Unreadable("- (standard input) given, but there is no standard input to read")
             yield from _lines("-", iter(stdin.readline, b""))
             continue
-        with path.open("rb") as handle:
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise Unreadable(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        with handle:
             first = handle.readline()
             handle.seek(0)
             if first.lstrip()[:1] == b"[" or (first.strip() and _json(first) is None):

@@ -135,3 +135,16 @@ def test_wrong_files_or_no_server_are_usage_errors(tmp_path):
 
     assert missing.exit_code == 2 and "no such file" in missing.stderr
     assert no_url.exit_code == 2 and "--url or HOMEDIAG_URL" in no_url.stderr
+
+
+def test_without_a_results_file_the_rejected_envelopes_are_named_on_stderr(live_server, pilot, tokens, tmp_path):
+    pilot.enrol(PEOPLE[0].cpr)
+    lines = tmp_path / "readings.jsonl"
+    lines.write_text(json.dumps(_envelopes(PEOPLE[1], 1, 8)[0]) + "\n" + json.dumps(_envelopes(PEOPLE[0], 1, 9)[0]))
+
+    sent = _send(live_server, tokens.gateway, str(lines))
+
+    assert sent.exit_code == 1
+    assert "2 envelopes: 1 created, 1 rejected" in sent.stdout
+    assert f"{lines}:1: rejected: error: the patient is not enrolled" in sent.stderr
+    assert f"{lines}:2" not in sent.stderr and PEOPLE[1].cpr not in sent.output

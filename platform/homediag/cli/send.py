@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -41,7 +42,10 @@ def send(
         Path | None, typer.Option("--results", help="write each envelope's result here, a JSON line each")
     ] = None,
 ) -> None:
-    from homediag.sender import Sender, lists, read
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from homediag.sender import Sender, Unreadable, lists, read
 
     if not url:
         raise fail("the server's address is needed: --url or HOMEDIAG_URL", 2)
@@ -50,28 +54,51 @@ def send(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise fail(f"{path}: no such file", 2)
+    console = Console(stderr=True)  # progress on a terminal only; messages always
+    progress = Progress(
+        TextColumn("{task.completed} envelopes answered {task.fields[said]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
 
     def retrying(where: str, why: str) -> None:
-        typer.echo(f"sending the list from {where} again: {why}", err=True)
+        console.print(f"sending the list from {where} again: {why}", markup=False, highlight=False, soft_wrap=True)
 
     sender = Sender(url, token, at_once=at_once, attempts=attempts, on_retry=retrying)
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    unsent: Counter[str] = Counter()  # why, once for all the envelopes it held back (a refused token: every one)
     out = results.open("w", encoding="utf-8") if results is not None else None
     try:
-        for sent in sender.send(lists(read(files, sys.stdin.buffer), list_size)):
-            counts[sent.outcome] = counts.get(sent.outcome, 0) + 1
-            if out is not None:
-                out.write(json.dumps(sent.as_json(), ensure_ascii=False) + "\n")
-            elif sent.outcome in ("rejected", "unsent"):
-                typer.echo(f"{sent.where}: {sent.outcome}: {'; '.join(sent.issues)}", err=True)
-    except (OSError, ValueError) as exc:
-        raise fail(f"cannot read the envelopes: {exc}", 2) from None
+        with progress:
+            task = progress.add_task("send", total=None, said="")
+            for sent in sender.send(lists(read(files, sys.stdin.buffer), list_size)):
+                counts[sent.outcome] += 1
+                if out is not None:
+                    out.write(json.dumps(sent.as_json(), ensure_ascii=False) + "\n")
+                if sent.outcome == "unsent":
+                    unsent["; ".join(sent.issues)] += 1
+                elif sent.outcome == "rejected" and out is None:
+                    console.print(
+                        f"{sent.where}: rejected: {'; '.join(sent.issues)}",
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                progress.update(task, advance=1, said=_said(counts))
+    except Unreadable as exc:
+        raise fail(str(exc), 2) from None
     finally:
         if out is not None:
             out.close()
-    total = sum(counts.values())
-    order = ("created", "duplicate", "held", "discarded", "rejected", "unsent")
-    said = ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k))
-    typer.echo(f"{total} envelopes: {said or 'none read'}")
-    if counts.get("rejected") or counts.get("unsent"):
+    for why, n in unsent.items():
+        typer.echo(f"{n} envelopes not sent: {why}", err=True)
+    typer.echo(f"{sum(counts.values())} envelopes: {_said(counts) or 'none read'}")
+    if counts["rejected"] or counts["unsent"]:
         raise typer.Exit(1)
+
+
+def _said(counts: Counter[str]) -> str:
+    order = ("created", "duplicate", "held", "discarded", "rejected", "unsent")
+    return ", ".join(f"{counts[k]} {k}" for k in order if counts[k])
