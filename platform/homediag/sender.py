@@ -23,7 +23,6 @@ Nothing here prints or logs an envelope's content (it holds a CPR): only where i
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import simplejson
 
 RETRY_STATUSES = frozenset({502, 503, 504})  # the server, or a proxy in front of it, says: again later
 MAX_PAUSE_SECONDS = 60.0
@@ -103,11 +103,17 @@ def read(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Item
 
 
 def _json(data: bytes) -> Any:
-    """``data`` parsed, or None when it is not JSON (a JSON ``null`` is no envelope either)."""
+    """``data`` parsed, or None when it is not JSON (a JSON ``null`` is no envelope either). As the server parses
+    it: numbers kept exactly (decimals, sent again as they were written), ``NaN`` and ``Infinity`` refused (they are
+    not JSON; a list holding one would be refused whole)."""
     try:
-        return json.loads(data)
+        return simplejson.loads(data, use_decimal=True)
     except ValueError:
         return None
+
+
+def _dumps(envelopes: list[Any]) -> bytes:
+    return simplejson.dumps(envelopes, use_decimal=True, separators=(",", ":")).encode()
 
 
 def _lines(name: str, lines: Iterable[bytes]) -> Iterator[Item]:
@@ -115,10 +121,9 @@ def _lines(name: str, lines: Iterable[bytes]) -> Iterator[Item]:
         text = line.strip()
         if not text:
             continue
-        try:
-            yield Item(f"{name}:{number}", json.loads(text))
-        except ValueError:  # not JSON (or not UTF-8): sent as it is, alone; the server keeps it and says why
-            yield Item(f"{name}:{number}", raw=text)
+        envelope = _json(text)
+        # not JSON (or not UTF-8): sent as it is, alone; the server keeps it and says why
+        yield Item(f"{name}:{number}", envelope) if envelope is not None else Item(f"{name}:{number}", raw=text)
 
 
 def lists(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -231,7 +236,7 @@ class Sender:
         if self._refused is not None:
             return [Sent(i.where, "unsent", issues=[f"error: not sent: {self._refused}"]) for i in batch]
         alone = batch[0].raw if len(batch) == 1 and batch[0].raw is not None else None
-        body = alone if alone is not None else json.dumps([i.envelope for i in batch]).encode()
+        body = alone if alone is not None else _dumps([i.envelope for i in batch])
         why = ""
         for attempt in range(self.attempts):
             if attempt:

@@ -148,3 +148,21 @@ def test_without_a_results_file_the_rejected_envelopes_are_named_on_stderr(live_
     assert "2 envelopes: 1 created, 1 rejected" in sent.stdout
     assert f"{lines}:1: rejected: error: the patient is not enrolled" in sent.stderr
     assert f"{lines}:2" not in sent.stderr and PEOPLE[1].cpr not in sent.output
+
+
+def test_a_line_with_a_number_json_has_not_is_sent_alone_and_costs_its_list_nothing(
+    live_server, pilot, tokens, tmp_path
+):
+    pilot.enrol(PEOPLE[0].cpr)
+    good = _envelopes(PEOPLE[0], 2, 10)
+    odd = json.dumps({**good[0], "gateway": {"id": "tablet-1", "software": "1.4.2", "battery": float("nan")}})
+    assert "NaN" in odd  # Python writes it; it is not JSON, and the server refuses a list holding one whole
+    lines = tmp_path / "readings.jsonl"
+    lines.write_text("\n".join([json.dumps(good[0]), odd, json.dumps(good[1])]))
+    out = tmp_path / "results.jsonl"
+
+    sent = _send(live_server, tokens.gateway, str(lines), "--results", str(out))
+
+    assert sent.exit_code == 1
+    assert [r["outcome"] for r in _results(out)] == ["created", "rejected", "created"]
+    assert "not JSON" in _results(out)[1]["issues"][0]
