@@ -16,6 +16,9 @@ Nothing is lost on the way:
 - A line that is not JSON is sent alone, as it is: the server keeps it in its upload log and refuses it (400).
 - An envelope that could not be sent (attempts spent, or the token refused) is reported as ``unsent``, with why.
 
+A send cut short is resumed from its results file: the envelopes it says were answered are not sent again (each
+would come back a duplicate, and add a line to the upload log).
+
 Each envelope's result says where it was read (``file:line``, or ``file[index]`` in a JSON array), its upload in the
 server's upload log, its outcome and the server's issues; results come back in the order the envelopes were read.
 Nothing here prints or logs an envelope's content (it holds a CPR): only where it was read.
@@ -124,6 +127,20 @@ def _lines(name: str, lines: Iterable[bytes]) -> Iterator[Item]:
         envelope = _json(text)
         # not JSON (or not UTF-8): sent as it is, alone; the server keeps it and says why
         yield Item(f"{name}:{number}", envelope) if envelope is not None else Item(f"{name}:{number}", raw=text)
+
+
+def answered(results: IO[str]) -> set[str]:
+    """Where the envelopes were read that a results file (``Sent.as_json`` lines, as ``homediag send --results``
+    writes them) says the server answered (any outcome but ``unsent``; the last line for an envelope counts): what a
+    resumed send skips. A line that is not such a result (a write cut short) is passed over."""
+    last: dict[str, str] = {}
+    for line in results:
+        try:
+            result = simplejson.loads(line)
+            last[str(result["where"])] = str(result["outcome"])
+        except (ValueError, TypeError, KeyError):
+            continue
+    return {where for where, outcome in last.items() if outcome != "unsent"}
 
 
 def lists(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -166,3 +166,40 @@ def test_a_line_with_a_number_json_has_not_is_sent_alone_and_costs_its_list_noth
     assert sent.exit_code == 1
     assert [r["outcome"] for r in _results(out)] == ["created", "rejected", "created"]
     assert "not JSON" in _results(out)[1]["issues"][0]
+
+
+def _uploads(runtime) -> int:
+    with runtime.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(m.Upload)))
+
+
+def test_a_send_cut_short_resumes_where_its_results_end(live_server, pilot, tokens, runtime, tmp_path):
+    pilot.enrol(PEOPLE[0].cpr)
+    readings = _envelopes(PEOPLE[0], 6, 11)
+    lines = tmp_path / "readings.jsonl"
+    out = tmp_path / "results.jsonl"
+    with socket.socket() as s:  # a port nobody listens on: the server is away for the first half
+        s.bind(("127.0.0.1", 0))
+        away = f"http://127.0.0.1:{s.getsockname()[1]}"
+    lines.write_text("".join(json.dumps(e) + "\n" for e in readings[:2]))
+    unsent = _send(away, tokens.gateway, str(lines), "--results", str(out), "--attempts", "1")
+    lines.write_text("".join(json.dumps(e) + "\n" for e in readings[:4]))
+    first = _send(live_server, tokens.gateway, str(lines), "--results", str(out), "--resume")
+    lines.write_text("".join(json.dumps(e) + "\n" for e in readings))  # the gateway's file grew
+    second = _send(live_server, tokens.gateway, str(lines), "--results", str(out), "--resume")
+
+    assert unsent.exit_code == 1 and "2 envelopes: 2 unsent" in unsent.stdout
+    assert first.exit_code == 0 and "4 envelopes: 4 created (0 answered before" in first.stdout, first.output
+    assert second.exit_code == 0 and "2 envelopes: 2 created (4 answered before" in second.stdout, second.output
+    assert _uploads(runtime) == 6  # none sent twice: no duplicate in the upload log
+    last = {r["where"]: r["outcome"] for r in _results(out)}
+    assert last == {f"{lines}:{n}": "created" for n in range(1, 7)}
+
+
+def test_resume_needs_the_results_file(tmp_path):
+    lines = tmp_path / "readings.jsonl"
+    lines.write_text("{}\n")
+
+    sent = _send("http://127.0.0.1:9", "t", str(lines), "--resume")
+
+    assert sent.exit_code == 2 and "--results" in sent.stderr

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from homediag.cli.common import fail
+
+if TYPE_CHECKING:
+    from homediag.sender import Item
 
 app = typer.Typer()  # its command joins the root command (``add_typer`` without a name)
 
@@ -41,11 +45,17 @@ def send(
     results: Annotated[
         Path | None, typer.Option("--results", help="write each envelope's result here, a JSON line each")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="add to the --results file, and send only what it does not say the server answered"
+        ),
+    ] = False,
 ) -> None:
     from rich.console import Console
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-    from homediag.sender import Sender, Unreadable, lists, read
+    from homediag.sender import Sender, Unreadable, answered, lists, read
 
     if not url:
         raise fail("the server's address is needed: --url or HOMEDIAG_URL", 2)
@@ -54,6 +64,12 @@ def send(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise fail(f"{path}: no such file", 2)
+    if resume and results is None:
+        raise fail("--resume reads and adds to the --results file: give it", 2)
+    done: set[str] = set()
+    if resume and results is not None and results.exists():
+        with results.open(encoding="utf-8") as earlier:
+            done = answered(earlier)
     console = Console(stderr=True)  # progress on a terminal only; messages always
     progress = Progress(
         TextColumn("{task.completed} envelopes answered {task.fields[said]}"),
@@ -69,11 +85,21 @@ def send(
     sender = Sender(url, token, at_once=at_once, attempts=attempts, on_retry=retrying)
     counts: Counter[str] = Counter()
     unsent: Counter[str] = Counter()  # why, once for all the envelopes it held back (a refused token: every one)
-    out = results.open("w", encoding="utf-8") if results is not None else None
+    out = results.open("a" if resume else "w", encoding="utf-8") if results is not None else None
+    skipped = 0
+
+    def to_send(items: Iterable[Item]) -> Iterator[Item]:
+        nonlocal skipped
+        for item in items:
+            if item.where in done:
+                skipped += 1
+            else:
+                yield item
+
     try:
         with progress:
             task = progress.add_task("send", total=None, said="")
-            for sent in sender.send(lists(read(files, sys.stdin.buffer), list_size)):
+            for sent in sender.send(lists(to_send(read(files, sys.stdin.buffer)), list_size)):
                 counts[sent.outcome] += 1
                 if out is not None:
                     out.write(json.dumps(sent.as_json(), ensure_ascii=False) + "\n")
@@ -94,7 +120,8 @@ def send(
             out.close()
     for why, n in unsent.items():
         typer.echo(f"{n} envelopes not sent: {why}", err=True)
-    typer.echo(f"{sum(counts.values())} envelopes: {_said(counts) or 'none read'}")
+    before = f" ({skipped} answered before, not sent again)" if resume else ""
+    typer.echo(f"{sum(counts.values())} envelopes: {_said(counts) or 'none sent'}{before}")
     if counts["rejected"] or counts["unsent"]:
         raise typer.Exit(1)
 
