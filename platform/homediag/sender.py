@@ -4,8 +4,9 @@ The envelopes are read from JSON Lines files (an envelope a line) or JSON files 
 and sent as lists of ``list_size``, ``at_once`` lists at a time, each list on a connection of its own. A worker of a
 several-worker server writes one list at a time, on one core, and takes no new connection while it does
 (``api/priority.run_list``): the next list's connection goes to a free worker, so a sender with as many lists at once
-as the server has workers uses all of them. One list at a time stored 1.3–1.7 times what one core does in process on
-the 2-core test machine, two at a time 2.1–2.7 times (docs/performance.md).
+as the server has workers uses all of them. On the 2-core test machine one gateway's lists, one at a time, stored
+1.4–1.9 times what one core does in process for the same readings; sent by this, two at a time, 2.0–2.6 times
+(docs/performance.md, session 14).
 
 Nothing is lost on the way:
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -164,8 +164,7 @@ def lists(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 class Sender:
     """Sends lists of envelopes to ``url``'s ``POST /ingest`` as the gateway whose API token is ``token``.
 
-    ``client`` makes the HTTP client each of the ``at_once`` threads uses (default: ``httpx.Client``; a test may give
-    another transport). ``on_retry`` is told, for each list sent again, where its first envelope was read and why."""
+    ``on_retry`` is told, for each list sent again, where its first envelope was read and why."""
 
     def __init__(
         self,
@@ -175,14 +174,13 @@ class Sender:
         at_once: int = 2,
         attempts: int = 5,
         timeout: float = 300.0,
-        client: Callable[[], httpx.Client] | None = None,
         on_retry: Callable[[str, str], None] | None = None,
     ) -> None:
         if at_once < 1 or attempts < 1:
             raise ValueError("at_once and attempts must be at least 1")
         self.url, self.at_once, self.attempts = url.rstrip("/"), at_once, attempts
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self._client = client or (lambda: httpx.Client(timeout=timeout))
+        self._timeout = timeout
         self._on_retry = on_retry or (lambda where, why: None)
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
@@ -195,7 +193,7 @@ class Sender:
         whole)."""
         ahead = iter(batches)
         running: dict[Future[list[Sent]], int] = {}
-        answered: dict[int, list[Sent]] = {}
+        back: dict[int, list[Sent]] = {}  # the lists answered, by their place, until the ones before them are
         started = given = 0
         exhausted = False
         previous: threading.Event | None = None
@@ -213,8 +211,8 @@ class Sender:
                         running[pool.submit(self._send_list, batch, before, sent)] = started
                         previous = sent
                         started += 1
-                    while given in answered:
-                        yield from answered.pop(given)
+                    while given in back:
+                        yield from back.pop(given)
                         given += 1
                     if not running:
                         if exhausted:
@@ -222,7 +220,7 @@ class Sender:
                         continue
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        answered[running.pop(future)] = future.result()
+                        back[running.pop(future)] = future.result()
             finally:
                 for future in running:
                     future.cancel()
@@ -232,7 +230,7 @@ class Sender:
     def _http(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = self._client()
+            client = self._local.client = httpx.Client(timeout=self._timeout)
             self._clients.append(client)
         return client
 
@@ -292,17 +290,22 @@ def _signalling(body: bytes, sent: threading.Event | None) -> Iterator[bytes]:
 
 
 def _results(batch: list[Item], response: httpx.Response, alone: bool) -> list[Sent]:
+    """The envelopes' results in the server's answer: a list's ``results``, or a body sent alone's own result; when
+    the answer holds no result for each of them (a failure of the server's, a proxy's page), every one ``unsent``,
+    with the answer's status and diagnostics."""
     try:
         answer = response.json()
     except ValueError:
         answer = None
-    if not isinstance(answer, dict):
-        text = f"error: the server answered {response.status_code} with no results"
-        return [Sent(i.where, "unsent", issues=[text]) for i in batch]
-    results = [answer] if alone or "results" not in answer else answer["results"]
-    if not isinstance(results, list) or len(results) != len(batch):
-        text = f"error: the server answered {response.status_code} with {len(results)} results for {len(batch)}"
-        return [Sent(i.where, "unsent", issues=[text]) for i in batch]
+    results = ([answer] if alone else answer.get("results")) if isinstance(answer, dict) else None
+    if (
+        not isinstance(results, list)
+        or len(results) != len(batch)
+        or not all(isinstance(r, dict) and "outcome" in r for r in results)
+    ):
+        said = _diagnostics(response)
+        text = f"error: the server answered {response.status_code} without a result for each envelope"
+        return [Sent(i.where, "unsent", issues=[f"{text}: {said}" if said else text]) for i in batch]
     return [_sent(item, result) for item, result in zip(batch, results, strict=True)]
 
 
@@ -336,8 +339,3 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
         return min(max(float(response.headers.get("Retry-After", "")), 0.0), MAX_PAUSE_SECONDS)
     except ValueError:
         return min(2.0**attempt, MAX_PAUSE_SECONDS)
-
-
-def tally(sent: Iterable[Sent]) -> Counter[str]:
-    """How many envelopes ended in each outcome."""
-    return Counter(s.outcome for s in sent)

@@ -72,7 +72,7 @@ def send(
             done = answered(earlier)
     console = Console(stderr=True)  # progress on a terminal only; messages always
     progress = Progress(
-        TextColumn("{task.completed} envelopes answered {task.fields[said]}"),
+        TextColumn("{task.completed:.0f} envelopes answered {task.fields[said]}"),
         TimeElapsedColumn(),
         console=console,
         disable=not console.is_terminal,
