@@ -4,9 +4,9 @@ The envelopes are read from JSON Lines files (an envelope a line) or JSON files 
 and sent as lists of ``list_size``, ``at_once`` lists at a time, each list on a connection of its own. A worker of a
 several-worker server writes one list at a time, on one core, and takes no new connection while it does
 (``api/priority.run_list``): the next list's connection goes to a free worker, so a sender with as many lists at once
-as the server has workers uses all of them. On the 2-core test machine one gateway's lists, one at a time, stored
-1.4–1.9 times what one core does in process for the same readings; sent by this, two at a time, 2.0–2.6 times
-(docs/performance.md, session 14).
+as the server has workers uses all of them (``GET /ingest`` says how many: ``ask_limits``). On the 2-core test
+machine one gateway's lists, one at a time, stored 1.4–1.9 times what one core does in process for the same readings;
+sent by this, two at a time, 2.0–2.6 times (docs/performance.md, session 14).
 
 Nothing is lost on the way:
 
@@ -159,6 +159,26 @@ def lists(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
             batch = []
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a server's ``GET /ingest`` tells a gateway: the most envelopes a list may hold, and how many lists to have
+    in flight (its workers)."""
+
+    max_envelopes_per_list: int
+    lists_at_once: int
+
+
+def ask_limits(url: str, token: str, timeout: float = 30.0) -> Limits | None:
+    """The server's ``Limits``, or None when it does not say (an older server, a refused token, no answer: the
+    sending then says what is wrong)."""
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/ingest", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        answer = response.json() if response.status_code == 200 else None
+        return Limits(int(answer["max_envelopes_per_list"]), int(answer["lists_at_once"]))
+    except (httpx.HTTPError, ValueError, TypeError, KeyError):
+        return None
 
 
 class Sender:

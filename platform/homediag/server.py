@@ -80,6 +80,8 @@ def serve_workers(host: str, port: int, workers: int) -> None:
     # glibc's malloc makes an arena per thread up to 8 per core; the workers' thread pools then hold memory
     # in each (their PSS stayed 5-10 MB higher after a mixed load, docs/performance.md)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    # what GET /ingest tells a gateway: as many lists at once as there are workers (unless the operator said)
+    os.environ.setdefault("HOMEDIAG_INGEST_LISTS_AT_ONCE", str(workers))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     max_envelopes_per_list: int = Field(
         default=1000, description="most envelopes one POST /ingest list may carry (413 above, kept in the upload log)"
     )
+    ingest_lists_at_once: int | None = Field(
+        default=None,
+        ge=1,
+        description="how many lists GET /ingest tells a gateway to send at once: by default this server's worker"
+        " processes (`homediag serve --workers N` sets it); behind a load balancer, the workers of all its servers",
+    )
     uploads_page_bytes: int = Field(
         default=1_048_576,
         description="most bytes of envelopes one page of GET /uploads holds (the rest: one at a time)",

@@ -592,3 +592,19 @@ def test_a_lists_envelopes_are_freed_with_their_request_not_left_to_the_garbage_
     assert response.status_code == 200, response.text
     assert [r["outcome"] for r in response.json()["results"]] == ["created"] * 3
     assert left == []
+
+
+def test_get_ingest_tells_a_gateway_how_to_send_many_envelopes(client, tokens, runtime):
+    said = client.get("/ingest", headers=tokens.auth("gateway"))
+    runtime.settings.ingest_lists_at_once = 3  # behind a load balancer: the workers of all its servers
+    told = client.get("/ingest", headers=tokens.auth("gateway")).json()
+
+    assert said.status_code == 200
+    assert said.json() == {
+        "max_envelopes_per_list": runtime.settings.max_envelopes_per_list,
+        "max_upload_bytes": runtime.settings.max_upload_bytes,
+        "lists_at_once": 1,  # one process serves
+    }
+    assert told["lists_at_once"] == 3
+    assert client.get("/ingest", headers=tokens.auth("clinician")).status_code == 403
+    assert client.get("/ingest").status_code == 401

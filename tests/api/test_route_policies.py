@@ -52,6 +52,7 @@ EXPECTED = {
     ("POST", "/fhir/Consent"): "admin-write",
     ("PUT", "/fhir/Consent/{consent_id}"): "admin-write",
     ("POST", "/ingest"): "gateway-write",
+    ("GET", "/ingest"): "gateway-write",
     ("POST", "/fhir"): "gateway-write",
     ("POST", "/fhir/Observation"): "gateway-write",
     ("POST", "/sandbox/{adapter}"): "vendor-tools",

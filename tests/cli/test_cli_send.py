@@ -203,3 +203,16 @@ def test_resume_needs_the_results_file(tmp_path):
     sent = _send("http://127.0.0.1:9", "t", str(lines), "--resume")
 
     assert sent.exit_code == 2 and "--results" in sent.stderr
+
+
+def test_without_list_size_or_at_once_it_sends_as_the_server_asks(live_server, pilot, tokens, runtime, tmp_path):
+    pilot.enrol(PEOPLE[0].cpr)
+    runtime.settings.max_envelopes_per_list = 2
+    runtime.settings.ingest_lists_at_once = 3
+    lines = tmp_path / "readings.jsonl"
+    lines.write_text("".join(json.dumps(e) + "\n" for e in _envelopes(PEOPLE[0], 5, 12)))
+
+    sent = _send(live_server, tokens.gateway, str(lines))
+
+    assert sent.exit_code == 0 and "5 envelopes: 5 created" in sent.stdout, sent.output
+    assert _uploads(runtime) == 5  # lists of 2: no list of more refused whole (413), kept in the upload log

@@ -108,6 +108,8 @@ def test_a_worker_writing_a_gateways_list_takes_no_new_connection_until_it_is_wr
     lock = sqlite3.connect(deployment["HOMEDIAG_DATABASE_URL"].removeprefix("sqlite:///"), isolation_level=None)
     try:
         _wait_until_it_answers(server, port)
+        told = httpx.get(f"http://127.0.0.1:{port}/ingest", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert told.json()["lists_at_once"] == 2  # GET /ingest: as many lists at once as there are workers
         workers = _children(server.pid)
         lock.execute("BEGIN IMMEDIATE")  # the store's write lock, held: the list's write waits for it
         gateway = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from homediag.ingest import IngestAnswer, IngestService
 from homediag.web import predraw
@@ -42,3 +43,24 @@ async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirR
     answer = await (run_list if body.lstrip()[:1] == b"[" else run_ingest)(post)
     predraw.after_ingest(rt, answer.body)  # the charts of pages shown before, drawn ahead off the request path
     return JsonResponse(answer.body, status_code=answer.status)
+
+
+@router.get(
+    "/ingest",
+    summary="How a gateway should send many envelopes: the size of a list, and how many lists at once",
+    description=(
+        "`max_envelopes_per_list` (a longer list is refused with 413), `max_upload_bytes` (the largest body), and "
+        "`lists_at_once`: how many lists to have in flight, each on a connection of its own (this server's worker "
+        "processes, unless its operator set HOMEDIAG_INGEST_LISTS_AT_ONCE). `homediag send` asks it."
+    ),
+)
+async def ingest_limits(rt: RuntimeDep, gateway: GatewayDep) -> JsonResponse:
+    await run_in_threadpool(gateway.principal)  # the token's check: it reads the store
+    settings = rt.settings
+    return JsonResponse(
+        {
+            "max_envelopes_per_list": settings.max_envelopes_per_list,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "lists_at_once": settings.ingest_lists_at_once or 1,
+        }
+    )

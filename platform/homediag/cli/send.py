@@ -33,14 +33,17 @@ def send(
         str | None, typer.Option("--token", envvar="HOMEDIAG_TOKEN", help="the gateway's API token")
     ] = None,
     list_size: Annotated[
-        int,
-        typer.Option(
-            "--list-size", min=1, help="envelopes a list (at most the server's HOMEDIAG_MAX_ENVELOPES_PER_LIST)"
-        ),
-    ] = 100,
+        int | None,
+        typer.Option("--list-size", min=1, help="envelopes a list (default 100, or fewer when the server takes fewer)"),
+    ] = None,
     at_once: Annotated[
-        int, typer.Option("--at-once", min=1, help="lists in flight at once: as many as the server has workers")
-    ] = 2,
+        int | None,
+        typer.Option(
+            "--at-once",
+            min=1,
+            help="lists in flight at once (default: as many as the server says, GET /ingest; else 2)",
+        ),
+    ] = None,
     attempts: Annotated[int, typer.Option(min=1, help="tries per list while the server is away (503, no answer)")] = 5,
     results: Annotated[
         Path | None, typer.Option("--results", help="write each envelope's result here, a JSON line each")
@@ -55,7 +58,7 @@ def send(
     from rich.console import Console
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-    from homediag.sender import Sender, Unreadable, answered, lists, read
+    from homediag.sender import Sender, Unreadable, answered, ask_limits, lists, read
 
     if not url:
         raise fail("the server's address is needed: --url or HOMEDIAG_URL", 2)
@@ -82,6 +85,12 @@ def send(
     def retrying(where: str, why: str) -> None:
         console.print(f"sending the list from {where} again: {why}", markup=False, highlight=False, soft_wrap=True)
 
+    if list_size is None or at_once is None:  # as the server asks, when it says
+        limits = ask_limits(url, token)
+        if list_size is None:
+            list_size = min(100, limits.max_envelopes_per_list) if limits is not None else 100
+        if at_once is None:
+            at_once = limits.lists_at_once if limits is not None else 2
     sender = Sender(url, token, at_once=at_once, attempts=attempts, on_retry=retrying)
     counts: Counter[str] = Counter()
     unsent: Counter[str] = Counter()  # why, once for all the envelopes it held back (a refused token: every one)
