@@ -110,8 +110,9 @@ def send(
             task = progress.add_task("send", total=None, said="")
             for sent in sender.send(lists(to_send(read(files, sys.stdin.buffer)), list_size)):
                 counts[sent.outcome] += 1
-                if out is not None:
+                if out is not None:  # each line at once: a send killed midway resumes from all it was told
                     out.write(json.dumps(sent.as_json(), ensure_ascii=False) + "\n")
+                    out.flush()
                 if sent.outcome == "unsent":
                     unsent["; ".join(sent.issues)] += 1
                 elif sent.outcome == "rejected" and out is None:
