@@ -269,7 +269,7 @@ class Sender:
 
     def _send_batch(self, batch: list[Item], sent: threading.Event | None) -> list[Sent]:
         if self._refused is not None:
-            return [Sent(i.where, "unsent", issues=[f"error: not sent: {self._refused}"]) for i in batch]
+            return _unsent(batch, f"error: not sent: {self._refused}")
         alone = batch[0].raw if len(batch) == 1 and batch[0].raw is not None else None
         body = alone if alone is not None else _dumps([i.envelope for i in batch])
         why = ""
@@ -293,13 +293,18 @@ class Sender:
                 return self._send_batch(batch[:half], None) + self._send_batch(batch[half:], None)
             if response.status_code in (401, 403):
                 self._refused = f"{response.status_code}: {_diagnostics(response) or response.reason_phrase}"
-                return [Sent(i.where, "unsent", issues=[f"error: not sent: {self._refused}"]) for i in batch]
+                return _unsent(batch, f"error: not sent: {self._refused}")
             return _results(batch, response, alone is not None)
-        return [Sent(i.where, "unsent", issues=[f"error: not sent after {self.attempts} tries: {why}"]) for i in batch]
+        return _unsent(batch, f"error: not sent after {self.attempts} tries: {why}")
 
     def _pause(self, attempt: int, seconds: float) -> None:
         if attempt + 1 < self.attempts:  # no pause after the last try
             time.sleep(seconds)
+
+
+def _unsent(batch: list[Item], why: str) -> list[Sent]:
+    """Each envelope of ``batch`` not sent, and why."""
+    return [Sent(i.where, "unsent", issues=[why]) for i in batch]
 
 
 def _signalling(body: bytes, sent: threading.Event | None) -> Iterator[bytes]:
@@ -325,7 +330,7 @@ def _results(batch: list[Item], response: httpx.Response, alone: bool) -> list[S
     ):
         said = _diagnostics(response)
         text = f"error: the server answered {response.status_code} without a result for each envelope"
-        return [Sent(i.where, "unsent", issues=[f"{text}: {said}" if said else text]) for i in batch]
+        return _unsent(batch, f"{text}: {said}" if said else text)
     return [_sent(item, result) for item, result in zip(batch, results, strict=True)]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from homediag.ingest import IngestAnswer, IngestService
+from homediag.users import Principal
 from homediag.web import predraw
 
 from .deps import RuntimeDep
-from .policy import GATEWAY_WRITE, Deferred, deferred
+from .policy import GATEWAY_WRITE, Deferred, deferred, principal
 from .priority import run_ingest, run_list
 from .responses import FhirResponse, JsonResponse
 
@@ -54,9 +54,10 @@ async def ingest(request: Request, rt: RuntimeDep, gateway: GatewayDep) -> FhirR
         "processes, unless its operator set HOMEDIAG_INGEST_LISTS_AT_ONCE). `homediag send` asks it."
     ),
 )
-async def ingest_limits(rt: RuntimeDep, gateway: GatewayDep) -> JsonResponse:
-    await run_in_threadpool(gateway.principal)  # the token's check: it reads the store
-    settings = rt.settings
+async def ingest_limits(
+    rt: RuntimeDep, gateway: Annotated[Principal, Depends(principal(GATEWAY_WRITE))]
+) -> JsonResponse:
+    settings = rt.settings  # nothing to read: the policy's dependency checks the token
     return JsonResponse(
         {
             "max_envelopes_per_list": settings.max_envelopes_per_list,
