@@ -9,12 +9,13 @@ import logging
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from homediag.synthetic import synthetic_patients
 
-from . import data, machine, report
+from . import data, machine, report, targets
 from .latency import clinician_queries
 from .scenario import FULL, QUICK, EngineResult, run_engine
 
@@ -23,14 +24,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="a small smoke size (about 5,000 Observations)")
-    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the results as JSON to this file (default: bench/results/bench-<UTC time>-<commit>.json)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile one 100-envelope ingest and the search path"
     )
     parser.add_argument(
         "--served",
-        action="store_true",
-        help="also serve with `homediag serve --workers N` and drive it from concurrent clients over loopback",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve with `homediag serve --workers N` and drive it from concurrent clients over loopback: the served"
+        " targets (default; --no-served skips it)",
     )
     parser.add_argument("--no-main", action="store_true", help="skip the in-process run (only --served / --scale)")
     parser.add_argument(
@@ -41,9 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--served-gateways",
         type=int,
-        default=1,
+        default=2,
         help="--served: after the lists from one gateway, as many lists from each of this many gateways posting at"
-        " once (default 1: none)",
+        " once (default 2; 1: none)",
     )
     parser.add_argument(
         "--served-apart",
@@ -132,21 +139,30 @@ def main(argv: list[str]) -> int:
         for engine in engines:
             scaled[engine] = run_scale(engine, args.scale, keep=args.keep_store, reuse=args.reuse_store)
             print(json.dumps({"scale": scaled[engine]}, indent=2), flush=True)
-    if args.out:
-        since = "<90 days ago>"
-        payload = {
-            "machine": host | {"load_average_at_end": machine.describe()["load_average_1_5_15"]},
-            "source": machine.source(),
-            "sizes": vars(sizes) | {"mode": "quick" if args.quick else "full", "envelopes": envelopes},
-            "queries": {q.kind: f"GET /fhir/Observation?{q.describe}" for q in clinician_queries(since)},
-            "engines": {r.engine: r.as_json() for r in results},
-            **({"served": served} if served else {}),
-            **({"scale": scaled} if scaled else {}),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"results written to {args.out}", file=sys.stderr)
+    since = "<90 days ago>"
+    payload = {
+        "machine": host | {"load_average_at_end": machine.describe()["load_average_1_5_15"]},
+        "source": machine.source(),
+        "sizes": vars(sizes) | {"mode": "quick" if args.quick else "full", "envelopes": envelopes},
+        "queries": {q.kind: f"GET /fhir/Observation?{q.describe}" for q in clinician_queries(since)},
+        "engines": {r.engine: r.as_json() for r in results},
+        **({"served": served} if served else {}),
+        **({"scale": scaled} if scaled else {}),
+    }
+    found = targets.collect(payload, tuple(engines))
+    payload["targets"] = targets.as_json(found)
+    out = args.out or _default_out(payload["source"]["commit"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nIssue 11's targets in this run:\n\n{targets.render(found)}", flush=True)
+    print(f"results written to {out}", file=sys.stderr)
     return 0
+
+
+def _default_out(commit: str) -> Path:
+    """``bench/results/bench-<UTC time>-<commit>.json`` (the folder is not committed)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(__file__).resolve().parent / "results" / f"bench-{stamp}-{commit}.json"
 
 
 if __name__ == "__main__":
