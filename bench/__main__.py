@@ -98,15 +98,16 @@ def main(argv: list[str]) -> int:
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     people = synthetic_patients(sizes.patients)
     envelopes = sizes.patients * sizes.days * len(data.HOURS)
-    print(
-        f"homediag bench ({'quick' if args.quick else 'full'}): "
-        f"{len(people)} patients x {sizes.days} days x 2 cuff readings = {envelopes} envelopes; "
-        f"newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
-        "the rest seeded directly (bypassing HTTP). "
-        f"{sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
-        file=sys.stderr,
-        flush=True,
-    )
+    if not args.no_main:  # what the in-process run does (the served and scale runs say their own)
+        print(
+            f"homediag bench ({'quick' if args.quick else 'full'}): "
+            f"{len(people)} patients x {sizes.days} days x 2 cuff readings = {envelopes} envelopes; "
+            f"newest {sizes.single} sent one per request, next {sizes.batched} in lists of {sizes.batch}, "
+            "the rest seeded directly (bypassing HTTP). "
+            f"{sizes.searches} timed searches per query after {sizes.warmup} warm-up.",
+            file=sys.stderr,
+            flush=True,
+        )
     host = machine.describe()
     results: list[EngineResult] = []
     for engine in [] if args.no_main else engines:

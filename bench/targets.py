@@ -118,7 +118,7 @@ def _scale(payload: dict[str, Any], engines: tuple[str, ...]) -> list[Target]:
     if "postgresql" in engines:
         steps = payload.get("scale", {}).get("postgresql", {}).get("steps", [])
         grown = _step(steps, GROWTH_TO)
-        options = f"--engine postgresql --scale {GROWTH_FROM:.0e},{GROWTH_TO:.0e}".replace("+0", "")
+        options = "--engine postgresql --scale 1e5,1e7"  # GROWTH_FROM and GROWTH_TO
         ingest, series = (
             "growth to 10 M: ingest over its rate at 100 k",
             "growth to 10 M: series p95 over its p95 at 100 k",
