@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from bench import targets
-from bench.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _served(lists: float, send: float, pairs: float, singles: float, mixed: float, pss: float) -> dict[str, Any]:
@@ -108,14 +111,20 @@ def test_growth_is_judged_only_from_100_k_to_10_m_on_postgresql() -> None:
     assert _row(found, "postgresql", "growth to 10 M: ingest").measured is None
 
 
-def test_a_run_writes_its_targets_to_the_json_and_ends_with_their_table(tmp_path: Path, capsys: Any) -> None:
+def test_a_run_writes_its_targets_to_the_json_and_ends_with_their_table(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    assert main(["--engine", "sqlite", "--no-main", "--no-served", "--out", str(out)]) == 0
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--engine", "sqlite", "--no-main", "--no-served", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     written = json.loads(out.read_text())
     names = {(t["name"], t["engine"]) for t in written["targets"]}
     assert ("single envelopes, 8 gateways (requests/s)", "postgresql") not in names  # the run was SQLite only
     assert ("series search p95 (ms), 90 days, 1 M readings stored", "sqlite") in names
     assert all(t["measured"] is None for t in written["targets"])
-    printed = capsys.readouterr().out
+    printed = run.stdout
     assert "| lists of 100, one gateway, one list at a time, over the ceiling in turns | sqlite | >= 2 |" in printed
     assert "run with `--served`" in printed
