@@ -67,15 +67,22 @@ _SERVED_OPTIONS = {
 }
 
 
-def _bound(key: str, engine: str) -> str:
+def served_bound(key: str, engine: str) -> str:
+    """The bound of the served target ``key`` (a key of ``served.<engine>.targets``) on ``engine``: the lists' is 2×
+    the ceiling on SQLite and 1× on PostgreSQL, whatever the number of gateways."""
     return _SERVED_BOUND.get(key) or _LISTS_BOUND[engine]
+
+
+def met(value: float, bound: str) -> bool:
+    """Whether ``value`` keeps within ``bound`` (e.g. ``">= 2"``)."""
+    op, limit = bound.split()
+    return _OPS[op](value, float(limit))
 
 
 def _judged(name: str, engine: str, bound: str, value: float | None, where: str) -> Target:
     if value is None:
         return Target(name, engine, bound, None, None, where)
-    op, limit = bound.split()
-    return Target(name, engine, bound, round(value, 3), _OPS[op](value, float(limit)), where)
+    return Target(name, engine, bound, round(value, 3), met(value, bound), where)
 
 
 def _served(payload: dict[str, Any], engines: tuple[str, ...]) -> list[Target]:
@@ -85,7 +92,7 @@ def _served(payload: dict[str, Any], engines: tuple[str, ...]) -> list[Target]:
             if engine not in stated:
                 continue
             measured = payload.get("served", {}).get(engine, {}).get("targets", {}).get(key)
-            bound = _bound(key, engine)
+            bound = served_bound(key, engine)
             if measured is None:
                 found.append(_judged(name, engine, bound, None, _SERVED_OPTIONS.get(key, "--served")))
             else:
