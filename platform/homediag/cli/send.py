@@ -82,8 +82,11 @@ def send(
         transient=True,
     )
 
+    def say(text: str) -> None:  # as written: a file's name or the server's words are no Rich markup
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def retrying(where: str, why: str) -> None:
-        console.print(f"sending the list from {where} again: {why}", markup=False, highlight=False, soft_wrap=True)
+        say(f"sending the list from {where} again: {why}")
 
     if list_size is None or at_once is None:  # as the server asks, when it says
         limits = ask_limits(url, token)
@@ -116,12 +119,7 @@ def send(
                 if sent.outcome == "unsent":
                     unsent["; ".join(sent.issues)] += 1
                 elif sent.outcome == "rejected" and out is None:
-                    console.print(
-                        f"{sent.where}: rejected: {'; '.join(sent.issues)}",
-                        markup=False,
-                        highlight=False,
-                        soft_wrap=True,
-                    )
+                    say(f"{sent.where}: rejected: {'; '.join(sent.issues)}")
                 progress.update(task, advance=1, said=_said(counts))
     except Unreadable as exc:
         raise fail(str(exc), 2) from None
