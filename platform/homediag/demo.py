@@ -49,6 +49,7 @@ class DemoPilot:
     uploads: dict[str, int] = field(default_factory=dict)
     runtime: Runtime | None = None
     web: dict[str, str] = field(default_factory=dict)  # role -> one-time sign-in link (path) of the web app
+    web_users: dict[str, str] = field(default_factory=dict)  # role -> the user id a new link is made for
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -163,12 +164,14 @@ def build_demo(
             for result in response.json()["results"]:
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
         pilot.uploads = counts
-    pilot.web = {role: issue_signin_link(runtime, users[role][0].id) for role in ("clinician", "admin")}
+    pilot.web_users = {role: users[role][0].id for role in ("clinician", "admin")}
+    pilot.web = {role: issue_signin_link(runtime, user_id) for role, user_id in pilot.web_users.items()}
     return pilot
 
 
 def print_summary(pilot: DemoPilot, url: str) -> None:
     consented = sum(1 for p in pilot.patients if p["consent"] == "active")
+    settings = f"HOMEDIAG_DATABASE_URL='{pilot.database}' HOMEDIAG_KEY_FILE='{pilot.key_file}'"
     lines = [
         "homediag demo pilot (all data synthetic)",
         f"  database   {pilot.database}",
@@ -191,8 +194,9 @@ def print_summary(pilot: DemoPilot, url: str) -> None:
         f"    curl -H 'Authorization: Bearer {pilot.tokens['evaluator']}' -H 'Prefer: respond-async'"
         f" '{url}/fhir/$export'   # FIERS: a Bulk Data export under its pseudonyms",
         "",
-        f"  serve this database again later: HOMEDIAG_DATABASE_URL='{pilot.database}'"
-        f" HOMEDIAG_KEY_FILE='{pilot.key_file}' HOMEDIAG_WEB_SECURE_COOKIES=false homediag serve",
+        f"  serve this database again later: {settings} HOMEDIAG_WEB_SECURE_COOKIES=false homediag serve",
+        f"  a new sign-in link (these are used up once opened): {settings} homediag users signin-link"
+        f" {pilot.web_users.get('clinician', '<user id>')} --base-url {url}",
     ]
     print("\n".join(lines), flush=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -128,3 +129,22 @@ def test_demo_prints_one_time_web_sign_in_links_that_open_the_clinicians_worklis
         assert listed == {p["id"] for p in seeded["patients"] if p["consent"] == "active"}
     with httpx.Client(base_url=base) as stranger:
         assert stranger.get(link).status_code == 401  # used once already
+
+
+def test_a_used_demo_link_is_replaced_by_homediag_users_signin_link(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    base, seeded = demo
+    # the settings the demo prints for its database ("serve this database again later")
+    environment = {**os.environ, "HOMEDIAG_DATABASE_URL": seeded["database"], "HOMEDIAG_KEY_FILE": seeded["key_file"]}
+    listed = subprocess.run([str(HOMEDIAG), "users", "list"], env=environment, capture_output=True, text=True)
+    clinician = next(line.split("\t")[0] for line in listed.stdout.splitlines() if "\tclinician\t" in line)
+    made = subprocess.run(
+        [str(HOMEDIAG), "users", "signin-link", clinician, "--base-url", base],
+        env=environment,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert made.returncode == 0, made.stderr
+    with httpx.Client() as browser:
+        assert browser.get(made.stdout.strip()).status_code == 303
+        assert browser.get(f"{base}/app/worklist").status_code == 200

@@ -64,3 +64,59 @@ def test_revoked_and_expired_tokens_stop_working(deployment):
     listing = runner.invoke(app, ["users", "list"], env=deployment).stdout
     assert f"{user_id}\tclinician" in listing and "revoked" in listing and "expired" in listing
     assert runner.invoke(app, ["users", "revoke", "nobody"], env=deployment).exit_code == 1
+
+
+def _clinician(deployment: dict[str, str]) -> str:
+    made = runner.invoke(app, ["users", "add", "--role", "clinician", "--name", "Dr. Link"], env=deployment)
+    assert made.exit_code == 0, made.output
+    return str(made.stdout.split("\t")[0])
+
+
+def test_signin_link_signs_the_person_in_once_and_the_audit_chain_records_it_without_the_link(deployment):
+    user_id = _clinician(deployment)
+    made = runner.invoke(app, ["users", "signin-link", user_id, "--base-url", "http://testserver/"], env=deployment)
+    assert made.exit_code == 0, made.output
+    link = made.stdout.strip()
+    assert link.startswith("http://testserver/app/signin/link/")
+    assert "once" in made.stderr and user_id in made.stderr
+    path = link.removeprefix("http://testserver")
+
+    with api_client(deployment) as browser:
+        browser.base_url = "https://testserver"  # the session cookie is Secure
+        signed_in = browser.get(path, follow_redirects=False)
+        assert signed_in.status_code == 303 and "hd_session" in signed_in.cookies
+        worklist = browser.get("/app/worklist")
+        assert worklist.status_code == 200 and "Dr. Link" in worklist.text
+        browser.cookies.clear()
+        assert browser.get(path, follow_redirects=False).status_code == 401  # used up
+        rt = browser.app.state.runtime
+        with rt.engine.connect() as conn:
+            rows = conn.execute(text("select action, actor, entity, detail from audit_event")).all()
+        rt.close()
+    assert ("signin-link", "cli-admin", f"user/{user_id}") in {(a, actor, e) for a, actor, e, _ in rows}
+    token = path.rsplit("/", 1)[1]
+    assert not any(token in str(value) for row in rows for value in row)
+    assert runner.invoke(app, ["audit", "verify"], env=deployment).exit_code == 0
+
+
+def test_signin_link_without_a_base_url_prints_the_path_and_says_where_to_open_it(deployment):
+    made = runner.invoke(app, ["users", "signin-link", _clinician(deployment), "--minutes", "3"], env=deployment)
+    assert made.exit_code == 0, made.output
+    assert made.stdout.startswith("/app/signin/link/")
+    assert "Valid 3 minutes" in made.stderr and "--base-url" in made.stderr
+
+
+def test_signin_link_is_refused_for_whoever_may_not_sign_in(deployment):
+    gateway = runner.invoke(app, ["users", "add", "--role", "gateway", "--name", "tablet-1"], env=deployment)
+    gateway_id = gateway.stdout.split("\t")[0]
+    revoked = _clinician(deployment)
+    assert runner.invoke(app, ["users", "revoke", revoked], env=deployment).exit_code == 0
+    for user_id, said in (
+        (gateway_id, "who may sign in to the web app"),
+        ("clinician-nobody", "no user 'clinician-nobody'"),
+        (revoked, "is revoked"),
+    ):
+        refused = runner.invoke(app, ["users", "signin-link", user_id], env=deployment)
+        assert refused.exit_code == 1 and said in refused.stderr and refused.stdout == ""
+    zero = runner.invoke(app, ["users", "signin-link", _clinician(deployment), "--minutes", "0"], env=deployment)
+    assert zero.exit_code == 1 and "at least a minute" in zero.stderr

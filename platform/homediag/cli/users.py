@@ -58,3 +58,30 @@ def users_list() -> None:
     with rt.sessions() as session:
         for user in list_users(session):
             typer.echo(f"{user.id}\t{user.role}\t{user.organisation or '-'}\t{user.name}\t{user.state}")
+
+
+@app.command("signin-link")
+def users_signin_link(
+    user_id: Annotated[str, typer.Argument(help="a clinician's or administrator's user id (`users list`)")],
+    minutes: Annotated[int, typer.Option(help="the link stops working after this many minutes")] = 10,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="the server's address, e.g. http://127.0.0.1:8000 (default: HOMEDIAG_PUBLIC_BASE_URL)"),
+    ] = None,
+) -> None:
+    """Print a one-time link that signs a person in to the web app (the demo's, or a server without OpenID Connect)."""
+    from homediag.settings import get_settings
+    from homediag.web.sessions import issue_signin_link
+
+    rt = runtime()
+    try:
+        path = issue_signin_link(rt, user_id, minutes, actor=cli_admin())
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    base = base_url or get_settings().public_base_url
+    typer.echo(f"{base.rstrip('/')}{path}" if base else path)
+    typer.echo(
+        f"Valid {minutes} minutes, once; whoever opens it is signed in as {user_id}: give it only to them."
+        + ("" if base else " Open it on the server's address (--base-url to print it whole)."),
+        err=True,
+    )

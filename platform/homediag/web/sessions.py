@@ -1,4 +1,5 @@
-"""Web sessions: who is signed in to the web app, and the one-time sign-in links of the demo.
+"""Web sessions: who is signed in to the web app, and one-time sign-in links (the demo's, and ``homediag users
+signin-link``'s on a server without OpenID Connect).
 
 A session is a random token in a cookie (``HttpOnly``, ``SameSite=Lax``, ``Secure`` unless the
 deployment says otherwise); the store keeps its SHA-256 with the person it signs in, as the same
@@ -18,6 +19,7 @@ from datetime import timedelta
 from fastapi import Request, Response
 from sqlalchemy import select
 
+from homediag import audit
 from homediag.clock import utcnow
 from homediag.errors import Forbidden, Unauthenticated
 from homediag.runtime import Runtime
@@ -140,17 +142,26 @@ def check_csrf(request: Request, rt: Runtime, sent: str | None) -> None:
         raise Forbidden("the form's security token is missing or out of date; reload the page and try again")
 
 
-# -- one-time sign-in links (the demo) ---------------------------------------------------------------
-def issue_signin_link(rt: Runtime, user_id: str, minutes: int = LINK_MINUTES) -> str:
-    """A one-time link that signs ``user_id`` in, valid ``minutes``: its path relative to the base URL."""
+# -- one-time sign-in links (the demo; a server without OpenID Connect) --------------------------------
+def issue_signin_link(rt: Runtime, user_id: str, minutes: int = LINK_MINUTES, actor: Principal | None = None) -> str:
+    """A one-time link that signs ``user_id`` in, valid ``minutes``: its path relative to the base URL. Issued by
+    ``actor`` (``homediag users signin-link``), it is recorded in the audit chain as ``signin-link`` (never the
+    link itself)."""
+    if minutes < 1:
+        raise ValueError(f"a sign-in link must be valid for at least a minute, not {minutes}")
     token = secrets.token_urlsafe(32)
     with rt.sessions.begin() as session:
         user = session.get(m.User, user_id)
         if user is None or user.role not in WEB_ROLES:
             raise ValueError(f"no user {user_id!r} who may sign in to the web app ({', '.join(WEB_ROLES)})")
+        if user.revoked_at is not None:
+            raise ValueError(f"user {user_id!r} is revoked: a sign-in link would not sign them in")
         session.add(
             m.WebSigninLink(token_hash=_hash(token), user_id=user_id, expires_at=utcnow() + timedelta(minutes=minutes))
         )
+        if actor is not None:
+            entry = audit.Entry(actor.id, actor.role, "signin-link", "done", entity=f"user/{user_id}")
+            audit.append(session, rt.keys, [entry])
     return LINK_PREFIX + token
 
 
