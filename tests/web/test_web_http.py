@@ -55,6 +55,9 @@ def test_every_page_carries_a_strict_content_security_policy_and_no_inline_scrip
         assert "http://" not in response.text.replace("http://www.w3.org/", "")  # no other host is referenced
     css = web.get("/app/static/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert '<link rel="icon" href="/app/static/favicon.svg"' in response.text  # not /favicon.ico: a 404 a page
+    icon = web.get("/app/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert web.get("/app/static/..%2Fsessions.py").status_code == 404
 
 

@@ -33,7 +33,7 @@ Public = Annotated[Caller, Depends(enforce(WEB_PUBLIC))]
 SignedIn = Annotated[Caller, Depends(enforce(WEB_SIGNED_IN))]
 Clinician = Annotated[Caller, Depends(enforce(WEB_CLINICIAN))]
 ClinicianWrite = Annotated[Caller, Depends(enforce(WEB_CLINICIAN_WRITE))]
-STATIC = {"app.css"}
+STATIC = {"app.css", "favicon.svg"}
 
 
 def _rt(request: Request) -> Runtime:
