@@ -118,5 +118,8 @@ def test_signin_link_is_refused_for_whoever_may_not_sign_in(deployment):
     ):
         refused = runner.invoke(app, ["users", "signin-link", user_id], env=deployment)
         assert refused.exit_code == 1 and said in refused.stderr and refused.stdout == ""
-    zero = runner.invoke(app, ["users", "signin-link", _clinician(deployment), "--minutes", "0"], env=deployment)
-    assert zero.exit_code == 1 and "at least a minute" in zero.stderr
+    for minutes in ("0", "721"):
+        wrong = runner.invoke(
+            app, ["users", "signin-link", _clinician(deployment), "--minutes", minutes], env=deployment
+        )
+        assert wrong.exit_code == 1 and f"1 to 720 minutes, not {minutes}" in wrong.stderr

@@ -147,8 +147,8 @@ def issue_signin_link(rt: Runtime, user_id: str, minutes: int = LINK_MINUTES, ac
     """A one-time link that signs ``user_id`` in, valid ``minutes``: its path relative to the base URL. Issued by
     ``actor`` (``homediag users signin-link``), it is recorded in the audit chain as ``signin-link`` (never the
     link itself)."""
-    if minutes < 1:
-        raise ValueError(f"a sign-in link must be valid for at least a minute, not {minutes}")
+    if not 1 <= minutes <= MAX_HOURS * 60:  # no longer than the session it starts may last
+        raise ValueError(f"a sign-in link is valid for 1 to {MAX_HOURS * 60} minutes, not {minutes}")
     token = secrets.token_urlsafe(32)
     with rt.sessions.begin() as session:
         user = session.get(m.User, user_id)
