@@ -77,3 +77,28 @@ def test_metrics_as_measure_reports_validate_and_mask_small_counts(report: Path)
     masked = [p for p in populations if p.count is None]
     assert masked and all(p.extension[0].valueCode == "masked" for p in masked)
     assert all(p.count >= 5 for p in populations if p.count is not None)
+
+
+def test_the_report_says_how_the_period_meets_the_exported_shifted_dates(
+    exported: ExportResult, params: Parameters, tmp_path: Path
+) -> None:
+    """The evaluator's dates are each patient's shifted by its own offset (up to 60 days either way): a period cuts
+    each patient at other real days. The report says how many of the export's readings its period holds."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(sorted((exported.directory / "readings").glob("*.parquet"))).to_pylist()
+    start = date.today() - timedelta(days=20)
+    inside = {r["reading"] for r in rows if start <= r["local_date"] <= params.end}
+    by_patient: dict[str, set[bool]] = {}
+    for r in rows:
+        by_patient.setdefault(r["patient"], set()).add(start <= r["local_date"] <= params.end)
+    cut = sum(1 for sides in by_patient.values() if sides == {True, False})
+    total = len({r["reading"] for r in rows})
+    assert 5 <= len(inside) < total and cut >= 1  # this period cuts the export
+
+    render(exported.directory, tmp_path, Parameters(params.pilot, start, params.end))
+    html = " ".join((tmp_path / "report.html").read_text().split())
+    assert f"Of the export's {total} readings, {len(inside)} are dated in the period" in html
+    shown = str(cut) if cut >= 5 else "&lt;5"  # every count under 5 as "<5" (HTML-escaped)
+    assert f"{shown} patients have readings on both sides of its edges" in html
+    assert "up to 60 days either way" in html

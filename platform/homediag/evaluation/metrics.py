@@ -20,7 +20,7 @@ Definitions (the report's methods section repeats them):
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ class Metrics:
     acknowledged: Result  # cube (colour, within): alerts by the time to their first acknowledgement, in bands
     alert_rates: list[dict[str, Any]]  # per week: alerts per patient-week (None where a count is suppressed)
     to_acknowledge: list[dict[str, Any]]  # per colour: median and p90 hours (None where < 5 patients)
+    # the export's readings, those dated in the period, and the patients the period's edges cut (``_coverage``)
+    coverage: dict[str, int] = field(default_factory=dict)
 
     @property
     def results(self) -> list[Result]:
@@ -235,6 +237,22 @@ def _compute(con: duckdb.DuckDBPyConnection, start: date, end: date) -> Metrics:
                FROM alerts WHERE acknowledged GROUP BY colour ORDER BY colour"""
         ).fetchall()
     ]
+    coverage = _coverage(con, start, end)
     con.close()
     return Metrics((start, end), adherence, retention, events, uploads, clock, readings, delays, alerts, acknowledged,
-                   alert_rates, to_acknowledge)  # fmt: skip
+                   alert_rates, to_acknowledge, coverage)  # fmt: skip
+
+
+def _coverage(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict[str, int]:
+    """How the period meets the export: its readings, those whose date falls in the period, and the patients with
+    readings on both sides of an edge. An evaluator's dates are each patient's shifted by its own offset (up to 60
+    days either way), so the period's days cut each such patient at other real days; the report says so."""
+    inside = f"local_date BETWEEN DATE '{start}' AND DATE '{end}'"
+    readings, dated = con.execute(
+        f"SELECT count(DISTINCT reading), count(DISTINCT reading) FILTER (WHERE {inside}) FROM readings_all"
+    ).fetchone() or (0, 0)
+    cut = con.execute(
+        f"SELECT count(*) FROM (SELECT patient FROM readings_all GROUP BY patient"
+        f" HAVING bool_or({inside}) AND bool_or(NOT ({inside})))"
+    ).fetchone()
+    return {"readings": int(readings), "in_period": int(dated), "patients_cut": int(cut[0]) if cut else 0}

@@ -226,6 +226,8 @@ def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
         stamp=stamp,
         stamp_json=json.dumps(stamp, indent=2, sort_keys=True),
         patients=manifest["patients"],
+        coverage={k: str(n) if n >= 5 else "<5" for k, n in m.coverage.items()},  # every count under 5 as "<5"
+        cut=m.coverage.get("patients_cut", 0) > 0,
     )
     _atomic(out / "report.html", html.encode())
     _atomic(out / "measure-reports.json", (json.dumps(reports, indent=2, sort_keys=True) + "\n").encode())
