@@ -178,6 +178,16 @@ def _table(
     return {"header": header, "rows": body}
 
 
+def _coverage(m: Metrics) -> dict[str, str]:
+    """``Metrics.coverage`` as the report shows it: every count under 5 as "<5", and the readings dated in the period
+    as the readings table shows its total (which complementary suppression may hide as "x")."""
+    shown = {k: str(n) if n >= 5 else "<5" for k, n in m.coverage.items()}
+    total = tuple(ALL for _ in m.readings.cube.dims)
+    if total in m.readings.hidden or total in m.readings.shown:
+        shown["in_period"] = m.readings.cell(total)
+    return shown
+
+
 def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
     """Write report.html (and report.pdf when WeasyPrint is installed), plots/*.svg and measure-reports.json."""
     manifest = json.loads((export_dir / MANIFEST).read_text())
@@ -226,7 +236,7 @@ def render(export_dir: Path, out: Path, params: Parameters) -> dict[str, Any]:
         stamp=stamp,
         stamp_json=json.dumps(stamp, indent=2, sort_keys=True),
         patients=manifest["patients"],
-        coverage={k: str(n) if n >= 5 else "<5" for k, n in m.coverage.items()},  # every count under 5 as "<5"
+        coverage=_coverage(m),
         cut=m.coverage.get("patients_cut", 0) > 0,
     )
     _atomic(out / "report.html", html.encode())
