@@ -50,7 +50,8 @@ class Metrics:
     acknowledged: Result  # cube (colour, within): alerts by the time to their first acknowledgement, in bands
     alert_rates: list[dict[str, Any]]  # per week: alerts per patient-week (None where a count is suppressed)
     to_acknowledge: list[dict[str, Any]]  # per colour: median and p90 hours (None where < 5 patients)
-    # the export's readings, those dated in the period, and the patients the period's edges cut (``_coverage``)
+    # the export's readings and the patients the period's edges cut (``_coverage``); those dated in the period are
+    # the readings cube's total
     coverage: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -244,15 +245,13 @@ def _compute(con: duckdb.DuckDBPyConnection, start: date, end: date) -> Metrics:
 
 
 def _coverage(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict[str, int]:
-    """How the period meets the export: its readings, those whose date falls in the period, and the patients with
-    readings on both sides of an edge. An evaluator's dates are each patient's shifted by its own offset (up to 60
-    days either way), so the period's days cut each such patient at other real days; the report says so."""
+    """How the period meets the export: all its readings, and the patients with readings on both sides of an edge.
+    An evaluator's dates are each patient's shifted by its own offset (up to 60 days either way), so the period's days
+    cut each such patient at other real days; the report says so."""
     inside = f"local_date BETWEEN DATE '{start}' AND DATE '{end}'"
-    readings, dated = con.execute(
-        f"SELECT count(DISTINCT reading), count(DISTINCT reading) FILTER (WHERE {inside}) FROM readings_all"
-    ).fetchone() or (0, 0)
+    readings = con.execute("SELECT count(DISTINCT reading) FROM readings_all").fetchone()
     cut = con.execute(
         f"SELECT count(*) FROM (SELECT patient FROM readings_all GROUP BY patient"
         f" HAVING bool_or({inside}) AND bool_or(NOT ({inside})))"
     ).fetchone()
-    return {"readings": int(readings), "in_period": int(dated), "patients_cut": int(cut[0]) if cut else 0}
+    return {"readings": int(readings[0]) if readings else 0, "patients_cut": int(cut[0]) if cut else 0}

@@ -179,12 +179,12 @@ def _table(
 
 
 def _coverage(m: Metrics) -> dict[str, str]:
-    """``Metrics.coverage`` as the report shows it: every count under 5 as "<5", and the readings dated in the period
-    as the readings table shows its total (which complementary suppression may hide as "x")."""
+    """``Metrics.coverage`` as the report shows it, every count under 5 as "<5"; with the readings dated in the period
+    as the readings table shows its total (which complementary suppression may hide as "x"; none: "<5")."""
     shown = {k: str(n) if n >= 5 else "<5" for k, n in m.coverage.items()}
     total = tuple(ALL for _ in m.readings.cube.dims)
-    if total in m.readings.hidden or total in m.readings.shown:
-        shown["in_period"] = m.readings.cell(total)
+    known = total in m.readings.hidden or total in m.readings.shown
+    shown["in_period"] = m.readings.cell(total) if known else "<5"
     return shown
 
 
